@@ -1,0 +1,117 @@
+// Messages between lvsadm (or any client) and lvsd over the control socket: one JSON object per
+// line each way. These are wire types of their own, never the engine's internal objects.
+// Addresses travel as dotted-quad strings, protocols as IP protocol numbers (0 for fwmark).
+
+/** Default control socket path; `--socket` or LVS_SOCKET override it. */
+export const DEFAULT_SOCKET = '/run/lvs/lvsd.sock';
+
+export function socketPath(flag?: string): string {
+  return flag || process.env.LVS_SOCKET || DEFAULT_SOCKET;
+}
+
+/** Identifies a virtual service: `<protocol, addr, port>` or, with protocol 0, a firewall mark. */
+export interface ServiceKey {
+  protocol: number;
+  addr: string;
+  port: number;
+  fwmark: number;
+}
+
+export interface ServiceSpec extends ServiceKey {
+  sched: string;
+  /** IP_VS_SVC_F_* (persistent, one-packet, scheduler flags). */
+  flags: number;
+  /** Persistence timeout, seconds. */
+  timeout: number;
+  /** Dotted netmask for persistence granularity. */
+  netmask: string;
+  /** Persistence engine name ('' for none). */
+  pe: string;
+}
+
+export interface DestKey {
+  addr: string;
+  port: number;
+}
+
+export interface DestSpec extends DestKey {
+  /** FWD_* method number. */
+  fwd: number;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
+}
+
+export interface StatsSnapshot {
+  conns: number;
+  inPkts: number;
+  outPkts: number;
+  inBytes: number;
+  outBytes: number;
+}
+
+export interface DestSnapshot extends DestSpec {
+  activeConns: number;
+  inactConns: number;
+  persistConns: number;
+  stats: StatsSnapshot;
+  rates: StatsSnapshot;
+}
+
+export interface ServiceSnapshot extends ServiceSpec {
+  /** Dests in kernel order (most recently added first). */
+  dests: DestSnapshot[];
+  stats: StatsSnapshot;
+  rates: StatsSnapshot;
+}
+
+export interface Snapshot {
+  version: string;
+  size: number;
+  /** Services in kernel (hash-table) order; lvsadm sorts them as ipvsadm does. */
+  services: ServiceSnapshot[];
+}
+
+export interface ConnSnapshot {
+  protocol: number;
+  caddr: string;
+  cport: number;
+  vaddr: string;
+  vport: number;
+  daddr: string;
+  dport: number;
+  /** State name as /proc/net/ip_vs_conn prints it (ESTABLISHED, UDP, NONE, ...). */
+  state: string;
+  /** Seconds until expiry. */
+  expires: number;
+  flags: number;
+}
+
+export interface Timeouts {
+  tcp: number;
+  tcpfin: number;
+  udp: number;
+}
+
+export type Request =
+  | { cmd: 'add-service'; svc: ServiceSpec }
+  | { cmd: 'edit-service'; svc: ServiceSpec }
+  | { cmd: 'delete-service'; svc: ServiceKey }
+  | { cmd: 'flush' }
+  | { cmd: 'add-server'; svc: ServiceKey; dest: DestSpec }
+  | { cmd: 'edit-server'; svc: ServiceKey; dest: DestSpec }
+  | { cmd: 'delete-server'; svc: ServiceKey; dest: DestKey }
+  | { cmd: 'zero'; svc?: ServiceKey }
+  | { cmd: 'set-timeouts'; timeouts: Timeouts }
+  | { cmd: 'get-timeouts' }
+  | { cmd: 'list' }
+  | { cmd: 'list-conns' };
+
+/**
+ * A failed request carries the errno name the kernel would have returned (EEXIST, ESRCH,
+ * ENOENT, EINVAL, ...); lvsadm turns (command, errno) into ipvsadm's message as libipvs does.
+ */
+export type Response = { ok: true; result?: unknown } | { ok: false; errno: string; message: string };

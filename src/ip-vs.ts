@@ -1,0 +1,155 @@
+// The plain data types and constants that several layers share (the role include/net/ip_vs.h
+// plays for kernel IPVS). Nothing here imports anything else of ours: schedulers, the connection
+// table, transmitters and the control plane all depend on this module and on nothing above it.
+
+/** IP protocol numbers used on the data path. */
+export const IPPROTO_ICMP = 1;
+export const IPPROTO_IPIP = 4;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+
+/** Forwarding methods, numbered as IP_VS_CONN_F_FWD_MASK values. */
+export const FWD_MASQ = 0;
+export const FWD_LOCALNODE = 1;
+export const FWD_TUNNEL = 2;
+export const FWD_DROUTE = 3;
+export const FWD_BYPASS = 4;
+export type FwdMethod = 0 | 1 | 2 | 3 | 4;
+
+/** Display names of the forwarding methods, as `ipvsadm -L` prints them. */
+export const FWD_NAMES: readonly string[] = ['Masq', 'Local', 'Tunnel', 'Route', 'Bypass'];
+
+/** Tunnel types (`--tun-type`), numbered as IP_VS_CONN_F_TUNNEL_TYPE_*. */
+export const TUN_TYPE_IPIP = 0;
+export const TUN_TYPE_GUE = 1;
+export const TUN_TYPE_GRE = 2;
+
+/** Dest flags (IP_VS_DEST_F_*). */
+export const DEST_F_AVAILABLE = 0x1;
+export const DEST_F_OVERLOAD = 0x2;
+
+/** Service flags (IP_VS_SVC_F_*). */
+export const SVC_F_PERSISTENT = 0x1;
+export const SVC_F_HASHED = 0x2;
+export const SVC_F_ONEPACKET = 0x4;
+export const SVC_F_SCHED1 = 0x8;
+export const SVC_F_SCHED2 = 0x10;
+export const SVC_F_SCHED3 = 0x20;
+
+/** Connection flags (IP_VS_CONN_F_*), the subset lvs-ts uses. */
+export const CONN_F_FWD_MASK = 0x0007;
+export const CONN_F_NOOUTPUT = 0x0400;
+export const CONN_F_INACTIVE = 0x0800;
+export const CONN_F_TEMPLATE = 0x1000;
+export const CONN_F_ONE_PACKET = 0x2000;
+
+/** The size `ipvsadm -L` reports in its banner: the kernel's default connection hash size. */
+export const CONN_TAB_SIZE = 4096;
+/** IP_VS_VERSION_CODE 0x010201. */
+export const IPVS_VERSION = '1.2.1';
+
+/** Defaults of ipvsadm 1.31. */
+export const DEFAULT_SCHEDULER = 'wlc';
+export const DEFAULT_PERSISTENT_TIMEOUT = 360;
+export const DEFAULT_WEIGHT = 1;
+
+/** 64-bit-safe traffic counters (JS numbers are exact to 2^53). */
+export interface Stats {
+  conns: number;
+  inPkts: number;
+  outPkts: number;
+  inBytes: number;
+  outBytes: number;
+}
+
+export function newStats(): Stats {
+  return { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+}
+
+export function zeroStats(s: Stats): void {
+  s.conns = 0;
+  s.inPkts = 0;
+  s.outPkts = 0;
+  s.inBytes = 0;
+  s.outBytes = 0;
+}
+
+/** A real server of one virtual service. */
+export interface Dest {
+  /** Index in the engine's dest registry; connections refer to their dest by it. */
+  id: number;
+  svc: Service;
+  /** Host-order IPv4 address. */
+  addr: number;
+  port: number;
+  fwd: FwdMethod;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  /** IP_VS_DEST_F_* */
+  flags: number;
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
+  activeConns: number;
+  inactConns: number;
+  persistConns: number;
+  stats: Stats;
+}
+
+/** A virtual service: `<protocol, vaddr, vport>` or a firewall mark. */
+export interface Service {
+  protocol: number;
+  /** Host-order IPv4 address. */
+  addr: number;
+  port: number;
+  fwmark: number;
+  schedName: string;
+  sched: Scheduler;
+  /** Scheduler-private state (set by `initService`). */
+  schedData: unknown;
+  /** IP_VS_SVC_F_* */
+  flags: number;
+  /** Persistence timeout in seconds (meaningful with SVC_F_PERSISTENT). */
+  timeout: number;
+  /** Host-order netmask for persistence granularity. */
+  netmask: number;
+  peName: string;
+  /** Kernel order: the most recently added dest first (IPVS inserts at the list head). */
+  dests: Dest[];
+  stats: Stats;
+}
+
+/** What the schedulers may read of the packet being scheduled. Host-order addresses. */
+export interface PktInfo {
+  protocol: number;
+  saddr: number;
+  daddr: number;
+  sport: number;
+  dport: number;
+}
+
+/**
+ * A scheduling algorithm (ip_vs_scheduler). One module per algorithm; `schedule` returns the dest
+ * for a new connection or null when none is available. Every scheduler skips dests of weight 0
+ * and dests flagged DEST_F_OVERLOAD.
+ */
+export interface Scheduler {
+  readonly name: string;
+  initService?(svc: Service): void;
+  doneService?(svc: Service): void;
+  addDest?(svc: Service, dest: Dest): void;
+  delDest?(svc: Service, dest: Dest): void;
+  updDest?(svc: Service, dest: Dest): void;
+  schedule(svc: Service, pkt: PktInfo): Dest | null;
+}
+
+/** `ip_vs_dest_conn_overhead`: active connections weigh 256 times an inactive one. */
+export function destOverhead(d: Dest): number {
+  return d.activeConns * 256 + d.inactConns;
+}
+
+/** True when a scheduler may pick the dest (weight > 0 and not overloaded). */
+export function destUsable(d: Dest): boolean {
+  return d.weight > 0 && (d.flags & DEST_F_OVERLOAD) === 0;
+}
