@@ -108,10 +108,20 @@ export type Request =
   | { cmd: 'set-timeouts'; timeouts: Timeouts }
   | { cmd: 'get-timeouts' }
   | { cmd: 'list' }
-  | { cmd: 'list-conns' };
+  | { cmd: 'list-conns' }
+  /** lvsd's own counters (drops by reason, packets sent): not an ipvsadm command. */
+  | { cmd: 'engine-stats' };
 
 /**
  * A failed request carries the errno name the kernel would have returned (EEXIST, ESRCH,
  * ENOENT, EINVAL, ...); lvsadm turns (command, errno) into ipvsadm's message as libipvs does.
  */
+export interface EngineStats {
+  conns: number;
+  txPackets: number;
+  stats: StatsSnapshot;
+  /** Drop reason → packets (only reasons that occurred). */
+  drops: Record<string, number>;
+}
+
 export type Response = { ok: true; result?: unknown } | { ok: false; errno: string; message: string };

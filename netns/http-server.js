@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// A tiny HTTP server for lab real servers: answers every request with its own name, and serves
+// /bytes/N (N bytes of a fixed pseudo-random pattern) for transfer tests.
+//   node netns/http-server.js NAME [PORT]
+'use strict';
+const http = require('node:http');
+
+const name = process.argv[2] || 'server';
+const port = Number(process.argv[3] || 80);
+
+function pattern(n) {
+  const b = Buffer.alloc(n);
+  let x = 0x12345678;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+const server = http.createServer((req, res) => {
+  const m = /^\/bytes\/(\d+)$/.exec(req.url || '');
+  if (m) {
+    const body = pattern(Math.min(Number(m[1]), 64 * 1024 * 1024));
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+    return;
+  }
+  if (req.method === 'POST') {
+    let n = 0;
+    req.on('data', (c) => {
+      n += c.length;
+    });
+    req.on('end', () => res.end(`${name} got ${n}\n`));
+    return;
+  }
+  res.setHeader('content-type', 'text/plain');
+  res.end(`${name}\n`);
+});
+server.listen(port, '0.0.0.0', () => process.stdout.write(`${name} listening on ${port}\n`));
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,176 @@
+// lvsd: the director daemon. Owns the TUN device, the packet engine, the routes and rules that
+// steer traffic into it, and the control socket lvsadm talks to.
+
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine } from '../core/engine';
+import { Balancer } from '../ctl/balancer';
+import type { HostNet } from '../ctl/host-net';
+import { NoHostNet } from '../ctl/host-net';
+import { socketPath } from '../ctl/protocol';
+import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
+import { ControlServer } from '../ctl/server';
+import { NativeIo } from '../native/native-io';
+import { Slab } from '../native/packet-io';
+
+const VERSION = '0.1.0';
+
+const HELP = `Usage: lvsd [options]
+
+lvsd is the lvs-ts director daemon: a user-space Linux Virtual Server. It creates a TUN
+device, routes each virtual IP into it, schedules every new connection to a real server
+and forwards its packets (NAT now; DR and IP-in-IP are accepted and stored), as kernel
+IPVS does. Configure it with lvsadm, which takes ipvsadm's syntax.
+
+Options:
+  --socket PATH      control socket (default: $LVS_SOCKET or /run/lvs/lvsd.sock)
+  --tun NAME         TUN device to create (default: lvs0)
+  --vip-dev DEV      interface that answers ARP for virtual IPs
+                     (default: the interface whose subnet holds the VIP)
+  --table N          routing table for NAT replies (default: ${DEFAULT_TABLE})
+  --rule-pref N      preference of the reply rules (default: ${DEFAULT_RULE_PREF})
+  --no-routes        install no route, rule, proxy-ARP entry or sysctl; the operator
+                     steers traffic into the TUN
+  --batch N          packets per read/send batch (default: 64)
+  -h, --help         show this help
+  -v, --version      show the version
+
+Stops cleanly on SIGINT/SIGTERM, removing everything it installed. At start it removes
+what a killed previous run left behind (recorded in <socket>.state).
+`;
+
+function log(msg: string): void {
+  process.stderr.write(`lvsd: ${msg}\n`);
+}
+
+function intOption(v: string | undefined, name: string, def: number, min: number, max: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`invalid ${name}: ${v}`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        socket: { type: 'string' },
+        tun: { type: 'string', default: 'lvs0' },
+        'vip-dev': { type: 'string' },
+        table: { type: 'string' },
+        'rule-pref': { type: 'string' },
+        'no-routes': { type: 'boolean', default: false },
+        batch: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'v', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    process.stderr.write(`lvsd: ${(err as Error).message}\nTry 'lvsd --help' for more information.\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`lvsd v${VERSION} (IPVS v1.2.1 compatible)\n`);
+    return 0;
+  }
+
+  let table: number;
+  let rulePref: number;
+  let batch: number;
+  try {
+    table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
+    rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
+    batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
+  } catch (err) {
+    process.stderr.write(`lvsd: ${(err as Error).message}\n`);
+    return 2;
+  }
+
+  const sock = socketPath(values.socket as string | undefined);
+  const stateFile = join(dirname(sock), `${sock.split('/').pop()}.state`);
+  const tunName = values.tun as string;
+  const withRoutes = !values['no-routes'];
+
+  if (withRoutes) await IpRouteNet.cleanupLeftovers(stateFile, log);
+
+  let io: NativeIo;
+  try {
+    io = NativeIo.open({ tunName, slab: new Slab(batch) });
+  } catch (err) {
+    log(`cannot open TUN device ${tunName}: ${(err as Error).message}`);
+    return 1;
+  }
+
+  let routing: IpRouteNet | undefined;
+  let host: HostNet = new NoHostNet();
+  if (withRoutes) {
+    routing = new IpRouteNet({
+      tun: io.tunName,
+      table,
+      rulePref,
+      stateFile,
+      vipDev: values['vip-dev'] as string | undefined,
+      log,
+    });
+    host = routing;
+  }
+
+  const engine = new Engine(io);
+  const balancer = new Balancer(engine, host);
+  const server = new ControlServer(balancer, sock, log);
+  const ticker = setInterval(() => engine.tick(), 1000);
+
+  let stopping = false;
+  const shutdown = async (why: string, code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log(`stopping (${why})`);
+    clearInterval(ticker);
+    await server.close().catch(() => {});
+    io.close();
+    if (routing) await routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
+    process.exit(code);
+  };
+
+  try {
+    if (routing) await routing.setup();
+    await server.listen();
+  } catch (err) {
+    log((err as Error).message);
+    clearInterval(ticker);
+    await server.close().catch(() => {});
+    io.close();
+    if (routing) await routing.teardown().catch(() => {});
+    return 1;
+  }
+
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  process.on('SIGHUP', () => void shutdown('SIGHUP', 0));
+  process.on('uncaughtException', (err) => {
+    log(`internal error: ${err.stack ?? err.message}`);
+    void shutdown('internal error', 1);
+  });
+
+  io.start(
+    () => engine.poll(),
+    (err) => log(`data path error (packet processing continues): ${(err as Error)?.stack ?? String(err)}`),
+  );
+  log(`ready: tun ${io.tunName}, control socket ${sock}${withRoutes ? '' : ' (no routes)'}`);
+  // Keep running until a signal arrives.
+  return new Promise<number>(() => {});
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

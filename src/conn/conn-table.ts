@@ -1,0 +1,329 @@
+// The connection table (ip_vs_conn): struct-of-arrays storage indexed by a numeric connection
+// id, two hash indexes over it, and a coarse timer wheel for expiry.
+//
+// - "in" index: <protocol, caddr, cport, vaddr, vport>, what a client's packet carries.
+// - "out" index: <protocol, daddr, dport, caddr, cport>, what a NAT real server's reply carries.
+// - Expiry: every live connection sits in one slot of a wheel of WHEEL_SLOTS one-second slots.
+//   A packet only rewrites `expires` (no relinking on the hot path); the tick walks the slot of
+//   each elapsed second, expires what is due and re-files the rest by their current `expires`.
+//
+// Nothing here allocates per packet: lookups hash numbers and walk Int32Array chains.
+
+export const NIL = -1;
+const WHEEL_SLOTS = 1024;
+const WHEEL_MASK = WHEEL_SLOTS - 1;
+const INITIAL_CAPACITY = 1024;
+
+/** Connection lifecycle marker kept in `live`. */
+const FREE = 0;
+const LIVE = 1;
+/** Unhashed and waiting for the wheel to release its slot (see `unlink`). */
+const DEAD = 2;
+
+export interface ConnKey {
+  protocol: number;
+  caddr: number;
+  cport: number;
+  vaddr: number;
+  vport: number;
+  daddr: number;
+  dport: number;
+}
+
+function mix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b);
+  h ^= h >>> 16;
+  return h;
+}
+
+export class ConnTable {
+  /** Number of live (hashed) connections. */
+  count = 0;
+  capacity = 0;
+
+  protocol: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  state: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  /** Transmitter index, bound when the connection is created. */
+  xmit: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  live: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  flags: Uint16Array<ArrayBuffer> = new Uint16Array(0);
+  caddr: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  vaddr: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  daddr: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  cport: Uint16Array<ArrayBuffer> = new Uint16Array(0);
+  vport: Uint16Array<ArrayBuffer> = new Uint16Array(0);
+  dport: Uint16Array<ArrayBuffer> = new Uint16Array(0);
+  /** Dest id (DestRegistry) or NIL. */
+  dest: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** Current timeout, seconds. */
+  timeout: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  /** Absolute expiry time, seconds on the table's clock. */
+  expires: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  private inNext: Int32Array<ArrayBuffer> = new Int32Array(0);
+  private outNext: Int32Array<ArrayBuffer> = new Int32Array(0);
+  private wheelNext: Int32Array<ArrayBuffer> = new Int32Array(0);
+
+  private inHead: Int32Array<ArrayBuffer> = new Int32Array(0);
+  private outHead: Int32Array<ArrayBuffer> = new Int32Array(0);
+  private bucketMask = 0;
+  private readonly wheel = new Int32Array(WHEEL_SLOTS).fill(NIL);
+  private freeHead = NIL;
+  private readonly seed: number;
+  /** Last second the wheel has processed. */
+  private wheelTime: number;
+
+  constructor(
+    now = 0,
+    capacity = INITIAL_CAPACITY,
+    seed = (Math.random() * 0x100000000) >>> 0,
+    private readonly maxCapacity = 1 << 24,
+  ) {
+    this.seed = seed;
+    this.wheelTime = now;
+    this.grow(capacity);
+  }
+
+  private hashIn(protocol: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    let h = mix(caddr ^ this.seed);
+    h = mix(h ^ vaddr);
+    h = mix(h ^ ((cport << 16) | vport) ^ (protocol << 8));
+    return h & this.bucketMask;
+  }
+
+  lookupIn(protocol: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    let c = this.inHead[this.hashIn(protocol, caddr, cport, vaddr, vport)];
+    while (c !== NIL) {
+      if (
+        this.caddr[c] === caddr &&
+        this.cport[c] === cport &&
+        this.vaddr[c] === vaddr &&
+        this.vport[c] === vport &&
+        this.protocol[c] === protocol
+      ) {
+        return c;
+      }
+      c = this.inNext[c];
+    }
+    return NIL;
+  }
+
+  /** Lookup by a reply's tuple: source = the real server, destination = the client. */
+  lookupOut(protocol: number, daddr: number, dport: number, caddr: number, cport: number): number {
+    let c = this.outHead[this.hashIn(protocol, daddr, dport, caddr, cport)];
+    while (c !== NIL) {
+      if (
+        this.daddr[c] === daddr &&
+        this.dport[c] === dport &&
+        this.caddr[c] === caddr &&
+        this.cport[c] === cport &&
+        this.protocol[c] === protocol
+      ) {
+        return c;
+      }
+      c = this.outNext[c];
+    }
+    return NIL;
+  }
+
+  /**
+   * Insert a connection and hash it in both indexes. Returns its id, or NIL when the table is
+   * at its maximum capacity.
+   */
+  insert(
+    protocol: number,
+    caddr: number,
+    cport: number,
+    vaddr: number,
+    vport: number,
+    daddr: number,
+    dport: number,
+    dest: number,
+    xmit: number,
+    flags: number,
+    state: number,
+    timeout: number,
+    now: number,
+  ): number {
+    if (this.freeHead === NIL && !this.grow(this.capacity * 2)) return NIL;
+    const c = this.freeHead;
+    this.freeHead = this.inNext[c];
+    this.protocol[c] = protocol;
+    this.caddr[c] = caddr;
+    this.cport[c] = cport;
+    this.vaddr[c] = vaddr;
+    this.vport[c] = vport;
+    this.daddr[c] = daddr;
+    this.dport[c] = dport;
+    this.dest[c] = dest;
+    this.xmit[c] = xmit;
+    this.flags[c] = flags;
+    this.state[c] = state;
+    this.timeout[c] = timeout;
+    this.expires[c] = now + timeout;
+    this.live[c] = LIVE;
+    this.hash(c);
+    const slot = (now + timeout) & WHEEL_MASK;
+    this.wheelNext[c] = this.wheel[slot];
+    this.wheel[slot] = c;
+    this.count++;
+    return c;
+  }
+
+  /** Restart the connection's timer with its current timeout (every packet does this). */
+  touch(c: number, now: number): void {
+    this.expires[c] = now + this.timeout[c];
+  }
+
+  /**
+   * Remove a connection from both indexes at once (e.g. reused by a new connection). Its slot is
+   * returned to the free list when the wheel next passes it.
+   */
+  unlink(c: number): void {
+    if (this.live[c] !== LIVE) return;
+    this.unhash(c);
+    this.live[c] = DEAD;
+    this.count--;
+  }
+
+  isLive(c: number): boolean {
+    return c >= 0 && c < this.capacity && this.live[c] === LIVE;
+  }
+
+  /**
+   * Advance the wheel to `now`, calling `onExpire(id)` for each connection whose time has come
+   * (before it is unhashed; the callback may read its fields). `onExpire` returning false keeps
+   * the connection alive (its `expires` must then have been moved forward).
+   */
+  tick(now: number, onExpire: (c: number) => boolean | undefined): number {
+    let expired = 0;
+    // After a long stall every slot is due: one full turn covers them all.
+    let from = this.wheelTime + 1;
+    if (now - from >= WHEEL_SLOTS) from = now - WHEEL_SLOTS + 1;
+    for (let t = from; t <= now; t++) {
+      const slot = t & WHEEL_MASK;
+      let c = this.wheel[slot];
+      this.wheel[slot] = NIL;
+      while (c !== NIL) {
+        const next = this.wheelNext[c];
+        if (this.live[c] === LIVE && this.expires[c] <= now && onExpire(c) !== false) {
+          if (this.live[c] === LIVE) {
+            this.unhash(c);
+            this.count--;
+            expired++;
+          }
+          this.release(c);
+        } else if (this.live[c] !== LIVE) {
+          this.release(c);
+        } else {
+          const due = this.expires[c] > now ? this.expires[c] : now + 1;
+          const s = due & WHEEL_MASK;
+          this.wheelNext[c] = this.wheel[s];
+          this.wheel[s] = c;
+        }
+        c = next;
+      }
+    }
+    if (now > this.wheelTime) this.wheelTime = now;
+    return expired;
+  }
+
+  /** Visit every live connection (control plane: listings, flush). */
+  forEach(fn: (c: number) => void): void {
+    for (let c = 0; c < this.capacity; c++) if (this.live[c] === LIVE) fn(c);
+  }
+
+  private release(c: number): void {
+    this.live[c] = FREE;
+    this.dest[c] = NIL;
+    this.inNext[c] = this.freeHead;
+    this.freeHead = c;
+  }
+
+  private hash(c: number): void {
+    const p = this.protocol[c];
+    const hi = this.hashIn(p, this.caddr[c], this.cport[c], this.vaddr[c], this.vport[c]);
+    this.inNext[c] = this.inHead[hi];
+    this.inHead[hi] = c;
+    const ho = this.hashIn(p, this.daddr[c], this.dport[c], this.caddr[c], this.cport[c]);
+    this.outNext[c] = this.outHead[ho];
+    this.outHead[ho] = c;
+  }
+
+  private unhash(c: number): void {
+    const p = this.protocol[c];
+    const hi = this.hashIn(p, this.caddr[c], this.cport[c], this.vaddr[c], this.vport[c]);
+    this.inHead[hi] = this.unchain(this.inHead[hi], c, this.inNext);
+    const ho = this.hashIn(p, this.daddr[c], this.dport[c], this.caddr[c], this.cport[c]);
+    this.outHead[ho] = this.unchain(this.outHead[ho], c, this.outNext);
+  }
+
+  /** Remove `c` from the chain starting at `head`; returns the new head. */
+  private unchain(head: number, c: number, next: Int32Array): number {
+    if (head === c) return next[c];
+    let p = head;
+    while (p !== NIL && next[p] !== c) p = next[p];
+    if (p !== NIL) next[p] = next[c];
+    return head;
+  }
+
+  /** Grow the storage to `capacity` entries (a power of two) and rehash. False at the limit. */
+  private grow(capacity: number): boolean {
+    if (capacity > this.maxCapacity) capacity = this.maxCapacity;
+    const old = this.capacity;
+    if (capacity <= old) return false;
+    this.protocol = growU8(this.protocol, capacity);
+    this.state = growU8(this.state, capacity);
+    this.xmit = growU8(this.xmit, capacity);
+    this.live = growU8(this.live, capacity);
+    this.flags = growU16(this.flags, capacity);
+    this.caddr = growU32(this.caddr, capacity);
+    this.vaddr = growU32(this.vaddr, capacity);
+    this.daddr = growU32(this.daddr, capacity);
+    this.cport = growU16(this.cport, capacity);
+    this.vport = growU16(this.vport, capacity);
+    this.dport = growU16(this.dport, capacity);
+    this.dest = growI32(this.dest, capacity);
+    this.timeout = growU32(this.timeout, capacity);
+    this.expires = growU32(this.expires, capacity);
+    this.inNext = growI32(this.inNext, capacity);
+    this.outNext = growI32(this.outNext, capacity);
+    this.wheelNext = growI32(this.wheelNext, capacity);
+    this.capacity = capacity;
+    // New entries join the free list in ascending order.
+    for (let c = capacity - 1; c >= old; c--) {
+      this.dest[c] = NIL;
+      this.inNext[c] = this.freeHead;
+      this.freeHead = c;
+    }
+    // One bucket per entry keeps chains short; rehash every live entry.
+    this.inHead = new Int32Array(capacity).fill(NIL);
+    this.outHead = new Int32Array(capacity).fill(NIL);
+    this.bucketMask = capacity - 1;
+    for (let c = 0; c < old; c++) if (this.live[c] === LIVE) this.hash(c);
+    return true;
+  }
+}
+
+function growU8(a: Uint8Array, n: number): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(n);
+  b.set(a);
+  return b;
+}
+function growU16(a: Uint16Array, n: number): Uint16Array<ArrayBuffer> {
+  const b = new Uint16Array(n);
+  b.set(a);
+  return b;
+}
+function growU32(a: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
+  const b = new Uint32Array(n);
+  b.set(a);
+  return b;
+}
+function growI32(a: Int32Array, n: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}

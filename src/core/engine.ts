@@ -1,0 +1,299 @@
+// The packet engine: one batch at a time from a PacketIo, each packet parsed once in place,
+// routed to a hook, rewritten in place and queued; the batch's output leaves in one send.
+//
+// Which hook handles a packet (checked in this order):
+//
+//   | the packet                                      | hook              | result                        |
+//   |-------------------------------------------------|-------------------|-------------------------------|
+//   | malformed IPv4 / TCP / UDP header               | -                 | drop, counted by wire verdict |
+//   | matches a connection's client tuple             | inHook            | conn's transmitter, in        |
+//   | matches a connection's real-server reply tuple  | outHook           | conn's transmitter, out       |
+//   | to a service, may schedule (TCP SYN, any UDP)    | inHook (new conn) | scheduler → new conn → xmit   |
+//   | to a service, may not schedule                   | -                 | drop no_conn                  |
+//   | to a virtual IP, no service / fragment / other  | -                 | drop no_service / fragment    |
+//   | anything else                                   | bypass            | forwarded unchanged           |
+
+import { ConnTable, NIL } from '../conn/conn-table';
+import {
+  CONN_F_INACTIVE,
+  CONN_F_NOOUTPUT,
+  DEST_F_AVAILABLE,
+  type Dest,
+  FWD_MASQ,
+  newStats,
+  type Service,
+} from '../ip-vs';
+import type { PacketIo } from '../native/packet-io';
+import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/proto';
+import { tcp } from '../proto/tcp';
+import { udp } from '../proto/udp';
+import { Ipv4View } from '../wire/ipv4';
+import { V_FRAGMENT, V_OK } from '../wire/verdict';
+import { bypass } from '../xmit/bypass';
+import type { XmitContext } from '../xmit/common';
+import { TRANSMITTERS } from '../xmit/index';
+import {
+  D_DEST_UNAVAILABLE,
+  D_NO_CONN,
+  D_NO_DEST,
+  D_NO_SERVICE,
+  D_TABLE_FULL,
+  D_TX_FAILED,
+  TX_RAW,
+  VERDICT_COUNT,
+} from '../xmit/verdict';
+import { DestRegistry, ServiceTable } from './services';
+
+/** Seconds on a monotonic clock. */
+export type Clock = () => number;
+
+const monotonicSeconds: Clock = () => performance.now() / 1000;
+
+export interface EngineOptions {
+  clock?: Clock;
+  /** Upper bound of tracked connections (beyond it new connections are dropped, counted). */
+  maxConns?: number;
+  /** Batches handled per readiness callback before yielding to the event loop. */
+  maxBatchesPerWakeup?: number;
+}
+
+export class Engine implements XmitContext {
+  readonly ip = new Ipv4View();
+  readonly conns: ConnTable;
+  readonly services = new ServiceTable();
+  readonly dests = new DestRegistry();
+  /** Handlers by IP protocol number. */
+  readonly protos: (ProtoHandler | undefined)[] = new Array(256).fill(undefined);
+  /** Timeouts (seconds) by IP protocol number and state. */
+  readonly timeouts: number[][] = [];
+  readonly stats = newStats();
+  /** Drops by reason (index = verdict; index 0 unused). */
+  readonly drops = new Float64Array(VERDICT_COUNT);
+  /** Packets handed to the kernel. */
+  txPackets = 0;
+  /** Current time, whole seconds on the engine clock (refreshed once per batch). */
+  now: number;
+
+  l4: ProtoHandler = tcp;
+  outOff = 0;
+  outLen = 0;
+
+  private readonly pkt: PacketMeta = { protocol: 0, saddr: 0, daddr: 0, sport: 0, dport: 0, tcpFlags: 0 };
+  private readonly clock: Clock;
+  private readonly maxBatches: number;
+
+  constructor(
+    readonly io: PacketIo,
+    opts: EngineOptions = {},
+  ) {
+    this.clock = opts.clock ?? monotonicSeconds;
+    this.maxBatches = opts.maxBatchesPerWakeup ?? 16;
+    this.now = Math.floor(this.clock());
+    this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? 1 << 22);
+    for (const h of [tcp, udp]) {
+      this.protos[h.protocol] = h;
+      this.timeouts[h.protocol] = [...h.defaultTimeouts];
+    }
+  }
+
+  /** Drain the input: read and process batches until it is empty (bounded per call). */
+  poll(): void {
+    const io = this.io;
+    for (let b = 0; b < this.maxBatches; b++) {
+      const n = io.recv();
+      if (n === 0) return;
+      this.processBatch(n);
+    }
+  }
+
+  /** Process `n` received packets of the slab and send what they produce in one batch. */
+  processBatch(n: number): void {
+    const slab = this.io.slab;
+    const txOff = slab.txOff;
+    const txLen = slab.txLen;
+    const drops = this.drops;
+    this.now = Math.floor(this.clock());
+    let tx = 0;
+    for (let i = 0; i < n; i++) {
+      const v = this.process(slab.buf, slab.rxOffset(i), slab.rxLen[i]);
+      if (v === TX_RAW) {
+        txOff[tx] = this.outOff;
+        txLen[tx] = this.outLen;
+        tx++;
+      } else {
+        drops[v]++;
+      }
+    }
+    if (tx > 0) {
+      const sent = this.io.sendRaw(tx);
+      this.txPackets += sent;
+      if (sent < tx) drops[D_TX_FAILED] += tx - sent;
+    }
+  }
+
+  /** Decide one packet. Returns TX_RAW (with outOff/outLen set) or a drop reason. */
+  process(buf: Buffer, off: number, len: number): number {
+    const ip = this.ip;
+    ip.reset(buf, off, len);
+    const v = ip.checkLen();
+    if (v !== V_OK) return v;
+    const daddr = ip.dstAddr;
+    const h = this.protos[ip.protocol];
+    if (h === undefined || ip.isFragment) {
+      if (this.services.isVip(daddr)) return ip.isFragment ? V_FRAGMENT : D_NO_SERVICE;
+      return bypass(this);
+    }
+    const pkt = this.pkt;
+    const pv = h.parse(ip, pkt);
+    if (pv !== V_OK) return pv;
+    const protocol = h.protocol;
+    const saddr = ip.srcAddr;
+    pkt.protocol = protocol;
+    pkt.saddr = saddr;
+    pkt.daddr = daddr;
+    this.l4 = h;
+    const conns = this.conns;
+
+    let c = conns.lookupIn(protocol, saddr, pkt.sport, daddr, pkt.dport);
+    if (c !== NIL) {
+      if (!h.reusesConn(pkt, conns.state[c], conns.flags[c])) return this.inHook(c, h);
+      // A new connection on the tuple of a finished one: retire the old entry, schedule afresh.
+      this.removeConn(c);
+    } else {
+      c = conns.lookupOut(protocol, saddr, pkt.sport, daddr, pkt.dport);
+      if (c !== NIL) return this.outHook(c, h);
+    }
+
+    const svc = this.services.find(protocol, daddr, pkt.dport);
+    if (svc !== undefined) {
+      if (!h.canSchedule(pkt)) return D_NO_CONN;
+      const dest = svc.sched.schedule(svc, pkt);
+      if (dest === null) return D_NO_DEST;
+      c = this.newConn(svc, dest, h);
+      if (c === NIL) return D_TABLE_FULL;
+      return this.inHook(c, h);
+    }
+    if (this.services.isVip(daddr)) return D_NO_SERVICE;
+    return bypass(this);
+  }
+
+  /** A client's packet of connection c. */
+  private inHook(c: number, h: ProtoHandler): number {
+    const conns = this.conns;
+    const dest = this.dests.get(conns.dest[c])!;
+    if ((dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    const bytes = this.ip.totalLen;
+    const ds = dest.stats;
+    ds.inPkts++;
+    ds.inBytes += bytes;
+    const ss = dest.svc.stats;
+    ss.inPkts++;
+    ss.inBytes += bytes;
+    const gs = this.stats;
+    gs.inPkts++;
+    gs.inBytes += bytes;
+    this.setState(c, h, dest, h.transition(conns, c, DIR_IN, this.pkt));
+    return TRANSMITTERS[conns.xmit[c]].in(this, c);
+  }
+
+  /** A real server's reply of connection c. */
+  private outHook(c: number, h: ProtoHandler): number {
+    const conns = this.conns;
+    const dest = this.dests.get(conns.dest[c])!;
+    if ((dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    const bytes = this.ip.totalLen;
+    const ds = dest.stats;
+    ds.outPkts++;
+    ds.outBytes += bytes;
+    const ss = dest.svc.stats;
+    ss.outPkts++;
+    ss.outBytes += bytes;
+    const gs = this.stats;
+    gs.outPkts++;
+    gs.outBytes += bytes;
+    this.setState(c, h, dest, h.transition(conns, c, DIR_OUT, this.pkt));
+    return TRANSMITTERS[conns.xmit[c]].out(this, c);
+  }
+
+  /**
+   * Move connection c to `state`, keeping the dest's ActiveConn/InActConn as IPVS counts them
+   * (active only in the protocol's active state), and restart its timer with the new timeout.
+   */
+  private setState(c: number, h: ProtoHandler, dest: Dest, state: number): void {
+    const conns = this.conns;
+    if (state !== conns.state[c]) {
+      const inactive = (conns.flags[c] & CONN_F_INACTIVE) !== 0;
+      if (!inactive && state !== h.activeState) {
+        dest.activeConns--;
+        dest.inactConns++;
+        conns.flags[c] |= CONN_F_INACTIVE;
+      } else if (inactive && state === h.activeState) {
+        dest.activeConns++;
+        dest.inactConns--;
+        conns.flags[c] &= ~CONN_F_INACTIVE;
+      }
+      conns.state[c] = state;
+      conns.timeout[c] = this.timeouts[h.protocol][state];
+    }
+    conns.touch(c, this.now);
+  }
+
+  private newConn(svc: Service, dest: Dest, h: ProtoHandler): number {
+    const pkt = this.pkt;
+    const flags = dest.fwd | CONN_F_INACTIVE | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0);
+    const state = h.initialState;
+    const c = this.conns.insert(
+      pkt.protocol,
+      pkt.saddr,
+      pkt.sport,
+      pkt.daddr,
+      pkt.dport,
+      dest.addr,
+      dest.port,
+      dest.id,
+      dest.fwd,
+      flags,
+      state,
+      this.timeouts[h.protocol][state],
+      this.now,
+    );
+    if (c === NIL) return NIL;
+    dest.inactConns++;
+    dest.stats.conns++;
+    svc.stats.conns++;
+    this.stats.conns++;
+    return c;
+  }
+
+  /** Take connection c out of the table and off its dest's counters. */
+  private removeConn(c: number): void {
+    this.connGone(c);
+    this.conns.unlink(c);
+  }
+
+  private connGone(c: number): void {
+    const dest = this.dests.get(this.conns.dest[c]);
+    if (dest === undefined) return;
+    if (this.conns.flags[c] & CONN_F_INACTIVE) dest.inactConns--;
+    else dest.activeConns--;
+    this.dests.connGone(dest);
+  }
+
+  private readonly onExpire = (c: number): boolean => {
+    this.connGone(c);
+    return true;
+  };
+
+  /** Expire what is due; call once a second. Returns the number of connections expired. */
+  tick(): number {
+    this.now = Math.floor(this.clock());
+    return this.conns.tick(this.now, this.onExpire);
+  }
+
+  /** Expire every connection now (the control plane's flush of the connection table). */
+  flushConns(): void {
+    this.conns.forEach((c) => {
+      this.removeConn(c);
+    });
+  }
+}

@@ -1,0 +1,91 @@
+// Virtual services and their dests as the data path sees them: a service table keyed by
+// <protocol, vaddr, vport>, the set of virtual addresses, and the dest registry that gives every
+// dest a small numeric id so connections can refer to it from a typed array.
+
+import { type Dest, IPPROTO_TCP, IPPROTO_UDP, type Service } from '../ip-vs';
+
+function protoIndex(protocol: number): number {
+  return protocol === IPPROTO_TCP ? 0 : protocol === IPPROTO_UDP ? 1 : 2;
+}
+
+/** Numeric service key: exact below 2^53 (address 32 bits, port 16, protocol index 2). */
+export function serviceKey(protocol: number, addr: number, port: number): number {
+  return (addr * 65536 + port) * 4 + protoIndex(protocol);
+}
+
+export class ServiceTable {
+  private readonly byKey = new Map<number, Service>();
+  /** Virtual address → number of services on it. */
+  private readonly vips = new Map<number, number>();
+  /** Services in the order they were added (the kernel lists its hash order; ipvsadm sorts). */
+  readonly list: Service[] = [];
+
+  find(protocol: number, addr: number, port: number): Service | undefined {
+    return this.byKey.get(serviceKey(protocol, addr, port));
+  }
+
+  isVip(addr: number): boolean {
+    return this.vips.has(addr);
+  }
+
+  add(svc: Service): void {
+    this.byKey.set(serviceKey(svc.protocol, svc.addr, svc.port), svc);
+    this.vips.set(svc.addr, (this.vips.get(svc.addr) ?? 0) + 1);
+    this.list.push(svc);
+  }
+
+  /** Remove a service; returns true when it was the last one on its virtual address. */
+  remove(svc: Service): boolean {
+    this.byKey.delete(serviceKey(svc.protocol, svc.addr, svc.port));
+    const i = this.list.indexOf(svc);
+    if (i >= 0) this.list.splice(i, 1);
+    const n = (this.vips.get(svc.addr) ?? 1) - 1;
+    if (n > 0) {
+      this.vips.set(svc.addr, n);
+      return false;
+    }
+    this.vips.delete(svc.addr);
+    return true;
+  }
+}
+
+/**
+ * Dest ids. A deleted dest keeps its id while connections still point at it (the kernel keeps
+ * such dests in its "trash"); the id is reused only once the last of them is gone.
+ */
+export class DestRegistry {
+  private readonly dests: (Dest | undefined)[] = [];
+  private readonly freeIds: number[] = [];
+  /** Ids of deleted dests whose connections have not all expired yet. */
+  private readonly trash = new Set<number>();
+
+  get(id: number): Dest | undefined {
+    return this.dests[id];
+  }
+
+  register(dest: Dest): number {
+    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.dests.length;
+    this.dests[id] = dest;
+    dest.id = id;
+    return id;
+  }
+
+  /** The dest left its service: free its id now or when its last connection goes. */
+  retire(dest: Dest): void {
+    if (dest.activeConns + dest.inactConns + dest.persistConns === 0) this.free(dest.id);
+    else this.trash.add(dest.id);
+  }
+
+  /** A connection of `dest` went away: free a retired dest's id once it has none left. */
+  connGone(dest: Dest): void {
+    if (this.trash.has(dest.id) && dest.activeConns + dest.inactConns + dest.persistConns === 0) {
+      this.trash.delete(dest.id);
+      this.free(dest.id);
+    }
+  }
+
+  private free(id: number): void {
+    this.dests[id] = undefined;
+    this.freeIds.push(id);
+  }
+}

@@ -1,0 +1,347 @@
+// The control plane: the verbs ipvsadm drives (add/edit/delete services and dests, flush, zero,
+// timeouts, listings), checked as the kernel checks them and applied to the engine's tables.
+// Host side effects (routes into the TUN, proxy ARP, reply rules) go through the injected
+// HostNet, so tests run the whole control plane without touching the host.
+
+import type { Engine } from '../core/engine';
+import { ExistsError, InvalidError, LvsError, NoSuchServiceError, NotFoundError } from '../errors';
+import {
+  CONN_TAB_SIZE,
+  DEST_F_AVAILABLE,
+  DEST_F_OVERLOAD,
+  type Dest,
+  FWD_DROUTE,
+  FWD_MASQ,
+  FWD_TUNNEL,
+  type FwdMethod,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPVS_VERSION,
+  newStats,
+  type Service,
+  type Stats,
+  zeroStats,
+} from '../ip-vs';
+import { TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from '../proto/tcp-states';
+import { UDP_S_NORMAL } from '../proto/udp-states';
+import { getScheduler } from '../sched/registry';
+import { ipToU32, u32ToIp } from '../wire/addr';
+import type { HostNet } from './host-net';
+import type {
+  ConnSnapshot,
+  DestKey,
+  DestSnapshot,
+  DestSpec,
+  ServiceKey,
+  ServiceSnapshot,
+  ServiceSpec,
+  Snapshot,
+  StatsSnapshot,
+  Timeouts,
+} from './protocol';
+
+const MAX_TIMEOUT = 2678400;
+
+function parseAddr(s: string, what: string): number {
+  try {
+    return ipToU32(s);
+  } catch {
+    throw new InvalidError(`invalid ${what} address ${s}`);
+  }
+}
+
+function copyStats(s: Stats): StatsSnapshot {
+  return { conns: s.conns, inPkts: s.inPkts, outPkts: s.outPkts, inBytes: s.inBytes, outBytes: s.outBytes };
+}
+
+const ZERO_RATES: StatsSnapshot = Object.freeze({ conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 });
+
+/** A unicast address a real server may have (the kernel wants RTN_UNICAST or RTN_LOCAL). */
+function isUnicast(a: number): boolean {
+  const first = a >>> 24;
+  return a !== 0 && a !== 0xffffffff && first < 224 && first !== 0;
+}
+
+export class Balancer {
+  /** NAT real-server address → number of NAT dests using it (one reply rule each). */
+  private readonly natServers = new Map<number, number>();
+
+  constructor(
+    readonly engine: Engine,
+    private readonly host: HostNet,
+  ) {}
+
+  private findService(key: ServiceKey): Service | undefined {
+    const services = this.engine.services;
+    if (key.fwmark) return services.list.find((s) => s.fwmark === key.fwmark);
+    return services.find(key.protocol, parseAddr(key.addr, 'virtual'), key.port);
+  }
+
+  private mustFindService(key: ServiceKey): Service {
+    const svc = this.findService(key);
+    if (svc === undefined) throw new NoSuchServiceError();
+    return svc;
+  }
+
+  private checkServiceSpec(spec: ServiceSpec): void {
+    if (!spec.fwmark && spec.protocol !== IPPROTO_TCP && spec.protocol !== IPPROTO_UDP) {
+      throw new LvsError('EAFNOSUPPORT', 'Operation not supported with specified address family');
+    }
+    if (getScheduler(spec.sched) === undefined) {
+      throw new NotFoundError('Scheduler or persistence engine not found');
+    }
+    if (spec.pe) throw new NotFoundError('Scheduler or persistence engine not found');
+    if (spec.timeout < 0 || spec.timeout > MAX_TIMEOUT) throw new InvalidError('invalid persistence timeout');
+    parseAddr(spec.netmask || '255.255.255.255', 'netmask');
+  }
+
+  async addService(spec: ServiceSpec): Promise<void> {
+    if (this.findService(spec) !== undefined) throw new ExistsError('Service already exists');
+    this.checkServiceSpec(spec);
+    const sched = getScheduler(spec.sched)!;
+    const svc: Service = {
+      protocol: spec.fwmark ? 0 : spec.protocol,
+      addr: spec.fwmark ? 0 : parseAddr(spec.addr, 'virtual'),
+      port: spec.fwmark ? 0 : spec.port,
+      fwmark: spec.fwmark,
+      schedName: sched.name,
+      sched,
+      schedData: undefined,
+      flags: spec.flags,
+      timeout: spec.timeout,
+      netmask: ipToU32(spec.netmask || '255.255.255.255'),
+      peName: spec.pe,
+      dests: [],
+      stats: newStats(),
+    };
+    sched.initService?.(svc);
+    const services = this.engine.services;
+    const firstOnVip = !svc.fwmark && !services.isVip(svc.addr);
+    if (svc.fwmark) services.list.push(svc);
+    else services.add(svc);
+    if (firstOnVip) await this.host.addVip(svc.addr);
+  }
+
+  async editService(spec: ServiceSpec): Promise<void> {
+    const svc = this.mustFindService(spec);
+    this.checkServiceSpec(spec);
+    const sched = getScheduler(spec.sched)!;
+    if (sched !== svc.sched) {
+      svc.sched.doneService?.(svc);
+      svc.sched = sched;
+      svc.schedName = sched.name;
+      svc.schedData = undefined;
+      sched.initService?.(svc);
+    }
+    svc.flags = spec.flags;
+    svc.timeout = spec.timeout;
+    svc.netmask = ipToU32(spec.netmask || '255.255.255.255');
+    svc.peName = spec.pe;
+  }
+
+  async deleteService(key: ServiceKey): Promise<void> {
+    await this.removeService(this.mustFindService(key));
+  }
+
+  private async removeService(svc: Service): Promise<void> {
+    for (const dest of [...svc.dests]) await this.removeDest(svc, dest);
+    svc.sched.doneService?.(svc);
+    const services = this.engine.services;
+    if (svc.fwmark) {
+      services.list.splice(services.list.indexOf(svc), 1);
+    } else if (services.remove(svc)) {
+      await this.host.delVip(svc.addr);
+    }
+  }
+
+  async flush(): Promise<void> {
+    for (const svc of [...this.engine.services.list]) await this.removeService(svc);
+  }
+
+  private findDest(svc: Service, key: DestKey): Dest | undefined {
+    const addr = parseAddr(key.addr, 'real server');
+    return svc.dests.find((d) => d.addr === addr && d.port === key.port);
+  }
+
+  private checkDestSpec(spec: DestSpec): number {
+    const addr = parseAddr(spec.addr, 'real server');
+    if (!isUnicast(addr)) throw new InvalidError('real server address is not unicast');
+    if (spec.weight < 0 || spec.weight > 65535) throw new LvsError('ERANGE', 'Numerical result out of range');
+    if (spec.uThreshold < 0 || spec.lThreshold < 0 || spec.lThreshold > spec.uThreshold) {
+      throw new LvsError('ERANGE', 'Numerical result out of range');
+    }
+    if (spec.fwd !== FWD_MASQ && spec.fwd !== FWD_TUNNEL && spec.fwd !== FWD_DROUTE)
+      throw new InvalidError('invalid forwarding method');
+    return addr;
+  }
+
+  async addDest(key: ServiceKey, spec: DestSpec): Promise<void> {
+    const svc = this.mustFindService(key);
+    const addr = this.checkDestSpec(spec);
+    if (this.findDest(svc, spec) !== undefined) throw new ExistsError('Destination already exists');
+    const dest: Dest = {
+      id: -1,
+      svc,
+      addr,
+      port: spec.port,
+      fwd: spec.fwd as FwdMethod,
+      weight: spec.weight,
+      uThreshold: spec.uThreshold,
+      lThreshold: spec.lThreshold,
+      flags: DEST_F_AVAILABLE,
+      tunType: spec.tunType,
+      tunPort: spec.tunPort,
+      tunFlags: spec.tunFlags,
+      activeConns: 0,
+      inactConns: 0,
+      persistConns: 0,
+      stats: newStats(),
+    };
+    this.engine.dests.register(dest);
+    // IPVS links a new dest at the head of the service's list.
+    svc.dests.unshift(dest);
+    svc.sched.addDest?.(svc, dest);
+    if (dest.fwd === FWD_MASQ) await this.natServerRef(addr, +1);
+  }
+
+  async editDest(key: ServiceKey, spec: DestSpec): Promise<void> {
+    const svc = this.mustFindService(key);
+    this.checkDestSpec(spec);
+    const dest = this.findDest(svc, spec);
+    if (dest === undefined) throw new NotFoundError('No such destination');
+    const wasNat = dest.fwd === FWD_MASQ;
+    dest.weight = spec.weight;
+    dest.fwd = spec.fwd as FwdMethod;
+    dest.tunType = spec.tunType;
+    dest.tunPort = spec.tunPort;
+    dest.tunFlags = spec.tunFlags;
+    if (spec.uThreshold === 0 || spec.uThreshold > dest.uThreshold) dest.flags &= ~DEST_F_OVERLOAD;
+    dest.uThreshold = spec.uThreshold;
+    dest.lThreshold = spec.lThreshold;
+    svc.sched.updDest?.(svc, dest);
+    const isNat = dest.fwd === FWD_MASQ;
+    if (isNat !== wasNat) await this.natServerRef(dest.addr, isNat ? +1 : -1);
+  }
+
+  async deleteDest(key: ServiceKey, dkey: DestKey): Promise<void> {
+    const svc = this.mustFindService(key);
+    const dest = this.findDest(svc, dkey);
+    if (dest === undefined) throw new NotFoundError('No such destination');
+    await this.removeDest(svc, dest);
+  }
+
+  private async removeDest(svc: Service, dest: Dest): Promise<void> {
+    svc.sched.delDest?.(svc, dest);
+    svc.dests.splice(svc.dests.indexOf(dest), 1);
+    dest.flags &= ~DEST_F_AVAILABLE;
+    this.engine.dests.retire(dest);
+    if (dest.fwd === FWD_MASQ) await this.natServerRef(dest.addr, -1);
+  }
+
+  private async natServerRef(addr: number, delta: number): Promise<void> {
+    const n = (this.natServers.get(addr) ?? 0) + delta;
+    if (n > 0) this.natServers.set(addr, n);
+    else this.natServers.delete(addr);
+    if (delta > 0 && n === 1) await this.host.addNatServer(addr);
+    if (delta < 0 && n === 0) await this.host.delNatServer(addr);
+  }
+
+  zero(key?: ServiceKey): void {
+    if (key === undefined) {
+      for (const svc of this.engine.services.list) this.zeroService(svc);
+      zeroStats(this.engine.stats);
+      return;
+    }
+    this.zeroService(this.mustFindService(key));
+  }
+
+  private zeroService(svc: Service): void {
+    zeroStats(svc.stats);
+    for (const d of svc.dests) zeroStats(d.stats);
+  }
+
+  /** `ipvsadm --set tcp tcpfin udp`; 0 leaves a value unchanged. */
+  setTimeouts(t: Timeouts): void {
+    for (const v of [t.tcp, t.tcpfin, t.udp]) {
+      if (!Number.isInteger(v) || v < 0 || v > MAX_TIMEOUT) throw new InvalidError('invalid timeout');
+    }
+    const tcp = this.engine.timeouts[IPPROTO_TCP];
+    const udp = this.engine.timeouts[IPPROTO_UDP];
+    if (t.tcp) tcp[TCP_S_ESTABLISHED] = t.tcp;
+    if (t.tcpfin) tcp[TCP_S_FIN_WAIT] = t.tcpfin;
+    if (t.udp) udp[UDP_S_NORMAL] = t.udp;
+  }
+
+  getTimeouts(): Timeouts {
+    const tcp = this.engine.timeouts[IPPROTO_TCP];
+    const udp = this.engine.timeouts[IPPROTO_UDP];
+    return { tcp: tcp[TCP_S_ESTABLISHED], tcpfin: tcp[TCP_S_FIN_WAIT], udp: udp[UDP_S_NORMAL] };
+  }
+
+  snapshot(): Snapshot {
+    return {
+      version: IPVS_VERSION,
+      size: CONN_TAB_SIZE,
+      services: this.engine.services.list.map((svc) => this.serviceSnapshot(svc)),
+    };
+  }
+
+  private serviceSnapshot(svc: Service): ServiceSnapshot {
+    return {
+      protocol: svc.protocol,
+      addr: u32ToIp(svc.addr),
+      port: svc.port,
+      fwmark: svc.fwmark,
+      sched: svc.schedName,
+      flags: svc.flags,
+      timeout: svc.timeout,
+      netmask: u32ToIp(svc.netmask),
+      pe: svc.peName,
+      dests: svc.dests.map((d) => this.destSnapshot(d)),
+      stats: copyStats(svc.stats),
+      rates: { ...ZERO_RATES },
+    };
+  }
+
+  private destSnapshot(d: Dest): DestSnapshot {
+    return {
+      addr: u32ToIp(d.addr),
+      port: d.port,
+      fwd: d.fwd,
+      weight: d.weight,
+      uThreshold: d.uThreshold,
+      lThreshold: d.lThreshold,
+      tunType: d.tunType,
+      tunPort: d.tunPort,
+      tunFlags: d.tunFlags,
+      activeConns: d.activeConns,
+      inactConns: d.inactConns,
+      persistConns: d.persistConns,
+      stats: copyStats(d.stats),
+      rates: { ...ZERO_RATES },
+    };
+  }
+
+  connections(): ConnSnapshot[] {
+    const e = this.engine;
+    const conns = e.conns;
+    const out: ConnSnapshot[] = [];
+    conns.forEach((c) => {
+      const h = e.protos[conns.protocol[c]];
+      const expires = conns.expires[c] - e.now;
+      out.push({
+        protocol: conns.protocol[c],
+        caddr: u32ToIp(conns.caddr[c]),
+        cport: conns.cport[c],
+        vaddr: u32ToIp(conns.vaddr[c]),
+        vport: conns.vport[c],
+        daddr: u32ToIp(conns.daddr[c]),
+        dport: conns.dport[c],
+        state: h?.stateNames[conns.state[c]] ?? 'NONE',
+        expires: expires > 0 ? expires : 0,
+        flags: conns.flags[c],
+      });
+    });
+    return out;
+  }
+}

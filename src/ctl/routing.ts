@@ -1,0 +1,223 @@
+// Host routing for lvsd (DESIGN.md "Ingress"), done with iproute2 and /proc/sys:
+//
+//   ip link set <tun> up mtu 1500 txqueuelen 10000
+//   ip route add default dev <tun> table <T>              NAT replies go into the TUN ...
+//   ip rule add from <RIP> iif <dev> lookup <T> pref <P>  ... one rule per NAT real server
+//   ip route add <VIP>/32 dev <tun>                        virtual addresses go into the TUN
+//   ip neigh add proxy <VIP> dev <lan>                     the director answers ARP for the VIP
+//   net.ipv4.ip_forward=1, net.ipv4.neigh.<lan>.proxy_delay=0
+//
+// Everything added is recorded in a state file (written atomically) so that `teardown` removes
+// exactly that, and a later lvsd can remove the leftovers of one that was killed. Routes via the
+// TUN vanish with the device; rules, proxy entries and sysctls do not.
+
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { ipToU32, u32ToIp } from '../wire/addr';
+import type { HostNet } from './host-net';
+
+const run = promisify(execFile);
+
+export const DEFAULT_TABLE = 19542;
+export const DEFAULT_RULE_PREF = 19542;
+
+export interface RoutingOptions {
+  tun: string;
+  table: number;
+  rulePref: number;
+  stateFile: string;
+  /** Interface that answers ARP for virtual addresses; default: the one whose subnet holds the VIP. */
+  vipDev?: string;
+  log: (msg: string) => void;
+}
+
+interface HostState {
+  tun: string;
+  table: number;
+  rulePref: number;
+  rules: { addr: string; dev: string }[];
+  proxies: { addr: string; dev: string }[];
+  /** sysctl path → value before lvsd changed it. */
+  sysctls: Record<string, string>;
+}
+
+async function ip(...args: string[]): Promise<string> {
+  const { stdout } = await run('ip', args, { encoding: 'utf8' });
+  return stdout;
+}
+
+/** Run `ip`, ignoring failure (for removals of things that may already be gone). */
+async function ipQuiet(...args: string[]): Promise<boolean> {
+  try {
+    await ip(...args);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readSysctl(path: string): string {
+  return readFileSync(path, 'utf8').trim();
+}
+
+function writeSysctl(path: string, value: string): void {
+  writeFileSync(path, `${value}\n`);
+}
+
+function readState(file: string): HostState | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as HostState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Undo what a state file records (rules, proxy entries, sysctls, the reply table). */
+async function undo(state: HostState): Promise<void> {
+  for (const r of state.rules) {
+    await ipQuiet('rule', 'del', 'from', `${r.addr}/32`, 'iif', r.dev, 'lookup', String(state.table));
+  }
+  // Rules of ours that the state file missed (killed between adding and recording).
+  while (await ipQuiet('rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
+  for (const p of state.proxies) await ipQuiet('neigh', 'del', 'proxy', p.addr, 'dev', p.dev);
+  await ipQuiet('route', 'flush', 'table', String(state.table));
+  for (const [path, value] of Object.entries(state.sysctls)) {
+    try {
+      writeSysctl(path, value);
+    } catch {
+      // the interface may be gone
+    }
+  }
+}
+
+export class IpRouteNet implements HostNet {
+  private readonly state: HostState;
+
+  constructor(private readonly opts: RoutingOptions) {
+    this.state = { tun: opts.tun, table: opts.table, rulePref: opts.rulePref, rules: [], proxies: [], sysctls: {} };
+  }
+
+  /** Remove what a previous lvsd with this state file left behind (it was killed). */
+  static async cleanupLeftovers(stateFile: string, log: (msg: string) => void): Promise<void> {
+    const old = readState(stateFile);
+    if (old === undefined) return;
+    log(`removing leftovers of a previous run recorded in ${stateFile}`);
+    await undo(old);
+    unlinkSync(stateFile);
+  }
+
+  private save(): void {
+    const tmp = `${this.opts.stateFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.state), { mode: 0o600 });
+    renameSync(tmp, this.opts.stateFile);
+  }
+
+  private setSysctl(path: string, value: string): void {
+    if (!existsSync(path)) return;
+    const old = readSysctl(path);
+    if (old === value) return;
+    if (!(path in this.state.sysctls)) this.state.sysctls[path] = old;
+    this.save();
+    writeSysctl(path, value);
+  }
+
+  /** Bring the TUN up and install the reply table; enable forwarding. */
+  async setup(): Promise<void> {
+    const { tun, table } = this.opts;
+    this.save();
+    await ip('link', 'set', 'dev', tun, 'up', 'mtu', '1500', 'txqueuelen', '10000');
+    await ip('route', 'replace', 'default', 'dev', tun, 'table', String(table));
+    this.setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
+    // The TUN itself must not filter packets whose source is a virtual or real-server address.
+    this.setSysctl(`/proc/sys/net/ipv4/conf/${tun}/rp_filter`, '0');
+    // No IPv6 on the TUN: the engine forwards IPv4, and link-local chatter would only be dropped.
+    this.setSysctl(`/proc/sys/net/ipv6/conf/${tun}/disable_ipv6`, '1');
+  }
+
+  async teardown(): Promise<void> {
+    await undo(this.state);
+    this.state.rules = [];
+    this.state.proxies = [];
+    this.state.sysctls = {};
+    try {
+      unlinkSync(this.opts.stateFile);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** The interface whose IPv4 subnet contains `addr` (not the TUN, not loopback). */
+  private async lanDevFor(addr: number): Promise<string | undefined> {
+    if (this.opts.vipDev) return this.opts.vipDev;
+    const links = JSON.parse(await ip('-j', '-4', 'addr', 'show')) as {
+      ifname: string;
+      addr_info?: { local: string; prefixlen: number }[];
+    }[];
+    for (const link of links) {
+      if (link.ifname === this.opts.tun || link.ifname === 'lo') continue;
+      for (const a of link.addr_info ?? []) {
+        const mask = a.prefixlen === 0 ? 0 : (0xffffffff << (32 - a.prefixlen)) >>> 0;
+        if ((ipToU32(a.local) & mask) >>> 0 === (addr & mask) >>> 0) return link.ifname;
+      }
+    }
+    return undefined;
+  }
+
+  async addVip(addr: number): Promise<void> {
+    const vip = u32ToIp(addr);
+    await ip('route', 'replace', `${vip}/32`, 'dev', this.opts.tun);
+    const dev = await this.lanDevFor(addr);
+    if (dev === undefined) {
+      this.opts.log(`${vip}: no local subnet holds it; not answering ARP for it (route it to this host)`);
+      return;
+    }
+    this.setSysctl(`/proc/sys/net/ipv4/neigh/${dev}/proxy_delay`, '0');
+    this.state.proxies.push({ addr: vip, dev });
+    this.save();
+    await ip('neigh', 'replace', 'proxy', vip, 'dev', dev);
+  }
+
+  async delVip(addr: number): Promise<void> {
+    const vip = u32ToIp(addr);
+    await ipQuiet('route', 'del', `${vip}/32`, 'dev', this.opts.tun);
+    const i = this.state.proxies.findIndex((p) => p.addr === vip);
+    if (i < 0) return;
+    const [p] = this.state.proxies.splice(i, 1);
+    await ipQuiet('neigh', 'del', 'proxy', p.addr, 'dev', p.dev);
+    this.save();
+  }
+
+  async addNatServer(addr: number): Promise<void> {
+    const rip = u32ToIp(addr);
+    const route = JSON.parse(await ip('-j', 'route', 'get', rip)) as { dev?: string }[];
+    const dev = route[0]?.dev;
+    if (dev === undefined || dev === this.opts.tun) {
+      this.opts.log(`${rip}: no route to it outside ${this.opts.tun}; its replies cannot be steered`);
+      return;
+    }
+    this.state.rules.push({ addr: rip, dev });
+    this.save();
+    await ip(
+      'rule',
+      'add',
+      'from',
+      `${rip}/32`,
+      'iif',
+      dev,
+      'lookup',
+      String(this.opts.table),
+      'pref',
+      String(this.opts.rulePref),
+    );
+  }
+
+  async delNatServer(addr: number): Promise<void> {
+    const rip = u32ToIp(addr);
+    const i = this.state.rules.findIndex((r) => r.addr === rip);
+    if (i < 0) return;
+    const [r] = this.state.rules.splice(i, 1);
+    await ipQuiet('rule', 'del', 'from', `${rip}/32`, 'iif', r.dev, 'lookup', String(this.opts.table));
+    this.save();
+  }
+}

@@ -1,0 +1,170 @@
+// lvsd's control socket: a Unix stream socket (mode 0600) carrying one JSON request per line and
+// one JSON response per line. Requests from all clients run one at a time, in arrival order, so
+// a listing is always a consistent snapshot even while another client edits the table.
+
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { LvsError } from '../errors';
+import { DROP_NAMES } from '../xmit/verdict';
+import type { Balancer } from './balancer';
+import type { Request, Response } from './protocol';
+
+/** Longest request line accepted (a restore of thousands of rules still fits). */
+const MAX_LINE = 1 << 20;
+
+export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
+  switch (req.cmd) {
+    case 'add-service':
+      return b.addService(req.svc);
+    case 'edit-service':
+      return b.editService(req.svc);
+    case 'delete-service':
+      return b.deleteService(req.svc);
+    case 'flush':
+      return b.flush();
+    case 'add-server':
+      return b.addDest(req.svc, req.dest);
+    case 'edit-server':
+      return b.editDest(req.svc, req.dest);
+    case 'delete-server':
+      return b.deleteDest(req.svc, req.dest);
+    case 'zero':
+      return b.zero(req.svc);
+    case 'set-timeouts':
+      return b.setTimeouts(req.timeouts);
+    case 'get-timeouts':
+      return b.getTimeouts();
+    case 'list':
+      return b.snapshot();
+    case 'list-conns':
+      return b.connections();
+    case 'engine-stats': {
+      const e = b.engine;
+      const drops: Record<string, number> = {};
+      e.drops.forEach((n, i) => {
+        if (i > 0 && n > 0) drops[DROP_NAMES[i]] = n;
+      });
+      return { conns: e.conns.count, txPackets: e.txPackets, stats: { ...e.stats }, drops };
+    }
+    default:
+      throw new LvsError('EINVAL', `unknown command ${(req as { cmd?: unknown }).cmd}`);
+  }
+}
+
+function toResponse(err: unknown): Response {
+  if (err instanceof LvsError) return { ok: false, errno: err.errno, message: err.message };
+  return { ok: false, errno: 'EINVAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+function isRequest(v: unknown): v is Request {
+  return typeof v === 'object' && v !== null && typeof (v as { cmd?: unknown }).cmd === 'string';
+}
+
+/** True when something answers on the socket path (another lvsd). */
+function socketAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class ControlServer {
+  private server: Server | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly clients = new Set<Socket>();
+
+  constructor(
+    private readonly balancer: Balancer,
+    private readonly path: string,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  async listen(): Promise<void> {
+    if (existsSync(this.path)) {
+      if (await socketAlive(this.path)) throw new Error(`another lvsd is listening on ${this.path}`);
+      unlinkSync(this.path);
+    }
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
+    const server = createServer((sock) => this.serve(sock));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    chmodSync(this.path, 0o600);
+  }
+
+  private serve(sock: Socket): void {
+    this.clients.add(sock);
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_LINE) {
+        sock.end(`${JSON.stringify({ ok: false, errno: 'EMSGSIZE', message: 'request too long' })}\n`);
+        buf = '';
+        return;
+      }
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim() !== '') this.enqueue(sock, line);
+        nl = buf.indexOf('\n');
+      }
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => this.clients.delete(sock));
+  }
+
+  private enqueue(sock: Socket, line: string): void {
+    this.queue = this.queue.then(async () => {
+      let res: Response;
+      try {
+        const req: unknown = JSON.parse(line);
+        if (!isRequest(req)) throw new LvsError('EINVAL', 'malformed request');
+        const result = await dispatch(this.balancer, req);
+        res = result === undefined ? { ok: true } : { ok: true, result };
+        if (
+          req.cmd !== 'list' &&
+          req.cmd !== 'list-conns' &&
+          req.cmd !== 'get-timeouts' &&
+          req.cmd !== 'engine-stats'
+        ) {
+          this.log(`${req.cmd} ${describe(req)}`);
+        }
+      } catch (err) {
+        res = toResponse(err);
+      }
+      if (!sock.destroyed) sock.write(`${JSON.stringify(res)}\n`);
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function describe(req: Request): string {
+  const parts: string[] = [];
+  if ('svc' in req && req.svc) {
+    const s = req.svc;
+    parts.push(s.fwmark ? `fwmark ${s.fwmark}` : `${s.protocol === 17 ? 'udp' : 'tcp'} ${s.addr}:${s.port}`);
+  }
+  if ('dest' in req) parts.push(`-> ${req.dest.addr}:${req.dest.port}`);
+  return parts.join(' ');
+}

@@ -1,0 +1,91 @@
+// An in-memory PacketIo: tests and the engine benchmark push packets in and read what the engine
+// sent, with no TUN, no socket and no root.
+
+import { type PacketIo, Slab } from './packet-io';
+
+export class MemoryIo implements PacketIo {
+  readonly slab: Slab;
+  /** Packets waiting to be received. */
+  private readonly pending: Buffer[] = [];
+  /** When set, recv() replays these packets forever (benchmarks) instead of draining `pending`. */
+  private replay: Buffer[] | undefined;
+  private replayPos = 0;
+  /** Copies of every packet sent (unless `keepSent` is false). */
+  readonly sent: Buffer[] = [];
+  sentCount = 0;
+  /** How many packets of each sendRaw batch the fake kernel accepts (default: all). */
+  acceptLimit = Number.POSITIVE_INFINITY;
+  private onReadable: (() => void) | undefined;
+  private onError: ((err: unknown) => void) | undefined;
+
+  constructor(
+    slab = new Slab(),
+    private readonly keepSent = true,
+  ) {
+    this.slab = slab;
+  }
+
+  /** Queue packets for the engine; wakes it like a readable TUN would. */
+  push(...packets: Buffer[]): void {
+    this.pending.push(...packets);
+    if (this.onReadable) {
+      try {
+        this.onReadable();
+      } catch (err) {
+        this.onError?.(err);
+      }
+    }
+  }
+
+  /** Make every recv() return a full batch cycling through `packets`. */
+  replayForever(packets: Buffer[]): void {
+    this.replay = packets;
+    this.replayPos = 0;
+  }
+
+  recv(): number {
+    const slab = this.slab;
+    const src = this.replay;
+    let n = 0;
+    while (n < slab.rxSlots) {
+      let p: Buffer | undefined;
+      if (src !== undefined) {
+        p = src[this.replayPos];
+        this.replayPos = this.replayPos + 1 === src.length ? 0 : this.replayPos + 1;
+      } else {
+        p = this.pending.shift();
+        if (p === undefined) break;
+      }
+      const len = Math.min(p.length, slab.maxPacket);
+      p.copy(slab.buf, slab.rxOffset(n), 0, len);
+      slab.rxLen[n] = len;
+      n++;
+    }
+    return n;
+  }
+
+  sendRaw(count: number): number {
+    const n = Math.min(count, this.acceptLimit);
+    if (this.keepSent) {
+      const { buf, txOff, txLen } = this.slab;
+      for (let i = 0; i < n; i++) this.sent.push(Buffer.from(buf.subarray(txOff[i], txOff[i] + txLen[i])));
+    }
+    this.sentCount += n;
+    return n;
+  }
+
+  start(onReadable: () => void, onError: (err: unknown) => void): void {
+    this.onReadable = onReadable;
+    this.onError = onError;
+  }
+
+  close(): void {
+    this.onReadable = undefined;
+    this.onError = undefined;
+  }
+
+  /** Take (and clear) the packets sent so far. */
+  takeSent(): Buffer[] {
+    return this.sent.splice(0, this.sent.length);
+  }
+}

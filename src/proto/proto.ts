@@ -1,0 +1,42 @@
+// The per-protocol handler interface (ip_vs_protocol): each supported L4 protocol exports one
+// object implementing it, and the engine indexes them by IP protocol number. A handler owns one
+// re-pointable header view: `parse` points it at the current packet, and the NAT helpers
+// rewrite that packet through it.
+
+import type { ConnTable } from '../conn/conn-table';
+import type { PktInfo } from '../ip-vs';
+import type { Ipv4View } from '../wire/ipv4';
+
+/** The parsed fields of the current packet (one reused object). */
+export interface PacketMeta extends PktInfo {
+  /** TCP flags byte (0 for other protocols). */
+  tcpFlags: number;
+}
+
+/** Direction of a packet relative to its connection. */
+export const DIR_IN = 0;
+export const DIR_OUT = 1;
+
+export interface ProtoHandler {
+  readonly protocol: number;
+  /** Name as listings print it (TCP, UDP). */
+  readonly name: string;
+  readonly stateNames: readonly string[];
+  readonly defaultTimeouts: readonly number[];
+  /** The state counted as ActiveConn, or -1 when connections are always inactive. */
+  readonly activeState: number;
+  /** The state a new connection starts in. */
+  readonly initialState: number;
+  /** Point the view at the L4 header behind `ip`, fill ports and flags. Returns a wire verdict. */
+  parse(ip: Ipv4View, pkt: PacketMeta): number;
+  /** May this packet create a new connection? */
+  canSchedule(pkt: PacketMeta): boolean;
+  /** Does this packet open a new connection on a tuple that `state` may hand over (conn reuse)? */
+  reusesConn(pkt: PacketMeta, state: number, connFlags: number): boolean;
+  /** The connection's next state after this packet; may update the connection's flags. */
+  transition(conns: ConnTable, c: number, dir: number, pkt: PacketMeta): number;
+  /** Destination port → `port`, and fix the checksum for the destination address change. */
+  dnat(oldAddr: number, newAddr: number, port: number): void;
+  /** Source port → `port`, and fix the checksum for the source address change. */
+  snat(oldAddr: number, newAddr: number, port: number): void;
+}

@@ -1,0 +1,52 @@
+// UDP for the data path (ip_vs_proto_udp): every datagram may schedule, one state, NAT through
+// the UDP header view (a zero checksum means "none" and stays zero).
+
+import { IPPROTO_UDP } from '../ip-vs';
+import type { Ipv4View } from '../wire/ipv4';
+import { UdpView } from '../wire/udp';
+import { V_OK } from '../wire/verdict';
+import type { PacketMeta, ProtoHandler } from './proto';
+import { DEFAULT_UDP_TIMEOUT, UDP_S_NORMAL, UDP_STATE_NAMES } from './udp-states';
+
+const view = new UdpView();
+
+export const udp: ProtoHandler = {
+  protocol: IPPROTO_UDP,
+  name: 'UDP',
+  stateNames: UDP_STATE_NAMES,
+  defaultTimeouts: [DEFAULT_UDP_TIMEOUT],
+  activeState: -1,
+  initialState: UDP_S_NORMAL,
+
+  parse(ip: Ipv4View, pkt: PacketMeta): number {
+    view.reset(ip.buf, ip.payloadOffset, ip.payloadLen);
+    const v = view.checkLen();
+    if (v !== V_OK) return v;
+    pkt.sport = view.srcPort;
+    pkt.dport = view.dstPort;
+    pkt.tcpFlags = 0;
+    return V_OK;
+  },
+
+  canSchedule(): boolean {
+    return true;
+  },
+
+  reusesConn(): boolean {
+    return false;
+  },
+
+  transition(): number {
+    return UDP_S_NORMAL;
+  },
+
+  dnat(oldAddr: number, newAddr: number, port: number): void {
+    if (view.dstPort !== port) view.setDstPortWithChecksumUpdate(port);
+    view.updateChecksumForAddr(oldAddr, newAddr);
+  },
+
+  snat(oldAddr: number, newAddr: number, port: number): void {
+    if (view.srcPort !== port) view.setSrcPortWithChecksumUpdate(port);
+    view.updateChecksumForAddr(oldAddr, newAddr);
+  },
+};

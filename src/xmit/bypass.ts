@@ -1,0 +1,10 @@
+// Bypass: a packet in the TUN that matches no service and no connection (for example a NAT real
+// server's own outbound traffic, which the reply rule also steers into the TUN) is forwarded
+// unchanged.
+
+import { sendAsIs, type XmitContext } from './common';
+import { TX_RAW } from './verdict';
+
+export function bypass(x: XmitContext): number {
+  return sendAsIs(x, TX_RAW);
+}

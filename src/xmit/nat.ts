@@ -1,0 +1,23 @@
+// Masquerading (-m, ip_vs_nat_xmit / handle_response): DNAT the client's packets to the real
+// server, SNAT the real server's replies back to the virtual service.
+
+import { sendAsIs, type Transmitter, type XmitContext } from './common';
+import { TX_RAW } from './verdict';
+
+export const nat: Transmitter = {
+  in(x: XmitContext, c: number): number {
+    const vaddr = x.conns.vaddr[c];
+    const daddr = x.conns.daddr[c];
+    x.l4.dnat(vaddr, daddr, x.conns.dport[c]);
+    x.ip.setDstAddrWithChecksumUpdate(daddr);
+    return sendAsIs(x, TX_RAW);
+  },
+
+  out(x: XmitContext, c: number): number {
+    const vaddr = x.conns.vaddr[c];
+    const daddr = x.conns.daddr[c];
+    x.l4.snat(daddr, vaddr, x.conns.vport[c]);
+    x.ip.setSrcAddrWithChecksumUpdate(vaddr);
+    return sendAsIs(x, TX_RAW);
+  },
+};

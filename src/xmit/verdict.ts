@@ -1,0 +1,35 @@
+// What the engine decides for each packet: send it (on which socket), or drop it for a counted
+// reason. Reasons 0..WIRE_VERDICT_COUNT-1 are the wire parser's (0 = ok); the engine's follow.
+
+import { WIRE_VERDICT_COUNT, WIRE_VERDICT_NAMES } from '../wire/verdict';
+
+/** Send the packet at (outOff, outLen) on the raw IPv4 socket. */
+export const TX_RAW = -1;
+
+let next = WIRE_VERDICT_COUNT;
+/** Addressed to a virtual IP, but no service matches the protocol and port. */
+export const D_NO_SERVICE = next++;
+/** A service packet that belongs to no connection and may not create one (e.g. TCP without SYN). */
+export const D_NO_CONN = next++;
+/** The scheduler found no usable dest. */
+export const D_NO_DEST = next++;
+/** The connection's dest has been deleted (expire_nodest_conn = 0: drop silently). */
+export const D_DEST_UNAVAILABLE = next++;
+/** A forwarding method this build does not transmit yet. */
+export const D_FWD_UNSUPPORTED = next++;
+/** The connection table is full. */
+export const D_TABLE_FULL = next++;
+/** The kernel refused the packet on output. */
+export const D_TX_FAILED = next++;
+export const VERDICT_COUNT = next;
+
+export const DROP_NAMES: readonly string[] = [
+  ...WIRE_VERDICT_NAMES,
+  'no_service',
+  'no_conn',
+  'no_dest',
+  'dest_unavailable',
+  'fwd_unsupported',
+  'table_full',
+  'tx_failed',
+];
