@@ -1,0 +1,578 @@
+/*
+ * N-API glue for lvs_native: argument checking, JS errors, and the uv_poll readiness watcher.
+ * The syscalls themselves live in syscalls.c. Every export is synchronous. Errors from the
+ * kernel are thrown as Error with `code` (errno name), `errno` (negative, as Node does) and
+ * `syscall`; bad arguments are thrown as TypeError / RangeError before any memory is touched.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "syscalls.h"
+
+#define MAX_ARGS 6
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+/* Throw the failure of an N-API call itself, unless a JS exception is already pending. */
+static void throw_napi_failure(napi_env env, const char *call) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  char msg[256];
+  snprintf(msg, sizeof(msg), "lvs_native: %s failed: %s", call,
+           info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
+  napi_throw_error(env, NULL, msg);
+}
+
+#define NAPI_CHECK(env, call)            \
+  do {                                   \
+    if ((call) != napi_ok) {             \
+      throw_napi_failure((env), #call);  \
+      return NULL;                       \
+    }                                    \
+  } while (0)
+
+/* Build `Error("<what> failed: <strerror>")` with code, errno and syscall set. Returns NULL on failure. */
+static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *what) {
+  char name_buf[16];
+  char text_buf[128];
+  char msg[256];
+  const char *name = lvs_errno_name(err, name_buf, sizeof(name_buf));
+  snprintf(msg, sizeof(msg), "%s failed: %s", what, lvs_strerror(err, text_buf, sizeof(text_buf)));
+
+  napi_value code, message, error, errno_value, syscall_value;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+      napi_create_error(env, code, message, &error) != napi_ok ||
+      napi_create_int32(env, -err, &errno_value) != napi_ok ||
+      napi_set_named_property(env, error, "errno", errno_value) != napi_ok ||
+      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", syscall_value) != napi_ok) {
+    return NULL;
+  }
+  return error;
+}
+
+/* Throw a positive errno as a system error. Always returns NULL, for `return throw_errno(...)`. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *what) {
+  napi_value error = make_errno_error(env, err, syscall, what);
+  if (error == NULL) {
+    throw_napi_failure(env, "creating an Error");
+  } else {
+    napi_throw(env, error);
+  }
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *what, const char *expected) {
+  char msg[160];
+  snprintf(msg, sizeof(msg), "The \"%s\" argument must be %s", what, expected);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+static napi_value throw_range(napi_env env, const char *msg) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  return NULL;
+}
+
+/* ---- argument helpers: each returns false with a JS exception thrown ---------------------- */
+
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_napi_failure(env, "napi_get_cb_info");
+    return false;
+  }
+  if (argc < want) {
+    char msg[64];
+    snprintf(msg, sizeof(msg), "Expected %zu arguments, got %zu", want, argc);
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", msg);
+    return false;
+  }
+  return true;
+}
+
+/* An integer in [min, max]. */
+static bool get_integer(napi_env env, napi_value v, const char *what, double min, double max, double *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_number) {
+    throw_type(env, what, "of type number");
+    return false;
+  }
+  double d;
+  napi_get_value_double(env, v, &d);
+  if (!isfinite(d) || d != floor(d) || d < min || d > max) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "The value of \"%s\" is out of range. It must be an integer >= %.0f and <= %.0f. Received %g",
+             what, min, max, d);
+    throw_range(env, msg);
+    return false;
+  }
+  *out = d;
+  return true;
+}
+
+static bool get_fd(napi_env env, napi_value v, int *fd) {
+  double d;
+  if (!get_integer(env, v, "fd", 0, INT_MAX, &d)) return false;
+  *fd = (int)d;
+  return true;
+}
+
+static bool get_u32(napi_env env, napi_value v, const char *what, uint32_t *out) {
+  double d;
+  if (!get_integer(env, v, what, 0, UINT32_MAX, &d)) return false;
+  *out = (uint32_t)d;
+  return true;
+}
+
+static bool get_buffer(napi_env env, napi_value v, const char *what, uint8_t **data, size_t *len) {
+  bool is_buffer = false;
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer) {
+    throw_type(env, what, "an instance of Buffer");
+    return false;
+  }
+  void *ptr = NULL;
+  if (napi_get_buffer_info(env, v, &ptr, len) != napi_ok) {
+    throw_napi_failure(env, "napi_get_buffer_info");
+    return false;
+  }
+  *data = ptr;
+  return true;
+}
+
+static bool get_u32_array(napi_env env, napi_value v, const char *what, uint32_t **data, size_t *len) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  void *ptr = NULL;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok || type != napi_uint32_array) {
+    throw_type(env, what, "an instance of Uint32Array");
+    return false;
+  }
+  *data = ptr;
+  return true;
+}
+
+static bool check_function(napi_env env, napi_value v, const char *what) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_function) {
+    throw_type(env, what, "of type function");
+    return false;
+  }
+  return true;
+}
+
+static napi_value make_u32(napi_env env, uint32_t n) {
+  napi_value v;
+  NAPI_CHECK(env, napi_create_uint32(env, n, &v));
+  return v;
+}
+
+/* ---- TUN ---------------------------------------------------------------------------------- */
+
+/* tunOpen(name) -> { fd, name } */
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+
+  napi_valuetype type;
+  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string) return throw_type(env, "name", "of type string");
+  size_t len = 0;
+  NAPI_CHECK(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &len));
+  if (len >= LVS_IFNAMSIZ) {
+    return throw_range(env, "TUN device name is too long: at most 15 bytes (IFNAMSIZ - 1)");
+  }
+  char name[LVS_IFNAMSIZ];
+  NAPI_CHECK(env, napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &len));
+  if (memchr(name, '\0', len) != NULL) return throw_range(env, "TUN device name must not contain NUL");
+
+  char actual[LVS_IFNAMSIZ];
+  const char *failed_call = "open";
+  int fd = lvs_tun_open(name, actual, &failed_call);
+  if (fd < 0) {
+    return throw_errno(env, -fd, failed_call,
+                       strcmp(failed_call, "open") == 0 ? "open /dev/net/tun" : "ioctl TUNSETIFF");
+  }
+
+  napi_value result, fd_value, name_value;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, fd, &fd_value) != napi_ok ||
+      napi_set_named_property(env, result, "fd", fd_value) != napi_ok ||
+      napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &name_value) != napi_ok ||
+      napi_set_named_property(env, result, "name", name_value) != napi_ok) {
+    lvs_fd_close(fd);
+    throw_napi_failure(env, "building the tunOpen result");
+    return NULL;
+  }
+  return result;
+}
+
+/* tunRead(fd, slab, slotSize, headroom, maxCount, lens) -> count */
+static napi_value tun_read(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+
+  int fd;
+  uint8_t *slab;
+  size_t slab_len, lens_len;
+  uint32_t slot_size, headroom, max_count, *lens;
+  if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "slab", &slab, &slab_len) ||
+      !get_u32(env, argv[2], "slotSize", &slot_size) || !get_u32(env, argv[3], "headroom", &headroom) ||
+      !get_u32(env, argv[4], "maxCount", &max_count) || !get_u32_array(env, argv[5], "lens", &lens, &lens_len)) {
+    return NULL;
+  }
+  if (slot_size == 0 || headroom >= slot_size) return throw_range(env, "tunRead: need 0 <= headroom < slotSize");
+  if (max_count > lens_len) return throw_range(env, "tunRead: maxCount exceeds lens.length");
+  if ((uint64_t)max_count * slot_size > slab_len) return throw_range(env, "tunRead: maxCount * slotSize exceeds the slab");
+  if (max_count > INT_MAX) return throw_range(env, "tunRead: maxCount too large");
+  if (max_count == 0) return make_u32(env, 0);
+
+  int n = lvs_tun_read_batch(fd, slab, slot_size, headroom, max_count, lens);
+  if (n < 0) return throw_errno(env, -n, "read", "read from TUN");
+  return make_u32(env, (uint32_t)n);
+}
+
+/* tunWrite(fd, buf, offset, length) -> bytes written */
+static napi_value tun_write(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+
+  int fd;
+  uint8_t *buf;
+  size_t buf_len;
+  uint32_t offset, length;
+  if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "buf", &buf, &buf_len) ||
+      !get_u32(env, argv[2], "offset", &offset) || !get_u32(env, argv[3], "length", &length)) {
+    return NULL;
+  }
+  if ((uint64_t)offset + length > buf_len) return throw_range(env, "tunWrite: offset + length exceeds the buffer");
+
+  ssize_t n = lvs_fd_write(fd, buf + offset, length);
+  if (n < 0) return throw_errno(env, (int)-n, "write", "write to TUN");
+  return make_u32(env, (uint32_t)n);
+}
+
+/* ---- raw socket --------------------------------------------------------------------------- */
+
+/* rawOpen() -> fd */
+static napi_value raw_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = lvs_raw_open();
+  if (fd < 0) return throw_errno(env, -fd, "socket", "socket AF_INET SOCK_RAW IPPROTO_RAW");
+  return make_u32(env, (uint32_t)fd);
+}
+
+/* sendBatch(fd, slab, offs, lens, count) -> packets accepted */
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+
+  int fd;
+  uint8_t *slab;
+  size_t slab_len, offs_len, lens_len;
+  uint32_t *offs, *lens, count;
+  if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "slab", &slab, &slab_len) ||
+      !get_u32_array(env, argv[2], "offs", &offs, &offs_len) || !get_u32_array(env, argv[3], "lens", &lens, &lens_len) ||
+      !get_u32(env, argv[4], "count", &count)) {
+    return NULL;
+  }
+  if (count > offs_len || count > lens_len) return throw_range(env, "sendBatch: count exceeds offs.length or lens.length");
+  if (count > INT_MAX) return throw_range(env, "sendBatch: count too large");
+  for (uint32_t i = 0; i < count; i++) {
+    if ((uint64_t)offs[i] + lens[i] > slab_len) {
+      char msg[128];
+      snprintf(msg, sizeof(msg), "sendBatch: packet %u (offset %u, length %u) exceeds the slab (%zu bytes)", i, offs[i],
+               lens[i], slab_len);
+      return throw_range(env, msg);
+    }
+  }
+  if (count == 0) return make_u32(env, 0);
+
+  int n = lvs_raw_send_batch(fd, slab, offs, lens, count);
+  if (n < 0) return throw_errno(env, -n, "sendmmsg", "sendmmsg on raw socket");
+  return make_u32(env, (uint32_t)n);
+}
+
+/* close(fd) */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return NULL;
+  int r = lvs_fd_close(fd);
+  if (r < 0) return throw_errno(env, -r, "close", "close");
+  return NULL;
+}
+
+/* ---- readiness watcher -------------------------------------------------------------------- */
+
+/*
+ * One uv_poll on the default loop per watched fd. The JS handle object wraps the struct; while
+ * the watcher is active a strong reference keeps that object (and so the struct) alive. The
+ * struct is freed once both the uv handle is closed and the JS object is collected.
+ */
+typedef struct lvs_watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref self;        /* strong reference to the JS handle while active */
+  napi_ref on_readable;
+  napi_ref on_error;
+  napi_async_context async;
+  bool active;          /* polling; unwatch() not yet called */
+  bool in_callback;     /* inside on_poll: defer destroying `async` */
+  bool handle_closed;   /* uv close callback has run, or the uv handle was never initialised */
+  bool finalized;       /* the JS handle object was collected */
+} lvs_watch;
+
+static const napi_type_tag WATCH_TAG = {0x6c76735f6e617469ULL, 0x76655f7761746368ULL};
+
+static void watch_maybe_free(lvs_watch *w) {
+  if (w->handle_closed && w->finalized) free(w);
+}
+
+static void watch_on_close(uv_handle_t *handle) {
+  lvs_watch *w = handle->data;
+  w->handle_closed = true;
+  watch_maybe_free(w);
+}
+
+/* Stop polling and close the uv handle. Touches no N-API state, so it is safe during teardown. */
+static void watch_stop_uv(lvs_watch *w) {
+  w->active = false;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, watch_on_close);
+}
+
+/* Release the JS references; only with a live env. */
+static void watch_release_refs(lvs_watch *w) {
+  napi_env env = w->env;
+  if (w->on_readable != NULL) napi_delete_reference(env, w->on_readable);
+  if (w->on_error != NULL) napi_delete_reference(env, w->on_error);
+  if (w->self != NULL) napi_delete_reference(env, w->self);
+  w->on_readable = w->on_error = w->self = NULL;
+  if (w->async != NULL && !w->in_callback) {
+    napi_async_destroy(env, w->async);
+    w->async = NULL;
+  }
+}
+
+/* The environment is going away (process or worker exit) with the watcher still active. */
+static void watch_env_cleanup(void *arg) {
+  lvs_watch *w = arg;
+  if (w->active) watch_stop_uv(w);
+}
+
+static void watch_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  lvs_watch *w = data;
+  /* Only reachable while active if the env is torn down before the cleanup hook ran. */
+  if (w->active) watch_stop_uv(w);
+  w->finalized = true;
+  watch_maybe_free(w);
+}
+
+/* A JS exception escaped both callbacks: clear it and print it, the watcher keeps running. */
+static void report_to_stderr(napi_env env, napi_value exception) {
+  napi_value text = NULL, ignored;
+  napi_valuetype type;
+  bool pending = false;
+  if (napi_typeof(env, exception, &type) == napi_ok && type == napi_object) {
+    napi_value stack;
+    if (napi_get_named_property(env, exception, "stack", &stack) == napi_ok &&
+        napi_typeof(env, stack, &type) == napi_ok && type == napi_string) {
+      text = stack;
+    }
+  }
+  if (text == NULL && napi_coerce_to_string(env, exception, &text) != napi_ok) text = NULL;
+  napi_is_exception_pending(env, &pending);
+  if (pending) napi_get_and_clear_last_exception(env, &ignored);
+
+  char buf[1024];
+  size_t len = 0;
+  if (text == NULL || napi_get_value_string_utf8(env, text, buf, sizeof(buf), &len) != napi_ok) {
+    snprintf(buf, sizeof(buf), "(exception could not be converted to a string)");
+  }
+  fprintf(stderr, "lvs_native: watch onError callback threw: %s\n", buf);
+  fflush(stderr);
+}
+
+/* Take the exception a callback left pending (or describe the failure) and clear it. */
+static napi_value take_exception(napi_env env, napi_status status) {
+  bool pending = false;
+  napi_value exception = NULL;
+  napi_is_exception_pending(env, &pending);
+  if (pending && napi_get_and_clear_last_exception(env, &exception) == napi_ok) return exception;
+
+  char msg[96];
+  snprintf(msg, sizeof(msg), "lvs_native: calling the watch callback failed (napi_status %d)", (int)status);
+  napi_value message;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+      napi_create_error(env, NULL, message, &exception) != napi_ok) {
+    napi_get_undefined(env, &exception);
+  }
+  return exception;
+}
+
+/* Hand `error` to onError; if onError throws too, clear that and print it. */
+static void deliver_error(lvs_watch *w, napi_value self, napi_value on_error, napi_value error) {
+  napi_env env = w->env;
+  napi_value result;
+  napi_status status = napi_make_callback(env, w->async, self, on_error, 1, &error, &result);
+  if (status != napi_ok) report_to_stderr(env, take_exception(env, status));
+}
+
+static void watch_on_poll(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  lvs_watch *w = handle->data;
+  if (!w->active) return;
+
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+
+  /* Locals keep the functions alive even if the callback calls unwatch(). */
+  napi_value self, on_readable, on_error, result;
+  if (napi_get_reference_value(env, w->self, &self) != napi_ok ||
+      napi_get_reference_value(env, w->on_readable, &on_readable) != napi_ok ||
+      napi_get_reference_value(env, w->on_error, &on_error) != napi_ok) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+
+  w->in_callback = true;
+  if (status < 0) {
+    /* libuv has stopped this poll (POLLERR); report it, unwatch() still closes it. */
+    napi_value error = make_errno_error(env, -status, "uv_poll", "poll on watched fd");
+    if (error == NULL) error = take_exception(env, napi_generic_failure);
+    deliver_error(w, self, on_error, error);
+  } else {
+    napi_status call_status = napi_make_callback(env, w->async, self, on_readable, 0, NULL, &result);
+    if (call_status != napi_ok) deliver_error(w, self, on_error, take_exception(env, call_status));
+  }
+  w->in_callback = false;
+
+  if (!w->active && w->async != NULL) {
+    /* unwatch() ran inside a callback and left the async context for us. */
+    napi_async_destroy(env, w->async);
+    w->async = NULL;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* watch(fd, onReadable, onError) -> handle */
+static napi_value watch(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd) || !check_function(env, argv[1], "onReadable") ||
+      !check_function(env, argv[2], "onError")) {
+    return NULL;
+  }
+
+  uv_loop_t *loop = NULL;
+  NAPI_CHECK(env, napi_get_uv_event_loop(env, &loop));
+
+  lvs_watch *w = calloc(1, sizeof(*w));
+  if (w == NULL) return throw_errno(env, ENOMEM, "calloc", "allocating a watcher");
+  w->env = env;
+  w->handle_closed = true; /* no uv handle yet */
+  w->poll.data = w;
+
+  napi_value handle, resource_name;
+  if (napi_create_object(env, &handle) != napi_ok) {
+    free(w);
+    throw_napi_failure(env, "napi_create_object");
+    return NULL;
+  }
+  if (napi_wrap(env, handle, w, watch_finalize, NULL, NULL) != napi_ok) {
+    free(w);
+    throw_napi_failure(env, "napi_wrap");
+    return NULL;
+  }
+  /* From here on the finalizer owns `w`. */
+  if (napi_type_tag_object(env, handle, &WATCH_TAG) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &w->on_readable) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &w->on_error) != napi_ok ||
+      napi_create_string_utf8(env, "lvs_native.watch", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_async_init(env, handle, resource_name, &w->async) != napi_ok) {
+    throw_napi_failure(env, "setting up the watcher");
+    watch_release_refs(w);
+    return NULL;
+  }
+
+  int r = uv_poll_init(loop, &w->poll, fd);
+  if (r < 0) {
+    watch_release_refs(w);
+    return throw_errno(env, -r, "uv_poll_init", "uv_poll_init on fd");
+  }
+  w->handle_closed = false;
+  r = uv_poll_start(&w->poll, UV_READABLE, watch_on_poll);
+  if (r < 0) {
+    watch_stop_uv(w);
+    watch_release_refs(w);
+    return throw_errno(env, -r, "uv_poll_start", "uv_poll_start on fd");
+  }
+  w->active = true;
+
+  if (napi_create_reference(env, handle, 1, &w->self) != napi_ok ||
+      napi_add_env_cleanup_hook(env, watch_env_cleanup, w) != napi_ok) {
+    throw_napi_failure(env, "setting up the watcher");
+    watch_stop_uv(w);
+    watch_release_refs(w);
+    return NULL;
+  }
+  return handle;
+}
+
+/* unwatch(handle): stop polling, close the uv handle, release the callbacks. Idempotent. */
+static napi_value unwatch(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+
+  napi_valuetype type;
+  bool tagged = false;
+  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_object ||
+      napi_check_object_type_tag(env, argv[0], &WATCH_TAG, &tagged) != napi_ok || !tagged) {
+    return throw_type(env, "handle", "a handle returned by watch()");
+  }
+  void *data = NULL;
+  NAPI_CHECK(env, napi_unwrap(env, argv[0], &data));
+  lvs_watch *w = data;
+  if (!w->active) return NULL;
+
+  napi_remove_env_cleanup_hook(env, watch_env_cleanup, w);
+  watch_stop_uv(w);
+  watch_release_refs(w);
+  return NULL;
+}
+
+/* ---- module ------------------------------------------------------------------------------- */
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunRead", NULL, tun_read, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) {
+    throw_napi_failure(env, "napi_define_properties");
+    return NULL;
+  }
+  return exports;
+}

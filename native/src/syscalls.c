@@ -1,0 +1,225 @@
+/* Thin syscall helpers; see syscalls.h for the contract of each function. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sendmmsg, GNU strerror_r */
+#endif
+
+#include "syscalls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define LVS_RAW_SNDBUF (4 * 1024 * 1024)
+
+int lvs_tun_open(const char *name, char out_name[LVS_IFNAMSIZ], const char **failed_call) {
+  size_t name_len = strlen(name);
+  if (name_len >= LVS_IFNAMSIZ) {
+    /* The kernel would silently truncate it; the glue rejects this first, this is a backstop. */
+    *failed_call = "ioctl";
+    return -EINVAL;
+  }
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *failed_call = "open";
+    return -errno;
+  }
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, name_len);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    *failed_call = "ioctl";
+    return -err;
+  }
+
+  memcpy(out_name, ifr.ifr_name, LVS_IFNAMSIZ);
+  out_name[LVS_IFNAMSIZ - 1] = '\0';
+  return fd;
+}
+
+int lvs_tun_read_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens) {
+  const size_t cap = slot_size - headroom;
+  uint32_t count = 0;
+
+  while (count < max_count) {
+    ssize_t n = read(fd, base + (size_t)count * slot_size + headroom, cap);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) break;
+      return count > 0 ? (int)count : -err;
+    }
+    /* TUN reports the full packet length even when it only copied `cap` bytes. */
+    lens[count++] = (size_t)n > cap ? (uint32_t)cap : (uint32_t)n;
+  }
+  return (int)count;
+}
+
+ssize_t lvs_fd_write(int fd, const uint8_t *data, size_t len) {
+  for (;;) {
+    ssize_t n = write(fd, data, len);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int lvs_raw_open(void) {
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) return -errno;
+
+  int size = LVS_RAW_SNDBUF;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0) {
+    /* Without CAP_NET_ADMIN: take what net.core.wmem_max allows. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  }
+  return fd;
+}
+
+/* The socket or the device queue is full: stop here, the caller drops or retries the rest. */
+static int send_error_is_backpressure(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM;
+}
+
+/* The socket itself is unusable: no later packet can succeed either. */
+static int send_error_is_fatal(int err) {
+  return err == EBADF || err == ENOTSOCK || err == EFAULT;
+}
+
+int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count) {
+  struct mmsghdr msgs[LVS_SEND_CHUNK];
+  struct iovec iovs[LVS_SEND_CHUNK];
+  struct sockaddr_in addrs[LVS_SEND_CHUNK];
+  uint32_t next = 0;
+  int accepted = 0;
+
+  while (next < count) {
+    /* Fill one chunk with the sendable packets among the next ones. */
+    unsigned int filled = 0;
+    while (next < count && filled < LVS_SEND_CHUNK) {
+      const uint8_t *pkt = base + offs[next];
+      uint32_t len = lens[next];
+      next++;
+      if (len < LVS_IPV4_MIN_HDR || (pkt[0] >> 4) != 4) continue;
+
+      struct sockaddr_in *sin = &addrs[filled];
+      memset(sin, 0, sizeof(*sin));
+      sin->sin_family = AF_INET;
+      memcpy(&sin->sin_addr.s_addr, pkt + LVS_IPV4_DST_OFF, 4);
+
+      iovs[filled].iov_base = (void *)pkt;
+      iovs[filled].iov_len = len;
+
+      struct msghdr *hdr = &msgs[filled].msg_hdr;
+      memset(hdr, 0, sizeof(*hdr));
+      hdr->msg_name = sin;
+      hdr->msg_namelen = sizeof(*sin);
+      hdr->msg_iov = &iovs[filled];
+      hdr->msg_iovlen = 1;
+      msgs[filled].msg_len = 0;
+      filled++;
+    }
+
+    /*
+     * sendmmsg() stops at the first failing message: it returns the count sent before it, or -1
+     * with that message's errno when it was the first. Resume after the sent ones; on a
+     * per-packet error skip exactly that packet.
+     */
+    unsigned int done = 0;
+    while (done < filled) {
+      int n = sendmmsg(fd, msgs + done, filled - done, MSG_DONTWAIT);
+      if (n > 0) {
+        accepted += n;
+        done += (unsigned int)n;
+        continue;
+      }
+      int err = n == 0 ? EAGAIN : errno;
+      if (err == EINTR) continue;
+      if (send_error_is_backpressure(err)) return accepted;
+      if (send_error_is_fatal(err)) return accepted > 0 ? accepted : -err;
+      done++;
+    }
+  }
+  return accepted;
+}
+
+int lvs_fd_close(int fd) {
+  if (close(fd) < 0 && errno != EINTR) return -errno;
+  return 0;
+}
+
+const char *lvs_errno_name(int err, char *buf, size_t buf_len) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case ENXIO: return "ENXIO";
+    case E2BIG: return "E2BIG";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOTTY: return "ENOTTY";
+    case ENOSPC: return "ENOSPC";
+    case EPIPE: return "EPIPE";
+    case ERANGE: return "ERANGE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS: return "ENOSYS";
+    case EBADFD: return "EBADFD";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EDESTADDRREQ: return "EDESTADDRREQ";
+    case EMSGSIZE: return "EMSGSIZE";
+    case EPROTOTYPE: return "EPROTOTYPE";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case ESOCKTNOSUPPORT: return "ESOCKTNOSUPPORT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case ENETDOWN: return "ENETDOWN";
+    case ENETUNREACH: return "ENETUNREACH";
+    case ENETRESET: return "ENETRESET";
+    case ECONNABORTED: return "ECONNABORTED";
+    case ECONNRESET: return "ECONNRESET";
+    case ENOBUFS: return "ENOBUFS";
+    case EISCONN: return "EISCONN";
+    case ENOTCONN: return "ENOTCONN";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EHOSTDOWN: return "EHOSTDOWN";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case EALREADY: return "EALREADY";
+    case EINPROGRESS: return "EINPROGRESS";
+    default:
+      snprintf(buf, buf_len, "E%d", err);
+      return buf;
+  }
+}
+
+const char *lvs_strerror(int err, char *buf, size_t buf_len) {
+  /* GNU strerror_r: returns either buf or a static string. */
+  return strerror_r(err, buf, buf_len);
+}

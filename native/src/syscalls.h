@@ -1,0 +1,74 @@
+/*
+ * Thin syscall helpers for the lvs_native addon. Pure C, no Node headers: every function returns
+ * a non-negative result or -errno, and never allocates. The N-API glue (addon.c) validates
+ * arguments (bounds, lengths) before calling in here; these helpers trust what they are given.
+ */
+#ifndef LVS_SYSCALLS_H
+#define LVS_SYSCALLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Size of a network interface name including the terminating NUL (IFNAMSIZ). */
+#define LVS_IFNAMSIZ 16
+
+/* Packets handed to one sendmmsg() call; larger batches are sent in chunks of this size. */
+#define LVS_SEND_CHUNK 256
+
+/* Smallest IPv4 header, and where the destination address sits in it. */
+#define LVS_IPV4_MIN_HDR 20
+#define LVS_IPV4_DST_OFF 16
+
+/*
+ * Open /dev/net/tun (non-blocking, close-on-exec) and attach it to TUN device `name`
+ * (IFF_TUN | IFF_NO_PI), creating the device if it does not exist. `name` must be shorter than
+ * LVS_IFNAMSIZ; it may end in "%d" or be empty to let the kernel choose. On success returns the
+ * fd and writes the kernel's device name to `out_name`. On failure returns -errno and points
+ * `*failed_call` at the syscall that failed ("open" or "ioctl").
+ */
+int lvs_tun_open(const char *name, char out_name[LVS_IFNAMSIZ], const char **failed_call);
+
+/*
+ * Read up to `max_count` packets from a non-blocking fd. Packet i lands at
+ * `base + i * slot_size + headroom` (at most `slot_size - headroom` bytes) and its length is
+ * stored in lens[i]. Stops at EAGAIN; retries EINTR. Returns the number of packets read, or
+ * -errno if the very first read failed with anything but EAGAIN (a later error ends the batch
+ * and is reported by the next call). A packet longer than the slot is truncated by the kernel;
+ * its stored length is clamped to the slot so the caller never reads past it.
+ */
+int lvs_tun_read_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens);
+
+/* write() the whole of one packet, retrying EINTR. Returns bytes written or -errno. */
+ssize_t lvs_fd_write(int fd, const uint8_t *data, size_t len);
+
+/*
+ * Open a raw IPv4 socket for sending complete IP packets: AF_INET, SOCK_RAW, IPPROTO_RAW
+ * (which implies IP_HDRINCL), non-blocking, close-on-exec. Tries to raise the send buffer to
+ * 4 MiB (SO_SNDBUFFORCE, then SO_SNDBUF; failure is ignored). Returns the fd or -errno.
+ */
+int lvs_raw_open(void);
+
+/*
+ * Send packets (base + offs[i], lens[i]) for i in [0, count) on a raw IPv4 socket with
+ * sendmmsg(), each addressed to its own IPv4 destination (header bytes 16..19).
+ * - Packets shorter than an IPv4 header or not IPv4 are skipped (not sent).
+ * - A per-packet error (ENETUNREACH, EHOSTUNREACH, EMSGSIZE, EPERM, EACCES, EINVAL, ...) skips
+ *   that packet and the rest are still sent.
+ * - EAGAIN / EWOULDBLOCK / ENOBUFS / ENOMEM (socket or device queue full) end the batch.
+ * - A socket-level error (EBADF, ENOTSOCK, EFAULT) ends the batch; if nothing was sent yet it is
+ *   returned as -errno.
+ * Returns how many packets the kernel accepted.
+ */
+int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count);
+
+/* close() an fd. EINTR counts as closed (Linux always releases the fd). Returns 0 or -errno. */
+int lvs_fd_close(int fd);
+
+/* Symbolic name of a positive errno value ("ENOENT"); unknown values are written as "E<n>" into buf. */
+const char *lvs_errno_name(int err, char *buf, size_t buf_len);
+
+/* Thread-safe strerror() for a positive errno value. */
+const char *lvs_strerror(int err, char *buf, size_t buf_len);
+
+#endif /* LVS_SYSCALLS_H */

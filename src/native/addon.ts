@@ -1,0 +1,89 @@
+// Typed loader for the lvs_native addon (native/src/addon.c): a thin, synchronous syscall layer.
+// The .node file is resolved by an explicit path from the repository root, which is two levels
+// up from both src/native/addon.ts (vitest) and dist/native/addon.js (after tsc). The addon is
+// loaded on first use, so importing this module never needs a built addon.
+//
+// Errors from the kernel are thrown as `NativeError` (code = errno name, syscall = the failing
+// call); bad arguments as TypeError / RangeError before any memory is touched.
+
+import * as path from 'node:path';
+
+export const REPO_ROOT = path.resolve(__dirname, '../..');
+export const ADDON_PATH = path.join(REPO_ROOT, 'native', 'build', 'Release', 'lvs_native.node');
+
+/** What the addon throws for a failed syscall. */
+export interface NativeError extends Error {
+  /** errno name, e.g. 'EPERM', 'EBUSY'; 'E<n>' for unnamed values. */
+  code: string;
+  /** Negative errno, as in Node's own system errors. */
+  errno: number;
+  /** The failing call: 'open', 'ioctl', 'read', 'write', 'socket', 'sendmmsg', 'close', 'uv_poll_init', ... */
+  syscall: string;
+}
+
+/** Opaque handle returned by `watch`. */
+export interface WatchHandle {
+  readonly __lvsWatchHandle: never;
+}
+
+export interface TunDevice {
+  fd: number;
+  /** The kernel's name for the device (differs from the request when it ended in `%d` or was empty). */
+  name: string;
+}
+
+export interface LvsNative {
+  /** Open /dev/net/tun and attach/create TUN `name` (IFF_TUN | IFF_NO_PI, O_NONBLOCK, O_CLOEXEC). */
+  tunOpen(name: string): TunDevice;
+  /**
+   * Read packets until EAGAIN or `maxCount`: packet i at `i * slotSize + headroom`, length in
+   * `lens[i]` (clamped to `slotSize - headroom`). Returns the count; 0 when nothing is waiting.
+   */
+  tunRead(fd: number, slab: Buffer, slotSize: number, headroom: number, maxCount: number, lens: Uint32Array): number;
+  /** Write one packet into the TUN (the kernel receives it as if from the wire). Returns bytes written. */
+  tunWrite(fd: number, buf: Buffer, offset: number, length: number): number;
+  /** Raw IPv4 socket (IPPROTO_RAW, header included), non-blocking, send buffer raised to 4 MiB if allowed. */
+  rawOpen(): number;
+  /**
+   * sendmmsg packets `slab[offs[i], offs[i] + lens[i])` for i < count, each to its own IPv4
+   * destination. Returns how many the kernel accepted: per-packet errors skip the packet,
+   * EAGAIN/ENOBUFS end the batch early.
+   */
+  sendBatch(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number;
+  /**
+   * Call `onReadable` (on the default loop) whenever `fd` is readable. An exception thrown by
+   * `onReadable` goes to `onError`; one thrown by `onError` is printed to stderr. Either way the
+   * watcher keeps running. A poll error (POLLERR) is passed to `onError` and stops the watcher.
+   */
+  watch(fd: number, onReadable: () => void, onError: (err: unknown) => void): WatchHandle;
+  /** Stop a watcher and release its callbacks. Idempotent. */
+  unwatch(handle: WatchHandle): void;
+  close(fd: number): void;
+}
+
+let loaded: LvsNative | undefined;
+
+/** The addon, loaded on first call. Throws a clear error when it has not been built. */
+export function loadNative(): LvsNative {
+  if (loaded === undefined) {
+    try {
+      loaded = require(ADDON_PATH) as LvsNative;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'MODULE_NOT_FOUND' || code === 'ENOENT') {
+        throw new Error(`lvs_native addon is not built (no ${ADDON_PATH}): run npm run build:native`, { cause: err });
+      }
+      throw new Error(`lvs_native addon at ${ADDON_PATH} failed to load: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return loaded;
+}
+
+/** Whether an error is a system error thrown by the addon. */
+export function isNativeError(err: unknown): err is NativeError {
+  return (
+    err instanceof Error &&
+    typeof (err as NativeError).code === 'string' &&
+    typeof (err as NativeError).syscall === 'string'
+  );
+}
