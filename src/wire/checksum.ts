@@ -1,0 +1,81 @@
+// The Internet checksum (RFC 1071) and its incremental update (RFC 1624): the one checksum module
+// that every header view uses.
+//
+// A "sum" here is an unfolded one's-complement accumulator: a plain non-negative JS number holding
+// the sum of big-endian 16-bit words. Because 2^16 = 1 (mod 0xffff), carries can be folded back in
+// at any time, so sums from several pieces (pseudo-header, header, payload) just add up; fold()
+// them once at the end. A 64 KiB buffer adds at most 32768 * 0xffff < 2^31, far inside the 2^53 a
+// double holds exactly.
+
+/**
+ * One's-complement accumulation of the big-endian 16-bit words of buf[off, off + len), added to
+ * `initial` (another sum, e.g. a pseudoHeaderSum). An odd trailing byte is padded with a zero
+ * byte. Returns an unfolded sum: pass it on as `initial`, or to fold()/finish().
+ */
+export function sum16(buf: Buffer, off: number, len: number, initial = 0): number {
+  let sum = initial;
+  let i = off;
+  const end = off + len;
+  const end8 = off + (len & ~7);
+  for (; i < end8; i += 8) {
+    sum +=
+      ((buf[i]! << 8) | buf[i + 1]!) +
+      ((buf[i + 2]! << 8) | buf[i + 3]!) +
+      ((buf[i + 4]! << 8) | buf[i + 5]!) +
+      ((buf[i + 6]! << 8) | buf[i + 7]!);
+  }
+  for (; i + 1 < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
+  if (i < end) sum += buf[i]! << 8;
+  return sum;
+}
+
+/** Fold the carries of a sum back into 16 bits (end-around carry). Not complemented. */
+export function fold(sum: number): number {
+  // `& 0xffff` is exact for any safe integer (ToInt32 is mod 2^32); the division keeps the high
+  // part exact above 2^32, where `>>> 16` would drop bits.
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** The checksum field value for a sum: the one's complement of the folded sum. */
+export function finish(sum: number): number {
+  return ~fold(sum) & 0xffff;
+}
+
+/** The Internet checksum of buf[off, off + len), starting from sum `initial`. */
+export function checksum(buf: Buffer, off: number, len: number, initial = 0): number {
+  return finish(sum16(buf, off, len, initial));
+}
+
+/**
+ * Sum of the IPv4 pseudo-header that TCP and UDP checksums cover (RFC 793 / RFC 768): source and
+ * destination address (host-order uint32), zero byte + protocol, and the L4 length.
+ */
+export function pseudoHeaderSum(saddr: number, daddr: number, protocol: number, l4len: number): number {
+  return (saddr >>> 16) + (saddr & 0xffff) + (daddr >>> 16) + (daddr & 0xffff) + protocol + l4len;
+}
+
+/**
+ * Incremental update of checksum field `csum` when one 16-bit word of the covered data changes
+ * from `oldVal` to `newVal`, per RFC 1624 section 3, eqn. 3:
+ *
+ *     HC' = ~(~HC + ~m + m')
+ *
+ * (all one's-complement arithmetic). Unlike eqn. 2 of RFC 1141 this never produces the -0 that a
+ * full recompute could not. The result equals a full recompute for any covered data that is not
+ * all zero (always true where a pseudo-header or an IPv4 version field is covered).
+ */
+export function update16(csum: number, oldVal: number, newVal: number): number {
+  const sum = (~csum & 0xffff) + (~oldVal & 0xffff) + (newVal & 0xffff);
+  return ~fold(sum) & 0xffff;
+}
+
+/**
+ * update16 for a 32-bit field (an IPv4 address, a TCP sequence number): RFC 1624 eqn. 3 applied
+ * to its two 16-bit halves. Summing both halves before one fold is the same one's-complement
+ * arithmetic as two chained update16 calls.
+ */
+export function update32(csum: number, oldVal: number, newVal: number): number {
+  const sum = (~csum & 0xffff) + (~(oldVal >>> 16) & 0xffff) + (~oldVal & 0xffff) + (newVal >>> 16) + (newVal & 0xffff);
+  return ~fold(sum) & 0xffff;
+}
