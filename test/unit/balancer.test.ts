@@ -1,0 +1,116 @@
+// The control plane's verbs: kernel errno semantics, what they ask of the host, snapshots.
+
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../../src/core/engine';
+import { Balancer } from '../../src/ctl/balancer';
+import type { HostNet } from '../../src/ctl/host-net';
+import { LvsError } from '../../src/errors';
+import { FWD_DROUTE, FWD_MASQ, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import { MemoryIo } from '../../src/native/memory-io';
+import { u32ToIp } from '../../src/wire/addr';
+import { destSpec, svcSpec } from '../helpers/engine-lab';
+
+class RecordingHost implements HostNet {
+  readonly calls: string[] = [];
+  async addVip(a: number) {
+    this.calls.push(`addVip ${u32ToIp(a)}`);
+  }
+  async delVip(a: number) {
+    this.calls.push(`delVip ${u32ToIp(a)}`);
+  }
+  async addNatServer(a: number) {
+    this.calls.push(`addNat ${u32ToIp(a)}`);
+  }
+  async delNatServer(a: number) {
+    this.calls.push(`delNat ${u32ToIp(a)}`);
+  }
+}
+
+function setup() {
+  const host = new RecordingHost();
+  const b = new Balancer(new Engine(new MemoryIo()), host);
+  return { b, host };
+}
+
+async function errnoOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(LvsError);
+    return (err as LvsError).errno;
+  }
+  throw new Error('expected the call to fail');
+}
+
+const SVC = svcSpec('192.168.0.1', 80);
+
+describe('Balancer', () => {
+  it('returns the errno the kernel returns for each refused command', async () => {
+    const { b } = setup();
+    expect(await errnoOf(b.editService(SVC))).toBe('ESRCH');
+    expect(await errnoOf(b.deleteService(SVC))).toBe('ESRCH');
+    expect(await errnoOf(b.addDest(SVC, destSpec('172.16.0.1', 80)))).toBe('ESRCH');
+    expect(await errnoOf(b.addService(svcSpec('192.168.0.1', 80, { sched: 'nosuch' })))).toBe('ENOENT');
+    await b.addService(SVC);
+    expect(await errnoOf(b.addService(SVC))).toBe('EEXIST');
+    await b.addDest(SVC, destSpec('172.16.0.1', 80));
+    expect(await errnoOf(b.addDest(SVC, destSpec('172.16.0.1', 80)))).toBe('EEXIST');
+    expect(await errnoOf(b.editDest(SVC, destSpec('172.16.0.9', 80)))).toBe('ENOENT');
+    expect(await errnoOf(b.deleteDest(SVC, { addr: '172.16.0.9', port: 80 }))).toBe('ENOENT');
+    expect(await errnoOf(b.addDest(SVC, destSpec('224.0.0.1', 80)))).toBe('EINVAL');
+    expect(await errnoOf(b.addDest(SVC, destSpec('172.16.0.2', 80, { uThreshold: 1, lThreshold: 2 })))).toBe('ERANGE');
+    expect(() => b.zero(svcSpec('10.0.0.1', 80))).toThrow(LvsError);
+    // Nothing the refused commands touched changed.
+    const snap = b.snapshot();
+    expect(snap.services).toHaveLength(1);
+    expect(snap.services[0].dests.map((d) => d.addr)).toEqual(['172.16.0.1']);
+  });
+
+  it('asks the host for a VIP route once per address and a reply rule once per NAT server', async () => {
+    const { b, host } = setup();
+    await b.addService(SVC);
+    await b.addService(svcSpec('192.168.0.1', 53, { protocol: IPPROTO_UDP }));
+    await b.addDest(SVC, destSpec('172.16.0.1', 80));
+    await b.addDest(svcSpec('192.168.0.1', 53, { protocol: IPPROTO_UDP }), destSpec('172.16.0.1', 53));
+    await b.addDest(SVC, destSpec('172.16.0.2', 80, { fwd: FWD_DROUTE }));
+    expect(host.calls).toEqual(['addVip 192.168.0.1', 'addNat 172.16.0.1']);
+    await b.editDest(SVC, destSpec('172.16.0.2', 80, { fwd: FWD_MASQ }));
+    await b.deleteService(SVC);
+    expect(host.calls.slice(2)).toEqual(['addNat 172.16.0.2', 'delNat 172.16.0.2']);
+    await b.flush();
+    expect(host.calls.slice(4)).toEqual(['delNat 172.16.0.1', 'delVip 192.168.0.1']);
+    expect(b.snapshot().services).toEqual([]);
+  });
+
+  it('edits a service in place: scheduler, persistence, netmask', async () => {
+    const { b } = setup();
+    await b.addService(svcSpec('192.168.0.1', 80, { sched: 'rr' }));
+    await b.addDest(SVC, destSpec('172.16.0.1', 80));
+    await b.editService(svcSpec('192.168.0.1', 80, { sched: 'wrr', flags: SVC_F_PERSISTENT, timeout: 360, netmask: '255.255.255.0' }));
+    const s = b.snapshot().services[0];
+    expect([s.sched, s.flags, s.timeout, s.netmask, s.dests.length]).toEqual(['wrr', SVC_F_PERSISTENT, 360, '255.255.255.0', 1]);
+  });
+
+  it('lists dests newest first (kernel order) with their settings and counters', async () => {
+    const { b } = setup();
+    await b.addService(SVC);
+    await b.addDest(SVC, destSpec('172.16.0.1', 8080, { weight: 3 }));
+    await b.addDest(SVC, destSpec('172.16.0.2', 80, { fwd: FWD_DROUTE, uThreshold: 10, lThreshold: 5 }));
+    const snap = b.snapshot();
+    expect(snap.version).toBe('1.2.1');
+    expect(snap.size).toBe(4096);
+    expect(snap.services[0].dests.map((d) => [d.addr, d.port, d.fwd, d.weight, d.uThreshold, d.lThreshold])).toEqual([
+      ['172.16.0.2', 80, FWD_DROUTE, 1, 10, 5],
+      ['172.16.0.1', 8080, FWD_MASQ, 3, 0, 0],
+    ]);
+  });
+
+  it('sets timeouts with 0 meaning unchanged, and refuses out-of-range values', () => {
+    const { b } = setup();
+    expect(b.getTimeouts()).toEqual({ tcp: 900, tcpfin: 120, udp: 300 });
+    b.setTimeouts({ tcp: 3600, tcpfin: 0, udp: 60 });
+    expect(b.getTimeouts()).toEqual({ tcp: 3600, tcpfin: 120, udp: 60 });
+    expect(() => b.setTimeouts({ tcp: 2678401, tcpfin: 0, udp: 0 })).toThrow(LvsError);
+    expect(b.getTimeouts()).toEqual({ tcp: 3600, tcpfin: 120, udp: 60 });
+  });
+});

@@ -1,0 +1,102 @@
+// The connection table: both indexes, expiry through the wheel, reuse of freed slots, growth.
+
+import { describe, expect, it } from 'vitest';
+import { ConnTable, NIL } from '../../src/conn/conn-table';
+
+const TCP = 6;
+const UDP = 17;
+
+function add(t: ConnTable, i: number, now: number, timeout = 60): number {
+  // client 10.0.x.y:i → VIP 192.168.0.1:80 → RS 172.16.0.(1+i%2):8080
+  return t.insert(TCP, 0x0a000000 + i, 1024 + (i & 0xfff), 0xc0a80001, 80, 0xac100001 + (i % 2), 8080, i % 2, 0, 0, 0, timeout, now);
+}
+
+describe('ConnTable', () => {
+  it('finds a connection by its client tuple and by its reply tuple, and nothing else', () => {
+    const t = new ConnTable(0, 16, 1);
+    const c = add(t, 5, 0);
+    expect(t.lookupIn(TCP, 0x0a000005, 1029, 0xc0a80001, 80)).toBe(c);
+    expect(t.lookupOut(TCP, 0xac100002, 8080, 0x0a000005, 1029)).toBe(c);
+    expect(t.lookupIn(UDP, 0x0a000005, 1029, 0xc0a80001, 80)).toBe(NIL);
+    expect(t.lookupIn(TCP, 0x0a000005, 1030, 0xc0a80001, 80)).toBe(NIL);
+    expect(t.lookupOut(TCP, 0xac100001, 8080, 0x0a000005, 1029)).toBe(NIL);
+    expect(t.count).toBe(1);
+  });
+
+  it('expires a connection exactly when its timeout elapses, restarted by touch', () => {
+    const t = new ConnTable(100, 16, 1);
+    const c = add(t, 1, 100, 10);
+    const gone: number[] = [];
+    const onExpire = (x: number) => {
+      gone.push(x);
+      return true;
+    };
+    expect(t.tick(105, onExpire)).toBe(0);
+    t.touch(c, 105); // now expires at 115
+    expect(t.tick(114, onExpire)).toBe(0);
+    expect(t.tick(115, onExpire)).toBe(1);
+    expect(gone).toEqual([c]);
+    expect(t.lookupIn(TCP, 0x0a000001, 1025, 0xc0a80001, 80)).toBe(NIL);
+    expect(t.count).toBe(0);
+  });
+
+  it('handles timeouts longer than the wheel and a clock that jumps far ahead', () => {
+    const t = new ConnTable(0, 16, 1);
+    add(t, 1, 0, 900);
+    add(t, 2, 0, 5000);
+    const never = () => true;
+    expect(t.tick(899, never)).toBe(0);
+    expect(t.tick(900, never)).toBe(1);
+    expect(t.tick(4999, never)).toBe(0);
+    expect(t.tick(100000, never)).toBe(1);
+    expect(t.count).toBe(0);
+  });
+
+  it('keeps a connection whose expiry callback declines', () => {
+    const t = new ConnTable(0, 16, 1);
+    const c = add(t, 1, 0, 2);
+    expect(
+      t.tick(2, (x) => {
+        t.expires[x] = 10;
+        return false;
+      }),
+    ).toBe(0);
+    expect(t.isLive(c)).toBe(true);
+    expect(t.tick(10, () => true)).toBe(1);
+  });
+
+  it('unlinks at once and reuses the slot only after the wheel released it', () => {
+    const t = new ConnTable(0, 2, 1, 2);
+    const a = add(t, 1, 0);
+    const b = add(t, 2, 0);
+    t.unlink(a);
+    expect(t.lookupIn(TCP, 0x0a000001, 1025, 0xc0a80001, 80)).toBe(NIL);
+    expect(t.count).toBe(1);
+    expect(add(t, 3, 0)).toBe(NIL); // full: a's slot is not free until the wheel passes it
+    t.tick(60, (x) => x !== b);
+    expect(t.isLive(b)).toBe(true);
+    const c = add(t, 3, 60);
+    expect(c).toBe(a);
+    expect(t.lookupIn(TCP, 0x0a000003, 1027, 0xc0a80001, 80)).toBe(c);
+  });
+
+  it('grows past its initial capacity and keeps every entry findable', () => {
+    const t = new ConnTable(0, 4, 7);
+    const ids = Array.from({ length: 5000 }, (_, i) => add(t, i, 0));
+    expect(new Set(ids).size).toBe(5000);
+    expect(t.capacity).toBeGreaterThanOrEqual(5000);
+    for (let i = 0; i < 5000; i++) {
+      expect(t.lookupIn(TCP, 0x0a000000 + i, 1024 + (i & 0xfff), 0xc0a80001, 80)).toBe(ids[i]);
+    }
+    let n = 0;
+    t.forEach(() => n++);
+    expect(n).toBe(5000);
+  });
+
+  it('stops at its maximum capacity', () => {
+    const t = new ConnTable(0, 4, 1, 8);
+    for (let i = 0; i < 8; i++) expect(add(t, i, 0)).not.toBe(NIL);
+    expect(add(t, 8, 0)).toBe(NIL);
+    expect(t.count).toBe(8);
+  });
+});
