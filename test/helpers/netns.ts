@@ -1,0 +1,197 @@
+// Namespace labs for netns tests: build netns/lab.sh's topology under a unique prefix, run lvsd
+// and real programs inside it, and always tear it down. Tests skip (with the reason printed) when
+// not root, when namespaces are unavailable, or when the build is missing.
+
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const ROOT = resolve(__dirname, '../..');
+const LAB = join(ROOT, 'netns/lab.sh');
+const LVSD = join(ROOT, 'dist/cli/lvsd.js');
+const LVSADM = join(ROOT, 'bin/lvsadm.js');
+
+/** Why netns tests cannot run here, or undefined when they can. */
+export function netnsUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'netns tests need root';
+  if (!existsSync(LVSD)) return 'dist/ is missing: run npm run build first';
+  const probe = `lvst-probe-${process.pid}`;
+  try {
+    execFileSync('ip', ['netns', 'add', probe], { stdio: 'ignore' });
+    execFileSync('ip', ['netns', 'del', probe], { stdio: 'ignore' });
+  } catch {
+    return 'cannot create network namespaces here';
+  }
+  return undefined;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+let labCounter = 0;
+
+export class Lab {
+  readonly prefix: string;
+  readonly client: string;
+  readonly dir: string;
+  readonly rs: string[];
+  readonly tmp: string;
+  readonly socket: string;
+  private lvsd: ChildProcess | undefined;
+  private lvsdLog = '';
+  private readonly procs: ChildProcess[] = [];
+
+  constructor(tag: string) {
+    this.prefix = `lvst${process.pid % 100000}${tag}${labCounter++}`;
+    this.client = `${this.prefix}-client`;
+    this.dir = `${this.prefix}-dir`;
+    this.rs = [`${this.prefix}-rs1`, `${this.prefix}-rs2`];
+    this.tmp = mkdtempSync(join(tmpdir(), 'lvst-'));
+    this.socket = join(this.tmp, 'lvsd.sock');
+  }
+
+  async up(): Promise<void> {
+    await run('bash', [LAB, 'up', this.prefix]);
+  }
+
+  async down(): Promise<void> {
+    await this.stopLvsd();
+    for (const p of this.procs) p.kill('SIGKILL');
+    await run('bash', [LAB, 'down', this.prefix]).catch(() => {});
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  /** Run a command in a namespace; never throws, reports the exit code. */
+  async exec(ns: string, cmd: string[], timeoutMs = 15_000): Promise<ExecResult> {
+    try {
+      const { stdout, stderr } = await run('ip', ['netns', 'exec', ns, ...cmd], {
+        encoding: 'utf8',
+        timeout: timeoutMs,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      return { stdout, stderr, code: 0 };
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; code?: number | string };
+      return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
+    }
+  }
+
+  /** Start a long-running program in a namespace, killed by down(). Resolves once `ready` is printed. */
+  async spawn(ns: string, cmd: string[], ready?: string): Promise<ChildProcess> {
+    const p = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(p);
+    if (ready !== undefined) {
+      await new Promise<void>((resolveReady, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`${cmd.join(' ')}: not ready: ${out}`)), 10_000);
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          if (out.includes(ready)) {
+            clearTimeout(timer);
+            resolveReady();
+          }
+        };
+        p.stdout?.on('data', onData);
+        p.stderr?.on('data', onData);
+        p.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`${cmd.join(' ')} exited with ${code}: ${out}`));
+        });
+      });
+    }
+    return p;
+  }
+
+  /** Start HTTP servers answering "rs1" / "rs2" on port 80 of each real server. */
+  async startHttpServers(port = 80): Promise<void> {
+    await Promise.all(
+      this.rs.map((ns, i) =>
+        this.spawn(ns, [process.execPath, join(ROOT, 'netns/http-server.js'), `rs${i + 1}`, String(port)], 'listening'),
+      ),
+    );
+  }
+
+  async startUdpEchoServers(port: number): Promise<void> {
+    await Promise.all(
+      this.rs.map((ns, i) =>
+        this.spawn(ns, [process.execPath, join(ROOT, 'netns/udp-echo.js'), `rs${i + 1}`, String(port)], 'listening'),
+      ),
+    );
+  }
+
+  async startLvsd(extra: string[] = []): Promise<void> {
+    const p = spawn('ip', ['netns', 'exec', this.dir, process.execPath, LVSD, '--socket', this.socket, ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.lvsd = p;
+    this.lvsdLog = '';
+    await new Promise<void>((resolveReady, reject) => {
+      const timer = setTimeout(() => reject(new Error(`lvsd not ready: ${this.lvsdLog}`)), 10_000);
+      const onData = (d: Buffer) => {
+        this.lvsdLog += d.toString();
+        if (this.lvsdLog.includes('ready:')) {
+          clearTimeout(timer);
+          resolveReady();
+        }
+      };
+      p.stdout?.on('data', onData);
+      p.stderr?.on('data', onData);
+      p.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`lvsd exited with ${code}: ${this.lvsdLog}`));
+      });
+    });
+  }
+
+  /** Stop lvsd with `signal` and wait for it to exit; returns its exit code. */
+  async stopLvsd(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const p = this.lvsd;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
+    this.lvsd = undefined;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    // `ip netns exec` passes the signal on to lvsd (it execs, so it is the same process).
+    p.kill(signal);
+    return exited;
+  }
+
+  get lvsdOutput(): string {
+    return this.lvsdLog;
+  }
+
+  /** Run lvsadm in the director against this lab's lvsd. */
+  lvsadm(...args: string[]): Promise<ExecResult> {
+    return this.exec(this.dir, ['env', `LVS_SOCKET=${this.socket}`, process.execPath, LVSADM, ...args]);
+  }
+
+  async lvsadmOk(...args: string[]): Promise<string> {
+    const r = await this.lvsadm(...args);
+    if (r.code !== 0) throw new Error(`lvsadm ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** curl from the client; returns the body. */
+  async curl(url: string, extra: string[] = []): Promise<ExecResult> {
+    return this.exec(this.client, ['curl', '-sS', '--max-time', '5', ...extra, url]);
+  }
+
+  /** lvsd's own counters over the control socket. */
+  async engineStats(): Promise<{ conns: number; drops: Record<string, number>; txPackets: number }> {
+    const script =
+      'const s=require("net").createConnection(process.argv[1]);let b="";' +
+      's.on("connect",()=>s.write(JSON.stringify({cmd:"engine-stats"})+"\\n"));' +
+      's.on("data",(d)=>{b+=d;if(b.includes("\\n")){process.stdout.write(b);s.end();}});';
+    const r = await this.exec(this.dir, [process.execPath, '-e', script, this.socket]);
+    return (JSON.parse(r.stdout) as { result: { conns: number; drops: Record<string, number>; txPackets: number } })
+      .result;
+  }
+
+  readFile(path: string): string {
+    return readFileSync(path, 'utf8');
+  }
+}

@@ -1,0 +1,188 @@
+// NAT end to end: real lvsd in a director namespace, real HTTP/UDP servers in two real-server
+// namespaces, real curl in a client namespace, configured with lvsadm exactly as ipvsadm.
+
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, netnsUnavailable } from '../helpers/netns';
+
+const why = netnsUnavailable();
+if (why) console.warn(`skipping netns NAT tests: ${why}`);
+
+const VIP = '192.168.0.1';
+
+/** The byte pattern netns/http-server.js serves at /bytes/N. */
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = 0x12345678;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+function sha256(b: Buffer | string): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+describe.skipIf(why !== undefined)('NAT through lvsd in network namespaces', () => {
+  const lab = new Lab('n');
+
+  beforeAll(async () => {
+    await lab.up();
+    await lab.startHttpServers();
+    await lab.startUdpEchoServers(53);
+    await lab.startLvsd();
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('runs the seed example: rr alternates exactly over 10 curl requests, and -L -n lists it', async () => {
+    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.2:80', '-m');
+    expect(await lab.lvsadmOk('-L', '-n')).toBe(
+      [
+        'IP Virtual Server version 1.2.1 (size=4096)',
+        'Prot LocalAddress:Port Scheduler Flags',
+        '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+        `TCP  ${VIP}:80 rr`,
+        '  -> 172.16.0.1:80                Masq    1      0          0         ',
+        '  -> 172.16.0.2:80                Masq    1      0          0         ',
+        '',
+      ].join('\n'),
+    );
+    const answers: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await lab.curl(`http://${VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      answers.push(r.stdout.trim());
+    }
+    // IPVS links each new dest at the head of the list, so rr starts with the last one added.
+    expect(answers).toEqual(['rs2', 'rs1', 'rs2', 'rs1', 'rs2', 'rs1', 'rs2', 'rs1', 'rs2', 'rs1']);
+    // Every connection closed and sits in TIME_WAIT: inactive, five per server.
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(
+      [
+        '  -> 172.16.0.1:80                Masq    1      0          5         ',
+        '  -> 172.16.0.2:80                Masq    1      0          5         ',
+      ].join('\n'),
+    );
+  });
+
+  it('shows an open connection as ActiveConn and a closed one as InActConn', async () => {
+    // A client that opens one connection, sends a request, and holds the socket open for 3 s.
+    const hold =
+      'const s=require("net").connect(80,process.argv[1],()=>s.write("GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"));' +
+      's.once("data",()=>{console.log("open");setTimeout(()=>s.end(),3000)});s.on("close",()=>process.exit(0));';
+    const holder = lab.exec(lab.client, [process.execPath, '-e', hold, VIP]);
+    let listing = '';
+    for (let i = 0; i < 20 && !/Masq {4}1 {6}1 /.test(listing); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      listing = await lab.lvsadmOk('-L', '-n');
+    }
+    const active = listing.split('\n').filter((l) => /Masq {4}1 {6}1 {10}5 /.test(l));
+    expect(active, listing).toHaveLength(1);
+    expect((await holder).stdout).toContain('open');
+    const after = await lab.lvsadmOk('-L', '-n');
+    expect(
+      after.split('\n').filter((l) => / 0 {10}6 {9}$/.test(l)),
+      after,
+    ).toHaveLength(1);
+  });
+
+  it('moves a 1 MiB download and upload byte-identical through NAT', async () => {
+    const size = 1024 * 1024;
+    const r = await lab.exec(lab.client, [
+      'sh',
+      '-c',
+      `curl -sS --max-time 20 http://${VIP}/bytes/${size} | sha256sum`,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split(' ')[0]).toBe(sha256(pattern(size)));
+    const up = await lab.exec(lab.client, [
+      'sh',
+      '-c',
+      `head -c ${size} /dev/urandom | curl -sS --max-time 20 --data-binary @- http://${VIP}/`,
+    ]);
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(new RegExp(`^rs[12] got ${size}\\n$`));
+  });
+
+  it('splits wrr 3:1 after editing the service and dests', async () => {
+    await lab.lvsadmOk('-E', '-t', `${VIP}:80`, '-s', 'wrr');
+    await lab.lvsadmOk('-e', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m', '-w', '3');
+    await lab.lvsadmOk('-e', '-t', `${VIP}:80`, '-r', '172.16.0.2:80', '-m', '-w', '1');
+    const count: Record<string, number> = {};
+    for (let i = 0; i < 20; i++) {
+      const r = await lab.curl(`http://${VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      const name = r.stdout.trim();
+      count[name] = (count[name] ?? 0) + 1;
+    }
+    expect(count).toEqual({ rs1: 15, rs2: 5 });
+  });
+
+  it('answers UDP through NAT from the virtual address', async () => {
+    await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.2:53', '-m');
+    const client =
+      'const s=require("dgram").createSocket("udp4");const out=[];let n=0;' +
+      's.on("message",(m,r)=>{out.push(r.address+":"+r.port+" "+m);if(++n===4){console.log(JSON.stringify(out));process.exit(0)}});' +
+      's.bind(0,()=>{for(let i=0;i<4;i++){const c=require("dgram").createSocket("udp4");' +
+      'c.on("message",(m,r)=>s.emit("message",m,r));c.send("q"+i,53,process.argv[1]);}});' +
+      'setTimeout(()=>{console.log(JSON.stringify(out));process.exit(1)},4000);';
+    const r = await lab.exec(lab.client, [process.execPath, '-e', client, VIP]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const answers = (JSON.parse(r.stdout) as string[]).sort();
+    expect(answers).toHaveLength(4);
+    for (const a of answers) expect(a).toMatch(new RegExp(`^${VIP.replace(/\./g, '\\.')}:53 rs[12] q[0-3]$`));
+    // Four client sockets (four source ports) → four connections, two per server under rr.
+    expect(answers.filter((a) => a.includes('rs1'))).toHaveLength(2);
+  });
+
+  it('refuses bad commands with ipvsadm text and changes nothing', async () => {
+    const before = await lab.lvsadmOk('-L', '-n');
+    const r = await lab.lvsadm('-a', '-t', '10.1.1.1:80', '-r', '172.16.0.1:80', '-m');
+    expect(r.code).toBe(255);
+    expect(r.stderr).toBe('Service not defined\n');
+    const dup = await lab.lvsadm('-A', '-t', `${VIP}:80`, '-s', 'rr');
+    expect(dup.code).toBe(255);
+    expect(dup.stderr).toBe('Service already exists\n');
+    expect((await lab.lvsadm('-A', '-t', `${VIP}:81`, '-s', 'nosuch')).stderr).toBe(
+      'Scheduler or persistence engine not found\n',
+    );
+    const after = await lab.lvsadmOk('-L', '-n');
+    expect(after.replace(/ +\d+ +\d+ +$/gm, '')).toBe(before.replace(/ +\d+ +\d+ +$/gm, ''));
+  });
+
+  it('leaves no route, rule, proxy entry, sysctl or TUN device behind when lvsd stops', async () => {
+    const forwardBefore = '0';
+    expect(await lab.stopLvsd('SIGTERM')).toBe(0);
+    expect((await lab.exec(lab.dir, ['ip', 'rule'])).stdout).not.toMatch(/19542/);
+    expect((await lab.exec(lab.dir, ['ip', 'route', 'show', 'table', '19542'])).stdout).toBe('');
+    expect((await lab.exec(lab.dir, ['ip', 'neigh', 'show', 'proxy'])).stdout).toBe('');
+    expect((await lab.exec(lab.dir, ['ip', 'link'])).stdout).not.toContain('lvs0');
+    expect((await lab.exec(lab.dir, ['ip', 'route'])).stdout).not.toContain(VIP);
+    expect((await lab.exec(lab.dir, ['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim()).toBe(forwardBefore);
+  });
+
+  it('cleans up after a killed lvsd on the next start', async () => {
+    await lab.startLvsd();
+    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m');
+    expect((await lab.exec(lab.dir, ['ip', 'rule'])).stdout).toMatch(/from 172\.16\.0\.1 iif br0 lookup 19542/);
+    await lab.stopLvsd('SIGKILL');
+    // Killed: the rule and the proxy entry are still there (the TUN went with the process).
+    expect((await lab.exec(lab.dir, ['ip', 'rule'])).stdout).toMatch(/lookup 19542/);
+    expect((await lab.exec(lab.dir, ['ip', 'neigh', 'show', 'proxy'])).stdout).toContain(VIP);
+    await lab.startLvsd();
+    expect(lab.lvsdOutput).toContain('removing leftovers');
+    expect((await lab.exec(lab.dir, ['ip', 'rule'])).stdout).not.toMatch(/19542/);
+    expect((await lab.exec(lab.dir, ['ip', 'neigh', 'show', 'proxy'])).stdout).toBe('');
+    expect(await lab.stopLvsd('SIGTERM')).toBe(0);
+    expect((await lab.exec(lab.dir, ['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim()).toBe('0');
+  });
+});
