@@ -338,7 +338,7 @@ export class Balancer {
         daddr: u32ToIp(conns.daddr[c]),
         dport: conns.dport[c],
         state: h?.stateNames[conns.state[c]] ?? 'NONE',
-        expires: expires > 0 ? expires : 0,
+        expires: Math.max(expires, 0),
         flags: conns.flags[c],
       });
     });

@@ -86,9 +86,17 @@ describe('Balancer', () => {
     const { b } = setup();
     await b.addService(svcSpec('192.168.0.1', 80, { sched: 'rr' }));
     await b.addDest(SVC, destSpec('172.16.0.1', 80));
-    await b.editService(svcSpec('192.168.0.1', 80, { sched: 'wrr', flags: SVC_F_PERSISTENT, timeout: 360, netmask: '255.255.255.0' }));
+    await b.editService(
+      svcSpec('192.168.0.1', 80, { sched: 'wrr', flags: SVC_F_PERSISTENT, timeout: 360, netmask: '255.255.255.0' }),
+    );
     const s = b.snapshot().services[0];
-    expect([s.sched, s.flags, s.timeout, s.netmask, s.dests.length]).toEqual(['wrr', SVC_F_PERSISTENT, 360, '255.255.255.0', 1]);
+    expect([s.sched, s.flags, s.timeout, s.netmask, s.dests.length]).toEqual([
+      'wrr',
+      SVC_F_PERSISTENT,
+      360,
+      '255.255.255.0',
+      1,
+    ]);
   });
 
   it('lists dests newest first (kernel order) with their settings and counters', async () => {

@@ -8,7 +8,21 @@ const UDP = 17;
 
 function add(t: ConnTable, i: number, now: number, timeout = 60): number {
   // client 10.0.x.y:i → VIP 192.168.0.1:80 → RS 172.16.0.(1+i%2):8080
-  return t.insert(TCP, 0x0a000000 + i, 1024 + (i & 0xfff), 0xc0a80001, 80, 0xac100001 + (i % 2), 8080, i % 2, 0, 0, 0, timeout, now);
+  return t.insert(
+    TCP,
+    0x0a000000 + i,
+    1024 + (i & 0xfff),
+    0xc0a80001,
+    80,
+    0xac100001 + (i % 2),
+    8080,
+    i % 2,
+    0,
+    0,
+    0,
+    timeout,
+    now,
+  );
 }
 
 describe('ConnTable', () => {
@@ -89,7 +103,9 @@ describe('ConnTable', () => {
       expect(t.lookupIn(TCP, 0x0a000000 + i, 1024 + (i & 0xfff), 0xc0a80001, 80)).toBe(ids[i]);
     }
     let n = 0;
-    t.forEach(() => n++);
+    t.forEach(() => {
+      n++;
+    });
     expect(n).toBe(5000);
   });
 

@@ -1,0 +1,1159 @@
+// lvsadm's command line: ipvsadm 1.31's syntax, parsed the way ipvsadm parses it with popt.
+//
+// Order matters for reproducing ipvsadm's errors, so the parser walks argv exactly as ipvsadm's
+// parse_options/process_options do:
+//   1. the first option must be a command (else "Try `lvsadm -h' ..."), -h/-v act at once;
+//   2. every later option is handled as popt returns it, failing on the first bad value;
+//   3. popt's own errors ("-q: unknown option"), then --set's three values, leftovers,
+//      scheduler flags;
+//   4. the commands_v_options legality table, then the semantic checks of the command.
+// The only I/O is name resolution (host and service names in addresses), behind ArgResolver.
+
+import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { DestKey, DestSpec, Request, ServiceKey, ServiceSpec, Timeouts } from '../ctl/protocol';
+import {
+  DEFAULT_PERSISTENT_TIMEOUT,
+  DEFAULT_SCHEDULER,
+  DEFAULT_WEIGHT,
+  FWD_DROUTE,
+  FWD_MASQ,
+  FWD_TUNNEL,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+  SVC_F_SCHED1,
+  SVC_F_SCHED2,
+  SVC_F_SCHED3,
+  TUN_TYPE_IPIP,
+} from '../ip-vs';
+
+/** The name lvsadm prints where ipvsadm prints its argv[0]. */
+export const PROGRAM = 'lvsadm';
+
+export const IPPROTO_SCTP = 132;
+/** ipvsadm's MAX_TIMEOUT: 31 days. */
+export const MAX_TIMEOUT = 86400 * 31;
+const INT_MAX = 0x7fffffff;
+const UINT_MAX = 0xffffffff;
+/** IP_VS_SCHEDNAME_MAXLEN - 1 and IP_VS_PENAME_MAXLEN: ipvsadm strncpy()s names to these. */
+const SCHED_NAME_MAX = 15;
+const PE_NAME_MAX = 16;
+/** ipvsadm copies -b's argument into a 128-byte buffer. */
+const SCHED_FLAGS_ARG_MAX = 127;
+
+/** IP_VS_TUNNEL_ENCAP_FLAG_*. */
+export const TUN_F_NOCSUM = 0;
+export const TUN_F_CSUM = 1 << 0;
+export const TUN_F_REMCSUM = 1 << 1;
+
+// ---------------------------------------------------------------------------------------------
+// Commands and options, numbered and named as ipvsadm's cmdnames[] and optnames[].
+
+export const COMMAND_NAMES = [
+  'add-service',
+  'edit-service',
+  'delete-service',
+  'flush',
+  'list',
+  'add-server',
+  'delete-server',
+  'edit-server',
+  'set',
+  'start-daemon',
+  'stop-daemon',
+  'restore',
+  'save',
+  'zero',
+] as const;
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
+export const OPTION_NAMES = [
+  'numeric',
+  'connection',
+  'service-address',
+  'scheduler',
+  'persistent',
+  'netmask',
+  'real-server',
+  'forwarding-method',
+  'weight',
+  'u-threshold',
+  'l-threshold',
+  'mcast-interface',
+  'timeout',
+  'daemon',
+  'stats',
+  'rate',
+  'thresholds',
+  'persistent-conn',
+  'nosort',
+  'syncid',
+  'exact',
+  'ops',
+  'pe',
+  'sched-flags',
+  'mcast-group',
+  'mcast-port',
+  'mcast-ttl',
+  'sync-maxlen',
+  'tun-info',
+  'tun-type',
+  'tun-port',
+  'tun-nocsum',
+  'tun-csum',
+  'tun-remcsum',
+] as const;
+export type OptionName = (typeof OPTION_NAMES)[number];
+
+/**
+ * ipvsadm's commands_v_options: one character per option, in OPTION_NAMES order.
+ * '+' compulsory, 'x' illegal, '1' at most one of the '1' options, ' ' optional.
+ */
+export const COMMANDS_V_OPTIONS: Readonly<Record<CommandName, string>> = {
+  // Column j is OPTION_NAMES[j]: -n -c svc -s -p -M -r fwd -w -x -y mcast-if timeout daemon stats rate thresholds
+  // persistent-conn nosort syncid exact ops pe -b mcast-group mcast-port mcast-ttl sync-maxlen tun-info tun-type
+  // tun-port tun-nocsum tun-csum tun-remcsum.
+  'add-service': 'xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx',
+  'edit-service': 'xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx',
+  'delete-service': 'xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  flush: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  list: ' 11xxxxxxxxx11       xxxxxxx xxxxx',
+  'add-server': 'xx+xxx+    xxxxxxxxxxxxxxxxxx     ',
+  'delete-server': 'xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  'edit-server': 'xx+xxx+    xxxxxxxxxxxxxxxxxx     ',
+  set: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  'start-daemon': 'xxxxxxxxxxx xxxxxxx xxxx    xxxxxx',
+  'stop-daemon': 'xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx',
+  restore: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  save: ' xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  zero: 'xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+};
+
+/** Tunnel types by number (IP_VS_CONN_F_TUNNEL_TYPE_*), as `--tun-type` names them. */
+export const TUN_TYPE_NAMES: readonly string[] = ['ipip', 'gue', 'gre'];
+const TUN_OPTIONS: readonly OptionName[] = ['tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
+/** ipvsadm's tunnel_types_v_options, one character per TUN_OPTIONS entry. */
+const TUNNEL_TYPES_V_OPTIONS: readonly string[] = [
+  'xxxx', // ipip
+  '+111', // gue
+  'x11x', // gre
+];
+
+// ---------------------------------------------------------------------------------------------
+// The parsed result.
+
+/** How a listing is printed (ipvsadm's FMT_* flags). */
+export interface ListFormat {
+  numeric: boolean;
+  exact: boolean;
+  nosort: boolean;
+  stats: boolean;
+  rate: boolean;
+  thresholds: boolean;
+  persistentConn: boolean;
+  tunInfo: boolean;
+}
+
+export type LvsadmCommand =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  /** `-L` (and no arguments at all): banner, titles, every service. */
+  | { kind: 'list'; format: ListFormat }
+  /** `-L` with a virtual service: titles and that one service, no banner. */
+  | { kind: 'list-service'; format: ListFormat; svc: ServiceKey }
+  | { kind: 'list-conns'; format: ListFormat }
+  | { kind: 'list-timeouts' }
+  | { kind: 'save'; format: ListFormat }
+  /** Every command that changes the table or the timeouts: one request, no output. */
+  | { kind: 'request'; request: Request };
+
+export interface ParsedArgs {
+  command: LvsadmCommand;
+  /** `--socket PATH` (lvsadm's own option), if given. */
+  socket?: string;
+}
+
+/**
+ * - fail: ipvsadm's fail(): the text on stderr, exit 2;
+ * - try-help: no or misplaced command: "Try `lvsadm -h' ...", exit 255;
+ * - popt: an option popt itself rejects ("-q: unknown option"), exit 255;
+ * - unsupported: valid for ipvsadm but not (yet) for lvs-ts, exit 2.
+ */
+export type ParseFailureKind = 'fail' | 'try-help' | 'popt' | 'unsupported';
+
+export interface ParseFailure {
+  kind: ParseFailureKind;
+  /** Exactly what goes to stderr, final newline included. */
+  stderr: string;
+  exitCode: number;
+}
+
+export type ParseResult = { ok: true; args: ParsedArgs } | { ok: false; error: ParseFailure };
+
+/** Name resolution used while parsing addresses (ipvsadm's gethostbyname / getservbyname). */
+export interface ArgResolver {
+  /** IPv4 address (dotted quad) of a host name, or null when it does not resolve. */
+  host(name: string): Promise<string | null>;
+  /** Port of a service name for 'tcp' | 'udp' | 'sctp', or null. */
+  service(name: string, proto: string): number | null;
+}
+
+class ArgsError extends Error {
+  constructor(
+    readonly kind: ParseFailureKind,
+    readonly stderr: string,
+    readonly exitCode: number,
+  ) {
+    super(stderr.trimEnd());
+    this.name = 'ArgsError';
+  }
+}
+
+/** ipvsadm's fail(2, msg): msg and a newline on stderr, exit status 2. */
+function fail(message: string): never {
+  throw new ArgsError('fail', `${message}\n`, 2);
+}
+
+function tryHelp(): never {
+  throw new ArgsError('try-help', tryHelpText(), 255);
+}
+
+function unsupported(what: string): never {
+  throw new ArgsError('unsupported', `${PROGRAM}: ${what} is not supported by lvs-ts\n`, 2);
+}
+
+export function tryHelpText(program = PROGRAM): string {
+  return `Try \`${program} -h' or '${program} --help' for more information.\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// popt, as ipvsadm configures it (no aliases, no one-dash long options).
+
+type ArgKind = 'none' | 'required' | 'optional';
+
+interface PoptOption {
+  long?: string;
+  short?: string;
+  arg: ArgKind;
+  /** What parse_options switches on. */
+  key: string;
+}
+
+const POPT_TABLE: readonly PoptOption[] = [
+  { long: 'add-service', short: 'A', arg: 'none', key: 'add-service' },
+  { long: 'edit-service', short: 'E', arg: 'none', key: 'edit-service' },
+  { long: 'delete-service', short: 'D', arg: 'none', key: 'delete-service' },
+  { long: 'clear', short: 'C', arg: 'none', key: 'clear' },
+  { long: 'list', short: 'L', arg: 'none', key: 'list' },
+  { short: 'l', arg: 'none', key: 'list' },
+  { long: 'zero', short: 'Z', arg: 'none', key: 'zero' },
+  { long: 'add-server', short: 'a', arg: 'none', key: 'add-server' },
+  { long: 'edit-server', short: 'e', arg: 'none', key: 'edit-server' },
+  { long: 'delete-server', short: 'd', arg: 'none', key: 'delete-server' },
+  { long: 'set', arg: 'none', key: 'set' },
+  { long: 'help', short: 'h', arg: 'none', key: 'help' },
+  { long: 'version', short: 'v', arg: 'none', key: 'version' },
+  { long: 'restore', short: 'R', arg: 'none', key: 'restore' },
+  { long: 'save', short: 'S', arg: 'none', key: 'save' },
+  { long: 'start-daemon', arg: 'required', key: 'start-daemon' },
+  { long: 'stop-daemon', arg: 'required', key: 'stop-daemon' },
+  { long: 'tcp-service', short: 't', arg: 'required', key: 'tcp-service' },
+  { long: 'udp-service', short: 'u', arg: 'required', key: 'udp-service' },
+  { long: 'sctp-service', arg: 'required', key: 'sctp-service' },
+  { long: 'fwmark-service', short: 'f', arg: 'required', key: 'fwmark-service' },
+  { long: 'scheduler', short: 's', arg: 'required', key: 'scheduler' },
+  { long: 'persistent', short: 'p', arg: 'optional', key: 'persistent' },
+  { long: 'netmask', short: 'M', arg: 'required', key: 'netmask' },
+  { long: 'real-server', short: 'r', arg: 'required', key: 'real-server' },
+  { long: 'masquerading', short: 'm', arg: 'none', key: 'masquerading' },
+  { long: 'ipip', short: 'i', arg: 'none', key: 'ipip' },
+  { long: 'gatewaying', short: 'g', arg: 'none', key: 'gatewaying' },
+  { long: 'weight', short: 'w', arg: 'required', key: 'weight' },
+  { long: 'u-threshold', short: 'x', arg: 'required', key: 'u-threshold' },
+  { long: 'l-threshold', short: 'y', arg: 'required', key: 'l-threshold' },
+  { long: 'numeric', short: 'n', arg: 'none', key: 'numeric' },
+  { long: 'connection', short: 'c', arg: 'none', key: 'connection' },
+  { long: 'mcast-interface', arg: 'required', key: 'mcast-interface' },
+  { long: 'syncid', arg: 'required', key: 'syncid' },
+  { long: 'timeout', arg: 'none', key: 'timeout' },
+  { long: 'daemon', arg: 'none', key: 'daemon' },
+  { long: 'stats', arg: 'none', key: 'stats' },
+  { long: 'rate', arg: 'none', key: 'rate' },
+  { long: 'thresholds', arg: 'none', key: 'thresholds' },
+  { long: 'persistent-conn', arg: 'none', key: 'persistent-conn' },
+  { long: 'nosort', arg: 'none', key: 'nosort' },
+  { long: 'sort', arg: 'none', key: 'sort' },
+  { long: 'exact', short: 'X', arg: 'none', key: 'exact' },
+  { long: 'ipv6', short: '6', arg: 'none', key: 'ipv6' },
+  { long: 'ops', short: 'o', arg: 'none', key: 'ops' },
+  { long: 'pe', arg: 'required', key: 'pe' },
+  { long: 'sched-flags', short: 'b', arg: 'required', key: 'sched-flags' },
+  { long: 'mcast-group', arg: 'required', key: 'mcast-group' },
+  { long: 'mcast-port', arg: 'required', key: 'mcast-port' },
+  { long: 'mcast-ttl', arg: 'required', key: 'mcast-ttl' },
+  { long: 'sync-maxlen', arg: 'required', key: 'sync-maxlen' },
+  { long: 'tun-info', arg: 'none', key: 'tun-info' },
+  { long: 'tun-type', arg: 'required', key: 'tun-type' },
+  { long: 'tun-port', arg: 'required', key: 'tun-port' },
+  { long: 'tun-nocsum', arg: 'none', key: 'tun-nocsum' },
+  { long: 'tun-csum', arg: 'none', key: 'tun-csum' },
+  { long: 'tun-remcsum', arg: 'none', key: 'tun-remcsum' },
+];
+
+type PoptEvent =
+  | { type: 'opt'; key: string; arg: string | null }
+  | { type: 'end' }
+  | { type: 'error'; message: 'unknown option' | 'missing argument' };
+
+/**
+ * popt's poptGetNextOpt over one argv: short options cluster (`-Ln`), a short option's argument
+ * may be attached (`-t1.2.3.4:80`, `-t=1.2.3.4:80`), long options match by full name only
+ * (`--tcp-service=1.2.3.4:80` or `--tcp-service 1.2.3.4:80`). An optional argument (-p) is not
+ * taken from the next word when that word starts with '-'. Non-options ("-" included) are
+ * collected as leftovers; `--` makes everything after it a leftover.
+ */
+class PoptScanner {
+  readonly leftovers: string[] = [];
+  private next = 0;
+  /** Rest of a short-option cluster still to process (popt's nextCharArg). */
+  private cluster: string | null = null;
+  private restLeftover = false;
+
+  constructor(private readonly argv: readonly string[]) {}
+
+  /** poptBadOption(POPT_BADOPTION_NOALIAS): the argv word popt read last. */
+  badOption(): string {
+    return this.argv[this.next - 1] ?? '';
+  }
+
+  nextOpt(): PoptEvent {
+    for (;;) {
+      let opt: PoptOption | undefined;
+      let longArg: string | null = null;
+      if (this.cluster === null) {
+        if (this.next === this.argv.length) return { type: 'end' };
+        const word = this.argv[this.next++]!;
+        if (this.restLeftover || word[0] !== '-' || word === '-') {
+          this.leftovers.push(word);
+          continue;
+        }
+        if (word === '--') {
+          this.restLeftover = true;
+          continue;
+        }
+        if (word[1] === '-') {
+          const body = word.slice(2);
+          const eq = body.indexOf('=');
+          const name = eq >= 0 ? body.slice(0, eq) : body;
+          if (eq >= 0) longArg = body.slice(eq + 1);
+          opt = POPT_TABLE.find((o) => o.long === name);
+          if (!opt) return { type: 'error', message: 'unknown option' };
+        } else {
+          this.cluster = word.slice(1);
+        }
+      }
+      if (this.cluster !== null) {
+        const ch = this.cluster.slice(0, 1);
+        const rest = this.cluster.slice(1);
+        this.cluster = null;
+        opt = ch === '' ? undefined : POPT_TABLE.find((o) => o.short === ch);
+        if (!opt) return { type: 'error', message: 'unknown option' };
+        if (rest !== '') this.cluster = rest[0] === '=' ? rest.slice(1) : rest;
+      }
+      const found = opt!;
+      if (found.arg === 'none') return { type: 'opt', key: found.key, arg: null };
+      let arg: string | null;
+      if (longArg !== null) {
+        arg = longArg;
+      } else if (this.cluster !== null) {
+        arg = this.cluster;
+        this.cluster = null;
+      } else if (this.next === this.argv.length) {
+        if (found.arg !== 'optional') return { type: 'error', message: 'missing argument' };
+        arg = null;
+      } else if (found.arg === 'optional' && this.argv[this.next]![0] === '-') {
+        arg = null;
+      } else {
+        arg = this.argv[this.next++]!;
+      }
+      return { type: 'opt', key: found.key, arg };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// C library number and address parsing, as ipvsadm relies on it.
+
+function isCSpace(c: string | undefined): boolean {
+  return c === ' ' || c === '\t' || c === '\n' || c === '\v' || c === '\f' || c === '\r';
+}
+
+function isDigit(c: string | undefined): boolean {
+  return c !== undefined && c >= '0' && c <= '9';
+}
+
+/** strtol(s, &end, 10) that must consume all of s: the value, or null. */
+function strtol10(s: string): number | null {
+  let i = 0;
+  while (isCSpace(s[i])) i++;
+  let neg = false;
+  if (s[i] === '+' || s[i] === '-') neg = s[i++] === '-';
+  const start = i;
+  while (isDigit(s[i])) i++;
+  if (i === start || i !== s.length) return null;
+  const n = Number(s.slice(start, i));
+  // Past LONG_MAX strtol saturates with ERANGE; every caller's range is far below that.
+  if (n > Number.MAX_SAFE_INTEGER) return null;
+  return neg && n !== 0 ? -n : n;
+}
+
+/** ipvsadm's string_to_number: the value if s is a whole decimal number in [min, max], else null. */
+export function stringToNumber(s: string, min: number, max: number): number | null {
+  const n = strtol10(s);
+  return n !== null && n >= min && n <= max ? n : null;
+}
+
+/** strtoul(s + i, &end, 0) for a run that starts with a digit: [value, end]. */
+function strtoulBase0(s: string, i: number): [number, number] {
+  let base = 10;
+  let j = i;
+  if (s[j] === '0') {
+    if ((s[j + 1] === 'x' || s[j + 1] === 'X') && /[0-9a-fA-F]/.test(s[j + 2] ?? '')) {
+      base = 16;
+      j += 2;
+    } else {
+      base = 8;
+    }
+  }
+  const digit = base === 16 ? /[0-9a-fA-F]/ : base === 8 ? /[0-7]/ : /[0-9]/;
+  let value = 0;
+  while (j < s.length && digit.test(s[j]!)) {
+    value = value * base + Number.parseInt(s[j]!, base);
+    j++;
+  }
+  return [value, j];
+}
+
+/**
+ * glibc inet_aton: "a.b.c.d", "a.b.c" (c 16 bits), "a.b" (b 24 bits) or "a" (32 bits); each part
+ * decimal, octal (leading 0) or hex (0x); trailing whitespace and whatever follows it ignored.
+ * Returns the host-order address, or null.
+ */
+export function inetAton(s: string): number | null {
+  const parts: number[] = [];
+  let i = 0;
+  let val = 0;
+  for (;;) {
+    if (!isDigit(s[i])) return null;
+    const [v, end] = strtoulBase0(s, i);
+    if (v > UINT_MAX) return null;
+    val = v;
+    i = end;
+    if (s[i] === '.') {
+      if (parts.length > 2 || val > 0xff) return null;
+      parts.push(val);
+      i++;
+    } else {
+      break;
+    }
+  }
+  if (i < s.length && !isCSpace(s[i])) return null;
+  const limits = [UINT_MAX, 0xffffff, 0xffff, 0xff];
+  if (val > limits[parts.length]!) return null;
+  let addr = 0;
+  for (let k = 0; k < parts.length; k++) addr += parts[k]! * 2 ** (24 - 8 * k);
+  return addr + val;
+}
+
+export function u32ToDotted(a: number): string {
+  return `${(a >>> 24) & 0xff}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
+}
+
+function dottedToU32(s: string): number {
+  const p = s.split('.').map(Number);
+  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
+}
+
+function protoName(protocol: number): string | null {
+  if (protocol === IPPROTO_TCP) return 'tcp';
+  if (protocol === IPPROTO_UDP) return 'udp';
+  if (protocol === IPPROTO_SCTP) return 'sctp';
+  return null;
+}
+
+/** ipvsadm's host_to_addr after inet_aton: an IPv4 address, as a host-order number, or null. */
+async function hostToAddr(name: string, resolver: ArgResolver): Promise<number | null> {
+  const aton = inetAton(name);
+  if (aton !== null) return aton;
+  if (name === '') return null;
+  const addr = await resolver.host(name);
+  return addr !== null && isIPv4(addr) ? dottedToU32(addr) : null;
+}
+
+/**
+ * ipvsadm's parse_service for "host[:port]": null when unusable (SERVICE_NONE), else the address
+ * and the port when one was given. `protocol` selects the services database for a port name.
+ */
+async function parseService(
+  buf: string,
+  protocol: number,
+  resolver: ArgResolver,
+): Promise<{ addr: number; port: number | null } | null> {
+  if (/^[0-9]*$/.test(buf)) return null;
+  let rest = buf;
+  if (rest[0] === '[') {
+    const close = rest.indexOf(']');
+    if (close < 0 || rest[close + 1] !== ':') return null;
+    rest = rest.slice(1, close);
+    if (isIPv6(rest)) unsupported('IPv6');
+  } else if (isIPv6(rest)) {
+    unsupported('IPv6');
+  }
+  const colon = rest.lastIndexOf(':');
+  const host = colon >= 0 ? rest.slice(0, colon) : rest;
+  const portStr = colon >= 0 ? rest.slice(colon + 1) : null;
+  const addr = await hostToAddr(host, resolver);
+  if (addr === null) return null;
+  if (portStr === null) return { addr, port: null };
+  let port = stringToNumber(portStr, 0, 65535);
+  if (port === null) {
+    const proto = protoName(protocol);
+    port = proto ? resolver.service(portStr, proto) : null;
+  }
+  return port === null ? null : { addr, port };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The services database (/etc/services), for names in addresses and in listings.
+
+export interface ServicesDb {
+  /** getservbyname: the port of a name or alias for a protocol ('tcp', 'udp', 'sctp'). */
+  port(name: string, proto: string): number | null;
+  /** getservbyport: the official name of a port for a protocol. */
+  name(port: number, proto: string): string | null;
+}
+
+/** Parses services(5) text: `name port/proto [aliases...] [# comment]`, first entry wins. */
+export function parseServices(text: string): ServicesDb {
+  const byName = new Map<string, number>();
+  const byPort = new Map<string, string>();
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    const fields = line.split(/\s+/);
+    const m = /^(\d+)\/(\w+)$/.exec(fields[1] ?? '');
+    if (!m) continue;
+    const port = Number(m[1]);
+    const proto = m[2]!;
+    if (port > 65535) continue;
+    const portKey = `${port}/${proto}`;
+    if (!byPort.has(portKey)) byPort.set(portKey, fields[0]!);
+    for (const name of [fields[0]!, ...fields.slice(2)]) {
+      const nameKey = `${name}/${proto}`;
+      if (!byName.has(nameKey)) byName.set(nameKey, port);
+    }
+  }
+  return {
+    port: (name, proto) => byName.get(`${name}/${proto}`) ?? null,
+    name: (port, proto) => byPort.get(`${port}/${proto}`) ?? null,
+  };
+}
+
+let systemServices: ServicesDb | undefined;
+
+/** /etc/services, read once; an empty database when the file is missing. */
+export function systemServicesDb(path = '/etc/services'): ServicesDb {
+  if (!systemServices) {
+    let text = '';
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      // No services database: only numeric ports resolve.
+    }
+    systemServices = parseServices(text);
+  }
+  return systemServices;
+}
+
+/** The real resolver: dns.lookup (hosts file, DNS) for IPv4, /etc/services for ports. */
+export const systemArgResolver: ArgResolver = {
+  async host(name) {
+    try {
+      const { address } = await lookup(name, { family: 4 });
+      return address;
+    } catch {
+      return null;
+    }
+  },
+  service(name, proto) {
+    return systemServicesDb().port(name, proto);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// The parser proper.
+
+const COMMAND_KEYS: Readonly<Record<string, CommandName>> = {
+  'add-service': 'add-service',
+  'edit-service': 'edit-service',
+  'delete-service': 'delete-service',
+  clear: 'flush',
+  list: 'list',
+  zero: 'zero',
+  'add-server': 'add-server',
+  'edit-server': 'edit-server',
+  'delete-server': 'delete-server',
+  set: 'set',
+  restore: 'restore',
+  save: 'save',
+};
+
+/** ipvsadm's struct ipvs_command_entry plus the option and format bits, with its defaults. */
+interface Entry {
+  cmd: CommandName;
+  options: Set<OptionName>;
+  format: ListFormat;
+  svc: {
+    protocol: number;
+    addr: number;
+    port: number;
+    fwmark: number;
+    sched: string;
+    flags: number;
+    timeout: number;
+    netmask: number;
+  };
+  pe: string;
+  dest: {
+    addr: number;
+    port: number;
+    fwd: number;
+    weight: number;
+    uThreshold: number;
+    lThreshold: number;
+    tunType: number;
+    tunPort: number;
+    tunFlags: number;
+  };
+  timeouts: Timeouts;
+  schedFlagsArg: string;
+}
+
+function newEntry(cmd: CommandName): Entry {
+  return {
+    cmd,
+    options: new Set(),
+    format: {
+      numeric: false,
+      exact: false,
+      nosort: false,
+      stats: false,
+      rate: false,
+      thresholds: false,
+      persistentConn: false,
+      tunInfo: false,
+    },
+    svc: { protocol: 0, addr: 0, port: 0, fwmark: 0, sched: '', flags: 0, timeout: 0, netmask: UINT_MAX },
+    pe: '',
+    dest: {
+      addr: 0,
+      port: 0,
+      fwd: FWD_DROUTE,
+      weight: DEFAULT_WEIGHT,
+      uThreshold: 0,
+      lThreshold: 0,
+      tunType: TUN_TYPE_IPIP,
+      tunPort: 0,
+      tunFlags: TUN_F_NOCSUM,
+    },
+    timeouts: { tcp: 0, tcpfin: 0, udp: 0 },
+    schedFlagsArg: '',
+  };
+}
+
+function setOption(e: Entry, name: OptionName): void {
+  if (e.options.has(name)) fail(`multiple '${name}' options specified`);
+  e.options.add(name);
+}
+
+/** ipvsadm's parse_timeout: no argument means the default persistence timeout. */
+function parseTimeout(buf: string | null, min: number, max: number): number {
+  if (buf === null) return DEFAULT_PERSISTENT_TIMEOUT;
+  const n = stringToNumber(buf, min, max);
+  if (n === null) fail(`invalid timeout value \`${buf}' specified`);
+  return n;
+}
+
+/** ipvsadm's parse_fwmark: a whole decimal number in 1..UINT_MAX (strtol: leading blanks, sign ok). */
+function parseFwmark(buf: string): number {
+  const n = strtol10(buf);
+  if (n === null || n <= 0 || n > UINT_MAX) fail(`invalid fwmark value \`${buf}' specified`);
+  return n;
+}
+
+/** ipvsadm's parse_sched_flags for scheduler `sched` (the -s value, else wlc). */
+function parseSchedFlags(sched: string, arg: string): number {
+  let flags = 0;
+  for (const flag of arg.split(',')) {
+    if (flag === '') continue;
+    switch (flag) {
+      case 'flag-1':
+        flags |= SVC_F_SCHED1;
+        break;
+      case 'flag-2':
+        flags |= SVC_F_SCHED2;
+        break;
+      case 'flag-3':
+        flags |= SVC_F_SCHED3;
+        break;
+      case 'sh-fallback':
+      case 'sh-port':
+      case 'mh-fallback':
+      case 'mh-port':
+        flags |= flag.endsWith('fallback') ? SVC_F_SCHED1 : SVC_F_SCHED2;
+        if (sched !== flag.slice(0, 2)) fail(`incompatible scheduler flag \`${flag}'`);
+        break;
+      default:
+        fail(`invalid scheduler flag \`${flag}'`);
+    }
+  }
+  return flags;
+}
+
+function parseTunType(name: string): number | null {
+  const i = TUN_TYPE_NAMES.indexOf(name);
+  return i >= 0 ? i : null;
+}
+
+/** ipvsadm's generic_opt_check: walk the options in table order, failing on the first problem. */
+function genericOptCheck(cmd: CommandName, options: ReadonlySet<OptionName>): void {
+  const row = COMMANDS_V_OPTIONS[cmd];
+  let first: OptionName | null = null;
+  OPTION_NAMES.forEach((name, j) => {
+    const rule = row[j];
+    if (!options.has(name)) {
+      if (rule === '+') fail(`You need to supply the '${name}' option for the '${cmd}' command`);
+      return;
+    }
+    if (rule === 'x') fail(`Illegal '${name}' option with the '${cmd}' command`);
+    if (rule === '1') {
+      if (first === null) first = name;
+      else fail(`The option '${name}' conflicts with the '${first}' option in the '${cmd}' command`);
+    }
+  });
+}
+
+/** ipvsadm's tunnel_opt_check against tunnel_types_v_options. */
+function tunnelOptCheck(tunType: number, options: ReadonlySet<OptionName>): void {
+  const row = TUNNEL_TYPES_V_OPTIONS[tunType]!;
+  const type = TUN_TYPE_NAMES[tunType]!;
+  let first: OptionName | null = null;
+  TUN_OPTIONS.forEach((name, j) => {
+    const rule = row[j];
+    if (!options.has(name)) {
+      if (rule === '+') fail(`You need to supply the '${name}' option for the '${type}' tunnel type`);
+      return;
+    }
+    if (rule === 'x') fail(`Illegal '${name}' option with the '${type}' tunnel type`);
+    if (rule === '1') {
+      if (first === null) first = name;
+      else fail(`The option '${name}' conflicts with the '${first}' option in the '${type}' tunnel type`);
+    }
+  });
+}
+
+/** Removes lvsadm's own `--socket PATH` / `--socket=PATH` (allowed anywhere) from argv. */
+function extractSocket(argv: readonly string[]): { rest: string[]; socket?: string } {
+  const rest: string[] = [];
+  let socket: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--socket') {
+      if (i + 1 >= argv.length) throw new ArgsError('popt', '--socket: missing argument\n', 255);
+      socket = argv[++i]!;
+    } else if (word.startsWith('--socket=')) {
+      socket = word.slice('--socket='.length);
+    } else {
+      rest.push(word);
+    }
+  }
+  return socket === undefined ? { rest } : { rest, socket };
+}
+
+/** Handles one option after the command, as the loop in ipvsadm's parse_options does. */
+async function applyOption(
+  e: Entry,
+  key: string,
+  arg: string | null,
+  scanner: PoptScanner,
+  resolver: ArgResolver,
+  state: { nameProto: number },
+): Promise<void> {
+  const optarg = arg ?? '';
+  switch (key) {
+    case 'tcp-service':
+    case 'udp-service':
+    case 'sctp-service': {
+      setOption(e, 'service-address');
+      const protocol = key === 'tcp-service' ? IPPROTO_TCP : key === 'udp-service' ? IPPROTO_UDP : IPPROTO_SCTP;
+      e.svc.protocol = protocol;
+      state.nameProto = protocol;
+      const parsed = await parseService(optarg, protocol, resolver);
+      if (!parsed) fail('illegal virtual server address[:port] specified');
+      e.svc.addr = parsed.addr;
+      if (parsed.port !== null) e.svc.port = parsed.port;
+      return;
+    }
+    case 'fwmark-service':
+      setOption(e, 'service-address');
+      // ipvsadm sets TCP here "to a sane value"; lvs-ts sends protocol 0 for a fwmark service
+      // but still resolves port names in -r as TCP, as ipvsadm does.
+      e.svc.protocol = 0;
+      state.nameProto = IPPROTO_TCP;
+      e.svc.fwmark = parseFwmark(optarg);
+      return;
+    case 'scheduler':
+      setOption(e, 'scheduler');
+      e.svc.sched = optarg.slice(0, SCHED_NAME_MAX);
+      return;
+    case 'persistent':
+      setOption(e, 'persistent');
+      e.svc.flags |= SVC_F_PERSISTENT;
+      e.svc.timeout = parseTimeout(arg, 1, MAX_TIMEOUT);
+      return;
+    case 'netmask': {
+      setOption(e, 'netmask');
+      const mask = await hostToAddr(optarg, resolver);
+      if (mask === null) fail('illegal virtual server persistent mask specified');
+      e.svc.netmask = mask;
+      return;
+    }
+    case 'real-server': {
+      setOption(e, 'real-server');
+      const parsed = await parseService(optarg, state.nameProto, resolver);
+      if (!parsed) fail('illegal real server address[:port] specified');
+      e.dest.addr = parsed.addr;
+      // Without a port the dest takes the service port known at this point of argv.
+      e.dest.port = parsed.port ?? e.svc.port;
+      return;
+    }
+    case 'ipip':
+    case 'gatewaying':
+    case 'masquerading':
+      setOption(e, 'forwarding-method');
+      e.dest.fwd = key === 'ipip' ? FWD_TUNNEL : key === 'gatewaying' ? FWD_DROUTE : FWD_MASQ;
+      return;
+    case 'weight': {
+      setOption(e, 'weight');
+      const n = stringToNumber(optarg, 0, 65535);
+      if (n === null) fail('illegal weight specified');
+      e.dest.weight = n;
+      return;
+    }
+    case 'u-threshold':
+    case 'l-threshold': {
+      setOption(e, key);
+      const n = stringToNumber(optarg, 0, INT_MAX);
+      if (n === null) fail(`illegal ${key === 'u-threshold' ? 'u_threshold' : 'l_threshold'} specified`);
+      if (key === 'u-threshold') e.dest.uThreshold = n;
+      else e.dest.lThreshold = n;
+      return;
+    }
+    case 'connection':
+      setOption(e, 'connection');
+      return;
+    case 'numeric':
+      setOption(e, 'numeric');
+      e.format.numeric = true;
+      return;
+    case 'mcast-interface':
+      setOption(e, 'mcast-interface');
+      return;
+    case 'syncid':
+      setOption(e, 'syncid');
+      if (stringToNumber(optarg, 0, 255) === null) fail('illegal syncid specified');
+      return;
+    case 'timeout':
+      setOption(e, 'timeout');
+      return;
+    case 'daemon':
+      setOption(e, 'daemon');
+      return;
+    case 'stats':
+      setOption(e, 'stats');
+      e.format.stats = true;
+      return;
+    case 'rate':
+      setOption(e, 'rate');
+      e.format.rate = true;
+      return;
+    case 'thresholds':
+      setOption(e, 'thresholds');
+      e.format.thresholds = true;
+      return;
+    case 'persistent-conn':
+      setOption(e, 'persistent-conn');
+      e.format.persistentConn = true;
+      return;
+    case 'nosort':
+      setOption(e, 'nosort');
+      e.format.nosort = true;
+      return;
+    case 'sort':
+      // Sorting is the default; ipvsadm keeps --sort as a no-op.
+      return;
+    case 'exact':
+      setOption(e, 'exact');
+      e.format.exact = true;
+      return;
+    case 'ipv6':
+      // ipvsadm's message carries an extra newline.
+      if (!e.svc.fwmark) fail('-6 used before -f\n');
+      unsupported('IPv6');
+      return;
+    case 'ops':
+      setOption(e, 'ops');
+      e.svc.flags |= SVC_F_ONEPACKET;
+      return;
+    case 'pe':
+      setOption(e, 'pe');
+      e.pe = optarg.slice(0, PE_NAME_MAX);
+      return;
+    case 'sched-flags':
+      setOption(e, 'sched-flags');
+      e.schedFlagsArg = optarg.slice(0, SCHED_FLAGS_ARG_MAX);
+      return;
+    case 'mcast-group': {
+      setOption(e, 'mcast-group');
+      if (optarg.includes(':')) {
+        if (!isIPv6(optarg) || !/^ff/i.test(optarg)) fail(`invalid IPv6 mcast-group \`${optarg}'`);
+      } else {
+        const first = Number(optarg.split('.')[0]);
+        if (!isIPv4(optarg) || first < 224 || first > 239) fail(`invalid IPv4 mcast-group \`${optarg}'`);
+      }
+      return;
+    }
+    case 'mcast-port':
+      setOption(e, 'mcast-port');
+      if (stringToNumber(optarg, 1, 65535) === null) fail('illegal mcast-port specified');
+      return;
+    case 'mcast-ttl':
+      setOption(e, 'mcast-ttl');
+      if (stringToNumber(optarg, 1, 255) === null) fail('illegal mcast-ttl specified');
+      return;
+    case 'sync-maxlen':
+      setOption(e, 'sync-maxlen');
+      if (stringToNumber(optarg, 1, 65535 - 20 - 8) === null) fail('illegal sync-maxlen specified');
+      return;
+    case 'tun-info':
+      setOption(e, 'tun-info');
+      e.format.tunInfo = true;
+      return;
+    case 'tun-type': {
+      setOption(e, 'tun-type');
+      const t = parseTunType(optarg);
+      if (t === null) fail('illegal tunnel type specified');
+      e.dest.tunType = t;
+      return;
+    }
+    case 'tun-port': {
+      setOption(e, 'tun-port');
+      const n = stringToNumber(optarg, 1, 65535);
+      if (n === null) fail('illegal tunnel port specified');
+      e.dest.tunPort = n;
+      return;
+    }
+    case 'tun-nocsum':
+      setOption(e, 'tun-nocsum');
+      e.dest.tunFlags |= TUN_F_NOCSUM;
+      return;
+    case 'tun-csum':
+      setOption(e, 'tun-csum');
+      e.dest.tunFlags |= TUN_F_CSUM;
+      return;
+    case 'tun-remcsum':
+      setOption(e, 'tun-remcsum');
+      e.dest.tunFlags |= TUN_F_REMCSUM;
+      return;
+    default:
+      // A second command (or -h/-v after the command) reaches ipvsadm's default: case.
+      fail(`invalid option \`${scanner.badOption()}'`);
+  }
+}
+
+function serviceKey(e: Entry): ServiceKey {
+  return {
+    protocol: e.svc.fwmark ? 0 : e.svc.protocol,
+    addr: u32ToDotted(e.svc.addr),
+    port: e.svc.port,
+    fwmark: e.svc.fwmark,
+  };
+}
+
+function serviceSpec(e: Entry): ServiceSpec {
+  return {
+    ...serviceKey(e),
+    sched: e.svc.sched,
+    flags: e.svc.flags,
+    timeout: e.svc.timeout,
+    netmask: u32ToDotted(e.svc.netmask),
+    pe: e.pe,
+  };
+}
+
+function destKey(e: Entry): DestKey {
+  return { addr: u32ToDotted(e.dest.addr), port: e.dest.port };
+}
+
+function destSpec(e: Entry): DestSpec {
+  return {
+    ...destKey(e),
+    fwd: e.dest.fwd,
+    weight: e.dest.weight,
+    uThreshold: e.dest.uThreshold,
+    lThreshold: e.dest.lThreshold,
+    tunType: e.dest.tunType,
+    tunPort: e.dest.tunPort,
+    tunFlags: e.dest.tunFlags,
+  };
+}
+
+/** process_options after parsing: legality table, semantic checks, then the command. */
+function finish(e: Entry): LvsadmCommand {
+  genericOptCheck(e.cmd, e.options);
+
+  if (e.cmd === 'add-service' || e.cmd === 'edit-service') {
+    if (!e.svc.fwmark && !e.svc.port && !(e.svc.flags & SVC_F_PERSISTENT))
+      fail('Zero port specified for non-persistent service');
+    if (e.svc.flags & SVC_F_ONEPACKET && !e.svc.fwmark && e.svc.protocol !== IPPROTO_UDP)
+      fail('One-Packet Scheduling is only for UDP virtual services');
+    if (e.svc.sched === '') e.svc.sched = DEFAULT_SCHEDULER;
+  }
+
+  if (e.cmd === 'add-server' || e.cmd === 'edit-server') {
+    // DR and tunnelled dests answer on the service port; a fwmark service has none.
+    if (!e.svc.fwmark && (e.dest.fwd === FWD_TUNNEL || e.dest.fwd === FWD_DROUTE)) e.dest.port = e.svc.port;
+    const tunOptions: OptionName[] = ['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
+    if (tunOptions.some((o) => e.options.has(o)) && e.dest.fwd !== FWD_TUNNEL)
+      fail('Tunnel options conflict with forward method');
+    tunnelOptCheck(e.dest.tunType, e.options);
+  }
+
+  const has = (o: OptionName) => e.options.has(o);
+  switch (e.cmd) {
+    case 'list':
+      if (
+        ((has('connection') || has('timeout') || has('daemon')) &&
+          (has('stats') || has('rate') || has('thresholds'))) ||
+        ((has('timeout') || has('daemon')) && has('persistent-conn'))
+      )
+        fail('options conflicts in the list command');
+      if (has('connection')) return { kind: 'list-conns', format: e.format };
+      if (has('service-address')) return { kind: 'list-service', format: e.format, svc: serviceKey(e) };
+      if (has('timeout')) return { kind: 'list-timeouts' };
+      if (has('daemon')) unsupported('the sync daemon (--daemon)');
+      return { kind: 'list', format: e.format };
+    case 'save':
+      return { kind: 'save', format: e.format };
+    case 'restore':
+      unsupported('restore (-R)');
+      break;
+    case 'start-daemon':
+    case 'stop-daemon':
+      unsupported(`the sync daemon (--${e.cmd})`);
+      break;
+    case 'flush':
+      return { kind: 'request', request: { cmd: 'flush' } };
+    case 'add-service':
+      return { kind: 'request', request: { cmd: 'add-service', svc: serviceSpec(e) } };
+    case 'edit-service':
+      return { kind: 'request', request: { cmd: 'edit-service', svc: serviceSpec(e) } };
+    case 'delete-service':
+      return { kind: 'request', request: { cmd: 'delete-service', svc: serviceKey(e) } };
+    case 'zero':
+      return {
+        kind: 'request',
+        request: has('service-address') ? { cmd: 'zero', svc: serviceKey(e) } : { cmd: 'zero' },
+      };
+    case 'add-server':
+      return { kind: 'request', request: { cmd: 'add-server', svc: serviceKey(e), dest: destSpec(e) } };
+    case 'edit-server':
+      return { kind: 'request', request: { cmd: 'edit-server', svc: serviceKey(e), dest: destSpec(e) } };
+    case 'delete-server':
+      return { kind: 'request', request: { cmd: 'delete-server', svc: serviceKey(e), dest: destKey(e) } };
+    case 'set':
+      return { kind: 'request', request: { cmd: 'set-timeouts', timeouts: e.timeouts } };
+  }
+  throw new Error(`unhandled command ${e.cmd}`);
+}
+
+async function parse(argv: readonly string[], resolver: ArgResolver): Promise<ParsedArgs> {
+  const { rest, socket } = extractSocket(argv);
+  const withSocket = (command: LvsadmCommand): ParsedArgs => (socket === undefined ? { command } : { command, socket });
+
+  // `ipvsadm` alone lists the table.
+  if (rest.length === 0) return withSocket({ kind: 'list', format: newEntry('list').format });
+
+  const scanner = new PoptScanner(rest);
+  const first = scanner.nextOpt();
+  if (first.type !== 'opt') tryHelp();
+  if (first.key === 'help') return withSocket({ kind: 'help' });
+  if (first.key === 'version') return withSocket({ kind: 'version' });
+  let cmd = COMMAND_KEYS[first.key];
+  if (first.key === 'start-daemon' || first.key === 'stop-daemon') {
+    if (first.arg !== 'master' && first.arg !== 'backup')
+      fail(
+        first.key === 'start-daemon' ? 'illegal start-daemon parameter specified' : 'illegal start_daemon specified',
+      );
+    cmd = first.key;
+  }
+  if (!cmd) tryHelp();
+
+  const e = newEntry(cmd);
+  const state = { nameProto: 0 };
+  for (;;) {
+    const ev = scanner.nextOpt();
+    if (ev.type === 'end') break;
+    if (ev.type === 'error') throw new ArgsError('popt', `${scanner.badOption()}: ${ev.message}\n`, 255);
+    await applyOption(e, ev.key, ev.arg, scanner, resolver, state);
+  }
+
+  const leftovers = scanner.leftovers;
+  if (e.cmd === 'set') {
+    if (leftovers.length < 3) fail('--set option requires 3 timeout values');
+    const [tcp, tcpfin, udp] = leftovers.splice(0, 3) as [string, string, string];
+    e.timeouts = {
+      tcp: parseTimeout(tcp, 0, MAX_TIMEOUT),
+      tcpfin: parseTimeout(tcpfin, 0, MAX_TIMEOUT),
+      udp: parseTimeout(udp, 0, MAX_TIMEOUT),
+    };
+  }
+  if (leftovers.length > 0) fail(`unexpected argument ${leftovers[0]}`);
+
+  if (e.schedFlagsArg !== '') {
+    e.svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
+    e.svc.flags |= parseSchedFlags(e.svc.sched || DEFAULT_SCHEDULER, e.schedFlagsArg);
+  }
+
+  return withSocket(finish(e));
+}
+
+/**
+ * Parses lvsadm's argv (without node and script) into a command, or the failure ipvsadm would
+ * report for the same words. Name resolution goes through `resolver` (tests pass a fake one).
+ */
+export async function parseArgs(
+  argv: readonly string[],
+  resolver: ArgResolver = systemArgResolver,
+): Promise<ParseResult> {
+  try {
+    return { ok: true, args: await parse(argv, resolver) };
+  } catch (err) {
+    if (err instanceof ArgsError)
+      return { ok: false, error: { kind: err.kind, stderr: err.stderr, exitCode: err.exitCode } };
+    throw err;
+  }
+}

@@ -1,0 +1,414 @@
+// ipvsadm's listings, byte for byte, from lvsd's snapshot types. Pure: names come from an
+// injected NameLookup, so `-L` without `-n` is testable without DNS.
+//
+// The printf formats of ipvsadm 1.31 (print_title, print_service_entry, print_largenum,
+// print_conn, list_all/list_service/list_timeout) are reproduced as small padding helpers;
+// fixed widths do not truncate, except where ipvsadm cuts a string short on purpose
+// (addresses at 59 chars, the service column at 33, the dest column at 28).
+//
+// Sorting follows libipvs: ipvs_cmp_services / ipvs_cmp_dests under glibc's merge-sort qsort.
+// The comparators subtract 32-bit unsigned fields into an int, so two addresses (or fwmarks)
+// more than 2^31 apart compare "wrapped"; that quirk is kept.
+
+import type { ConnSnapshot, DestSnapshot, ServiceKey, ServiceSnapshot, Snapshot, Timeouts } from '../ctl/protocol';
+import {
+  FWD_DROUTE,
+  FWD_LOCALNODE,
+  FWD_MASQ,
+  FWD_NAMES,
+  FWD_TUNNEL,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+  SVC_F_SCHED1,
+  SVC_F_SCHED2,
+  SVC_F_SCHED3,
+  TUN_TYPE_GRE,
+  TUN_TYPE_GUE,
+  TUN_TYPE_IPIP,
+} from '../ip-vs';
+import type { ListFormat } from './lvsadm-args';
+
+const IPPROTO_SCTP = 132;
+const IPPROTO_ICMP = 1;
+const IPPROTO_ICMPV6 = 58;
+const SCHED_FLAGS = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
+const HOST_MASK = '255.255.255.255';
+
+/** Reverse name resolution for listings without `-n`. */
+export interface NameLookup {
+  /** gethostbyaddr: the host name of a dotted-quad address, or undefined to print it as is. */
+  host(addr: string): string | undefined;
+  /** getservbyport: the service name of a port for an IP protocol number, or undefined. */
+  service(port: number, protocol: number): string | undefined;
+}
+
+/** No names at all: what `-n` prints. */
+export const NUMERIC_NAMES: NameLookup = { host: () => undefined, service: () => undefined };
+
+export const DEFAULT_LIST_FORMAT: ListFormat = {
+  numeric: false,
+  exact: false,
+  nosort: false,
+  stats: false,
+  rate: false,
+  thresholds: false,
+  persistentConn: false,
+  tunInfo: false,
+};
+
+// --- printf helpers --------------------------------------------------------------------------
+
+/** `%-Ns` */
+function left(s: string | number, width: number): string {
+  return String(s).padEnd(width, ' ');
+}
+
+/** `%Ns` / `%Nllu` */
+function right(s: string | number, width: number): string {
+  return String(s).padStart(width, ' ');
+}
+
+/** C `%d` of a 32-bit signed int (values past 2^31 print negative, as in ipvsadm). */
+function int32(n: number): number {
+  return n | 0;
+}
+
+/**
+ * ipvsadm's print_largenum: `%9llu` below 10^8, then thousands (K), millions (M), billions (G),
+ * trillions (T) in `%8llu` plus the suffix; with `--exact` the full number, at least 9 wide with
+ * one blank before it.
+ */
+export function formatLargeNum(n: number, exact: boolean): string {
+  if (exact) {
+    const s = String(n);
+    return right(s, s.length <= 8 ? 9 : s.length + 1);
+  }
+  if (n < 1e8) return right(n, 9);
+  if (n < 1e9) return `${right(Math.floor(n / 1e3), 8)}K`;
+  if (n < 1e11) return `${right(Math.floor(n / 1e6), 8)}M`;
+  if (n < 1e14) return `${right(Math.floor(n / 1e9), 8)}G`;
+  return `${right(Math.floor(n / 1e12), 8)}T`;
+}
+
+/** The protocol column of listings (ipvsadm's protocol_name). */
+function protocolName(protocol: number): string {
+  if (protocol === IPPROTO_TCP) return 'TCP';
+  if (protocol === IPPROTO_UDP) return 'UDP';
+  if (protocol === IPPROTO_SCTP) return 'SCTP';
+  return '?';
+}
+
+/** The protocol column of `-c`, as the kernel names it in /proc/net/ip_vs_conn (ip_vs_proto_name). */
+function connProtocolName(protocol: number): string {
+  switch (protocol) {
+    case 0:
+      return 'IP';
+    case IPPROTO_TCP:
+      return 'TCP';
+    case IPPROTO_UDP:
+      return 'UDP';
+    case IPPROTO_SCTP:
+      return 'SCTP';
+    case IPPROTO_ICMP:
+      return 'ICMP';
+    case IPPROTO_ICMPV6:
+      return 'ICMPv6';
+    default:
+      return `IP_${protocol}`;
+  }
+}
+
+/** ipvsadm's addrport_to_anyname, including its 60-byte buffer. */
+function addrPort(addr: string, port: number, protocol: number, numeric: boolean, names: NameLookup): string {
+  const text = numeric
+    ? `${addr}:${port}`
+    : `${names.host(addr) ?? addr}:${names.service(port, protocol) ?? String(port)}`;
+  return text.slice(0, 59);
+}
+
+// --- sorting ---------------------------------------------------------------------------------
+
+function addrU32(addr: string): number {
+  const p = addr.split('.').map(Number);
+  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
+}
+
+/** C's `int r = (u32)a - (u32)b`. */
+function wrappedDiff(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+/** libipvs ipvs_cmp_services: fwmark, (address family), protocol, address, port. */
+export function compareServices(a: ServiceKey, b: ServiceKey): number {
+  return (
+    wrappedDiff(a.fwmark, b.fwmark) ||
+    a.protocol - b.protocol ||
+    wrappedDiff(addrU32(a.addr), addrU32(b.addr)) ||
+    a.port - b.port
+  );
+}
+
+/** libipvs ipvs_cmp_dests: address, then port. */
+export function compareDests(a: { addr: string; port: number }, b: { addr: string; port: number }): number {
+  return wrappedDiff(addrU32(a.addr), addrU32(b.addr)) || a.port - b.port;
+}
+
+/**
+ * glibc's qsort (msort): top-down merge sort, left half n/2, ties taken from the left. Using the
+ * same algorithm keeps even the wrapped, non-transitive comparisons in ipvsadm's order.
+ */
+export function qsortLikeGlibc<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
+  if (items.length <= 1) return items.slice();
+  const n1 = items.length >> 1;
+  const b1 = qsortLikeGlibc(items.slice(0, n1), cmp);
+  const b2 = qsortLikeGlibc(items.slice(n1), cmp);
+  const out: T[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < b1.length && j < b2.length) out.push(cmp(b1[i]!, b2[j]!) <= 0 ? b1[i++]! : b2[j++]!);
+  while (i < b1.length) out.push(b1[i++]!);
+  while (j < b2.length) out.push(b2[j++]!);
+  return out;
+}
+
+export function sortServices<T extends ServiceKey>(services: readonly T[]): T[] {
+  return qsortLikeGlibc(services, compareServices);
+}
+
+export function sortDests<T extends { addr: string; port: number }>(dests: readonly T[]): T[] {
+  return qsortLikeGlibc(dests, compareDests);
+}
+
+/** The snapshot's service with this key (ipvs_get_service), if any. */
+export function findService(snapshot: Snapshot, key: ServiceKey): ServiceSnapshot | undefined {
+  return snapshot.services.find((s) =>
+    key.fwmark
+      ? s.fwmark === key.fwmark
+      : !s.fwmark && s.protocol === key.protocol && s.addr === key.addr && s.port === key.port,
+  );
+}
+
+// --- service and dest lines ------------------------------------------------------------------
+
+/** print_title. */
+function title(format: ListFormat): string {
+  const prot = left('Prot LocalAddress:Port', 33);
+  if (format.stats)
+    return `${prot} ${['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'].map((h) => right(h, 8)).join(' ')}\n  -> RemoteAddress:Port\n`;
+  if (format.rate)
+    return `${prot} ${['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'].map((h) => right(h, 8)).join(' ')}\n  -> RemoteAddress:Port\n`;
+  if (format.thresholds)
+    return `${prot} ${left('Uthreshold', 10)} ${left('Lthreshold', 10)} ${left('ActiveConn', 10)} ${left('InActConn', 10)}\n  -> RemoteAddress:Port\n`;
+  if (format.persistentConn)
+    return `${prot} ${left('Weight', 9)} ${left('PersistConn', 11)} ${left('ActiveConn', 10)} ${left('InActConn', 10)}\n  -> RemoteAddress:Port\n`;
+  if (format.tunInfo)
+    return 'Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n';
+  return 'Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n';
+}
+
+/** print_sched_flags: the names of the flags as the scheduler knows them. */
+function schedFlagNames(svc: ServiceSnapshot): string {
+  const names: string[] = [];
+  if (svc.sched === 'sh' || svc.sched === 'mh') {
+    if (svc.flags & SVC_F_SCHED1) names.push(`${svc.sched}-fallback`);
+    if (svc.flags & SVC_F_SCHED2) names.push(`${svc.sched}-port`);
+  } else {
+    if (svc.flags & SVC_F_SCHED1) names.push('flag-1');
+    if (svc.flags & SVC_F_SCHED2) names.push('flag-2');
+    if (svc.flags & SVC_F_SCHED3) names.push('flag-3');
+  }
+  return names.join(',');
+}
+
+function fwdName(fwd: number): string {
+  return FWD_NAMES[fwd] ?? '(null)';
+}
+
+/** fwd_switch: the option `-S` prints for a forwarding method. */
+function fwdSwitch(fwd: number): string {
+  if (fwd === FWD_MASQ) return '-m';
+  if (fwd === FWD_TUNNEL) return '-i';
+  if (fwd === FWD_LOCALNODE || fwd === FWD_DROUTE) return '-g';
+  return '(null)';
+}
+
+const TUN_NAMES: readonly string[] = ['ipip', 'gue', 'gre'];
+const TUN_FLAG_SHORT: readonly string[] = ['-c', '+c', 'r+c'];
+const TUN_FLAG_OPTS: readonly string[] = ['--tun-nocsum', '--tun-csum', '--tun-remcsum'];
+
+/** fwd_tun_info: the TunnelInfo column of `--tun-info`. */
+function tunInfo(d: DestSnapshot): string {
+  if (d.fwd !== FWD_TUNNEL) return 'n/a';
+  if (d.tunType === TUN_TYPE_IPIP) return 'ipip';
+  if (d.tunType === TUN_TYPE_GUE) return `gue:${d.tunPort}:${TUN_FLAG_SHORT[d.tunFlags] ?? '?'}`;
+  if (d.tunType === TUN_TYPE_GRE) return `gre:${TUN_FLAG_SHORT[d.tunFlags] ?? '?'}`;
+  return 'n/a';
+}
+
+/** The service part of a line: `TCP  1.2.3.4:80`, `FWM  5`, or `-t 1.2.3.4:80` for -S. */
+function serviceName(svc: ServiceSnapshot, format: ListFormat, names: NameLookup, rule: boolean): string {
+  if (svc.fwmark) return rule ? `-f ${int32(svc.fwmark)}` : `FWM  ${int32(svc.fwmark)}`;
+  const vname = addrPort(svc.addr, svc.port, svc.protocol, format.numeric, names);
+  if (rule) {
+    const opt =
+      svc.protocol === IPPROTO_TCP
+        ? '-t'
+        : svc.protocol === IPPROTO_UDP
+          ? '-u'
+          : svc.protocol === IPPROTO_SCTP
+            ? '--sctp-service'
+            : '--xxx-service';
+    return `${opt} ${vname}`;
+  }
+  return `${left(protocolName(svc.protocol), 4)} ${vname}`.slice(0, 33);
+}
+
+function serviceLine(svc: ServiceSnapshot, name: string, format: ListFormat): string {
+  const big = (n: number) => formatLargeNum(n, format.exact);
+  if (format.stats) {
+    const s = svc.stats;
+    return `${left(name, 33)}${big(s.conns)}${big(s.inPkts)}${big(s.outPkts)}${big(s.inBytes)}${big(s.outBytes)}`;
+  }
+  if (format.rate) {
+    const r = svc.rates;
+    return `${left(name, 33)}${big(r.conns)}${big(r.inPkts)}${big(r.outPkts)}${big(r.inBytes)}${big(r.outBytes)}`;
+  }
+  let line = `${name} ${svc.sched}`;
+  if (svc.flags & SCHED_FLAGS) line += ` (${schedFlagNames(svc)})`;
+  if (svc.flags & SVC_F_PERSISTENT) {
+    line += ` persistent ${svc.timeout}`;
+    if (svc.netmask !== HOST_MASK) line += ` mask ${svc.netmask}`;
+    if (svc.pe) line += ` pe ${svc.pe}`;
+  }
+  if (svc.flags & SVC_F_ONEPACKET) line += ' ops';
+  return line;
+}
+
+function destLine(d: DestSnapshot, dname: string, format: ListFormat): string {
+  const big = (n: number) => formatLargeNum(n, format.exact);
+  const col = `  -> ${left(dname, 28)}`;
+  if (format.stats) {
+    const s = d.stats;
+    return `${col}${big(s.conns)}${big(s.inPkts)}${big(s.outPkts)}${big(s.inBytes)}${big(s.outBytes)}`;
+  }
+  if (format.rate) {
+    const r = d.rates;
+    return `${col} ${right(r.conns, 8)} ${right(r.inPkts, 8)} ${right(r.outPkts, 8)}${big(r.inBytes)}${big(r.outBytes)}`;
+  }
+  if (format.thresholds)
+    return `${col} ${left(d.uThreshold, 10)} ${left(d.lThreshold, 10)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}`;
+  if (format.persistentConn)
+    return `${col} ${left(d.weight, 9)} ${left(d.persistConns, 11)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}`;
+  if (format.tunInfo)
+    return `${col} ${left(fwdName(d.fwd), 7)} ${left(tunInfo(d), 13)} ${left(int32(d.weight), 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}`;
+  return `${col} ${left(fwdName(d.fwd), 7)} ${left(int32(d.weight), 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}`;
+}
+
+/** `-S`'s line for a dest (print_tunnel_rule and the plain form). */
+function destRule(d: DestSnapshot, svcName: string, dname: string): string {
+  const base = `-a ${svcName} -r ${dname} ${fwdSwitch(d.fwd)} -w ${int32(d.weight)}`;
+  if (d.fwd !== FWD_TUNNEL) return base;
+  if (d.tunType === TUN_TYPE_GRE) return `${base} --tun-type gre ${TUN_FLAG_OPTS[d.tunFlags] ?? ''}`;
+  if (d.tunType === TUN_TYPE_GUE)
+    return `${base} --tun-type gue --tun-port ${d.tunPort} ${TUN_FLAG_OPTS[d.tunFlags] ?? ''}`;
+  if (d.tunType === TUN_TYPE_IPIP) return `${base} --tun-type ${TUN_NAMES[TUN_TYPE_IPIP]}`;
+  return base;
+}
+
+/** `-S`'s line for a service. */
+function serviceRule(svc: ServiceSnapshot, name: string): string {
+  let line = `-A ${name} -s ${svc.sched}`;
+  if (svc.flags & SVC_F_PERSISTENT) {
+    line += ` -p ${svc.timeout}`;
+    if (svc.netmask !== HOST_MASK) line += ` -M ${svc.netmask}`;
+  }
+  if (svc.pe) line += ` --pe ${svc.pe}`;
+  if (svc.flags & SVC_F_ONEPACKET) line += ' -o';
+  if (svc.flags & SCHED_FLAGS) line += ` -b ${schedFlagNames(svc)}`;
+  return line;
+}
+
+/** print_service_entry: the service line and its dests, each ending in a newline. */
+function serviceEntry(svc: ServiceSnapshot, format: ListFormat, names: NameLookup, rule: boolean): string {
+  const name = serviceName(svc, format, names, rule);
+  const lines = [rule ? serviceRule(svc, name) : serviceLine(svc, name, format)];
+  const dests = format.nosort ? svc.dests : sortDests(svc.dests);
+  for (const d of dests) {
+    const full = addrPort(d.addr, d.port, svc.protocol, format.numeric, names);
+    lines.push(rule ? destRule(d, name, full) : destLine(d, full.slice(0, 28), format));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// --- whole listings --------------------------------------------------------------------------
+
+/** `-L` (list_all): banner, titles, then every service in ipvsadm's order (or kernel order with --nosort). */
+export function formatList(snapshot: Snapshot, format: ListFormat, names: NameLookup = NUMERIC_NAMES): string {
+  const services = format.nosort ? snapshot.services : sortServices(snapshot.services);
+  let out = `IP Virtual Server version ${snapshot.version} (size=${snapshot.size})\n${title(format)}`;
+  for (const svc of services) out += serviceEntry(svc, format, names, false);
+  return out;
+}
+
+/** `-L` with a virtual service (list_service): titles and that service, no banner. */
+export function formatListService(svc: ServiceSnapshot, format: ListFormat, names: NameLookup = NUMERIC_NAMES): string {
+  return title(format) + serviceEntry(svc, format, names, false);
+}
+
+/** `-S` (save): the rules that rebuild the table, no banner, no titles. */
+export function formatSave(snapshot: Snapshot, format: ListFormat, names: NameLookup = NUMERIC_NAMES): string {
+  const services = format.nosort ? snapshot.services : sortServices(snapshot.services);
+  return services.map((svc) => serviceEntry(svc, format, names, true)).join('');
+}
+
+/** `-L -c` (list_conn): the connection table in the daemon's order. */
+export function formatConnections(
+  conns: readonly ConnSnapshot[],
+  format: ListFormat,
+  names: NameLookup = NUMERIC_NAMES,
+): string {
+  let out = 'IPVS connection entries\n';
+  out += format.persistentConn
+    ? `pro expire ${left('state', 11)} ${left('source', 18)} ${left('virtual', 18)} ${left('destination', 18)} ${left('pe name', 16)} pe_data\n`
+    : `pro expire ${left('state', 11)} ${left('source', 18)} ${left('virtual', 18)} destination\n`;
+  for (const c of conns) {
+    const proto = connProtocolName(c.protocol);
+    // ipvsadm maps the /proc protocol name back to a number for getservbyport.
+    const nameProto =
+      proto === 'TCP' ? IPPROTO_TCP : proto === 'UDP' ? IPPROTO_UDP : proto === 'SCTP' ? IPPROTO_SCTP : 0;
+    const expires = Math.max(0, Math.floor(c.expires));
+    const expire = `${String(Math.floor(expires / 60)).padStart(2, '0')}:${String(expires % 60).padStart(2, '0')}`;
+    const cname = addrPort(c.caddr, c.cport, nameProto, format.numeric, names);
+    const vname = addrPort(c.vaddr, c.vport, nameProto, format.numeric, names);
+    const dname = addrPort(c.daddr, c.dport, nameProto, format.numeric, names);
+    out += `${left(proto, 3)} ${left(expire, 6)} ${left(c.state, 11)} ${left(cname, 18)} ${left(vname, 18)} ${dname}\n`;
+  }
+  return out;
+}
+
+/** `-L --timeout`. */
+export function formatTimeouts(t: Timeouts): string {
+  return `Timeout (tcp tcpfin udp): ${t.tcp} ${t.tcpfin} ${t.udp}\n`;
+}
+
+/** Every address a listing may print a name for (to resolve them before formatting). */
+export function listedAddresses(snapshot: Snapshot): string[] {
+  const set = new Set<string>();
+  for (const s of snapshot.services) {
+    if (!s.fwmark) set.add(s.addr);
+    for (const d of s.dests) set.add(d.addr);
+  }
+  return [...set];
+}
+
+export function connAddresses(conns: readonly ConnSnapshot[]): string[] {
+  const set = new Set<string>();
+  for (const c of conns) {
+    set.add(c.caddr);
+    set.add(c.vaddr);
+    set.add(c.daddr);
+  }
+  return [...set];
+}
