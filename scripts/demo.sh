@@ -54,7 +54,7 @@ for i in 1 2; do
 done
 
 step "starting lvsd in the director"
-ip netns exec "$DIR_NS" node dist/cli/lvsd.js 2>&1 | sed 's/^/    /' &
+ip netns exec "$DIR_NS" node dist/cli/lvsd.js 2>&1 | sed -u 's/^/    /' &
 for _ in $(seq 50); do
   [ -S "$LVS_SOCKET" ] && break
   sleep 0.1
@@ -69,7 +69,9 @@ lvsadm -L -n
 
 step "$REQUESTS requests from the client to http://192.168.0.1/"
 for i in $(seq "$REQUESTS"); do
-  printf '  request %2d -> %s\n' "$i" "$(ip netns exec "$CLIENT_NS" curl -sS --max-time 5 http://192.168.0.1/)"
+  # curl runs in the foreground (not in $(...)), so Ctrl-C reaches it and the trap tears down.
+  printf '  request %2d -> ' "$i"
+  ip netns exec "$CLIENT_NS" curl -sS --max-time 5 http://192.168.0.1/
 done
 
 step "the listing with live counters"

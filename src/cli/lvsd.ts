@@ -1,6 +1,7 @@
 // lvsd: the director daemon. Owns the TUN device, the packet engine, the routes and rules that
 // steer traffic into it, and the control socket lvsadm talks to.
 
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../core/engine';
@@ -99,6 +100,7 @@ export async function main(argv: string[]): Promise<number> {
   const tunName = values.tun as string;
   const withRoutes = !values['no-routes'];
 
+  mkdirSync(dirname(sock), { recursive: true, mode: 0o755 });
   if (withRoutes) await IpRouteNet.cleanupLeftovers(stateFile, log);
 
   let io: NativeIo;
