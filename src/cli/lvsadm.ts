@@ -44,10 +44,14 @@ export function versionText(): string {
   return `${PROGRAM} v${LVSADM_VERSION} (ipvsadm 1.31 compatible, IPVS v${IPVS_VERSION})\n`;
 }
 
+const DESCRIPTION =
+  'Administers lvsd, the lvs-ts user-space Linux Virtual Server (virtual services, real servers,\n' +
+  'schedulers, counters), with the syntax, output and exit codes of ipvsadm 1.31.\n\n';
+
 /** ipvsadm's usage text with lvsadm's name, plus lvsadm's own --socket. */
 export function usageText(program = PROGRAM): string {
   const p = program;
-  return `${versionText()}Usage:
+  return `${versionText()}${DESCRIPTION}Usage:
   ${p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
   ${p} -D virtual-service
   ${p} -C

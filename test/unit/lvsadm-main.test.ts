@@ -277,8 +277,11 @@ describe('lvsadm main against a fake lvsd', () => {
   it('prints help and version on stdout, exit 0', async () => {
     const help = await run(['-h']);
     expect(help.code).toBe(0);
-    expect(help.stdout.split('\n').slice(0, 3)).toEqual([
+    expect(help.stdout.split('\n').slice(0, 6)).toEqual([
       'lvsadm v0.1.0 (ipvsadm 1.31 compatible, IPVS v1.2.1)',
+      'Administers lvsd, the lvs-ts user-space Linux Virtual Server (virtual services, real servers,',
+      'schedulers, counters), with the syntax, output and exit codes of ipvsadm 1.31.',
+      '',
       'Usage:',
       '  lvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]',
     ]);
