@@ -4,19 +4,10 @@
 //   node netns/http-server.js NAME [PORT]
 'use strict';
 const http = require('node:http');
+const { pattern } = require('./pattern.js');
 
 const name = process.argv[2] || 'server';
 const port = Number(process.argv[3] || 80);
-
-function pattern(n) {
-  const b = Buffer.alloc(n);
-  let x = 0x12345678;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 const server = http.createServer((req, res) => {
   const m = /^\/bytes\/(\d+)$/.exec(req.url || '');

@@ -157,6 +157,18 @@ export interface ListFormat {
   tunInfo: boolean;
 }
 
+/** Every list option off: what a bare -L prints. */
+export const DEFAULT_LIST_FORMAT: ListFormat = {
+  numeric: false,
+  exact: false,
+  nosort: false,
+  stats: false,
+  rate: false,
+  thresholds: false,
+  persistentConn: false,
+  tunInfo: false,
+};
+
 export type LvsadmCommand =
   | { kind: 'help' }
   | { kind: 'version' }
@@ -646,16 +658,7 @@ function newEntry(cmd: CommandName): Entry {
   return {
     cmd,
     options: new Set(),
-    format: {
-      numeric: false,
-      exact: false,
-      nosort: false,
-      stats: false,
-      rate: false,
-      thresholds: false,
-      persistentConn: false,
-      tunInfo: false,
-    },
+    format: { ...DEFAULT_LIST_FORMAT },
     svc: { protocol: 0, addr: 0, port: 0, fwmark: 0, sched: '', flags: 0, timeout: 0, netmask: UINT_MAX },
     pe: '',
     dest: {

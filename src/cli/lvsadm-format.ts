@@ -47,17 +47,6 @@ export interface NameLookup {
 /** No names at all: what `-n` prints. */
 export const NUMERIC_NAMES: NameLookup = { host: () => undefined, service: () => undefined };
 
-export const DEFAULT_LIST_FORMAT: ListFormat = {
-  numeric: false,
-  exact: false,
-  nosort: false,
-  stats: false,
-  rate: false,
-  thresholds: false,
-  persistentConn: false,
-  tunInfo: false,
-};
-
 // --- printf helpers --------------------------------------------------------------------------
 
 /** `%-Ns` */

@@ -36,6 +36,29 @@ export interface ExecResult {
 
 let labCounter = 0;
 
+/** Resolve once `p` prints `marker` (stdout or stderr); reject if it exits first or in 10 s. */
+function waitForOutput(p: ChildProcess, marker: string, what: string, onText?: (text: string) => void): Promise<void> {
+  return new Promise<void>((resolveReady, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what}: not ready: ${out}`)), 10_000);
+    const onData = (d: Buffer) => {
+      const text = d.toString();
+      out += text;
+      onText?.(text);
+      if (out.includes(marker)) {
+        clearTimeout(timer);
+        resolveReady();
+      }
+    };
+    p.stdout?.on('data', onData);
+    p.stderr?.on('data', onData);
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${out}`));
+    });
+  });
+}
+
 export class Lab {
   readonly prefix: string;
   readonly client: string;
@@ -86,25 +109,7 @@ export class Lab {
   async spawn(ns: string, cmd: string[], ready?: string): Promise<ChildProcess> {
     const p = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.procs.push(p);
-    if (ready !== undefined) {
-      await new Promise<void>((resolveReady, reject) => {
-        let out = '';
-        const timer = setTimeout(() => reject(new Error(`${cmd.join(' ')}: not ready: ${out}`)), 10_000);
-        const onData = (d: Buffer) => {
-          out += d.toString();
-          if (out.includes(ready)) {
-            clearTimeout(timer);
-            resolveReady();
-          }
-        };
-        p.stdout?.on('data', onData);
-        p.stderr?.on('data', onData);
-        p.once('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`${cmd.join(' ')} exited with ${code}: ${out}`));
-        });
-      });
-    }
+    if (ready !== undefined) await waitForOutput(p, ready, cmd.join(' '));
     return p;
   }
 
@@ -131,21 +136,8 @@ export class Lab {
     });
     this.lvsd = p;
     this.lvsdLog = '';
-    await new Promise<void>((resolveReady, reject) => {
-      const timer = setTimeout(() => reject(new Error(`lvsd not ready: ${this.lvsdLog}`)), 10_000);
-      const onData = (d: Buffer) => {
-        this.lvsdLog += d.toString();
-        if (this.lvsdLog.includes('ready:')) {
-          clearTimeout(timer);
-          resolveReady();
-        }
-      };
-      p.stdout?.on('data', onData);
-      p.stderr?.on('data', onData);
-      p.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`lvsd exited with ${code}: ${this.lvsdLog}`));
-      });
+    await waitForOutput(p, 'ready:', 'lvsd', (text) => {
+      this.lvsdLog += text;
     });
   }
 

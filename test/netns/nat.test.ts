@@ -3,23 +3,13 @@
 
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pattern } from '../../netns/pattern';
 import { Lab, netnsUnavailable } from '../helpers/netns';
 
 const why = netnsUnavailable();
 if (why) console.warn(`skipping netns NAT tests: ${why}`);
 
 const VIP = '192.168.0.1';
-
-/** The byte pattern netns/http-server.js serves at /bytes/N. */
-function pattern(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = 0x12345678;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 function sha256(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type ArgResolver,
   COMMANDS_V_OPTIONS,
+  DEFAULT_LIST_FORMAT,
   inetAton,
   type LvsadmCommand,
   OPTION_NAMES,
@@ -62,16 +63,7 @@ const dest = (over: Partial<Record<string, unknown>> = {}) => ({
   tunFlags: 0,
   ...over,
 });
-const FMT = {
-  numeric: false,
-  exact: false,
-  nosort: false,
-  stats: false,
-  rate: false,
-  thresholds: false,
-  persistentConn: false,
-  tunInfo: false,
-};
+const FMT = DEFAULT_LIST_FORMAT;
 
 describe('commands_v_options table', () => {
   it('has one rule per ipvsadm option for every command', () => {

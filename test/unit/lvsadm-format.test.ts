@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { ListFormat } from '../../src/cli/lvsadm-args';
+import { DEFAULT_LIST_FORMAT, type ListFormat } from '../../src/cli/lvsadm-args';
 import {
   compareDests,
   compareServices,
-  DEFAULT_LIST_FORMAT,
   formatConnections,
   formatLargeNum,
   formatList,
