@@ -39,7 +39,7 @@ import {
   D_NO_SERVICE,
   D_TABLE_FULL,
   D_TX_FAILED,
-  TX_RAW,
+  TX,
   VERDICT_COUNT,
 } from '../xmit/verdict';
 import { DestRegistry, ServiceTable } from './services';
@@ -77,6 +77,7 @@ export class Engine implements XmitContext {
   l4: ProtoHandler = tcp;
   outOff = 0;
   outLen = 0;
+  outDev = 0;
 
   private readonly pkt: PacketMeta = { protocol: 0, saddr: 0, daddr: 0, sport: 0, dport: 0, tcpFlags: 0 };
   private readonly clock: Clock;
@@ -111,27 +112,29 @@ export class Engine implements XmitContext {
     const slab = this.io.slab;
     const txOff = slab.txOff;
     const txLen = slab.txLen;
+    const txDev = slab.txDev;
     const drops = this.drops;
     this.now = Math.floor(this.clock());
     let tx = 0;
     for (let i = 0; i < n; i++) {
       const v = this.process(slab.buf, slab.rxOffset(i), slab.rxLen[i]);
-      if (v === TX_RAW) {
+      if (v === TX) {
         txOff[tx] = this.outOff;
         txLen[tx] = this.outLen;
+        txDev[tx] = this.outDev;
         tx++;
       } else {
         drops[v]++;
       }
     }
     if (tx > 0) {
-      const sent = this.io.sendRaw(tx);
+      const sent = this.io.send(tx);
       this.txPackets += sent;
       if (sent < tx) drops[D_TX_FAILED] += tx - sent;
     }
   }
 
-  /** Decide one packet. Returns TX_RAW (with outOff/outLen set) or a drop reason. */
+  /** Decide one packet. Returns TX (with outOff/outLen/outDev set) or a drop reason. */
   process(buf: Buffer, off: number, len: number): number {
     const ip = this.ip;
     ip.reset(buf, off, len);

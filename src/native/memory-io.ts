@@ -10,10 +10,13 @@ export class MemoryIo implements PacketIo {
   /** When set, recv() replays these packets forever (benchmarks) instead of draining `pending`. */
   private replay: Buffer[] | undefined;
   private replayPos = 0;
-  /** Copies of every packet sent (unless `keepSent` is false). */
+  /** Copies of every packet sent (unless `keepSent` is false), and the txDev each went out on. */
   readonly sent: Buffer[] = [];
+  readonly sentDev: number[] = [];
+  /** Interface names of the frame devices opened, by txDev number (index 0 unused: raw socket). */
+  readonly frameDevs: string[] = [''];
   sentCount = 0;
-  /** How many packets of each sendRaw batch the fake kernel accepts (default: all). */
+  /** How many packets of each send batch the fake kernel accepts (default: all). */
   acceptLimit = Number.POSITIVE_INFINITY;
   private onReadable: (() => void) | undefined;
   private onError: ((err: unknown) => void) | undefined;
@@ -64,14 +67,24 @@ export class MemoryIo implements PacketIo {
     return n;
   }
 
-  sendRaw(count: number): number {
+  send(count: number): number {
     const n = Math.min(count, this.acceptLimit);
     if (this.keepSent) {
-      const { buf, txOff, txLen } = this.slab;
-      for (let i = 0; i < n; i++) this.sent.push(Buffer.from(buf.subarray(txOff[i], txOff[i] + txLen[i])));
+      const { buf, txOff, txLen, txDev } = this.slab;
+      for (let i = 0; i < n; i++) {
+        this.sent.push(Buffer.from(buf.subarray(txOff[i], txOff[i] + txLen[i])));
+        this.sentDev.push(txDev[i]);
+      }
     }
     this.sentCount += n;
     return n;
+  }
+
+  openFrameDev(ifname: string): number {
+    const i = this.frameDevs.indexOf(ifname);
+    if (i > 0) return i;
+    this.frameDevs.push(ifname);
+    return this.frameDevs.length - 1;
   }
 
   start(onReadable: () => void, onError: (err: unknown) => void): void {
@@ -86,6 +99,7 @@ export class MemoryIo implements PacketIo {
 
   /** Take (and clear) the packets sent so far. */
   takeSent(): Buffer[] {
+    this.sentDev.length = 0;
     return this.sent.splice(0, this.sent.length);
   }
 }

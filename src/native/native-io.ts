@@ -64,11 +64,15 @@ export class NativeIo implements PacketIo {
     return this.native.tunRead(this.tunFd, s.buf, s.slotSize, s.headroom, s.rxSlots, s.rxLen);
   }
 
-  sendRaw(count: number): number {
+  send(count: number): number {
     if (this.closed) throw closedError();
     if (count === 0) return 0;
     const s = this.slab;
     return this.native.sendBatch(this.rawFd, s.buf, s.txOff, s.txLen, count);
+  }
+
+  openFrameDev(ifname: string): number {
+    throw new Error(`frame devices are not supported yet (${ifname})`);
   }
 
   start(onReadable: () => void, onError: (err: unknown) => void): void {

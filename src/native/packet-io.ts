@@ -11,11 +11,16 @@ export const DEFAULT_BATCH = 64;
 export const DEFAULT_SLOT_SIZE = 2048;
 export const DEFAULT_HEADROOM = 64;
 
+/** txDev value: send on the raw IPv4 socket (the kernel routes by destination address). */
+export const TX_DEV_RAW = 0;
+
 export class Slab {
   readonly buf: Buffer;
   readonly rxLen: Uint32Array;
   readonly txOff: Uint32Array;
   readonly txLen: Uint32Array;
+  /** Output device of each queued packet: TX_DEV_RAW, or a frame device from `openFrameDev`. */
+  readonly txDev: Uint8Array;
 
   constructor(
     readonly rxSlots = DEFAULT_BATCH,
@@ -27,6 +32,7 @@ export class Slab {
     this.rxLen = new Uint32Array(rxSlots);
     this.txOff = new Uint32Array(rxSlots + genSlots);
     this.txLen = new Uint32Array(rxSlots + genSlots);
+    this.txDev = new Uint8Array(rxSlots + genSlots);
   }
 
   /** Offset of received packet i (after the headroom). */
@@ -50,10 +56,16 @@ export interface PacketIo {
   /** Read up to `slab.rxSlots` packets into the slab; returns how many. Never blocks. */
   recv(): number;
   /**
-   * Send packets `slab.txOff/txLen[0..count)` on the raw IPv4 socket; the kernel routes each by
-   * its IPv4 destination. Returns how many the kernel accepted (the rest are dropped).
+   * Send packets `slab.txOff/txLen/txDev[0..count)`: TX_DEV_RAW ones on the raw IPv4 socket (the
+   * kernel routes each by its IPv4 destination), the others as complete Ethernet frames on the
+   * packet socket of their frame device. Returns how many the kernel accepted (the rest are dropped).
    */
-  sendRaw(count: number): number;
+  send(count: number): number;
+  /**
+   * Open (or return the already open) AF_PACKET socket on interface `ifname` for sending whole
+   * frames; returns its txDev number (1..255).
+   */
+  openFrameDev(ifname: string): number;
   /** Start calling `onReadable` whenever input is waiting; `onError` gets what it throws. */
   start(onReadable: () => void, onError: (err: unknown) => void): void;
   close(): void;

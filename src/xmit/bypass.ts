@@ -3,8 +3,7 @@
 // unchanged.
 
 import { sendAsIs, type XmitContext } from './common';
-import { TX_RAW } from './verdict';
 
 export function bypass(x: XmitContext): number {
-  return sendAsIs(x, TX_RAW);
+  return sendAsIs(x);
 }

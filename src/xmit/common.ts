@@ -11,29 +11,33 @@
 
 import type { ConnTable } from '../conn/conn-table';
 import type { ProtoHandler } from '../proto/proto';
+import { TX_DEV_RAW } from '../native/packet-io';
 import type { Ipv4View } from '../wire/ipv4';
+import { TX } from './verdict';
 
 export interface XmitContext {
   readonly ip: Ipv4View;
   readonly conns: ConnTable;
   /** The current packet's protocol handler, its view pointed at the L4 header. */
   l4: ProtoHandler;
-  /** Set by a transmitter returning TX_RAW: the bytes to send. */
+  /** Set by a transmitter returning TX: the bytes to send and the device (txDev) to send them on. */
   outOff: number;
   outLen: number;
+  outDev: number;
 }
 
 /** A forwarding method: one per IP_VS_CONN_F_FWD_MASK value, bound to a connection at creation. */
 export interface Transmitter {
-  /** A client's packet (client → virtual service). Returns TX_RAW or a drop reason. */
+  /** A client's packet (client → virtual service). Returns TX or a drop reason. */
   in(x: XmitContext, c: number): number;
-  /** A real server's reply (only NAT sees them). Returns TX_RAW or a drop reason. */
+  /** A real server's reply (only NAT sees them). Returns TX or a drop reason. */
   out(x: XmitContext, c: number): number;
 }
 
-/** Queue the current IPv4 packet unchanged in length for the raw socket. */
-export function sendAsIs(x: XmitContext, verdict: number): number {
+/** Queue the current IPv4 packet, as it now is, for the raw IPv4 socket. */
+export function sendAsIs(x: XmitContext): number {
   x.outOff = x.ip.off;
   x.outLen = x.ip.totalLen;
-  return verdict;
+  x.outDev = TX_DEV_RAW;
+  return TX;
 }

@@ -2,7 +2,6 @@
 // server, SNAT the real server's replies back to the virtual service.
 
 import { sendAsIs, type Transmitter, type XmitContext } from './common';
-import { TX_RAW } from './verdict';
 
 export const nat: Transmitter = {
   in(x: XmitContext, c: number): number {
@@ -10,7 +9,7 @@ export const nat: Transmitter = {
     const daddr = x.conns.daddr[c];
     x.l4.dnat(vaddr, daddr, x.conns.dport[c]);
     x.ip.setDstAddrWithChecksumUpdate(daddr);
-    return sendAsIs(x, TX_RAW);
+    return sendAsIs(x);
   },
 
   out(x: XmitContext, c: number): number {
@@ -18,6 +17,6 @@ export const nat: Transmitter = {
     const daddr = x.conns.daddr[c];
     x.l4.snat(daddr, vaddr, x.conns.vport[c]);
     x.ip.setSrcAddrWithChecksumUpdate(vaddr);
-    return sendAsIs(x, TX_RAW);
+    return sendAsIs(x);
   },
 };

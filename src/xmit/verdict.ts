@@ -3,8 +3,8 @@
 
 import { WIRE_VERDICT_COUNT, WIRE_VERDICT_NAMES } from '../wire/verdict';
 
-/** Send the packet at (outOff, outLen) on the raw IPv4 socket. */
-export const TX_RAW = -1;
+/** Send the packet at (outOff, outLen) on device outDev. */
+export const TX = -1;
 
 let next = WIRE_VERDICT_COUNT;
 /** Addressed to a virtual IP, but no service matches the protocol and port. */

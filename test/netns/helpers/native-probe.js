@@ -190,7 +190,7 @@ async function rawToLocal(io) {
   };
 
   for (let k = 0; k < 5; k++) put(k, udpPacket(PEER_ADDR, TUN_ADDR, 4444, port, Buffer.from(`raw-${k}`), 10 + k));
-  const accepted = io.sendRaw(5);
+  const accepted = io.send(5);
   await waitFor('5 datagrams from the raw socket', () => received.length >= 5);
   const fromPeer = received.every((r) => r.from === PEER_ADDR && r.port === 4444);
   const batch = { accepted, received: received.splice(0).map((r) => r.data) };
@@ -201,7 +201,7 @@ async function rawToLocal(io) {
   put(1, udpPacket(PEER_ADDR, UNREACHABLE, 4444, port, Buffer.from('mixed-unreachable'), 21));
   put(2, Buffer.from('0123456789')); // shorter than an IPv4 header
   put(3, udpPacket(PEER_ADDR, TUN_ADDR, 4444, port, Buffer.from('mixed-3'), 23));
-  const mixedAccepted = io.sendRaw(4);
+  const mixedAccepted = io.send(4);
   await waitFor('2 datagrams from the mixed batch', () => received.length >= 2);
   await sleep(50); // nothing else should arrive
   const mixed = {
