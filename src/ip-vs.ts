@@ -95,6 +95,18 @@ export interface Dest {
   inactConns: number;
   persistConns: number;
   stats: Stats;
+  /**
+   * How the data path reaches the dest (kept current by the control plane):
+   * DR: `l2Dev` is the frame device (txDev) towards it and `l2Header` the 14-byte Ethernet header
+   * (destination = the real server's MAC from the neighbour table); null while unresolved.
+   * TUN: `tunSrc` is the director's source address towards it, `mtu` the path MTU.
+   */
+  l2Dev: number;
+  l2Header: Buffer | null;
+  tunSrc: number;
+  mtu: number;
+  /** Set by the data path when a packet found the path unresolved; the control plane clears it. */
+  pathWanted: boolean;
 }
 
 /** A virtual service: `<protocol, vaddr, vport>` or a firewall mark. */
@@ -142,6 +154,55 @@ export interface Scheduler {
   delDest?(svc: Service, dest: Dest): void;
   updDest?(svc: Service, dest: Dest): void;
   schedule(svc: Service, pkt: PktInfo): Dest | null;
+}
+
+/** A scheduler that never picks: the placeholder of a service not yet bound to one. */
+export const NO_SCHEDULER: Scheduler = { name: 'none', schedule: () => null };
+
+/** A service with ipvsadm's defaults (not persistent, /32 mask), no dests. */
+export function newService(protocol = 0, addr = 0, port = 0, fwmark = 0, sched: Scheduler = NO_SCHEDULER): Service {
+  return {
+    protocol,
+    addr,
+    port,
+    fwmark,
+    schedName: sched.name,
+    sched,
+    schedData: undefined,
+    flags: 0,
+    timeout: 0,
+    netmask: 0xffffffff,
+    peName: '',
+    dests: [],
+    stats: newStats(),
+  };
+}
+
+/** A dest with ipvsadm's defaults (DR, weight 1, no thresholds), available, path unresolved. */
+export function newDest(svc: Service, addr: number, port: number): Dest {
+  return {
+    id: -1,
+    svc,
+    addr,
+    port,
+    fwd: FWD_DROUTE,
+    weight: DEFAULT_WEIGHT,
+    uThreshold: 0,
+    lThreshold: 0,
+    flags: DEST_F_AVAILABLE,
+    tunType: TUN_TYPE_IPIP,
+    tunPort: 0,
+    tunFlags: 0,
+    activeConns: 0,
+    inactConns: 0,
+    persistConns: 0,
+    stats: newStats(),
+    l2Dev: 0,
+    l2Header: null,
+    tunSrc: 0,
+    mtu: 1500,
+    pathWanted: false,
+  };
 }
 
 /** `ip_vs_dest_conn_overhead`: active connections weigh 256 times an inactive one. */

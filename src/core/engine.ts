@@ -20,6 +20,8 @@ import {
   DEST_F_AVAILABLE,
   type Dest,
   FWD_MASQ,
+  newDest,
+  newService,
   newStats,
   type Service,
 } from '../ip-vs';
@@ -40,6 +42,7 @@ import {
   D_TABLE_FULL,
   D_TX_FAILED,
   TX,
+  TX_QUEUED,
   VERDICT_COUNT,
 } from '../xmit/verdict';
 import { DestRegistry, ServiceTable } from './services';
@@ -75,9 +78,15 @@ export class Engine implements XmitContext {
   now: number;
 
   l4: ProtoHandler = tcp;
+  /** Placeholder until the first connection's dest is set (never transmitted to). */
+  dest: Dest;
   outOff = 0;
   outLen = 0;
   outDev = 0;
+  /** Outputs queued in the current batch, and generated-packet slots used. */
+  private tx = 0;
+  private gen = 0;
+  private ipId = 0;
 
   private readonly pkt: PacketMeta = { protocol: 0, saddr: 0, daddr: 0, sport: 0, dport: 0, tcpFlags: 0 };
   private readonly clock: Clock;
@@ -91,6 +100,8 @@ export class Engine implements XmitContext {
     this.maxBatches = opts.maxBatchesPerWakeup ?? 16;
     this.now = Math.floor(this.clock());
     this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? 1 << 22);
+    this.ipId = (Math.random() * 0x10000) >>> 0;
+    this.dest = newDest(newService(), 0, 0);
     for (const h of [tcp, udp]) {
       this.protos[h.protocol] = h;
       this.timeouts[h.protocol] = [...h.defaultTimeouts];
@@ -110,28 +121,52 @@ export class Engine implements XmitContext {
   /** Process `n` received packets of the slab and send what they produce in one batch. */
   processBatch(n: number): void {
     const slab = this.io.slab;
-    const txOff = slab.txOff;
-    const txLen = slab.txLen;
-    const txDev = slab.txDev;
     const drops = this.drops;
     this.now = Math.floor(this.clock());
-    let tx = 0;
+    this.tx = 0;
+    this.gen = 0;
     for (let i = 0; i < n; i++) {
       const v = this.process(slab.buf, slab.rxOffset(i), slab.rxLen[i]);
-      if (v === TX) {
-        txOff[tx] = this.outOff;
-        txLen[tx] = this.outLen;
-        txDev[tx] = this.outDev;
-        tx++;
-      } else {
-        drops[v]++;
-      }
+      if (v === TX) this.queue(this.outOff, this.outLen, this.outDev);
+      else if (v !== TX_QUEUED) drops[v]++;
     }
-    if (tx > 0) {
-      const sent = this.io.send(tx);
-      this.txPackets += sent;
-      if (sent < tx) drops[D_TX_FAILED] += tx - sent;
-    }
+    this.flush();
+  }
+
+  /** Send what the batch queued. */
+  private flush(): void {
+    const tx = this.tx;
+    if (tx === 0) return;
+    this.tx = 0;
+    const sent = this.io.send(tx);
+    this.txPackets += sent;
+    if (sent < tx) this.drops[D_TX_FAILED] += tx - sent;
+  }
+
+  queue(off: number, len: number, dev: number): boolean {
+    const slab = this.io.slab;
+    const tx = this.tx;
+    if (tx === slab.txOff.length) return false;
+    slab.txOff[tx] = off;
+    slab.txLen[tx] = len;
+    slab.txDev[tx] = dev;
+    this.tx = tx + 1;
+    return true;
+  }
+
+  genSlot(): number {
+    const slab = this.io.slab;
+    if (this.gen === slab.genSlots) return -1;
+    return slab.genOffset(this.gen++);
+  }
+
+  get slotCapacity(): number {
+    return this.io.slab.maxPacket;
+  }
+
+  nextIpId(): number {
+    this.ipId = (this.ipId + 1) & 0xffff;
+    return this.ipId;
   }
 
   /** Decide one packet. Returns TX (with outOff/outLen/outDev set) or a drop reason. */
@@ -185,6 +220,7 @@ export class Engine implements XmitContext {
     const conns = this.conns;
     const dest = this.dests.get(conns.dest[c])!;
     if ((dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    this.dest = dest;
     const bytes = this.ip.totalLen;
     const ds = dest.stats;
     ds.inPkts++;
@@ -199,11 +235,13 @@ export class Engine implements XmitContext {
     return TRANSMITTERS[conns.xmit[c]].in(this, c);
   }
 
-  /** A real server's reply of connection c. */
+  /** A real server's reply of connection c (only NAT connections have replies to handle). */
   private outHook(c: number, h: ProtoHandler): number {
     const conns = this.conns;
+    if (conns.xmit[c] !== FWD_MASQ) return bypass(this);
     const dest = this.dests.get(conns.dest[c])!;
     if ((dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    this.dest = dest;
     const bytes = this.ip.totalLen;
     const ds = dest.stats;
     ds.outPkts++;

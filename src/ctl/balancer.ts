@@ -17,7 +17,8 @@ import {
   IPPROTO_TCP,
   IPPROTO_UDP,
   IPVS_VERSION,
-  newStats,
+  newDest,
+  newService,
   type Service,
   type Stats,
   zeroStats,
@@ -41,6 +42,26 @@ import type {
 } from './protocol';
 
 const MAX_TIMEOUT = 2678400;
+const ETHERTYPE_IPV4 = 0x0800;
+const NEIGH_WAIT_TRIES = 20;
+const NEIGH_WAIT_MS = 25;
+
+/** Add `delta` to a per-address count; returns the new count (entries at 0 are removed). */
+function refCount(counts: Map<number, number>, addr: number, delta: number): number {
+  const n = (counts.get(addr) ?? 0) + delta;
+  if (n > 0) counts.set(addr, n);
+  else counts.delete(addr);
+  return n;
+}
+
+/** The 14-byte Ethernet header of a DR frame: to the real server's MAC, from ours, IPv4. */
+function ethernetHeader(dst: Buffer, src: Buffer): Buffer {
+  const h = Buffer.alloc(14);
+  dst.copy(h, 0, 0, 6);
+  src.copy(h, 6, 0, 6);
+  h.writeUInt16BE(ETHERTYPE_IPV4, 12);
+  return h;
+}
 
 function parseAddr(s: string, what: string): number {
   try {
@@ -65,6 +86,11 @@ function isUnicast(a: number): boolean {
 export class Balancer {
   /** NAT real-server address → number of NAT dests using it (one reply rule each). */
   private readonly natServers = new Map<number, number>();
+  /** DR real-server address → number of DR dests using it (one managed neighbour entry each). */
+  private readonly drServers = new Map<number, number>();
+  /** DR server addresses whose neighbour entry the host keeps resolved for us. */
+  private readonly drNeighbours = new Set<number>();
+  private refreshing = false;
 
   constructor(
     readonly engine: Engine,
@@ -100,19 +126,17 @@ export class Balancer {
     this.checkServiceSpec(spec);
     const sched = getScheduler(spec.sched)!;
     const svc: Service = {
-      protocol: spec.fwmark ? 0 : spec.protocol,
-      addr: spec.fwmark ? 0 : parseAddr(spec.addr, 'virtual'),
-      port: spec.fwmark ? 0 : spec.port,
-      fwmark: spec.fwmark,
-      schedName: sched.name,
-      sched,
-      schedData: undefined,
+      ...newService(
+        spec.fwmark ? 0 : spec.protocol,
+        spec.fwmark ? 0 : parseAddr(spec.addr, 'virtual'),
+        spec.fwmark ? 0 : spec.port,
+        spec.fwmark,
+        sched,
+      ),
       flags: spec.flags,
       timeout: spec.timeout,
       netmask: ipToU32(spec.netmask || '255.255.255.255'),
       peName: spec.pe,
-      dests: [],
-      stats: newStats(),
     };
     sched.initService?.(svc);
     const services = this.engine.services;
@@ -180,28 +204,20 @@ export class Balancer {
     const addr = this.checkDestSpec(spec);
     if (this.findDest(svc, spec) !== undefined) throw new ExistsError('Destination already exists');
     const dest: Dest = {
-      id: -1,
-      svc,
-      addr,
-      port: spec.port,
+      ...newDest(svc, addr, spec.port),
       fwd: spec.fwd as FwdMethod,
       weight: spec.weight,
       uThreshold: spec.uThreshold,
       lThreshold: spec.lThreshold,
-      flags: DEST_F_AVAILABLE,
       tunType: spec.tunType,
       tunPort: spec.tunPort,
       tunFlags: spec.tunFlags,
-      activeConns: 0,
-      inactConns: 0,
-      persistConns: 0,
-      stats: newStats(),
     };
     this.engine.dests.register(dest);
+    await this.methodRef(dest, +1);
     // IPVS links a new dest at the head of the service's list.
     svc.dests.unshift(dest);
     svc.sched.addDest?.(svc, dest);
-    if (dest.fwd === FWD_MASQ) await this.natServerRef(addr, +1);
   }
 
   async editDest(key: ServiceKey, spec: DestSpec): Promise<void> {
@@ -209,9 +225,12 @@ export class Balancer {
     this.checkDestSpec(spec);
     const dest = this.findDest(svc, spec);
     if (dest === undefined) throw new NotFoundError('No such destination');
-    const wasNat = dest.fwd === FWD_MASQ;
+    if (dest.fwd !== spec.fwd) {
+      await this.methodRef(dest, -1);
+      dest.fwd = spec.fwd as FwdMethod;
+      await this.methodRef(dest, +1);
+    }
     dest.weight = spec.weight;
-    dest.fwd = spec.fwd as FwdMethod;
     dest.tunType = spec.tunType;
     dest.tunPort = spec.tunPort;
     dest.tunFlags = spec.tunFlags;
@@ -219,8 +238,6 @@ export class Balancer {
     dest.uThreshold = spec.uThreshold;
     dest.lThreshold = spec.lThreshold;
     svc.sched.updDest?.(svc, dest);
-    const isNat = dest.fwd === FWD_MASQ;
-    if (isNat !== wasNat) await this.natServerRef(dest.addr, isNat ? +1 : -1);
   }
 
   async deleteDest(key: ServiceKey, dkey: DestKey): Promise<void> {
@@ -235,15 +252,78 @@ export class Balancer {
     svc.dests.splice(svc.dests.indexOf(dest), 1);
     dest.flags &= ~DEST_F_AVAILABLE;
     this.engine.dests.retire(dest);
-    if (dest.fwd === FWD_MASQ) await this.natServerRef(dest.addr, -1);
+    await this.methodRef(dest, -1);
   }
 
-  private async natServerRef(addr: number, delta: number): Promise<void> {
-    const n = (this.natServers.get(addr) ?? 0) + delta;
-    if (n > 0) this.natServers.set(addr, n);
-    else this.natServers.delete(addr);
-    if (delta > 0 && n === 1) await this.host.addNatServer(addr);
-    if (delta < 0 && n === 0) await this.host.delNatServer(addr);
+  /**
+   * A dest starts (+1) or stops (-1) using its forwarding method: NAT servers need a reply rule,
+   * DR and TUN servers a resolved path (DR: a managed neighbour entry too), counted per address.
+   */
+  private async methodRef(dest: Dest, delta: number): Promise<void> {
+    if (dest.fwd === FWD_MASQ) {
+      const n = refCount(this.natServers, dest.addr, delta);
+      if (delta > 0 && n === 1) await this.host.addNatServer(dest.addr);
+      if (delta < 0 && n === 0) await this.host.delNatServer(dest.addr);
+      return;
+    }
+    if (delta > 0) await this.resolvePath(dest);
+    if (dest.fwd === FWD_DROUTE) {
+      const n = refCount(this.drServers, dest.addr, delta);
+      const dev = this.pathDevs.get(dest.addr);
+      if (delta > 0 && n === 1 && dev !== undefined) {
+        this.drNeighbours.add(dest.addr);
+        await this.host.addDrServer(dest.addr, dev);
+        // The kernel resolves the MAC within milliseconds on a LAN; wait briefly so the first
+        // packets of the first connection find it.
+        for (let i = 0; i < NEIGH_WAIT_TRIES && dest.l2Header === null; i++) {
+          await new Promise((r) => setTimeout(r, NEIGH_WAIT_MS));
+          await this.resolvePath(dest);
+        }
+      }
+      if (delta < 0 && n === 0 && this.drNeighbours.delete(dest.addr)) await this.host.delDrServer(dest.addr);
+    }
+  }
+
+  /** Interface towards each DR/TUN server address, as last resolved. */
+  private readonly pathDevs = new Map<number, string>();
+
+  /** Look up how to reach a DR or TUN dest and hand the data path what it needs. */
+  private async resolvePath(dest: Dest): Promise<void> {
+    const dr = dest.fwd === FWD_DROUTE;
+    const path = await this.host.destPath(dest.addr, dr);
+    dest.pathWanted = false;
+    if (path === undefined) {
+      dest.l2Header = null;
+      return;
+    }
+    this.pathDevs.set(dest.addr, path.dev);
+    dest.mtu = path.mtu;
+    dest.tunSrc = path.src;
+    if (!dr) return;
+    dest.l2Dev = this.engine.io.openFrameDev(path.dev);
+    if (path.mac === undefined) {
+      dest.l2Header = null;
+      return;
+    }
+    const h = dest.l2Header;
+    if (h !== null && h.compare(path.mac, 0, 6, 0, 6) === 0 && h.compare(path.devMac, 0, 6, 6, 12) === 0) return;
+    dest.l2Header = ethernetHeader(path.mac, path.devMac);
+  }
+
+  /**
+   * Re-resolve every DR and TUN dest's path (neighbour changes, learnt path MTUs). lvsd calls it
+   * every second; a call while one is running returns at once.
+   */
+  async refreshPaths(): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      for (const svc of [...this.engine.services.list]) {
+        for (const dest of [...svc.dests]) if (dest.fwd !== FWD_MASQ) await this.resolvePath(dest);
+      }
+    } finally {
+      this.refreshing = false;
+    }
   }
 
   zero(key?: ServiceKey): void {

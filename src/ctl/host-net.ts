@@ -2,6 +2,20 @@
 // steer a virtual address into the TUN (and answer ARP for it), and steer a NAT real server's
 // replies into the TUN. lvsd uses IpRouteNet (routing.ts); tests and --no-routes use NoHostNet.
 
+/** How the director reaches a DR or TUN real server right now. */
+export interface DestPath {
+  /** Interface the route towards it leaves on. */
+  dev: string;
+  /** The director's source address towards it (the outer source of tunnelled packets). */
+  src: number;
+  /** Path MTU towards it: the route's (a learnt PMTU or a configured one), else the interface's. */
+  mtu: number;
+  /** The interface's own MAC address (6 bytes). */
+  devMac: Buffer;
+  /** The real server's MAC from the neighbour table, when the entry is usable. */
+  mac?: Buffer;
+}
+
 export interface HostNet {
   /** The first service on a virtual address was added. */
   addVip(addr: number): Promise<void>;
@@ -11,12 +25,23 @@ export interface HostNet {
   addNatServer(addr: number): Promise<void>;
   /** The last NAT dest with this real-server address went away. */
   delNatServer(addr: number): Promise<void>;
+  /** The route, MTU and (with `neighbour`) MAC towards `addr`; undefined without a route. */
+  destPath(addr: number, neighbour: boolean): Promise<DestPath | undefined>;
+  /** The first DR dest with this address was added: keep its MAC resolved on `dev`. */
+  addDrServer(addr: number, dev: string): Promise<void>;
+  /** The last DR dest with this address went away. */
+  delDrServer(addr: number): Promise<void>;
 }
 
 /** Leaves the host alone (routing is the operator's job, or there is no host: tests). */
 export class NoHostNet implements HostNet {
-  async addVip(): Promise<void> {}
-  async delVip(): Promise<void> {}
-  async addNatServer(): Promise<void> {}
-  async delNatServer(): Promise<void> {}
+  async addVip(_addr: number): Promise<void> {}
+  async delVip(_addr: number): Promise<void> {}
+  async addNatServer(_addr: number): Promise<void> {}
+  async delNatServer(_addr: number): Promise<void> {}
+  async destPath(_addr: number, _neighbour: boolean): Promise<DestPath | undefined> {
+    return undefined;
+  }
+  async addDrServer(_addr: number, _dev: string): Promise<void> {}
+  async delDrServer(_addr: number): Promise<void> {}
 }

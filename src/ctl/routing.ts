@@ -5,6 +5,7 @@
 //   ip rule add from <RIP> iif <dev> lookup <T> pref <P>  ... one rule per NAT real server
 //   ip route add <VIP>/32 dev <tun>                        virtual addresses go into the TUN
 //   ip neigh add proxy <VIP> dev <lan>                     the director answers ARP for the VIP
+//   ip neigh replace <RIP> dev <dev> managed               the kernel keeps a DR server's MAC resolved
 //   net.ipv4.ip_forward=1, net.ipv4.neigh.<lan>.proxy_delay=0
 //
 // Everything added is recorded in a state file (written atomically) so that `teardown` removes
@@ -15,7 +16,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { ipToU32, u32ToIp } from '../wire/addr';
-import type { HostNet } from './host-net';
+import type { DestPath, HostNet } from './host-net';
 
 const run = promisify(execFile);
 
@@ -38,6 +39,8 @@ interface HostState {
   rulePref: number;
   rules: { addr: string; dev: string }[];
   proxies: { addr: string; dev: string }[];
+  /** Managed neighbour entries lvsd created for DR real servers. */
+  neighbours: { addr: string; dev: string }[];
   /** sysctl path → value before lvsd changed it. */
   sysctls: Record<string, string>;
 }
@@ -81,6 +84,7 @@ async function undo(state: HostState): Promise<void> {
   // Rules of ours that the state file missed (killed between adding and recording).
   while (await ipQuiet('rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
   for (const p of state.proxies) await ipQuiet('neigh', 'del', 'proxy', p.addr, 'dev', p.dev);
+  for (const n of state.neighbours ?? []) await ipQuiet('neigh', 'del', n.addr, 'dev', n.dev);
   await ipQuiet('route', 'flush', 'table', String(state.table));
   for (const [path, value] of Object.entries(state.sysctls)) {
     try {
@@ -95,7 +99,15 @@ export class IpRouteNet implements HostNet {
   private readonly state: HostState;
 
   constructor(private readonly opts: RoutingOptions) {
-    this.state = { tun: opts.tun, table: opts.table, rulePref: opts.rulePref, rules: [], proxies: [], sysctls: {} };
+    this.state = {
+      tun: opts.tun,
+      table: opts.table,
+      rulePref: opts.rulePref,
+      rules: [],
+      proxies: [],
+      neighbours: [],
+      sysctls: {},
+    };
   }
 
   /** Remove what a previous lvsd with this state file left behind (it was killed). */
@@ -139,6 +151,7 @@ export class IpRouteNet implements HostNet {
     await undo(this.state);
     this.state.rules = [];
     this.state.proxies = [];
+    this.state.neighbours = [];
     this.state.sysctls = {};
     try {
       unlinkSync(this.opts.stateFile);
@@ -220,4 +233,81 @@ export class IpRouteNet implements HostNet {
     await ipQuiet('rule', 'del', 'from', `${rip}/32`, 'iif', r.dev, 'lookup', String(this.opts.table));
     this.save();
   }
+
+  /** Interface facts change rarely: read each at most every few seconds. */
+  private readonly links = new Map<string, { mtu: number; mac: Buffer; at: number }>();
+
+  private async link(dev: string): Promise<{ mtu: number; mac: Buffer }> {
+    const now = Date.now();
+    const cached = this.links.get(dev);
+    if (cached !== undefined && now - cached.at < LINK_CACHE_MS) return cached;
+    const [l] = JSON.parse(await ip('-j', 'link', 'show', 'dev', dev)) as { mtu: number; address?: string }[];
+    const info = { mtu: l.mtu, mac: macBytes(l.address ?? '00:00:00:00:00:00'), at: now };
+    this.links.set(dev, info);
+    return info;
+  }
+
+  async destPath(addr: number, neighbour: boolean): Promise<DestPath | undefined> {
+    const rip = u32ToIp(addr);
+    let route: RouteGet | undefined;
+    try {
+      [route] = JSON.parse(await ip('-j', 'route', 'get', rip)) as RouteGet[];
+    } catch {
+      return undefined;
+    }
+    if (route?.dev === undefined || route.dev === this.opts.tun || route.prefsrc === undefined) return undefined;
+    const link = await this.link(route.dev);
+    const path: DestPath = {
+      dev: route.dev,
+      src: ipToU32(route.prefsrc),
+      mtu: route.metrics?.find((m) => m.mtu !== undefined)?.mtu ?? link.mtu,
+      devMac: link.mac,
+    };
+    if (neighbour) {
+      const entries = JSON.parse(await ip('-j', 'neigh', 'show', 'to', rip, 'dev', route.dev)) as NeighShow[];
+      const n = entries.find((e) => e.lladdr !== undefined && (e.state ?? []).some((st) => USABLE.has(st)));
+      if (n?.lladdr !== undefined) path.mac = macBytes(n.lladdr);
+    }
+    return path;
+  }
+
+  async addDrServer(addr: number, dev: string): Promise<void> {
+    const rip = u32ToIp(addr);
+    const entries = JSON.parse(await ip('-j', 'neigh', 'show', 'to', rip, 'dev', dev)) as NeighShow[];
+    // An entry the operator made permanent stays as it is.
+    if (entries.some((e) => (e.state ?? []).includes('PERMANENT'))) return;
+    this.state.neighbours.push({ addr: rip, dev });
+    this.save();
+    await ip('neigh', 'replace', rip, 'dev', dev, 'managed');
+  }
+
+  async delDrServer(addr: number): Promise<void> {
+    const rip = u32ToIp(addr);
+    const i = this.state.neighbours.findIndex((n) => n.addr === rip);
+    if (i < 0) return;
+    const [n] = this.state.neighbours.splice(i, 1);
+    await ipQuiet('neigh', 'del', n.addr, 'dev', n.dev);
+    this.save();
+  }
+}
+
+const LINK_CACHE_MS = 5000;
+
+/** Neighbour states whose link-layer address may be used (the kernel re-validates STALE ones). */
+const USABLE = new Set(['REACHABLE', 'STALE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP']);
+
+interface RouteGet {
+  dev?: string;
+  prefsrc?: string;
+  gateway?: string;
+  metrics?: { mtu?: number }[];
+}
+
+interface NeighShow {
+  lladdr?: string;
+  state?: string[];
+}
+
+function macBytes(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((h) => Number.parseInt(h, 16)));
 }

@@ -5,6 +5,8 @@ import { WIRE_VERDICT_COUNT, WIRE_VERDICT_NAMES } from '../wire/verdict';
 
 /** Send the packet at (outOff, outLen) on device outDev. */
 export const TX = -1;
+/** The transmitter queued its output itself (x.queue). */
+export const TX_QUEUED = -2;
 
 let next = WIRE_VERDICT_COUNT;
 /** Addressed to a virtual IP, but no service matches the protocol and port. */
@@ -21,6 +23,12 @@ export const D_FWD_UNSUPPORTED = next++;
 export const D_TABLE_FULL = next++;
 /** The kernel refused the packet on output. */
 export const D_TX_FAILED = next++;
+/** DR: the real server's MAC is not known yet (resolution has been asked for). */
+export const D_NEIGH_MISS = next++;
+/** Over the path MTU with DF set: answered with ICMP fragmentation needed. */
+export const D_FRAG_NEEDED = next++;
+/** Over the path MTU and cannot be sent (no DF, but no room to fragment / DR). */
+export const D_TOO_BIG = next++;
 export const VERDICT_COUNT = next;
 
 export const DROP_NAMES: readonly string[] = [
@@ -32,4 +40,7 @@ export const DROP_NAMES: readonly string[] = [
   'fwd_unsupported',
   'table_full',
   'tx_failed',
+  'neigh_miss',
+  'frag_needed',
+  'too_big',
 ];

@@ -3,16 +3,49 @@
 
 import { Engine } from '../../src/core/engine';
 import { Balancer } from '../../src/ctl/balancer';
-import { NoHostNet } from '../../src/ctl/host-net';
+import { type DestPath, NoHostNet } from '../../src/ctl/host-net';
 import type { DestSpec, ServiceSpec } from '../../src/ctl/protocol';
 import { FWD_MASQ, IPPROTO_TCP } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
+import { u32ToIp } from '../../src/wire/addr';
+
+/** A host that records what the control plane asks of it and serves paths set by the test. */
+export class FakeHost extends NoHostNet {
+  readonly calls: string[] = [];
+  /** Paths by real-server address (dotted). */
+  readonly paths = new Map<string, DestPath>();
+
+  override async addVip(a: number): Promise<void> {
+    this.calls.push(`addVip ${u32ToIp(a)}`);
+  }
+  override async delVip(a: number): Promise<void> {
+    this.calls.push(`delVip ${u32ToIp(a)}`);
+  }
+  override async addNatServer(a: number): Promise<void> {
+    this.calls.push(`addNat ${u32ToIp(a)}`);
+  }
+  override async delNatServer(a: number): Promise<void> {
+    this.calls.push(`delNat ${u32ToIp(a)}`);
+  }
+  override async destPath(a: number, neighbour: boolean): Promise<DestPath | undefined> {
+    const p = this.paths.get(u32ToIp(a));
+    if (p === undefined) return undefined;
+    return neighbour ? p : { ...p, mac: undefined };
+  }
+  override async addDrServer(a: number, dev: string): Promise<void> {
+    this.calls.push(`addDr ${u32ToIp(a)} ${dev}`);
+  }
+  override async delDrServer(a: number): Promise<void> {
+    this.calls.push(`delDr ${u32ToIp(a)}`);
+  }
+}
 
 export interface TestDirector {
   io: MemoryIo;
   engine: Engine;
   balancer: Balancer;
   clock: { now: number };
+  host: FakeHost;
   /** Push packets, run the engine, return what it sent. */
   send(...packets: Buffer[]): Buffer[];
   /** Advance the fake clock by `seconds` and run the expiry tick. */
@@ -23,7 +56,8 @@ export function director(): TestDirector {
   const clock = { now: 1000 };
   const io = new MemoryIo();
   const engine = new Engine(io, { clock: () => clock.now });
-  const balancer = new Balancer(engine, new NoHostNet());
+  const host = new FakeHost();
+  const balancer = new Balancer(engine, host);
   io.start(
     () => engine.poll(),
     (err) => {
@@ -35,6 +69,7 @@ export function director(): TestDirector {
     engine,
     balancer,
     clock,
+    host,
     send(...packets: Buffer[]): Buffer[] {
       io.push(...packets);
       return io.takeSent();

@@ -5,8 +5,8 @@
 import {
   DEST_F_OVERLOAD,
   type Dest,
-  FWD_DROUTE,
   IPPROTO_TCP,
+  newDest,
   newStats,
   type PktInfo,
   type Scheduler,
@@ -53,24 +53,14 @@ export interface DestSpec {
   overloaded?: boolean;
 }
 
-function newDest(svc: Service, spec: DestSpec): Dest {
+function makeDest(svc: Service, spec: DestSpec): Dest {
   const dest: Dest = {
+    ...newDest(svc, /^\d+\.\d+\.\d+\.\d+$/.test(spec.name) ? ipv4(spec.name) : 0, 80),
     id: nextId++,
-    svc,
-    addr: /^\d+\.\d+\.\d+\.\d+$/.test(spec.name) ? ipv4(spec.name) : 0,
-    port: 80,
-    fwd: FWD_DROUTE,
     weight: spec.weight ?? 1,
-    uThreshold: 0,
-    lThreshold: 0,
     flags: spec.overloaded ? DEST_F_OVERLOAD : 0,
-    tunType: 0,
-    tunPort: 0,
-    tunFlags: 0,
     activeConns: spec.active ?? 0,
     inactConns: spec.inactive ?? 0,
-    persistConns: 0,
-    stats: newStats(),
   };
   names.set(dest, spec.name);
   return dest;
@@ -78,7 +68,7 @@ function newDest(svc: Service, spec: DestSpec): Dest {
 
 /** Adds a dest as the control plane does: insert at the head, then tell the scheduler. */
 export function addDest(svc: Service, spec: DestSpec): Dest {
-  const dest = newDest(svc, spec);
+  const dest = makeDest(svc, spec);
   svc.dests.unshift(dest);
   svc.sched.addDest?.(svc, dest);
   return dest;
@@ -120,7 +110,7 @@ export function boundServiceWith(sched: Scheduler, specs: DestSpec[]): { svc: Se
   const svc = makeService(sched);
   const d: Record<string, Dest> = {};
   for (const spec of specs) {
-    const dest = newDest(svc, spec);
+    const dest = makeDest(svc, spec);
     d[spec.name] = dest;
     svc.dests.push(dest);
   }

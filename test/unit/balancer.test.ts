@@ -3,31 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/core/engine';
 import { Balancer } from '../../src/ctl/balancer';
-import type { HostNet } from '../../src/ctl/host-net';
 import { LvsError } from '../../src/errors';
 import { FWD_DROUTE, FWD_MASQ, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
-import { u32ToIp } from '../../src/wire/addr';
-import { destSpec, svcSpec } from '../helpers/engine-lab';
-
-class RecordingHost implements HostNet {
-  readonly calls: string[] = [];
-  async addVip(a: number) {
-    this.calls.push(`addVip ${u32ToIp(a)}`);
-  }
-  async delVip(a: number) {
-    this.calls.push(`delVip ${u32ToIp(a)}`);
-  }
-  async addNatServer(a: number) {
-    this.calls.push(`addNat ${u32ToIp(a)}`);
-  }
-  async delNatServer(a: number) {
-    this.calls.push(`delNat ${u32ToIp(a)}`);
-  }
-}
+import { destSpec, FakeHost, svcSpec } from '../helpers/engine-lab';
 
 function setup() {
-  const host = new RecordingHost();
+  const host = new FakeHost();
   const b = new Balancer(new Engine(new MemoryIo()), host);
   return { b, host };
 }

@@ -1,0 +1,72 @@
+// IP-in-IP tunnelling (-i, ip_vs_tunnel_xmit): a new outer IPv4 header (protocol 4, from the
+// director's address towards the real server to the real server) in front of the unchanged
+// packet, sent on the raw socket. The outer header copies the inner TOS and TTL, and DF
+// (pmtu_disc = 1). Over the path MTU: with DF the client gets ICMP fragmentation needed
+// (next-hop MTU = path MTU - 20); without DF the outer datagram is fragmented.
+
+import { IPPROTO_IPIP } from '../ip-vs';
+import { TX_DEV_RAW } from '../native/packet-io';
+import { IPV4, IPV4_DF, IPV4_MF } from '../wire/ipv4';
+import { bypass } from './bypass';
+import { type Transmitter, writeIpv4Header, type XmitContext } from './common';
+import { sendFragNeeded } from './icmp-error';
+import { D_FRAG_NEEDED, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
+
+const OUTER = IPV4.MIN_HEADER;
+
+/** Send the inner packet at (off, len) as outer fragments of at most `mtu` bytes each. */
+function fragment(x: XmitContext, off: number, len: number, mtu: number, id: number, tos: number, ttl: number): number {
+  const dest = x.dest;
+  const chunk = (mtu - OUTER) & ~7;
+  if (chunk <= 0) return D_TOO_BIG;
+  const buf = x.ip.buf;
+  // The first fragment is built in place, in front of the inner packet.
+  const first = Math.min(chunk, len);
+  writeIpv4Header(buf, off - OUTER, tos, OUTER + first, id, IPV4_MF, ttl, IPPROTO_IPIP, dest.tunSrc, dest.addr);
+  if (!x.queue(off - OUTER, OUTER + first, TX_DEV_RAW)) return D_TOO_BIG;
+  for (let done = first; done < len; done += chunk) {
+    const part = Math.min(chunk, len - done);
+    const g = x.genSlot();
+    if (g < 0 || OUTER + part > x.slotCapacity) return D_TOO_BIG;
+    const more = done + part < len ? IPV4_MF : 0;
+    buf.copy(buf, g + OUTER, off + done, off + done + part);
+    writeIpv4Header(buf, g, tos, OUTER + part, id, more | (done >> 3), ttl, IPPROTO_IPIP, dest.tunSrc, dest.addr);
+    if (!x.queue(g, OUTER + part, TX_DEV_RAW)) return D_TOO_BIG;
+  }
+  return TX_QUEUED;
+}
+
+export const tunnel: Transmitter = {
+  in(x: XmitContext, _c: number): number {
+    const dest = x.dest;
+    const ip = x.ip;
+    const len = ip.totalLen;
+    const df = ip.dontFrag;
+    if (len + OUTER > dest.mtu) {
+      if (df) {
+        sendFragNeeded(x, dest.mtu - OUTER);
+        return D_FRAG_NEEDED;
+      }
+      return fragment(x, ip.off, len, dest.mtu, x.nextIpId(), ip.tos, ip.ttl);
+    }
+    const off = ip.off - OUTER;
+    writeIpv4Header(
+      ip.buf,
+      off,
+      ip.tos,
+      len + OUTER,
+      x.nextIpId(),
+      df ? IPV4_DF : 0,
+      ip.ttl,
+      IPPROTO_IPIP,
+      dest.tunSrc,
+      dest.addr,
+    );
+    x.outOff = off;
+    x.outLen = len + OUTER;
+    x.outDev = TX_DEV_RAW;
+    return TX;
+  },
+  // Only NAT handles replies; anything else from the real server is forwarded as is.
+  out: bypass,
+};
