@@ -12,6 +12,7 @@
 
 import { InvalidError } from '../errors';
 import { checksum, fold, sum16, update16, update32 } from './checksum';
+import { HeaderView } from './header-view';
 import { V_OK, V_TRUNCATED, WIRE_VERDICT_NAMES } from './verdict';
 
 /** Byte offsets of the ICMP header fields, and the header size. */
@@ -98,30 +99,11 @@ export function icmpTypeIsError(type: number): boolean {
   );
 }
 
-const EMPTY = Buffer.alloc(0);
-
 /**
  * A re-pointable view over an ICMP message in place. `len` is the message length (the IPv4
  * payloadLen): the checksum covers exactly that. reset(), then checkLen(); accessors trust it.
  */
-export class IcmpView {
-  buf: Buffer;
-  off: number;
-  len: number;
-
-  constructor(buf: Buffer = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  reset(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class IcmpView extends HeaderView {
   /** V_TRUNCATED if fewer than 8 bytes. */
   checkLen(): number {
     if (this.len < ICMP.HEADER || this.off + this.len > this.buf.length) return V_TRUNCATED;
@@ -129,70 +111,70 @@ export class IcmpView {
   }
 
   get type(): number {
-    return this.buf[this.off + ICMP.TYPE]!;
+    return this.u8(ICMP.TYPE);
   }
 
   /** Raw write; the checksum is not updated. */
   set type(t: number) {
-    this.buf[this.off + ICMP.TYPE] = t;
+    this.setU8(ICMP.TYPE, t);
   }
 
   get code(): number {
-    return this.buf[this.off + ICMP.CODE]!;
+    return this.u8(ICMP.CODE);
   }
 
   /** Raw write; the checksum is not updated. */
   set code(c: number) {
-    this.buf[this.off + ICMP.CODE] = c;
+    this.setU8(ICMP.CODE, c);
   }
 
   get checksum(): number {
-    return this.buf.readUInt16BE(this.off + ICMP.CHECKSUM);
+    return this.u16(ICMP.CHECKSUM);
   }
 
   /** Raw write of the checksum field. */
   set checksum(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + ICMP.CHECKSUM);
+    this.setU16(ICMP.CHECKSUM, v);
   }
 
   /** The 4 type-specific header bytes as one uint32. */
   get rest32(): number {
-    return this.buf.readUInt32BE(this.off + ICMP.REST);
+    return this.u32(ICMP.REST);
   }
 
   /** Raw write; the checksum is not updated. */
   set rest32(v: number) {
-    this.buf.writeUInt32BE(v >>> 0, this.off + ICMP.REST);
+    this.setU32(ICMP.REST, v);
   }
 
   /** Echo identifier. */
   get id(): number {
-    return this.buf.readUInt16BE(this.off + ICMP_ECHO_ID);
+    return this.u16(ICMP_ECHO_ID);
   }
 
   /** Raw write; the checksum is not updated. */
   set id(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + ICMP_ECHO_ID);
+    this.setU16(ICMP_ECHO_ID, v);
   }
 
   /** Echo sequence number. */
   get seq(): number {
-    return this.buf.readUInt16BE(this.off + ICMP_ECHO_SEQ);
+    return this.u16(ICMP_ECHO_SEQ);
   }
 
   /** Raw write; the checksum is not updated. */
   set seq(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + ICMP_ECHO_SEQ);
+    this.setU16(ICMP_ECHO_SEQ, v);
   }
 
   /** Next-hop MTU of a fragmentation-needed message (RFC 1191). */
   get nextHopMtu(): number {
-    return this.buf.readUInt16BE(this.off + ICMP_NEXT_HOP_MTU);
+    return this.u16(ICMP_NEXT_HOP_MTU);
   }
 
   /** Raw write; the checksum is not updated. */
   set nextHopMtu(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + ICMP_NEXT_HOP_MTU);
+    this.setU16(ICMP_NEXT_HOP_MTU, v);
   }
 
   /** Absolute offset of the data after the 8-byte header (the quoted packet, for errors). */
@@ -206,7 +188,7 @@ export class IcmpView {
 
   /** True for error messages, which quote an offending IPv4 header + 8 bytes. */
   isError(): boolean {
-    return icmpTypeIsError(this.buf[this.off + ICMP.TYPE]!);
+    return icmpTypeIsError(this.u8(ICMP.TYPE));
   }
 
   /** A 16-bit word somewhere in the message changed from oldVal to newVal (RFC 1624). */

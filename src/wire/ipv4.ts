@@ -15,7 +15,8 @@
 //  +---------------------------------------------------------------+
 
 import { InvalidError } from '../errors';
-import { checksum, fold, sum16, update16, update32 } from './checksum';
+import { checksum, fold, sum16 } from './checksum';
+import { HeaderView } from './header-view';
 import { V_BAD_IHL, V_BAD_TOTAL_LEN, V_BAD_VERSION, V_OK, V_TRUNCATED, WIRE_VERDICT_NAMES } from './verdict';
 
 /** Byte offsets of the IPv4 header fields, and the size of a header without options. */
@@ -38,34 +39,13 @@ export const IPV4_DF = 0x4000;
 export const IPV4_MF = 0x2000;
 export const IPV4_FRAG_OFFSET_MASK = 0x1fff;
 
-const EMPTY = Buffer.alloc(0);
-
 /**
  * A re-pointable view over an IPv4 header in place: one instance serves every packet. Call
  * reset() then checkLen(); only when that returns V_OK are the accessors meaningful (they do not
- * re-check). Nothing here allocates.
+ * re-check). Nothing here allocates. `off` is the offset of the IPv4 header in buf; `len` the bytes
+ * of buf available to this packet from `off` (may exceed totalLen: link padding).
  */
-export class Ipv4View {
-  buf: Buffer;
-  /** Offset of the IPv4 header in buf. */
-  off: number;
-  /** Bytes of buf available to this packet from `off` (may exceed totalLen: link padding). */
-  len: number;
-
-  constructor(buf: Buffer = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  /** Point the view at the packet in buf[off, off + len). */
-  reset(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class Ipv4View extends HeaderView {
   /**
    * Validate the lengths and fixed fields once. V_TRUNCATED (fewer than 20 bytes, or fewer than
    * the IHL says), V_BAD_VERSION, V_BAD_IHL, V_BAD_TOTAL_LEN (below the header length or beyond
@@ -74,7 +54,7 @@ export class Ipv4View {
   checkLen(): number {
     const v = this.checkHeaderLen();
     if (v !== V_OK) return v;
-    const totalLen = this.buf.readUInt16BE(this.off + IPV4.TOTAL_LEN);
+    const totalLen = this.u16(IPV4.TOTAL_LEN);
     if (totalLen < this.headerLen || totalLen > this.len) return V_BAD_TOTAL_LEN;
     return V_OK;
   }
@@ -88,7 +68,7 @@ export class Ipv4View {
   checkHeaderLen(): number {
     const len = this.len;
     if (len < IPV4.MIN_HEADER || this.off + len > this.buf.length) return V_TRUNCATED;
-    const verIhl = this.buf[this.off + IPV4.VER_IHL]!;
+    const verIhl = this.u8(IPV4.VER_IHL);
     if (verIhl >> 4 !== 4) return V_BAD_VERSION;
     const headerLen = (verIhl & 0x0f) << 2;
     if (headerLen < IPV4.MIN_HEADER) return V_BAD_IHL;
@@ -97,167 +77,152 @@ export class Ipv4View {
   }
 
   get version(): number {
-    return this.buf[this.off + IPV4.VER_IHL]! >> 4;
+    return this.u8(IPV4.VER_IHL) >> 4;
   }
 
   /** Header length in 32-bit words. */
   get ihl(): number {
-    return this.buf[this.off + IPV4.VER_IHL]! & 0x0f;
+    return this.u8(IPV4.VER_IHL) & 0x0f;
   }
 
   /** Header length in bytes (20 without options). */
   get headerLen(): number {
-    return (this.buf[this.off + IPV4.VER_IHL]! & 0x0f) << 2;
+    return (this.u8(IPV4.VER_IHL) & 0x0f) << 2;
   }
 
   get tos(): number {
-    return this.buf[this.off + IPV4.TOS]!;
+    return this.u8(IPV4.TOS);
   }
 
   /** Raw write; the header checksum is not updated. */
   set tos(v: number) {
-    this.buf[this.off + IPV4.TOS] = v;
+    this.setU8(IPV4.TOS, v);
   }
 
   get totalLen(): number {
-    return this.buf.readUInt16BE(this.off + IPV4.TOTAL_LEN);
+    return this.u16(IPV4.TOTAL_LEN);
   }
 
   /** Raw write; the header checksum is not updated. */
   set totalLen(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + IPV4.TOTAL_LEN);
+    this.setU16(IPV4.TOTAL_LEN, v);
   }
 
   get id(): number {
-    return this.buf.readUInt16BE(this.off + IPV4.ID);
+    return this.u16(IPV4.ID);
   }
 
   /** Raw write; the header checksum is not updated. */
   set id(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + IPV4.ID);
+    this.setU16(IPV4.ID, v);
   }
 
   /** The raw flags/fragment-offset word (IPV4_DF, IPV4_MF, IPV4_FRAG_OFFSET_MASK). */
   get flagsFrag(): number {
-    return this.buf.readUInt16BE(this.off + IPV4.FLAGS_FRAG);
+    return this.u16(IPV4.FLAGS_FRAG);
   }
 
   get dontFrag(): boolean {
-    return (this.buf[this.off + IPV4.FLAGS_FRAG]! & (IPV4_DF >> 8)) !== 0;
+    return (this.u8(IPV4.FLAGS_FRAG) & (IPV4_DF >> 8)) !== 0;
   }
 
   get moreFrags(): boolean {
-    return (this.buf[this.off + IPV4.FLAGS_FRAG]! & (IPV4_MF >> 8)) !== 0;
+    return (this.u8(IPV4.FLAGS_FRAG) & (IPV4_MF >> 8)) !== 0;
   }
 
   /** Fragment offset in bytes (the field counts 8-byte units). */
   get fragOffset(): number {
-    return (this.buf.readUInt16BE(this.off + IPV4.FLAGS_FRAG) & IPV4_FRAG_OFFSET_MASK) << 3;
+    return (this.u16(IPV4.FLAGS_FRAG) & IPV4_FRAG_OFFSET_MASK) << 3;
   }
 
   /** True for any fragment, first (MF) or later (offset != 0). */
   get isFragment(): boolean {
-    return (this.buf.readUInt16BE(this.off + IPV4.FLAGS_FRAG) & (IPV4_MF | IPV4_FRAG_OFFSET_MASK)) !== 0;
+    return (this.u16(IPV4.FLAGS_FRAG) & (IPV4_MF | IPV4_FRAG_OFFSET_MASK)) !== 0;
   }
 
   get ttl(): number {
-    return this.buf[this.off + IPV4.TTL]!;
+    return this.u8(IPV4.TTL);
   }
 
   /** Raw write; the header checksum is not updated (see decTtlWithChecksumUpdate). */
   set ttl(v: number) {
-    this.buf[this.off + IPV4.TTL] = v;
+    this.setU8(IPV4.TTL, v);
   }
 
   get protocol(): number {
-    return this.buf[this.off + IPV4.PROTOCOL]!;
+    return this.u8(IPV4.PROTOCOL);
   }
 
   /** Raw write; the header checksum is not updated. */
   set protocol(v: number) {
-    this.buf[this.off + IPV4.PROTOCOL] = v;
+    this.setU8(IPV4.PROTOCOL, v);
   }
 
   get checksum(): number {
-    return this.buf.readUInt16BE(this.off + IPV4.CHECKSUM);
+    return this.u16(IPV4.CHECKSUM);
   }
 
   /** Raw write of the checksum field. */
   set checksum(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + IPV4.CHECKSUM);
+    this.setU16(IPV4.CHECKSUM, v);
   }
 
   /** Source address, host-order uint32. */
   get srcAddr(): number {
-    return this.buf.readUInt32BE(this.off + IPV4.SRC);
+    return this.u32(IPV4.SRC);
   }
 
   /** Raw write; the header checksum is not updated. */
   set srcAddr(a: number) {
-    this.buf.writeUInt32BE(a >>> 0, this.off + IPV4.SRC);
+    this.setU32(IPV4.SRC, a);
   }
 
   /** Destination address, host-order uint32. */
   get dstAddr(): number {
-    return this.buf.readUInt32BE(this.off + IPV4.DST);
+    return this.u32(IPV4.DST);
   }
 
   /** Raw write; the header checksum is not updated. */
   set dstAddr(a: number) {
-    this.buf.writeUInt32BE(a >>> 0, this.off + IPV4.DST);
+    this.setU32(IPV4.DST, a);
   }
 
   /** Absolute offset in buf of the payload (the L4 header). */
   get payloadOffset(): number {
-    return this.off + ((this.buf[this.off + IPV4.VER_IHL]! & 0x0f) << 2);
+    return this.off + ((this.u8(IPV4.VER_IHL) & 0x0f) << 2);
   }
 
   /** Payload bytes: totalLen - headerLen (link padding beyond totalLen excluded). */
   get payloadLen(): number {
-    return this.buf.readUInt16BE(this.off + IPV4.TOTAL_LEN) - ((this.buf[this.off + IPV4.VER_IHL]! & 0x0f) << 2);
+    return this.u16(IPV4.TOTAL_LEN) - ((this.u8(IPV4.VER_IHL) & 0x0f) << 2);
   }
 
   /**
    * TTL - 1 with the header checksum updated (RFC 1624). The caller checks ttl > 1 first (and
-   * answers ICMP time exceeded otherwise).
+   * answers ICMP time exceeded otherwise). TTL and protocol share one 16-bit word.
    */
   decTtlWithChecksumUpdate(): void {
-    const o = this.off + IPV4.TTL;
-    const ttl = this.buf[o]!;
-    const proto = this.buf[o + 1]!;
-    const newTtl = (ttl - 1) & 0xff;
-    this.buf[o] = newTtl;
-    this.checksum = update16(this.checksum, (ttl << 8) | proto, (newTtl << 8) | proto);
+    this.setU16WithChecksumUpdate(IPV4.TTL, (this.u16(IPV4.TTL) - 0x100) & 0xffff, IPV4.CHECKSUM);
   }
 
   /** Rewrite the source address, updating the header checksum incrementally. */
   setSrcAddrWithChecksumUpdate(a: number): void {
-    const old = this.srcAddr;
-    this.srcAddr = a;
-    this.checksum = update32(this.checksum, old, a);
+    this.setU32WithChecksumUpdate(IPV4.SRC, a, IPV4.CHECKSUM);
   }
 
   /** Rewrite the destination address, updating the header checksum incrementally. */
   setDstAddrWithChecksumUpdate(a: number): void {
-    const old = this.dstAddr;
-    this.dstAddr = a;
-    this.checksum = update32(this.checksum, old, a);
+    this.setU32WithChecksumUpdate(IPV4.DST, a, IPV4.CHECKSUM);
   }
 
   /** Rewrite the total length, updating the header checksum incrementally. */
   setTotalLenWithChecksumUpdate(v: number): void {
-    const old = this.totalLen;
-    this.totalLen = v;
-    this.checksum = update16(this.checksum, old, v);
+    this.setU16WithChecksumUpdate(IPV4.TOTAL_LEN, v, IPV4.CHECKSUM);
   }
 
-  /** Rewrite the TOS byte, updating the header checksum incrementally. */
+  /** Rewrite the TOS byte, updating the header checksum incrementally. TOS shares a word with VER_IHL. */
   setTosWithChecksumUpdate(v: number): void {
-    const o = this.off + IPV4.VER_IHL;
-    const verIhl = this.buf[o]!;
-    const old = this.buf[o + 1]!;
-    this.buf[o + 1] = v;
-    this.checksum = update16(this.checksum, (verIhl << 8) | old, (verIhl << 8) | (v & 0xff));
+    this.setU16WithChecksumUpdate(IPV4.VER_IHL, (this.u8(IPV4.VER_IHL) << 8) | (v & 0xff), IPV4.CHECKSUM);
   }
 
   /** Compute the header checksum (over headerLen bytes) and store it. */

@@ -18,7 +18,8 @@
 
 import { InvalidError } from '../errors';
 import { IPPROTO_TCP } from '../ip-vs';
-import { checksum, fold, pseudoHeaderSum, sum16, update16, update32 } from './checksum';
+import { checksum, fold, pseudoHeaderSum, sum16, update32 } from './checksum';
+import { HeaderView } from './header-view';
 import { V_BAD_DATA_OFFSET, V_OK, V_TRUNCATED, WIRE_VERDICT_NAMES } from './verdict';
 
 /** Byte offsets of the TCP header fields, and the size of a header without options. */
@@ -48,120 +49,100 @@ export const TCP_CWR = 0x80;
 /** Largest TCP header: data offset 15 words. */
 export const TCP_MAX_HEADER = 60;
 
-const EMPTY = Buffer.alloc(0);
-
 /**
- * A re-pointable view over a TCP segment in place. `len` is the L4 length (the IPv4 payloadLen):
- * the checksum covers exactly that many bytes. reset(), then checkLen(); accessors trust it.
+ * A re-pointable view over a TCP segment in place. `off` is the offset of the TCP header in buf;
+ * `len` is the L4 length (header + payload bytes: the IPv4 totalLen - headerLen), which the
+ * checksum covers exactly. reset(), then checkLen(); accessors trust it.
  */
-export class TcpView {
-  buf: Buffer;
-  /** Offset of the TCP header in buf. */
-  off: number;
-  /** L4 length: header + payload bytes (IPv4 totalLen - headerLen). */
-  len: number;
-
-  constructor(buf: Buffer = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  reset(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class TcpView extends HeaderView {
   /** V_TRUNCATED if fewer than 20 bytes, V_BAD_DATA_OFFSET if the data offset is < 20 or > len. */
   checkLen(): number {
     if (this.len < TCP.MIN_HEADER || this.off + this.len > this.buf.length) return V_TRUNCATED;
-    const headerLen = (this.buf[this.off + TCP.DATA_OFF]! >> 4) << 2;
+    const headerLen = (this.u8(TCP.DATA_OFF) >> 4) << 2;
     if (headerLen < TCP.MIN_HEADER || headerLen > this.len) return V_BAD_DATA_OFFSET;
     return V_OK;
   }
 
   get srcPort(): number {
-    return this.buf.readUInt16BE(this.off + TCP.SRC_PORT);
+    return this.u16(TCP.SRC_PORT);
   }
 
   /** Raw write; the checksum is not updated. */
   set srcPort(p: number) {
-    this.buf.writeUInt16BE(p & 0xffff, this.off + TCP.SRC_PORT);
+    this.setU16(TCP.SRC_PORT, p);
   }
 
   get dstPort(): number {
-    return this.buf.readUInt16BE(this.off + TCP.DST_PORT);
+    return this.u16(TCP.DST_PORT);
   }
 
   /** Raw write; the checksum is not updated. */
   set dstPort(p: number) {
-    this.buf.writeUInt16BE(p & 0xffff, this.off + TCP.DST_PORT);
+    this.setU16(TCP.DST_PORT, p);
   }
 
   get seq(): number {
-    return this.buf.readUInt32BE(this.off + TCP.SEQ);
+    return this.u32(TCP.SEQ);
   }
 
   /** Raw write; the checksum is not updated. */
   set seq(n: number) {
-    this.buf.writeUInt32BE(n >>> 0, this.off + TCP.SEQ);
+    this.setU32(TCP.SEQ, n);
   }
 
   get ack(): number {
-    return this.buf.readUInt32BE(this.off + TCP.ACK);
+    return this.u32(TCP.ACK);
   }
 
   /** Raw write; the checksum is not updated. */
   set ack(n: number) {
-    this.buf.writeUInt32BE(n >>> 0, this.off + TCP.ACK);
+    this.setU32(TCP.ACK, n);
   }
 
   /** Header length in bytes, options included (data offset * 4). */
   get headerLen(): number {
-    return (this.buf[this.off + TCP.DATA_OFF]! >> 4) << 2;
+    return (this.u8(TCP.DATA_OFF) >> 4) << 2;
   }
 
   /** The flags byte: TCP_FIN | TCP_SYN | ... */
   get flags(): number {
-    return this.buf[this.off + TCP.FLAGS]!;
+    return this.u8(TCP.FLAGS);
   }
 
   /** Raw write; the checksum is not updated. */
   set flags(f: number) {
-    this.buf[this.off + TCP.FLAGS] = f;
+    this.setU8(TCP.FLAGS, f);
   }
 
   get window(): number {
-    return this.buf.readUInt16BE(this.off + TCP.WINDOW);
+    return this.u16(TCP.WINDOW);
   }
 
   /** Raw write; the checksum is not updated. */
   set window(w: number) {
-    this.buf.writeUInt16BE(w & 0xffff, this.off + TCP.WINDOW);
+    this.setU16(TCP.WINDOW, w);
   }
 
   get checksum(): number {
-    return this.buf.readUInt16BE(this.off + TCP.CHECKSUM);
+    return this.u16(TCP.CHECKSUM);
   }
 
   /** Raw write of the checksum field. */
   set checksum(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + TCP.CHECKSUM);
+    this.setU16(TCP.CHECKSUM, v);
   }
 
   get urgent(): number {
-    return this.buf.readUInt16BE(this.off + TCP.URGENT);
+    return this.u16(TCP.URGENT);
   }
 
   /** Absolute offset in buf of the payload (after the options). */
   get payloadOffset(): number {
-    return this.off + ((this.buf[this.off + TCP.DATA_OFF]! >> 4) << 2);
+    return this.off + ((this.u8(TCP.DATA_OFF) >> 4) << 2);
   }
 
   get payloadLen(): number {
-    return this.len - ((this.buf[this.off + TCP.DATA_OFF]! >> 4) << 2);
+    return this.len - ((this.u8(TCP.DATA_OFF) >> 4) << 2);
   }
 
   /** Absolute offset of the options (right after the fixed header); optionsLen bytes long. */
@@ -170,31 +151,23 @@ export class TcpView {
   }
 
   get optionsLen(): number {
-    return ((this.buf[this.off + TCP.DATA_OFF]! >> 4) << 2) - TCP.MIN_HEADER;
+    return ((this.u8(TCP.DATA_OFF) >> 4) << 2) - TCP.MIN_HEADER;
   }
 
   setSrcPortWithChecksumUpdate(p: number): void {
-    const old = this.srcPort;
-    this.srcPort = p;
-    this.checksum = update16(this.checksum, old, p);
+    this.setU16WithChecksumUpdate(TCP.SRC_PORT, p, TCP.CHECKSUM);
   }
 
   setDstPortWithChecksumUpdate(p: number): void {
-    const old = this.dstPort;
-    this.dstPort = p;
-    this.checksum = update16(this.checksum, old, p);
+    this.setU16WithChecksumUpdate(TCP.DST_PORT, p, TCP.CHECKSUM);
   }
 
   setSeqWithChecksumUpdate(n: number): void {
-    const old = this.seq;
-    this.seq = n;
-    this.checksum = update32(this.checksum, old, n);
+    this.setU32WithChecksumUpdate(TCP.SEQ, n, TCP.CHECKSUM);
   }
 
   setAckWithChecksumUpdate(n: number): void {
-    const old = this.ack;
-    this.ack = n;
-    this.checksum = update32(this.checksum, old, n);
+    this.setU32WithChecksumUpdate(TCP.ACK, n, TCP.CHECKSUM);
   }
 
   /** The IPv4 address in the pseudo-header changed from oldAddr to newAddr: fix the checksum. */

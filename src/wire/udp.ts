@@ -14,6 +14,7 @@
 import { InvalidError } from '../errors';
 import { IPPROTO_UDP } from '../ip-vs';
 import { checksum, fold, pseudoHeaderSum, sum16, update16, update32 } from './checksum';
+import { HeaderView } from './header-view';
 import { V_OK, V_TRUNCATED, WIRE_VERDICT_NAMES } from './verdict';
 
 /** Byte offsets of the UDP header fields, and the header size. */
@@ -25,8 +26,6 @@ export const UDP = {
   HEADER: 8,
 } as const;
 
-const EMPTY = Buffer.alloc(0);
-
 /** 0 (no checksum) stays 0; a computed 0 becomes 0xffff. */
 function nonZero(csum: number): number {
   return csum === 0 ? 0xffff : csum;
@@ -37,62 +36,45 @@ function nonZero(csum: number): number {
  * payloadLen); the datagram itself is `length` bytes (the header field), which checkLen() ensures
  * fits. reset(), then checkLen(); accessors trust it.
  */
-export class UdpView {
-  buf: Buffer;
-  off: number;
-  len: number;
-
-  constructor(buf: Buffer = EMPTY, off = 0, len = buf.length - off) {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-  }
-
-  reset(buf: Buffer, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+export class UdpView extends HeaderView {
   /** V_TRUNCATED if len < 8, or the length field is < 8 or > len. */
   checkLen(): number {
     if (this.len < UDP.HEADER || this.off + this.len > this.buf.length) return V_TRUNCATED;
-    const length = this.buf.readUInt16BE(this.off + UDP.LENGTH);
+    const length = this.u16(UDP.LENGTH);
     if (length < UDP.HEADER || length > this.len) return V_TRUNCATED;
     return V_OK;
   }
 
   get srcPort(): number {
-    return this.buf.readUInt16BE(this.off + UDP.SRC_PORT);
+    return this.u16(UDP.SRC_PORT);
   }
 
   /** Raw write; the checksum is not updated. */
   set srcPort(p: number) {
-    this.buf.writeUInt16BE(p & 0xffff, this.off + UDP.SRC_PORT);
+    this.setU16(UDP.SRC_PORT, p);
   }
 
   get dstPort(): number {
-    return this.buf.readUInt16BE(this.off + UDP.DST_PORT);
+    return this.u16(UDP.DST_PORT);
   }
 
   /** Raw write; the checksum is not updated. */
   set dstPort(p: number) {
-    this.buf.writeUInt16BE(p & 0xffff, this.off + UDP.DST_PORT);
+    this.setU16(UDP.DST_PORT, p);
   }
 
   /** The length field: header + payload bytes. */
   get length(): number {
-    return this.buf.readUInt16BE(this.off + UDP.LENGTH);
+    return this.u16(UDP.LENGTH);
   }
 
   get checksum(): number {
-    return this.buf.readUInt16BE(this.off + UDP.CHECKSUM);
+    return this.u16(UDP.CHECKSUM);
   }
 
   /** Raw write of the checksum field. */
   set checksum(v: number) {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + UDP.CHECKSUM);
+    this.setU16(UDP.CHECKSUM, v);
   }
 
   /** Always 8. */
@@ -106,21 +88,19 @@ export class UdpView {
 
   /** length - 8 (bytes of `len` beyond the length field are not part of the datagram). */
   get payloadLen(): number {
-    return this.buf.readUInt16BE(this.off + UDP.LENGTH) - UDP.HEADER;
+    return this.u16(UDP.LENGTH) - UDP.HEADER;
   }
 
   setSrcPortWithChecksumUpdate(p: number): void {
     const old = this.srcPort;
     this.srcPort = p;
-    const c = this.checksum;
-    if (c !== 0) this.checksum = nonZero(update16(c, old, p));
+    this.updateChecksum16(old, p);
   }
 
   setDstPortWithChecksumUpdate(p: number): void {
     const old = this.dstPort;
     this.dstPort = p;
-    const c = this.checksum;
-    if (c !== 0) this.checksum = nonZero(update16(c, old, p));
+    this.updateChecksum16(old, p);
   }
 
   /** The IPv4 address in the pseudo-header changed from oldAddr to newAddr: fix the checksum. */
@@ -143,6 +123,12 @@ export class UdpView {
     if (this.checksum === 0) return true;
     const length = this.length;
     return fold(sum16(this.buf, this.off, length, pseudoHeaderSum(srcAddr, dstAddr, IPPROTO_UDP, length))) === 0xffff;
+  }
+
+  /** A covered 16-bit word changed from oldVal to newVal: RFC 1624 update, 0 ("none") left alone. */
+  private updateChecksum16(oldVal: number, newVal: number): void {
+    const c = this.checksum;
+    if (c !== 0) this.checksum = nonZero(update16(c, oldVal, newVal));
   }
 }
 
