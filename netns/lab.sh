@@ -1,30 +1,49 @@
 #!/usr/bin/env bash
-# The NAT lab: four network namespaces, shared by the demo and the netns tests.
-#
-#   client (192.168.0.2/24) ── director ── br0 (172.16.0.254/24) ─┬─ rs1 (172.16.0.1/24)
-#                         cli0: 192.168.0.254/24                   └─ rs2 (172.16.0.2/24)
-#
-# The VIP 192.168.0.1 sits on the client's LAN; lvsd in the director answers ARP for it (proxy)
-# and routes it into its TUN. Real servers use the director as their default gateway (NAT).
+# Namespace labs for the three forwarding methods, shared by the demo and the netns tests.
 # Every namespace name starts with PREFIX, so parallel runs never meet; `down` removes them all.
+# The VIP is always 192.168.0.1 on the client's LAN: lvsd in the director answers ARP for it
+# (proxy) and routes it into its TUN.
 #
-#   netns/lab.sh up PREFIX      build the lab
-#   netns/lab.sh down PREFIX    kill everything running in it and delete it
-set -euo pipefail
+#   nat  client 192.168.0.2 ── director (cli0 192.168.0.254) ── br0 172.16.0.254/24 ─┬─ rs1 172.16.0.1
+#        real servers route back through the director                               └─ rs2 172.16.0.2
+#
+#   dr   one L2 segment (a bridge in PREFIX-sw): client 192.168.0.2, director 192.168.0.254,
+#        rs1 192.168.0.11, rs2 192.168.0.12; real servers answer the client directly
+#
+#   tun  client LAN (bridge in PREFIX-sw): client 192.168.0.2, director 192.168.0.254,
+#        router 192.168.0.253; router ── br1 172.16.0.254/24 ─┬─ rs1 172.16.0.1
+#        (MTU $RS_MTU, default 1500)                           └─ rs2 172.16.0.2
+#        the director reaches the real servers through the router; they answer the client
+#        through the router, never through the director
+#
+#   netns/lab.sh up PREFIX [nat|dr|tun]    build the lab (default nat)
+#   netns/lab.sh down PREFIX               kill everything running in it and delete it
+set -Eeuo pipefail
 
-cmd=${1:?usage: lab.sh up|down PREFIX}
-P=${2:?usage: lab.sh up|down PREFIX}
-C=$P-client D=$P-dir R1=$P-rs1 R2=$P-rs2
+cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun]}
+P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun]}
+MODE=${3:-nat}
+RS_MTU=${RS_MTU:-1500}
+C=$P-client D=$P-dir R1=$P-rs1 R2=$P-rs2 SW=$P-sw RT=$P-rtr
+ALL=("$C" "$D" "$R1" "$R2" "$SW" "$RT")
 
 down() {
-  for ns in "$C" "$D" "$R1" "$R2"; do
+  for ns in "${ALL[@]}"; do
     if ip netns pids "$ns" >/dev/null 2>&1; then
       # shellcheck disable=SC2046
       kill $(ip netns pids "$ns") 2>/dev/null || true
     fi
   done
-  sleep 0.2
-  for ns in "$C" "$D" "$R1" "$R2"; do
+  # Give lvsd and lvs-realserver a moment to undo what they installed.
+  for _ in $(seq 20); do
+    busy=0
+    for ns in "${ALL[@]}"; do
+      [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && busy=1
+    done
+    [ "$busy" -eq 0 ] && break
+    sleep 0.1
+  done
+  for ns in "${ALL[@]}"; do
     if ip netns pids "$ns" >/dev/null 2>&1; then
       # shellcheck disable=SC2046
       kill -9 $(ip netns pids "$ns") 2>/dev/null || true
@@ -33,40 +52,86 @@ down() {
   done
 }
 
-up() {
-  for ns in "$C" "$D" "$R1" "$R2"; do
+ns_add() {
+  for ns in "$@"; do
     ip netns add "$ns"
     ip -n "$ns" link set lo up
   done
-  # client <-> director
+}
+
+# link NS IFNAME ADDR/LEN BRIDGE_NS BRIDGE PORTNAME: a veth from NS into a bridge elsewhere.
+port() {
+  local ns=$1 ifname=$2 addr=$3 brns=$4 br=$5 portname=$6
+  ip -n "$ns" link add "$ifname" type veth peer name "$portname" netns "$brns"
+  ip -n "$brns" link set "$portname" master "$br" up
+  ip -n "$ns" addr add "$addr" dev "$ifname"
+  ip -n "$ns" link set "$ifname" up
+}
+
+up_nat() {
+  ns_add "$C" "$D" "$R1" "$R2"
   ip -n "$C" link add eth0 type veth peer name cli0 netns "$D"
   ip -n "$C" addr add 192.168.0.2/24 dev eth0
   ip -n "$C" link set eth0 up
   ip -n "$D" addr add 192.168.0.254/24 dev cli0
   ip -n "$D" link set cli0 up
-  # director's real-server LAN: a bridge with one port per real server
   ip -n "$D" link add br0 type bridge
   ip -n "$D" addr add 172.16.0.254/24 dev br0
   ip -n "$D" link set br0 up
-  local i=1
+  port "$R1" eth0 172.16.0.1/24 "$D" br0 rs1p
+  port "$R2" eth0 172.16.0.2/24 "$D" br0 rs2p
+  ip -n "$R1" route add default via 172.16.0.254
+  ip -n "$R2" route add default via 172.16.0.254
+}
+
+up_dr() {
+  ns_add "$C" "$D" "$R1" "$R2" "$SW"
+  ip -n "$SW" link add br0 type bridge
+  ip -n "$SW" link set br0 up
+  port "$C" eth0 192.168.0.2/24 "$SW" br0 cli
+  port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
+  port "$R1" eth0 192.168.0.11/24 "$SW" br0 rs1
+  port "$R2" eth0 192.168.0.12/24 "$SW" br0 rs2
+}
+
+up_tun() {
+  ns_add "$C" "$D" "$R1" "$R2" "$SW" "$RT"
+  ip -n "$SW" link add br0 type bridge
+  ip -n "$SW" link set br0 up
+  port "$C" eth0 192.168.0.2/24 "$SW" br0 cli
+  port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
+  port "$RT" eth0 192.168.0.253/24 "$SW" br0 rtr
+  ip -n "$RT" link add br1 type bridge
+  ip -n "$RT" addr add 172.16.0.254/24 dev br1
+  ip -n "$RT" link set br1 up mtu "$RS_MTU"
+  port "$R1" eth0 172.16.0.1/24 "$RT" br1 rs1p
+  port "$R2" eth0 172.16.0.2/24 "$RT" br1 rs2p
   for ns in "$R1" "$R2"; do
-    ip -n "$ns" link add eth0 type veth peer name "rs${i}p" netns "$D"
-    ip -n "$D" link set "rs${i}p" master br0 up
-    ip -n "$ns" addr add "172.16.0.${i}/24" dev eth0
-    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set eth0 mtu "$RS_MTU"
     ip -n "$ns" route add default via 172.16.0.254
-    i=$((i + 1))
   done
+  ip -n "$RT" link set rs1p mtu "$RS_MTU"
+  ip -n "$RT" link set rs2p mtu "$RS_MTU"
+  ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$D" route add 172.16.0.0/24 via 192.168.0.253
 }
 
 case "$cmd" in
   up)
     trap 'down' ERR
-    up
+    case "$MODE" in
+      nat) up_nat ;;
+      dr) up_dr ;;
+      tun) up_tun ;;
+      *)
+        echo "lab.sh: unknown mode $MODE (nat, dr or tun)" >&2
+        exit 2
+        ;;
+    esac
     ;;
   down) down ;;
   *)
-    echo "usage: lab.sh up|down PREFIX" >&2
+    echo "usage: lab.sh up|down PREFIX [nat|dr|tun]" >&2
     exit 2
     ;;
 esac

@@ -1,41 +1,59 @@
 #!/usr/bin/env bash
 # The lvs-ts demo: set up the machine, build a namespace lab (client, director, two real
-# servers), start lvsd in the director, configure LVS's classic NAT example with lvsadm, send
-# requests from the client and show them alternating, then the listing with live counters.
-# The lab is torn down at the end, on Ctrl-C and on failure.
+# servers), start lvsd in the director, configure LVS's classic example with lvsadm for the
+# chosen forwarding method, send requests from the client and show them alternating, then the
+# listing with live counters. The lab is torn down at the end, on Ctrl-C and on failure.
 #
-#   sudo bash scripts/demo.sh             set up (apt-get, npm ci, build) and run
-#   sudo bash scripts/demo.sh --no-setup  skip the set-up step
+#   sudo bash scripts/demo.sh [--no-setup] [nat|dr|tun]
+#
+#   nat  masquerading (-m): real servers behind the director, replies come back through it
+#   dr   direct routing (-g): one LAN, real servers own the VIP on lo and answer directly
+#   tun  IP-in-IP (-i): real servers behind a router, they decapsulate and answer directly
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+
+SETUP=1
+MODE=nat
+for arg in "$@"; do
+  case "$arg" in
+    --no-setup) SETUP=0 ;;
+    nat | dr | tun) MODE=$arg ;;
+    -h | --help)
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "demo: unknown argument $arg (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "demo: needs root (network namespaces, TUN device); run: sudo bash scripts/demo.sh" >&2
   exit 1
 fi
-if [ "${1:-}" != "--no-setup" ]; then
-  bash scripts/setup.sh
-fi
+[ "$SETUP" -eq 1 ] && bash scripts/setup.sh
 
 P="lvsdemo$$"
 DIR_NS="$P-dir"
 CLIENT_NS="$P-client"
 export LVS_SOCKET="/run/lvs/demo-$P.sock"
 REQUESTS=${REQUESTS:-10}
+VIP=192.168.0.1
+case "$MODE" in
+  nat) RS=(172.16.0.1:80 172.16.0.2:80) FLAG=-m ;;
+  dr) RS=(192.168.0.11 192.168.0.12) FLAG=-g ;;
+  tun) RS=(172.16.0.1 172.16.0.2) FLAG=-i ;;
+esac
 
 cleanup() {
   trap - EXIT INT TERM
   echo
   echo "== tearing down the lab"
-  if [ -n "${LVSD_PID:-}" ] && kill -0 "$LVSD_PID" 2>/dev/null; then
-    kill -TERM "$LVSD_PID" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$LVSD_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-  fi
   bash netns/lab.sh down "$P" || true
+  rm -rf "${LOGS:-}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -46,9 +64,31 @@ lvsadm() {
   printf '# lvsadm %s\n' "$*"
   ip netns exec "$DIR_NS" "$ROOT/bin/lvsadm.js" "$@"
 }
+wait_for() {
+  for _ in $(seq 100); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "demo: timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  return 1
+}
 
-step "building the lab: $CLIENT_NS (192.168.0.2), $DIR_NS, $P-rs1 (172.16.0.1), $P-rs2 (172.16.0.2)"
-bash netns/lab.sh up "$P"
+LOGS=$(mktemp -d)
+step "building the $MODE lab: $CLIENT_NS, $DIR_NS, $P-rs1, $P-rs2"
+bash netns/lab.sh up "$P" "$MODE"
+
+if [ "$MODE" != nat ]; then
+  step "preparing the real servers: lvs-realserver $MODE --vip $VIP"
+  for i in 1 2; do
+    ip netns exec "$P-rs$i" node dist/cli/lvs-realserver.js "$MODE" --vip "$VIP" \
+      --state "$LOGS/rs$i.state" >"$LOGS/rs$i.log" 2>&1 &
+  done
+  for i in 1 2; do
+    wait_for "$LOGS/rs$i.log" ready
+    sed "s/^/    rs$i: /" "$LOGS/rs$i.log"
+  done
+fi
 for i in 1 2; do
   ip netns exec "$P-rs$i" node netns/http-server.js "rs$i" 80 >/dev/null 2>&1 &
 done
@@ -59,21 +99,24 @@ for _ in $(seq 50); do
   [ -S "$LVS_SOCKET" ] && break
   sleep 0.1
 done
-LVSD_PID=$(ip netns pids "$DIR_NS" | head -n 1)
 
-step "configuring the virtual server (LVS's classic NAT example)"
-lvsadm -A -t 192.168.0.1:80 -s rr
-lvsadm -a -t 192.168.0.1:80 -r 172.16.0.1:80 -m
-lvsadm -a -t 192.168.0.1:80 -r 172.16.0.2:80 -m
+step "configuring the virtual server"
+lvsadm -A -t "$VIP:80" -s rr
+lvsadm -a -t "$VIP:80" -r "${RS[0]}" "$FLAG"
+lvsadm -a -t "$VIP:80" -r "${RS[1]}" "$FLAG"
 lvsadm -L -n
 
-step "$REQUESTS requests from the client to http://192.168.0.1/"
+step "$REQUESTS requests from the client to http://$VIP/"
 for i in $(seq "$REQUESTS"); do
   # curl runs in the foreground (not in $(...)), so Ctrl-C reaches it and the trap tears down.
   printf '  request %2d -> ' "$i"
-  ip netns exec "$CLIENT_NS" curl -sS --max-time 5 http://192.168.0.1/
+  ip netns exec "$CLIENT_NS" curl -sS --max-time 5 "http://$VIP/"
 done
 
 step "the listing with live counters"
 lvsadm -L -n
 lvsadm -L -n --stats
+if [ "$MODE" != nat ]; then
+  echo
+  echo "(OutPkts stays 0: with $MODE the real servers answer the client directly, not through the director)"
+fi

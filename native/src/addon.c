@@ -181,21 +181,45 @@ static napi_value make_u32(napi_env env, uint32_t n) {
 
 /* ---- TUN ---------------------------------------------------------------------------------- */
 
+/*
+ * An interface name argument: a string shorter than IFNAMSIZ without NUL, copied into `name`.
+ * `label` starts the RangeError messages ("TUN device name", "interface name").
+ */
+static bool get_ifname(napi_env env, napi_value v, const char *label, char name[LVS_IFNAMSIZ]) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_string) {
+    throw_type(env, "name", "of type string");
+    return false;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    throw_napi_failure(env, "napi_get_value_string_utf8");
+    return false;
+  }
+  char msg[96];
+  if (len >= LVS_IFNAMSIZ) {
+    snprintf(msg, sizeof(msg), "%s is too long: at most 15 bytes (IFNAMSIZ - 1)", label);
+    throw_range(env, msg);
+    return false;
+  }
+  if (napi_get_value_string_utf8(env, v, name, LVS_IFNAMSIZ, &len) != napi_ok) {
+    throw_napi_failure(env, "napi_get_value_string_utf8");
+    return false;
+  }
+  if (memchr(name, '\0', len) != NULL) {
+    snprintf(msg, sizeof(msg), "%s must not contain NUL", label);
+    throw_range(env, msg);
+    return false;
+  }
+  return true;
+}
+
 /* tunOpen(name) -> { fd, name } */
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
-
-  napi_valuetype type;
-  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string) return throw_type(env, "name", "of type string");
-  size_t len = 0;
-  NAPI_CHECK(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &len));
-  if (len >= LVS_IFNAMSIZ) {
-    return throw_range(env, "TUN device name is too long: at most 15 bytes (IFNAMSIZ - 1)");
-  }
   char name[LVS_IFNAMSIZ];
-  NAPI_CHECK(env, napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &len));
-  if (memchr(name, '\0', len) != NULL) return throw_range(env, "TUN device name must not contain NUL");
+  if (!get_ifname(env, argv[0], "TUN device name", name)) return NULL;
 
   char actual[LVS_IFNAMSIZ];
   const char *failed_call = "open";
@@ -217,27 +241,48 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* tunRead(fd, slab, slotSize, headroom, maxCount, lens) -> count */
-static napi_value tun_read(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  if (!get_args(env, info, 6, argv)) return NULL;
-
+/* The arguments of a batched read: (fd, slab, slotSize, headroom, maxCount, lens), bounds-checked. */
+typedef struct read_args {
   int fd;
   uint8_t *slab;
-  size_t slab_len, lens_len;
   uint32_t slot_size, headroom, max_count, *lens;
-  if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "slab", &slab, &slab_len) ||
-      !get_u32(env, argv[2], "slotSize", &slot_size) || !get_u32(env, argv[3], "headroom", &headroom) ||
-      !get_u32(env, argv[4], "maxCount", &max_count) || !get_u32_array(env, argv[5], "lens", &lens, &lens_len)) {
-    return NULL;
-  }
-  if (slot_size == 0 || headroom >= slot_size) return throw_range(env, "tunRead: need 0 <= headroom < slotSize");
-  if (max_count > lens_len) return throw_range(env, "tunRead: maxCount exceeds lens.length");
-  if ((uint64_t)max_count * slot_size > slab_len) return throw_range(env, "tunRead: maxCount * slotSize exceeds the slab");
-  if (max_count > INT_MAX) return throw_range(env, "tunRead: maxCount too large");
-  if (max_count == 0) return make_u32(env, 0);
+} read_args;
 
-  int n = lvs_tun_read_batch(fd, slab, slot_size, headroom, max_count, lens);
+static bool get_read_args(napi_env env, napi_callback_info info, const char *fn, read_args *a) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return false;
+  size_t slab_len, lens_len;
+  if (!get_fd(env, argv[0], &a->fd) || !get_buffer(env, argv[1], "slab", &a->slab, &slab_len) ||
+      !get_u32(env, argv[2], "slotSize", &a->slot_size) || !get_u32(env, argv[3], "headroom", &a->headroom) ||
+      !get_u32(env, argv[4], "maxCount", &a->max_count) || !get_u32_array(env, argv[5], "lens", &a->lens, &lens_len)) {
+    return false;
+  }
+  char msg[96];
+  const char *problem = NULL;
+  if (a->slot_size == 0 || a->headroom >= a->slot_size) {
+    problem = "need 0 <= headroom < slotSize";
+  } else if (a->max_count > lens_len) {
+    problem = "maxCount exceeds lens.length";
+  } else if ((uint64_t)a->max_count * a->slot_size > slab_len) {
+    problem = "maxCount * slotSize exceeds the slab";
+  } else if (a->max_count > INT_MAX) {
+    problem = "maxCount too large";
+  }
+  if (problem != NULL) {
+    snprintf(msg, sizeof(msg), "%s: %s", fn, problem);
+    throw_range(env, msg);
+    return false;
+  }
+  return true;
+}
+
+/* tunRead(fd, slab, slotSize, headroom, maxCount, lens) -> count */
+static napi_value tun_read(napi_env env, napi_callback_info info) {
+  read_args a;
+  if (!get_read_args(env, info, "tunRead", &a)) return NULL;
+  if (a.max_count == 0) return make_u32(env, 0);
+
+  int n = lvs_tun_read_batch(a.fd, a.slab, a.slot_size, a.headroom, a.max_count, a.lens);
   if (n < 0) return throw_errno(env, -n, "read", "read from TUN");
   return make_u32(env, (uint32_t)n);
 }
@@ -262,7 +307,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   return make_u32(env, (uint32_t)n);
 }
 
-/* ---- raw socket --------------------------------------------------------------------------- */
+/* ---- raw IPv4 sockets --------------------------------------------------------------------- */
 
 /* rawOpen() -> fd */
 static napi_value raw_open(napi_env env, napi_callback_info info) {
@@ -272,34 +317,130 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   return make_u32(env, (uint32_t)fd);
 }
 
-/* sendBatch(fd, slab, offs, lens, count) -> packets accepted */
-static napi_value send_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  if (!get_args(env, info, 5, argv)) return NULL;
-
+/* The arguments of a batched send: (fd, slab, offs, lens, count), every packet inside the slab. */
+typedef struct send_args {
   int fd;
   uint8_t *slab;
-  size_t slab_len, offs_len, lens_len;
   uint32_t *offs, *lens, count;
-  if (!get_fd(env, argv[0], &fd) || !get_buffer(env, argv[1], "slab", &slab, &slab_len) ||
-      !get_u32_array(env, argv[2], "offs", &offs, &offs_len) || !get_u32_array(env, argv[3], "lens", &lens, &lens_len) ||
-      !get_u32(env, argv[4], "count", &count)) {
-    return NULL;
+} send_args;
+
+static bool get_send_args(napi_env env, napi_callback_info info, const char *fn, send_args *a) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return false;
+  size_t slab_len, offs_len, lens_len;
+  if (!get_fd(env, argv[0], &a->fd) || !get_buffer(env, argv[1], "slab", &a->slab, &slab_len) ||
+      !get_u32_array(env, argv[2], "offs", &a->offs, &offs_len) ||
+      !get_u32_array(env, argv[3], "lens", &a->lens, &lens_len) || !get_u32(env, argv[4], "count", &a->count)) {
+    return false;
   }
-  if (count > offs_len || count > lens_len) return throw_range(env, "sendBatch: count exceeds offs.length or lens.length");
-  if (count > INT_MAX) return throw_range(env, "sendBatch: count too large");
-  for (uint32_t i = 0; i < count; i++) {
-    if ((uint64_t)offs[i] + lens[i] > slab_len) {
-      char msg[128];
-      snprintf(msg, sizeof(msg), "sendBatch: packet %u (offset %u, length %u) exceeds the slab (%zu bytes)", i, offs[i],
-               lens[i], slab_len);
-      return throw_range(env, msg);
+  char msg[128];
+  if (a->count > offs_len || a->count > lens_len) {
+    snprintf(msg, sizeof(msg), "%s: count exceeds offs.length or lens.length", fn);
+    throw_range(env, msg);
+    return false;
+  }
+  if (a->count > INT_MAX) {
+    snprintf(msg, sizeof(msg), "%s: count too large", fn);
+    throw_range(env, msg);
+    return false;
+  }
+  for (uint32_t i = 0; i < a->count; i++) {
+    if ((uint64_t)a->offs[i] + a->lens[i] > slab_len) {
+      snprintf(msg, sizeof(msg), "%s: packet %u (offset %u, length %u) exceeds the slab (%zu bytes)", fn, i,
+               a->offs[i], a->lens[i], slab_len);
+      throw_range(env, msg);
+      return false;
     }
   }
-  if (count == 0) return make_u32(env, 0);
+  return true;
+}
 
-  int n = lvs_raw_send_batch(fd, slab, offs, lens, count);
+/* sendBatch(fd, slab, offs, lens, count) -> packets accepted */
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  send_args a;
+  if (!get_send_args(env, info, "sendBatch", &a)) return NULL;
+  if (a.count == 0) return make_u32(env, 0);
+
+  int n = lvs_raw_send_batch(a.fd, a.slab, a.offs, a.lens, a.count);
   if (n < 0) return throw_errno(env, -n, "sendmmsg", "sendmmsg on raw socket");
+  return make_u32(env, (uint32_t)n);
+}
+
+/* rawOpenProto(protocol) -> fd */
+static napi_value raw_open_proto(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  double protocol;
+  if (!get_integer(env, argv[0], "protocol", 0, 255, &protocol)) return NULL;
+
+  int fd = lvs_raw_open_proto((int)protocol);
+  if (fd < 0) {
+    char what[64];
+    snprintf(what, sizeof(what), "socket AF_INET SOCK_RAW protocol %d", (int)protocol);
+    return throw_errno(env, -fd, "socket", what);
+  }
+  return make_u32(env, (uint32_t)fd);
+}
+
+/* recvBatch(fd, slab, slotSize, headroom, maxCount, lens) -> count */
+static napi_value recv_batch(napi_env env, napi_callback_info info) {
+  read_args a;
+  if (!get_read_args(env, info, "recvBatch", &a)) return NULL;
+  if (a.max_count == 0) return make_u32(env, 0);
+
+  int n = lvs_recv_batch(a.fd, a.slab, a.slot_size, a.headroom, a.max_count, a.lens);
+  if (n < 0) return throw_errno(env, -n, "recvmmsg", "recvmmsg on socket");
+  return make_u32(env, (uint32_t)n);
+}
+
+/* ---- packet socket ------------------------------------------------------------------------ */
+
+/* packetOpen(ifname) -> { fd, ifindex, mac, mtu } */
+static napi_value packet_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char name[LVS_IFNAMSIZ];
+  if (!get_ifname(env, argv[0], "interface name", name)) return NULL;
+
+  int ifindex = 0, mtu = 0;
+  uint8_t mac[LVS_ETH_ALEN];
+  const char *failed_call = "socket";
+  int fd = lvs_packet_open(name, &ifindex, mac, &mtu, &failed_call);
+  if (fd < 0) {
+    char what[64];
+    if (strcmp(failed_call, "socket") == 0) {
+      snprintf(what, sizeof(what), "socket AF_PACKET SOCK_RAW");
+    } else {
+      snprintf(what, sizeof(what), "%s on interface %s", failed_call, name);
+    }
+    return throw_errno(env, -fd, failed_call, what);
+  }
+
+  napi_value result, fd_value, ifindex_value, mac_value, mtu_value;
+  void *mac_data = NULL;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, fd, &fd_value) != napi_ok ||
+      napi_set_named_property(env, result, "fd", fd_value) != napi_ok ||
+      napi_create_int32(env, ifindex, &ifindex_value) != napi_ok ||
+      napi_set_named_property(env, result, "ifindex", ifindex_value) != napi_ok ||
+      napi_create_buffer_copy(env, LVS_ETH_ALEN, mac, &mac_data, &mac_value) != napi_ok ||
+      napi_set_named_property(env, result, "mac", mac_value) != napi_ok ||
+      napi_create_int32(env, mtu, &mtu_value) != napi_ok ||
+      napi_set_named_property(env, result, "mtu", mtu_value) != napi_ok) {
+    lvs_fd_close(fd);
+    throw_napi_failure(env, "building the packetOpen result");
+    return NULL;
+  }
+  return result;
+}
+
+/* sendFrames(fd, slab, offs, lens, count) -> frames accepted */
+static napi_value send_frames(napi_env env, napi_callback_info info) {
+  send_args a;
+  if (!get_send_args(env, info, "sendFrames", &a)) return NULL;
+  if (a.count == 0) return make_u32(env, 0);
+
+  int n = lvs_packet_send_batch(a.fd, a.slab, a.offs, a.lens, a.count);
+  if (n < 0) return throw_errno(env, -n, "sendmmsg", "sendmmsg on packet socket");
   return make_u32(env, (uint32_t)n);
 }
 
@@ -566,6 +707,10 @@ NAPI_MODULE_INIT() {
       {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rawOpenProto", NULL, raw_open_proto, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvBatch", NULL, recv_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendFrames", NULL, send_frames, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,15 +1,17 @@
 /* Thin syscall helpers; see syscalls.h for the contract of each function. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* sendmmsg, GNU strerror_r */
+#define _GNU_SOURCE /* sendmmsg, recvmmsg, GNU strerror_r */
 #endif
 
 #include "syscalls.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -17,7 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define LVS_RAW_SNDBUF (4 * 1024 * 1024)
+#define LVS_SOCK_BUF (4 * 1024 * 1024)
 
 int lvs_tun_open(const char *name, char out_name[LVS_IFNAMSIZ], const char **failed_call) {
   size_t name_len = strlen(name);
@@ -75,16 +77,69 @@ ssize_t lvs_fd_write(int fd, const uint8_t *data, size_t len) {
   }
 }
 
+/* Raise a socket buffer to LVS_SOCK_BUF; without CAP_NET_ADMIN take what net.core.[rw]mem_max allows. */
+static void raise_sock_buf(int fd, int force_opt, int opt) {
+  int size = LVS_SOCK_BUF;
+  if (setsockopt(fd, SOL_SOCKET, force_opt, &size, sizeof(size)) < 0) {
+    (void)setsockopt(fd, SOL_SOCKET, opt, &size, sizeof(size));
+  }
+}
+
 int lvs_raw_open(void) {
   int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
   if (fd < 0) return -errno;
-
-  int size = LVS_RAW_SNDBUF;
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0) {
-    /* Without CAP_NET_ADMIN: take what net.core.wmem_max allows. */
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-  }
+  raise_sock_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF);
   return fd;
+}
+
+int lvs_raw_open_proto(int protocol) {
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return -errno;
+  raise_sock_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+  return fd;
+}
+
+int lvs_packet_open(const char *ifname, int *ifindex, uint8_t mac[LVS_ETH_ALEN], int *mtu, const char **failed_call) {
+  size_t name_len = strlen(ifname);
+  if (name_len >= LVS_IFNAMSIZ) {
+    /* The glue rejects this first; this is a backstop against a silently truncated name. */
+    *failed_call = "ioctl";
+    return -EINVAL;
+  }
+
+  /* Protocol 0: no receive hook is registered, so the socket never queues a received frame. */
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *failed_call = "socket";
+    return -errno;
+  }
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  memcpy(ifr.ifr_name, ifname, name_len);
+  *failed_call = "ioctl";
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) goto fail;
+  *ifindex = ifr.ifr_ifindex;
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) goto fail;
+  memcpy(mac, ifr.ifr_hwaddr.sa_data, LVS_ETH_ALEN);
+  if (ioctl(fd, SIOCGIFMTU, &ifr) < 0) goto fail;
+  *mtu = ifr.ifr_mtu;
+
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof(sll));
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = 0;
+  sll.sll_ifindex = *ifindex;
+  *failed_call = "bind";
+  if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) goto fail;
+
+  raise_sock_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+  return fd;
+
+fail:;
+  int err = errno;
+  close(fd);
+  return -err;
 }
 
 /* The socket or the device queue is full: stop here, the caller drops or retries the rest. */
@@ -97,7 +152,14 @@ static int send_error_is_fatal(int err) {
   return err == EBADF || err == ENOTSOCK || err == EFAULT;
 }
 
-int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count) {
+/*
+ * sendmmsg() packets (base + offs[i], lens[i]) in chunks of LVS_SEND_CHUNK. With `by_ipv4_dst`
+ * each packet is an IPv4 packet addressed to its own destination (raw IPv4 socket); otherwise it
+ * is a complete frame for the interface the socket is bound to (packet socket), and carries no
+ * address. Packets shorter than `min_len` (or, by destination, not IPv4) are skipped.
+ */
+static int send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count,
+                      uint32_t min_len, bool by_ipv4_dst) {
   struct mmsghdr msgs[LVS_SEND_CHUNK];
   struct iovec iovs[LVS_SEND_CHUNK];
   struct sockaddr_in addrs[LVS_SEND_CHUNK];
@@ -111,20 +173,21 @@ int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const 
       const uint8_t *pkt = base + offs[next];
       uint32_t len = lens[next];
       next++;
-      if (len < LVS_IPV4_MIN_HDR || (pkt[0] >> 4) != 4) continue;
-
-      struct sockaddr_in *sin = &addrs[filled];
-      memset(sin, 0, sizeof(*sin));
-      sin->sin_family = AF_INET;
-      memcpy(&sin->sin_addr.s_addr, pkt + LVS_IPV4_DST_OFF, 4);
-
-      iovs[filled].iov_base = (void *)pkt;
-      iovs[filled].iov_len = len;
+      if (len < min_len) continue;
 
       struct msghdr *hdr = &msgs[filled].msg_hdr;
       memset(hdr, 0, sizeof(*hdr));
-      hdr->msg_name = sin;
-      hdr->msg_namelen = sizeof(*sin);
+      if (by_ipv4_dst) {
+        if ((pkt[0] >> 4) != 4) continue;
+        struct sockaddr_in *sin = &addrs[filled];
+        memset(sin, 0, sizeof(*sin));
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr.s_addr, pkt + LVS_IPV4_DST_OFF, 4);
+        hdr->msg_name = sin;
+        hdr->msg_namelen = sizeof(*sin);
+      }
+      iovs[filled].iov_base = (void *)pkt;
+      iovs[filled].iov_len = len;
       hdr->msg_iov = &iovs[filled];
       hdr->msg_iovlen = 1;
       msgs[filled].msg_len = 0;
@@ -152,6 +215,48 @@ int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const 
     }
   }
   return accepted;
+}
+
+int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count) {
+  return send_batch(fd, base, offs, lens, count, LVS_IPV4_MIN_HDR, true);
+}
+
+int lvs_packet_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count) {
+  return send_batch(fd, base, offs, lens, count, LVS_ETH_HDR, false);
+}
+
+int lvs_recv_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens) {
+  struct mmsghdr msgs[LVS_SEND_CHUNK];
+  struct iovec iovs[LVS_SEND_CHUNK];
+  const size_t cap = slot_size - headroom;
+  uint32_t count = 0;
+
+  while (count < max_count) {
+    unsigned int want = max_count - count < LVS_SEND_CHUNK ? max_count - count : LVS_SEND_CHUNK;
+    for (unsigned int i = 0; i < want; i++) {
+      iovs[i].iov_base = base + (size_t)(count + i) * slot_size + headroom;
+      iovs[i].iov_len = cap;
+      memset(&msgs[i], 0, sizeof(msgs[i]));
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+
+    int n = recvmmsg(fd, msgs, want, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) break;
+      return count > 0 ? (int)count : -err;
+    }
+    for (int i = 0; i < n; i++) {
+      /* A truncated datagram is incomplete: length 0 tells the caller to drop it. */
+      size_t len = msgs[i].msg_len;
+      lens[count + (uint32_t)i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 ? 0 : (uint32_t)(len > cap ? cap : len);
+    }
+    count += (uint32_t)n;
+    if ((unsigned int)n < want) break; /* the queue is drained */
+  }
+  return (int)count;
 }
 
 int lvs_fd_close(int fd) {

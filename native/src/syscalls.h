@@ -13,8 +13,12 @@
 /* Size of a network interface name including the terminating NUL (IFNAMSIZ). */
 #define LVS_IFNAMSIZ 16
 
-/* Packets handed to one sendmmsg() call; larger batches are sent in chunks of this size. */
+/* Packets handed to one sendmmsg() / recvmmsg() call; larger batches go in chunks of this size. */
 #define LVS_SEND_CHUNK 256
+
+/* An Ethernet header: two MAC addresses and the EtherType. A frame shorter than this is not sent. */
+#define LVS_ETH_HDR 14
+#define LVS_ETH_ALEN 6
 
 /* Smallest IPv4 header, and where the destination address sits in it. */
 #define LVS_IPV4_MIN_HDR 20
@@ -61,6 +65,43 @@ int lvs_raw_open(void);
  * Returns how many packets the kernel accepted.
  */
 int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count);
+
+/*
+ * Open an AF_PACKET socket for sending complete Ethernet frames on interface `ifname`:
+ * SOCK_RAW, protocol 0 (so it receives nothing), non-blocking, close-on-exec, bound to the
+ * interface's index. Tries to raise the send buffer to 4 MiB (SO_SNDBUFFORCE, then SO_SNDBUF;
+ * failure is ignored). `ifname` must be shorter than LVS_IFNAMSIZ. On success returns the fd and
+ * writes the interface's index, MAC address and MTU. On failure returns -errno and points
+ * `*failed_call` at the failing syscall ("socket", "ioctl" or "bind").
+ */
+int lvs_packet_open(const char *ifname, int *ifindex, uint8_t mac[LVS_ETH_ALEN], int *mtu, const char **failed_call);
+
+/*
+ * Send frames (base + offs[i], lens[i]) for i in [0, count) with sendmmsg() on a packet socket
+ * bound to its interface (lvs_packet_open): no destination address, each frame goes out as is.
+ * Frames shorter than an Ethernet header are skipped; errors are handled as in
+ * lvs_raw_send_batch. Returns how many frames the kernel accepted, or -errno (socket-level error
+ * before anything was sent).
+ */
+int lvs_packet_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count);
+
+/*
+ * Open a raw IPv4 socket that receives IP protocol `protocol` (e.g. 4 for IP-in-IP): AF_INET,
+ * SOCK_RAW, non-blocking, close-on-exec. Each datagram read from it starts with its IPv4 header.
+ * Tries to raise the receive buffer to 4 MiB (SO_RCVBUFFORCE, then SO_RCVBUF; failure is
+ * ignored). Returns the fd or -errno.
+ */
+int lvs_raw_open_proto(int protocol);
+
+/*
+ * Receive up to `max_count` datagrams from a non-blocking socket with recvmmsg(MSG_DONTWAIT).
+ * Datagram i lands at `base + i * slot_size + headroom` (at most `slot_size - headroom` bytes)
+ * and its length is stored in lens[i]; a datagram that did not fit (MSG_TRUNC) is reported with
+ * length 0 so the caller drops it. Retries EINTR. Returns the number of datagrams received (0
+ * when none is waiting), or -errno if the very first receive failed with anything but EAGAIN (a
+ * later error ends the batch and is reported by the next call).
+ */
+int lvs_recv_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens);
 
 /* close() an fd. EINTR counts as closed (Linux always releases the fd). Returns 0 or -errno. */
 int lvs_fd_close(int fd);

@@ -11,6 +11,7 @@ import { NoHostNet } from '../ctl/host-net';
 import { socketPath } from '../ctl/protocol';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
 import { ControlServer } from '../ctl/server';
+import { IpipSink } from '../native/ipip-sink';
 import { NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
 
@@ -20,8 +21,8 @@ const HELP = `Usage: lvsd [options]
 
 lvsd is the lvs-ts director daemon: a user-space Linux Virtual Server. It creates a TUN
 device, routes each virtual IP into it, schedules every new connection to a real server
-and forwards its packets (NAT now; DR and IP-in-IP are accepted and stored), as kernel
-IPVS does. Configure it with lvsadm, which takes ipvsadm's syntax.
+and forwards its packets by NAT, direct routing or IP-in-IP tunnelling, as kernel IPVS
+does. Configure it with lvsadm, which takes ipvsadm's syntax.
 
 Options:
   --socket PATH      control socket (default: $LVS_SOCKET or /run/lvs/lvsd.sock)
@@ -125,10 +126,16 @@ export async function main(argv: string[]): Promise<number> {
     host = routing;
   }
 
+  // Lets the kernel learn path MTUs towards TUN real servers from routers' ICMP errors.
+  const ipipSink = IpipSink.open();
   const engine = new Engine(io);
   const balancer = new Balancer(engine, host);
   const server = new ControlServer(balancer, sock, log);
-  const ticker = setInterval(() => engine.tick(), 1000);
+  const ticker = setInterval(() => {
+    engine.tick();
+    // DR/TUN paths: neighbour changes and learnt path MTUs reach the data path within a second.
+    balancer.refreshPaths().catch((err: Error) => log(`path refresh: ${err.message}`));
+  }, 1000);
 
   let stopping = false;
   const shutdown = async (why: string, code: number): Promise<void> => {
@@ -138,6 +145,7 @@ export async function main(argv: string[]): Promise<number> {
     clearInterval(ticker);
     await server.close().catch(() => {});
     io.close();
+    ipipSink.close();
     if (routing) await routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
     process.exit(code);
   };
@@ -150,6 +158,7 @@ export async function main(argv: string[]): Promise<number> {
     clearInterval(ticker);
     await server.close().catch(() => {});
     io.close();
+    ipipSink.close();
     if (routing) await routing.teardown().catch(() => {});
     return 1;
   }

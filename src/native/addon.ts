@@ -17,7 +17,7 @@ export interface NativeError extends Error {
   code: string;
   /** Negative errno, as in Node's own system errors. */
   errno: number;
-  /** The failing call: 'open', 'ioctl', 'read', 'write', 'socket', 'sendmmsg', 'close', 'uv_poll_init', ... */
+  /** The failing call: 'open', 'ioctl', 'bind', 'read', 'write', 'socket', 'sendmmsg', 'recvmmsg', 'close', 'uv_poll_init', ... */
   syscall: string;
 }
 
@@ -30,6 +30,17 @@ export interface TunDevice {
   fd: number;
   /** The kernel's name for the device (differs from the request when it ended in `%d` or was empty). */
   name: string;
+}
+
+/** A send-only AF_PACKET socket bound to one interface (`packetOpen`). */
+export interface PacketSocket {
+  fd: number;
+  /** The interface's index (SIOCGIFINDEX). */
+  ifindex: number;
+  /** The interface's hardware address, 6 bytes (all zero on loopback). */
+  mac: Buffer;
+  /** The interface's MTU: the largest IP packet a frame on it carries. */
+  mtu: number;
 }
 
 export interface LvsNative {
@@ -50,6 +61,29 @@ export interface LvsNative {
    * EAGAIN/ENOBUFS end the batch early.
    */
   sendBatch(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number;
+  /**
+   * AF_PACKET socket (SOCK_RAW, protocol 0: it receives nothing) bound to interface `ifname`, for
+   * sending whole Ethernet frames with `sendFrames`. Non-blocking; send buffer raised to 4 MiB if
+   * allowed. Throws ENODEV (syscall 'ioctl') for an unknown interface.
+   */
+  packetOpen(ifname: string): PacketSocket;
+  /**
+   * sendmmsg complete frames `slab[offs[i], offs[i] + lens[i])` for i < count on a packet socket
+   * from `packetOpen` (no address: each goes out on its bound interface as is). Frames shorter
+   * than an Ethernet header (14 bytes) are skipped. Same error policy as `sendBatch`.
+   */
+  sendFrames(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number;
+  /**
+   * Raw IPv4 socket that receives IP protocol `protocol` (e.g. 4, IP-in-IP), non-blocking, receive
+   * buffer raised to 4 MiB if allowed. Each datagram read from it starts with its IPv4 header.
+   */
+  rawOpenProto(protocol: number): number;
+  /**
+   * recvmmsg datagrams until EAGAIN or `maxCount`: datagram i at `i * slotSize + headroom`, length
+   * in `lens[i]`; a datagram longer than `slotSize - headroom` is reported with length 0 (drop it).
+   * Returns the count; 0 when nothing is waiting.
+   */
+  recvBatch(fd: number, slab: Buffer, slotSize: number, headroom: number, maxCount: number, lens: Uint32Array): number;
   /**
    * Call `onReadable` (on the default loop) whenever `fd` is readable. An exception thrown by
    * `onReadable` goes to `onError`; one thrown by `onError` is printed to stderr. Either way the

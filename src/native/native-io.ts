@@ -1,10 +1,33 @@
 // NativeIo: the production PacketIo. Packets come in from a TUN device (read in batches into the
 // slab) and go out on one raw IPv4 socket (sendmmsg, the kernel routes each packet by its
-// destination). Opening the TUN is all the native layer does to the device: bringing it up,
-// addresses and routes are set by lvsd with `ip`, by the device name this class reports.
+// destination) or, as complete Ethernet frames, on the AF_PACKET socket of a frame device (DR:
+// the packet framed for the real server's MAC). Opening the TUN is all the native layer does to
+// the device: bringing it up, addresses and routes are set by lvsd with `ip`, by the device name
+// this class reports.
 
-import { type LvsNative, loadNative, type TunDevice, type WatchHandle } from './addon';
-import { type PacketIo, Slab } from './packet-io';
+import { type LvsNative, loadNative, type PacketSocket, type TunDevice, type WatchHandle } from './addon';
+import { type PacketIo, Slab, TX_DEV_RAW } from './packet-io';
+
+/** Frame devices are numbered 1..MAX_FRAME_DEVS (txDev is a byte; 0 is the raw socket). */
+export const MAX_FRAME_DEVS = 255;
+
+/** What a transmitter needs to know about a frame device: its own MAC (frame source) and MTU. */
+export interface FrameDevInfo {
+  readonly ifname: string;
+  readonly ifindex: number;
+  /** 6 bytes. */
+  readonly mac: Buffer;
+  readonly mtu: number;
+}
+
+/** An open frame device: its packet socket and its share of the batch being sent. */
+interface FrameDev extends FrameDevInfo {
+  readonly fd: number;
+  /** Offsets and lengths of this device's packets in the current batch, sized like slab.txOff. */
+  readonly off: Uint32Array;
+  readonly len: Uint32Array;
+  count: number;
+}
 
 export interface NativeIoOptions {
   /** TUN device to attach to or create; may end in `%d` to let the kernel pick the number. */
@@ -33,6 +56,14 @@ function closedError(): Error {
 export class NativeIo implements PacketIo {
   private watchHandle: WatchHandle | null = null;
   private closed = false;
+  /** Open frame devices by txDev number; index 0 (the raw socket) is unused. */
+  private readonly frameDevs: (FrameDev | undefined)[] = [undefined];
+  private readonly frameDevByName = new Map<string, number>();
+  /** The raw-socket share of a batch that also has frames, sized like slab.txOff. */
+  private readonly rawOff: Uint32Array;
+  private readonly rawLen: Uint32Array;
+  /** Packets queued with a txDev no frame device was opened for (an engine bug): dropped. */
+  droppedNoDev = 0;
 
   private constructor(
     private readonly native: LvsNative,
@@ -41,7 +72,10 @@ export class NativeIo implements PacketIo {
     readonly tunName: string,
     readonly tunFd: number,
     private readonly rawFd: number,
-  ) {}
+  ) {
+    this.rawOff = new Uint32Array(slab.txOff.length);
+    this.rawLen = new Uint32Array(slab.txOff.length);
+  }
 
   /** Open the TUN device and the raw IPv4 socket. Needs CAP_NET_ADMIN and CAP_NET_RAW. */
   static open(opts: NativeIoOptions): NativeIo {
@@ -68,11 +102,78 @@ export class NativeIo implements PacketIo {
     if (this.closed) throw closedError();
     if (count === 0) return 0;
     const s = this.slab;
-    return this.native.sendBatch(this.rawFd, s.buf, s.txOff, s.txLen, count);
+    const dev = s.txDev;
+    let i = 0;
+    while (i < count && dev[i] === TX_DEV_RAW) i++;
+    // The common case: everything goes out on the raw socket, straight from the slab's arrays.
+    if (i === count) return this.native.sendBatch(this.rawFd, s.buf, s.txOff, s.txLen, count);
+    return this.sendMixed(count);
+  }
+
+  /** A batch with frames in it: partition by txDev, then one sendmmsg call per device. */
+  private sendMixed(count: number): number {
+    const s = this.slab;
+    if (count > s.txOff.length) throw new RangeError(`send: count ${count} exceeds the slab's ${s.txOff.length} slots`);
+    const devs = this.frameDevs;
+    for (let d = 1; d < devs.length; d++) devs[d]!.count = 0;
+    const { txOff, txLen, txDev } = s;
+    const rawOff = this.rawOff;
+    const rawLen = this.rawLen;
+    let rawCount = 0;
+    for (let i = 0; i < count; i++) {
+      const d = txDev[i]!;
+      if (d === TX_DEV_RAW) {
+        rawOff[rawCount] = txOff[i]!;
+        rawLen[rawCount] = txLen[i]!;
+        rawCount++;
+        continue;
+      }
+      const f = devs[d];
+      if (f === undefined) {
+        this.droppedNoDev++;
+        continue;
+      }
+      f.off[f.count] = txOff[i]!;
+      f.len[f.count] = txLen[i]!;
+      f.count++;
+    }
+
+    let accepted = rawCount > 0 ? this.native.sendBatch(this.rawFd, s.buf, rawOff, rawLen, rawCount) : 0;
+    for (let d = 1; d < devs.length; d++) {
+      const f = devs[d]!;
+      if (f.count > 0) accepted += this.native.sendFrames(f.fd, s.buf, f.off, f.len, f.count);
+    }
+    return accepted;
   }
 
   openFrameDev(ifname: string): number {
-    throw new Error(`frame devices are not supported yet (${ifname})`);
+    if (this.closed) throw closedError();
+    const known = this.frameDevByName.get(ifname);
+    if (known !== undefined) return known;
+    if (this.frameDevs.length > MAX_FRAME_DEVS) {
+      throw new RangeError(`openFrameDev(${ifname}): at most ${MAX_FRAME_DEVS} frame devices`);
+    }
+    const sock: PacketSocket = this.native.packetOpen(ifname);
+    const slots = this.slab.txOff.length;
+    const dev = this.frameDevs.length;
+    this.frameDevs.push({
+      ifname,
+      ifindex: sock.ifindex,
+      mac: sock.mac,
+      mtu: sock.mtu,
+      fd: sock.fd,
+      off: new Uint32Array(slots),
+      len: new Uint32Array(slots),
+      count: 0,
+    });
+    this.frameDevByName.set(ifname, dev);
+    return dev;
+  }
+
+  /** The interface behind a txDev number from `openFrameDev` (undefined for unknown numbers and the raw socket). */
+  frameDevInfo(txDev: number): FrameDevInfo | undefined {
+    const f = this.frameDevs[txDev];
+    return f === undefined ? undefined : { ifname: f.ifname, ifindex: f.ifindex, mac: f.mac, mtu: f.mtu };
   }
 
   start(onReadable: () => void, onError: (err: unknown) => void): void {
@@ -96,7 +197,11 @@ export class NativeIo implements PacketIo {
     this.native.tunWrite(this.tunFd, buf, 0, buf.length);
   }
 
-  /** Stop watching and close both fds. The TUN device goes away with its last fd unless persistent. Idempotent. */
+  /**
+   * Stop watching and close every fd: the TUN, the raw socket and the frame devices' packet
+   * sockets. The TUN device goes away with its last fd unless persistent. Idempotent; if a close
+   * fails the others are still closed and the first error is thrown.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -104,10 +209,18 @@ export class NativeIo implements PacketIo {
       this.native.unwatch(this.watchHandle);
       this.watchHandle = null;
     }
-    try {
-      this.native.close(this.tunFd);
-    } finally {
-      this.native.close(this.rawFd);
+    const fds = [this.tunFd, this.rawFd];
+    for (let d = 1; d < this.frameDevs.length; d++) fds.push(this.frameDevs[d]!.fd);
+    this.frameDevs.length = 1;
+    this.frameDevByName.clear();
+    let first: unknown;
+    for (const fd of fds) {
+      try {
+        this.native.close(fd);
+      } catch (err) {
+        first ??= err;
+      }
     }
+    if (first !== undefined) throw first;
   }
 }

@@ -7,12 +7,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import type { EngineStats } from '../../src/ctl/protocol';
+import { type PcapFile, readPcap } from './pcap';
 
 const run = promisify(execFile);
 export const ROOT = resolve(__dirname, '../..');
 const LAB = join(ROOT, 'netns/lab.sh');
 const LVSD = join(ROOT, 'dist/cli/lvsd.js');
 const LVSADM = join(ROOT, 'bin/lvsadm.js');
+const LVS_REALSERVER = join(ROOT, 'dist/cli/lvs-realserver.js');
 
 /** Why netns tests cannot run here, or undefined when they can. */
 export function netnsUnavailable(): string | undefined {
@@ -64,6 +67,8 @@ export class Lab {
   readonly client: string;
   readonly dir: string;
   readonly rs: string[];
+  readonly sw: string;
+  readonly router: string;
   readonly tmp: string;
   readonly socket: string;
   private lvsd: ChildProcess | undefined;
@@ -75,12 +80,15 @@ export class Lab {
     this.client = `${this.prefix}-client`;
     this.dir = `${this.prefix}-dir`;
     this.rs = [`${this.prefix}-rs1`, `${this.prefix}-rs2`];
+    this.sw = `${this.prefix}-sw`;
+    this.router = `${this.prefix}-rtr`;
     this.tmp = mkdtempSync(join(tmpdir(), 'lvst-'));
     this.socket = join(this.tmp, 'lvsd.sock');
   }
 
-  async up(): Promise<void> {
-    await run('bash', [LAB, 'up', this.prefix]);
+  /** Build the lab for `mode` (netns/lab.sh); env (e.g. RS_MTU) is passed to the script. */
+  async up(mode: 'nat' | 'dr' | 'tun' = 'nat', env: Record<string, string> = {}): Promise<void> {
+    await run('bash', [LAB, 'up', this.prefix, mode], { env: { ...process.env, ...env } });
   }
 
   async down(): Promise<void> {
@@ -122,12 +130,38 @@ export class Lab {
     );
   }
 
-  async startUdpEchoServers(port: number): Promise<void> {
+  /** UDP echo servers on each real server, bound to `address` (DR/TUN: the VIP). */
+  async startUdpEchoServers(port: number, address = '0.0.0.0'): Promise<void> {
     await Promise.all(
       this.rs.map((ns, i) =>
-        this.spawn(ns, [process.execPath, join(ROOT, 'netns/udp-echo.js'), `rs${i + 1}`, String(port)], 'listening'),
+        this.spawn(
+          ns,
+          [process.execPath, join(ROOT, 'netns/udp-echo.js'), `rs${i + 1}`, String(port), address],
+          'listening',
+        ),
       ),
     );
+  }
+
+  /**
+   * From the client, send `n` UDP queries to addr:port, each from its own socket, and collect
+   * the answers as "srcaddr:srcport text".
+   */
+  async udpQueries(addr: string, port: number, n: number): Promise<string[]> {
+    const script =
+      'const dgram=require("dgram");const [addr,port,n]=[process.argv[1],+process.argv[2],+process.argv[3]];' +
+      'const out=[];for(let i=0;i<n;i++){const c=dgram.createSocket("udp4");' +
+      'c.on("message",(m,r)=>{out.push(r.address+":"+r.port+" "+m);c.close();' +
+      'if(out.length===n){console.log(JSON.stringify(out));process.exit(0)}});c.send("q"+i,port,addr);}' +
+      'setTimeout(()=>{console.log(JSON.stringify(out));process.exit(1)},4000);';
+    const r = await this.exec(this.client, [process.execPath, '-e', script, addr, String(port), String(n)]);
+    return (JSON.parse(r.stdout || '[]') as string[]).sort();
+  }
+
+  /** An interface's MAC address in a namespace. */
+  async mac(ns: string, iface: string): Promise<string> {
+    const r = await this.exec(ns, ['ip', '-j', 'link', 'show', 'dev', iface]);
+    return (JSON.parse(r.stdout) as { address: string }[])[0].address;
   }
 
   async startLvsd(extra: string[] = []): Promise<void> {
@@ -152,6 +186,59 @@ export class Lab {
     return exited;
   }
 
+  /**
+   * Capture on `iface` in namespace `ns` with tcpdump (filter optional) until stop() is called;
+   * stop() returns the captured frames.
+   */
+  async capture(ns: string, iface: string, filter: string[] = []): Promise<{ stop(): Promise<PcapFile> }> {
+    const file = join(this.tmp, `cap-${ns}-${iface}-${Date.now()}.pcap`);
+    const p = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        'tcpdump',
+        '-i',
+        iface,
+        '--immediate-mode',
+        '-U',
+        '-n',
+        '-Z',
+        'root',
+        '-w',
+        file,
+        ...filter,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    this.procs.push(p);
+    await waitForOutput(p, 'listening on', `tcpdump on ${ns}/${iface}`);
+    return {
+      stop: async () => {
+        const exited = new Promise<void>((r) => p.once('exit', () => r()));
+        p.kill('SIGINT');
+        await exited;
+        return readPcap(file);
+      },
+    };
+  }
+
+  /** Start lvs-realserver (dr or tun) for `vip` in each real server; resolves once set up. */
+  async startRealservers(mode: 'dr' | 'tun', vip: string): Promise<void> {
+    await Promise.all(
+      this.rs.map((ns) =>
+        this.spawn(
+          ns,
+          [process.execPath, LVS_REALSERVER, mode, '--vip', vip, '--state', join(this.tmp, `${ns}.rs.state`)],
+          'ready',
+        ),
+      ),
+    );
+  }
+
   get lvsdOutput(): string {
     return this.lvsdLog;
   }
@@ -173,14 +260,13 @@ export class Lab {
   }
 
   /** lvsd's own counters over the control socket. */
-  async engineStats(): Promise<{ conns: number; drops: Record<string, number>; txPackets: number }> {
+  async engineStats(): Promise<EngineStats> {
     const script =
       'const s=require("net").createConnection(process.argv[1]);let b="";' +
       's.on("connect",()=>s.write(JSON.stringify({cmd:"engine-stats"})+"\\n"));' +
       's.on("data",(d)=>{b+=d;if(b.includes("\\n")){process.stdout.write(b);s.end();}});';
     const r = await this.exec(this.dir, [process.execPath, '-e', script, this.socket]);
-    return (JSON.parse(r.stdout) as { result: { conns: number; drops: Record<string, number>; txPackets: number } })
-      .result;
+    return (JSON.parse(r.stdout) as { result: EngineStats }).result;
   }
 
   readFile(path: string): string {

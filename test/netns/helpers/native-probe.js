@@ -1,9 +1,10 @@
-// Runs inside a network namespace (`ip netns exec <ns> node native-probe.js`) and exercises the
-// lvs_native addon and NativeIo against a real TUN device and raw socket. Prints one JSON line
-// with what it observed; test/netns/native.test.ts asserts on it. Never touches anything outside
-// the namespace it is started in.
+// Runs inside a network namespace (`ip netns exec <ns> node native-probe.js <peer-ns>`) and
+// exercises the lvs_native addon and NativeIo against a real TUN device, raw sockets, and packet
+// sockets on a veth pair whose other end is in <peer-ns>. Prints one JSON line with what it
+// observed; test/netns/native.test.ts asserts on it. Never touches anything outside the two
+// namespaces the test created.
 
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -14,6 +15,14 @@ const TUN_ADDR = '10.99.0.1';
 const PEER_ADDR = '10.99.0.2'; // "behind" the TUN: the kernel routes it into the device
 const UNREACHABLE = '192.0.2.1'; // no route in the namespace
 const WAIT_MS = 2000;
+const PEER_NS = process.argv[2];
+const VETH = 'lvf0'; // ours; its peer VETH_PEER lives in PEER_NS
+const VETH_PEER = 'lvf1';
+const VETH_ADDR = '10.98.0.1';
+const VETH_PEER_ADDR = '10.98.0.2';
+const ECHO_PORT = 7777;
+const ETH_P_IP = 0x0800;
+const IPPROTO_IPIP = 4;
 
 // Load the TypeScript sources directly (Node 20 cannot strip types): transpile on require.
 function registerTypeScript() {
@@ -93,6 +102,20 @@ function icmpEcho(src, dst, seq) {
   icmp.write('lvsprobe', 8);
   icmp.writeUInt16BE(inetChecksum(icmp, 0, icmp.length), 2);
   return ipv4(src, dst, 1, icmp, 0x100 + seq);
+}
+
+/** An Ethernet II frame around `payload`. */
+function ethernet(dstMac, srcMac, etherType, payload) {
+  const frame = Buffer.alloc(14 + payload.length);
+  dstMac.copy(frame, 0);
+  srcMac.copy(frame, 6);
+  frame.writeUInt16BE(etherType, 12);
+  payload.copy(frame, 14);
+  return frame;
+}
+
+function macFromString(s) {
+  return Buffer.from(s.split(':').map((h) => Number.parseInt(h, 16)));
 }
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -341,6 +364,222 @@ async function nativeIoStart(io) {
   return { calls, errors, secondStartThrew: secondStart.threw };
 }
 
+/** JSON of `ip -j link show dev <dev>` (in namespace `ns` when given). */
+function linkInfo(dev, ns) {
+  const args = ns === undefined ? [] : ['-n', ns];
+  return JSON.parse(execFileSync('ip', [...args, '-j', 'link', 'show', 'dev', dev], { encoding: 'utf8' }))[0];
+}
+
+/** Start netns/udp-echo.js in the peer namespace; resolves with the child once it listens. */
+function startPeerEcho() {
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', PEER_NS, process.execPath, path.join(ROOT, 'netns/udp-echo.js'), 'peer', String(ECHO_PORT)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('udp-echo in the peer namespace did not start')), WAIT_MS);
+    child.stdout.on('data', (d) => {
+      if (d.toString().includes('listening')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`udp-echo exited with ${code}`)));
+  });
+}
+
+/**
+ * (6) Frame devices: packetOpen reports the interface as `ip` does; NativeIo.send() splits one
+ * batch between the raw socket and a packet socket, and the peer's UDP socket receives the
+ * frames as well as the routed packets (proven by its echoes); the packet socket receives nothing.
+ */
+async function frameDevices(io) {
+  ip('link', 'add', VETH, 'type', 'veth', 'peer', 'name', VETH_PEER, 'netns', PEER_NS);
+  ip('addr', 'add', `${VETH_ADDR}/24`, 'dev', VETH);
+  ip('link', 'set', VETH, 'up');
+  ip('-n', PEER_NS, 'link', 'set', 'lo', 'up');
+  ip('-n', PEER_NS, 'addr', 'add', `${VETH_PEER_ADDR}/24`, 'dev', VETH_PEER);
+  ip('-n', PEER_NS, 'link', 'set', VETH_PEER, 'up');
+  const own = linkInfo(VETH);
+  const peerMac = macFromString(linkInfo(VETH_PEER, PEER_NS).address);
+
+  // packetOpen itself, against `ip -j link`.
+  const sock = addon.packetOpen(VETH);
+  const packetOpen = {
+    matchesIpLink: {
+      ifindex: sock.ifindex === own.ifindex,
+      mac: sock.mac.toString('hex') === macFromString(own.address).toString('hex'),
+      mtu: sock.mtu === own.mtu,
+    },
+    macLength: sock.mac.length,
+    mtu: sock.mtu,
+    unknown: describeError(() => addon.packetOpen('nosuchdev0')),
+    tooLong: describeError(() => addon.packetOpen('y'.repeat(16))),
+  };
+
+  const dev = io.openFrameDev(VETH);
+  const again = io.openFrameDev(VETH);
+  const loDev = io.openFrameDev('lo');
+  const info = io.frameDevInfo(dev);
+  const openFrameDev = {
+    dev,
+    sameForSameName: again === dev,
+    loDev,
+    info: {
+      ifname: info.ifname,
+      sameMac: info.mac.equals(sock.mac),
+      mtu: info.mtu,
+      ifindex: info.ifindex === own.ifindex,
+    },
+    rawHasNoInfo: io.frameDevInfo(0) === undefined,
+    unknown: describeError(() => io.openFrameDev('nosuchdev0')),
+  };
+
+  const echo = await startPeerEcho();
+  const replies = [];
+  const client = dgram.createSocket('udp4');
+  client.on('message', (msg, rinfo) => replies.push({ data: msg.toString(), from: `${rinfo.address}:${rinfo.port}` }));
+  await new Promise((resolve) => client.bind(0, VETH_ADDR, resolve));
+  const port = client.address().port;
+
+  // One batch: frames for the peer's MAC on the packet socket, IP packets for the kernel to route
+  // on the raw socket, a runt frame (skipped) and an entry for a txDev nobody opened (dropped).
+  const slab = io.slab;
+  const entries = [
+    {
+      dev,
+      pkt: ethernet(
+        peerMac,
+        info.mac,
+        ETH_P_IP,
+        udpPacket(VETH_ADDR, VETH_PEER_ADDR, port, ECHO_PORT, Buffer.from('frame-0'), 100),
+      ),
+    },
+    { dev: 0, pkt: udpPacket(VETH_ADDR, VETH_PEER_ADDR, port, ECHO_PORT, Buffer.from('raw-0'), 101) },
+    {
+      dev,
+      pkt: ethernet(
+        peerMac,
+        info.mac,
+        ETH_P_IP,
+        udpPacket(VETH_ADDR, VETH_PEER_ADDR, port, ECHO_PORT, Buffer.from('frame-1'), 102),
+      ),
+    },
+    { dev, pkt: Buffer.alloc(13, 0xee) },
+    { dev: 0, pkt: udpPacket(VETH_ADDR, VETH_PEER_ADDR, port, ECHO_PORT, Buffer.from('raw-1'), 103) },
+    { dev: 9, pkt: udpPacket(VETH_ADDR, VETH_PEER_ADDR, port, ECHO_PORT, Buffer.from('nodev'), 104) },
+    {
+      dev,
+      pkt: ethernet(
+        peerMac,
+        info.mac,
+        ETH_P_IP,
+        udpPacket(VETH_ADDR, VETH_PEER_ADDR, port, ECHO_PORT, Buffer.from('frame-2'), 105),
+      ),
+    },
+    { dev: 0, pkt: udpPacket(VETH_ADDR, VETH_PEER_ADDR, port, ECHO_PORT, Buffer.from('raw-2'), 106) },
+  ];
+  entries.forEach(({ dev: d, pkt }, k) => {
+    pkt.copy(slab.buf, slab.genOffset(k));
+    slab.txOff[k] = slab.genOffset(k);
+    slab.txLen[k] = pkt.length;
+    slab.txDev[k] = d;
+  });
+  const droppedBefore = io.droppedNoDev;
+  const accepted = io.send(entries.length);
+  const droppedNoDev = io.droppedNoDev - droppedBefore;
+  await waitFor('6 echoes from the peer', () => replies.length >= 6);
+  await sleep(50); // nothing else should arrive
+  slab.txDev.fill(0);
+
+  // The kernel delivered the frames and resolved the peer for the routed packets: the peer
+  // answered. The send-only packet socket has queued none of that traffic.
+  const lens = new Uint32Array(4);
+  const packetSocketReceived = addon.recvBatch(sock.fd, Buffer.alloc(4 * 2048), 2048, 0, 4, lens);
+  addon.close(sock.fd);
+  client.close();
+  echo.kill('SIGTERM');
+  return {
+    packetOpen,
+    openFrameDev,
+    mixed: {
+      accepted,
+      droppedNoDev,
+      replies: replies.map((r) => r.data).sort(),
+      fromPeer: replies.every((r) => r.from === `${VETH_PEER_ADDR}:${ECHO_PORT}`),
+    },
+    packetSocketReceived,
+  };
+}
+
+/**
+ * (7) rawOpenProto(4) + recvBatch: IP-in-IP packets sent to a local address arrive whole (outer
+ * header included) in their slots; other protocols do not; a datagram too big for its slot is
+ * reported with length 0.
+ */
+async function ipipReceive() {
+  const fd = addon.rawOpenProto(IPPROTO_IPIP);
+  const slotSize = 2048;
+  const headroom = 64;
+  const slab = Buffer.alloc(8 * slotSize);
+  const lens = new Uint32Array(8);
+  const emptyRecv = addon.recvBatch(fd, slab, slotSize, headroom, 8, lens);
+
+  const inner = (k) => udpPacket('192.0.2.7', '10.200.0.1', 40000 + k, 53, Buffer.from(`inner-${k}`), 200 + k);
+  const sent = [0, 1, 2].map((k) => ipv4(VETH_PEER_ADDR, VETH_ADDR, IPPROTO_IPIP, inner(k), 300 + k));
+  const udp = udpPacket(VETH_PEER_ADDR, VETH_ADDR, 4444, 9, Buffer.from('not-ipip'), 310);
+  const rawFd = addon.rawOpen();
+  const out = Buffer.concat([sent[0], udp, sent[1], sent[2]]);
+  const offs = new Uint32Array([
+    0,
+    sent[0].length,
+    sent[0].length + udp.length,
+    sent[0].length + udp.length + sent[1].length,
+  ]);
+  const outLens = new Uint32Array([sent[0].length, udp.length, sent[1].length, sent[2].length]);
+  const accepted = addon.sendBatch(rawFd, out, offs, outLens, 4);
+
+  const received = [];
+  await waitFor('3 IPIP datagrams', () => {
+    const n = addon.recvBatch(fd, slab, slotSize, headroom, 8, lens);
+    for (let i = 0; i < n; i++) {
+      const off = i * slotSize + headroom;
+      received.push(Buffer.from(slab.subarray(off, off + lens[i])));
+    }
+    return received.length >= 3;
+  });
+  await sleep(50);
+  const extra = addon.recvBatch(fd, slab, slotSize, headroom, 8, lens);
+
+  // Too big for a 256-byte slot with 16 bytes of headroom: MSG_TRUNC, reported as length 0.
+  const bigInner = udpPacket('192.0.2.7', '10.200.0.1', 40009, 53, Buffer.alloc(600, 0x61), 209);
+  const big = ipv4(VETH_PEER_ADDR, VETH_ADDR, IPPROTO_IPIP, bigInner, 320);
+  addon.sendBatch(rawFd, big, new Uint32Array([0]), new Uint32Array([big.length]), 1);
+  const small = Buffer.alloc(2 * 256);
+  const smallLens = new Uint32Array([77, 77]);
+  let truncatedCount = 0;
+  await waitFor('the oversized IPIP datagram', () => {
+    truncatedCount = addon.recvBatch(fd, small, 256, 16, 2, smallLens);
+    return truncatedCount > 0;
+  });
+  addon.close(rawFd);
+  addon.close(fd);
+  return {
+    emptyRecv,
+    accepted,
+    sameBytes: received.length === 3 && received.every((b, k) => b.equals(sent[k])),
+    outerProtocols: received.map((b) => b[9]),
+    outerSrc: received.map((b) => dotted(b, 12)),
+    innerDst: received.map((b) => dotted(b, 20 + 16)),
+    extra,
+    truncated: { count: truncatedCount, len: smallLens[0] },
+    badProtocol: describeError(() => addon.rawOpenProto(256)),
+  };
+}
+
 /** (4) Kernel failures surface as Error with code and syscall. */
 function systemErrors(io) {
   const closedFd = 999_999; // far above anything this process opens
@@ -352,6 +591,10 @@ function systemErrors(io) {
     sendOnTun: describeError(() =>
       addon.sendBatch(io.tunFd, Buffer.alloc(64, 0x45), new Uint32Array(1), new Uint32Array([40]), 1),
     ),
+    framesOnTun: describeError(() =>
+      addon.sendFrames(io.tunFd, Buffer.alloc(64, 0x45), new Uint32Array(1), new Uint32Array([40]), 1),
+    ),
+    recvOnTun: describeError(() => addon.recvBatch(io.tunFd, io.slab.buf, 2048, 64, 1, io.slab.rxLen)),
     closeClosed: describeError(() => addon.close(closedFd)),
     watchFile: describeError(() =>
       addon.watch(
@@ -385,6 +628,13 @@ function argumentValidation(io) {
     negativeFd: describeError(() => addon.close(-1)),
     fractionalCount: describeError(() => addon.sendBatch(io.tunFd, small, new Uint32Array(1), new Uint32Array(1), 0.5)),
     missingArgs: describeError(() => addon.tunRead(io.tunFd)),
+    recvPastSlab: describeError(() => addon.recvBatch(io.tunFd, small, 64, 0, 2, s.rxLen)),
+    framesPastSlab: describeError(() =>
+      addon.sendFrames(io.tunFd, small, new Uint32Array([90]), new Uint32Array([20]), 1),
+    ),
+    framesCountTooBig: describeError(() =>
+      addon.sendFrames(io.tunFd, small, new Uint32Array(1), new Uint32Array(1), 2),
+    ),
   };
 }
 
@@ -403,6 +653,8 @@ async function main() {
     result.nativeIoStart = await nativeIoStart(io);
     result.errors = systemErrors(io);
     result.validation = argumentValidation(io);
+    result.frames = await frameDevices(io);
+    result.ipip = await ipipReceive();
   } finally {
     io.close();
     io.close(); // idempotent

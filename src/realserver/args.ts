@@ -1,0 +1,112 @@
+// lvs-realserver's command line, parsed into a typed command (the CLI acts on nothing else).
+//
+//   lvs-realserver dr  --vip A.B.C.D[,...] [--state FILE]
+//   lvs-realserver tun --vip A.B.C.D[,...] [--dev NAME] [--state FILE]
+//   lvs-realserver dr|tun --down [--state FILE]
+
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ipToU32, isValidIpv4 } from '../wire/addr';
+
+export type RealserverMode = 'dr' | 'tun';
+
+export const DEFAULT_TUN_DEV = 'lvsrs0';
+export const DEFAULT_STATE_DIR = '/run/lvs';
+
+/** Where a mode records its changes unless --state says otherwise. */
+export function defaultStateFile(mode: RealserverMode): string {
+  return `${DEFAULT_STATE_DIR}/realserver-${mode}.state`;
+}
+
+export type RealserverCommand =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  /** Set the host up for `mode` and stay in the foreground until a signal. */
+  | { kind: 'up'; mode: RealserverMode; vips: string[]; dev: string; stateFile: string }
+  /** Undo what a (killed) run recorded in `stateFile`. */
+  | { kind: 'down'; mode: RealserverMode; stateFile: string };
+
+/** A command line lvs-realserver cannot act on; the message says why. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Interface names as the kernel takes them: 1..15 bytes, no '/', ':' or whitespace. */
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** Why a VIP cannot be a unicast address of this host, or undefined when it can. */
+function vipProblem(a: number): string | undefined {
+  const first = a >>> 24;
+  if (first === 0) return 'is in 0.0.0.0/8';
+  if (first === 127) return 'is a loopback address';
+  if (first >= 224) return 'is not a unicast address';
+  return undefined;
+}
+
+/** "a,b" and repeated --vip options -> distinct validated dotted quads, in order. */
+function parseVips(values: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    for (const part of v.split(',')) {
+      const vip = part.trim();
+      if (vip === '') continue;
+      if (!isValidIpv4(vip)) throw new UsageError(`invalid VIP ${JSON.stringify(vip)}: expected A.B.C.D`);
+      const problem = vipProblem(ipToU32(vip));
+      if (problem !== undefined) throw new UsageError(`invalid VIP ${vip}: it ${problem}`);
+      if (!out.includes(vip)) out.push(vip);
+    }
+  }
+  return out;
+}
+
+export function parseRealserverArgs(argv: readonly string[]): RealserverCommand {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+
+  const [mode, ...extra] = positionals;
+  if (mode === undefined) throw new UsageError('missing mode: dr or tun');
+  if (mode !== 'dr' && mode !== 'tun') throw new UsageError(`unknown mode ${JSON.stringify(mode)}: dr or tun`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+
+  if (values.state === '') throw new UsageError('--state needs a file name');
+  const stateFile = values.state === undefined ? defaultStateFile(mode) : resolve(values.state);
+  if (values.dev !== undefined && mode !== 'tun') throw new UsageError('--dev is for tun mode only');
+
+  if (values.down) {
+    if (values.vip !== undefined) throw new UsageError('--down takes no --vip: it undoes what the state file records');
+    if (values.dev !== undefined) throw new UsageError('--down takes no --dev: it undoes what the state file records');
+    return { kind: 'down', mode, stateFile };
+  }
+
+  const vips = parseVips(values.vip ?? []);
+  if (vips.length === 0) throw new UsageError('missing --vip A.B.C.D[,...]');
+  const dev = values.dev ?? DEFAULT_TUN_DEV;
+  if (!IFNAME.test(dev)) throw new UsageError(`invalid device name ${JSON.stringify(dev)}: 1..15 of A-Z a-z 0-9 _ . -`);
+  return { kind: 'up', mode, vips, dev, stateFile };
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    options: {
+      vip: { type: 'string', multiple: true },
+      dev: { type: 'string' },
+      state: { type: 'string' },
+      down: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', short: 'v', default: false },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+}

@@ -1,0 +1,137 @@
+// IP-in-IP decapsulation for a real server in TUN mode (REFERENCE.md §1.3 "TUN / IP-in-IP"): the
+// director wraps the client's packet in an outer IPv4 header (protocol 4, RS address as the
+// destination); the real server strips it and hands the inner packet to its own stack, which owns
+// the VIP and answers the client directly. This kernel has no `ipip` module, so lvs-realserver
+// does in user space what net/ipv4/ipip.c + ip_tunnel_rcv() would do:
+//
+//   outer  valid IPv4 header, protocol 4, not a fragment (the stack reassembles before a raw
+//          socket sees the datagram), total length = the bytes received
+//   inner  valid IPv4 header with a good checksum, total length <= the bytes after the outer
+//          header (link padding beyond it is cut off), destination one of the VIPs
+//   ECN    RFC 6040 as INET_ECN_decapsulate(): outer CE marks an ECN-capable inner packet CE;
+//          outer CE over a not-ECN-capable inner packet is dropped
+//
+// Pure: no I/O, no allocation per packet. One Decapsulator serves every datagram; decide() returns
+// a numeric verdict (DECAP_OK or the drop reason) and counts it.
+
+import { IPPROTO_IPIP } from '../ip-vs';
+import { Ipv4View } from '../wire/ipv4';
+import { V_BAD_TOTAL_LEN, V_OK, V_TRUNCATED } from '../wire/verdict';
+
+/** Decapsulated: the inner packet is at innerOff, innerLen bytes. */
+export const DECAP_OK = 0;
+/** The datagram did not fit its receive slot (recvBatch reports it with length 0). */
+export const DROP_OVERSIZE = 1;
+/** Fewer bytes than an outer IPv4 header (or its IHL) needs. */
+export const DROP_OUTER_TRUNCATED = 2;
+/** Outer header with a bad version, IHL or total length. */
+export const DROP_OUTER_MALFORMED = 3;
+/** Outer header checksum does not verify. */
+export const DROP_OUTER_BAD_CHECKSUM = 4;
+/** Outer header is a fragment. */
+export const DROP_OUTER_FRAGMENT = 5;
+/** Outer protocol is not 4 (IP-in-IP). */
+export const DROP_NOT_IPIP = 6;
+/** Fewer bytes after the outer header than the inner header or its total length says. */
+export const DROP_INNER_TRUNCATED = 7;
+/** Inner header with a bad version, IHL or total length below its header. */
+export const DROP_INNER_MALFORMED = 8;
+/** Inner header checksum does not verify. */
+export const DROP_INNER_BAD_CHECKSUM = 9;
+/** Inner destination is not one of the VIPs this real server serves. */
+export const DROP_NOT_VIP = 10;
+/** Outer ECN is CE but the inner packet is not ECN-capable (RFC 6040 section 4.2). */
+export const DROP_ECN = 11;
+
+export type DecapVerdict = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11;
+
+/** Counter names, indexed by verdict. */
+export const DECAP_VERDICT_NAMES: readonly string[] = [
+  'decapsulated',
+  'oversize',
+  'outer_truncated',
+  'outer_malformed',
+  'outer_bad_checksum',
+  'outer_fragment',
+  'not_ipip',
+  'inner_truncated',
+  'inner_malformed',
+  'inner_bad_checksum',
+  'not_vip',
+  'ecn',
+];
+
+export const DECAP_VERDICT_COUNT = 12;
+
+/** The two ECN bits of the TOS byte (RFC 3168). */
+const ECN_MASK = 0x03;
+const ECN_NOT_ECT = 0x00;
+const ECN_CE = 0x03;
+
+export class Decapsulator {
+  private readonly vips: Uint32Array;
+  private readonly outer = new Ipv4View();
+  private readonly inner = new Ipv4View();
+  /** After decide() returned DECAP_OK: offset and length (its total length) of the inner packet. */
+  innerOff = 0;
+  innerLen = 0;
+  /** How many datagrams got each verdict, indexed by verdict (DECAP_VERDICT_NAMES). */
+  readonly counters = new Float64Array(DECAP_VERDICT_COUNT);
+
+  /** `vips`: host-order uint32 addresses whose packets this real server accepts. */
+  constructor(vips: readonly number[]) {
+    this.vips = Uint32Array.from(vips);
+  }
+
+  /**
+   * Decide about the datagram buf[off, off + len) read from a protocol-4 raw socket (outer IPv4
+   * header first). Counts the verdict and returns it; on DECAP_OK sets innerOff/innerLen. May
+   * rewrite the inner TOS byte (ECN CE, checksum updated); nothing else is changed.
+   */
+  decide(buf: Buffer, off: number, len: number): DecapVerdict {
+    const v = this.classify(buf, off, len);
+    this.counters[v]!++;
+    return v;
+  }
+
+  private classify(buf: Buffer, off: number, len: number): DecapVerdict {
+    if (len === 0) return DROP_OVERSIZE;
+
+    const outer = this.outer.reset(buf, off, len);
+    const ov = outer.checkLen();
+    if (ov !== V_OK) return ov === V_TRUNCATED ? DROP_OUTER_TRUNCATED : DROP_OUTER_MALFORMED;
+    if (!outer.verifyChecksum()) return DROP_OUTER_BAD_CHECKSUM;
+    if (outer.isFragment) return DROP_OUTER_FRAGMENT;
+    if (outer.protocol !== IPPROTO_IPIP) return DROP_NOT_IPIP;
+
+    const innerOff = outer.payloadOffset;
+    const avail = outer.payloadLen;
+    const inner = this.inner.reset(buf, innerOff, avail);
+    const iv = inner.checkLen();
+    if (iv !== V_OK) {
+      if (iv === V_TRUNCATED) return DROP_INNER_TRUNCATED;
+      // The header itself is whole here, so totalLen is readable: a length beyond the bytes that
+      // came is a truncated packet; one below the header length is malformed.
+      if (iv === V_BAD_TOTAL_LEN && inner.totalLen > avail) return DROP_INNER_TRUNCATED;
+      return DROP_INNER_MALFORMED;
+    }
+    if (!inner.verifyChecksum()) return DROP_INNER_BAD_CHECKSUM;
+    if (!this.isVip(inner.dstAddr)) return DROP_NOT_VIP;
+
+    if ((outer.tos & ECN_MASK) === ECN_CE) {
+      const innerTos = inner.tos;
+      if ((innerTos & ECN_MASK) === ECN_NOT_ECT) return DROP_ECN;
+      if ((innerTos & ECN_MASK) !== ECN_CE) inner.setTosWithChecksumUpdate(innerTos | ECN_CE);
+    }
+
+    this.innerOff = innerOff;
+    this.innerLen = inner.totalLen;
+    return DECAP_OK;
+  }
+
+  private isVip(addr: number): boolean {
+    const vips = this.vips;
+    for (let i = 0; i < vips.length; i++) if (vips[i] === addr) return true;
+    return false;
+  }
+}

@@ -1,0 +1,51 @@
+// An IP-in-IP (TUN) real server (REFERENCE.md §1.3, DESIGN.md "Real servers") on a kernel with no
+// `ipip` module: a local TUN device owns the VIPs, and decap-loop.ts writes each decapsulated
+// packet into it, so the local stack receives it as if from a wire and answers the client directly,
+// from the VIP, through its normal routes.
+
+import type { TunDevice } from '../native/addon';
+import { type HostChanges, type HostLog, type HostOps, ipv4ConfPath } from './host-changes';
+
+/** The native calls this needs (openTun / closeFd from src/native/native-io.ts). */
+export interface TunNative {
+  openTun(name: string): TunDevice;
+  closeFd(fd: number): void;
+}
+
+/** Create TUN device `dev`, bring it up and give it the VIPs. Returns its fd. */
+export async function setupTun(
+  changes: HostChanges,
+  ops: HostOps,
+  log: HostLog,
+  native: TunNative,
+  dev: string,
+  vips: readonly string[],
+): Promise<number> {
+  // An existing device of that name is someone else's: attaching to it (a persistent TUN) and
+  // later tearing it down would break them.
+  let exists = true;
+  try {
+    await ops.ip(['link', 'show', 'dev', dev]);
+  } catch {
+    exists = false;
+  }
+  if (exists) throw new Error(`device ${dev} already exists; choose another with --dev`);
+
+  const tun = native.openTun(dev);
+  changes.recordTun(tun.name, () => native.closeFd(tun.fd));
+  // Nothing reads from the device: what the stack sends into it (IPv6 link-local chatter) is
+  // dropped when its queue is full.
+  await ops.ip(['link', 'set', 'dev', tun.name, 'up']);
+  log.info(`set ${tun.name} up`);
+
+  // The decapsulated packets come in on the TUN with the client's source address, whose route
+  // points out of another interface: reverse-path filtering would drop them. The kernel takes the
+  // larger of conf/all and conf/<dev> (IN_DEV_RPFILTER is IN_DEV_MAXCONF), so both must be 0.
+  changes.setSysctl(ipv4ConfPath(tun.name, 'rp_filter'), '0');
+  changes.setSysctl(ipv4ConfPath('all', 'rp_filter'), '0');
+
+  // The VIPs as /32 on the TUN: the local stack owns them (delivers what we write in) and replies
+  // from them; a /32 adds no subnet route, so nothing is routed into the TUN.
+  for (const vip of vips) await changes.addAddress(`${vip}/32`, tun.name);
+  return tun.fd;
+}

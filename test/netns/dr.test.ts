@@ -1,0 +1,122 @@
+// Direct routing end to end: client, director and two real servers on one L2 segment; the real
+// servers own the VIP on lo (lvs-realserver dr) and answer the client directly.
+
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pattern } from '../../netns/pattern';
+import { Lab, netnsUnavailable } from '../helpers/netns';
+import { expectValidPacket } from '../helpers/packet-assert';
+import { ipv4OfFrame, macString } from '../helpers/pcap';
+
+const why = netnsUnavailable();
+if (why) console.warn(`skipping netns DR tests: ${why}`);
+
+const VIP = '192.168.0.1';
+const CLIENT = '192.168.0.2';
+
+function sha256(b: Buffer | string): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+function dotted(b: Buffer, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+describe.skipIf(why !== undefined)('DR through lvsd in network namespaces', () => {
+  const lab = new Lab('d');
+
+  beforeAll(async () => {
+    await lab.up('dr');
+    await lab.startRealservers('dr', VIP);
+    await lab.startHttpServers();
+    await lab.startUdpEchoServers(53, VIP);
+    await lab.startLvsd();
+    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
+    // No port: ipvsadm uses the service port, as DR requires.
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '192.168.0.11', '-g');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '192.168.0.12', '-g');
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('balances curl requests rr over two DR servers, framed to their MACs, IP packet unchanged', async () => {
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(
+      '  -> 192.168.0.11:80              Route   1      0          0         \n' +
+        '  -> 192.168.0.12:80              Route   1      0          0         \n',
+    );
+    const dirMac = await lab.mac(lab.dir, 'eth0');
+    const rsMacs = [await lab.mac(lab.rs[0], 'eth0'), await lab.mac(lab.rs[1], 'eth0')];
+    const atDirector = await lab.capture(lab.dir, 'eth0', ['tcp', 'port', '80']);
+    const atClient = await lab.capture(lab.client, 'eth0', ['tcp', 'port', '80']);
+    const answers: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await lab.curl(`http://${VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      answers.push(r.stdout.trim());
+    }
+    expect(answers).toEqual(['rs2', 'rs1', 'rs2', 'rs1', 'rs2', 'rs1', 'rs2', 'rs1', 'rs2', 'rs1']);
+    const dir = await atDirector.stop();
+    const cli = await atClient.stop();
+
+    // What the director sent: frames from its MAC to a real server's MAC, carrying client → VIP.
+    const sent = dir.packets.filter((f) => macString(f, 6) === dirMac);
+    expect(sent.length).toBeGreaterThanOrEqual(30);
+    const clientSent = new Map<string, Buffer>();
+    for (const f of cli.packets) {
+      const ip = ipv4OfFrame(f);
+      if (ip !== undefined && dotted(ip, 12) === CLIENT)
+        clientSent.set(ip.subarray(4, 6).toString('hex') + ip.readUInt16BE(20), ip);
+    }
+    let compared = 0;
+    for (const f of sent) {
+      expect(rsMacs).toContain(macString(f, 0));
+      const ip = ipv4OfFrame(f)!;
+      expect([dotted(ip, 12), dotted(ip, 16)]).toEqual([CLIENT, VIP]);
+      // The same packet the client sent (matched by IP id and source port), one hop older.
+      const orig = clientSent.get(ip.subarray(4, 6).toString('hex') + ip.readUInt16BE(20));
+      if (orig === undefined) continue;
+      compared++;
+      expect(ip[8]).toBe(orig[8] - 1);
+      // Byte for byte but for the TTL, the header checksum and the TCP checksum (the client-side
+      // capture sees it before veth's checksum offload fills it in); the director's are valid.
+      const strip = (b: Buffer) =>
+        Buffer.concat([b.subarray(0, 8), b.subarray(12, 36), b.subarray(38)]).toString('hex');
+      expect(strip(ip)).toBe(strip(orig));
+      expectValidPacket(ip);
+    }
+    expect(compared).toBeGreaterThanOrEqual(30);
+    // Replies never pass the director: nothing from the VIP on its wire, no outbound packets counted.
+    expect(dir.packets.filter((f) => ipv4OfFrame(f) !== undefined && dotted(ipv4OfFrame(f)!, 12) === VIP)).toEqual([]);
+    expect((await lab.engineStats()).stats.outPkts).toBe(0);
+  });
+
+  it('moves a 1 MiB download and upload byte-identical', async () => {
+    const size = 1024 * 1024;
+    const r = await lab.exec(lab.client, [
+      'sh',
+      '-c',
+      `curl -sS --max-time 20 http://${VIP}/bytes/${size} | sha256sum`,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split(' ')[0]).toBe(sha256(pattern(size)));
+    const up = await lab.exec(lab.client, [
+      'sh',
+      '-c',
+      `head -c ${size} /dev/urandom | curl -sS --max-time 20 --data-binary @- http://${VIP}/`,
+    ]);
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(new RegExp(`^rs[12] got ${size}\\n$`));
+  });
+
+  it('answers UDP from the VIP through DR', async () => {
+    await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '192.168.0.11', '-g');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '192.168.0.12', '-g');
+    const answers = await lab.udpQueries(VIP, 53, 4);
+    expect(answers).toHaveLength(4);
+    for (const a of answers) expect(a).toMatch(/^192\.168\.0\.1:53 rs[12] q[0-3]$/);
+    expect(answers.filter((a) => a.includes('rs1'))).toHaveLength(2);
+  });
+});
