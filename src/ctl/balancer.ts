@@ -21,6 +21,7 @@ import {
   newService,
   type Service,
   type Stats,
+  TUN_TYPE_IPIP,
   zeroStats,
 } from '../ip-vs';
 import { TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from '../proto/tcp-states';
@@ -196,6 +197,10 @@ export class Balancer {
     }
     if (spec.fwd !== FWD_MASQ && spec.fwd !== FWD_TUNNEL && spec.fwd !== FWD_DROUTE)
       throw new InvalidError('invalid forwarding method');
+    // GUE and GRE encapsulation are not transmitted yet: refuse them rather than send IPIP.
+    if (spec.fwd === FWD_TUNNEL && spec.tunType !== TUN_TYPE_IPIP) {
+      throw new InvalidError('only the ipip tunnel type is supported');
+    }
     return addr;
   }
 

@@ -92,6 +92,27 @@ describe.skipIf(why !== undefined)('DR through lvsd in network namespaces', () =
     expect((await lab.engineStats()).stats.outPkts).toBe(0);
   });
 
+  it('follows a real server replaced by another machine with the same IP (new MAC)', async () => {
+    // The "new machine" announces itself with a gratuitous ARP, as Linux does on a MAC change
+    // with arp_notify; the director's kernel updates its neighbour entry and lvsd follows.
+    await lab.exec(lab.rs[0], ['sysctl', '-qw', 'net.ipv4.conf.eth0.arp_notify=1']);
+    const newMac = '02:00:00:00:0b:01';
+    await lab.exec(lab.rs[0], ['ip', 'link', 'set', 'dev', 'eth0', 'address', newMac]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const atDirector = await lab.capture(lab.dir, 'eth0', ['tcp', 'dst', 'port', '80']);
+    for (let i = 0; i < 4; i++) {
+      const r = await lab.curl(`http://${VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const dirMac = await lab.mac(lab.dir, 'eth0');
+    const toRs1 = (await atDirector.stop()).packets.filter(
+      (f) => macString(f, 6) === dirMac && dotted(ipv4OfFrame(f)!, 16) === VIP,
+    );
+    const macs = new Set(toRs1.map((f) => macString(f, 0)));
+    expect(macs).toContain(newMac);
+    expect(macs.size).toBe(2);
+  });
+
   it('moves a 1 MiB download and upload byte-identical', async () => {
     const size = 1024 * 1024;
     const r = await lab.exec(lab.client, [

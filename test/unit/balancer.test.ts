@@ -4,7 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/core/engine';
 import { Balancer } from '../../src/ctl/balancer';
 import { LvsError } from '../../src/errors';
-import { FWD_DROUTE, FWD_MASQ, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import {
+  FWD_DROUTE,
+  FWD_MASQ,
+  FWD_TUNNEL,
+  IPPROTO_UDP,
+  SVC_F_PERSISTENT,
+  TUN_TYPE_GRE,
+  TUN_TYPE_GUE,
+} from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
 import { destSpec, FakeHost, svcSpec } from '../helpers/engine-lab';
 
@@ -42,6 +50,15 @@ describe('Balancer', () => {
     expect(await errnoOf(b.addDest(SVC, destSpec('224.0.0.1', 80)))).toBe('EINVAL');
     expect(await errnoOf(b.addDest(SVC, destSpec('172.16.0.2', 80, { uThreshold: 1, lThreshold: 2 })))).toBe('ERANGE');
     expect(() => b.zero(svcSpec('10.0.0.1', 80))).toThrow(LvsError);
+    // GUE and GRE tunnels are refused until they are transmitted.
+    expect(
+      await errnoOf(
+        b.addDest(SVC, destSpec('172.16.0.3', 80, { fwd: FWD_TUNNEL, tunType: TUN_TYPE_GUE, tunPort: 6080 })),
+      ),
+    ).toBe('EINVAL');
+    expect(await errnoOf(b.addDest(SVC, destSpec('172.16.0.3', 80, { fwd: FWD_TUNNEL, tunType: TUN_TYPE_GRE })))).toBe(
+      'EINVAL',
+    );
     // Nothing the refused commands touched changed.
     const snap = b.snapshot();
     expect(snap.services).toHaveLength(1);
