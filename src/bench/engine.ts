@@ -3,6 +3,8 @@
 // DNATed in place) and new connections per second (SYNs from distinct source ports).
 // A benchmark, not a test: it prints numbers and asserts nothing.
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Engine } from '../core/engine';
 import { Balancer } from '../ctl/balancer';
 import { NoHostNet } from '../ctl/host-net';
@@ -132,15 +134,48 @@ async function newConnectionsOnce(seconds: number): Promise<number> {
   return n / ((performance.now() - start) / 1000);
 }
 
+/** Force a full collection (the flag is set at start; see main). */
+function collect(): void {
+  (runInNewContext('gc') as () => void)();
+}
+
+/**
+ * Bytes of memory per tracked connection, measured at 1,000,000 connections: the growth of the
+ * heap plus array buffers between an empty engine and one tracking that many (all created by
+ * real SYNs through `process`, each from its own client address and port).
+ */
+async function memoryPerConnection(count: number): Promise<number> {
+  const { engine } = await director();
+  const template = tcpPacket(0, 0, ipToU32(VIP), 80, TCP_SYN, Buffer.alloc(0));
+  const buf = Buffer.alloc(template.length + 64);
+  collect();
+  const before = process.memoryUsage();
+  const base = ipToU32('10.0.0.0');
+  for (let i = 0; i < count; i++) {
+    buf.set(template, 64);
+    buf.writeUInt32BE((base + (i >>> 6)) >>> 0, 64 + 12);
+    buf.writeUInt16BE(1024 + (i & 63), 64 + 20);
+    engine.process(buf, 64, template.length);
+  }
+  if (engine.conns.count !== count) throw new Error(`expected ${count} connections, have ${engine.conns.count}`);
+  collect();
+  const after = process.memoryUsage();
+  const grown = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
+  return grown / count;
+}
+
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 3);
+  setFlagsFromString('--expose-gc');
   const pps = await established(seconds);
   const cps = await newConnections(seconds);
+  const perConn = await memoryPerConnection(1_000_000);
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
   const fig = (f: Figure) => `${fmt(f.median)} [${fmt(f.min)}–${fmt(f.max)}]`;
   console.log(`engine (in-memory PacketIo, one core, node ${process.version}; median of ${ROUNDS} rounds [min–max])`);
   console.log(`  established NAT flows (${FLOWS} flows, 104-byte packets): ${fig(pps)} packets/s`);
   console.log(`  new connections (SYN → schedule wlc → conn → DNAT):     ${fig(cps)} conns/s`);
+  console.log(`  memory per tracked connection at 1,000,000 connections: ${Math.round(perConn)} bytes`);
 }
 
 main().catch((err) => {

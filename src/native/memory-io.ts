@@ -60,7 +60,7 @@ export class MemoryIo implements PacketIo {
         if (p === undefined) break;
       }
       const len = Math.min(p.length, slab.maxPacket);
-      p.copy(slab.buf, slab.rxOffset(n), 0, len);
+      slab.buf.set(len === p.length ? p : p.subarray(0, len), slab.rxOffset(n));
       slab.rxLen[n] = len;
       n++;
     }

@@ -50,24 +50,40 @@ export abstract class HeaderView {
     this.buf[this.off + at] = v;
   }
 
+  // Multi-byte fields are read and written byte by byte: small enough for V8 to inline into
+  // every accessor (Buffer's readUInt16BE & co. are not), and, like all accessors here, they
+  // trust checkLen() instead of checking bounds again.
+
   /** The big-endian 16-bit field at `off + at`. */
   protected u16(at: number): number {
-    return this.buf.readUInt16BE(this.off + at);
+    const b = this.buf;
+    const o = this.off + at;
+    return (b[o]! << 8) | b[o + 1]!;
   }
 
   /** Raw write of the low 16 bits of v, big-endian, at `off + at`. */
   protected setU16(at: number, v: number): void {
-    this.buf.writeUInt16BE(v & 0xffff, this.off + at);
+    const b = this.buf;
+    const o = this.off + at;
+    b[o] = v >>> 8;
+    b[o + 1] = v;
   }
 
   /** The big-endian 32-bit field at `off + at`, as an unsigned number. */
   protected u32(at: number): number {
-    return this.buf.readUInt32BE(this.off + at);
+    const b = this.buf;
+    const o = this.off + at;
+    return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   }
 
   /** Raw write of v as an unsigned 32-bit big-endian field at `off + at`. */
   protected setU32(at: number, v: number): void {
-    this.buf.writeUInt32BE(v >>> 0, this.off + at);
+    const b = this.buf;
+    const o = this.off + at;
+    b[o] = v >>> 24;
+    b[o + 1] = v >>> 16;
+    b[o + 2] = v >>> 8;
+    b[o + 3] = v;
   }
 
   /**
