@@ -3,10 +3,12 @@
 // not root, when namespaces are unavailable, or when the build is missing.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { pattern } from '../../netns/pattern';
 import type { EngineStats } from '../../src/ctl/protocol';
 import { type PcapFile, readPcap } from './pcap';
 
@@ -156,6 +158,29 @@ export class Lab {
       'setTimeout(()=>{console.log(JSON.stringify(out));process.exit(1)},4000);';
     const r = await this.exec(this.client, [process.execPath, '-e', script, addr, String(port), String(n)]);
     return (JSON.parse(r.stdout || '[]') as string[]).sort();
+  }
+
+  /**
+   * From the client, download `size` bytes of the lab's pattern from http://vip/bytes/N and
+   * upload `size` random bytes; returns what a test compares: the download's sha256 next to the
+   * expected one, and the server's answer to the upload ("rsN got SIZE").
+   */
+  async transfer(vip: string, size: number, timeoutS = 20): Promise<{ got: string; want: string; upload: string }> {
+    const down = await this.exec(
+      this.client,
+      ['sh', '-c', `curl -sS --max-time ${timeoutS} http://${vip}/bytes/${size} | sha256sum`],
+      (timeoutS + 10) * 1000,
+    );
+    const up = await this.exec(
+      this.client,
+      ['sh', '-c', `head -c ${size} /dev/urandom | curl -sS --max-time ${timeoutS} --data-binary @- http://${vip}/`],
+      (timeoutS + 10) * 1000,
+    );
+    return {
+      got: down.stdout.split(' ')[0] + down.stderr,
+      want: createHash('sha256').update(pattern(size)).digest('hex'),
+      upload: up.stdout + up.stderr,
+    };
   }
 
   /** An interface's MAC address in a namespace. */

@@ -39,3 +39,8 @@ export function ipv4OfFrame(frame: Buffer): Buffer | undefined {
 export function macString(b: Buffer, off = 0): string {
   return Array.from(b.subarray(off, off + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 }
+
+/** The dotted-quad IPv4 address at b[off]. */
+export function dotted(b: Buffer, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}

@@ -7,7 +7,7 @@ import {
   type Dest,
   IPPROTO_TCP,
   newDest,
-  newStats,
+  newService,
   type PktInfo,
   type Scheduler,
   type Service,
@@ -25,21 +25,7 @@ export function ipv4(dotted: string): number {
 
 /** A service using `sched`, with no dests yet and `initService` already called. */
 export function makeService(sched: Scheduler): Service {
-  const svc: Service = {
-    protocol: IPPROTO_TCP,
-    addr: ipv4('10.0.0.1'),
-    port: 80,
-    fwmark: 0,
-    schedName: sched.name,
-    sched,
-    schedData: undefined,
-    flags: 0,
-    timeout: 0,
-    netmask: 0xffffffff,
-    peName: '',
-    dests: [],
-    stats: newStats(),
-  };
+  const svc = newService(IPPROTO_TCP, ipv4('10.0.0.1'), 80, 0, sched);
   sched.initService?.(svc);
   return svc;
 }

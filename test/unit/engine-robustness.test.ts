@@ -5,18 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { IPPROTO_UDP } from '../../src/ip-vs';
 import { destSpec, director, svcSpec } from '../helpers/engine-lab';
 import { packet } from '../helpers/packet-builder';
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/prng';
 
 describe('engine robustness', () => {
   it('survives 20,000 random and mutated packets with consistent counters (seed 20261126)', async () => {

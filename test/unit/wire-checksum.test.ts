@@ -4,6 +4,7 @@ import { Ipv4View } from '../../src/wire/ipv4';
 import { TcpView } from '../../src/wire/tcp';
 import { UdpView } from '../../src/wire/udp';
 import { fromHex } from '../helpers/packet-builder';
+import { mulberry32 } from '../helpers/prng';
 
 /**
  * The Internet checksum the slow, obviously correct way (RFC 1071 section 4.1): take 16-bit
@@ -143,18 +144,6 @@ describe('referenceChecksum', () => {
 // ---------------------------------------------------------------------------------------------
 // Seeded property tests: the fast checksum equals the reference one, and every incremental
 // "set with checksum update" leaves exactly the checksum a full recompute would.
-
-/** mulberry32: a tiny, fixed-seed PRNG so failures reproduce. Returns uint32s. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 const ITERATIONS = 5000;
 
