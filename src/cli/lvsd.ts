@@ -8,12 +8,14 @@ import { Engine } from '../core/engine';
 import { Balancer } from '../ctl/balancer';
 import type { HostNet } from '../ctl/host-net';
 import { NoHostNet } from '../ctl/host-net';
+import { parseTunnelFragNeeded } from '../ctl/pmtu';
 import { socketPath } from '../ctl/protocol';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
 import { ControlServer } from '../ctl/server';
-import { IpipSink } from '../native/ipip-sink';
+import { IPPROTO_ICMP } from '../ip-vs';
 import { NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
+import { RawReceiver } from '../native/raw-receiver';
 
 const VERSION = '0.1.0';
 
@@ -126,11 +128,17 @@ export async function main(argv: string[]): Promise<number> {
     host = routing;
   }
 
-  // Lets the kernel learn path MTUs towards TUN real servers from routers' ICMP errors.
-  const ipipSink = IpipSink.open();
   const engine = new Engine(io);
   const balancer = new Balancer(engine, host);
   const server = new ControlServer(balancer, sock, log);
+  // Routers' frag-needed errors about tunnel packets set the path MTU towards TUN real servers.
+  const icmpIn = new RawReceiver(
+    IPPROTO_ICMP,
+    (buf, off, len) => {
+      parseTunnelFragNeeded(buf, off, len, (dst, src, mtu) => balancer.notePathMtu(dst, src, mtu));
+    },
+    (err) => log(`ICMP receiver: ${(err as Error).message}`),
+  );
   const ticker = setInterval(() => {
     engine.tick();
     // DR/TUN paths: neighbour changes and learnt path MTUs reach the data path within a second.
@@ -145,7 +153,7 @@ export async function main(argv: string[]): Promise<number> {
     clearInterval(ticker);
     await server.close().catch(() => {});
     io.close();
-    ipipSink.close();
+    icmpIn.close();
     if (routing) await routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
     process.exit(code);
   };
@@ -158,7 +166,7 @@ export async function main(argv: string[]): Promise<number> {
     clearInterval(ticker);
     await server.close().catch(() => {});
     io.close();
-    ipipSink.close();
+    icmpIn.close();
     if (routing) await routing.teardown().catch(() => {});
     return 1;
   }

@@ -46,6 +46,10 @@ const MAX_TIMEOUT = 2678400;
 const ETHERTYPE_IPV4 = 0x0800;
 const NEIGH_WAIT_TRIES = 20;
 const NEIGH_WAIT_MS = 25;
+/** A DR/TUN dest's route, interface and MTU are looked up again this often. */
+const FULL_REFRESH_MS = 30_000;
+/** How long a path MTU learnt from a router's error holds (the kernel's default, 10 minutes). */
+const PMTU_AGE_MS = 600_000;
 
 /** Add `delta` to a per-address count; returns the new count (entries at 0 are removed). */
 function refCount(counts: Map<number, number>, addr: number, delta: number): number {
@@ -274,7 +278,7 @@ export class Balancer {
     if (delta > 0) await this.resolvePath(dest);
     if (dest.fwd === FWD_DROUTE) {
       const n = refCount(this.drServers, dest.addr, delta);
-      const dev = this.pathDevs.get(dest.addr);
+      const dev = this.paths.get(dest.addr)?.dev;
       if (delta > 0 && n === 1 && dev !== undefined) {
         this.drNeighbours.add(dest.addr);
         await this.host.addDrServer(dest.addr, dev);
@@ -289,11 +293,13 @@ export class Balancer {
     }
   }
 
-  /** Interface towards each DR/TUN server address, as last resolved. */
-  private readonly pathDevs = new Map<number, string>();
+  /** How each DR/TUN server address was last fully resolved (interface, our MAC there, when). */
+  private readonly paths = new Map<number, { dev: string; devMac: Buffer; at: number }>();
+  /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
+  private readonly learntMtu = new Map<number, { mtu: number; until: number }>();
 
-  /** Look up how to reach a DR or TUN dest and hand the data path what it needs. */
-  private async resolvePath(dest: Dest): Promise<void> {
+  /** Look up (spawning `ip`) how to reach a DR or TUN dest and hand the data path what it needs. */
+  private async resolvePath(dest: Dest, now = Date.now()): Promise<void> {
     const dr = dest.fwd === FWD_DROUTE;
     const path = await this.host.destPath(dest.addr, dr);
     dest.pathWanted = false;
@@ -301,34 +307,70 @@ export class Balancer {
       dest.l2Header = null;
       return;
     }
-    this.pathDevs.set(dest.addr, path.dev);
-    dest.mtu = path.mtu;
+    this.paths.set(dest.addr, { dev: path.dev, devMac: path.devMac, at: now });
+    const learnt = this.learntMtu.get(dest.addr);
+    dest.mtu = learnt !== undefined && learnt.until > now ? Math.min(path.mtu, learnt.mtu) : path.mtu;
     dest.tunSrc = path.src;
     if (!dr) return;
     dest.l2Dev = this.engine.io.openFrameDev(path.dev);
-    if (path.mac === undefined) {
+    this.applyMac(dest, path.mac, path.devMac);
+  }
+
+  /** Point a DR dest's frames at `mac` (or hold them while it is unknown). */
+  private applyMac(dest: Dest, mac: Buffer | undefined, devMac: Buffer): void {
+    if (mac === undefined) {
       dest.l2Header = null;
       return;
     }
     const h = dest.l2Header;
-    if (h !== null && h.compare(path.mac, 0, 6, 0, 6) === 0 && h.compare(path.devMac, 0, 6, 6, 12) === 0) return;
-    dest.l2Header = ethernetHeader(path.mac, path.devMac);
+    if (h !== null && h.compare(mac, 0, 6, 0, 6) === 0 && h.compare(devMac, 0, 6, 6, 12) === 0) return;
+    dest.l2Header = ethernetHeader(mac, devMac);
   }
 
   /**
-   * Re-resolve every DR and TUN dest's path (neighbour changes, learnt path MTUs). lvsd calls it
-   * every second; a call while one is running returns at once.
+   * Keep every DR and TUN dest's path current; lvsd calls it every second (a call while one is
+   * running returns at once). Cheap on most calls: DR MACs come from one read of the kernel's
+   * neighbour table. A full resolve (route, interface, MTU: a few `ip` processes) happens for a
+   * dest every FULL_REFRESH_MS, or at once when it has no path or the data path asked for one.
    */
-  async refreshPaths(): Promise<void> {
+  async refreshPaths(now = Date.now()): Promise<void> {
     if (this.refreshing) return;
     this.refreshing = true;
     try {
+      let macs: Map<number, { mac: Buffer; dev: string }> | undefined;
       for (const svc of [...this.engine.services.list]) {
-        for (const dest of [...svc.dests]) if (dest.fwd !== FWD_MASQ) await this.resolvePath(dest);
+        for (const dest of [...svc.dests]) {
+          if (dest.fwd === FWD_MASQ) continue;
+          const known = this.paths.get(dest.addr);
+          if (known === undefined || dest.pathWanted || now - known.at >= FULL_REFRESH_MS) {
+            await this.resolvePath(dest, now);
+          } else if (dest.fwd === FWD_DROUTE) {
+            macs ??= await this.host.neighbourMacs();
+            const n = macs.get(dest.addr);
+            this.applyMac(dest, n !== undefined && n.dev === known.dev ? n.mac : undefined, known.devMac);
+          }
+        }
       }
     } finally {
       this.refreshing = false;
     }
+  }
+
+  /**
+   * A router reported that tunnel packets from `src` to `dst` need to fit `mtu`: lower the path
+   * MTU of the TUN dests at `dst` now (the data path then answers larger DF packets with
+   * frag-needed), and remember it for PMTU_AGE_MS, as the kernel remembers learnt PMTUs.
+   */
+  notePathMtu(dst: number, src: number, mtu: number, now = Date.now()): void {
+    let matched = false;
+    for (const svc of this.engine.services.list) {
+      for (const dest of svc.dests) {
+        if (dest.fwd !== FWD_TUNNEL || dest.addr !== dst || dest.tunSrc !== src) continue;
+        matched = true;
+        if (mtu < dest.mtu) dest.mtu = mtu;
+      }
+    }
+    if (matched) this.learntMtu.set(dst, { mtu, until: now + PMTU_AGE_MS });
   }
 
   zero(key?: ServiceKey): void {

@@ -27,6 +27,11 @@ export interface HostNet {
   delNatServer(addr: number): Promise<void>;
   /** The route, MTU and (with `neighbour`) MAC towards `addr`; undefined without a route. */
   destPath(addr: number, neighbour: boolean): Promise<DestPath | undefined>;
+  /**
+   * The kernel's resolved neighbours (address → MAC and interface), read without spawning a
+   * process: the cheap per-second check of DR servers' MACs.
+   */
+  neighbourMacs(): Promise<Map<number, { mac: Buffer; dev: string }>>;
   /** The first DR dest with this address was added: keep its MAC resolved on `dev`. */
   addDrServer(addr: number, dev: string): Promise<void>;
   /** The last DR dest with this address went away. */
@@ -41,6 +46,9 @@ export class NoHostNet implements HostNet {
   async delNatServer(_addr: number): Promise<void> {}
   async destPath(_addr: number, _neighbour: boolean): Promise<DestPath | undefined> {
     return undefined;
+  }
+  async neighbourMacs(): Promise<Map<number, { mac: Buffer; dev: string }>> {
+    return new Map();
   }
   async addDrServer(_addr: number, _dev: string): Promise<void> {}
   async delDrServer(_addr: number): Promise<void> {}

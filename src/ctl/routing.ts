@@ -14,8 +14,9 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { ipToU32, u32ToIp } from '../wire/addr';
+import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
 import type { DestPath, HostNet } from './host-net';
 
 const run = promisify(execFile);
@@ -269,6 +270,18 @@ export class IpRouteNet implements HostNet {
       if (n?.lladdr !== undefined) path.mac = macBytes(n.lladdr);
     }
     return path;
+  }
+
+  async neighbourMacs(): Promise<Map<number, { mac: Buffer; dev: string }>> {
+    const out = new Map<number, { mac: Buffer; dev: string }>();
+    const text = await readFile('/proc/net/arp', 'utf8');
+    for (const line of text.split('\n').slice(1)) {
+      const [addr, , flags, mac, , dev] = line.trim().split(/\s+/);
+      // ATF_COM (0x2): the entry is complete (REACHABLE, STALE, DELAY, PROBE or permanent).
+      if (dev === undefined || (Number.parseInt(flags, 16) & 0x2) === 0 || !isValidIpv4(addr)) continue;
+      out.set(ipToU32(addr), { mac: macBytes(mac), dev });
+    }
+    return out;
   }
 
   async addDrServer(addr: number, dev: string): Promise<void> {

@@ -7,7 +7,7 @@ import { type DestPath, NoHostNet } from '../../src/ctl/host-net';
 import type { DestSpec, ServiceSpec } from '../../src/ctl/protocol';
 import { FWD_MASQ, IPPROTO_TCP } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
-import { u32ToIp } from '../../src/wire/addr';
+import { ipToU32, u32ToIp } from '../../src/wire/addr';
 
 /** A host that records what the control plane asks of it and serves paths set by the test. */
 export class FakeHost extends NoHostNet {
@@ -31,6 +31,11 @@ export class FakeHost extends NoHostNet {
     const p = this.paths.get(u32ToIp(a));
     if (p === undefined) return undefined;
     return neighbour ? p : { ...p, mac: undefined };
+  }
+  override async neighbourMacs(): Promise<Map<number, { mac: Buffer; dev: string }>> {
+    const out = new Map<number, { mac: Buffer; dev: string }>();
+    for (const [addr, p] of this.paths) if (p.mac !== undefined) out.set(ipToU32(addr), { mac: p.mac, dev: p.dev });
+    return out;
   }
   override async addDrServer(a: number, dev: string): Promise<void> {
     this.calls.push(`addDr ${u32ToIp(a)} ${dev}`);

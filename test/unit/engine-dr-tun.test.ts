@@ -84,7 +84,8 @@ describe('DR (-g): frames to the real server MAC', () => {
 
   it('answers a DF packet over the interface MTU with ICMP fragmentation needed', async () => {
     d.host.paths.set(RS1, { dev: 'eth1', src: ipToU32(DIRECTOR), mtu: 576, devMac: DEV_MAC, mac: RS_MAC });
-    await d.balancer.refreshPaths();
+    // The interface MTU is read on the periodic full resolve.
+    await d.balancer.refreshPaths(Date.now() + 31_000);
     d.send(syn(40002));
     const big = syn(40002, { payload: 1000 });
     const out = d.send(big);
@@ -173,12 +174,21 @@ describe('TUN (-i): IP-in-IP to the real server', () => {
     expect(Buffer.concat([out[0].subarray(20), out[1].subarray(20)]).toString('hex')).toBe(big.toString('hex'));
   });
 
-  it('uses a path MTU learnt later (a router on the way has a smaller MTU)', async () => {
-    d.host.paths.set(RS1, { dev: 'eth1', src: ipToU32(DIRECTOR), mtu: 1400, devMac: DEV_MAC });
-    await d.balancer.refreshPaths();
+  it('uses a path MTU a router reported, until it ages out', async () => {
+    const now = Date.now();
+    // A router's frag-needed about a tunnel packet from us to RS1 (as lvsd's ICMP reader sees it).
+    d.balancer.notePathMtu(ipToU32(RS1), ipToU32(DIRECTOR), 1400, now);
     d.send(syn(40005));
     const icmp = expectValidPacket(d.send(syn(40005, { payload: 1400 }))[0]);
     expect(icmp.icmp?.rest).toBe(1380);
     expect(decodePacket(d.send(syn(40005, { payload: 1300 }))[0]).totalLen).toBe(1360);
+    // A report about another tunnel source is not ours.
+    d.balancer.notePathMtu(ipToU32(RS1), ipToU32('10.9.9.9'), 600, now);
+    expect(d.engine.services.list[0].dests[0].mtu).toBe(1400);
+    // A full resolve keeps the learnt MTU while it holds, and drops it after ten minutes.
+    await d.balancer.refreshPaths(now + 31_000);
+    expect(d.engine.services.list[0].dests[0].mtu).toBe(1400);
+    await d.balancer.refreshPaths(now + 601_000);
+    expect(d.engine.services.list[0].dests[0].mtu).toBe(1500);
   });
 });
