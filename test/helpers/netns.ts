@@ -279,6 +279,12 @@ export class Lab {
     return r.stdout;
   }
 
+  /** `lvsadm -A <svc> -s sched` then `lvsadm -a <svc> -r RS <method>` for each real server. */
+  async addVirtualService(svc: ['-t' | '-u', string], servers: string[], method: '-m' | '-g' | '-i', sched = 'rr') {
+    await this.lvsadmOk('-A', ...svc, '-s', sched);
+    for (const rs of servers) await this.lvsadmOk('-a', ...svc, '-r', rs, method);
+  }
+
   /** curl from the client; returns the body. */
   async curl(url: string, extra: string[] = []): Promise<ExecResult> {
     return this.exec(this.client, ['curl', '-sS', '--max-time', '5', ...extra, url]);

@@ -21,10 +21,8 @@ describe.skipIf(why !== undefined)('DR through lvsd in network namespaces', () =
     await lab.startHttpServers();
     await lab.startUdpEchoServers(53, VIP);
     await lab.startLvsd();
-    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
     // No port: ipvsadm uses the service port, as DR requires.
-    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '192.168.0.11', '-g');
-    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '192.168.0.12', '-g');
+    await lab.addVirtualService(['-t', `${VIP}:80`], ['192.168.0.11', '192.168.0.12'], '-g');
   });
 
   afterAll(async () => {
@@ -111,9 +109,7 @@ describe.skipIf(why !== undefined)('DR through lvsd in network namespaces', () =
   });
 
   it('answers UDP from the VIP through DR', async () => {
-    await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr');
-    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '192.168.0.11', '-g');
-    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '192.168.0.12', '-g');
+    await lab.addVirtualService(['-u', `${VIP}:53`], ['192.168.0.11', '192.168.0.12'], '-g');
     const answers = await lab.udpQueries(VIP, 53, 4);
     expect(answers).toHaveLength(4);
     for (const a of answers) expect(a).toMatch(/^192\.168\.0\.1:53 rs[12] q[0-3]$/);

@@ -98,18 +98,8 @@ describe.skipIf(why !== undefined)('NAT through lvsd in network namespaces', () 
   });
 
   it('answers UDP through NAT from the virtual address', async () => {
-    await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr');
-    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m');
-    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.2:53', '-m');
-    const client =
-      'const s=require("dgram").createSocket("udp4");const out=[];let n=0;' +
-      's.on("message",(m,r)=>{out.push(r.address+":"+r.port+" "+m);if(++n===4){console.log(JSON.stringify(out));process.exit(0)}});' +
-      's.bind(0,()=>{for(let i=0;i<4;i++){const c=require("dgram").createSocket("udp4");' +
-      'c.on("message",(m,r)=>s.emit("message",m,r));c.send("q"+i,53,process.argv[1]);}});' +
-      'setTimeout(()=>{console.log(JSON.stringify(out));process.exit(1)},4000);';
-    const r = await lab.exec(lab.client, [process.execPath, '-e', client, VIP]);
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    const answers = (JSON.parse(r.stdout) as string[]).sort();
+    await lab.addVirtualService(['-u', `${VIP}:53`], ['172.16.0.1:53', '172.16.0.2:53'], '-m');
+    const answers = await lab.udpQueries(VIP, 53, 4);
     expect(answers).toHaveLength(4);
     for (const a of answers) expect(a).toMatch(new RegExp(`^${VIP.replace(/\./g, '\\.')}:53 rs[12] q[0-3]$`));
     // Four client sockets (four source ports) → four connections, two per server under rr.

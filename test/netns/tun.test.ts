@@ -20,9 +20,7 @@ async function tunLab(tag: string, rsMtu: number): Promise<Lab> {
   await lab.startHttpServers();
   await lab.startUdpEchoServers(53, VIP);
   await lab.startLvsd();
-  await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
-  await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1', '-i');
-  await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.2', '-i');
+  await lab.addVirtualService(['-t', `${VIP}:80`], ['172.16.0.1', '172.16.0.2'], '-i');
   return lab;
 }
 
@@ -92,9 +90,7 @@ describe.skipIf(why !== undefined)('TUN through lvsd in network namespaces', () 
   });
 
   it('answers UDP from the VIP through the tunnel', async () => {
-    await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr');
-    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1', '-i');
-    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.2', '-i');
+    await lab.addVirtualService(['-u', `${VIP}:53`], ['172.16.0.1', '172.16.0.2'], '-i');
     const answers = await lab.udpQueries(VIP, 53, 4);
     expect(answers).toHaveLength(4);
     for (const a of answers) expect(a).toMatch(/^192\.168\.0\.1:53 rs[12] q[0-3]$/);
