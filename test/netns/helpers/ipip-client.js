@@ -23,23 +23,7 @@ const IPPROTO_IPIP = 4;
 const IPPROTO_UDP = 17;
 const IPV4_HDR = 20;
 
-function addr(dotted) {
-  return Buffer.from(dotted.split('.').map(Number));
-}
-
-function dotted(buf, off) {
-  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
-}
-
-/** RFC 1071 Internet checksum over buf[off, off + len). */
-function inetChecksum(buf, off, len) {
-  let sum = 0;
-  let i = off;
-  for (; i + 1 < off + len; i += 2) sum += buf.readUInt16BE(i);
-  if (i < off + len) sum += buf[i] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
+const { addr, dotted, inetChecksum } = require('./packet-bytes.js');
 
 /** Write a 20-byte IPv4 header at buf[off] for a packet of `totalLen` bytes. */
 function writeIpv4Header(buf, off, src, dst, proto, totalLen, id) {
