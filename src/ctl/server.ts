@@ -92,13 +92,19 @@ export class ControlServer {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
     const server = createServer((sock) => this.serve(sock));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
+    // Create the socket file as 0600 from the start: no window in which others could connect.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.path, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(umask);
+    }
     chmodSync(this.path, 0o600);
   }
 

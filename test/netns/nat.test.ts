@@ -1,6 +1,7 @@
 // NAT end to end: real lvsd in a director namespace, real HTTP/UDP servers in two real-server
 // namespaces, real curl in a client namespace, configured with lvsadm exactly as ipvsadm.
 
+import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, netnsUnavailable } from '../helpers/netns';
 
@@ -21,6 +22,10 @@ describe.skipIf(why !== undefined)('NAT through lvsd in network namespaces', () 
 
   afterAll(async () => {
     await lab.down();
+  });
+
+  it('listens on a control socket only its owner may use (mode 0600)', () => {
+    expect(statSync(lab.socket).mode & 0o777).toBe(0o600);
   });
 
   it('runs the seed example: rr alternates exactly over 10 curl requests, and -L -n lists it', async () => {
