@@ -94,7 +94,7 @@ for i in 1 2; do
 done
 
 step "starting lvsd in the director"
-ip netns exec "$DIR_NS" node dist/cli/lvsd.js 2>&1 | sed -u 's/^/    /' &
+ip netns exec "$DIR_NS" node --no-memory-reducer dist/cli/lvsd.js 2>&1 | sed -u 's/^/    /' &
 for _ in $(seq 50); do
   [ -S "$LVS_SOCKET" ] && break
   sleep 0.1

@@ -190,9 +190,13 @@ export class Lab {
   }
 
   async startLvsd(extra: string[] = []): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', this.dir, process.execPath, LVSD, '--socket', this.socket, ...extra], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const p = spawn(
+      'ip',
+      ['netns', 'exec', this.dir, process.execPath, '--no-memory-reducer', LVSD, '--socket', this.socket, ...extra],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.lvsd = p;
     this.lvsdLog = '';
     await waitForOutput(p, 'ready:', 'lvsd', (text) => {

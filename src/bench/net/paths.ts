@@ -212,7 +212,11 @@ ${listen('iperf', PORT.iperf)}${listen('http', PORT.http)}${listen('echo', PORT.
 async function setupLvs(def: PathDef, lab: Lab, env: PathEnv): Promise<ActivePath> {
   const socket = join(lab.tmp, 'lvsd.sock');
   const node = process.execPath;
-  const p = env.procs.spawn(lab.dir, [node, join(env.root, 'dist/cli/lvsd.js'), '--socket', socket], 'lvsd');
+  const p = env.procs.spawn(
+    lab.dir,
+    [node, '--no-memory-reducer', join(env.root, 'dist/cli/lvsd.js'), '--socket', socket],
+    'lvsd',
+  );
   const lvsadm = (args: string[]) =>
     nsRun(lab.dir, ['env', `LVS_SOCKET=${socket}`, node, join(env.root, 'bin/lvsadm.js'), ...args], 10_000);
   try {
