@@ -7,6 +7,7 @@ import { type MainDeps, main } from '../../src/cli/lvsadm';
 import type { ArgResolver } from '../../src/cli/lvsadm-args';
 import { ControlSocketError, request } from '../../src/ctl/client';
 import type { Request, Response, Snapshot } from '../../src/ctl/protocol';
+import { dest, service } from '../helpers/snapshots';
 
 /** A stand-in for lvsd: records each request line and answers with `reply(request)`. */
 class FakeLvsd {
@@ -64,41 +65,10 @@ async function run(argv: string[], deps: Partial<MainDeps> = {}) {
 
 const S = (...argv: string[]) => ['--socket', lvsd.path, ...argv];
 
-const ZERO = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 const SNAPSHOT: Snapshot = {
   version: '1.2.1',
   size: 4096,
-  services: [
-    {
-      protocol: 6,
-      addr: '192.168.0.1',
-      port: 80,
-      fwmark: 0,
-      sched: 'rr',
-      flags: 0,
-      timeout: 0,
-      netmask: '255.255.255.255',
-      pe: '',
-      stats: ZERO,
-      rates: ZERO,
-      dests: ['172.16.0.2', '172.16.0.1'].map((addr) => ({
-        addr,
-        port: 80,
-        fwd: 0,
-        weight: 1,
-        uThreshold: 0,
-        lThreshold: 0,
-        tunType: 0,
-        tunPort: 0,
-        tunFlags: 0,
-        activeConns: 0,
-        inactConns: 0,
-        persistConns: 0,
-        stats: ZERO,
-        rates: ZERO,
-      })),
-    },
-  ],
+  services: [service(6, '192.168.0.1', 80, [dest('172.16.0.2', 80), dest('172.16.0.1', 80)], { sched: 'rr' })],
 };
 
 const SEED_LISTING = [
