@@ -330,11 +330,4 @@ export class Engine implements XmitContext {
     this.now = Math.floor(this.clock());
     return this.conns.tick(this.now, this.onExpire);
   }
-
-  /** Expire every connection now (the control plane's flush of the connection table). */
-  flushConns(): void {
-    this.conns.forEach((c) => {
-      this.removeConn(c);
-    });
-  }
 }

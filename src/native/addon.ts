@@ -112,12 +112,3 @@ export function loadNative(): LvsNative {
   }
   return loaded;
 }
-
-/** Whether an error is a system error thrown by the addon. */
-export function isNativeError(err: unknown): err is NativeError {
-  return (
-    err instanceof Error &&
-    typeof (err as NativeError).code === 'string' &&
-    typeof (err as NativeError).syscall === 'string'
-  );
-}

@@ -4,7 +4,7 @@
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -302,9 +302,5 @@ export class Lab {
       's.on("data",(d)=>{b+=d;if(b.includes("\\n")){process.stdout.write(b);s.end();}});';
     const r = await this.exec(this.dir, [process.execPath, '-e', script, this.socket]);
     return (JSON.parse(r.stdout) as { result: EngineStats }).result;
-  }
-
-  readFile(path: string): string {
-    return readFileSync(path, 'utf8');
   }
 }
