@@ -214,26 +214,38 @@ static bool get_ifname(napi_env env, napi_value v, const char *label, char name[
   return true;
 }
 
-/* tunOpen(name) -> { fd, name } */
+/* A boolean argument. */
+static bool get_bool(napi_env env, napi_value v, const char *what, bool *out) {
+  if (napi_get_value_bool(env, v, out) != napi_ok) {
+    throw_type(env, what, "of type boolean");
+    return false;
+  }
+  return true;
+}
+
+/* tunOpen(name, offload) -> { fd, name, vnetHdr } */
 static napi_value tun_open(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
   char name[LVS_IFNAMSIZ];
-  if (!get_ifname(env, argv[0], "TUN device name", name)) return NULL;
+  bool offload;
+  if (!get_ifname(env, argv[0], "TUN device name", name) || !get_bool(env, argv[1], "offload", &offload)) return NULL;
 
   char actual[LVS_IFNAMSIZ];
   const char *failed_call = "open";
-  int fd = lvs_tun_open(name, actual, &failed_call);
+  int fd = lvs_tun_open(name, offload, actual, &failed_call);
   if (fd < 0) {
     return throw_errno(env, -fd, failed_call,
                        strcmp(failed_call, "open") == 0 ? "open /dev/net/tun" : "ioctl TUNSETIFF");
   }
 
-  napi_value result, fd_value, name_value;
+  napi_value result, fd_value, name_value, vnet_value;
   if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, fd, &fd_value) != napi_ok ||
       napi_set_named_property(env, result, "fd", fd_value) != napi_ok ||
       napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &name_value) != napi_ok ||
-      napi_set_named_property(env, result, "name", name_value) != napi_ok) {
+      napi_set_named_property(env, result, "name", name_value) != napi_ok ||
+      napi_create_int32(env, offload ? LVS_VNET_HDR : 0, &vnet_value) != napi_ok ||
+      napi_set_named_property(env, result, "vnetHdr", vnet_value) != napi_ok) {
     lvs_fd_close(fd);
     throw_napi_failure(env, "building the tunOpen result");
     return NULL;
@@ -241,26 +253,33 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* The arguments of a batched read: (fd, slab, slotSize, headroom, maxCount, lens), bounds-checked. */
+/*
+ * The arguments of a batched read: (fd, slab, slotSize, headroom, maxCount, lens[, vnetLen]),
+ * bounds-checked; vnetLen (tunRead only) defaults to 0.
+ */
 typedef struct read_args {
   int fd;
   uint8_t *slab;
-  uint32_t slot_size, headroom, max_count, *lens;
+  uint32_t slot_size, headroom, max_count, *lens, vnet_len;
 } read_args;
 
-static bool get_read_args(napi_env env, napi_callback_info info, const char *fn, read_args *a) {
-  napi_value argv[6];
-  if (!get_args(env, info, 6, argv)) return false;
+static bool get_read_args(napi_env env, napi_callback_info info, const char *fn, bool with_vnet, read_args *a) {
+  napi_value argv[7];
+  if (!get_args(env, info, with_vnet ? 7 : 6, argv)) return false;
   size_t slab_len, lens_len;
+  a->vnet_len = 0;
   if (!get_fd(env, argv[0], &a->fd) || !get_buffer(env, argv[1], "slab", &a->slab, &slab_len) ||
       !get_u32(env, argv[2], "slotSize", &a->slot_size) || !get_u32(env, argv[3], "headroom", &a->headroom) ||
-      !get_u32(env, argv[4], "maxCount", &a->max_count) || !get_u32_array(env, argv[5], "lens", &a->lens, &lens_len)) {
+      !get_u32(env, argv[4], "maxCount", &a->max_count) || !get_u32_array(env, argv[5], "lens", &a->lens, &lens_len) ||
+      (with_vnet && !get_u32(env, argv[6], "vnetLen", &a->vnet_len))) {
     return false;
   }
   char msg[96];
   const char *problem = NULL;
   if (a->slot_size == 0 || a->headroom >= a->slot_size) {
     problem = "need 0 <= headroom < slotSize";
+  } else if (a->vnet_len > a->headroom) {
+    problem = "need vnetLen <= headroom";
   } else if (a->max_count > lens_len) {
     problem = "maxCount exceeds lens.length";
   } else if ((uint64_t)a->max_count * a->slot_size > slab_len) {
@@ -276,13 +295,13 @@ static bool get_read_args(napi_env env, napi_callback_info info, const char *fn,
   return true;
 }
 
-/* tunRead(fd, slab, slotSize, headroom, maxCount, lens) -> count */
+/* tunRead(fd, slab, slotSize, headroom, maxCount, lens, vnetLen) -> count */
 static napi_value tun_read(napi_env env, napi_callback_info info) {
   read_args a;
-  if (!get_read_args(env, info, "tunRead", &a)) return NULL;
+  if (!get_read_args(env, info, "tunRead", true, &a)) return NULL;
   if (a.max_count == 0) return make_u32(env, 0);
 
-  int n = lvs_tun_read_batch(a.fd, a.slab, a.slot_size, a.headroom, a.max_count, a.lens);
+  int n = lvs_tun_read_batch(a.fd, a.slab, a.slot_size, a.headroom, a.vnet_len, a.max_count, a.lens);
   if (n < 0) return throw_errno(env, -n, "read", "read from TUN");
   return make_u32(env, (uint32_t)n);
 }
@@ -317,16 +336,14 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   return make_u32(env, (uint32_t)fd);
 }
 
-/* The arguments of a batched send: (fd, slab, offs, lens, count), every packet inside the slab. */
+/* The arguments of a batched send: (fd, slab, offs, lens, count), every packet inside the slab (argv[0..4]). */
 typedef struct send_args {
   int fd;
   uint8_t *slab;
   uint32_t *offs, *lens, count;
 } send_args;
 
-static bool get_send_args(napi_env env, napi_callback_info info, const char *fn, send_args *a) {
-  napi_value argv[5];
-  if (!get_args(env, info, 5, argv)) return false;
+static bool get_send_argv(napi_env env, napi_value *argv, const char *fn, send_args *a) {
   size_t slab_len, offs_len, lens_len;
   if (!get_fd(env, argv[0], &a->fd) || !get_buffer(env, argv[1], "slab", &a->slab, &slab_len) ||
       !get_u32_array(env, argv[2], "offs", &a->offs, &offs_len) ||
@@ -353,6 +370,23 @@ static bool get_send_args(napi_env env, napi_callback_info info, const char *fn,
     }
   }
   return true;
+}
+
+static bool get_send_args(napi_env env, napi_callback_info info, const char *fn, send_args *a) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return false;
+  return get_send_argv(env, argv, fn, a);
+}
+
+/* tunWriteBatch(fd, slab, offs, lens, count) -> packets accepted */
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  send_args a;
+  if (!get_send_args(env, info, "tunWriteBatch", &a)) return NULL;
+  if (a.count == 0) return make_u32(env, 0);
+
+  int n = lvs_tun_write_batch(a.fd, a.slab, a.offs, a.lens, a.count);
+  if (n < 0) return throw_errno(env, -n, "write", "write to TUN");
+  return make_u32(env, (uint32_t)n);
 }
 
 /* sendBatch(fd, slab, offs, lens, count) -> packets accepted */
@@ -385,7 +419,7 @@ static napi_value raw_open_proto(napi_env env, napi_callback_info info) {
 /* recvBatch(fd, slab, slotSize, headroom, maxCount, lens) -> count */
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
   read_args a;
-  if (!get_read_args(env, info, "recvBatch", &a)) return NULL;
+  if (!get_read_args(env, info, "recvBatch", false, &a)) return NULL;
   if (a.max_count == 0) return make_u32(env, 0);
 
   int n = lvs_recv_batch(a.fd, a.slab, a.slot_size, a.headroom, a.max_count, a.lens);
@@ -395,17 +429,18 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
 
 /* ---- packet socket ------------------------------------------------------------------------ */
 
-/* packetOpen(ifname) -> { fd, ifindex, mac, mtu } */
+/* packetOpen(ifname, vnetHdr) -> { fd, ifindex, mac, mtu } */
 static napi_value packet_open(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
   char name[LVS_IFNAMSIZ];
-  if (!get_ifname(env, argv[0], "interface name", name)) return NULL;
+  bool vnet_hdr;
+  if (!get_ifname(env, argv[0], "interface name", name) || !get_bool(env, argv[1], "vnetHdr", &vnet_hdr)) return NULL;
 
   int ifindex = 0, mtu = 0;
   uint8_t mac[LVS_ETH_ALEN];
   const char *failed_call = "socket";
-  int fd = lvs_packet_open(name, &ifindex, mac, &mtu, &failed_call);
+  int fd = lvs_packet_open(name, vnet_hdr, &ifindex, mac, &mtu, &failed_call);
   if (fd < 0) {
     char what[64];
     if (strcmp(failed_call, "socket") == 0) {
@@ -433,13 +468,17 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* sendFrames(fd, slab, offs, lens, count) -> frames accepted */
+/* sendFrames(fd, slab, offs, lens, count, vnetLen) -> frames accepted */
 static napi_value send_frames(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
   send_args a;
-  if (!get_send_args(env, info, "sendFrames", &a)) return NULL;
+  uint32_t vnet_len;
+  if (!get_send_argv(env, argv, "sendFrames", &a) || !get_u32(env, argv[5], "vnetLen", &vnet_len)) return NULL;
+  if (vnet_len != 0 && vnet_len != LVS_VNET_HDR) return throw_range(env, "sendFrames: vnetLen must be 0 or 10");
   if (a.count == 0) return make_u32(env, 0);
 
-  int n = lvs_packet_send_batch(a.fd, a.slab, a.offs, a.lens, a.count);
+  int n = lvs_packet_send_batch(a.fd, a.slab, a.offs, a.lens, a.count, LVS_ETH_HDR + vnet_len);
   if (n < 0) return throw_errno(env, -n, "sendmmsg", "sendmmsg on packet socket");
   return make_u32(env, (uint32_t)n);
 }
@@ -705,6 +744,7 @@ NAPI_MODULE_INIT() {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunRead", NULL, tun_read, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunWriteBatch", NULL, tun_write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rawOpen", NULL, raw_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rawOpenProto", NULL, raw_open_proto, NULL, NULL, NULL, napi_enumerable, NULL},

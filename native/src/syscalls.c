@@ -21,7 +21,7 @@
 
 #define LVS_SOCK_BUF (4 * 1024 * 1024)
 
-int lvs_tun_open(const char *name, char out_name[LVS_IFNAMSIZ], const char **failed_call) {
+int lvs_tun_open(const char *name, int offload, char out_name[LVS_IFNAMSIZ], const char **failed_call) {
   size_t name_len = strlen(name);
   if (name_len >= LVS_IFNAMSIZ) {
     /* The kernel would silently truncate it; the glue rejects this first, this is a backstop. */
@@ -37,26 +37,33 @@ int lvs_tun_open(const char *name, char out_name[LVS_IFNAMSIZ], const char **fai
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof(ifr));
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, name_len);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int err = errno;
-    close(fd);
-    *failed_call = "ioctl";
-    return -err;
+  *failed_call = "ioctl";
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;
+  if (offload) {
+    int hdr_len = LVS_VNET_HDR;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) goto fail;
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) < 0) goto fail;
   }
 
   memcpy(out_name, ifr.ifr_name, LVS_IFNAMSIZ);
   out_name[LVS_IFNAMSIZ - 1] = '\0';
   return fd;
+
+fail:;
+  int err = errno;
+  close(fd);
+  return -err;
 }
 
-int lvs_tun_read_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens) {
+int lvs_tun_read_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, size_t vnet_len, uint32_t max_count,
+                       uint32_t *lens) {
   const size_t cap = slot_size - headroom;
   uint32_t count = 0;
 
   while (count < max_count) {
-    ssize_t n = read(fd, base + (size_t)count * slot_size + headroom, cap);
+    ssize_t n = read(fd, base + (size_t)count * slot_size + headroom - vnet_len, cap + vnet_len);
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -64,7 +71,8 @@ int lvs_tun_read_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom,
       return count > 0 ? (int)count : -err;
     }
     /* TUN reports the full packet length even when it only copied `cap` bytes. */
-    lens[count++] = (size_t)n > cap ? (uint32_t)cap : (uint32_t)n;
+    size_t len = (size_t)n > vnet_len ? (size_t)n - vnet_len : 0;
+    lens[count++] = len > cap ? (uint32_t)cap : (uint32_t)len;
   }
   return (int)count;
 }
@@ -75,6 +83,31 @@ ssize_t lvs_fd_write(int fd, const uint8_t *data, size_t len) {
     if (n >= 0) return n;
     if (errno != EINTR) return -errno;
   }
+}
+
+/* The socket or the device queue is full: stop here, the caller drops or retries the rest. */
+static int send_error_is_backpressure(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM;
+}
+
+/* The socket itself is unusable: no later packet can succeed either. */
+static int send_error_is_fatal(int err) {
+  return err == EBADF || err == ENOTSOCK || err == EFAULT;
+}
+
+int lvs_tun_write_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count) {
+  int accepted = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    ssize_t n = lvs_fd_write(fd, base + offs[i], lens[i]);
+    if (n >= 0) {
+      accepted++;
+      continue;
+    }
+    int err = (int)-n;
+    if (send_error_is_backpressure(err)) return accepted;
+    if (send_error_is_fatal(err)) return accepted > 0 ? accepted : -err;
+  }
+  return accepted;
 }
 
 /* Raise a socket buffer to LVS_SOCK_BUF; without CAP_NET_ADMIN take what net.core.[rw]mem_max allows. */
@@ -99,7 +132,7 @@ int lvs_raw_open_proto(int protocol) {
   return fd;
 }
 
-int lvs_packet_open(const char *ifname, int *ifindex, uint8_t mac[LVS_ETH_ALEN], int *mtu, const char **failed_call) {
+int lvs_packet_open(const char *ifname, int vnet_hdr, int *ifindex, uint8_t mac[LVS_ETH_ALEN], int *mtu, const char **failed_call) {
   size_t name_len = strlen(ifname);
   if (name_len >= LVS_IFNAMSIZ) {
     /* The glue rejects this first; this is a backstop against a silently truncated name. */
@@ -125,6 +158,12 @@ int lvs_packet_open(const char *ifname, int *ifindex, uint8_t mac[LVS_ETH_ALEN],
   if (ioctl(fd, SIOCGIFMTU, &ifr) < 0) goto fail;
   *mtu = ifr.ifr_mtu;
 
+  if (vnet_hdr) {
+    int on = 1;
+    *failed_call = "setsockopt";
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &on, sizeof(on)) < 0) goto fail;
+  }
+
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof(sll));
   sll.sll_family = AF_PACKET;
@@ -140,16 +179,6 @@ fail:;
   int err = errno;
   close(fd);
   return -err;
-}
-
-/* The socket or the device queue is full: stop here, the caller drops or retries the rest. */
-static int send_error_is_backpressure(int err) {
-  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM;
-}
-
-/* The socket itself is unusable: no later packet can succeed either. */
-static int send_error_is_fatal(int err) {
-  return err == EBADF || err == ENOTSOCK || err == EFAULT;
 }
 
 /*
@@ -221,8 +250,9 @@ int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const 
   return send_batch(fd, base, offs, lens, count, LVS_IPV4_MIN_HDR, true);
 }
 
-int lvs_packet_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count) {
-  return send_batch(fd, base, offs, lens, count, LVS_ETH_HDR, false);
+int lvs_packet_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count,
+                          uint32_t min_len) {
+  return send_batch(fd, base, offs, lens, count, min_len, false);
 }
 
 int lvs_recv_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens) {

@@ -24,24 +24,41 @@
 #define LVS_IPV4_MIN_HDR 20
 #define LVS_IPV4_DST_OFF 16
 
+/* Size of the virtio_net_hdr that IFF_VNET_HDR / PACKET_VNET_HDR put in front of each packet. */
+#define LVS_VNET_HDR 10
+
 /*
  * Open /dev/net/tun (non-blocking, close-on-exec) and attach it to TUN device `name`
  * (IFF_TUN | IFF_NO_PI), creating the device if it does not exist. `name` must be shorter than
- * LVS_IFNAMSIZ; it may end in "%d" or be empty to let the kernel choose. On success returns the
+ * LVS_IFNAMSIZ; it may end in "%d" or be empty to let the kernel choose. With `offload`, the
+ * device also gets IFF_VNET_HDR (a LVS_VNET_HDR-byte virtio_net_hdr in front of every packet
+ * read or written) and the offloads TUN_F_CSUM | TUN_F_TSO4: the kernel may hand over TCP
+ * segments of up to 64 KiB and packets whose L4 checksum is left partial. On success returns the
  * fd and writes the kernel's device name to `out_name`. On failure returns -errno and points
  * `*failed_call` at the syscall that failed ("open" or "ioctl").
  */
-int lvs_tun_open(const char *name, char out_name[LVS_IFNAMSIZ], const char **failed_call);
+int lvs_tun_open(const char *name, int offload, char out_name[LVS_IFNAMSIZ], const char **failed_call);
 
 /*
  * Read up to `max_count` packets from a non-blocking fd. Packet i lands at
  * `base + i * slot_size + headroom` (at most `slot_size - headroom` bytes) and its length is
- * stored in lens[i]. Stops at EAGAIN; retries EINTR. Returns the number of packets read, or
- * -errno if the very first read failed with anything but EAGAIN (a later error ends the batch
- * and is reported by the next call). A packet longer than the slot is truncated by the kernel;
- * its stored length is clamped to the slot so the caller never reads past it.
+ * stored in lens[i]; a `vnet_len`-byte header read in front of it (IFF_VNET_HDR) lands in the
+ * `vnet_len` bytes before that and is not counted (vnet_len <= headroom). Stops at EAGAIN;
+ * retries EINTR. Returns the number of packets read, or -errno if the very first read failed
+ * with anything but EAGAIN (a later error ends the batch and is reported by the next call). A
+ * packet longer than the slot is truncated by the kernel; its stored length is clamped to the
+ * slot so the caller never reads past it.
  */
-int lvs_tun_read_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens);
+int lvs_tun_read_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, size_t vnet_len, uint32_t max_count,
+                       uint32_t *lens);
+
+/*
+ * write() packets (base + offs[i], lens[i]) for i in [0, count) into a TUN fd, one write each
+ * (a TUN takes one packet per write). A per-packet error (EINVAL, EIO, ...) skips that packet;
+ * EAGAIN / ENOBUFS / ENOMEM end the batch; EBADF / EFAULT end it and are returned as -errno
+ * when nothing was written yet. Returns how many packets the kernel accepted.
+ */
+int lvs_tun_write_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count);
 
 /* write() the whole of one packet, retrying EINTR. Returns bytes written or -errno. */
 ssize_t lvs_fd_write(int fd, const uint8_t *data, size_t len);
@@ -69,21 +86,25 @@ int lvs_raw_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const 
 /*
  * Open an AF_PACKET socket for sending complete Ethernet frames on interface `ifname`:
  * SOCK_RAW, protocol 0 (so it receives nothing), non-blocking, close-on-exec, bound to the
- * interface's index. Tries to raise the send buffer to 4 MiB (SO_SNDBUFFORCE, then SO_SNDBUF;
+ * interface's index. With `vnet_hdr` (PACKET_VNET_HDR) every frame sent must start with a
+ * LVS_VNET_HDR-byte virtio_net_hdr, which can ask the kernel to finish a partial checksum or
+ * segment a large TCP frame. Tries to raise the send buffer to 4 MiB (SO_SNDBUFFORCE, then SO_SNDBUF;
  * failure is ignored). `ifname` must be shorter than LVS_IFNAMSIZ. On success returns the fd and
  * writes the interface's index, MAC address and MTU. On failure returns -errno and points
  * `*failed_call` at the failing syscall ("socket", "ioctl" or "bind").
  */
-int lvs_packet_open(const char *ifname, int *ifindex, uint8_t mac[LVS_ETH_ALEN], int *mtu, const char **failed_call);
+int lvs_packet_open(const char *ifname, int vnet_hdr, int *ifindex, uint8_t mac[LVS_ETH_ALEN], int *mtu, const char **failed_call);
 
 /*
  * Send frames (base + offs[i], lens[i]) for i in [0, count) with sendmmsg() on a packet socket
  * bound to its interface (lvs_packet_open): no destination address, each frame goes out as is.
- * Frames shorter than an Ethernet header are skipped; errors are handled as in
+ * Frames shorter than `min_len` (an Ethernet header, plus the virtio_net_hdr on a PACKET_VNET_HDR
+ * socket) are skipped; errors are handled as in
  * lvs_raw_send_batch. Returns how many frames the kernel accepted, or -errno (socket-level error
  * before anything was sent).
  */
-int lvs_packet_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count);
+int lvs_packet_send_batch(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count,
+                          uint32_t min_len);
 
 /*
  * Open a raw IPv4 socket that receives IP protocol `protocol` (e.g. 4 for IP-in-IP): AF_INET,

@@ -30,6 +30,8 @@ export interface TunDevice {
   fd: number;
   /** The kernel's name for the device (differs from the request when it ended in `%d` or was empty). */
   name: string;
+  /** Bytes of virtio_net_hdr in front of every packet read or written: 10 with offloads, else 0. */
+  vnetHdr: number;
 }
 
 /** A send-only AF_PACKET socket bound to one interface (`packetOpen`). */
@@ -44,15 +46,35 @@ export interface PacketSocket {
 }
 
 export interface LvsNative {
-  /** Open /dev/net/tun and attach/create TUN `name` (IFF_TUN | IFF_NO_PI, O_NONBLOCK, O_CLOEXEC). */
-  tunOpen(name: string): TunDevice;
+  /**
+   * Open /dev/net/tun and attach/create TUN `name` (IFF_TUN | IFF_NO_PI, O_NONBLOCK, O_CLOEXEC).
+   * With `offload`: IFF_VNET_HDR (a 10-byte virtio_net_hdr in front of every packet read and
+   * written) and TUN_F_CSUM | TUN_F_TSO4, so the kernel hands over TCP segments of up to 64 KiB
+   * and packets with a partial L4 checksum.
+   */
+  tunOpen(name: string, offload: boolean): TunDevice;
   /**
    * Read packets until EAGAIN or `maxCount`: packet i at `i * slotSize + headroom`, length in
-   * `lens[i]` (clamped to `slotSize - headroom`). Returns the count; 0 when nothing is waiting.
+   * `lens[i]` (clamped to `slotSize - headroom`), its `vnetLen`-byte virtio_net_hdr (0 without
+   * offloads) in the bytes just before it. Returns the count; 0 when nothing is waiting.
    */
-  tunRead(fd: number, slab: Buffer, slotSize: number, headroom: number, maxCount: number, lens: Uint32Array): number;
+  tunRead(
+    fd: number,
+    slab: Buffer,
+    slotSize: number,
+    headroom: number,
+    maxCount: number,
+    lens: Uint32Array,
+    vnetLen: number,
+  ): number;
   /** Write one packet into the TUN (the kernel receives it as if from the wire). Returns bytes written. */
   tunWrite(fd: number, buf: Buffer, offset: number, length: number): number;
+  /**
+   * Write packets `slab[offs[i], offs[i] + lens[i])` for i < count into the TUN, one write each
+   * (each starts with its virtio_net_hdr on an offload TUN). Returns how many the kernel accepted;
+   * per-packet errors skip the packet, EAGAIN/ENOBUFS end the batch early.
+   */
+  tunWriteBatch(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number;
   /** Raw IPv4 socket (IPPROTO_RAW, header included), non-blocking, send buffer raised to 4 MiB if allowed. */
   rawOpen(): number;
   /**
@@ -63,16 +85,18 @@ export interface LvsNative {
   sendBatch(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number;
   /**
    * AF_PACKET socket (SOCK_RAW, protocol 0: it receives nothing) bound to interface `ifname`, for
-   * sending whole Ethernet frames with `sendFrames`. Non-blocking; send buffer raised to 4 MiB if
-   * allowed. Throws ENODEV (syscall 'ioctl') for an unknown interface.
+   * sending whole Ethernet frames with `sendFrames`. With `vnetHdr` (PACKET_VNET_HDR) every frame
+   * sent starts with a 10-byte virtio_net_hdr (partial checksum, TCP segmentation). Non-blocking;
+   * send buffer raised to 4 MiB if allowed. Throws ENODEV (syscall 'ioctl') for an unknown interface.
    */
-  packetOpen(ifname: string): PacketSocket;
+  packetOpen(ifname: string, vnetHdr: boolean): PacketSocket;
   /**
    * sendmmsg complete frames `slab[offs[i], offs[i] + lens[i])` for i < count on a packet socket
-   * from `packetOpen` (no address: each goes out on its bound interface as is). Frames shorter
-   * than an Ethernet header (14 bytes) are skipped. Same error policy as `sendBatch`.
+   * from `packetOpen` (no address: each goes out on its bound interface as is). `vnetLen` is 10
+   * for a PACKET_VNET_HDR socket, else 0. Frames shorter than `vnetLen` + an Ethernet header
+   * (14 bytes) are skipped. Same error policy as `sendBatch`.
    */
-  sendFrames(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number;
+  sendFrames(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number, vnetLen: number): number;
   /**
    * Raw IPv4 socket that receives IP protocol `protocol` (e.g. 4, IP-in-IP), non-blocking, receive
    * buffer raised to 4 MiB if allowed. Each datagram read from it starts with its IPv4 header.

@@ -234,11 +234,15 @@ describe.skipIf(skipReason !== null)('lvs_native in a network namespace', () => 
       'recvPastSlab',
       'framesPastSlab',
       'framesCountTooBig',
+      'vnetBeyondHeadroom',
+      'framesOddVnet',
+      'tunWritePastSlab',
     ]) {
       expect(v[key], key).toMatchObject({ threw: true, name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
     }
     expect(v.lensNotU32).toMatchObject({ threw: true, name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     expect(v.missingArgs).toMatchObject({ threw: true, name: 'TypeError', code: 'ERR_MISSING_ARGS' });
+    expect(v.offloadNotBoolean).toMatchObject({ threw: true, name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   });
 
   it('packetOpen reports the ifindex, MAC and MTU that `ip -j link` shows, and ENODEV for an unknown interface', () => {

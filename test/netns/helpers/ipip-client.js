@@ -98,7 +98,7 @@ async function udpMode(cfg) {
 function encapMode(cfg) {
   const SLOT = 2048;
   const BATCH = 32;
-  const tun = addon.tunOpen(cfg.dev);
+  const tun = addon.tunOpen(cfg.dev, false);
   // 1480: the outer header must still fit the veth's 1500 (a raw socket does not fragment).
   execFileSync('ip', ['link', 'set', 'dev', tun.name, 'up', 'mtu', '1480']);
   execFileSync('ip', ['route', 'replace', `${cfg.vip}/32`, 'dev', tun.name, 'src', cfg.outerSrc]);
@@ -113,7 +113,7 @@ function encapMode(cfg) {
     tun.fd,
     () => {
       for (;;) {
-        const n = addon.tunRead(tun.fd, slab, SLOT, IPV4_HDR, BATCH, lens);
+        const n = addon.tunRead(tun.fd, slab, SLOT, IPV4_HDR, BATCH, lens, 0);
         let k = 0;
         for (let i = 0; i < n; i++) {
           const innerOff = i * SLOT + IPV4_HDR;

@@ -391,7 +391,7 @@ async function frameDevices(io) {
   const peerMac = macFromString(linkInfo(VETH_PEER, PEER_NS).address);
 
   // packetOpen itself, against `ip -j link`.
-  const sock = addon.packetOpen(VETH);
+  const sock = addon.packetOpen(VETH, false);
   const packetOpen = {
     matchesIpLink: {
       ifindex: sock.ifindex === own.ifindex,
@@ -400,8 +400,8 @@ async function frameDevices(io) {
     },
     macLength: sock.mac.length,
     mtu: sock.mtu,
-    unknown: describeError(() => addon.packetOpen('nosuchdev0')),
-    tooLong: describeError(() => addon.packetOpen('y'.repeat(16))),
+    unknown: describeError(() => addon.packetOpen('nosuchdev0', false)),
+    tooLong: describeError(() => addon.packetOpen('y'.repeat(16), false)),
   };
 
   const dev = io.openFrameDev(VETH);
@@ -569,14 +569,14 @@ function systemErrors(io) {
   const closedFd = 999_999; // far above anything this process opens
   const file = fs.openSync(__filename, 'r');
   const results = {
-    busy: describeError(() => addon.tunOpen(TUN)), // a non-multi-queue TUN takes one fd
-    badName: describeError(() => addon.tunOpen('bad/name')),
-    readClosed: describeError(() => addon.tunRead(closedFd, io.slab.buf, 2048, 64, 1, io.slab.rxLen)),
+    busy: describeError(() => addon.tunOpen(TUN, false)), // a non-multi-queue TUN takes one fd
+    badName: describeError(() => addon.tunOpen('bad/name', false)),
+    readClosed: describeError(() => addon.tunRead(closedFd, io.slab.buf, 2048, 64, 1, io.slab.rxLen, 0)),
     sendOnTun: describeError(() =>
       addon.sendBatch(io.tunFd, Buffer.alloc(64, 0x45), new Uint32Array(1), new Uint32Array([40]), 1),
     ),
     framesOnTun: describeError(() =>
-      addon.sendFrames(io.tunFd, Buffer.alloc(64, 0x45), new Uint32Array(1), new Uint32Array([40]), 1),
+      addon.sendFrames(io.tunFd, Buffer.alloc(64, 0x45), new Uint32Array(1), new Uint32Array([40]), 1, 0),
     ),
     recvOnTun: describeError(() => addon.recvBatch(io.tunFd, io.slab.buf, 2048, 64, 1, io.slab.rxLen)),
     closeClosed: describeError(() => addon.close(closedFd)),
@@ -597,13 +597,13 @@ function argumentValidation(io) {
   const s = io.slab;
   const small = Buffer.alloc(100);
   return {
-    tooLongName: describeError(() => addon.tunOpen('x'.repeat(16))),
-    readPastSlab: describeError(() => addon.tunRead(io.tunFd, small, 64, 0, 2, s.rxLen)),
+    tooLongName: describeError(() => addon.tunOpen('x'.repeat(16), false)),
+    readPastSlab: describeError(() => addon.tunRead(io.tunFd, small, 64, 0, 2, s.rxLen, 0)),
     readMoreThanLens: describeError(() =>
-      addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 2, new Uint32Array(1)),
+      addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 2, new Uint32Array(1), 0),
     ),
-    headroomTooBig: describeError(() => addon.tunRead(io.tunFd, s.buf, 64, 64, 1, s.rxLen)),
-    lensNotU32: describeError(() => addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 1, new Int32Array(1))),
+    headroomTooBig: describeError(() => addon.tunRead(io.tunFd, s.buf, 64, 64, 1, s.rxLen, 0)),
+    lensNotU32: describeError(() => addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 1, new Int32Array(1), 0)),
     sendPastSlab: describeError(() =>
       addon.sendBatch(io.tunFd, small, new Uint32Array([0, 90]), new Uint32Array([20, 20]), 2),
     ),
@@ -614,11 +614,19 @@ function argumentValidation(io) {
     missingArgs: describeError(() => addon.tunRead(io.tunFd)),
     recvPastSlab: describeError(() => addon.recvBatch(io.tunFd, small, 64, 0, 2, s.rxLen)),
     framesPastSlab: describeError(() =>
-      addon.sendFrames(io.tunFd, small, new Uint32Array([90]), new Uint32Array([20]), 1),
+      addon.sendFrames(io.tunFd, small, new Uint32Array([90]), new Uint32Array([20]), 1, 0),
     ),
     framesCountTooBig: describeError(() =>
-      addon.sendFrames(io.tunFd, small, new Uint32Array(1), new Uint32Array(1), 2),
+      addon.sendFrames(io.tunFd, small, new Uint32Array(1), new Uint32Array(1), 2, 0),
     ),
+    vnetBeyondHeadroom: describeError(() => addon.tunRead(io.tunFd, s.buf, s.slotSize, 8, 1, s.rxLen, 10)),
+    framesOddVnet: describeError(() =>
+      addon.sendFrames(io.tunFd, small, new Uint32Array(1), new Uint32Array([40]), 1, 7),
+    ),
+    tunWritePastSlab: describeError(() =>
+      addon.tunWriteBatch(io.tunFd, small, new Uint32Array([90]), new Uint32Array([20]), 1),
+    ),
+    offloadNotBoolean: describeError(() => addon.tunOpen('lvt9', 1)),
   };
 }
 
