@@ -36,6 +36,9 @@ Options:
   --no-routes        install no route, rule, proxy-ARP entry or sysctl; the operator
                      steers traffic into the TUN
   --batch N          packets per read/send batch (default: 64)
+  --no-offload       open the TUN without offloads (IFF_VNET_HDR, checksum and TCP
+                     segmentation offload): every packet then arrives at most MTU-sized
+                     with a complete checksum; slower for bulk TCP
   -h, --help         show this help
   -v, --version      show the version
 
@@ -67,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
         'rule-pref': { type: 'string' },
         'no-routes': { type: 'boolean', default: false },
         batch: { type: 'string' },
+        'no-offload': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -108,7 +112,8 @@ export async function main(argv: string[]): Promise<number> {
 
   let io: NativeIo;
   try {
-    io = NativeIo.open({ tunName, slab: new Slab(batch) });
+    const offload = !values['no-offload'];
+    io = NativeIo.open({ tunName, offload, slab: offload ? Slab.forOffload(batch) : new Slab(batch) });
   } catch (err) {
     log(`cannot open TUN device ${tunName}: ${(err as Error).message}`);
     return 1;

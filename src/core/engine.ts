@@ -12,6 +12,9 @@
 //   | to a service, may not schedule                   | -                 | drop no_conn                  |
 //   | to a virtual IP, no service / fragment / other  | -                 | drop no_service / fragment    |
 //   | anything else                                   | bypass            | forwarded unchanged           |
+//
+// With TUN offloads each packet's virtio_net_hdr is read first (partial checksum, GSO size) and
+// an unusable one drops the packet as bad_offload; the transmitters act on it (xmit/common.ts).
 
 import { ConnTable, NIL } from '../conn/conn-table';
 import {
@@ -20,6 +23,8 @@ import {
   DEST_F_AVAILABLE,
   type Dest,
   FWD_MASQ,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
   newDest,
   newService,
   newStats,
@@ -30,11 +35,15 @@ import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/pr
 import { tcp } from '../proto/tcp';
 import { udp } from '../proto/udp';
 import { Ipv4View } from '../wire/ipv4';
+import { TCP } from '../wire/tcp';
+import { UDP } from '../wire/udp';
 import { V_FRAGMENT, V_OK } from '../wire/verdict';
+import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
 import { TRANSMITTERS } from '../xmit/index';
 import {
+  D_BAD_OFFLOAD,
   D_DEST_UNAVAILABLE,
   D_NO_CONN,
   D_NO_DEST,
@@ -74,6 +83,8 @@ export class Engine implements XmitContext {
   readonly drops = new Float64Array(VERDICT_COUNT);
   /** Packets handed to the kernel. */
   txPackets = 0;
+  /** Offload TUN: packets read with a partial checksum, and GSO packets among them. */
+  readonly offload = { partial: 0, gso: 0 };
   /** Current time, whole seconds on the engine clock (refreshed once per batch). */
   now: number;
 
@@ -83,6 +94,10 @@ export class Engine implements XmitContext {
   outOff = 0;
   outLen = 0;
   outDev = 0;
+  readonly vnetHdr: number;
+  gsoSize = 0;
+  csumStart = 0;
+  csumOffset = 0;
   /** Outputs queued in the current batch, and generated-packet slots used. */
   private tx = 0;
   private gen = 0;
@@ -98,6 +113,7 @@ export class Engine implements XmitContext {
   ) {
     this.clock = opts.clock ?? monotonicSeconds;
     this.maxBatches = opts.maxBatchesPerWakeup ?? 16;
+    this.vnetHdr = io.slab.vnetHdr;
     this.now = Math.floor(this.clock());
     this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? 1 << 22);
     this.ipId = (Math.random() * 0x10000) >>> 0;
@@ -156,12 +172,16 @@ export class Engine implements XmitContext {
 
   genSlot(): number {
     const slab = this.io.slab;
-    if (this.gen === slab.genSlots) return -1;
+    if (this.gen === slab.genSlots) {
+      // Every gen slot in use is queued (the XmitContext contract): send them, start over.
+      this.flush();
+      this.gen = 0;
+    }
     return slab.genOffset(this.gen++);
   }
 
   get slotCapacity(): number {
-    return this.io.slab.maxPacket;
+    return this.io.slab.genCapacity;
   }
 
   nextIpId(): number {
@@ -175,6 +195,10 @@ export class Engine implements XmitContext {
     ip.reset(buf, off, len);
     const v = ip.checkLen();
     if (v !== V_OK) return v;
+    if (this.vnetHdr !== 0) {
+      const ov = this.readVnetHdr(buf, off - VNET_HDR_LEN);
+      if (ov !== V_OK) return ov;
+    }
     const daddr = ip.dstAddr;
     const h = this.protos[ip.protocol];
     if (h === undefined || ip.isFragment) {
@@ -213,6 +237,46 @@ export class Engine implements XmitContext {
     }
     if (this.services.isVip(daddr)) return D_NO_SERVICE;
     return bypass(this);
+  }
+
+  /**
+   * Take the offload state of the current packet from its virtio_net_hdr at buf[h]: a partial
+   * checksum must be TCP's or UDP's own field (or lie inside the packet for other protocols), a
+   * GSO packet must be TCPv4 with a partial checksum and not a fragment.
+   */
+  private readVnetHdr(buf: Buffer, h: number): number {
+    const ip = this.ip;
+    this.gsoSize = 0;
+    this.csumStart = 0;
+    if ((buf[h + VNET.FLAGS]! & VNET_F_NEEDS_CSUM) !== 0) {
+      const start = buf.readUInt16LE(h + VNET.CSUM_START);
+      const offset = buf.readUInt16LE(h + VNET.CSUM_OFFSET);
+      const p = ip.protocol;
+      if (p === IPPROTO_TCP || p === IPPROTO_UDP) {
+        if (start !== ip.headerLen || offset !== (p === IPPROTO_TCP ? TCP.CHECKSUM : UDP.CHECKSUM))
+          return D_BAD_OFFLOAD;
+      } else if (start < ip.headerLen) return D_BAD_OFFLOAD;
+      if (start + offset + 2 > ip.totalLen) return D_BAD_OFFLOAD;
+      this.csumStart = start;
+      this.csumOffset = offset;
+      this.offload.partial++;
+    }
+    const gsoType = buf[h + VNET.GSO_TYPE]!;
+    if (gsoType !== VNET_GSO_NONE) {
+      const size = buf.readUInt16LE(h + VNET.GSO_SIZE);
+      if (
+        gsoType !== VNET_GSO_TCPV4 ||
+        this.csumStart === 0 ||
+        size === 0 ||
+        ip.protocol !== IPPROTO_TCP ||
+        ip.isFragment
+      ) {
+        return D_BAD_OFFLOAD;
+      }
+      this.gsoSize = size;
+      this.offload.gso++;
+    }
+    return V_OK;
   }
 
   /** A client's packet of connection c. */

@@ -122,6 +122,8 @@ export interface EngineStats {
   stats: StatsSnapshot;
   /** Drop reason → packets (only reasons that occurred). */
   drops: Record<string, number>;
+  /** Packets read from an offload TUN with a partial checksum, and GSO packets among them. */
+  offload: { partial: number; gso: number };
 }
 
 export type Response = { ok: true; result?: unknown } | { ok: false; errno: string; message: string };

@@ -142,8 +142,10 @@ export class IpRouteNet implements HostNet {
     await ip('link', 'set', 'dev', tun, 'up', 'mtu', '1500', 'txqueuelen', '10000');
     await ip('route', 'replace', 'default', 'dev', tun, 'table', String(table));
     this.setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
-    // The TUN itself must not filter packets whose source is a virtual or real-server address.
-    this.setSysctl(`/proc/sys/net/ipv4/conf/${tun}/rp_filter`, '0');
+    // Packets the engine writes back into the TUN (offloads: 64 KiB segments the kernel forwards)
+    // come from clients, virtual and real-server addresses: loose mode, whatever `all` says
+    // (the kernel uses the larger of `all` and the device's value, so 0 could still mean strict).
+    this.setSysctl(`/proc/sys/net/ipv4/conf/${tun}/rp_filter`, '2');
     // No IPv6 on the TUN: the engine forwards IPv4, and link-local chatter would only be dropped.
     this.setSysctl(`/proc/sys/net/ipv6/conf/${tun}/disable_ipv6`, '1');
   }

@@ -45,7 +45,7 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
       e.drops.forEach((n, i) => {
         if (i > 0 && n > 0) drops[DROP_NAMES[i]] = n;
       });
-      return { conns: e.conns.count, txPackets: e.txPackets, stats: { ...e.stats }, drops };
+      return { conns: e.conns.count, txPackets: e.txPackets, stats: { ...e.stats }, drops, offload: { ...e.offload } };
     }
     default:
       throw new LvsError('EINVAL', `unknown command ${(req as { cmd?: unknown }).cmd}`);

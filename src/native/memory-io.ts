@@ -1,5 +1,7 @@
 // An in-memory PacketIo: tests and the engine benchmark push packets in and read what the engine
-// sent, with no TUN, no socket and no root.
+// sent, with no TUN, no socket and no root. With a slab that has a virtio_net_hdr (offload TUN)
+// each pushed packet starts with its 10-byte header, as a read from such a TUN does; what was
+// sent is recorded exactly as queued (TUN writes and frames with their header).
 
 import { type PacketIo, Slab } from './packet-io';
 
@@ -59,8 +61,10 @@ export class MemoryIo implements PacketIo {
         p = this.pending.shift();
         if (p === undefined) break;
       }
-      const len = Math.min(p.length, slab.maxPacket);
-      slab.buf.set(len === p.length ? p : p.subarray(0, len), slab.rxOffset(n));
+      const vnet = slab.vnetHdr;
+      const len = Math.min(p.length - vnet, slab.maxPacket);
+      if (len < 0) continue;
+      slab.buf.set(p.subarray(0, vnet + len), slab.rxOffset(n) - vnet);
       slab.rxLen[n] = len;
       n++;
     }

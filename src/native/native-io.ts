@@ -1,15 +1,16 @@
 // NativeIo: the production PacketIo. Packets come in from a TUN device (read in batches into the
 // slab) and go out on one raw IPv4 socket (sendmmsg, the kernel routes each packet by its
-// destination) or, as complete Ethernet frames, on the AF_PACKET socket of a frame device (DR:
-// the packet framed for the real server's MAC). Opening the TUN is all the native layer does to
+// destination), as complete Ethernet frames on the AF_PACKET socket of a frame device (DR: the
+// packet framed for the real server's MAC), or back into the TUN (offloads: 64 KiB segments the
+// kernel forwards and segments itself). Opening the TUN is all the native layer does to
 // the device: bringing it up, addresses and routes are set by lvsd with `ip`, by the device name
 // this class reports.
 
 import { type LvsNative, loadNative, type PacketSocket, type TunDevice, type WatchHandle } from './addon';
-import { type PacketIo, Slab, TX_DEV_RAW } from './packet-io';
+import { type PacketIo, Slab, TX_DEV_RAW, TX_DEV_TUN } from './packet-io';
 
-/** Frame devices are numbered 1..MAX_FRAME_DEVS (txDev is a byte; 0 is the raw socket). */
-export const MAX_FRAME_DEVS = 255;
+/** Frame devices are numbered 1..MAX_FRAME_DEVS (txDev is a byte; 0 is the raw socket, 255 the TUN). */
+export const MAX_FRAME_DEVS = 254;
 
 /** What a transmitter needs to know about a frame device: its own MAC (frame source) and MTU. */
 export interface FrameDevInfo {
@@ -32,6 +33,11 @@ interface FrameDev extends FrameDevInfo {
 export interface NativeIoOptions {
   /** TUN device to attach to or create; may end in `%d` to let the kernel pick the number. */
   tunName: string;
+  /**
+   * Open the TUN with offloads (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4): 64 KiB TCP segments and
+   * partial checksums come in. The slab must then be one with `vnetHdr` 10 (Slab.forOffload).
+   */
+  offload?: boolean;
   /** Slab to read into and send from; a default-sized one is allocated when omitted. */
   slab?: Slab;
 }
@@ -41,7 +47,7 @@ export interface NativeIoOptions {
  * that run their own I/O on it (e.g. lvs-realserver's decapsulation TUN). Close it with `closeFd`.
  */
 export function openTun(name: string): TunDevice {
-  return loadNative().tunOpen(name);
+  return loadNative().tunOpen(name, false);
 }
 
 /** Close an fd returned by `openTun`. */
@@ -59,9 +65,11 @@ export class NativeIo implements PacketIo {
   /** Open frame devices by txDev number; index 0 (the raw socket) is unused. */
   private readonly frameDevs: (FrameDev | undefined)[] = [undefined];
   private readonly frameDevByName = new Map<string, number>();
-  /** The raw-socket share of a batch that also has frames, sized like slab.txOff. */
+  /** The raw-socket and TUN shares of a mixed batch, sized like slab.txOff. */
   private readonly rawOff: Uint32Array;
   private readonly rawLen: Uint32Array;
+  private readonly tunOff: Uint32Array;
+  private readonly tunLen: Uint32Array;
   /** Packets queued with a txDev no frame device was opened for (an engine bug): dropped. */
   droppedNoDev = 0;
 
@@ -75,13 +83,22 @@ export class NativeIo implements PacketIo {
   ) {
     this.rawOff = new Uint32Array(slab.txOff.length);
     this.rawLen = new Uint32Array(slab.txOff.length);
+    this.tunOff = new Uint32Array(slab.txOff.length);
+    this.tunLen = new Uint32Array(slab.txOff.length);
   }
 
   /** Open the TUN device and the raw IPv4 socket. Needs CAP_NET_ADMIN and CAP_NET_RAW. */
   static open(opts: NativeIoOptions): NativeIo {
     const native = loadNative();
-    const slab = opts.slab ?? new Slab();
-    const tun = native.tunOpen(opts.tunName);
+    const offload = opts.offload ?? false;
+    const slab = opts.slab ?? (offload ? Slab.forOffload() : new Slab());
+    const want = offload ? 10 : 0;
+    if (slab.vnetHdr !== want) {
+      throw new RangeError(
+        `NativeIo.open: a TUN ${offload ? 'with' : 'without'} offloads needs a slab with vnetHdr ${want}`,
+      );
+    }
+    const tun = native.tunOpen(opts.tunName, offload);
     let rawFd: number;
     try {
       rawFd = native.rawOpen();
@@ -95,7 +112,7 @@ export class NativeIo implements PacketIo {
   recv(): number {
     if (this.closed) throw closedError();
     const s = this.slab;
-    return this.native.tunRead(this.tunFd, s.buf, s.slotSize, s.headroom, s.rxSlots, s.rxLen);
+    return this.native.tunRead(this.tunFd, s.buf, s.slotSize, s.headroom, s.rxSlots, s.rxLen, s.vnetHdr);
   }
 
   send(count: number): number {
@@ -110,7 +127,7 @@ export class NativeIo implements PacketIo {
     return this.sendMixed(count);
   }
 
-  /** A batch with frames in it: partition by txDev, then one sendmmsg call per device. */
+  /** A batch with frames or TUN writes in it: partition by txDev, then one native call per device. */
   private sendMixed(count: number): number {
     const s = this.slab;
     if (count > s.txOff.length) throw new RangeError(`send: count ${count} exceeds the slab's ${s.txOff.length} slots`);
@@ -120,12 +137,19 @@ export class NativeIo implements PacketIo {
     const rawOff = this.rawOff;
     const rawLen = this.rawLen;
     let rawCount = 0;
+    let tunCount = 0;
     for (let i = 0; i < count; i++) {
       const d = txDev[i]!;
       if (d === TX_DEV_RAW) {
         rawOff[rawCount] = txOff[i]!;
         rawLen[rawCount] = txLen[i]!;
         rawCount++;
+        continue;
+      }
+      if (d === TX_DEV_TUN) {
+        this.tunOff[tunCount] = txOff[i]!;
+        this.tunLen[tunCount] = txLen[i]!;
+        tunCount++;
         continue;
       }
       const f = devs[d];
@@ -139,9 +163,10 @@ export class NativeIo implements PacketIo {
     }
 
     let accepted = rawCount > 0 ? this.native.sendBatch(this.rawFd, s.buf, rawOff, rawLen, rawCount) : 0;
+    if (tunCount > 0) accepted += this.native.tunWriteBatch(this.tunFd, s.buf, this.tunOff, this.tunLen, tunCount);
     for (let d = 1; d < devs.length; d++) {
       const f = devs[d]!;
-      if (f.count > 0) accepted += this.native.sendFrames(f.fd, s.buf, f.off, f.len, f.count);
+      if (f.count > 0) accepted += this.native.sendFrames(f.fd, s.buf, f.off, f.len, f.count, s.vnetHdr);
     }
     return accepted;
   }
@@ -153,7 +178,7 @@ export class NativeIo implements PacketIo {
     if (this.frameDevs.length > MAX_FRAME_DEVS) {
       throw new RangeError(`openFrameDev(${ifname}): at most ${MAX_FRAME_DEVS} frame devices`);
     }
-    const sock: PacketSocket = this.native.packetOpen(ifname);
+    const sock: PacketSocket = this.native.packetOpen(ifname, this.slab.vnetHdr > 0);
     const slots = this.slab.txOff.length;
     const dev = this.frameDevs.length;
     this.frameDevs.push({
@@ -191,10 +216,15 @@ export class NativeIo implements PacketIo {
     this.watchHandle = this.native.watch(this.tunFd, guarded, onError);
   }
 
-  /** Inject one packet into the TUN, as if it had arrived on the device (tests, diagnostics). */
+  /**
+   * Inject one IPv4 packet into the TUN, as if it had arrived on the device (tests, diagnostics);
+   * on an offload TUN it goes with an all-zero virtio_net_hdr (nothing partial, no segmentation).
+   */
   inject(buf: Buffer): void {
     if (this.closed) throw closedError();
-    this.native.tunWrite(this.tunFd, buf, 0, buf.length);
+    const vnet = this.slab.vnetHdr;
+    const pkt = vnet === 0 ? buf : Buffer.concat([Buffer.alloc(vnet), buf]);
+    this.native.tunWrite(this.tunFd, pkt, 0, pkt.length);
   }
 
   /**

@@ -35,8 +35,11 @@ export interface ProtoHandler {
   reusesConn(pkt: PacketMeta, state: number, connFlags: number): boolean;
   /** The connection's next state after this packet; may update the connection's flags. */
   transition(conns: ConnTable, c: number, dir: number, pkt: PacketMeta): number;
-  /** Destination port → `port`, and fix the checksum for the destination address change. */
-  dnat(oldAddr: number, newAddr: number, port: number): void;
-  /** Source port → `port`, and fix the checksum for the source address change. */
-  snat(oldAddr: number, newAddr: number, port: number): void;
+  /**
+   * Destination port → `port`, and fix the checksum for the destination address change. With
+   * `partial` the L4 checksum is an offload's partial one (the uncomplemented pseudo-header sum).
+   */
+  dnat(oldAddr: number, newAddr: number, port: number, partial: boolean): void;
+  /** Source port → `port`, and fix the checksum for the source address change (`partial`: as dnat). */
+  snat(oldAddr: number, newAddr: number, port: number, partial: boolean): void;
 }

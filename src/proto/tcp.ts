@@ -65,12 +65,23 @@ export const tcp: ProtoHandler = {
     return tcpNextState(conns.state[c], off, pkt.tcpFlags);
   },
 
-  dnat(oldAddr: number, newAddr: number, port: number): void {
+  // A partial checksum (offload) covers the ports only when it is completed: just the address.
+  dnat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
+    if (partial) {
+      view.dstPort = port;
+      view.updatePartialChecksumForAddr(oldAddr, newAddr);
+      return;
+    }
     if (view.dstPort !== port) view.setDstPortWithChecksumUpdate(port);
     view.updateChecksumForAddr(oldAddr, newAddr);
   },
 
-  snat(oldAddr: number, newAddr: number, port: number): void {
+  snat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
+    if (partial) {
+      view.srcPort = port;
+      view.updatePartialChecksumForAddr(oldAddr, newAddr);
+      return;
+    }
     if (view.srcPort !== port) view.setSrcPortWithChecksumUpdate(port);
     view.updateChecksumForAddr(oldAddr, newAddr);
   },

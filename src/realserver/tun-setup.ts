@@ -8,7 +8,7 @@ import { type HostChanges, type HostLog, type HostOps, ipv4ConfPath } from './ho
 
 /** The native calls this needs (openTun / closeFd from src/native/native-io.ts). */
 export interface TunNative {
-  openTun(name: string): TunDevice;
+  openTun(name: string): Pick<TunDevice, 'fd' | 'name'>;
   closeFd(fd: number): void;
 }
 

@@ -71,6 +71,18 @@ export function update16(csum: number, oldVal: number, newVal: number): number {
 }
 
 /**
+ * Update a *partial* checksum field when a 32-bit pseudo-header word (an IPv4 address) changes
+ * from `oldVal` to `newVal`. With checksum offload (CHECKSUM_PARTIAL, virtio NEEDS_CSUM) the
+ * field holds the folded, uncomplemented pseudo-header sum P that the device completes later, so
+ * the new field is fold(P + ~old + new): the same one's-complement difference as update32, but
+ * added to P rather than to ~field. Fields the device sums itself (ports, sequence numbers) need
+ * no update at all.
+ */
+export function updatePartial32(field: number, oldVal: number, newVal: number): number {
+  return fold(field + (~(oldVal >>> 16) & 0xffff) + (~oldVal & 0xffff) + (newVal >>> 16) + (newVal & 0xffff));
+}
+
+/**
  * update16 for a 32-bit field (an IPv4 address, a TCP sequence number): RFC 1624 eqn. 3 applied
  * to its two 16-bit halves. Summing both halves before one fold is the same one's-complement
  * arithmetic as two chained update16 calls.

@@ -205,6 +205,11 @@ export class Ipv4View extends HeaderView {
     this.setU16WithChecksumUpdate(IPV4.TTL, (this.u16(IPV4.TTL) - 0x100) & 0xffff, IPV4.CHECKSUM);
   }
 
+  /** TTL + 1 with the header checksum updated (RFC 1624). The caller checks ttl < 255 first. */
+  incTtlWithChecksumUpdate(): void {
+    this.setU16WithChecksumUpdate(IPV4.TTL, (this.u16(IPV4.TTL) + 0x100) & 0xffff, IPV4.CHECKSUM);
+  }
+
   /** Rewrite the source address, updating the header checksum incrementally. */
   setSrcAddrWithChecksumUpdate(a: number): void {
     this.setU32WithChecksumUpdate(IPV4.SRC, a, IPV4.CHECKSUM);

@@ -18,7 +18,7 @@
 
 import { InvalidError } from '../errors';
 import { IPPROTO_TCP } from '../ip-vs';
-import { checksum, fold, pseudoHeaderSum, sum16, update32 } from './checksum';
+import { checksum, fold, pseudoHeaderSum, sum16, update32, updatePartial32 } from './checksum';
 import { HeaderView } from './header-view';
 import { V_BAD_DATA_OFFSET, V_OK, V_TRUNCATED, WIRE_VERDICT_NAMES } from './verdict';
 
@@ -173,6 +173,11 @@ export class TcpView extends HeaderView {
   /** The IPv4 address in the pseudo-header changed from oldAddr to newAddr: fix the checksum. */
   updateChecksumForAddr(oldAddr: number, newAddr: number): void {
     this.checksum = update32(this.checksum, oldAddr, newAddr);
+  }
+
+  /** updateChecksumForAddr for a partial checksum (offload: the field holds the pseudo-header sum). */
+  updatePartialChecksumForAddr(oldAddr: number, newAddr: number): void {
+    this.checksum = updatePartial32(this.checksum, oldAddr, newAddr);
   }
 
   /** Compute the checksum over pseudo-header + `len` bytes and store it. */

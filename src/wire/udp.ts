@@ -13,7 +13,7 @@
 
 import { InvalidError } from '../errors';
 import { IPPROTO_UDP } from '../ip-vs';
-import { checksum, fold, pseudoHeaderSum, sum16, update16, update32 } from './checksum';
+import { checksum, fold, pseudoHeaderSum, sum16, update16, update32, updatePartial32 } from './checksum';
 import { HeaderView } from './header-view';
 import { V_OK, V_TRUNCATED, WIRE_VERDICT_NAMES } from './verdict';
 
@@ -107,6 +107,11 @@ export class UdpView extends HeaderView {
   updateChecksumForAddr(oldAddr: number, newAddr: number): void {
     const c = this.checksum;
     if (c !== 0) this.checksum = nonZero(update32(c, oldAddr, newAddr));
+  }
+
+  /** updateChecksumForAddr for a partial checksum (offload: the field holds the pseudo-header sum). */
+  updatePartialChecksumForAddr(oldAddr: number, newAddr: number): void {
+    this.checksum = updatePartial32(this.checksum, oldAddr, newAddr);
   }
 
   /** Compute the checksum over pseudo-header + `length` bytes and store it (0 sent as 0xffff). */

@@ -2,8 +2,8 @@
 // server's own outbound traffic, which the reply rule also steers into the TUN) is forwarded
 // unchanged.
 
-import { sendAsIs, type XmitContext } from './common';
+import { sendRouted, type XmitContext } from './common';
 
 export function bypass(x: XmitContext): number {
-  return sendAsIs(x);
+  return sendRouted(x, false);
 }

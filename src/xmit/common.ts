@@ -12,13 +12,26 @@
 // which decremented its TTL (and answered an expiring one with ICMP time exceeded). Sending it
 // on the raw socket is not another hop, so transmitters leave the TTL alone: a real server sees
 // the same TTL as behind a kernel IPVS director, which decrements once.
+//
+// Offloads (a TUN with IFF_VNET_HDR, x.vnetHdr = 10): a packet may come with a partial L4
+// checksum (x.csumStart != 0) and may be a TCP GSO packet of up to 64 KiB (x.gsoSize != 0).
+//   routed (NAT, bypass): a GSO packet is written back into the TUN with its virtio_net_hdr and
+//     the kernel forwards and segments it; NAT first adds 1 to its TTL, since that forward
+//     decrements it again (bypass does not, so a routing loop still ends). Anything else goes
+//     on the raw socket with its checksum completed here.
+//   DR: every frame starts with a virtio_net_hdr; a partial or GSO packet keeps its offload
+//     and the kernel completes or segments it on the packet socket.
+//   TUN: the kernel cannot segment inside IP-in-IP from user space, so a GSO packet is cut into
+//     complete segments here (gso.ts) and each is encapsulated; a partial checksum is completed.
 
 import type { ConnTable } from '../conn/conn-table';
-import type { Dest } from '../ip-vs';
-import { TX_DEV_RAW } from '../native/packet-io';
+import { type Dest, IPPROTO_UDP } from '../ip-vs';
+import { TX_DEV_RAW, TX_DEV_TUN } from '../native/packet-io';
 import type { ProtoHandler } from '../proto/proto';
 import { checksum } from '../wire/checksum';
 import { IPV4, type Ipv4View } from '../wire/ipv4';
+import { TCP } from '../wire/tcp';
+import { VNET_HDR_LEN } from '../wire/vnet';
 import { TX } from './verdict';
 
 export interface XmitContext {
@@ -32,9 +45,20 @@ export interface XmitContext {
   outOff: number;
   outLen: number;
   outDev: number;
+  /** Bytes of virtio_net_hdr before each received packet: 10 with TUN offloads, else 0. */
+  readonly vnetHdr: number;
+  /** Payload bytes per segment of the current packet when it is a TCP GSO packet, else 0. */
+  gsoSize: number;
+  /** Start of the current packet's partial L4 checksum region from its IPv4 header; 0: complete. */
+  csumStart: number;
+  /** Offset of the partial checksum field from csumStart. */
+  csumOffset: number;
   /** Queue one more output packet now (generated ICMP, fragments). False when the batch is full. */
   queue(off: number, len: number, dev: number): boolean;
-  /** Offset of a free slot for a generated packet (headroom before it), or -1 when none is left. */
+  /**
+   * Offset of a free slot for a generated packet (headroom before it). When all are in use the
+   * queued output is sent first and the slots reused, so queue each slot before asking for the next.
+   */
   genSlot(): number;
   /** Largest packet a slot holds. */
   readonly slotCapacity: number;
@@ -50,12 +74,46 @@ export interface Transmitter {
   out(x: XmitContext, c: number): number;
 }
 
-/** Queue the current IPv4 packet, as it now is, for the raw IPv4 socket. */
-export function sendAsIs(x: XmitContext): number {
-  x.outOff = x.ip.off;
-  x.outLen = x.ip.totalLen;
+/**
+ * Queue the current IPv4 packet, as it now is, for the kernel to route by its destination: on the
+ * raw IPv4 socket, or (a GSO packet) back into the TUN, with TTL + 1 when `restoreTtl`.
+ */
+export function sendRouted(x: XmitContext, restoreTtl: boolean): number {
+  const ip = x.ip;
+  if (x.gsoSize !== 0) {
+    if (restoreTtl && ip.ttl < 255) ip.incTtlWithChecksumUpdate();
+    x.outOff = ip.off - VNET_HDR_LEN;
+    x.outLen = ip.totalLen + VNET_HDR_LEN;
+    x.outDev = TX_DEV_TUN;
+    return TX;
+  }
+  if (x.csumStart !== 0) completeChecksum(x);
+  x.outOff = ip.off;
+  x.outLen = ip.totalLen;
   x.outDev = TX_DEV_RAW;
   return TX;
+}
+
+/** Finish the current packet's partial L4 checksum (what a NIC does for CHECKSUM_PARTIAL). */
+export function completeChecksum(x: XmitContext): void {
+  const ip = x.ip;
+  const start = ip.off + x.csumStart;
+  let c = checksum(ip.buf, start, ip.off + ip.totalLen - start);
+  if (c === 0 && ip.protocol === IPPROTO_UDP) c = 0xffff;
+  ip.buf.writeUInt16BE(c, start + x.csumOffset);
+  x.csumStart = 0;
+}
+
+/** Bytes of the TCP header of the current packet (its data offset; parsed and checked before). */
+export function tcpHeaderLen(x: XmitContext): number {
+  return (x.ip.buf[x.ip.payloadOffset + TCP.DATA_OFF]! >> 4) << 2;
+}
+
+/** Largest IPv4 packet the current one stands for: one segment of a GSO packet, else itself. */
+export function wireLen(x: XmitContext): number {
+  const ip = x.ip;
+  if (x.gsoSize === 0) return ip.totalLen;
+  return Math.min(ip.totalLen, ip.headerLen + tcpHeaderLen(x) + x.gsoSize);
 }
 
 /**

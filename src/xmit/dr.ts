@@ -1,9 +1,12 @@
 // Direct routing (-g, ip_vs_dr_xmit): the packet leaves unchanged at L3/L4, framed for the real
 // server's MAC on the interface towards it. The real server owns the VIP and answers the client
-// itself, so only the client's direction exists.
+// itself, so only the client's direction exists. With offloads the frame starts with a
+// virtio_net_hdr (the packet socket has PACKET_VNET_HDR): a partial checksum or a GSO packet
+// is left for the kernel to complete or segment on the way out.
 
+import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, writeVnetHdr } from '../wire/vnet';
 import { bypass } from './bypass';
-import type { Transmitter, XmitContext } from './common';
+import { type Transmitter, tcpHeaderLen, wireLen, type XmitContext } from './common';
 import { sendFragNeeded } from './icmp-error';
 import { D_FRAG_NEEDED, D_NEIGH_MISS, D_TOO_BIG, TX } from './verdict';
 
@@ -19,15 +22,36 @@ export const dr: Transmitter = {
     }
     const ip = x.ip;
     const len = ip.totalLen;
-    if (len > dest.mtu) {
+    if (wireLen(x) > dest.mtu) {
       if (!ip.dontFrag) return D_TOO_BIG;
       sendFragNeeded(x, dest.mtu);
       return D_FRAG_NEEDED;
     }
-    const off = ip.off - ETH_HEADER;
-    header.copy(ip.buf, off, 0, ETH_HEADER);
+    const vnet = x.vnetHdr;
+    const off = ip.off - ETH_HEADER - vnet;
+    if (vnet !== 0) {
+      // Offsets in the header count from the frame's first byte: the Ethernet header is added.
+      if (x.gsoSize !== 0) {
+        const hdrs = ETH_HEADER + ip.headerLen + tcpHeaderLen(x);
+        writeVnetHdr(
+          ip.buf,
+          off,
+          VNET_F_NEEDS_CSUM,
+          VNET_GSO_TCPV4,
+          hdrs,
+          x.gsoSize,
+          ETH_HEADER + x.csumStart,
+          x.csumOffset,
+        );
+      } else if (x.csumStart !== 0) {
+        writeVnetHdr(ip.buf, off, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, ETH_HEADER + x.csumStart, x.csumOffset);
+      } else {
+        writeVnetHdr(ip.buf, off, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+      }
+    }
+    header.copy(ip.buf, ip.off - ETH_HEADER, 0, ETH_HEADER);
     x.outOff = off;
-    x.outLen = len + ETH_HEADER;
+    x.outLen = vnet + ETH_HEADER + len;
     x.outDev = dest.l2Dev;
     return TX;
   },

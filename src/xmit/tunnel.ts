@@ -2,13 +2,16 @@
 // director's address towards the real server to the real server) in front of the unchanged
 // packet, sent on the raw socket. The outer header copies the inner TOS and TTL, and DF
 // (pmtu_disc = 1). Over the path MTU: with DF the client gets ICMP fragmentation needed
-// (next-hop MTU = path MTU - 20); without DF the outer datagram is fragmented.
+// (next-hop MTU = path MTU - 20); without DF the outer datagram is fragmented. Offloads: a
+// partial checksum is completed first, and a GSO packet is segmented first (gso.ts), each
+// segment encapsulated on its own.
 
 import { IPPROTO_IPIP } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { IPV4, IPV4_DF, IPV4_MF } from '../wire/ipv4';
 import { bypass } from './bypass';
-import { type Transmitter, writeIpv4Header, type XmitContext } from './common';
+import { completeChecksum, type Transmitter, wireLen, writeIpv4Header, type XmitContext } from './common';
+import { segmentTcp } from './gso';
 import { sendFragNeeded } from './icmp-error';
 import { D_FRAG_NEEDED, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
@@ -36,12 +39,42 @@ function fragment(x: XmitContext, off: number, len: number, mtu: number, id: num
   return TX_QUEUED;
 }
 
+/** Encapsulate one finished segment at buf[off, off + len) (gso.ts sink); it fits the path MTU. */
+function queueSegment(x: XmitContext, off: number, len: number): number {
+  const buf = x.ip.buf;
+  const dest = x.dest;
+  const df = buf.readUInt16BE(off + IPV4.FLAGS_FRAG) & IPV4_DF;
+  const outer = off - OUTER;
+  writeIpv4Header(
+    buf,
+    outer,
+    buf[off + IPV4.TOS]!,
+    len + OUTER,
+    x.nextIpId(),
+    df,
+    buf[off + IPV4.TTL]!,
+    IPPROTO_IPIP,
+    dest.tunSrc,
+    dest.addr,
+  );
+  return x.queue(outer, len + OUTER, TX_DEV_RAW) ? TX_QUEUED : D_TOO_BIG;
+}
+
 export const tunnel: Transmitter = {
   in(x: XmitContext, _c: number): number {
     const dest = x.dest;
     const ip = x.ip;
-    const len = ip.totalLen;
     const df = ip.dontFrag;
+    if (x.gsoSize !== 0) {
+      if (wireLen(x) + OUTER > dest.mtu) {
+        if (!df) return D_TOO_BIG;
+        sendFragNeeded(x, dest.mtu - OUTER);
+        return D_FRAG_NEEDED;
+      }
+      return segmentTcp(x, queueSegment);
+    }
+    if (x.csumStart !== 0) completeChecksum(x);
+    const len = ip.totalLen;
     if (len + OUTER > dest.mtu) {
       if (df) {
         sendFragNeeded(x, dest.mtu - OUTER);

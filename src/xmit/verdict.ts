@@ -29,6 +29,8 @@ export const D_NEIGH_MISS = next++;
 export const D_FRAG_NEEDED = next++;
 /** Over the path MTU and cannot be sent (no DF, but no room to fragment / DR). */
 export const D_TOO_BIG = next++;
+/** An offload TUN's virtio_net_hdr that lvs-ts cannot honour (unknown GSO type, bad offsets). */
+export const D_BAD_OFFLOAD = next++;
 export const VERDICT_COUNT = next;
 
 export const DROP_NAMES: readonly string[] = [
@@ -43,4 +45,5 @@ export const DROP_NAMES: readonly string[] = [
   'neigh_miss',
   'frag_needed',
   'too_big',
+  'bad_offload',
 ];

@@ -7,6 +7,7 @@ import { type DestPath, NoHostNet } from '../../src/ctl/host-net';
 import type { DestSpec, ServiceSpec } from '../../src/ctl/protocol';
 import { FWD_MASQ, IPPROTO_TCP } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
+import { Slab } from '../../src/native/packet-io';
 import { ipToU32, u32ToIp } from '../../src/wire/addr';
 
 /** A host that records what the control plane asks of it and serves paths set by the test. */
@@ -57,9 +58,10 @@ export interface TestDirector {
   advance(seconds: number): number;
 }
 
-export function director(): TestDirector {
+/** `offload`: the slab of an offload TUN (each pushed packet starts with its virtio_net_hdr). */
+export function director(opts: { offload?: boolean } = {}): TestDirector {
   const clock = { now: 1000 };
-  const io = new MemoryIo();
+  const io = new MemoryIo(opts.offload ? Slab.forOffload() : new Slab());
   const engine = new Engine(io, { clock: () => clock.now });
   const host = new FakeHost();
   const balancer = new Balancer(engine, host);

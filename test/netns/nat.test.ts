@@ -81,11 +81,16 @@ describe.skipIf(why !== undefined)('NAT through lvsd in network namespaces', () 
     ).toHaveLength(1);
   });
 
-  it('moves a 1 MiB download and upload byte-identical through NAT', async () => {
+  it('moves a 1 MiB download and upload byte-identical through NAT, as 64 KiB offload segments', async () => {
     const size = 1024 * 1024;
+    const before = (await lab.engineStats()).offload;
     const t = await lab.transfer(VIP, size);
     expect(t.got).toBe(t.want);
     expect(t.upload).toMatch(new RegExp(`^rs[12] got ${size}\\n$`));
+    const after = await lab.engineStats();
+    // The TUN handed over GSO segments (written back into the TUN for the kernel to forward).
+    expect(after.offload.gso - before.gso).toBeGreaterThan(0);
+    expect(after.drops.bad_offload ?? 0).toBe(0);
   });
 
   it('splits wrr 3:1 after editing the service and dests', async () => {
@@ -152,5 +157,19 @@ describe.skipIf(why !== undefined)('NAT through lvsd in network namespaces', () 
     expect((await lab.exec(lab.dir, ['ip', 'neigh', 'show', 'proxy'])).stdout).toBe('');
     expect(await lab.stopLvsd('SIGTERM')).toBe(0);
     expect((await lab.exec(lab.dir, ['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim()).toBe('0');
+  });
+
+  it('forwards the same 1 MiB both ways with --no-offload, every packet at most MTU-sized', async () => {
+    await lab.startLvsd(['--no-offload']);
+    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m');
+    const size = 1024 * 1024;
+    const t = await lab.transfer(VIP, size);
+    expect(t.got).toBe(t.want);
+    expect(t.upload).toBe(`rs1 got ${size}\n`);
+    const stats = await lab.engineStats();
+    expect(stats.offload).toEqual({ partial: 0, gso: 0 });
+    expect(stats.stats.inPkts).toBeGreaterThan(size / 1500);
+    expect(await lab.stopLvsd('SIGTERM')).toBe(0);
   });
 });

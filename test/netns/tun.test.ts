@@ -26,9 +26,14 @@ async function tunLab(tag: string, rsMtu: number): Promise<Lab> {
 
 /** A 1 MiB download and upload through the tunnel, byte-identical. */
 async function transfer(lab: Lab): Promise<void> {
+  const before = (await lab.engineStats()).offload;
   const t = await lab.transfer(VIP, SIZE, 30);
   expect(t.got).toBe(t.want);
   expect(t.upload).toMatch(new RegExp(`^rs[12] got ${SIZE}\\n$`));
+  const after = await lab.engineStats();
+  // The upload came as GSO packets, segmented in user space before encapsulation.
+  expect(after.offload.gso - before.gso).toBeGreaterThan(0);
+  expect(after.drops.bad_offload ?? 0).toBe(0);
 }
 
 describe.skipIf(why !== undefined)('TUN through lvsd in network namespaces', () => {
