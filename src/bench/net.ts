@@ -221,7 +221,7 @@ async function main(argv: string[]): Promise<number> {
         let active: ActivePath | undefined;
         try {
           await lab.freshClientSource();
-          active = await setupPath(def, lab, { root: ROOT, procs });
+          active = await setupPath(def, lab, { root: ROOT, procs, lvsdArgs: opts.lvsdArgs });
           await probe(active);
         } catch (err) {
           const msg = `setup: ${(err as Error).message}`;

@@ -41,7 +41,7 @@ export function sum16(buf: Buffer, off: number, len: number, initial = 0): numbe
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const WIDE_MIN_LEN = 64;
 let wideStore: ArrayBufferLike | undefined;
-let wideWords = new Uint32Array(0);
+let wideWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 
 function sum16Wide(buf: Buffer, off: number, len: number, initial: number): number {
   let sum = initial;

@@ -64,6 +64,8 @@ export interface Options {
   tests: TestId[];
   /** --steer: RPS of the director's ingress to CPUs 1.., load generators pinned to CPU 0. */
   steer: boolean;
+  /** Extra lvsd arguments (--lvsd-arg, repeatable), e.g. --no-offload, for comparisons. */
+  lvsdArgs: string[];
   outDir: string;
 }
 
@@ -96,6 +98,7 @@ Options:
                      as in shared/PERF-BASELINE.md: a veth then runs the director's kernel
                      work on the sending CPU, so kernel paths can be bound by the generator,
                      while with --steer lvsd shares its CPU with that work
+  --lvsd-arg ARG     pass ARG to every lvsd started (repeatable), e.g. --lvsd-arg=--no-offload
   --out DIR          results directory (default: results)
   -h, --help         this help
 
@@ -124,6 +127,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       only: { type: 'string' },
       tests: { type: 'string' },
       steer: { type: 'boolean', default: false },
+      'lvsd-arg': { type: 'string', multiple: true, default: [] },
       out: { type: 'string', default: 'results' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -144,6 +148,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     paths: values.only !== undefined ? list(values.only, PATH_IDS, 'path') : [...PATH_IDS],
     tests: values.tests !== undefined ? list(values.tests, TEST_IDS, 'test') : [...TEST_IDS],
     steer: values.steer as boolean,
+    lvsdArgs: values['lvsd-arg'] as string[],
     outDir: values.out as string,
   };
 }

@@ -136,6 +136,8 @@ export class LvsdHandle {
 export interface PathEnv {
   root: string;
   procs: ProcRegistry;
+  /** Extra arguments for lvsd. */
+  lvsdArgs: string[];
 }
 
 /** Set up `def` in `lab`. On failure whatever was started is stopped again before the throw. */
@@ -214,7 +216,7 @@ async function setupLvs(def: PathDef, lab: Lab, env: PathEnv): Promise<ActivePat
   const node = process.execPath;
   const p = env.procs.spawn(
     lab.dir,
-    [node, '--no-memory-reducer', join(env.root, 'dist/cli/lvsd.js'), '--socket', socket],
+    [node, '--no-memory-reducer', join(env.root, 'dist/cli/lvsd.js'), '--socket', socket, ...env.lvsdArgs],
     'lvsd',
   );
   const lvsadm = (args: string[]) =>
