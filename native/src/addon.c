@@ -378,26 +378,28 @@ static bool get_send_args(napi_env env, napi_callback_info info, const char *fn,
   return get_send_argv(env, argv, fn, a);
 }
 
-/* tunWriteBatch(fd, slab, offs, lens, count) -> packets accepted */
-static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+typedef int (*batch_sender)(int fd, const uint8_t *base, const uint32_t *offs, const uint32_t *lens, uint32_t count);
+
+/* A batched send call (fd, slab, offs, lens, count) -> packets accepted, through `send`. */
+static napi_value call_batch_sender(napi_env env, napi_callback_info info, const char *fn, batch_sender send,
+                                    const char *syscall, const char *what) {
   send_args a;
-  if (!get_send_args(env, info, "tunWriteBatch", &a)) return NULL;
+  if (!get_send_args(env, info, fn, &a)) return NULL;
   if (a.count == 0) return make_u32(env, 0);
 
-  int n = lvs_tun_write_batch(a.fd, a.slab, a.offs, a.lens, a.count);
-  if (n < 0) return throw_errno(env, -n, "write", "write to TUN");
+  int n = send(a.fd, a.slab, a.offs, a.lens, a.count);
+  if (n < 0) return throw_errno(env, -n, syscall, what);
   return make_u32(env, (uint32_t)n);
+}
+
+/* tunWriteBatch(fd, slab, offs, lens, count) -> packets accepted */
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  return call_batch_sender(env, info, "tunWriteBatch", lvs_tun_write_batch, "write", "write to TUN");
 }
 
 /* sendBatch(fd, slab, offs, lens, count) -> packets accepted */
 static napi_value send_batch(napi_env env, napi_callback_info info) {
-  send_args a;
-  if (!get_send_args(env, info, "sendBatch", &a)) return NULL;
-  if (a.count == 0) return make_u32(env, 0);
-
-  int n = lvs_raw_send_batch(a.fd, a.slab, a.offs, a.lens, a.count);
-  if (n < 0) return throw_errno(env, -n, "sendmmsg", "sendmmsg on raw socket");
-  return make_u32(env, (uint32_t)n);
+  return call_batch_sender(env, info, "sendBatch", lvs_raw_send_batch, "sendmmsg", "sendmmsg on raw socket");
 }
 
 /* rawOpenProto(protocol) -> fd */

@@ -26,17 +26,19 @@ export const VNET = {
   CSUM_OFFSET: 8,
 } as const;
 
-/** flags: the checksum at csum_start + csum_offset is partial and must be completed. */
+/**
+ * flags: the checksum at csum_start + csum_offset is partial and must be completed. (The other
+ * flag, DATA_VALID = 2, says a received checksum was verified; lvs-ts neither needs nor sends it.)
+ */
 export const VNET_F_NEEDS_CSUM = 1;
-/** flags: the checksum was verified (the kernel sets it on packets it read; ignored on send). */
-export const VNET_F_DATA_VALID = 2;
 
-/** gso_type values. */
+/**
+ * gso_type values lvs-ts meets: NONE, TCPV4 (the only one it enables with TUN_F_TSO4) and UDP
+ * (USO, never enabled: refused if seen). TCPV6 = 4 and the ECN bit 0x80 are not enabled either.
+ */
 export const VNET_GSO_NONE = 0;
 export const VNET_GSO_TCPV4 = 1;
 export const VNET_GSO_UDP = 3;
-export const VNET_GSO_TCPV6 = 4;
-export const VNET_GSO_ECN = 0x80;
 
 /** Write a virtio_net_hdr at buf[off]. */
 export function writeVnetHdr(

@@ -9,6 +9,7 @@ import { FWD_MASQ, IPPROTO_TCP } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
 import { Slab } from '../../src/native/packet-io';
 import { ipToU32, u32ToIp } from '../../src/wire/addr';
+import { DROP_NAMES } from '../../src/xmit/verdict';
 
 /** A host that records what the control plane asks of it and serves paths set by the test. */
 export class FakeHost extends NoHostNet {
@@ -86,6 +87,15 @@ export function director(opts: { offload?: boolean } = {}): TestDirector {
       return engine.tick();
     },
   };
+}
+
+/** The engine's drop counters by name (only reasons that occurred). */
+export function drops(d: TestDirector): Record<string, number> {
+  const out: Record<string, number> = {};
+  d.engine.drops.forEach((n, i) => {
+    if (i > 0 && n > 0) out[DROP_NAMES[i]] = n;
+  });
+  return out;
 }
 
 export function svcSpec(addr: string, port: number, over: Partial<ServiceSpec> = {}): ServiceSpec {

@@ -6,8 +6,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../../src/ip-vs';
 import { TCP_S_ESTABLISHED, TCP_S_SYN_RECV } from '../../src/proto/tcp-states';
 import { ipToU32 } from '../../src/wire/addr';
-import { DROP_NAMES } from '../../src/xmit/verdict';
-import { destSpec, director, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { decodePacket, expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
 
@@ -18,14 +17,6 @@ const RS2 = '172.16.0.2';
 const DIRECTOR = '10.0.0.254';
 const RS_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
 const DEV_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
-
-function drops(d: TestDirector): Record<string, number> {
-  const out: Record<string, number> = {};
-  d.engine.drops.forEach((n, i) => {
-    if (i > 0 && n > 0) out[DROP_NAMES[i]] = n;
-  });
-  return out;
-}
 
 function syn(sport: number, opts: { df?: boolean; payload?: number; tos?: number; ttl?: number } = {}): Buffer {
   return packet()

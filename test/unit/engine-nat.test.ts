@@ -4,8 +4,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { IPPROTO_UDP } from '../../src/ip-vs';
 import { TCP_S_CLOSE_WAIT, TCP_S_ESTABLISHED, TCP_S_SYN_RECV, TCP_S_TIME_WAIT } from '../../src/proto/tcp-states';
-import { DROP_NAMES } from '../../src/xmit/verdict';
-import { destSpec, director, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { decodePacket, expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
 
@@ -13,14 +12,6 @@ const CLIENT = '192.168.0.2';
 const VIP = '192.168.0.1';
 const RS1 = '172.16.0.1';
 const RS2 = '172.16.0.2';
-
-function drops(d: TestDirector): Record<string, number> {
-  const out: Record<string, number> = {};
-  d.engine.drops.forEach((n, i) => {
-    if (i > 0 && n > 0) out[DROP_NAMES[i]] = n;
-  });
-  return out;
-}
 
 function tcp(src: string, sport: number, dst: string, dport: number, flags: string, payload = '', ttl = 63) {
   return packet()

@@ -11,8 +11,7 @@ import { TX_DEV_RAW, TX_DEV_TUN } from '../../src/native/packet-io';
 import { ipToU32 } from '../../src/wire/addr';
 import { updatePartial32 } from '../../src/wire/checksum';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_UDP } from '../../src/wire/vnet';
-import { DROP_NAMES } from '../../src/xmit/verdict';
-import { destSpec, director, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
 import { mulberry32 } from '../helpers/prng';
@@ -23,14 +22,6 @@ const RS1 = '172.16.0.1';
 const DIRECTOR = '10.0.0.254';
 const RS_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
 const DEV_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
-
-function drops(d: TestDirector): Record<string, number> {
-  const out: Record<string, number> = {};
-  d.engine.drops.forEach((n, i) => {
-    if (i > 0 && n > 0) out[DROP_NAMES[i]] = n;
-  });
-  return out;
-}
 
 /** The folded (uncomplemented) pseudo-header sum of an IPv4 TCP/UDP packet: its partial checksum. */
 function pseudoSum(pkt: Buffer): number {
