@@ -144,7 +144,9 @@ export interface PktInfo {
 /**
  * A scheduling algorithm (ip_vs_scheduler). One module per algorithm; `schedule` returns the dest
  * for a new connection or null when none is available. Every scheduler skips dests of weight 0
- * and dests flagged DEST_F_OVERLOAD.
+ * and dests flagged DEST_F_OVERLOAD. `now` is the engine clock in whole seconds (schedulers that
+ * age state, lblc and lblcr, use it instead of a timer); scheduler flags (`-b`) are in svc.flags
+ * (SVC_F_SCHED1..3).
  */
 export interface Scheduler {
   readonly name: string;
@@ -153,7 +155,7 @@ export interface Scheduler {
   addDest?(svc: Service, dest: Dest): void;
   delDest?(svc: Service, dest: Dest): void;
   updDest?(svc: Service, dest: Dest): void;
-  schedule(svc: Service, pkt: PktInfo): Dest | null;
+  schedule(svc: Service, pkt: PktInfo, now: number): Dest | null;
 }
 
 /** A scheduler that never picks: the placeholder of a service not yet bound to one. */

@@ -229,7 +229,7 @@ export class Engine implements XmitContext {
     const svc = this.services.find(protocol, daddr, pkt.dport);
     if (svc !== undefined) {
       if (!h.canSchedule(pkt)) return D_NO_CONN;
-      const dest = svc.sched.schedule(svc, pkt);
+      const dest = svc.sched.schedule(svc, pkt, this.now);
       if (dest === null) return D_NO_DEST;
       c = this.newConn(svc, dest, h);
       if (c === NIL) return D_TABLE_FULL;

@@ -112,7 +112,7 @@ export function nameOf(dest: Dest | null): string | null {
 /** Schedules `count` times and returns the names picked, in order. */
 export function pick(svc: Service, count: number): (string | null)[] {
   const out: (string | null)[] = [];
-  for (let i = 0; i < count; i++) out.push(nameOf(svc.sched.schedule(svc, PKT)));
+  for (let i = 0; i < count; i++) out.push(nameOf(svc.sched.schedule(svc, PKT, 0)));
   return out;
 }
 

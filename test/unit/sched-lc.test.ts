@@ -8,7 +8,7 @@ describe('lc', () => {
       { name: 'A', active: 1, inactive: 0 },
       { name: 'B', active: 0, inactive: 200 },
     ]);
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('B');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('B');
   });
 
   it('257 inactive conns (overhead 257) lose to one active conn (overhead 256)', () => {
@@ -16,7 +16,7 @@ describe('lc', () => {
       { name: 'A', active: 0, inactive: 257 },
       { name: 'B', active: 1, inactive: 0 },
     ]);
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('B');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('B');
   });
 
   it('picks the minimum overhead among several dests', () => {
@@ -26,7 +26,7 @@ describe('lc', () => {
       { name: 'C', active: 2, inactive: 9 },
       { name: 'D', active: 4, inactive: 0 },
     ]);
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('C');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('C');
   });
 
   it('ignores weights other than 0 (a heavy dest with one more conn still loses)', () => {
@@ -34,7 +34,7 @@ describe('lc', () => {
       { name: 'A', weight: 1, inactive: 10 },
       { name: 'B', weight: 100, inactive: 11 },
     ]);
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('A');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('A');
   });
 
   it('on a tie the first dest in list order wins', () => {
@@ -43,7 +43,7 @@ describe('lc', () => {
       { name: 'B', active: 1, inactive: 4 },
       { name: 'C', active: 1, inactive: 4 },
     ]);
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('A');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('A');
   });
 
   it('skips weight-0 and overloaded dests even when they are idle', () => {
@@ -52,7 +52,7 @@ describe('lc', () => {
       { name: 'B', overloaded: true },
       { name: 'C', active: 50 },
     ]);
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('C');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('C');
   });
 
   it('returns null when no dest is usable or there are none', () => {
@@ -60,17 +60,17 @@ describe('lc', () => {
       { name: 'A', weight: 0 },
       { name: 'B', overloaded: true },
     ]);
-    expect(lc.schedule(svc, PKT)).toBeNull();
-    expect(lc.schedule(makeService(lc), PKT)).toBeNull();
+    expect(lc.schedule(svc, PKT, 0)).toBeNull();
+    expect(lc.schedule(makeService(lc), PKT, 0)).toBeNull();
   });
 
   it('follows the counts as they change between calls', () => {
     const { svc, d } = serviceWith(lc, [{ name: 'A' }, { name: 'B' }]);
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('A');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('A');
     d.A!.activeConns = 1;
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('B');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('B');
     d.B!.activeConns = 1;
     d.B!.inactConns = 1;
-    expect(nameOf(lc.schedule(svc, PKT))).toBe('A');
+    expect(nameOf(lc.schedule(svc, PKT, 0))).toBe('A');
   });
 });

@@ -14,7 +14,7 @@ describe('wlc', () => {
       { name: 'A', active: 1, inactive: 0 },
       { name: 'B', active: 0, inactive: 200 },
     ]);
-    expect(nameOf(wlc.schedule(svc, PKT))).toBe('B');
+    expect(nameOf(wlc.schedule(svc, PKT, 0))).toBe('B');
   });
 
   it('divides overhead by weight: 250 at weight 3 (83.3) beats 100 at weight 1', () => {
@@ -22,7 +22,7 @@ describe('wlc', () => {
       { name: 'A', weight: 1, inactive: 100 },
       { name: 'B', weight: 3, inactive: 250 },
     ]);
-    expect(nameOf(wlc.schedule(svc, PKT))).toBe('B');
+    expect(nameOf(wlc.schedule(svc, PKT, 0))).toBe('B');
   });
 
   it('divides overhead by weight: 310 at weight 3 (103.3) loses to 100 at weight 1', () => {
@@ -30,7 +30,7 @@ describe('wlc', () => {
       { name: 'A', weight: 1, inactive: 100 },
       { name: 'B', weight: 3, inactive: 310 },
     ]);
-    expect(nameOf(wlc.schedule(svc, PKT))).toBe('A');
+    expect(nameOf(wlc.schedule(svc, PKT, 0))).toBe('A');
   });
 
   it('picks the smallest ratio among several weighted dests', () => {
@@ -40,7 +40,7 @@ describe('wlc', () => {
       { name: 'C', weight: 4, active: 3, inactive: 10 }, // 194.5
       { name: 'D', weight: 1, active: 1 }, // 256
     ]);
-    expect(nameOf(wlc.schedule(svc, PKT))).toBe('C');
+    expect(nameOf(wlc.schedule(svc, PKT, 0))).toBe('C');
   });
 
   it('on equal ratios keeps the earlier dest (100/1 vs 200/2, in both orders)', () => {
@@ -48,12 +48,12 @@ describe('wlc', () => {
       { name: 'A', weight: 1, inactive: 100 },
       { name: 'B', weight: 2, inactive: 200 },
     ]).svc;
-    expect(nameOf(wlc.schedule(one, PKT))).toBe('A');
+    expect(nameOf(wlc.schedule(one, PKT, 0))).toBe('A');
     const two = serviceWith(wlc, [
       { name: 'B', weight: 2, inactive: 200 },
       { name: 'A', weight: 1, inactive: 100 },
     ]).svc;
-    expect(nameOf(wlc.schedule(two, PKT))).toBe('B');
+    expect(nameOf(wlc.schedule(two, PKT, 0))).toBe('B');
   });
 
   it('with every dest idle, picks dests[0] (the most recently added)', () => {
@@ -61,7 +61,7 @@ describe('wlc', () => {
       { name: 'A', weight: 1 },
       { name: 'B', weight: 10 },
     ]);
-    expect(nameOf(wlc.schedule(svc, PKT))).toBe('A');
+    expect(nameOf(wlc.schedule(svc, PKT, 0))).toBe('A');
   });
 
   it('skips weight-0 and overloaded dests even when they are idle and listed first', () => {
@@ -72,7 +72,7 @@ describe('wlc', () => {
       { name: 'D', weight: 0 },
       { name: 'E', weight: 5, overloaded: true },
     ]);
-    expect(nameOf(wlc.schedule(svc, PKT))).toBe('C');
+    expect(nameOf(wlc.schedule(svc, PKT, 0))).toBe('C');
   });
 
   it('returns null when no dest is usable or there are none', () => {
@@ -80,7 +80,7 @@ describe('wlc', () => {
       { name: 'A', weight: 0 },
       { name: 'B', overloaded: true },
     ]);
-    expect(wlc.schedule(svc, PKT)).toBeNull();
-    expect(wlc.schedule(makeService(wlc), PKT)).toBeNull();
+    expect(wlc.schedule(svc, PKT, 0)).toBeNull();
+    expect(wlc.schedule(makeService(wlc), PKT, 0)).toBeNull();
   });
 });
