@@ -212,6 +212,31 @@ export function destOverhead(d: Dest): number {
   return d.activeConns * 256 + d.inactConns;
 }
 
+/**
+ * A connection was bound to `d` (its counters already raised): at or above the upper threshold
+ * (`-x`, 0 = none) the dest is flagged overloaded and schedulers skip it (ip_vs_bind_dest).
+ */
+export function overloadOnBind(d: Dest): void {
+  if (d.uThreshold !== 0 && d.activeConns + d.inactConns >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
+}
+
+/**
+ * A connection left `d` (its counters already lowered): the overload flag clears below the lower
+ * threshold (`-y`), or below 3/4 of the upper one when no lower threshold is set, and at once
+ * when neither is set (ip_vs_unbind_dest).
+ */
+export function overloadOnUnbind(d: Dest): void {
+  if ((d.flags & DEST_F_OVERLOAD) === 0) return;
+  const conns = d.activeConns + d.inactConns;
+  if (d.lThreshold !== 0) {
+    if (conns < d.lThreshold) d.flags &= ~DEST_F_OVERLOAD;
+  } else if (d.uThreshold !== 0) {
+    if (conns * 4 < d.uThreshold * 3) d.flags &= ~DEST_F_OVERLOAD;
+  } else {
+    d.flags &= ~DEST_F_OVERLOAD;
+  }
+}
+
 /** True when a scheduler may pick the dest (weight > 0 and not overloaded). */
 export function destUsable(d: Dest): boolean {
   return d.weight > 0 && (d.flags & DEST_F_OVERLOAD) === 0;

@@ -28,6 +28,8 @@ import {
   newDest,
   newService,
   newStats,
+  overloadOnBind,
+  overloadOnUnbind,
   type Service,
 } from '../ip-vs';
 import type { PacketIo } from '../native/packet-io';
@@ -364,6 +366,7 @@ export class Engine implements XmitContext {
     );
     if (c === NIL) return NIL;
     dest.inactConns++;
+    overloadOnBind(dest);
     dest.stats.conns++;
     svc.stats.conns++;
     this.stats.conns++;
@@ -381,6 +384,7 @@ export class Engine implements XmitContext {
     if (dest === undefined) return;
     if (this.conns.flags[c] & CONN_F_INACTIVE) dest.inactConns--;
     else dest.activeConns--;
+    overloadOnUnbind(dest);
     this.dests.connGone(dest);
   }
 
