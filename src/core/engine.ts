@@ -31,6 +31,7 @@ import {
   overloadOnBind,
   overloadOnUnbind,
   type Service,
+  SVC_F_ONEPACKET,
 } from '../ip-vs';
 import type { PacketIo } from '../native/packet-io';
 import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/proto';
@@ -235,6 +236,7 @@ export class Engine implements XmitContext {
       if (dest === null) return D_NO_DEST;
       c = this.newConn(svc, dest, h);
       if (c === NIL) return D_TABLE_FULL;
+      if ((svc.flags & SVC_F_ONEPACKET) !== 0 && protocol === IPPROTO_UDP) return this.onePacket(c, h);
       return this.inHook(c, h);
     }
     if (this.services.isVip(daddr)) return D_NO_SERVICE;
@@ -279,6 +281,17 @@ export class Engine implements XmitContext {
       this.offload.gso++;
     }
     return V_OK;
+  }
+
+  /**
+   * One-packet scheduling (--ops, UDP only): the datagram is forwarded by a connection that is
+   * gone again right after, so the next one is scheduled afresh (IPVS never hashes such a
+   * connection; it is counted in the stats but never listed, and replies find none).
+   */
+  private onePacket(c: number, h: ProtoHandler): number {
+    const v = this.inHook(c, h);
+    this.removeConn(c);
+    return v;
   }
 
   /** A client's packet of connection c. */
