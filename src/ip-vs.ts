@@ -3,6 +3,8 @@
 // table, transmitters and the control plane all depend on this module and on nothing above it.
 
 /** IP protocol numbers used on the data path. */
+/** IPPROTO_IP: the protocol of a firewall-mark service's persistence templates. */
+export const IPPROTO_IP = 0;
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_IPIP = 4;
 export const IPPROTO_TCP = 6;

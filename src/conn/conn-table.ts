@@ -7,7 +7,14 @@
 //   A packet only rewrites `expires` (no relinking on the hot path); the tick walks the slot of
 //   each elapsed second, expires what is due and re-files the rest by their current `expires`.
 //
+// - Persistence templates (CONN_F_TEMPLATE, ip_vs_sched_persist) live in the same table with
+//   client port 0; the packet lookups never return them, `lookupTemplate` finds only them. A
+//   connection made under a template records it in `control`, and the template counts those in
+//   `nControl` (the engine keeps a template alive while it controls connections).
+//
 // Nothing here allocates per packet: lookups hash numbers and walk Int32Array chains.
+
+import { CONN_F_TEMPLATE } from '../ip-vs';
 
 export const NIL = -1;
 const WHEEL_SLOTS = 1024;
@@ -62,6 +69,10 @@ export class ConnTable {
   timeout: Uint32Array<ArrayBuffer> = new Uint32Array(0);
   /** Absolute expiry time, seconds on the table's clock. */
   expires: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  /** The template controlling a connection, or NIL. */
+  control: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** For a template: how many connections it controls. */
+  nControl: Uint32Array<ArrayBuffer> = new Uint32Array(0);
   private inNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   private outNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   private wheelNext: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -101,7 +112,27 @@ export class ConnTable {
         this.cport[c] === cport &&
         this.vaddr[c] === vaddr &&
         this.vport[c] === vport &&
-        this.protocol[c] === protocol
+        this.protocol[c] === protocol &&
+        (this.flags[c] & CONN_F_TEMPLATE) === 0
+      ) {
+        return c;
+      }
+      c = this.inNext[c];
+    }
+    return NIL;
+  }
+
+  /** The persistence template <protocol, caddr, 0, vaddr, vport>, or NIL. */
+  lookupTemplate(protocol: number, caddr: number, vaddr: number, vport: number): number {
+    let c = this.inHead[this.hashIn(protocol, caddr, 0, vaddr, vport)];
+    while (c !== NIL) {
+      if (
+        this.caddr[c] === caddr &&
+        this.cport[c] === 0 &&
+        this.vaddr[c] === vaddr &&
+        this.vport[c] === vport &&
+        this.protocol[c] === protocol &&
+        (this.flags[c] & CONN_F_TEMPLATE) !== 0
       ) {
         return c;
       }
@@ -119,7 +150,8 @@ export class ConnTable {
         this.dport[c] === dport &&
         this.caddr[c] === caddr &&
         this.cport[c] === cport &&
-        this.protocol[c] === protocol
+        this.protocol[c] === protocol &&
+        (this.flags[c] & CONN_F_TEMPLATE) === 0
       ) {
         return c;
       }
@@ -163,6 +195,8 @@ export class ConnTable {
     this.state[c] = state;
     this.timeout[c] = timeout;
     this.expires[c] = now + timeout;
+    this.control[c] = NIL;
+    this.nControl[c] = 0;
     this.live[c] = LIVE;
     this.hash(c);
     const slot = (now + timeout) & WHEEL_MASK;
@@ -170,6 +204,19 @@ export class ConnTable {
     this.wheel[slot] = c;
     this.count++;
     return c;
+  }
+
+  /**
+   * Take a template out of lookups for good while it may still control connections
+   * (ip_vs_check_template): it is re-filed under virtual and real-server port 0xffff, which no
+   * lookup asks for, and lives on until it expires.
+   */
+  invalidateTemplate(c: number): void {
+    if (this.live[c] !== LIVE) return;
+    this.unhash(c);
+    this.vport[c] = 0xffff;
+    this.dport[c] = 0xffff;
+    this.hash(c);
   }
 
   /** Restart the connection's timer with its current timeout (every packet does this). */
@@ -288,6 +335,8 @@ export class ConnTable {
     this.dest = growI32(this.dest, capacity);
     this.timeout = growU32(this.timeout, capacity);
     this.expires = growU32(this.expires, capacity);
+    this.control = growI32(this.control, capacity);
+    this.nControl = growU32(this.nControl, capacity);
     this.inNext = growI32(this.inNext, capacity);
     this.outNext = growI32(this.outNext, capacity);
     this.wheelNext = growI32(this.wheelNext, capacity);

@@ -20,9 +20,11 @@ import { ConnTable, NIL } from '../conn/conn-table';
 import {
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,
+  CONN_F_TEMPLATE,
   DEST_F_AVAILABLE,
   type Dest,
   FWD_MASQ,
+  IPPROTO_IP,
   IPPROTO_TCP,
   IPPROTO_UDP,
   newDest,
@@ -32,6 +34,7 @@ import {
   overloadOnUnbind,
   type Service,
   SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
 } from '../ip-vs';
 import type { PacketIo } from '../native/packet-io';
 import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/proto';
@@ -61,6 +64,11 @@ import { DestRegistry, ServiceTable } from './services';
 
 /** Seconds on a monotonic clock. */
 export type Clock = () => number;
+
+/** The FTP control port: a persistent service on it makes port-0 templates (ip_vs_sched_persist). */
+const FTP_PORT = 21;
+/** persistTemplate's "table full" result (NIL means "no dest"). */
+const TABLE_FULL = -2;
 
 const monotonicSeconds: Clock = () => performance.now() / 1000;
 
@@ -101,6 +109,8 @@ export class Engine implements XmitContext {
   gsoSize = 0;
   csumStart = 0;
   csumOffset = 0;
+  /** expire_quiescent_template: a template whose dest has weight 0 is dropped (and rescheduled). */
+  expireQuiescentTemplate = false;
   /** Outputs queued in the current batch, and generated-packet slots used. */
   private tx = 0;
   private gen = 0;
@@ -232,10 +242,22 @@ export class Engine implements XmitContext {
     const svc = this.services.find(protocol, daddr, pkt.dport);
     if (svc !== undefined) {
       if (!h.canSchedule(pkt)) return D_NO_CONN;
-      const dest = svc.sched.schedule(svc, pkt, this.now);
-      if (dest === null) return D_NO_DEST;
+      let t = NIL;
+      let dest: Dest | null;
+      if ((svc.flags & SVC_F_PERSISTENT) !== 0) {
+        t = this.persistTemplate(svc);
+        if (t < 0) return t === NIL ? D_NO_DEST : D_TABLE_FULL;
+        dest = this.dests.get(conns.dest[t])!;
+      } else {
+        dest = svc.sched.schedule(svc, pkt, this.now);
+        if (dest === null) return D_NO_DEST;
+      }
       c = this.newConn(svc, dest, h);
       if (c === NIL) return D_TABLE_FULL;
+      if (t !== NIL) {
+        conns.control[c] = t;
+        conns.nControl[t]++;
+      }
       if ((svc.flags & SVC_F_ONEPACKET) !== 0 && protocol === IPPROTO_UDP) return this.onePacket(c, h);
       return this.inHook(c, h);
     }
@@ -281,6 +303,61 @@ export class Engine implements XmitContext {
       this.offload.gso++;
     }
     return V_OK;
+  }
+
+  /**
+   * The persistence template for the current packet's client (ip_vs_sched_persist): found and
+   * still valid, its timer restarts; otherwise a dest is scheduled and a new template made for
+   * it. Keys, as IPVS: <protocol, client & netmask, 0, vaddr, vport> with vport 0 for an
+   * "any port" service and for FTP (port 21, so the data connections stick too), and
+   * <IPPROTO_IP, client & netmask, 0, fwmark, 0> for a firewall-mark service. Returns the
+   * template, NIL when no dest is available, or TABLE_FULL.
+   */
+  private persistTemplate(svc: Service): number {
+    const pkt = this.pkt;
+    const conns = this.conns;
+    const caddr = (pkt.saddr & svc.netmask) >>> 0;
+    const byMark = svc.fwmark !== 0;
+    const protocol = byMark ? IPPROTO_IP : pkt.protocol;
+    const vaddr = byMark ? svc.fwmark : pkt.daddr;
+    const anyPort = byMark || svc.port === 0 || svc.port === FTP_PORT;
+    const vport = anyPort ? 0 : pkt.dport;
+    let t = conns.lookupTemplate(protocol, caddr, vaddr, vport);
+    if (t !== NIL) {
+      const dest = this.dests.get(conns.dest[t]);
+      // ip_vs_check_template: a deleted dest, or a quiescent one when expire_quiescent_template
+      // is set, invalidates the template (it lives on for the connections it still controls).
+      if (
+        dest !== undefined &&
+        (dest.flags & DEST_F_AVAILABLE) !== 0 &&
+        !(this.expireQuiescentTemplate && dest.weight === 0)
+      ) {
+        conns.touch(t, this.now);
+        return t;
+      }
+      conns.invalidateTemplate(t);
+    }
+    const dest = svc.sched.schedule(svc, pkt, this.now);
+    if (dest === null) return NIL;
+    t = conns.insert(
+      protocol,
+      caddr,
+      0,
+      vaddr,
+      vport,
+      dest.addr,
+      anyPort ? 0 : dest.port,
+      dest.id,
+      dest.fwd,
+      CONN_F_TEMPLATE | dest.fwd,
+      0,
+      svc.timeout,
+      this.now,
+    );
+    if (t === NIL) return TABLE_FULL;
+    dest.persistConns++;
+    overloadOnBind(dest);
+    return t;
   }
 
   /**
@@ -369,7 +446,7 @@ export class Engine implements XmitContext {
       pkt.daddr,
       pkt.dport,
       dest.addr,
-      dest.port,
+      dest.port !== 0 ? dest.port : pkt.dport,
       dest.id,
       dest.fwd,
       flags,
@@ -393,15 +470,26 @@ export class Engine implements XmitContext {
   }
 
   private connGone(c: number): void {
-    const dest = this.dests.get(this.conns.dest[c]);
+    const conns = this.conns;
+    const t = conns.control[c];
+    if (t !== NIL) conns.nControl[t]--;
+    const dest = this.dests.get(conns.dest[c]);
     if (dest === undefined) return;
-    if (this.conns.flags[c] & CONN_F_INACTIVE) dest.inactConns--;
+    const flags = conns.flags[c];
+    if (flags & CONN_F_TEMPLATE) dest.persistConns--;
+    else if (flags & CONN_F_INACTIVE) dest.inactConns--;
     else dest.activeConns--;
     overloadOnUnbind(dest);
     this.dests.connGone(dest);
   }
 
   private readonly onExpire = (c: number): boolean => {
+    const conns = this.conns;
+    // A template outlives its timeout while it still controls connections (expire_later).
+    if (conns.nControl[c] !== 0 && (conns.flags[c] & CONN_F_TEMPLATE) !== 0) {
+      conns.touch(c, this.now);
+      return false;
+    }
     this.connGone(c);
     return true;
   };

@@ -20,8 +20,9 @@ export class ServiceTable {
   /** Services in the order they were added (the kernel lists its hash order; ipvsadm sorts). */
   readonly list: Service[] = [];
 
+  /** The service for <protocol, addr, port>, else the address's catch-all port-0 service (IPVS). */
   find(protocol: number, addr: number, port: number): Service | undefined {
-    return this.byKey.get(serviceKey(protocol, addr, port));
+    return this.byKey.get(serviceKey(protocol, addr, port)) ?? this.byKey.get(serviceKey(protocol, addr, 0));
   }
 
   isVip(addr: number): boolean {
