@@ -1,0 +1,99 @@
+// Persistence, one-packet scheduling and quiescent dests with real clients: lvsd in a director
+// namespace, two real servers, curl and UDP from several client addresses.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, netnsUnavailable } from '../helpers/netns';
+
+const why = netnsUnavailable();
+if (why) console.warn(`skipping netns persistence tests: ${why}`);
+
+const VIP = '192.168.0.1';
+
+describe.skipIf(why !== undefined)('persistence and --ops through lvsd in network namespaces', () => {
+  const lab = new Lab('p');
+
+  beforeAll(async () => {
+    await lab.up();
+    await lab.startHttpServers();
+    await lab.startUdpEchoServers(53);
+    await lab.startLvsd();
+    // Two more client addresses: .3 in the same /25 as .2, .130 in the other one.
+    for (const a of ['192.168.0.3/24', '192.168.0.130/24']) {
+      await lab.exec(lab.client, ['ip', 'addr', 'add', a, 'dev', 'eth0']);
+    }
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  /** The real server that answered a request from client address `src`. */
+  async function from(src: string): Promise<string> {
+    const r = await lab.curl(`http://${VIP}/`, ['--interface', src]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout.trim();
+  }
+
+  it('-p with -M 255.255.255.128: clients in one masked network share a dest, the other network gets its own', async () => {
+    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr', '-p', '360', '-M', '255.255.255.128');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.2:80', '-m');
+    const got: string[] = [];
+    for (const src of ['192.168.0.2', '192.168.0.3', '192.168.0.130', '192.168.0.2', '192.168.0.130', '192.168.0.3']) {
+      got.push(await from(src));
+    }
+    // rr schedules only when a network has no template yet: rs2 (added last) first, then rs1.
+    expect(got).toEqual(['rs2', 'rs2', 'rs1', 'rs2', 'rs1', 'rs2']);
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(`TCP  ${VIP}:80 rr persistent 360 mask 255.255.255.128`);
+    const templates = (await lab.lvsadmOk('-L', '-c', '-n'))
+      .split('\n')
+      .filter((l) => l.includes(' NONE '))
+      .map((l) => l.replace(/\d\d:\d\d/, 'MM:SS').replace(/ +/g, ' '))
+      .sort();
+    expect(templates).toEqual([
+      `TCP MM:SS NONE 192.168.0.0:0 ${VIP}:80 172.16.0.2:80`,
+      `TCP MM:SS NONE 192.168.0.128:0 ${VIP}:80 172.16.0.1:80`,
+    ]);
+    await lab.lvsadmOk('-D', '-t', `${VIP}:80`);
+  });
+
+  it('weight 0 drains a dest: new connections go elsewhere, an open one keeps being served', async () => {
+    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.2:80', '-m');
+    // One keep-alive connection: a request, a pause while the test edits the weight, another request.
+    const hold =
+      'const s=require("net").connect(80,process.argv[1],()=>s.write("GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"));' +
+      'let n=0;s.on("data",(d)=>{const who=String(d).trim().split("\\n").pop();console.log(who);' +
+      'if(++n===1)setTimeout(()=>s.write("GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"),1500);else s.end()});' +
+      's.on("close",()=>process.exit(0));setTimeout(()=>process.exit(1),5000);';
+    const holder = lab.exec(lab.client, [process.execPath, '-e', hold, VIP]);
+    await new Promise((r) => setTimeout(r, 300));
+    // rr gave the first connection to rs2 (added last): drain it.
+    await lab.lvsadmOk('-e', '-t', `${VIP}:80`, '-r', '172.16.0.2:80', '-m', '-w', '0');
+    const others: string[] = [];
+    for (let i = 0; i < 4; i++) others.push(await from('192.168.0.2'));
+    expect(others).toEqual(['rs1', 'rs1', 'rs1', 'rs1']);
+    const r = await holder;
+    expect(r.stdout.trim().split('\n')).toEqual(['rs2', 'rs2']);
+    await lab.lvsadmOk('-D', '-t', `${VIP}:80`);
+  });
+
+  it('--ops spreads one client port’s UDP datagrams over every dest, keeping no connection', async () => {
+    await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr', '-o');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.2:53', '-m');
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(`UDP  ${VIP}:53 rr ops`);
+    // Six datagrams from one socket (one source port), 50 ms apart.
+    const script =
+      'const s=require("dgram").createSocket("udp4");let i=0;' +
+      `s.bind(5353,()=>{const t=setInterval(()=>{s.send("q"+i,53,"${VIP}");if(++i===6){clearInterval(t);setTimeout(()=>process.exit(0),200)}},50)});`;
+    await lab.exec(lab.client, [process.execPath, '-e', script]);
+    const stats = await lab.lvsadmOk('-L', '-n', '--stats');
+    // Per dest: Conns and InPkts 3 each (every datagram scheduled on its own, rr alternating).
+    expect(stats).toMatch(/-> 172\.16\.0\.1:53 +3 +3 /);
+    expect(stats).toMatch(/-> 172\.16\.0\.2:53 +3 +3 /);
+    expect((await lab.lvsadmOk('-L', '-c', '-n')).split('\n').filter((l) => l.startsWith('UDP'))).toEqual([]);
+    await lab.lvsadmOk('-D', '-u', `${VIP}:53`);
+  });
+});
