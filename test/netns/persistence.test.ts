@@ -9,7 +9,7 @@ if (why) console.warn(`skipping netns persistence tests: ${why}`);
 
 const VIP = '192.168.0.1';
 
-describe.skipIf(why !== undefined)('persistence and --ops through lvsd in network namespaces', () => {
+describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lvsd in network namespaces', () => {
   const lab = new Lab('p');
 
   beforeAll(async () => {
@@ -54,6 +54,23 @@ describe.skipIf(why !== undefined)('persistence and --ops through lvsd in networ
       `TCP MM:SS NONE 192.168.0.0:0 ${VIP}:80 172.16.0.2:80`,
       `TCP MM:SS NONE 192.168.0.128:0 ${VIP}:80 172.16.0.1:80`,
     ]);
+    await lab.lvsadmOk('-D', '-t', `${VIP}:80`);
+  });
+
+  it('sh keeps each client address on one dest; with -b sh-port one address spreads by port', async () => {
+    await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'sh');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.2:80', '-m');
+    for (const src of ['192.168.0.2', '192.168.0.3', '192.168.0.130']) {
+      const got = new Set<string>();
+      for (let i = 0; i < 4; i++) got.add(await from(src));
+      expect(got.size, src).toBe(1);
+    }
+    await lab.lvsadmOk('-E', '-t', `${VIP}:80`, '-s', 'sh', '-b', 'sh-port');
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(`TCP  ${VIP}:80 sh (sh-port)`);
+    const spread = new Set<string>();
+    for (let i = 0; i < 20; i++) spread.add(await from('192.168.0.2'));
+    expect([...spread].sort()).toEqual(['rs1', 'rs2']);
     await lab.lvsadmOk('-D', '-t', `${VIP}:80`);
   });
 
