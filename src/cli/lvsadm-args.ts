@@ -213,7 +213,7 @@ export interface ArgResolver {
   service(name: string, proto: string): number | null;
 }
 
-class ArgsError extends Error {
+export class ArgsError extends Error {
   constructor(
     readonly kind: ParseFailureKind,
     readonly stderr: string,
@@ -769,7 +769,7 @@ function tunnelOptCheck(tunType: number, options: ReadonlySet<OptionName>): void
 }
 
 /** Removes lvsadm's own `--socket PATH` / `--socket=PATH` (allowed anywhere) from argv. */
-function extractSocket(argv: readonly string[]): { rest: string[]; socket?: string } {
+export function extractSocket(argv: readonly string[]): { rest: string[]; socket?: string } {
   const rest: string[] = [];
   let socket: string | undefined;
   for (let i = 0; i < argv.length; i++) {

@@ -14,6 +14,8 @@ import { ipvsStrerror } from '../errors';
 import { IPPROTO_TCP, IPPROTO_UDP, IPVS_VERSION } from '../ip-vs';
 import {
   type ArgResolver,
+  type ArgsError,
+  extractSocket,
   IPPROTO_SCTP,
   type LvsadmCommand,
   PROGRAM,
@@ -316,16 +318,61 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
  * Runs lvsadm with `argv` (the words after the program name) and resolves with the exit status.
  * Output goes to process.stdout/stderr unless `deps` says otherwise.
  */
+/**
+ * `lvsadm --sysctl [NAME[=VALUE]]`: lvs-ts's extension for the IPVS settings the kernel keeps
+ * under /proc/sys/net/ipv4/vs/ (lvsd's src/ctl/sysctl.ts). Lists all, shows one, or sets one,
+ * printing `name = value` lines as sysctl(8) does. Nothing else may share the command line.
+ */
+async function sysctlCommand(argv: string[], d: MainDeps, path: string): Promise<number> {
+  let arg: string | undefined;
+  if (argv.length === 1 && argv[0]!.startsWith('--sysctl=')) arg = argv[0]!.slice('--sysctl='.length);
+  else if (argv[0] === '--sysctl' && argv.length <= 2 && !argv[1]?.startsWith('-')) arg = argv[1];
+  else {
+    d.stderr(`${PROGRAM}: --sysctl takes one optional NAME or NAME=VALUE and nothing else\n`);
+    return 2;
+  }
+  const eq = arg?.indexOf('=') ?? -1;
+  const req: Request =
+    arg === undefined
+      ? { cmd: 'sysctl' }
+      : eq >= 0
+        ? { cmd: 'sysctl', name: arg.slice(0, eq), value: arg.slice(eq + 1) }
+        : { cmd: 'sysctl', name: arg };
+  const res = await d.send(path, req);
+  if (!res.ok) {
+    d.stderr(`${PROGRAM}: ${res.message}\n`);
+    return 255;
+  }
+  if (!Array.isArray(res.result)) throw new BadReplyError('not a list of settings');
+  d.stdout((res.result as { name: string; value: number }[]).map((v) => `${v.name} = ${v.value}\n`).join(''));
+  return 0;
+}
+
 export async function main(argv: string[], deps: Partial<MainDeps> = {}): Promise<number> {
   const d: MainDeps = { ...DEFAULT_DEPS, ...deps };
+  if (argv.some((a) => a === '--sysctl' || a.startsWith('--sysctl='))) {
+    let words: { rest: string[]; socket?: string };
+    try {
+      words = extractSocket(argv);
+    } catch (err) {
+      d.stderr((err as ArgsError).stderr);
+      return (err as ArgsError).exitCode;
+    }
+    return withSocketErrors(socketPath(words.socket), d, (path) => sysctlCommand(words.rest, d, path));
+  }
   const parsed = await parseArgs(argv, d.argResolver);
   if (!parsed.ok) {
     d.stderr(parsed.error.stderr);
     return parsed.error.exitCode;
   }
-  const path = socketPath(parsed.args.socket);
+  const command = parsed.args.command;
+  return withSocketErrors(socketPath(parsed.args.socket), d, (path) => run(command, path, d));
+}
+
+/** Runs `fn`, turning a control-socket or reply failure into lvsadm's text and exit status. */
+async function withSocketErrors(path: string, d: MainDeps, fn: (path: string) => Promise<number>): Promise<number> {
   try {
-    return await run(parsed.args.command, path, d);
+    return await fn(path);
   } catch (err) {
     if (err instanceof ControlSocketError) {
       d.stderr(socketFailureText(err));

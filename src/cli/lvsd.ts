@@ -12,6 +12,7 @@ import { parseTunnelFragNeeded } from '../ctl/pmtu';
 import { socketPath } from '../ctl/protocol';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
 import { ControlServer } from '../ctl/server';
+import { parseAssignment, type SysctlDef } from '../ctl/sysctl';
 import { IPPROTO_ICMP } from '../ip-vs';
 import { NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
@@ -36,6 +37,9 @@ Options:
   --no-routes        install no route, rule, proxy-ARP entry or sysctl; the operator
                      steers traffic into the TUN
   --batch N          packets per read/send batch (default: 64)
+  --sysctl NAME=VAL  an IPVS setting, named as /proc/sys/net/ipv4/vs/NAME (repeatable):
+                     conn_reuse_mode (default 1), expire_nodest_conn (0),
+                     expire_quiescent_template (0); lvsadm --sysctl changes them later
   --no-offload       open the TUN without offloads (IFF_VNET_HDR, checksum and TCP
                      segmentation offload): every packet then arrives at most MTU-sized
                      with a complete checksum; slower for bulk TCP
@@ -58,7 +62,7 @@ function intOption(v: string | undefined, name: string, def: number, min: number
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -71,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
         'no-routes': { type: 'boolean', default: false },
         batch: { type: 'string' },
         'no-offload': { type: 'boolean', default: false },
+        sysctl: { type: 'string', multiple: true, default: [] },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -93,10 +98,18 @@ export async function main(argv: string[]): Promise<number> {
   let table: number;
   let rulePref: number;
   let batch: number;
+  let sysctls: { def: SysctlDef; value: number }[];
   try {
     table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
     rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
     batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
+    sysctls = ((values.sysctl ?? []) as string[]).map((a) => {
+      try {
+        return parseAssignment(a);
+      } catch (err) {
+        throw new Error(`--sysctl ${a}: ${(err as Error).message}`);
+      }
+    });
   } catch (err) {
     process.stderr.write(`lvsd: ${(err as Error).message}\n`);
     return 2;
@@ -134,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const engine = new Engine(io);
+  for (const s of sysctls) s.def.set(engine, s.value);
   const balancer = new Balancer(engine, host);
   const server = new ControlServer(balancer, sock, log);
   // Routers' frag-needed errors about tunnel packets set the path MTU towards TUN real servers.

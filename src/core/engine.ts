@@ -109,8 +109,13 @@ export class Engine implements XmitContext {
   gsoSize = 0;
   csumStart = 0;
   csumOffset = 0;
+  // IPVS settings (the kernel's /proc/sys/net/ipv4/vs/*, set through src/ctl/sysctl.ts).
+  /** conn_reuse_mode: bit 1 reschedules a SYN on a finished connection, bit 2 also on FIN_WAIT (DR/TUN). */
+  connReuseMode = 1;
+  /** expire_nodest_conn: a connection whose dest was deleted is expired and its packet rescheduled. */
+  expireNodestConn = 0;
   /** expire_quiescent_template: a template whose dest has weight 0 is dropped (and rescheduled). */
-  expireQuiescentTemplate = false;
+  expireQuiescentTemplate = 0;
   /** Outputs queued in the current batch, and generated-packet slots used. */
   private tx = 0;
   private gen = 0;
@@ -231,8 +236,8 @@ export class Engine implements XmitContext {
 
     let c = conns.lookupIn(protocol, saddr, pkt.sport, daddr, pkt.dport);
     if (c !== NIL) {
-      if (!h.reusesConn(pkt, conns.state[c], conns.flags[c])) return this.inHook(c, h);
-      // A new connection on the tuple of a finished one: retire the old entry, schedule afresh.
+      if (!((this.expireNodestConn !== 0 || h.opensConn(pkt)) && this.retires(c, h))) return this.inHook(c, h);
+      // Retire the old entry and schedule this packet afresh.
       this.removeConn(c);
     } else {
       c = conns.lookupOut(protocol, saddr, pkt.sport, daddr, pkt.dport);
@@ -306,6 +311,22 @@ export class Engine implements XmitContext {
   }
 
   /**
+   * Does the current packet retire its connection c and get scheduled anew (ip_vs_in)? With
+   * expire_nodest_conn, when c's dest is gone, or (for a new connection's SYN) has weight 0;
+   * with conn_reuse_mode, for a SYN on a finished connection not controlled by a template.
+   */
+  private retires(c: number, h: ProtoHandler): boolean {
+    const conns = this.conns;
+    const dest = this.dests.get(conns.dest[c]);
+    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return this.expireNodestConn !== 0;
+    const mode = this.connReuseMode;
+    if (mode === 0 || !h.opensConn(this.pkt)) return false;
+    if (this.expireNodestConn !== 0 && dest.weight === 0) return true;
+    if (conns.control[c] !== NIL) return false;
+    return h.reusesConn(conns.state[c], conns.flags[c], mode);
+  }
+
+  /**
    * The persistence template for the current packet's client (ip_vs_sched_persist): found and
    * still valid, its timer restarts; otherwise a dest is scheduled and a new template made for
    * it. Keys, as IPVS: <protocol, client & netmask, 0, vaddr, vport> with vport 0 for an
@@ -330,7 +351,7 @@ export class Engine implements XmitContext {
       if (
         dest !== undefined &&
         (dest.flags & DEST_F_AVAILABLE) !== 0 &&
-        !(this.expireQuiescentTemplate && dest.weight === 0)
+        !(this.expireQuiescentTemplate !== 0 && dest.weight === 0)
       ) {
         conns.touch(t, this.now);
         return t;

@@ -110,7 +110,12 @@ export type Request =
   | { cmd: 'list' }
   | { cmd: 'list-conns' }
   /** lvsd's own counters (drops by reason, packets sent): not an ipvsadm command. */
-  | { cmd: 'engine-stats' };
+  | { cmd: 'engine-stats' }
+  /**
+   * IPVS settings (src/ctl/sysctl.ts): all of them without a name, one with a name, and set it
+   * first with a value. The result is a list of { name, value }. Not an ipvsadm command.
+   */
+  | { cmd: 'sysctl'; name?: string; value?: string };
 
 /**
  * A failed request carries the errno name the kernel would have returned (EEXIST, ESRCH,

@@ -9,6 +9,7 @@ import { LvsError } from '../errors';
 import { DROP_NAMES } from '../xmit/verdict';
 import type { Balancer } from './balancer';
 import type { Request, Response } from './protocol';
+import { readSysctls, sysctlDef, writeSysctl } from './sysctl';
 
 /** Longest request line accepted (a restore of thousands of rules still fits). */
 const MAX_LINE = 1 << 20;
@@ -39,6 +40,14 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
       return b.snapshot();
     case 'list-conns':
       return b.connections();
+    case 'sysctl': {
+      if (req.name === undefined) return readSysctls(b.engine);
+      if (typeof req.name !== 'string' || (req.value !== undefined && typeof req.value !== 'string')) {
+        throw new LvsError('EINVAL', 'malformed sysctl request');
+      }
+      if (req.value !== undefined) writeSysctl(b.engine, req.name, req.value);
+      return [{ name: req.name, value: sysctlDef(req.name).get(b.engine) }];
+    }
     case 'engine-stats': {
       const e = b.engine;
       const drops: Record<string, number> = {};
@@ -143,7 +152,8 @@ export class ControlServer {
           req.cmd !== 'list' &&
           req.cmd !== 'list-conns' &&
           req.cmd !== 'get-timeouts' &&
-          req.cmd !== 'engine-stats'
+          req.cmd !== 'engine-stats' &&
+          !(req.cmd === 'sysctl' && req.value === undefined)
         ) {
           this.log(`${req.cmd} ${describe(req)}`);
         }
@@ -172,5 +182,6 @@ function describe(req: Request): string {
     parts.push(s.fwmark ? `fwmark ${s.fwmark}` : `${s.protocol === 17 ? 'udp' : 'tcp'} ${s.addr}:${s.port}`);
   }
   if ('dest' in req) parts.push(`-> ${req.dest.addr}:${req.dest.port}`);
+  if (req.cmd === 'sysctl') parts.push(`${req.name}=${req.value}`);
   return parts.join(' ');
 }

@@ -31,8 +31,13 @@ export interface ProtoHandler {
   parse(ip: Ipv4View, pkt: PacketMeta): number;
   /** May this packet create a new connection? */
   canSchedule(pkt: PacketMeta): boolean;
-  /** Does this packet open a new connection on a tuple that `state` may hand over (conn reuse)? */
-  reusesConn(pkt: PacketMeta, state: number, connFlags: number): boolean;
+  /** Is this packet the start of a new connection (a TCP SYN), for conn_reuse_mode? */
+  opensConn(pkt: PacketMeta): boolean;
+  /**
+   * May a new connection take over the tuple of a connection in `state` (conn_reuse_mode
+   * `mode`: bit 1 for finished connections, bit 2 also for FIN_WAIT ones that see no replies)?
+   */
+  reusesConn(state: number, connFlags: number, mode: number): boolean;
   /** The connection's next state after this packet; may update the connection's flags. */
   transition(conns: ConnTable, c: number, dir: number, pkt: PacketMeta): number;
   /**

@@ -13,6 +13,7 @@ import {
   TCP_DIR_OUTPUT,
   TCP_S_CLOSE,
   TCP_S_ESTABLISHED,
+  TCP_S_FIN_WAIT,
   TCP_S_NONE,
   TCP_S_TIME_WAIT,
   TCP_STATE_NAMES,
@@ -45,12 +46,18 @@ export const tcp: ProtoHandler = {
     return (pkt.tcpFlags & (TCP_SYN | TCP_RST)) === TCP_SYN;
   },
 
-  // conn_reuse_mode 1: a fresh SYN on a tuple whose connection is in TIME_WAIT or CLOSE starts a
-  // new connection (rescheduled) instead of reviving the old one.
-  reusesConn(pkt: PacketMeta, state: number): boolean {
+  opensConn(pkt: PacketMeta): boolean {
+    return (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) === TCP_SYN;
+  },
+
+  // is_new_conn_expected: a fresh SYN on a tuple whose connection is in TIME_WAIT or CLOSE starts
+  // a new connection (rescheduled) instead of reviving the old one; with bit 2 of the mode also
+  // FIN_WAIT, for connections whose replies never pass the director (DR/TUN).
+  reusesConn(state: number, connFlags: number, mode: number): boolean {
     return (
-      (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) === TCP_SYN &&
-      (state === TCP_S_TIME_WAIT || state === TCP_S_CLOSE)
+      state === TCP_S_TIME_WAIT ||
+      state === TCP_S_CLOSE ||
+      ((mode & 2) !== 0 && state === TCP_S_FIN_WAIT && (connFlags & CONN_F_NOOUTPUT) !== 0)
     );
   },
 

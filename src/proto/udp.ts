@@ -32,6 +32,10 @@ export const udp: ProtoHandler = {
     return true;
   },
 
+  opensConn(): boolean {
+    return false;
+  },
+
   reusesConn(): boolean {
     return false;
   },

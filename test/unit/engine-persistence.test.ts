@@ -101,7 +101,7 @@ describe('persistence', () => {
     to(d, syn('192.168.1.10', 40000));
     await d.balancer.editDest(svcSpec(VIP, 80), destSpec(RS2, 80, { fwd: FWD_MASQ, weight: 0 }));
     expect(to(d, syn('192.168.1.10', 40001))).toBe(RS2);
-    d.engine.expireQuiescentTemplate = true;
+    d.engine.expireQuiescentTemplate = 1;
     expect(to(d, syn('192.168.1.10', 40002))).toBe(RS1);
   });
 

@@ -309,4 +309,49 @@ describe('lvsadm main without a daemon', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.split('\n')[0]).toBe("Can't initialize ipvs: Permission denied (you must be root)");
   });
+
+  describe('--sysctl (lvs-ts extension)', () => {
+    const SETTINGS = [
+      { name: 'conn_reuse_mode', value: 1 },
+      { name: 'expire_nodest_conn', value: 0 },
+    ];
+
+    it('lists every setting as sysctl(8) prints them', async () => {
+      lvsd.reply = () => ({ ok: true, result: SETTINGS });
+      const r = await run(S('--sysctl'));
+      expect(r).toEqual({ code: 0, stdout: 'conn_reuse_mode = 1\nexpire_nodest_conn = 0\n', stderr: '' });
+      expect(lvsd.received).toEqual([{ cmd: 'sysctl' }]);
+    });
+
+    it('shows one and sets one (also as --sysctl=NAME=VALUE)', async () => {
+      lvsd.reply = (req) => ({
+        ok: true,
+        result: [{ name: (req as { name: string }).name, value: Number((req as { value?: string }).value ?? 0) }],
+      });
+      expect((await run(S('--sysctl', 'expire_nodest_conn'))).stdout).toBe('expire_nodest_conn = 0\n');
+      expect((await run(S('--sysctl=expire_nodest_conn=1'))).stdout).toBe('expire_nodest_conn = 1\n');
+      expect(lvsd.received).toEqual([
+        { cmd: 'sysctl', name: 'expire_nodest_conn' },
+        { cmd: 'sysctl', name: 'expire_nodest_conn', value: '1' },
+      ]);
+    });
+
+    it("prints lvsd's refusal and exits 255", async () => {
+      lvsd.reply = () => ({ ok: false, errno: 'ENOENT', message: 'no such setting: nosuch' });
+      expect(await run(S('--sysctl', 'nosuch'))).toEqual({
+        code: 255,
+        stdout: '',
+        stderr: 'lvsadm: no such setting: nosuch\n',
+      });
+    });
+
+    it('refuses anything else on the command line with exit 2, sending nothing', async () => {
+      for (const argv of [S('--sysctl', 'a', 'b'), S('-L', '--sysctl'), S('--sysctl', '-n')]) {
+        const r = await run(argv);
+        expect(r.code, argv.join(' ')).toBe(2);
+        expect(r.stderr).toBe('lvsadm: --sysctl takes one optional NAME or NAME=VALUE and nothing else\n');
+      }
+      expect(lvsd.received).toEqual([]);
+    });
+  });
 });

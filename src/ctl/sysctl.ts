@@ -1,0 +1,90 @@
+// The IPVS settings lvsd implements, named as the kernel's /proc/sys/net/ipv4/vs/* (REFERENCE.md
+// §1.13) with the kernel's defaults and accepted values. Set with `lvsd --sysctl name=value`
+// at start or `lvsadm --sysctl name=value` at run time; each lives as a plain field on the
+// engine, which reads it on the data path.
+
+import type { Engine } from '../core/engine';
+import { InvalidError, NotFoundError } from '../errors';
+
+export interface SysctlDef {
+  readonly name: string;
+  readonly min: number;
+  readonly max: number;
+  readonly get: (e: Engine) => number;
+  readonly set: (e: Engine, v: number) => void;
+}
+
+export const SYSCTLS: readonly SysctlDef[] = [
+  {
+    // 0: a SYN revives a finished connection's entry (same dest); bit 1: a SYN on TIME_WAIT or
+    // CLOSE is scheduled afresh; bit 2: also on FIN_WAIT for DR/TUN connections.
+    name: 'conn_reuse_mode',
+    min: 0,
+    max: 3,
+    get: (e) => e.connReuseMode,
+    set: (e, v) => {
+      e.connReuseMode = v;
+    },
+  },
+  {
+    // 1: a connection whose dest was deleted is expired on its next packet, which is scheduled
+    // afresh if it may start a connection (else dropped); 0: its packets are dropped until it
+    // times out.
+    name: 'expire_nodest_conn',
+    min: 0,
+    max: 1,
+    get: (e) => e.expireNodestConn,
+    set: (e, v) => {
+      e.expireNodestConn = v;
+    },
+  },
+  {
+    // 1: a persistence template whose dest is quiescent (weight 0) is dropped, so the client's
+    // next connection is scheduled to a dest with weight.
+    name: 'expire_quiescent_template',
+    min: 0,
+    max: 1,
+    get: (e) => e.expireQuiescentTemplate,
+    set: (e, v) => {
+      e.expireQuiescentTemplate = v;
+    },
+  },
+];
+
+const BY_NAME = new Map(SYSCTLS.map((d) => [d.name, d]));
+
+/** Every setting's current value, in definition order. */
+export function readSysctls(e: Engine): { name: string; value: number }[] {
+  return SYSCTLS.map((d) => ({ name: d.name, value: d.get(e) }));
+}
+
+/** One setting's definition; unknown names are ENOENT, as a missing /proc/sys file is. */
+export function sysctlDef(name: string): SysctlDef {
+  const d = BY_NAME.get(name);
+  if (d === undefined) throw new NotFoundError(`no such setting: ${name}`);
+  return d;
+}
+
+/** Check a setting's text (an integer in its range), as writing its /proc/sys file would. */
+export function parseSysctl(name: string, text: string): { def: SysctlDef; value: number } {
+  const def = sysctlDef(name);
+  const value = /^\s*-?\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < def.min || value > def.max) {
+    throw new InvalidError(`invalid value for ${name}: ${text.trim()} (${def.min}..${def.max})`);
+  }
+  return { def, value };
+}
+
+/** Set a setting from its text. */
+export function writeSysctl(e: Engine, name: string, text: string): number {
+  const { def, value } = parseSysctl(name, text);
+  def.set(e, value);
+  return value;
+}
+
+/** Parse lvsd's `--sysctl name=value`. */
+export function parseAssignment(arg: string): { def: SysctlDef; value: number } {
+  const i = arg.indexOf('=');
+  if (i <= 0) throw new InvalidError(`expected name=value, got '${arg}'`);
+  return parseSysctl(arg.slice(0, i).trim(), arg.slice(i + 1));
+}
