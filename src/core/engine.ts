@@ -13,6 +13,9 @@
 //   | to a virtual IP, no service / fragment / other  | -                 | drop no_service / fragment    |
 //   | anything else                                   | bypass            | forwarded unchanged           |
 //
+// TCP that is dropped as no_conn or no_service is answered with a reset (tcp-reset.ts), as the
+// local stack of a kernel director, which owns the virtual address, would answer it.
+//
 // With TUN offloads each packet's virtio_net_hdr is read first (partial checksum, GSO size) and
 // an unusable one drops the packet as bad_offload; the transmitters act on it (xmit/common.ts).
 
@@ -48,6 +51,7 @@ import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } 
 import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
 import { TRANSMITTERS } from '../xmit/index';
+import { sendTcpReset } from '../xmit/tcp-reset';
 import {
   D_BAD_OFFLOAD,
   D_DEST_UNAVAILABLE,
@@ -246,7 +250,10 @@ export class Engine implements XmitContext {
 
     const svc = this.services.find(protocol, daddr, pkt.dport);
     if (svc !== undefined) {
-      if (!h.canSchedule(pkt)) return D_NO_CONN;
+      if (!h.canSchedule(pkt)) {
+        if (protocol === IPPROTO_TCP) sendTcpReset(this);
+        return D_NO_CONN;
+      }
       let t = NIL;
       let dest: Dest | null;
       if ((svc.flags & SVC_F_PERSISTENT) !== 0) {
@@ -266,7 +273,10 @@ export class Engine implements XmitContext {
       if ((svc.flags & SVC_F_ONEPACKET) !== 0 && protocol === IPPROTO_UDP) return this.onePacket(c, h);
       return this.inHook(c, h);
     }
-    if (this.services.isVip(daddr)) return D_NO_SERVICE;
+    if (this.services.isVip(daddr)) {
+      if (protocol === IPPROTO_TCP) sendTcpReset(this);
+      return D_NO_SERVICE;
+    }
     return bypass(this);
   }
 

@@ -96,6 +96,34 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
     await lab.lvsadmOk('-D', '-t', `${VIP}:80`);
   });
 
+  it('expire_nodest_conn: deleting the dest of an open connection stalls it (0) or resets it at once (1)', async () => {
+    // A keep-alive client: one request, a pause while the test deletes its dest, a second
+    // request on the same connection; a reset makes it start over on a new connection.
+    const client =
+      'const net=require("net");const [vip]=process.argv.slice(1);const req="GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n";' +
+      'const who=(d)=>String(d).trim().split("\\n").pop();' +
+      'const s=net.connect(80,vip,()=>s.write(req));let n=0;' +
+      's.on("data",(d)=>{console.log(who(d));if(++n===1)setTimeout(()=>s.write(req),1000)});' +
+      's.on("error",(e)=>{console.log(e.code);const t=net.connect(80,vip,()=>t.write(req));' +
+      't.on("data",(d)=>{console.log(who(d));process.exit(0)})});' +
+      'setTimeout(()=>{console.log("stalled");process.exit(0)},3000);';
+    for (const [setting, want] of [
+      ['0', ['rs2', 'stalled']],
+      ['1', ['rs2', 'ECONNRESET', 'rs1']],
+    ] as const) {
+      expect(await lab.lvsadmOk('--sysctl', `expire_nodest_conn=${setting}`)).toBe(`expire_nodest_conn = ${setting}\n`);
+      await lab.lvsadmOk('-A', '-t', `${VIP}:80`, '-s', 'rr');
+      await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m');
+      await lab.lvsadmOk('-a', '-t', `${VIP}:80`, '-r', '172.16.0.2:80', '-m');
+      const run = lab.exec(lab.client, [process.execPath, '-e', client, VIP], 10_000);
+      await new Promise((r) => setTimeout(r, 400));
+      await lab.lvsadmOk('-d', '-t', `${VIP}:80`, '-r', '172.16.0.2:80');
+      expect((await run).stdout.trim().split('\n'), `expire_nodest_conn=${setting}`).toEqual(want);
+      await lab.lvsadmOk('-D', '-t', `${VIP}:80`);
+    }
+    await lab.lvsadmOk('--sysctl', 'expire_nodest_conn=0');
+  });
+
   it('--ops spreads one client port’s UDP datagrams over every dest, keeping no connection', async () => {
     await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr', '-o');
     await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m');

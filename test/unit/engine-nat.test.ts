@@ -24,22 +24,30 @@ function tcp(src: string, sport: number, dst: string, dport: number, flags: stri
 interface Fixture {
   description: string;
   input: Buffer;
-  /** The exact bytes expected out, or null when the packet must be dropped. */
+  /** The exact bytes expected out (forwarded, or the reply to a dropped packet), or null for nothing. */
   expectedOutput: Buffer | null;
-  /** The drop reason when expectedOutput is null. */
+  /** The drop reason when the packet must be dropped (with expectedOutput: and answered with it). */
   expectedVerdict?: string;
+}
+
+/** The reset a kernel director's stack sends for a TCP segment to a virtual address (tcp-reset.ts). */
+function reset(dport: number, sport: number, seq: number, ack: number, flags: string) {
+  return packet()
+    .ipv4({ src: VIP, dst: CLIENT, ttl: 64, id: 0, df: true })
+    .tcp({ sport, dport, flags, seq, ack, window: 0 })
+    .build();
 }
 
 function runFixtures(d: TestDirector, fixtures: Fixture[]): void {
   fixtures.forEach((f, i) => {
     const before = drops(d);
     const out = d.send(f.input);
+    if (f.expectedVerdict !== undefined) {
+      const after = drops(d);
+      expect((after[f.expectedVerdict] ?? 0) - (before[f.expectedVerdict] ?? 0), `#${i + 1} ${f.description}`).toBe(1);
+    }
     if (f.expectedOutput === null) {
       expect(out, `#${i + 1} ${f.description}: nothing sent`).toHaveLength(0);
-      const after = drops(d);
-      expect((after[f.expectedVerdict!] ?? 0) - (before[f.expectedVerdict!] ?? 0), `#${i + 1} ${f.description}`).toBe(
-        1,
-      );
     } else {
       expect(out, `#${i + 1} ${f.description}: one packet sent`).toHaveLength(1);
       expectValidPacket(out[0]);
@@ -118,21 +126,27 @@ describe('NAT engine: golden TCP fixtures (VIP:80 → RS:8080, RS port differs)'
   it('drops what belongs to no connection, and counts why', () => {
     runFixtures(d, [
       {
-        description: 'ACK without a connection',
+        description: 'ACK without a connection: RST with seq = its ack',
         input: tcp(CLIENT, 40000, VIP, 80, 'A'),
-        expectedOutput: null,
+        expectedOutput: reset(40000, 80, 2000, 0, 'R'),
         expectedVerdict: 'no_conn',
       },
       {
-        description: 'SYN+RST does not schedule',
+        description: 'FIN without ACK nor connection: RST+ACK acking seq + 4 bytes + FIN',
+        input: tcp(CLIENT, 40000, VIP, 80, 'F', 'data'),
+        expectedOutput: reset(40000, 80, 0, 1005, 'RA'),
+        expectedVerdict: 'no_conn',
+      },
+      {
+        description: 'SYN+RST does not schedule, and a RST is never answered',
         input: tcp(CLIENT, 40000, VIP, 80, 'SR'),
         expectedOutput: null,
         expectedVerdict: 'no_conn',
       },
       {
-        description: 'VIP port with no service',
+        description: 'VIP port with no service: SYN answered RST+ACK, as a closed port',
         input: tcp(CLIENT, 40000, VIP, 22, 'S'),
-        expectedOutput: null,
+        expectedOutput: reset(40000, 22, 0, 1001, 'RA'),
         expectedVerdict: 'no_service',
       },
       {
@@ -174,7 +188,8 @@ describe('NAT engine: golden TCP fixtures (VIP:80 → RS:8080, RS port differs)'
     expect(d.advance(1)).toBe(1);
     expect(d.engine.conns.count).toBe(0);
     expect(dest.inactConns).toBe(0);
-    expect(d.send(tcp(CLIENT, 40000, VIP, 80, 'A'))).toHaveLength(0);
+    // A late segment finds no connection: the director answers with a reset.
+    expect(decodePacket(d.send(tcp(CLIENT, 40000, VIP, 80, 'A'))[0]!).flags).toBe('R');
   });
 
   it('drops packets of connections whose dest was deleted, and frees the dest afterwards', async () => {
