@@ -254,24 +254,27 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
 }
 
 /*
- * The arguments of a batched read: (fd, slab, slotSize, headroom, maxCount, lens[, vnetLen]),
- * bounds-checked; vnetLen (tunRead only) defaults to 0.
+ * The arguments of a batched read: (fd, slab, slotSize, headroom, maxCount, lens[, vnetLen,
+ * firstSlot]), bounds-checked; vnetLen and firstSlot (tunRead only) default to 0. With
+ * firstSlot the read fills slots firstSlot.. (and lens[firstSlot..]); `slab` and `lens` are
+ * then advanced to it.
  */
 typedef struct read_args {
   int fd;
   uint8_t *slab;
-  uint32_t slot_size, headroom, max_count, *lens, vnet_len;
+  uint32_t slot_size, headroom, max_count, *lens, vnet_len, first;
 } read_args;
 
 static bool get_read_args(napi_env env, napi_callback_info info, const char *fn, bool with_vnet, read_args *a) {
-  napi_value argv[7];
-  if (!get_args(env, info, with_vnet ? 7 : 6, argv)) return false;
+  napi_value argv[8];
+  if (!get_args(env, info, with_vnet ? 8 : 6, argv)) return false;
   size_t slab_len, lens_len;
   a->vnet_len = 0;
+  a->first = 0;
   if (!get_fd(env, argv[0], &a->fd) || !get_buffer(env, argv[1], "slab", &a->slab, &slab_len) ||
       !get_u32(env, argv[2], "slotSize", &a->slot_size) || !get_u32(env, argv[3], "headroom", &a->headroom) ||
       !get_u32(env, argv[4], "maxCount", &a->max_count) || !get_u32_array(env, argv[5], "lens", &a->lens, &lens_len) ||
-      (with_vnet && !get_u32(env, argv[6], "vnetLen", &a->vnet_len))) {
+      (with_vnet && (!get_u32(env, argv[6], "vnetLen", &a->vnet_len) || !get_u32(env, argv[7], "firstSlot", &a->first)))) {
     return false;
   }
   char msg[96];
@@ -280,10 +283,10 @@ static bool get_read_args(napi_env env, napi_callback_info info, const char *fn,
     problem = "need 0 <= headroom < slotSize";
   } else if (a->vnet_len > a->headroom) {
     problem = "need vnetLen <= headroom";
-  } else if (a->max_count > lens_len) {
-    problem = "maxCount exceeds lens.length";
-  } else if ((uint64_t)a->max_count * a->slot_size > slab_len) {
-    problem = "maxCount * slotSize exceeds the slab";
+  } else if ((uint64_t)a->first + a->max_count > lens_len) {
+    problem = "firstSlot + maxCount exceeds lens.length";
+  } else if (((uint64_t)a->first + a->max_count) * a->slot_size > slab_len) {
+    problem = "(firstSlot + maxCount) * slotSize exceeds the slab";
   } else if (a->max_count > INT_MAX) {
     problem = "maxCount too large";
   }
@@ -292,10 +295,12 @@ static bool get_read_args(napi_env env, napi_callback_info info, const char *fn,
     throw_range(env, msg);
     return false;
   }
+  a->slab += (size_t)a->first * a->slot_size;
+  a->lens += a->first;
   return true;
 }
 
-/* tunRead(fd, slab, slotSize, headroom, maxCount, lens, vnetLen) -> count */
+/* tunRead(fd, slab, slotSize, headroom, maxCount, lens, vnetLen, firstSlot) -> count */
 static napi_value tun_read(napi_env env, napi_callback_info info) {
   read_args a;
   if (!get_read_args(env, info, "tunRead", true, &a)) return NULL;

@@ -110,6 +110,8 @@ export class Engine implements XmitContext {
   outLen = 0;
   outDev = 0;
   readonly vnetHdr: number;
+  /** Firewall mark of the current packet (that of the device it was read from; 0: none). */
+  mark = 0;
   gsoSize = 0;
   csumStart = 0;
   csumOffset = 0;
@@ -163,7 +165,9 @@ export class Engine implements XmitContext {
     this.now = Math.floor(this.clock());
     this.tx = 0;
     this.gen = 0;
+    const marks = slab.rxMark;
     for (let i = 0; i < n; i++) {
+      this.mark = marks[i];
       const v = this.process(slab.buf, slab.rxOffset(i), slab.rxLen[i]);
       if (v === TX) this.queue(this.outOff, this.outLen, this.outDev);
       else if (v !== TX_QUEUED) drops[v]++;
@@ -248,7 +252,10 @@ export class Engine implements XmitContext {
       if (c !== NIL) return this.outHook(c, h);
     }
 
-    const svc = this.services.find(protocol, daddr, pkt.dport);
+    // A marked packet finds its firewall-mark service first, as ip_vs_service_find does.
+    const mark = this.mark;
+    const svc =
+      (mark !== 0 ? this.services.findMark(mark) : undefined) ?? this.services.find(protocol, daddr, pkt.dport);
     if (svc !== undefined) {
       if (!h.canSchedule(pkt)) {
         if (protocol === IPPROTO_TCP) sendTcpReset(this);

@@ -15,6 +15,8 @@ export function serviceKey(protocol: number, addr: number, port: number): number
 
 export class ServiceTable {
   private readonly byKey = new Map<number, Service>();
+  /** Firewall-mark services by mark. */
+  private readonly byMark = new Map<number, Service>();
   /** Virtual address → number of services on it. */
   private readonly vips = new Map<number, number>();
   /** Services in the order they were added (the kernel lists its hash order; ipvsadm sorts). */
@@ -25,11 +27,26 @@ export class ServiceTable {
     return this.byKey.get(serviceKey(protocol, addr, port)) ?? this.byKey.get(serviceKey(protocol, addr, 0));
   }
 
+  /** Exactly the service <protocol, addr, port> (the control plane's lookup). */
+  get(protocol: number, addr: number, port: number): Service | undefined {
+    return this.byKey.get(serviceKey(protocol, addr, port));
+  }
+
+  /** The firewall-mark service for `mark`. */
+  findMark(mark: number): Service | undefined {
+    return this.byMark.get(mark);
+  }
+
   isVip(addr: number): boolean {
     return this.vips.has(addr);
   }
 
   add(svc: Service): void {
+    if (svc.fwmark !== 0) {
+      this.byMark.set(svc.fwmark, svc);
+      this.list.push(svc);
+      return;
+    }
     this.byKey.set(serviceKey(svc.protocol, svc.addr, svc.port), svc);
     this.vips.set(svc.addr, (this.vips.get(svc.addr) ?? 0) + 1);
     this.list.push(svc);
@@ -37,9 +54,13 @@ export class ServiceTable {
 
   /** Remove a service; returns true when it was the last one on its virtual address. */
   remove(svc: Service): boolean {
-    this.byKey.delete(serviceKey(svc.protocol, svc.addr, svc.port));
     const i = this.list.indexOf(svc);
     if (i >= 0) this.list.splice(i, 1);
+    if (svc.fwmark !== 0) {
+      this.byMark.delete(svc.fwmark);
+      return false;
+    }
+    this.byKey.delete(serviceKey(svc.protocol, svc.addr, svc.port));
     const n = (this.vips.get(svc.addr) ?? 1) - 1;
     if (n > 0) {
       this.vips.set(svc.addr, n);

@@ -104,8 +104,8 @@ export class Balancer {
 
   private findService(key: ServiceKey): Service | undefined {
     const services = this.engine.services;
-    if (key.fwmark) return services.list.find((s) => s.fwmark === key.fwmark);
-    return services.find(key.protocol, parseAddr(key.addr, 'virtual'), key.port);
+    if (key.fwmark) return services.findMark(key.fwmark);
+    return services.get(key.protocol, parseAddr(key.addr, 'virtual'), key.port);
   }
 
   private mustFindService(key: ServiceKey): Service {
@@ -146,9 +146,13 @@ export class Balancer {
     sched.initService?.(svc);
     const services = this.engine.services;
     const firstOnVip = !svc.fwmark && !services.isVip(svc.addr);
-    if (svc.fwmark) services.list.push(svc);
-    else services.add(svc);
+    services.add(svc);
     if (firstOnVip) await this.host.addVip(svc.addr);
+    if (svc.fwmark) {
+      // Marked packets need a way in: an input device of their own, which the host routes them to.
+      const dev = this.engine.io.openMarkDev(svc.fwmark);
+      await this.host.addFwmark(svc.fwmark, dev);
+    }
   }
 
   async editService(spec: ServiceSpec): Promise<void> {
@@ -177,7 +181,9 @@ export class Balancer {
     svc.sched.doneService?.(svc);
     const services = this.engine.services;
     if (svc.fwmark) {
-      services.list.splice(services.list.indexOf(svc), 1);
+      services.remove(svc);
+      await this.host.delFwmark(svc.fwmark);
+      this.engine.io.closeMarkDev(svc.fwmark);
     } else if (services.remove(svc)) {
       await this.host.delVip(svc.addr);
     }

@@ -36,6 +36,10 @@ export interface HostNet {
   addDrServer(addr: number, dev: string): Promise<void>;
   /** The last DR dest with this address went away. */
   delDrServer(addr: number): Promise<void>;
+  /** A firewall-mark service was added: route packets with `mark` into input device `dev`. */
+  addFwmark(mark: number, dev: string): Promise<void>;
+  /** The firewall-mark service of `mark` was deleted. */
+  delFwmark(mark: number): Promise<void>;
 }
 
 /** Leaves the host alone (routing is the operator's job, or there is no host: tests). */
@@ -52,4 +56,6 @@ export class NoHostNet implements HostNet {
   }
   async addDrServer(_addr: number, _dev: string): Promise<void> {}
   async delDrServer(_addr: number): Promise<void> {}
+  async addFwmark(_mark: number, _dev: string): Promise<void> {}
+  async delFwmark(_mark: number): Promise<void> {}
 }

@@ -6,6 +6,8 @@
 //   ip route add <VIP>/32 dev <tun>                        virtual addresses go into the TUN
 //   ip neigh add proxy <VIP> dev <lan>                     the director answers ARP for the VIP
 //   ip neigh replace <RIP> dev <dev> managed               the kernel keeps a DR server's MAC resolved
+//   ip rule add fwmark <N> lookup <T+k> pref <P>           marked packets (fwmark services) ...
+//   ip route add default dev <lvsm..> table <T+k>          ... into the mark's own input TUN
 //   net.ipv4.ip_forward=1, net.ipv4.neigh.<lan>.proxy_delay=0
 //
 // Everything added is recorded in a state file (written atomically) so that `teardown` removes
@@ -44,6 +46,8 @@ interface HostState {
   neighbours: { addr: string; dev: string }[];
   /** sysctl path → value before lvsd changed it. */
   sysctls: Record<string, string>;
+  /** Firewall marks routed into their input devices, each through its own table. */
+  marks?: { mark: number; table: number }[];
 }
 
 async function ip(...args: string[]): Promise<string> {
@@ -84,6 +88,10 @@ async function undo(state: HostState): Promise<void> {
   }
   // Rules of ours that the state file missed (killed between adding and recording).
   while (await ipQuiet('rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
+  for (const m of state.marks ?? []) {
+    await ipQuiet('rule', 'del', 'fwmark', String(m.mark), 'lookup', String(m.table));
+    await ipQuiet('route', 'flush', 'table', String(m.table));
+  }
   for (const p of state.proxies) await ipQuiet('neigh', 'del', 'proxy', p.addr, 'dev', p.dev);
   for (const n of state.neighbours ?? []) await ipQuiet('neigh', 'del', n.addr, 'dev', n.dev);
   await ipQuiet('route', 'flush', 'table', String(state.table));
@@ -156,6 +164,7 @@ export class IpRouteNet implements HostNet {
     this.state.proxies = [];
     this.state.neighbours = [];
     this.state.sysctls = {};
+    this.state.marks = [];
     try {
       unlinkSync(this.opts.stateFile);
     } catch {
@@ -234,6 +243,31 @@ export class IpRouteNet implements HostNet {
     if (i < 0) return;
     const [r] = this.state.rules.splice(i, 1);
     await ipQuiet('rule', 'del', 'from', `${rip}/32`, 'iif', r.dev, 'lookup', String(this.opts.table));
+    this.save();
+  }
+
+  async addFwmark(mark: number, dev: string): Promise<void> {
+    const marks = (this.state.marks ??= []);
+    let table = this.opts.table + 1;
+    while (marks.some((m) => m.table === table)) table++;
+    marks.push({ mark, table });
+    this.save();
+    await ip('link', 'set', 'dev', dev, 'up', 'mtu', '1500', 'txqueuelen', '10000');
+    // The device goes away with lvsd's fd, and its sysctls with it: nothing to restore.
+    writeSysctl(`/proc/sys/net/ipv4/conf/${dev}/rp_filter`, '2');
+    writeSysctl(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+    await ip('route', 'replace', 'default', 'dev', dev, 'table', String(table));
+    await ip('rule', 'add', 'fwmark', String(mark), 'lookup', String(table), 'pref', String(this.opts.rulePref));
+    this.opts.log(`fwmark ${mark}: marked packets go into ${dev} (table ${table})`);
+  }
+
+  async delFwmark(mark: number): Promise<void> {
+    const marks = this.state.marks ?? [];
+    const i = marks.findIndex((m) => m.mark === mark);
+    if (i < 0) return;
+    const [m] = marks.splice(i, 1);
+    await ipQuiet('rule', 'del', 'fwmark', String(m!.mark), 'lookup', String(m!.table));
+    await ipQuiet('route', 'flush', 'table', String(m!.table));
     this.save();
   }
 

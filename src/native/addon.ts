@@ -54,9 +54,10 @@ export interface LvsNative {
    */
   tunOpen(name: string, offload: boolean): TunDevice;
   /**
-   * Read packets until EAGAIN or `maxCount`: packet i at `i * slotSize + headroom`, length in
-   * `lens[i]` (clamped to `slotSize - headroom`), its `vnetLen`-byte virtio_net_hdr (0 without
-   * offloads) in the bytes just before it. Returns the count; 0 when nothing is waiting.
+   * Read packets until EAGAIN or `maxCount`: packet i at `(firstSlot + i) * slotSize + headroom`,
+   * length in `lens[firstSlot + i]` (clamped to `slotSize - headroom`), its `vnetLen`-byte
+   * virtio_net_hdr (0 without offloads) in the bytes just before it. Returns the count; 0 when
+   * nothing is waiting.
    */
   tunRead(
     fd: number,
@@ -66,6 +67,7 @@ export interface LvsNative {
     maxCount: number,
     lens: Uint32Array,
     vnetLen: number,
+    firstSlot: number,
   ): number;
   /** Write one packet into the TUN (the kernel receives it as if from the wire). Returns bytes written. */
   tunWrite(fd: number, buf: Buffer, offset: number, length: number): number;

@@ -30,9 +30,20 @@ export class MemoryIo implements PacketIo {
     this.slab = slab;
   }
 
+  /** Mark devices opened, by mark (their names are `mark<N>`). */
+  readonly markDevs = new Set<number>();
+  /** Marks of pending packets (0 = the main device), parallel to `pending`. */
+  private readonly pendingMarks: number[] = [];
+
   /** Queue packets for the engine; wakes it like a readable TUN would. */
   push(...packets: Buffer[]): void {
+    this.pushMarked(0, ...packets);
+  }
+
+  /** Queue packets as read from the mark device of `mark` (0: the main device). */
+  pushMarked(mark: number, ...packets: Buffer[]): void {
     this.pending.push(...packets);
+    for (let i = 0; i < packets.length; i++) this.pendingMarks.push(mark);
     if (this.onReadable) {
       try {
         this.onReadable();
@@ -54,13 +65,16 @@ export class MemoryIo implements PacketIo {
     let n = 0;
     while (n < slab.rxSlots) {
       let p: Buffer | undefined;
+      let mark = 0;
       if (src !== undefined) {
         p = src[this.replayPos];
         this.replayPos = this.replayPos + 1 === src.length ? 0 : this.replayPos + 1;
       } else {
         p = this.pending.shift();
         if (p === undefined) break;
+        mark = this.pendingMarks.shift() ?? 0;
       }
+      slab.rxMark[n] = mark;
       const vnet = slab.vnetHdr;
       const len = Math.min(p.length - vnet, slab.maxPacket);
       if (len < 0) continue;
@@ -89,6 +103,15 @@ export class MemoryIo implements PacketIo {
     if (i > 0) return i;
     this.frameDevs.push(ifname);
     return this.frameDevs.length - 1;
+  }
+
+  openMarkDev(mark: number): string {
+    this.markDevs.add(mark);
+    return `mark${mark}`;
+  }
+
+  closeMarkDev(mark: number): void {
+    this.markDevs.delete(mark);
   }
 
   start(onReadable: () => void, onError: (err: unknown) => void): void {

@@ -21,6 +21,14 @@ export interface FrameDevInfo {
   readonly mtu: number;
 }
 
+/** An input TUN for one firewall mark. */
+interface MarkDev {
+  readonly mark: number;
+  readonly fd: number;
+  readonly name: string;
+  watch: WatchHandle | null;
+}
+
 /** An open frame device: its packet socket and its share of the batch being sent. */
 interface FrameDev extends FrameDevInfo {
   readonly fd: number;
@@ -72,6 +80,11 @@ export class NativeIo implements PacketIo {
   private readonly tunLen: Uint32Array;
   /** Packets queued with a txDev no frame device was opened for (an engine bug): dropped. */
   droppedNoDev = 0;
+  /** Input TUNs of firewall-mark services. */
+  private readonly markDevs: MarkDev[] = [];
+  /** The readiness callbacks given to start(), for devices opened later. */
+  private readable: (() => void) | null = null;
+  private readError: ((err: unknown) => void) | null = null;
 
   private constructor(
     private readonly native: LvsNative,
@@ -112,7 +125,41 @@ export class NativeIo implements PacketIo {
   recv(): number {
     if (this.closed) throw closedError();
     const s = this.slab;
-    return this.native.tunRead(this.tunFd, s.buf, s.slotSize, s.headroom, s.rxSlots, s.rxLen, s.vnetHdr);
+    let n = this.native.tunRead(this.tunFd, s.buf, s.slotSize, s.headroom, s.rxSlots, s.rxLen, s.vnetHdr, 0);
+    const marks = this.markDevs;
+    if (marks.length === 0) return n;
+    // Firewall-mark devices fill the rest of the batch; each packet carries its device's mark.
+    s.rxMark.fill(0, 0, n);
+    for (let i = 0; i < marks.length && n < s.rxSlots; i++) {
+      const m = marks[i]!;
+      const k = this.native.tunRead(m.fd, s.buf, s.slotSize, s.headroom, s.rxSlots - n, s.rxLen, s.vnetHdr, n);
+      s.rxMark.fill(m.mark, n, n + k);
+      n += k;
+    }
+    return n;
+  }
+
+  /**
+   * A TUN device for firewall mark `mark` (kernel-named lvsm<N>, same offloads as the main one):
+   * the host routes packets with that mark into it, and recv() tags what it reads from it.
+   */
+  openMarkDev(mark: number): string {
+    if (this.closed) throw closedError();
+    const known = this.markDevs.find((m) => m.mark === mark);
+    if (known !== undefined) return known.name;
+    const tun = this.native.tunOpen('lvsm%d', this.slab.vnetHdr > 0);
+    const dev: MarkDev = { mark, fd: tun.fd, name: tun.name, watch: null };
+    if (this.readable !== null) dev.watch = this.native.watch(tun.fd, this.readable, this.readError!);
+    this.markDevs.push(dev);
+    return tun.name;
+  }
+
+  closeMarkDev(mark: number): void {
+    const i = this.markDevs.findIndex((m) => m.mark === mark);
+    if (i < 0) return;
+    const [dev] = this.markDevs.splice(i, 1);
+    if (dev!.watch !== null) this.native.unwatch(dev!.watch);
+    this.native.close(dev!.fd);
   }
 
   send(count: number): number {
@@ -214,6 +261,9 @@ export class NativeIo implements PacketIo {
       }
     };
     this.watchHandle = this.native.watch(this.tunFd, guarded, onError);
+    this.readable = guarded;
+    this.readError = onError;
+    for (const m of this.markDevs) m.watch = this.native.watch(m.fd, guarded, onError);
   }
 
   /**
@@ -239,7 +289,9 @@ export class NativeIo implements PacketIo {
       this.native.unwatch(this.watchHandle);
       this.watchHandle = null;
     }
-    const fds = [this.tunFd, this.rawFd];
+    for (const m of this.markDevs) if (m.watch !== null) this.native.unwatch(m.watch);
+    const fds = [this.tunFd, this.rawFd, ...this.markDevs.map((m) => m.fd)];
+    this.markDevs.length = 0;
     for (let d = 1; d < this.frameDevs.length; d++) fds.push(this.frameDevs[d]!.fd);
     this.frameDevs.length = 1;
     this.frameDevByName.clear();

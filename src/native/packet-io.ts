@@ -30,6 +30,8 @@ export const TX_DEV_TUN = 255;
 export class Slab {
   readonly buf: Buffer;
   readonly rxLen: Uint32Array;
+  /** Firewall mark of each received packet: that of the mark device it came from, else 0. */
+  readonly rxMark: Uint32Array;
   readonly txOff: Uint32Array;
   readonly txLen: Uint32Array;
   /** Output device of each queued packet: TX_DEV_RAW, TX_DEV_TUN or a frame device from `openFrameDev`. */
@@ -47,6 +49,7 @@ export class Slab {
     if (vnetHdr > headroom) throw new RangeError(`Slab: vnetHdr ${vnetHdr} exceeds the headroom ${headroom}`);
     this.buf = Buffer.alloc(rxSlots * slotSize + genSlots * genSlotSize);
     this.rxLen = new Uint32Array(rxSlots);
+    this.rxMark = new Uint32Array(rxSlots);
     this.txOff = new Uint32Array(rxSlots + genSlots);
     this.txLen = new Uint32Array(rxSlots + genSlots);
     this.txDev = new Uint8Array(rxSlots + genSlots);
@@ -95,6 +98,13 @@ export interface PacketIo {
    * frames (with PACKET_VNET_HDR when `slab.vnetHdr` is set); returns its txDev number (1..254).
    */
   openFrameDev(ifname: string): number;
+  /**
+   * Open an input device for firewall mark `mark` (firewall-mark services): packets read from it
+   * get slab.rxMark = mark. Returns the device's name, for the host to route marked packets into.
+   */
+  openMarkDev(mark: number): string;
+  /** Close the input device of `mark` (no-op when none is open). */
+  closeMarkDev(mark: number): void;
   /** Start calling `onReadable` whenever input is waiting; `onError` gets what it throws. */
   start(onReadable: () => void, onError: (err: unknown) => void): void;
   close(): void;

@@ -45,6 +45,12 @@ export class FakeHost extends NoHostNet {
   override async delDrServer(a: number): Promise<void> {
     this.calls.push(`delDr ${u32ToIp(a)}`);
   }
+  override async addFwmark(mark: number, dev: string): Promise<void> {
+    this.calls.push(`addFwmark ${mark} ${dev}`);
+  }
+  override async delFwmark(mark: number): Promise<void> {
+    this.calls.push(`delFwmark ${mark}`);
+  }
 }
 
 export interface TestDirector {

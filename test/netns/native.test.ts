@@ -235,6 +235,7 @@ describe.skipIf(skipReason !== null)('lvs_native in a network namespace', () => 
       'framesPastSlab',
       'framesCountTooBig',
       'vnetBeyondHeadroom',
+      'firstSlotPastSlab',
       'framesOddVnet',
       'tunWritePastSlab',
     ]) {

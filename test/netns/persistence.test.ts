@@ -124,6 +124,52 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
     await lab.lvsadmOk('--sysctl', 'expire_nodest_conn=0');
   });
 
+  it('-f: a firewall-mark service balances what an nftables rule marks', async () => {
+    const nft = (...args: string[]) => lab.exec(lab.dir, ['nft', ...args]);
+    await nft('add', 'table', 'ip', 'lvsmark');
+    await nft('add', 'chain', 'ip', 'lvsmark', 'pre', '{ type filter hook prerouting priority mangle; }');
+    await nft(
+      'add',
+      'rule',
+      'ip',
+      'lvsmark',
+      'pre',
+      'ip',
+      'daddr',
+      '192.168.0.50',
+      'tcp',
+      'dport',
+      '8080',
+      'meta',
+      'mark',
+      'set',
+      '7',
+    );
+    // lvsd does not know the marked addresses: answering ARP for them is the operator's part
+    // (proxy ARP answers only for an address routed out of another interface, here lo).
+    await lab.exec(lab.dir, ['ip', 'route', 'add', '192.168.0.50/32', 'dev', 'lo']);
+    await lab.exec(lab.dir, ['ip', 'neigh', 'add', 'proxy', '192.168.0.50', 'dev', 'cli0']);
+    try {
+      await lab.lvsadmOk('-A', '-f', '7', '-s', 'rr');
+      await lab.lvsadmOk('-a', '-f', '7', '-r', '172.16.0.1:80', '-m');
+      await lab.lvsadmOk('-a', '-f', '7', '-r', '172.16.0.2:80', '-m');
+      expect(await lab.lvsadmOk('-L', '-n')).toContain('FWM  7 rr');
+      const got: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await lab.curl('http://192.168.0.50:8080/');
+        expect(r.code, r.stderr).toBe(0);
+        got.push(r.stdout.trim());
+      }
+      expect(got).toEqual(['rs2', 'rs1', 'rs2', 'rs1']);
+      await lab.lvsadmOk('-D', '-f', '7');
+      expect((await lab.exec(lab.dir, ['ip', 'rule'])).stdout).not.toMatch(/fwmark 0x7/);
+    } finally {
+      await nft('delete', 'table', 'ip', 'lvsmark');
+      await lab.exec(lab.dir, ['ip', 'neigh', 'del', 'proxy', '192.168.0.50', 'dev', 'cli0']);
+      await lab.exec(lab.dir, ['ip', 'route', 'del', '192.168.0.50/32', 'dev', 'lo']);
+    }
+  });
+
   it('--ops spreads one client port’s UDP datagrams over every dest, keeping no connection', async () => {
     await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr', '-o');
     await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m');

@@ -113,7 +113,7 @@ function encapMode(cfg) {
     tun.fd,
     () => {
       for (;;) {
-        const n = addon.tunRead(tun.fd, slab, SLOT, IPV4_HDR, BATCH, lens, 0);
+        const n = addon.tunRead(tun.fd, slab, SLOT, IPV4_HDR, BATCH, lens, 0, 0);
         let k = 0;
         for (let i = 0; i < n; i++) {
           const innerOff = i * SLOT + IPV4_HDR;

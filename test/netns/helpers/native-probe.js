@@ -571,7 +571,7 @@ function systemErrors(io) {
   const results = {
     busy: describeError(() => addon.tunOpen(TUN, false)), // a non-multi-queue TUN takes one fd
     badName: describeError(() => addon.tunOpen('bad/name', false)),
-    readClosed: describeError(() => addon.tunRead(closedFd, io.slab.buf, 2048, 64, 1, io.slab.rxLen, 0)),
+    readClosed: describeError(() => addon.tunRead(closedFd, io.slab.buf, 2048, 64, 1, io.slab.rxLen, 0, 0)),
     sendOnTun: describeError(() =>
       addon.sendBatch(io.tunFd, Buffer.alloc(64, 0x45), new Uint32Array(1), new Uint32Array([40]), 1),
     ),
@@ -598,12 +598,12 @@ function argumentValidation(io) {
   const small = Buffer.alloc(100);
   return {
     tooLongName: describeError(() => addon.tunOpen('x'.repeat(16), false)),
-    readPastSlab: describeError(() => addon.tunRead(io.tunFd, small, 64, 0, 2, s.rxLen, 0)),
+    readPastSlab: describeError(() => addon.tunRead(io.tunFd, small, 64, 0, 2, s.rxLen, 0, 0)),
     readMoreThanLens: describeError(() =>
-      addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 2, new Uint32Array(1), 0),
+      addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 2, new Uint32Array(1), 0, 0),
     ),
-    headroomTooBig: describeError(() => addon.tunRead(io.tunFd, s.buf, 64, 64, 1, s.rxLen, 0)),
-    lensNotU32: describeError(() => addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 1, new Int32Array(1), 0)),
+    headroomTooBig: describeError(() => addon.tunRead(io.tunFd, s.buf, 64, 64, 1, s.rxLen, 0, 0)),
+    lensNotU32: describeError(() => addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 1, new Int32Array(1), 0, 0)),
     sendPastSlab: describeError(() =>
       addon.sendBatch(io.tunFd, small, new Uint32Array([0, 90]), new Uint32Array([20, 20]), 2),
     ),
@@ -619,7 +619,10 @@ function argumentValidation(io) {
     framesCountTooBig: describeError(() =>
       addon.sendFrames(io.tunFd, small, new Uint32Array(1), new Uint32Array(1), 2, 0),
     ),
-    vnetBeyondHeadroom: describeError(() => addon.tunRead(io.tunFd, s.buf, s.slotSize, 8, 1, s.rxLen, 10)),
+    firstSlotPastSlab: describeError(() =>
+      addon.tunRead(io.tunFd, s.buf, s.slotSize, s.headroom, 2, s.rxLen, 0, s.rxSlots - 1),
+    ),
+    vnetBeyondHeadroom: describeError(() => addon.tunRead(io.tunFd, s.buf, s.slotSize, 8, 1, s.rxLen, 10, 0)),
     framesOddVnet: describeError(() =>
       addon.sendFrames(io.tunFd, small, new Uint32Array(1), new Uint32Array([40]), 1, 7),
     ),
