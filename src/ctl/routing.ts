@@ -247,7 +247,8 @@ export class IpRouteNet implements HostNet {
   }
 
   async addFwmark(mark: number, dev: string): Promise<void> {
-    const marks = (this.state.marks ??= []);
+    this.state.marks ??= [];
+    const marks = this.state.marks;
     let table = this.opts.table + 1;
     while (marks.some((m) => m.table === table)) table++;
     marks.push({ mark, table });
