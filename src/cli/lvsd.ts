@@ -6,10 +6,12 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../core/engine';
 import { Balancer } from '../ctl/balancer';
+import { EST_INTERVAL_MS } from '../ctl/estimator';
 import type { HostNet } from '../ctl/host-net';
 import { NoHostNet } from '../ctl/host-net';
 import { parseTunnelFragNeeded } from '../ctl/pmtu';
-import { socketPath } from '../ctl/protocol';
+import { DEFAULT_PROCFS_ROOT, ProcfsWriter } from '../ctl/procfs';
+import { DEFAULT_SOCKET, socketPath } from '../ctl/protocol';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
 import { ControlServer } from '../ctl/server';
 import { parseAssignment, type SysctlDef } from '../ctl/sysctl';
@@ -37,6 +39,9 @@ Options:
   --no-routes        install no route, rule, proxy-ARP entry or sysctl; the operator
                      steers traffic into the TUN
   --batch N          packets per read/send batch (default: 64)
+  --procfs-root DIR  where to keep the kernel-format /proc files (net/ip_vs, net/ip_vs_conn,
+                     net/ip_vs_stats, sys/net/ipv4/vs/*), rewritten every second
+                     (default: ${DEFAULT_PROCFS_ROOT}; with another --socket, <socket>.proc)
   --sysctl NAME=VAL  an IPVS setting, named as /proc/sys/net/ipv4/vs/NAME (repeatable):
                      conn_reuse_mode (default 1), expire_nodest_conn (0),
                      expire_quiescent_template (0); lvsadm --sysctl changes them later
@@ -76,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
         batch: { type: 'string' },
         'no-offload': { type: 'boolean', default: false },
         sysctl: { type: 'string', multiple: true, default: [] },
+        'procfs-root': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -149,6 +155,17 @@ export async function main(argv: string[]): Promise<number> {
   const engine = new Engine(io);
   for (const s of sysctls) s.def.set(engine, s.value);
   const balancer = new Balancer(engine, host);
+  // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
+  const procRoot =
+    (values['procfs-root'] as string | undefined) ?? (sock === DEFAULT_SOCKET ? DEFAULT_PROCFS_ROOT : `${sock}.proc`);
+  const procfs = new ProcfsWriter(procRoot, balancer);
+  const writeProcfs = (): void => {
+    try {
+      procfs.refresh();
+    } catch (err) {
+      log(`procfs ${procfs.root}: ${(err as Error).message}`);
+    }
+  };
   const server = new ControlServer(balancer, sock, log);
   // Routers' frag-needed errors about tunnel packets set the path MTU towards TUN real servers.
   const icmpIn = new RawReceiver(
@@ -158,8 +175,11 @@ export async function main(argv: string[]): Promise<number> {
     },
     (err) => log(`ICMP receiver: ${(err as Error).message}`),
   );
+  // The rate estimators run every 2 s, as the kernel's (ip_vs_est).
+  const estTicker = setInterval(() => balancer.estimators.tickAll(), EST_INTERVAL_MS);
   const ticker = setInterval(() => {
     engine.tick();
+    writeProcfs();
     // DR/TUN paths: neighbour changes and learnt path MTUs reach the data path within a second.
     balancer.refreshPaths().catch((err: Error) => log(`path refresh: ${err.message}`));
   }, 1000);
@@ -170,6 +190,8 @@ export async function main(argv: string[]): Promise<number> {
     stopping = true;
     log(`stopping (${why})`);
     clearInterval(ticker);
+    clearInterval(estTicker);
+    procfs.remove();
     await server.close().catch(() => {});
     io.close();
     icmpIn.close();
@@ -183,6 +205,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     log((err as Error).message);
     clearInterval(ticker);
+    clearInterval(estTicker);
     await server.close().catch(() => {});
     io.close();
     icmpIn.close();
@@ -202,6 +225,7 @@ export async function main(argv: string[]): Promise<number> {
     () => engine.poll(),
     (err) => log(`data path error (packet processing continues): ${(err as Error)?.stack ?? String(err)}`),
   );
+  writeProcfs();
   log(`ready: tun ${io.tunName}, control socket ${sock}${withRoutes ? '' : ' (no routes)'}`);
   // Keep running until a signal arrives.
   return new Promise<number>(() => {});

@@ -28,6 +28,7 @@ import { TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from '../proto/tcp-states';
 import { UDP_S_NORMAL } from '../proto/udp-states';
 import { getScheduler } from '../sched/registry';
 import { ipToU32, u32ToIp } from '../wire/addr';
+import { EstimatorSet, newRates, type Rates } from './estimator';
 import type { HostNet } from './host-net';
 import type {
   ConnSnapshot,
@@ -80,8 +81,6 @@ function copyStats(s: Stats): StatsSnapshot {
   return { conns: s.conns, inPkts: s.inPkts, outPkts: s.outPkts, inBytes: s.inBytes, outBytes: s.outBytes };
 }
 
-const ZERO_RATES: StatsSnapshot = Object.freeze({ conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 });
-
 /** A unicast address a real server may have (the kernel wants RTN_UNICAST or RTN_LOCAL). */
 function isUnicast(a: number): boolean {
   const first = a >>> 24;
@@ -96,11 +95,30 @@ export class Balancer {
   /** DR server addresses whose neighbour entry the host keeps resolved for us. */
   private readonly drNeighbours = new Set<number>();
   private refreshing = false;
+  /** Rate estimators (ip_vs_est) of the global stats and of every service and dest; tick every 2 s. */
+  readonly estimators = new EstimatorSet();
 
   constructor(
     readonly engine: Engine,
     private readonly host: HostNet,
-  ) {}
+  ) {
+    this.estimators.add(engine.stats);
+  }
+
+  /** The director's global counters (/proc/net/ip_vs_stats). */
+  globalStats(): StatsSnapshot {
+    return copyStats(this.engine.stats);
+  }
+
+  /** The director's global rates. */
+  globalRates(): Rates {
+    return this.ratesOf(this.engine.stats);
+  }
+
+  private ratesOf(stats: Stats): Rates {
+    const est = this.estimators.get(stats);
+    return est === undefined ? newRates() : est.rates();
+  }
 
   private findService(key: ServiceKey): Service | undefined {
     const services = this.engine.services;
@@ -144,6 +162,7 @@ export class Balancer {
       peName: spec.pe,
     };
     sched.initService?.(svc);
+    this.estimators.add(svc.stats);
     const services = this.engine.services;
     const firstOnVip = !svc.fwmark && !services.isVip(svc.addr);
     services.add(svc);
@@ -179,6 +198,7 @@ export class Balancer {
   private async removeService(svc: Service): Promise<void> {
     for (const dest of [...svc.dests]) await this.removeDest(svc, dest);
     svc.sched.doneService?.(svc);
+    this.estimators.remove(svc.stats);
     const services = this.engine.services;
     if (svc.fwmark) {
       services.remove(svc);
@@ -229,6 +249,7 @@ export class Balancer {
       tunFlags: spec.tunFlags,
     };
     this.engine.dests.register(dest);
+    this.estimators.add(dest.stats);
     await this.methodRef(dest, +1);
     // IPVS links a new dest at the head of the service's list.
     svc.dests.unshift(dest);
@@ -267,6 +288,7 @@ export class Balancer {
     svc.dests.splice(svc.dests.indexOf(dest), 1);
     dest.flags &= ~DEST_F_AVAILABLE;
     this.engine.dests.retire(dest);
+    this.estimators.remove(dest.stats);
     await this.methodRef(dest, -1);
   }
 
@@ -379,18 +401,24 @@ export class Balancer {
     if (matched) this.learntMtu.set(dst, { mtu, until: now + PMTU_AGE_MS });
   }
 
+  /** -Z: counters to 0 and their estimators restarted (ip_vs_zero_stats / ip_vs_zero_estimator). */
   zero(key?: ServiceKey): void {
     if (key === undefined) {
       for (const svc of this.engine.services.list) this.zeroService(svc);
-      zeroStats(this.engine.stats);
+      this.zeroStats(this.engine.stats);
       return;
     }
     this.zeroService(this.mustFindService(key));
   }
 
   private zeroService(svc: Service): void {
-    zeroStats(svc.stats);
-    for (const d of svc.dests) zeroStats(d.stats);
+    this.zeroStats(svc.stats);
+    for (const d of svc.dests) this.zeroStats(d.stats);
+  }
+
+  private zeroStats(stats: Stats): void {
+    zeroStats(stats);
+    this.estimators.get(stats)?.reset();
   }
 
   /** `ipvsadm --set tcp tcpfin udp`; 0 leaves a value unchanged. */
@@ -432,7 +460,7 @@ export class Balancer {
       pe: svc.peName,
       dests: svc.dests.map((d) => this.destSnapshot(d)),
       stats: copyStats(svc.stats),
-      rates: { ...ZERO_RATES },
+      rates: this.ratesOf(svc.stats),
     };
   }
 
@@ -451,7 +479,7 @@ export class Balancer {
       inactConns: d.inactConns,
       persistConns: d.persistConns,
       stats: copyStats(d.stats),
-      rates: { ...ZERO_RATES },
+      rates: this.ratesOf(d.stats),
     };
   }
 

@@ -1,0 +1,63 @@
+// lvsd's /proc hierarchy (REFERENCE.md §1.12): the files kernel IPVS keeps under /proc, in the
+// kernel's exact formats, under a procfs-style root (default /run/lvs/proc, `--procfs-root`):
+//
+//   <root>/net/ip_vs               services and dests          (procfs-format.ts)
+//   <root>/net/ip_vs_conn          connections and templates
+//   <root>/net/ip_vs_stats         global counters and rates
+//   <root>/sys/net/ipv4/vs/<name>  the settings (sysctl.ts), one integer per file
+//
+// The kernel makes these on read; here they are rewritten every second, each atomically (a
+// temporary file renamed over the old one), so a reader never sees half a file. Tools that read
+// the kernel's files read these unchanged when pointed at the root (node_exporter's
+// --path.procfs). The connection list costs time in proportion to the table: when writing it
+// took long, it is refreshed less often (at most a tenth of the time goes to it).
+
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Balancer } from './balancer';
+import { formatProcIpVs, formatProcIpVsConn, formatProcIpVsStats, formatSysctlValue } from './procfs-format';
+import { readSysctls } from './sysctl';
+
+export const DEFAULT_PROCFS_ROOT = '/run/lvs/proc';
+
+export class ProcfsWriter {
+  /** Seconds until the connection file is due again, and how many to wait after each write. */
+  private connDue = 0;
+  private connEvery = 1;
+
+  constructor(
+    readonly root: string,
+    private readonly balancer: Balancer,
+  ) {}
+
+  /** Write every file now (call once a second). */
+  refresh(): void {
+    const b = this.balancer;
+    this.write('net/ip_vs', formatProcIpVs(b.snapshot()));
+    this.write('net/ip_vs_stats', formatProcIpVsStats(b.globalStats(), b.globalRates()));
+    for (const s of readSysctls(b.engine)) this.write(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
+    if (--this.connDue > 0) return;
+    const started = performance.now();
+    this.write('net/ip_vs_conn', formatProcIpVsConn(b.connections()));
+    const ms = performance.now() - started;
+    this.connEvery = Math.max(1, Math.ceil(ms / 100));
+    this.connDue = this.connEvery;
+  }
+
+  /** Remove the hierarchy (lvsd stopping: no stale figures left behind). */
+  remove(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  private write(rel: string, text: string): void {
+    const path = join(this.root, rel);
+    const tmp = `${path}.tmp`;
+    try {
+      writeFileSync(tmp, text);
+    } catch {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(tmp, text);
+    }
+    renameSync(tmp, path);
+  }
+}
