@@ -180,7 +180,9 @@ export type LvsadmCommand =
   | { kind: 'list-timeouts' }
   | { kind: 'save'; format: ListFormat }
   /** Every command that changes the table or the timeouts: one request, no output. */
-  | { kind: 'request'; request: Request };
+  | { kind: 'request'; request: Request }
+  /** -R: one command per line of standard input (lvsadm.ts runs them). */
+  | { kind: 'restore' };
 
 export interface ParsedArgs {
   command: LvsadmCommand;
@@ -1062,8 +1064,7 @@ function finish(e: Entry): LvsadmCommand {
     case 'save':
       return { kind: 'save', format: e.format };
     case 'restore':
-      unsupported('restore (-R)');
-      break;
+      return { kind: 'restore' };
     case 'start-daemon':
     case 'stop-daemon':
       unsupported(`the sync daemon (--${e.cmd})`);

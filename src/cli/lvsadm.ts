@@ -148,6 +148,39 @@ export interface MainDeps {
   /** Reverse names for a listing without -n. */
   resolveNames(addrs: readonly string[]): Promise<NameLookup>;
   send(socketPath: string, req: Request): Promise<Response>;
+  /** All of standard input (-R). */
+  readStdin(): Promise<string>;
+}
+
+async function readAllStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * -R, as ipvsadm's restore_table: each line of standard input is one command line (a leading
+ * `ipvsadm` or `lvsadm` word is dropped, `#` starts a comment, blank lines are skipped). A line
+ * that does not parse ends the restore with ipvsadm's text and exit status (2); a command lvsd
+ * refuses reports and the restore goes on. The status is that of the last command, as
+ * ipvsadm's.
+ */
+async function restore(path: string, deps: MainDeps): Promise<number> {
+  let status = 0;
+  for (const raw of (await deps.readStdin()).split('\n')) {
+    const hash = raw.indexOf('#');
+    const words = (hash >= 0 ? raw.slice(0, hash) : raw).split(/\s+/).filter((w) => w !== '');
+    if (words.length > 0 && /(^|\/)(ipvsadm|lvsadm)$/.test(words[0]!)) words.shift();
+    if (words.length === 0) continue;
+    const parsed = await parseArgs(words, deps.argResolver);
+    if (!parsed.ok) {
+      deps.stderr(parsed.error.stderr);
+      return parsed.error.exitCode;
+    }
+    // ipvsadm refuses a restore inside a restore (it would read the same input again).
+    status = parsed.args.command.kind === 'restore' ? 255 : await run(parsed.args.command, path, deps);
+  }
+  return status;
 }
 
 /** How long one reverse lookup may take before the address is printed numerically. */
@@ -201,6 +234,7 @@ const DEFAULT_DEPS: MainDeps = {
   argResolver: systemArgResolver,
   resolveNames: systemNames,
   send: (path, req) => request(path, req),
+  readStdin: readAllStdin,
 };
 
 /** The command name libipvs's error table uses for a request. */
@@ -311,6 +345,8 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
       deps.stdout(formatTimeouts(asTimeouts(result)));
       return 0;
     }
+    case 'restore':
+      return restore(path, deps);
   }
 }
 

@@ -276,6 +276,8 @@ describe('list, save, help and version', () => {
       { kind: 'list-service', format: { ...FMT, numeric: true }, svc: svc('192.168.0.1', 80) },
     ],
     [['-S', '-n'], { kind: 'save', format: { ...FMT, numeric: true } }],
+    [['-R'], { kind: 'restore' }],
+    [['--restore'], { kind: 'restore' }],
     [['-h'], { kind: 'help' }],
     [['--help', '--bogus'], { kind: 'help' }],
     [['-v'], { kind: 'version' }],
@@ -426,7 +428,6 @@ describe('command-line errors: ipvsadm text and exit status', () => {
   });
 
   it.each([
-    [['-R']],
     [['--start-daemon', 'master']],
     [['-L', '--daemon']],
     [['-A', '-t', '[::1]:80']],
