@@ -2,6 +2,7 @@
 // steer traffic into it, and the control socket lvsadm talks to.
 
 import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../core/engine';
@@ -9,6 +10,7 @@ import { Balancer } from '../ctl/balancer';
 import { EST_INTERVAL_MS } from '../ctl/estimator';
 import type { HostNet } from '../ctl/host-net';
 import { NoHostNet } from '../ctl/host-net';
+import { parseListen, startMetricsServer } from '../ctl/metrics-server';
 import { parseTunnelFragNeeded } from '../ctl/pmtu';
 import { DEFAULT_PROCFS_ROOT, ProcfsWriter } from '../ctl/procfs';
 import { DEFAULT_SOCKET, socketPath } from '../ctl/protocol';
@@ -42,6 +44,8 @@ Options:
   --procfs-root DIR  where to keep the kernel-format /proc files (net/ip_vs, net/ip_vs_conn,
                      net/ip_vs_stats, sys/net/ipv4/vs/*), rewritten every second
                      (default: ${DEFAULT_PROCFS_ROOT}; with another --socket, <socket>.proc)
+  --metrics ADDR:PORT
+                     serve Prometheus metrics at http://ADDR:PORT/metrics (README lists them)
   --sysctl NAME=VAL  an IPVS setting, named as /proc/sys/net/ipv4/vs/NAME (repeatable):
                      conn_reuse_mode (default 1), expire_nodest_conn (0),
                      expire_quiescent_template (0); lvsadm --sysctl changes them later
@@ -82,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
         'no-offload': { type: 'boolean', default: false },
         sysctl: { type: 'string', multiple: true, default: [] },
         'procfs-root': { type: 'string' },
+        metrics: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -109,6 +114,7 @@ export async function main(argv: string[]): Promise<number> {
     table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
     rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
     batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
+    if (values.metrics !== undefined) parseListen(values.metrics as string);
     sysctls = ((values.sysctl ?? []) as string[]).map((a) => {
       try {
         return parseAssignment(a);
@@ -184,6 +190,7 @@ export async function main(argv: string[]): Promise<number> {
     balancer.refreshPaths().catch((err: Error) => log(`path refresh: ${err.message}`));
   }, 1000);
 
+  let metrics: Server | undefined;
   let stopping = false;
   const shutdown = async (why: string, code: number): Promise<void> => {
     if (stopping) return;
@@ -191,6 +198,7 @@ export async function main(argv: string[]): Promise<number> {
     log(`stopping (${why})`);
     clearInterval(ticker);
     clearInterval(estTicker);
+    metrics?.close();
     procfs.remove();
     await server.close().catch(() => {});
     io.close();
@@ -202,10 +210,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (routing) await routing.setup();
     await server.listen();
+    if (values.metrics !== undefined) metrics = await startMetricsServer(values.metrics as string, balancer);
   } catch (err) {
     log((err as Error).message);
     clearInterval(ticker);
     clearInterval(estTicker);
+    metrics?.close();
     await server.close().catch(() => {});
     io.close();
     icmpIn.close();

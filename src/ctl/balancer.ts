@@ -28,6 +28,7 @@ import { TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from '../proto/tcp-states';
 import { UDP_S_NORMAL } from '../proto/udp-states';
 import { getScheduler } from '../sched/registry';
 import { ipToU32, u32ToIp } from '../wire/addr';
+import { DROP_NAMES } from '../xmit/verdict';
 import { EstimatorSet, newRates, type Rates } from './estimator';
 import type { HostNet } from './host-net';
 import type {
@@ -108,6 +109,15 @@ export class Balancer {
   /** The director's global counters (/proc/net/ip_vs_stats). */
   globalStats(): StatsSnapshot {
     return copyStats(this.engine.stats);
+  }
+
+  /** The engine's drops by reason name (only reasons that occurred). */
+  dropCounts(): Record<string, number> {
+    const drops: Record<string, number> = {};
+    this.engine.drops.forEach((n, i) => {
+      if (i > 0 && n > 0) drops[DROP_NAMES[i]!] = n;
+    });
+    return drops;
   }
 
   /** The director's global rates. */

@@ -6,7 +6,6 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { LvsError } from '../errors';
-import { DROP_NAMES } from '../xmit/verdict';
 import type { Balancer } from './balancer';
 import type { Request, Response } from './protocol';
 import { readSysctls, sysctlDef, writeSysctl } from './sysctl';
@@ -50,10 +49,7 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
     }
     case 'engine-stats': {
       const e = b.engine;
-      const drops: Record<string, number> = {};
-      e.drops.forEach((n, i) => {
-        if (i > 0 && n > 0) drops[DROP_NAMES[i]] = n;
-      });
+      const drops = b.dropCounts();
       return { conns: e.conns.count, txPackets: e.txPackets, stats: { ...e.stats }, drops, offload: { ...e.offload } };
     }
     default:

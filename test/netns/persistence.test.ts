@@ -17,7 +17,7 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
     await lab.up();
     await lab.startHttpServers();
     await lab.startUdpEchoServers(53);
-    await lab.startLvsd();
+    await lab.startLvsd(['--metrics', '127.0.0.1:9101']);
     // Two more client addresses: .3 in the same /25 as .2, .130 in the other one.
     for (const a of ['192.168.0.3/24', '192.168.0.130/24']) {
       await lab.exec(lab.client, ['ip', 'addr', 'add', a, 'dev', 'eth0']);
@@ -213,6 +213,16 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
       .map((h) => Number.parseInt(h, 16));
     expect(totals).toEqual([6, 6, 6, inBytes, outBytes]);
     expect(proc('sys/net/ipv4/vs/conn_reuse_mode')).toBe('1\n');
+    // The Prometheus endpoint agrees with --stats.
+    const scrape = (await lab.exec(lab.dir, ['curl', '-sS', 'http://127.0.0.1:9101/metrics'])).stdout;
+    const svc = `protocol="udp",address="${VIP}",port="53",scheduler="rr"`;
+    const sample = (name: string) => new RegExp(`^${name}\\{${svc}\\} (\\d+)$`, 'm').exec(scrape)?.[1];
+    expect(
+      ['connections', 'incoming_packets', 'outgoing_packets', 'incoming_bytes', 'outgoing_bytes'].map((m) =>
+        Number(sample(`lvs_service_${m}_total`)),
+      ),
+    ).toEqual([6, 6, 6, inBytes, outBytes]);
+    expect(scrape).toMatch(/^# TYPE lvs_dropped_packets_total counter$/m);
     await lab.lvsadmOk('-D', '-u', `${VIP}:53`);
   });
 

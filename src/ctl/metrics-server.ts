@@ -1,0 +1,49 @@
+// `lvsd --metrics ADDR:PORT`: GET /metrics in the Prometheus text format (metrics.ts renders it
+// from a snapshot of the balancer and the engine's counters, taken per scrape).
+
+import { createServer, type Server } from 'node:http';
+import type { Balancer } from './balancer';
+import { formatMetrics, type MetricsInput } from './metrics';
+
+export function metricsInput(b: Balancer): MetricsInput {
+  const e = b.engine;
+  return {
+    snapshot: b.snapshot(),
+    global: b.globalStats(),
+    globalRates: b.globalRates(),
+    connections: e.conns.count,
+    drops: b.dropCounts(),
+    txPackets: e.txPackets,
+    offload: { ...e.offload },
+  };
+}
+
+/** `ADDR:PORT` (ADDR may be empty for all addresses) → host and port; throws on anything else. */
+export function parseListen(arg: string): { host: string | undefined; port: number } {
+  const i = arg.lastIndexOf(':');
+  const port = Number(arg.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`expected ADDR:PORT, got '${arg}'`);
+  const host = arg.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return { host: host === '' ? undefined : host, port };
+}
+
+/** Serve /metrics on `arg` (ADDR:PORT); resolves once listening. */
+export function startMetricsServer(arg: string, b: Balancer): Promise<Server> {
+  const { host, port } = parseListen(arg);
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+      return;
+    }
+    res
+      .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+      .end(formatMetrics(metricsInput(b)));
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

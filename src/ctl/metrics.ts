@@ -1,0 +1,402 @@
+// lvsd's counters in the Prometheus text exposition format, version 0.0.4
+// (https://prometheus.io/docs/instrumenting/exposition_formats/). Pure: no I/O; whoever serves
+// the scrape builds a MetricsInput from the control-socket snapshots and writes the result.
+//
+//   # HELP <name> <help, with \ and newline escaped>
+//   # TYPE <name> counter|gauge
+//   <name>{<label>="<value, with \ " and newline escaped>",...} <value>
+//
+// Every family in METRICS_DOC is printed, in METRICS_DOC's order, with its HELP and TYPE lines
+// once and before its samples, also when it has no samples (no services, no drops). Samples come
+// in snapshot order: services and dests as lvsd lists them, drop reasons as the input object
+// holds them. Labels identify services and real servers only, never connections or clients, so
+// the number of series stays bounded by the configuration.
+//
+// Counters are 64-bit in the kernel and JS numbers here: integers are printed in full with
+// Number.prototype.toString (exact up to 2^53), never in exponent notation.
+
+import { FWD_NAMES, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
+import type { DestSnapshot, ServiceSnapshot, Snapshot, StatsSnapshot } from './protocol';
+
+const IPPROTO_SCTP = 132;
+
+/** Everything one scrape shows: the control socket's `list` and `engine-stats` answers. */
+export interface MetricsInput {
+  snapshot: Snapshot;
+  /** Totals over all services (the kernel's ip_vs_stats). */
+  global: StatsSnapshot;
+  /** Per-second rates of the totals (the rate estimator). */
+  globalRates: StatsSnapshot;
+  /** Connections in the table, persistence templates included. */
+  connections: number;
+  /** Drop reason name → packets. */
+  drops: Record<string, number>;
+  txPackets: number;
+  /** Packets read from an offload TUN with a partial checksum, and GSO packets among them. */
+  offload: { partial: number; gso: number };
+}
+
+export interface MetricDoc {
+  name: string;
+  type: 'counter' | 'gauge';
+  /** Label names, comma-separated ('' for none). */
+  labels: string;
+  help: string;
+}
+
+const SERVICE_LABELS = 'protocol, address, port, scheduler';
+const BACKEND_LABELS = `${SERVICE_LABELS}, real_address, real_port, forward`;
+
+const DOC = [
+  { name: 'lvs_connections_total', type: 'counter', labels: '', help: 'Connections scheduled, over all services.' },
+  {
+    name: 'lvs_incoming_packets_total',
+    type: 'counter',
+    labels: '',
+    help: 'Packets from clients to virtual services.',
+  },
+  {
+    name: 'lvs_outgoing_packets_total',
+    type: 'counter',
+    labels: '',
+    help: 'Packets from real servers back to clients (NAT only).',
+  },
+  { name: 'lvs_incoming_bytes_total', type: 'counter', labels: '', help: 'Bytes from clients to virtual services.' },
+  {
+    name: 'lvs_outgoing_bytes_total',
+    type: 'counter',
+    labels: '',
+    help: 'Bytes from real servers back to clients (NAT only).',
+  },
+  {
+    name: 'lvs_connection_rate',
+    type: 'gauge',
+    labels: '',
+    help: 'Connections scheduled per second over all services (moving average).',
+  },
+  {
+    name: 'lvs_incoming_packet_rate',
+    type: 'gauge',
+    labels: '',
+    help: 'Incoming packets per second over all services (moving average).',
+  },
+  {
+    name: 'lvs_outgoing_packet_rate',
+    type: 'gauge',
+    labels: '',
+    help: 'Outgoing packets per second over all services (moving average).',
+  },
+  {
+    name: 'lvs_incoming_byte_rate',
+    type: 'gauge',
+    labels: '',
+    help: 'Incoming bytes per second over all services (moving average).',
+  },
+  {
+    name: 'lvs_outgoing_byte_rate',
+    type: 'gauge',
+    labels: '',
+    help: 'Outgoing bytes per second over all services (moving average).',
+  },
+  {
+    name: 'lvs_tracked_connections',
+    type: 'gauge',
+    labels: '',
+    help: 'Connections in the connection table, persistence templates included.',
+  },
+  { name: 'lvs_transmitted_packets_total', type: 'counter', labels: '', help: 'Packets sent by lvsd.' },
+  { name: 'lvs_dropped_packets_total', type: 'counter', labels: 'reason', help: 'Packets dropped by lvsd, by reason.' },
+  {
+    name: 'lvs_offload_partial_checksum_packets_total',
+    type: 'counter',
+    labels: '',
+    help: 'Packets read from an offload TUN with a partial checksum.',
+  },
+  { name: 'lvs_offload_gso_packets_total', type: 'counter', labels: '', help: 'GSO packets read from an offload TUN.' },
+  {
+    name: 'lvs_service_connections_total',
+    type: 'counter',
+    labels: SERVICE_LABELS,
+    help: 'Connections scheduled by the virtual service.',
+  },
+  {
+    name: 'lvs_service_incoming_packets_total',
+    type: 'counter',
+    labels: SERVICE_LABELS,
+    help: 'Packets from clients to the virtual service.',
+  },
+  {
+    name: 'lvs_service_outgoing_packets_total',
+    type: 'counter',
+    labels: SERVICE_LABELS,
+    help: 'Packets from the virtual service back to clients (NAT only).',
+  },
+  {
+    name: 'lvs_service_incoming_bytes_total',
+    type: 'counter',
+    labels: SERVICE_LABELS,
+    help: 'Bytes from clients to the virtual service.',
+  },
+  {
+    name: 'lvs_service_outgoing_bytes_total',
+    type: 'counter',
+    labels: SERVICE_LABELS,
+    help: 'Bytes from the virtual service back to clients (NAT only).',
+  },
+  {
+    name: 'lvs_service_connection_rate',
+    type: 'gauge',
+    labels: SERVICE_LABELS,
+    help: 'Connections scheduled per second by the virtual service (moving average).',
+  },
+  {
+    name: 'lvs_service_incoming_packet_rate',
+    type: 'gauge',
+    labels: SERVICE_LABELS,
+    help: 'Incoming packets per second of the virtual service (moving average).',
+  },
+  {
+    name: 'lvs_service_outgoing_packet_rate',
+    type: 'gauge',
+    labels: SERVICE_LABELS,
+    help: 'Outgoing packets per second of the virtual service (moving average).',
+  },
+  {
+    name: 'lvs_service_incoming_byte_rate',
+    type: 'gauge',
+    labels: SERVICE_LABELS,
+    help: 'Incoming bytes per second of the virtual service (moving average).',
+  },
+  {
+    name: 'lvs_service_outgoing_byte_rate',
+    type: 'gauge',
+    labels: SERVICE_LABELS,
+    help: 'Outgoing bytes per second of the virtual service (moving average).',
+  },
+  {
+    name: 'lvs_backend_connections_total',
+    type: 'counter',
+    labels: BACKEND_LABELS,
+    help: 'Connections scheduled to the real server.',
+  },
+  {
+    name: 'lvs_backend_incoming_packets_total',
+    type: 'counter',
+    labels: BACKEND_LABELS,
+    help: 'Packets from clients forwarded to the real server.',
+  },
+  {
+    name: 'lvs_backend_outgoing_packets_total',
+    type: 'counter',
+    labels: BACKEND_LABELS,
+    help: 'Packets from the real server back to clients (NAT only).',
+  },
+  {
+    name: 'lvs_backend_incoming_bytes_total',
+    type: 'counter',
+    labels: BACKEND_LABELS,
+    help: 'Bytes from clients forwarded to the real server.',
+  },
+  {
+    name: 'lvs_backend_outgoing_bytes_total',
+    type: 'counter',
+    labels: BACKEND_LABELS,
+    help: 'Bytes from the real server back to clients (NAT only).',
+  },
+  {
+    name: 'lvs_backend_active_connections',
+    type: 'gauge',
+    labels: BACKEND_LABELS,
+    help: 'Active connections to the real server (ActiveConn).',
+  },
+  {
+    name: 'lvs_backend_inactive_connections',
+    type: 'gauge',
+    labels: BACKEND_LABELS,
+    help: 'Inactive connections to the real server (InActConn).',
+  },
+  {
+    name: 'lvs_backend_persistent_connections',
+    type: 'gauge',
+    labels: BACKEND_LABELS,
+    help: 'Persistence templates pointing at the real server.',
+  },
+  { name: 'lvs_backend_weight', type: 'gauge', labels: BACKEND_LABELS, help: 'Weight of the real server.' },
+] as const satisfies readonly MetricDoc[];
+
+/**
+ * Every metric family: name, type, label names and HELP text, in output order. formatMetrics
+ * prints HELP and TYPE from here; the README's metrics table is generated from it.
+ */
+export const METRICS_DOC: readonly MetricDoc[] = DOC;
+
+type MetricName = (typeof DOC)[number]['name'];
+
+/** A service's or a backend's label pairs, rendered once per scrape (`k="v",...`). */
+interface ServiceSeries {
+  labels: string;
+  svc: ServiceSnapshot;
+}
+interface BackendSeries {
+  labels: string;
+  dest: DestSnapshot;
+}
+
+/** What the sample writers read: the input plus the label strings. */
+interface Scrape {
+  input: MetricsInput;
+  services: ServiceSeries[];
+  backends: BackendSeries[];
+}
+
+/** Appends one family's sample lines to `out`. */
+type SampleWriter = (name: string, s: Scrape, out: string[]) => void;
+
+/** One unlabelled sample. */
+function unlabelled(value: (m: MetricsInput) => number): SampleWriter {
+  return (name, s, out) => {
+    out.push(`${name} ${formatValue(value(s.input))}`);
+  };
+}
+
+/** One sample per service. */
+function perService(value: (svc: ServiceSnapshot) => number): SampleWriter {
+  return (name, s, out) => {
+    for (const { labels, svc } of s.services) out.push(`${name}{${labels}} ${formatValue(value(svc))}`);
+  };
+}
+
+/** One sample per real server of each service. */
+function perBackend(value: (d: DestSnapshot) => number): SampleWriter {
+  return (name, s, out) => {
+    for (const { labels, dest } of s.backends) out.push(`${name}{${labels}} ${formatValue(value(dest))}`);
+  };
+}
+
+/** One sample per drop reason present in the input. */
+const perDropReason: SampleWriter = (name, s, out) => {
+  for (const [reason, n] of Object.entries(s.input.drops)) {
+    out.push(`${name}{reason="${escapeLabelValue(reason)}"} ${formatValue(n)}`);
+  }
+};
+
+/** Where each family's values come from; the type makes it cover DOC exactly. */
+const SAMPLES: Record<MetricName, SampleWriter> = {
+  lvs_connections_total: unlabelled((m) => m.global.conns),
+  lvs_incoming_packets_total: unlabelled((m) => m.global.inPkts),
+  lvs_outgoing_packets_total: unlabelled((m) => m.global.outPkts),
+  lvs_incoming_bytes_total: unlabelled((m) => m.global.inBytes),
+  lvs_outgoing_bytes_total: unlabelled((m) => m.global.outBytes),
+  lvs_connection_rate: unlabelled((m) => m.globalRates.conns),
+  lvs_incoming_packet_rate: unlabelled((m) => m.globalRates.inPkts),
+  lvs_outgoing_packet_rate: unlabelled((m) => m.globalRates.outPkts),
+  lvs_incoming_byte_rate: unlabelled((m) => m.globalRates.inBytes),
+  lvs_outgoing_byte_rate: unlabelled((m) => m.globalRates.outBytes),
+  lvs_tracked_connections: unlabelled((m) => m.connections),
+  lvs_transmitted_packets_total: unlabelled((m) => m.txPackets),
+  lvs_dropped_packets_total: perDropReason,
+  lvs_offload_partial_checksum_packets_total: unlabelled((m) => m.offload.partial),
+  lvs_offload_gso_packets_total: unlabelled((m) => m.offload.gso),
+  lvs_service_connections_total: perService((svc) => svc.stats.conns),
+  lvs_service_incoming_packets_total: perService((svc) => svc.stats.inPkts),
+  lvs_service_outgoing_packets_total: perService((svc) => svc.stats.outPkts),
+  lvs_service_incoming_bytes_total: perService((svc) => svc.stats.inBytes),
+  lvs_service_outgoing_bytes_total: perService((svc) => svc.stats.outBytes),
+  lvs_service_connection_rate: perService((svc) => svc.rates.conns),
+  lvs_service_incoming_packet_rate: perService((svc) => svc.rates.inPkts),
+  lvs_service_outgoing_packet_rate: perService((svc) => svc.rates.outPkts),
+  lvs_service_incoming_byte_rate: perService((svc) => svc.rates.inBytes),
+  lvs_service_outgoing_byte_rate: perService((svc) => svc.rates.outBytes),
+  lvs_backend_connections_total: perBackend((d) => d.stats.conns),
+  lvs_backend_incoming_packets_total: perBackend((d) => d.stats.inPkts),
+  lvs_backend_outgoing_packets_total: perBackend((d) => d.stats.outPkts),
+  lvs_backend_incoming_bytes_total: perBackend((d) => d.stats.inBytes),
+  lvs_backend_outgoing_bytes_total: perBackend((d) => d.stats.outBytes),
+  lvs_backend_active_connections: perBackend((d) => d.activeConns),
+  lvs_backend_inactive_connections: perBackend((d) => d.inactConns),
+  lvs_backend_persistent_connections: perBackend((d) => d.persistConns),
+  lvs_backend_weight: perBackend((d) => d.weight),
+};
+
+/** A label value: backslash, double quote and line feed are escaped. */
+function escapeLabelValue(v: string): string {
+  return v.replace(/[\\"\n]/g, (c) => (c === '\\' ? '\\\\' : c === '"' ? '\\"' : '\\n'));
+}
+
+/** HELP text: backslash and line feed are escaped (a double quote is not). */
+function escapeHelp(v: string): string {
+  return v.replace(/[\\\n]/g, (c) => (c === '\\' ? '\\\\' : '\\n'));
+}
+
+/**
+ * A sample value. Integers in full decimal: toString below 1e21 (where it would switch to
+ * exponent notation), BigInt above (exact for any integral double). NaN, +Inf and -Inf as the
+ * format spells them. lvsd's counters and rates are integers; any other number is printed in
+ * plain decimal as well: toString has no exponent from 1e-6 up, smaller magnitudes get 20
+ * decimals (so 1e-25 reads 0).
+ */
+function formatValue(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (n === Infinity) return '+Inf';
+  if (n === -Infinity) return '-Inf';
+  if (Number.isInteger(n)) return Math.abs(n) < 1e21 ? n.toString() : BigInt(n).toString();
+  const s = n.toString();
+  return s.includes('e') ? n.toFixed(20).replace(/\.?0+$/, '') : s;
+}
+
+function protocolLabel(svc: ServiceSnapshot): string {
+  if (svc.fwmark !== 0) return 'fwm';
+  switch (svc.protocol) {
+    case IPPROTO_TCP:
+      return 'tcp';
+    case IPPROTO_UDP:
+      return 'udp';
+    case IPPROTO_SCTP:
+      return 'sctp';
+    default:
+      return String(svc.protocol);
+  }
+}
+
+/** masq, local, tunnel, route (the FWD_* method names in lower case). */
+function forwardLabel(fwd: number): string {
+  return (FWD_NAMES[fwd] ?? String(fwd)).toLowerCase();
+}
+
+function labelPairs(pairs: readonly (readonly [string, string])[]): string {
+  return pairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',');
+}
+
+function scrape(input: MetricsInput): Scrape {
+  const services: ServiceSeries[] = [];
+  const backends: BackendSeries[] = [];
+  for (const svc of input.snapshot.services) {
+    const labels = labelPairs([
+      ['protocol', protocolLabel(svc)],
+      ['address', svc.fwmark !== 0 ? String(svc.fwmark) : svc.addr],
+      ['port', String(svc.port)],
+      ['scheduler', svc.sched || 'none'],
+    ]);
+    services.push({ labels, svc });
+    for (const dest of svc.dests) {
+      const destLabels = labelPairs([
+        ['real_address', dest.addr],
+        ['real_port', String(dest.port)],
+        ['forward', forwardLabel(dest.fwd)],
+      ]);
+      backends.push({ labels: `${labels},${destLabels}`, dest });
+    }
+  }
+  return { input, services, backends };
+}
+
+/** The whole exposition: every family of METRICS_DOC (DOC) in order, ending in a newline. */
+export function formatMetrics(input: MetricsInput): string {
+  const s = scrape(input);
+  const out: string[] = [];
+  for (const f of DOC) {
+    out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
+    SAMPLES[f.name](f.name, s, out);
+  }
+  return `${out.join('\n')}\n`;
+}
