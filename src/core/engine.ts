@@ -96,8 +96,10 @@ export class Engine implements XmitContext {
   readonly stats = newStats();
   /** Drops by reason (index = verdict; index 0 unused). */
   readonly drops = new Float64Array(VERDICT_COUNT);
-  /** Packets handed to the kernel. */
+  /** Packets handed to the kernel; packets read, and the batches they came in. */
   txPackets = 0;
+  rxPackets = 0;
+  batches = 0;
   /** Offload TUN: packets read with a partial checksum, and GSO packets among them. */
   readonly offload = { partial: 0, gso: 0 };
   /** Current time, whole seconds on the engine clock (refreshed once per batch). */
@@ -165,6 +167,8 @@ export class Engine implements XmitContext {
     this.now = Math.floor(this.clock());
     this.tx = 0;
     this.gen = 0;
+    this.batches++;
+    this.rxPackets += n;
     const marks = slab.rxMark;
     for (let i = 0; i < n; i++) {
       this.mark = marks[i];

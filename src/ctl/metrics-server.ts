@@ -14,6 +14,8 @@ export function metricsInput(b: Balancer): MetricsInput {
     connections: e.conns.count,
     drops: b.dropCounts(),
     txPackets: e.txPackets,
+    rxPackets: e.rxPackets,
+    batches: e.batches,
     offload: { ...e.offload },
   };
 }

@@ -32,6 +32,9 @@ export interface MetricsInput {
   /** Drop reason name → packets. */
   drops: Record<string, number>;
   txPackets: number;
+  /** Packets the engine read, and the batches they came in. */
+  rxPackets: number;
+  batches: number;
   /** Packets read from an offload TUN with a partial checksum, and GSO packets among them. */
   offload: { partial: number; gso: number };
 }
@@ -105,6 +108,18 @@ const DOC = [
     help: 'Connections in the connection table, persistence templates included.',
   },
   { name: 'lvs_transmitted_packets_total', type: 'counter', labels: '', help: 'Packets sent by lvsd.' },
+  {
+    name: 'lvs_engine_received_packets_total',
+    type: 'counter',
+    labels: '',
+    help: 'Packets the engine read from its input devices.',
+  },
+  {
+    name: 'lvs_engine_batches_total',
+    type: 'counter',
+    labels: '',
+    help: 'Batches the engine processed (received packets / batches = the mean batch size).',
+  },
   { name: 'lvs_dropped_packets_total', type: 'counter', labels: 'reason', help: 'Packets dropped by lvsd, by reason.' },
   {
     name: 'lvs_offload_partial_checksum_packets_total',
@@ -294,6 +309,8 @@ const SAMPLES: Record<MetricName, SampleWriter> = {
   lvs_outgoing_byte_rate: unlabelled((m) => m.globalRates.outBytes),
   lvs_tracked_connections: unlabelled((m) => m.connections),
   lvs_transmitted_packets_total: unlabelled((m) => m.txPackets),
+  lvs_engine_received_packets_total: unlabelled((m) => m.rxPackets),
+  lvs_engine_batches_total: unlabelled((m) => m.batches),
   lvs_dropped_packets_total: perDropReason,
   lvs_offload_partial_checksum_packets_total: unlabelled((m) => m.offload.partial),
   lvs_offload_gso_packets_total: unlabelled((m) => m.offload.gso),

@@ -29,6 +29,8 @@ function input(services: ServiceSnapshot[], over: Partial<MetricsInput> = {}): M
     connections: 0,
     drops: {},
     txPackets: 0,
+    rxPackets: 0,
+    batches: 0,
     offload: { partial: 0, gso: 0 },
     ...over,
   };
@@ -173,6 +175,8 @@ const SMALL = input([WEB, MARKED], {
   connections: 9,
   drops: { no_service: 3, frag_needed: 1 },
   txPackets: 395,
+  rxPackets: 400,
+  batches: 30,
   offload: { partial: 12, gso: 4 },
 });
 
@@ -219,6 +223,12 @@ const GOLDEN = lines(
   '# HELP lvs_transmitted_packets_total Packets sent by lvsd.',
   '# TYPE lvs_transmitted_packets_total counter',
   'lvs_transmitted_packets_total 395',
+  '# HELP lvs_engine_received_packets_total Packets the engine read from its input devices.',
+  '# TYPE lvs_engine_received_packets_total counter',
+  'lvs_engine_received_packets_total 400',
+  '# HELP lvs_engine_batches_total Batches the engine processed (received packets / batches = the mean batch size).',
+  '# TYPE lvs_engine_batches_total counter',
+  'lvs_engine_batches_total 30',
   '# HELP lvs_dropped_packets_total Packets dropped by lvsd, by reason.',
   '# TYPE lvs_dropped_packets_total counter',
   'lvs_dropped_packets_total{reason="no_service"} 3',
@@ -434,6 +444,8 @@ describe('formatMetrics', () => {
       connections: 91,
       drops: { bad_checksum: 92, no_conn: 0, tx_failed: 93 },
       txPackets: 94,
+      rxPackets: 97,
+      batches: 98,
       offload: { partial: 95, gso: 96 },
     });
     const text = formatMetrics(m);
@@ -463,6 +475,8 @@ describe('formatMetrics', () => {
     for (const [k, n] of rateNames) add(`lvs_${n}`, {}, m.globalRates[k]);
     add('lvs_tracked_connections', {}, 91);
     add('lvs_transmitted_packets_total', {}, 94);
+    add('lvs_engine_received_packets_total', {}, 97);
+    add('lvs_engine_batches_total', {}, 98);
     for (const [reason, n] of Object.entries(m.drops)) add('lvs_dropped_packets_total', { reason }, n);
     add('lvs_offload_partial_checksum_packets_total', {}, 95);
     add('lvs_offload_gso_packets_total', {}, 96);
