@@ -178,6 +178,8 @@ export type LvsadmCommand =
   | { kind: 'list-service'; format: ListFormat; svc: ServiceKey }
   | { kind: 'list-conns'; format: ListFormat }
   | { kind: 'list-timeouts' }
+  /** -L --daemon: the sync daemons' state (lines like "master sync daemon (mcast=eth0, syncid=1)"). */
+  | { kind: 'list-daemons' }
   | { kind: 'save'; format: ListFormat }
   /** Every command that changes the table or the timeouts: one request, no output. */
   | { kind: 'request'; request: Request }
@@ -1059,7 +1061,7 @@ function finish(e: Entry): LvsadmCommand {
       if (has('connection')) return { kind: 'list-conns', format: e.format };
       if (has('service-address')) return { kind: 'list-service', format: e.format, svc: serviceKey(e) };
       if (has('timeout')) return { kind: 'list-timeouts' };
-      if (has('daemon')) unsupported('the sync daemon (--daemon)');
+      if (has('daemon')) return { kind: 'list-daemons' };
       return { kind: 'list', format: e.format };
     case 'save':
       return { kind: 'save', format: e.format };

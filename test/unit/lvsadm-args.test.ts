@@ -277,6 +277,7 @@ describe('list, save, help and version', () => {
     ],
     [['-S', '-n'], { kind: 'save', format: { ...FMT, numeric: true } }],
     [['-R'], { kind: 'restore' }],
+    [['-L', '--daemon'], { kind: 'list-daemons' }],
     [['--restore'], { kind: 'restore' }],
     [['-h'], { kind: 'help' }],
     [['--help', '--bogus'], { kind: 'help' }],
@@ -427,15 +428,13 @@ describe('command-line errors: ipvsadm text and exit status', () => {
     expect(err.exitCode).toBe(exitCode);
   });
 
-  it.each([
-    [['--start-daemon', 'master']],
-    [['-L', '--daemon']],
-    [['-A', '-t', '[::1]:80']],
-    [['-A', '-f', '1', '-6']],
-  ])('%j is valid ipvsadm but reported as unsupported (exit 2)', async (argv) => {
-    const err = await failure(...argv);
-    expect(err.kind).toBe('unsupported');
-    expect(err.exitCode).toBe(2);
-    expect(err.stderr).toMatch(/^lvsadm: .* is not supported by lvs-ts\n$/);
-  });
+  it.each([[['--start-daemon', 'master']], [['-A', '-t', '[::1]:80']], [['-A', '-f', '1', '-6']]])(
+    '%j is valid ipvsadm but reported as unsupported (exit 2)',
+    async (argv) => {
+      const err = await failure(...argv);
+      expect(err.kind).toBe('unsupported');
+      expect(err.exitCode).toBe(2);
+      expect(err.stderr).toMatch(/^lvsadm: .* is not supported by lvs-ts\n$/);
+    },
+  );
 });

@@ -310,6 +310,11 @@ describe('lvsadm main without a daemon', () => {
     expect(r.stderr.split('\n')[0]).toBe("Can't initialize ipvs: Permission denied (you must be root)");
   });
 
+  it('-L --daemon prints nothing (no sync daemon runs) and exits 0, asking lvsd nothing', async () => {
+    expect(await run(S('-L', '--daemon'))).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(lvsd.received).toEqual([]);
+  });
+
   describe('--sysctl (lvs-ts extension)', () => {
     const SETTINGS = [
       { name: 'conn_reuse_mode', value: 1 },
