@@ -43,6 +43,7 @@ import type { PacketIo } from '../native/packet-io';
 import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/proto';
 import { tcp } from '../proto/tcp';
 import { udp } from '../proto/udp';
+import { ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../wire/icmp';
 import { Ipv4View } from '../wire/ipv4';
 import { TCP } from '../wire/tcp';
 import { UDP } from '../wire/udp';
@@ -50,6 +51,8 @@ import { V_FRAGMENT, V_OK } from '../wire/verdict';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
+import { answerEcho } from '../xmit/icmp-echo';
+import { sendIcmpError } from '../xmit/icmp-error';
 import { TRANSMITTERS } from '../xmit/index';
 import { sendTcpReset } from '../xmit/tcp-reset';
 import {
@@ -71,6 +74,8 @@ export type Clock = () => number;
 
 /** The FTP control port: a persistent service on it makes port-0 templates (ip_vs_sched_persist). */
 const FTP_PORT = 21;
+/** ICMP errors the engine originates per second at most (net.ipv4.icmp_msgs_per_sec). */
+const ICMP_ERRORS_PER_SECOND = 1000;
 /** persistTemplate's "table full" result (NIL means "no dest"). */
 const TABLE_FULL = -2;
 
@@ -124,6 +129,9 @@ export class Engine implements XmitContext {
   expireNodestConn = 0;
   /** expire_quiescent_template: a template whose dest has weight 0 is dropped (and rescheduled). */
   expireQuiescentTemplate = 0;
+  /** ICMP errors sent in the current second (rate limit). */
+  private icmpSecond = -1;
+  private icmpErrors = 0;
   /** Outputs queued in the current batch, and generated-packet slots used. */
   private tx = 0;
   private gen = 0;
@@ -232,7 +240,7 @@ export class Engine implements XmitContext {
     const daddr = ip.dstAddr;
     const h = this.protos[ip.protocol];
     if (h === undefined || ip.isFragment) {
-      if (this.services.isVip(daddr)) return ip.isFragment ? V_FRAGMENT : D_NO_SERVICE;
+      if (this.services.isVip(daddr)) return ip.isFragment ? V_FRAGMENT : answerEcho(this);
       return bypass(this);
     }
     const pkt = this.pkt;
@@ -269,11 +277,11 @@ export class Engine implements XmitContext {
       let dest: Dest | null;
       if ((svc.flags & SVC_F_PERSISTENT) !== 0) {
         t = this.persistTemplate(svc);
-        if (t < 0) return t === NIL ? D_NO_DEST : D_TABLE_FULL;
+        if (t < 0) return t === NIL ? this.noDest() : D_TABLE_FULL;
         dest = this.dests.get(conns.dest[t])!;
       } else {
         dest = svc.sched.schedule(svc, pkt, this.now);
-        if (dest === null) return D_NO_DEST;
+        if (dest === null) return this.noDest();
       }
       c = this.newConn(svc, dest, h);
       if (c === NIL) return D_TABLE_FULL;
@@ -329,6 +337,22 @@ export class Engine implements XmitContext {
       this.offload.gso++;
     }
     return V_OK;
+  }
+
+  /**
+   * No dest for a new connection (ip_vs_leave): the client is told with ICMP port unreachable,
+   * TCP or UDP alike, at most ICMP_ERRORS_PER_SECOND a second (the kernel's icmp_msgs_per_sec).
+   */
+  private noDest(): number {
+    if (this.now !== this.icmpSecond) {
+      this.icmpSecond = this.now;
+      this.icmpErrors = 0;
+    }
+    if (this.icmpErrors < ICMP_ERRORS_PER_SECOND) {
+      this.icmpErrors++;
+      sendIcmpError(this, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+    }
+    return D_NO_DEST;
   }
 
   /**

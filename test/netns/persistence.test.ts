@@ -226,6 +226,19 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
     await lab.lvsadmOk('-D', '-u', `${VIP}:53`);
   });
 
+  it('answers ping to a virtual address, and a client of a service without dests gets ICMP port unreachable', async () => {
+    await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m', '-w', '0');
+    const ping = await lab.exec(lab.client, ['ping', '-c', '2', '-i', '0.2', '-W', '1', VIP]);
+    expect(ping.stdout).toMatch(/2 packets transmitted, 2 received/);
+    // A connected UDP socket learns of the port unreachable as ECONNREFUSED.
+    const script =
+      'const s=require("dgram").createSocket("udp4");s.on("error",(e)=>{console.log(e.code);process.exit(0)});' +
+      `s.connect(53,"${VIP}",()=>{s.send("q");setInterval(()=>s.send("q"),200)});setTimeout(()=>{console.log("silence");process.exit(0)},2000);`;
+    expect((await lab.exec(lab.client, [process.execPath, '-e', script])).stdout.trim()).toBe('ECONNREFUSED');
+    await lab.lvsadmOk('-D', '-u', `${VIP}:53`);
+  });
+
   it('--ops spreads one client port’s UDP datagrams over every dest, keeping no connection', async () => {
     await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr', '-o');
     await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m');

@@ -150,17 +150,35 @@ describe('NAT engine: golden TCP fixtures (VIP:80 → RS:8080, RS port differs)'
         expectedVerdict: 'no_service',
       },
       {
-        description: 'ICMP echo to the VIP',
+        description: 'ICMP other than an echo request to the VIP',
         input: packet()
           .ipv4({ src: CLIENT, dst: VIP })
-          .icmp({ type: 8, code: 0, rest: 0x00010001 })
-          .payload('ping')
+          .icmp({ type: 13, code: 0, rest: 0x00010001 })
+          .payload('timestamp')
           .build(),
         expectedOutput: null,
         expectedVerdict: 'no_service',
       },
     ]);
     expect(d.engine.conns.count).toBe(0);
+  });
+
+  it('answers an echo request to the VIP as the director that owns it would', () => {
+    const ping = packet()
+      .ipv4({ src: CLIENT, dst: VIP, ttl: 63, tos: 0x10 })
+      .icmp({ type: 8, code: 0, rest: 0x00010007 })
+      .payload('ping payload')
+      .build();
+    const [reply] = d.send(ping);
+    const r = expectValidPacket(reply!);
+    expect([r.src, r.dst, r.ttl, r.tos, r.df, r.protocol]).toEqual([VIP, CLIENT, 64, 0x10, false, 1]);
+    expect(r.icmp).toEqual({ type: 0, code: 0, rest: 0x00010007 });
+    expect(r.payload.toString()).toBe('ping payload');
+    // A corrupted request is dropped, as the kernel's icmp_rcv drops it.
+    const bad = Buffer.from(ping);
+    bad[bad.length - 1] ^= 0xff;
+    expect(d.send(bad)).toEqual([]);
+    expect(drops(d)).toEqual({ bad_checksum: 1 });
   });
 
   it('forwards traffic that is not for a virtual service unchanged (bypass)', () => {
@@ -203,13 +221,14 @@ describe('NAT engine: golden TCP fixtures (VIP:80 → RS:8080, RS port differs)'
         expectedOutput: null,
         expectedVerdict: 'dest_unavailable',
       },
-      {
-        description: 'new conn, no dest left',
-        input: tcp(CLIENT, 40001, VIP, 80, 'S'),
-        expectedOutput: null,
-        expectedVerdict: 'no_dest',
-      },
     ]);
+    // A new connection finds no dest left: ICMP port unreachable, quoting the SYN (ip_vs_leave).
+    const syn = tcp(CLIENT, 40001, VIP, 80, 'S');
+    const [icmp] = d.send(syn);
+    const e = expectValidPacket(icmp!);
+    expect([e.src, e.dst, e.icmp]).toEqual([VIP, CLIENT, { type: 3, code: 3, rest: 0 }]);
+    expect(e.payload.toString('hex')).toBe(syn.toString('hex'));
+    expect(drops(d).no_dest).toBe(1);
     expect(d.engine.dests.get(dest.id)).toBe(dest);
     d.advance(60);
     expect(d.engine.dests.get(dest.id)).toBeUndefined();
