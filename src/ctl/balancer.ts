@@ -366,7 +366,8 @@ export class Balancer {
   }
 
   /**
-   * Keep every DR and TUN dest's path current; lvsd calls it every second (a call while one is
+   * Keep every dest's path current (NAT: the MTU towards it; DR: also the MAC; TUN: also the
+   * source address); lvsd calls it every second (a call while one is
    * running returns at once). Cheap on most calls: DR MACs come from one read of the kernel's
    * neighbour table. A full resolve (route, interface, MTU: a few `ip` processes) happens for a
    * dest every FULL_REFRESH_MS, or at once when it has no path or the data path asked for one.
@@ -378,7 +379,6 @@ export class Balancer {
       let macs: Map<number, { mac: Buffer; dev: string }> | undefined;
       for (const svc of [...this.engine.services.list]) {
         for (const dest of [...svc.dests]) {
-          if (dest.fwd === FWD_MASQ) continue;
           const known = this.paths.get(dest.addr);
           if (known === undefined || dest.pathWanted || now - known.at >= FULL_REFRESH_MS) {
             await this.resolvePath(dest, now);

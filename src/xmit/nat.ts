@@ -1,10 +1,22 @@
 // Masquerading (-m, ip_vs_nat_xmit / handle_response): DNAT the client's packets to the real
-// server, SNAT the real server's replies back to the virtual service.
+// server, SNAT the real server's replies back to the virtual service. A client's packet over the
+// MTU of the route to the real server (dest.mtu, kept by the control plane) is answered with
+// frag-needed when it has DF; without DF it is dropped as too_big (lvs-ts does not fragment yet).
 
-import { sendRouted, type Transmitter, type XmitContext } from './common';
+import { sendRouted, type Transmitter, wireLen, type XmitContext } from './common';
+import { sendFragNeeded } from './icmp-error';
+import { D_FRAG_NEEDED, D_TOO_BIG } from './verdict';
 
 export const nat: Transmitter = {
   in(x: XmitContext, c: number): number {
+    // ip_vs_nat_xmit's MTU check, before the rewrite: the client's frag-needed must quote the
+    // packet it sent (to the VIP), or it could not match it to its connection.
+    const mtu = x.dest.mtu;
+    if (wireLen(x) > mtu) {
+      if (!x.ip.dontFrag) return D_TOO_BIG;
+      sendFragNeeded(x, mtu);
+      return D_FRAG_NEEDED;
+    }
     const vaddr = x.conns.vaddr[c];
     const daddr = x.conns.daddr[c];
     x.l4.dnat(vaddr, daddr, x.conns.dport[c], x.csumStart !== 0);

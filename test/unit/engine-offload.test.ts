@@ -12,7 +12,7 @@ import { ipToU32 } from '../../src/wire/addr';
 import { updatePartial32 } from '../../src/wire/checksum';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_UDP } from '../../src/wire/vnet';
 import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
-import { expectValidPacket } from '../helpers/packet-assert';
+import { decodePacket, expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
 import { mulberry32 } from '../helpers/prng';
 
@@ -193,6 +193,29 @@ describe('NAT with offloads', () => {
     pastEnd.writeUInt16LE(16, 8);
     expect(d.send(udpGso, noCsum, badStart, badOffset, pastEnd)).toEqual([]);
     expect(drops(d)).toEqual({ bad_offload: 5 });
+  });
+});
+
+describe('NAT path MTU (ip_vs_nat_xmit), with and without GSO', () => {
+  it('answers a DF packet over the route MTU to the real server with frag-needed quoting the packet sent to the VIP', async () => {
+    const d = director({ offload: true });
+    d.host.paths.set(RS1, { dev: 'eth1', src: ipToU32(DIRECTOR), mtu: 1400, devMac: DEV_MAC });
+    await d.balancer.addService(svcSpec(VIP, 80, { sched: 'rr' }));
+    await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS1, 8080, { fwd: FWD_MASQ }));
+    await d.balancer.refreshPaths();
+    d.send(plain(tcpPacket(CLIENT, VIP, 40000, 80, { flags: 'S' })));
+    const big = tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(1400) }); // 1440 bytes
+    const [icmp] = d.send(plain(big));
+    const e = expectValidPacket(icmp!);
+    expect([e.src, e.dst, e.icmp]).toEqual([VIP, CLIENT, { type: 3, code: 4, rest: 1400 }]);
+    expect(e.payload.subarray(0, 40).toString('hex')).toBe(big.subarray(0, 40).toString('hex'));
+    // A GSO packet is measured by its segments: 1448-byte ones do not fit, 1360-byte ones do.
+    expect(
+      decodePacket(d.send(offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(9000) }), 1448))[0]!).icmp,
+    ).toEqual({ type: 3, code: 4, rest: 1400 });
+    const { dev } = run(d, offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(9000) }), 1360));
+    expect(dev).toEqual([TX_DEV_TUN]);
+    expect(drops(d)).toEqual({ frag_needed: 2 });
   });
 });
 
