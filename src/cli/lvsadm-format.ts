@@ -10,6 +10,7 @@
 // The comparators subtract 32-bit unsigned fields into an int, so two addresses (or fwmarks)
 // more than 2^31 apart compare "wrapped"; that quirk is kept.
 
+import { procProtoName } from '../ctl/procfs-format';
 import type { ConnSnapshot, DestSnapshot, ServiceKey, ServiceSnapshot, Snapshot, Timeouts } from '../ctl/protocol';
 import {
   FWD_DROUTE,
@@ -31,8 +32,6 @@ import {
 import type { ListFormat } from './lvsadm-args';
 
 const IPPROTO_SCTP = 132;
-const IPPROTO_ICMP = 1;
-const IPPROTO_ICMPV6 = 58;
 const SCHED_FLAGS = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
 const HOST_MASK = '255.255.255.255';
 
@@ -87,26 +86,6 @@ function protocolName(protocol: number): string {
   if (protocol === IPPROTO_UDP) return 'UDP';
   if (protocol === IPPROTO_SCTP) return 'SCTP';
   return '?';
-}
-
-/** The protocol column of `-c`, as the kernel names it in /proc/net/ip_vs_conn (ip_vs_proto_name). */
-function connProtocolName(protocol: number): string {
-  switch (protocol) {
-    case 0:
-      return 'IP';
-    case IPPROTO_TCP:
-      return 'TCP';
-    case IPPROTO_UDP:
-      return 'UDP';
-    case IPPROTO_SCTP:
-      return 'SCTP';
-    case IPPROTO_ICMP:
-      return 'ICMP';
-    case IPPROTO_ICMPV6:
-      return 'ICMPv6';
-    default:
-      return `IP_${protocol}`;
-  }
 }
 
 /** ipvsadm's addrport_to_anyname, including its 60-byte buffer. */
@@ -363,7 +342,8 @@ export function formatConnections(
     ? `pro expire ${left('state', 11)} ${left('source', 18)} ${left('virtual', 18)} ${left('destination', 18)} ${left('pe name', 16)} pe_data\n`
     : `pro expire ${left('state', 11)} ${left('source', 18)} ${left('virtual', 18)} destination\n`;
   for (const c of conns) {
-    const proto = connProtocolName(c.protocol);
+    // The protocol column of -c: the kernel's name in /proc/net/ip_vs_conn (ip_vs_proto_name).
+    const proto = procProtoName(c.protocol);
     // ipvsadm maps the /proc protocol name back to a number for getservbyport.
     const nameProto =
       proto === 'TCP' ? IPPROTO_TCP : proto === 'UDP' ? IPPROTO_UDP : proto === 'SCTP' ? IPPROTO_SCTP : 0;

@@ -23,6 +23,7 @@
 
 import type { Dest, PktInfo, Scheduler, Service } from '../ip-vs';
 import { destUsable } from '../ip-vs';
+import { nextDest } from './list-walk';
 
 /** IP_VS_DH_TAB_BITS and the table size it gives. */
 export const DH_TAB_BITS = 8;
@@ -43,15 +44,6 @@ interface DhState {
 
 function dhState(svc: Service): DhState {
   return svc.schedData as DhState;
-}
-
-/** The index after `i` in list order, wrapping at the end and passing over `skip`. */
-function nextDest(dests: readonly Dest[], i: number, skip: Dest | null): number {
-  const n = dests.length;
-  do {
-    i = i + 1 === n ? 0 : i + 1;
-  } while (dests[i] === skip);
-  return i;
 }
 
 /**

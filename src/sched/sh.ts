@@ -29,6 +29,7 @@
 
 import type { Dest, PktInfo, Scheduler, Service } from '../ip-vs';
 import { destUsable, IPPROTO_TCP, IPPROTO_UDP, SVC_F_SCHED1, SVC_F_SCHED2 } from '../ip-vs';
+import { nextDest } from './list-walk';
 
 /** IP_VS_SH_TAB_BITS and the table size and mask it gives. */
 export const SH_TAB_BITS = 8;
@@ -60,15 +61,6 @@ interface ShState {
 
 function shState(svc: Service): ShState {
   return svc.schedData as ShState;
-}
-
-/** The index after `i` in list order, wrapping at the end and passing over `skip`. */
-function nextDest(dests: readonly Dest[], i: number, skip: Dest | null): number {
-  const n = dests.length;
-  do {
-    i = i + 1 === n ? 0 : i + 1;
-  } while (dests[i] === skip);
-  return i;
 }
 
 /**
