@@ -27,6 +27,7 @@ import {
   DEST_F_AVAILABLE,
   type Dest,
   FWD_MASQ,
+  IPPROTO_ICMP,
   IPPROTO_IP,
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -43,14 +44,23 @@ import type { PacketIo } from '../native/packet-io';
 import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/proto';
 import { tcp } from '../proto/tcp';
 import { udp } from '../proto/udp';
-import { ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../wire/icmp';
-import { Ipv4View } from '../wire/ipv4';
+import { checksum, update32 } from '../wire/checksum';
+import {
+  ICMP,
+  ICMP_DEST_UNREACH,
+  ICMP_PORT_UNREACH,
+  ICMP_QUOTED_L4_LEN,
+  ICMP_SOURCE_QUENCH,
+  ICMP_TIME_EXCEEDED,
+} from '../wire/icmp';
+import { IPV4, Ipv4View } from '../wire/ipv4';
 import { TCP } from '../wire/tcp';
 import { UDP } from '../wire/udp';
 import { V_FRAGMENT, V_OK } from '../wire/verdict';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
+import { sendRouted } from '../xmit/common';
 import { answerEcho } from '../xmit/icmp-echo';
 import { sendIcmpError } from '../xmit/icmp-error';
 import { TRANSMITTERS } from '../xmit/index';
@@ -241,6 +251,7 @@ export class Engine implements XmitContext {
     const h = this.protos[ip.protocol];
     if (h === undefined || ip.isFragment) {
       if (this.services.isVip(daddr)) return ip.isFragment ? V_FRAGMENT : answerEcho(this);
+      if (ip.protocol === IPPROTO_ICMP && !ip.isFragment) return this.icmpFromRealServer();
       return bypass(this);
     }
     const pkt = this.pkt;
@@ -337,6 +348,50 @@ export class Engine implements XmitContext {
       this.offload.gso++;
     }
     return V_OK;
+  }
+
+  /**
+   * An ICMP error from a NAT real server about a packet of one of our connections (ip_vs_out_icmp):
+   * the quoted packet went from the client to the real server, so to the client the error must
+   * come from the virtual address and quote the packet it sent to the virtual service. Rewritten
+   * here (outer source, quoted destination address and port, both IP header checksums, the ICMP
+   * checksum; the quoted L4 checksum is left alone, as IPVS leaves it); anything else passes.
+   */
+  private icmpFromRealServer(): number {
+    const ip = this.ip;
+    const buf = ip.buf;
+    const icmp = ip.payloadOffset;
+    const len = ip.payloadLen;
+    const type = buf[icmp]!;
+    if (
+      len < ICMP.HEADER + IPV4.MIN_HEADER + ICMP_QUOTED_L4_LEN ||
+      (type !== ICMP_DEST_UNREACH && type !== ICMP_SOURCE_QUENCH && type !== ICMP_TIME_EXCEEDED)
+    ) {
+      return bypass(this);
+    }
+    const inner = icmp + ICMP.HEADER;
+    const ihl = (buf[inner]! & 0x0f) << 2;
+    const protocol = buf[inner + IPV4.PROTOCOL]!;
+    if (buf[inner]! >> 4 !== 4 || ihl < IPV4.MIN_HEADER || len < ICMP.HEADER + ihl + ICMP_QUOTED_L4_LEN) {
+      return bypass(this);
+    }
+    if (protocol !== IPPROTO_TCP && protocol !== IPPROTO_UDP) return bypass(this);
+    const client = buf.readUInt32BE(inner + IPV4.SRC);
+    const rip = buf.readUInt32BE(inner + IPV4.DST);
+    const l4 = inner + ihl;
+    const cport = buf.readUInt16BE(l4);
+    const rport = buf.readUInt16BE(l4 + 2);
+    const conns = this.conns;
+    const c = conns.lookupOut(protocol, rip, rport, client, cport);
+    if (c === NIL || conns.xmit[c] !== FWD_MASQ || ip.srcAddr !== rip) return bypass(this);
+    const vaddr = conns.vaddr[c];
+    buf.writeUInt32BE(vaddr >>> 0, inner + IPV4.DST);
+    buf.writeUInt16BE(update32(buf.readUInt16BE(inner + IPV4.CHECKSUM), rip, vaddr), inner + IPV4.CHECKSUM);
+    buf.writeUInt16BE(conns.vport[c], l4 + 2);
+    buf.writeUInt16BE(0, icmp + ICMP.CHECKSUM);
+    buf.writeUInt16BE(checksum(buf, icmp, len), icmp + ICMP.CHECKSUM);
+    ip.setSrcAddrWithChecksumUpdate(vaddr);
+    return sendRouted(this, true);
   }
 
   /**

@@ -239,6 +239,16 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
     await lab.lvsadmOk('-D', '-u', `${VIP}:53`);
   });
 
+  it("relays a NAT real server's port unreachable to the client (ECONNREFUSED on its UDP socket)", async () => {
+    await lab.lvsadmOk('-A', '-u', `${VIP}:54`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-u', `${VIP}:54`, '-r', '172.16.0.1:5454', '-m'); // nothing listens there
+    const script =
+      'const s=require("dgram").createSocket("udp4");s.on("error",(e)=>{console.log(e.code);process.exit(0)});' +
+      `s.connect(54,"${VIP}",()=>{s.send("q");setInterval(()=>s.send("q"),200)});setTimeout(()=>{console.log("silence");process.exit(0)},2000);`;
+    expect((await lab.exec(lab.client, [process.execPath, '-e', script])).stdout.trim()).toBe('ECONNREFUSED');
+    await lab.lvsadmOk('-D', '-u', `${VIP}:54`);
+  });
+
   it('--ops spreads one client port’s UDP datagrams over every dest, keeping no connection', async () => {
     await lab.lvsadmOk('-A', '-u', `${VIP}:53`, '-s', 'rr', '-o');
     await lab.lvsadmOk('-a', '-u', `${VIP}:53`, '-r', '172.16.0.1:53', '-m');

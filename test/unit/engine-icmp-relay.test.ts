@@ -1,0 +1,62 @@
+// ICMP errors from a NAT real server about a connection's packet (ip_vs_out_icmp): relayed to
+// the client from the virtual address, quoting the packet the client sent to the virtual service.
+
+import { beforeEach, describe, expect, it } from 'vitest';
+import { FWD_MASQ, IPPROTO_UDP } from '../../src/ip-vs';
+import { checksum } from '../../src/wire/checksum';
+import { destSpec, director, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { decodePacket, expectValidPacket } from '../helpers/packet-assert';
+import { packet } from '../helpers/packet-builder';
+
+const CLIENT = '192.168.0.2';
+const VIP = '192.168.0.1';
+const RS1 = '172.16.0.1';
+
+/** An ICMP error from `from` to `to` quoting the first 28 bytes of `quoted`. */
+function icmpError(from: string, to: string, type: number, code: number, quoted: Buffer): Buffer {
+  return packet()
+    .ipv4({ src: from, dst: to, ttl: 64 })
+    .icmp({ type, code, rest: 0, payload: quoted.subarray(0, 28) })
+    .build();
+}
+
+describe('ICMP errors from a NAT real server', () => {
+  let d: TestDirector;
+  let sent: Buffer;
+  let forwarded: Buffer;
+  beforeEach(async () => {
+    d = director();
+    const key = svcSpec(VIP, 53, { protocol: IPPROTO_UDP, sched: 'rr' });
+    await d.balancer.addService(key);
+    await d.balancer.addDest(key, destSpec(RS1, 5353, { fwd: FWD_MASQ }));
+    sent = packet()
+      .ipv4({ src: CLIENT, dst: VIP, ttl: 63, id: 0x77 })
+      .udp({ sport: 5000, dport: 53 })
+      .payload('query')
+      .build();
+    forwarded = d.send(sent)[0]!;
+  });
+
+  it('relays port unreachable to the client from the VIP, quoting what the client sent', () => {
+    const [out] = d.send(icmpError(RS1, CLIENT, 3, 3, forwarded));
+    const o = expectValidPacket(out!);
+    expect([o.src, o.dst, o.icmp]).toEqual([VIP, CLIENT, { type: 3, code: 3, rest: 0 }]);
+    const quoted = o.payload;
+    // The quoted IPv4 header is the client's, to the VIP, with a valid checksum (TTL as the
+    // real server saw it); the quoted UDP ports are the client's and the virtual port.
+    const q = decodePacket(quoted.subarray(0, 20));
+    expect([q.src, q.dst]).toEqual([CLIENT, VIP]);
+    expect(checksum(quoted, 0, 20)).toBe(0);
+    expect(quoted.readUInt16BE(20)).toBe(5000);
+    expect(quoted.readUInt16BE(22)).toBe(53);
+    expect(quoted.subarray(0, 20).toString('hex').slice(24)).toBe(sent.subarray(0, 20).toString('hex').slice(24));
+  });
+
+  it('passes errors about other flows, and other ICMP, unchanged', () => {
+    const other = packet().ipv4({ src: CLIENT, dst: RS1 }).udp({ sport: 6000, dport: 5353 }).payload('x').build();
+    const unrelated = icmpError(RS1, CLIENT, 3, 3, other);
+    expect(d.send(unrelated)[0]!.toString('hex')).toBe(unrelated.toString('hex'));
+    const echo = packet().ipv4({ src: RS1, dst: CLIENT }).icmp({ type: 8, code: 0, rest: 1 }).payload('p').build();
+    expect(d.send(echo)[0]!.toString('hex')).toBe(echo.toString('hex'));
+  });
+});
