@@ -250,7 +250,10 @@ export class Engine implements XmitContext {
     const daddr = ip.dstAddr;
     const h = this.protos[ip.protocol];
     if (h === undefined || ip.isFragment) {
-      if (this.services.isVip(daddr)) return ip.isFragment ? V_FRAGMENT : answerEcho(this);
+      if (this.services.isVip(daddr)) {
+        if (ip.isFragment) return V_FRAGMENT;
+        return ip.protocol === IPPROTO_ICMP ? this.icmpToVip() : D_NO_SERVICE;
+      }
       if (ip.protocol === IPPROTO_ICMP && !ip.isFragment) return this.icmpFromRealServer();
       return bypass(this);
     }
@@ -351,13 +354,11 @@ export class Engine implements XmitContext {
   }
 
   /**
-   * An ICMP error from a NAT real server about a packet of one of our connections (ip_vs_out_icmp):
-   * the quoted packet went from the client to the real server, so to the client the error must
-   * come from the virtual address and quote the packet it sent to the virtual service. Rewritten
-   * here (outer source, quoted destination address and port, both IP header checksums, the ICMP
-   * checksum; the quoted L4 checksum is left alone, as IPVS leaves it); anything else passes.
+   * Is the current ICMP message an error IPVS relays (dest unreachable, source quench, time
+   * exceeded) quoting enough of a TCP/UDP packet? Sets quotedAt (the quoted IPv4 header) and
+   * quotedL4 (its L4 header) when it is.
    */
-  private icmpFromRealServer(): number {
+  private quotedFlow(): boolean {
     const ip = this.ip;
     const buf = ip.buf;
     const icmp = ip.payloadOffset;
@@ -367,29 +368,81 @@ export class Engine implements XmitContext {
       len < ICMP.HEADER + IPV4.MIN_HEADER + ICMP_QUOTED_L4_LEN ||
       (type !== ICMP_DEST_UNREACH && type !== ICMP_SOURCE_QUENCH && type !== ICMP_TIME_EXCEEDED)
     ) {
-      return bypass(this);
+      return false;
     }
     const inner = icmp + ICMP.HEADER;
     const ihl = (buf[inner]! & 0x0f) << 2;
     const protocol = buf[inner + IPV4.PROTOCOL]!;
-    if (buf[inner]! >> 4 !== 4 || ihl < IPV4.MIN_HEADER || len < ICMP.HEADER + ihl + ICMP_QUOTED_L4_LEN) {
-      return bypass(this);
-    }
-    if (protocol !== IPPROTO_TCP && protocol !== IPPROTO_UDP) return bypass(this);
+    if (buf[inner]! >> 4 !== 4 || ihl < IPV4.MIN_HEADER || len < ICMP.HEADER + ihl + ICMP_QUOTED_L4_LEN) return false;
+    if (protocol !== IPPROTO_TCP && protocol !== IPPROTO_UDP) return false;
+    this.quotedAt = inner;
+    this.quotedL4 = inner + ihl;
+    return true;
+  }
+
+  private quotedAt = 0;
+  private quotedL4 = 0;
+
+  /** Rewrite the quoted packet's address at `at` and port at `portAt`, then the ICMP checksum. */
+  private rewriteQuoted(at: number, addr: number, portAt: number, port: number): void {
+    const buf = this.ip.buf;
+    const inner = this.quotedAt;
+    const old = buf.readUInt32BE(at);
+    buf.writeUInt32BE(addr >>> 0, at);
+    buf.writeUInt16BE(update32(buf.readUInt16BE(inner + IPV4.CHECKSUM), old, addr), inner + IPV4.CHECKSUM);
+    buf.writeUInt16BE(port, portAt);
+    const icmp = this.ip.payloadOffset;
+    buf.writeUInt16BE(0, icmp + ICMP.CHECKSUM);
+    buf.writeUInt16BE(checksum(buf, icmp, this.ip.payloadLen), icmp + ICMP.CHECKSUM);
+  }
+
+  /**
+   * ICMP to a virtual address (ip_vs_in_icmp): an echo request is answered; an error about a
+   * packet a real server sent to a client through us goes on to that real server, through the
+   * connection's method (NAT: to the real server's address, quoting its own packet).
+   */
+  private icmpToVip(): number {
+    if (!this.quotedFlow()) return answerEcho(this);
+    const buf = this.ip.buf;
+    const inner = this.quotedAt;
+    const l4 = this.quotedL4;
+    const protocol = buf[inner + IPV4.PROTOCOL]!;
+    const vaddr = buf.readUInt32BE(inner + IPV4.SRC);
+    const client = buf.readUInt32BE(inner + IPV4.DST);
+    const conns = this.conns;
+    const c = conns.lookupIn(protocol, client, buf.readUInt16BE(l4 + 2), vaddr, buf.readUInt16BE(l4));
+    if (c === NIL) return D_NO_CONN;
+    const dest = this.dests.get(conns.dest[c]);
+    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    this.dest = dest;
+    if (conns.xmit[c] !== FWD_MASQ) return TRANSMITTERS[conns.xmit[c]]!.in(this, c);
+    const rip = conns.daddr[c];
+    this.rewriteQuoted(inner + IPV4.SRC, rip, l4, conns.dport[c]);
+    this.ip.setDstAddrWithChecksumUpdate(rip);
+    return sendRouted(this, true);
+  }
+
+  /**
+   * An ICMP error from a NAT real server about a packet of one of our connections (ip_vs_out_icmp):
+   * the quoted packet went from the client to the real server, so to the client the error must
+   * come from the virtual address and quote the packet it sent to the virtual service. Rewritten
+   * here (outer source, quoted destination address and port, both IP header checksums, the ICMP
+   * checksum; the quoted L4 checksum is left alone, as IPVS leaves it); anything else passes.
+   */
+  private icmpFromRealServer(): number {
+    if (!this.quotedFlow()) return bypass(this);
+    const ip = this.ip;
+    const buf = ip.buf;
+    const inner = this.quotedAt;
+    const l4 = this.quotedL4;
+    const protocol = buf[inner + IPV4.PROTOCOL]!;
     const client = buf.readUInt32BE(inner + IPV4.SRC);
     const rip = buf.readUInt32BE(inner + IPV4.DST);
-    const l4 = inner + ihl;
-    const cport = buf.readUInt16BE(l4);
-    const rport = buf.readUInt16BE(l4 + 2);
     const conns = this.conns;
-    const c = conns.lookupOut(protocol, rip, rport, client, cport);
+    const c = conns.lookupOut(protocol, rip, buf.readUInt16BE(l4 + 2), client, buf.readUInt16BE(l4));
     if (c === NIL || conns.xmit[c] !== FWD_MASQ || ip.srcAddr !== rip) return bypass(this);
     const vaddr = conns.vaddr[c];
-    buf.writeUInt32BE(vaddr >>> 0, inner + IPV4.DST);
-    buf.writeUInt16BE(update32(buf.readUInt16BE(inner + IPV4.CHECKSUM), rip, vaddr), inner + IPV4.CHECKSUM);
-    buf.writeUInt16BE(conns.vport[c], l4 + 2);
-    buf.writeUInt16BE(0, icmp + ICMP.CHECKSUM);
-    buf.writeUInt16BE(checksum(buf, icmp, len), icmp + ICMP.CHECKSUM);
+    this.rewriteQuoted(inner + IPV4.DST, vaddr, l4 + 2, conns.vport[c]);
     ip.setSrcAddrWithChecksumUpdate(vaddr);
     return sendRouted(this, true);
   }

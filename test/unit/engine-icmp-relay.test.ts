@@ -2,9 +2,9 @@
 // the client from the virtual address, quoting the packet the client sent to the virtual service.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { FWD_MASQ, IPPROTO_UDP } from '../../src/ip-vs';
+import { FWD_DROUTE, FWD_MASQ, IPPROTO_UDP } from '../../src/ip-vs';
 import { checksum } from '../../src/wire/checksum';
-import { destSpec, director, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { decodePacket, expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
 
@@ -58,5 +58,50 @@ describe('ICMP errors from a NAT real server', () => {
     expect(d.send(unrelated)[0]!.toString('hex')).toBe(unrelated.toString('hex'));
     const echo = packet().ipv4({ src: RS1, dst: CLIENT }).icmp({ type: 8, code: 0, rest: 1 }).payload('p').build();
     expect(d.send(echo)[0]!.toString('hex')).toBe(echo.toString('hex'));
+  });
+});
+
+describe('ICMP errors towards a virtual address (ip_vs_in_icmp)', () => {
+  it('NAT: sends a router’s error about a reply on to the real server, quoting its own packet', async () => {
+    const d = director();
+    const key = svcSpec(VIP, 53, { protocol: IPPROTO_UDP, sched: 'rr' });
+    await d.balancer.addService(key);
+    await d.balancer.addDest(key, destSpec(RS1, 5353, { fwd: FWD_MASQ }));
+    d.send(packet().ipv4({ src: CLIENT, dst: VIP }).udp({ sport: 5000, dport: 53 }).payload('q').build());
+    // The real server's answer, as it left the director (from the VIP), and a router's error about it.
+    const reply = d.send(
+      packet().ipv4({ src: RS1, dst: CLIENT, ttl: 63 }).udp({ sport: 5353, dport: 5000 }).payload('a').build(),
+    )[0]!;
+    expect(decodePacket(reply).src).toBe(VIP);
+    const [out] = d.send(icmpError('10.9.9.1', VIP, 3, 4, reply));
+    const o = expectValidPacket(out!);
+    expect([o.src, o.dst, o.icmp?.type, o.icmp?.code]).toEqual(['10.9.9.1', RS1, 3, 4]);
+    const quoted = o.payload;
+    expect(decodePacket(quoted.subarray(0, 20)).src).toBe(RS1);
+    expect(checksum(quoted, 0, 20)).toBe(0);
+    expect([quoted.readUInt16BE(20), quoted.readUInt16BE(22)]).toEqual([5353, 5000]);
+  });
+
+  it('DR: frames the error unchanged to the real server, which owns the VIP too', async () => {
+    const d = director();
+    const mac = Buffer.from([2, 0, 0, 0, 0, 1]);
+    d.host.paths.set(RS1, { dev: 'eth1', src: 0, mtu: 1500, devMac: Buffer.alloc(6, 0xaa), mac });
+    const key = svcSpec(VIP, 53, { protocol: IPPROTO_UDP, sched: 'rr' });
+    await d.balancer.addService(key);
+    await d.balancer.addDest(key, destSpec(RS1, 53, { fwd: FWD_DROUTE }));
+    d.send(packet().ipv4({ src: CLIENT, dst: VIP }).udp({ sport: 5000, dport: 53 }).payload('q').build());
+    const rsReply = packet().ipv4({ src: VIP, dst: CLIENT }).udp({ sport: 53, dport: 5000 }).payload('a').build();
+    const err = icmpError('10.9.9.1', VIP, 11, 0, rsReply);
+    const [frame] = d.send(err);
+    expect(frame!.subarray(0, 6)).toEqual(mac);
+    expect(frame!.subarray(14).toString('hex')).toBe(err.toString('hex'));
+  });
+
+  it('drops an error about no connection of ours, counted as no_conn', async () => {
+    const d = director();
+    const stray = packet().ipv4({ src: VIP, dst: CLIENT }).udp({ sport: 53, dport: 5000 }).payload('a').build();
+    await d.balancer.addService(svcSpec(VIP, 53, { protocol: IPPROTO_UDP }));
+    expect(d.send(icmpError('10.9.9.1', VIP, 3, 4, stray))).toEqual([]);
+    expect(drops(d)).toEqual({ no_conn: 1 });
   });
 });
