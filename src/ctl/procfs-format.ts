@@ -41,7 +41,39 @@ const CONN_F_SYNC = 0x0020;
 
 const IP_VS_HEADER =
   'Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n';
-const CONN_HEADER = 'Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n';
+export const CONN_HEADER = 'Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n';
+
+/** "00".."FF": hex by table, for the connection rows that can number hundreds of thousands. */
+const HEX2: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).toUpperCase().padStart(2, '0'));
+
+function hex8(a: number): string {
+  return HEX2[a >>> 24]! + HEX2[(a >>> 16) & 255]! + HEX2[(a >>> 8) & 255]! + HEX2[a & 255]!;
+}
+
+function hex4(p: number): string {
+  return HEX2[(p >>> 8) & 255]! + HEX2[p & 255]!;
+}
+
+/**
+ * One /proc/net/ip_vs_conn row, `"%-3s %08X %04X %08X %04X %08X %04X %-11s %7u\n"`, from
+ * host-order numbers (lvsd formats straight from its connection table with this).
+ */
+export function procConnRow(
+  protocol: number,
+  caddr: number,
+  cport: number,
+  vaddr: number,
+  vport: number,
+  daddr: number,
+  dport: number,
+  state: string,
+  expires: number,
+): string {
+  return (
+    `${procProtoName(protocol).padEnd(3)} ${hex8(caddr)} ${hex4(cport)} ${hex8(vaddr)} ${hex4(vport)} ` +
+    `${hex8(daddr)} ${hex4(dport)} ${state.padEnd(11)} ${expiresField(expires)}\n`
+  );
+}
 const CONN_SYNC_HEADER = 'Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires\n';
 const STATS_TOTAL_HEADER =
   '   Total Incoming Outgoing         Incoming         Outgoing\n' +
@@ -142,7 +174,19 @@ function connPrefix(c: ConnSnapshot): string {
  */
 export function formatProcIpVsConn(conns: readonly ConnSnapshot[]): string {
   let out = CONN_HEADER;
-  for (const c of conns) out += `${connPrefix(c)} ${expiresField(c.expires)}\n`;
+  for (const c of conns) {
+    out += procConnRow(
+      c.protocol,
+      ipToU32(c.caddr),
+      c.cport,
+      ipToU32(c.vaddr),
+      c.vport,
+      ipToU32(c.daddr),
+      c.dport,
+      c.state,
+      c.expires,
+    );
+  }
   return out;
 }
 

@@ -9,16 +9,20 @@
 // The kernel makes these on read; here they are rewritten every second, each atomically (a
 // temporary file renamed over the old one), so a reader never sees half a file. Tools that read
 // the kernel's files read these unchanged when pointed at the root (node_exporter's
-// --path.procfs). The connection list costs time in proportion to the table: when writing it
-// took long, it is refreshed less often (at most a tenth of the time goes to it).
+// --path.procfs). The connection list costs time in proportion to the table (about 1 µs a
+// row): when writing it took long, it is refreshed less often, so that on average it takes at
+// most CONN_BUDGET_MS a second.
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { CONN_F_TEMPLATE } from '../ip-vs';
 import type { Balancer } from './balancer';
-import { formatProcIpVs, formatProcIpVsConn, formatProcIpVsStats, formatSysctlValue } from './procfs-format';
+import { CONN_HEADER, formatProcIpVs, formatProcIpVsStats, formatSysctlValue, procConnRow } from './procfs-format';
 import { readSysctls } from './sysctl';
 
 export const DEFAULT_PROCFS_ROOT = '/run/lvs/proc';
+/** Milliseconds a second the connection file may take on average: its refresh slows to keep to it. */
+const CONN_BUDGET_MS = 10;
 
 export class ProcfsWriter {
   /** Seconds until the connection file is due again, and how many to wait after each write. */
@@ -38,10 +42,37 @@ export class ProcfsWriter {
     for (const s of readSysctls(b.engine)) this.write(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
     if (--this.connDue > 0) return;
     const started = performance.now();
-    this.write('net/ip_vs_conn', formatProcIpVsConn(b.connections()));
+    this.write('net/ip_vs_conn', this.connText());
     const ms = performance.now() - started;
-    this.connEvery = Math.max(1, Math.ceil(ms / 100));
+    this.connEvery = Math.max(1, Math.ceil(ms / CONN_BUDGET_MS));
     this.connDue = this.connEvery;
+  }
+
+  /** /proc/net/ip_vs_conn straight from the connection table (no snapshot objects). */
+  private connText(): string {
+    const e = this.balancer.engine;
+    const t = e.conns;
+    const now = e.now;
+    const rows: string[] = [CONN_HEADER];
+    t.forEach((c) => {
+      const p = t.protocol[c]!;
+      // A template reads as state 0 of its protocol (NONE for TCP, UDP for UDP), as in the kernel.
+      const state = e.protos[p]?.stateNames[(t.flags[c]! & CONN_F_TEMPLATE) !== 0 ? 0 : t.state[c]!] ?? 'NONE';
+      rows.push(
+        procConnRow(
+          p,
+          t.caddr[c]!,
+          t.cport[c]!,
+          t.vaddr[c]!,
+          t.vport[c]!,
+          t.daddr[c]!,
+          t.dport[c]!,
+          state,
+          t.expires[c]! - now,
+        ),
+      );
+    });
+    return rows.join('');
   }
 
   /** Remove the hierarchy (lvsd stopping: no stale figures left behind). */
