@@ -65,23 +65,16 @@ export const tunnel: Transmitter = {
     const dest = x.dest;
     const ip = x.ip;
     const df = ip.dontFrag;
-    if (x.gsoSize !== 0) {
-      if (wireLen(x) + OUTER > dest.mtu) {
-        if (!df) return D_TOO_BIG;
-        sendFragNeeded(x, dest.mtu - OUTER);
-        return D_FRAG_NEEDED;
-      }
-      return segmentTcp(x, queueSegment);
+    // One MTU rule for whole packets and GSO segments alike (wireLen is the segment size).
+    const tooBig = wireLen(x) + OUTER > dest.mtu;
+    if (tooBig && df) {
+      sendFragNeeded(x, dest.mtu - OUTER);
+      return D_FRAG_NEEDED;
     }
+    if (x.gsoSize !== 0) return tooBig ? D_TOO_BIG : segmentTcp(x, queueSegment);
     if (x.csumStart !== 0) completeChecksum(x);
     const len = ip.totalLen;
-    if (len + OUTER > dest.mtu) {
-      if (df) {
-        sendFragNeeded(x, dest.mtu - OUTER);
-        return D_FRAG_NEEDED;
-      }
-      return fragment(x, ip.off, len, dest.mtu, x.nextIpId(), ip.tos, ip.ttl);
-    }
+    if (tooBig) return fragment(x, ip.off, len, dest.mtu, x.nextIpId(), ip.tos, ip.ttl);
     const off = ip.off - OUTER;
     writeIpv4Header(
       ip.buf,
