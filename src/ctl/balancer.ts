@@ -493,12 +493,20 @@ export class Balancer {
     };
   }
 
+  /**
+   * The state name /proc/net/ip_vs_conn and `-L -c` print for connection c (a template is in its
+   * protocol's state 0: NONE for TCP, UDP for UDP; a protocol without names, fwmark's IP, NONE).
+   */
+  connStateName(c: number): string {
+    const conns = this.engine.conns;
+    return this.engine.protos[conns.protocol[c]]?.stateNames[conns.state[c]] ?? 'NONE';
+  }
+
   connections(): ConnSnapshot[] {
     const e = this.engine;
     const conns = e.conns;
     const out: ConnSnapshot[] = [];
     conns.forEach((c) => {
-      const h = e.protos[conns.protocol[c]];
       const expires = conns.expires[c] - e.now;
       out.push({
         protocol: conns.protocol[c],
@@ -508,7 +516,7 @@ export class Balancer {
         vport: conns.vport[c],
         daddr: u32ToIp(conns.daddr[c]),
         dport: conns.dport[c],
-        state: h?.stateNames[conns.state[c]] ?? 'NONE',
+        state: this.connStateName(c),
         expires: Math.max(expires, 0),
         flags: conns.flags[c],
       });

@@ -15,7 +15,6 @@
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CONN_F_TEMPLATE } from '../ip-vs';
 import type { Balancer } from './balancer';
 import { CONN_HEADER, formatProcIpVs, formatProcIpVsStats, formatSysctlValue, procConnRow } from './procfs-format';
 import { readSysctls } from './sysctl';
@@ -55,19 +54,16 @@ export class ProcfsWriter {
     const now = e.now;
     const rows: string[] = [CONN_HEADER];
     t.forEach((c) => {
-      const p = t.protocol[c]!;
-      // A template reads as state 0 of its protocol (NONE for TCP, UDP for UDP), as in the kernel.
-      const state = e.protos[p]?.stateNames[(t.flags[c]! & CONN_F_TEMPLATE) !== 0 ? 0 : t.state[c]!] ?? 'NONE';
       rows.push(
         procConnRow(
-          p,
+          t.protocol[c]!,
           t.caddr[c]!,
           t.cport[c]!,
           t.vaddr[c]!,
           t.vport[c]!,
           t.daddr[c]!,
           t.dport[c]!,
-          state,
+          this.balancer.connStateName(c),
           t.expires[c]! - now,
         ),
       );
