@@ -14,41 +14,33 @@ export interface SysctlDef {
   readonly set: (e: Engine, v: number) => void;
 }
 
+/** The engine fields that hold settings. */
+type SettingField = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate';
+
+/** A setting kept in engine field `field`, valid in 0..max. */
+function setting(name: string, field: SettingField, max: number): SysctlDef {
+  return {
+    name,
+    min: 0,
+    max,
+    get: (e) => e[field],
+    set: (e, v) => {
+      e[field] = v;
+    },
+  };
+}
+
 export const SYSCTLS: readonly SysctlDef[] = [
-  {
-    // 0: a SYN revives a finished connection's entry (same dest); bit 1: a SYN on TIME_WAIT or
-    // CLOSE is scheduled afresh; bit 2: also on FIN_WAIT for DR/TUN connections.
-    name: 'conn_reuse_mode',
-    min: 0,
-    max: 3,
-    get: (e) => e.connReuseMode,
-    set: (e, v) => {
-      e.connReuseMode = v;
-    },
-  },
-  {
-    // 1: a connection whose dest was deleted is expired on its next packet, which is scheduled
-    // afresh if it may start a connection (else dropped); 0: its packets are dropped until it
-    // times out.
-    name: 'expire_nodest_conn',
-    min: 0,
-    max: 1,
-    get: (e) => e.expireNodestConn,
-    set: (e, v) => {
-      e.expireNodestConn = v;
-    },
-  },
-  {
-    // 1: a persistence template whose dest is quiescent (weight 0) is dropped, so the client's
-    // next connection is scheduled to a dest with weight.
-    name: 'expire_quiescent_template',
-    min: 0,
-    max: 1,
-    get: (e) => e.expireQuiescentTemplate,
-    set: (e, v) => {
-      e.expireQuiescentTemplate = v;
-    },
-  },
+  // 0: a SYN revives a finished connection's entry (same dest); bit 1: a SYN on TIME_WAIT or
+  // CLOSE is scheduled afresh; bit 2: also on FIN_WAIT for DR/TUN connections.
+  setting('conn_reuse_mode', 'connReuseMode', 3),
+  // 1: a connection whose dest was deleted is expired on its next packet, which is scheduled
+  // afresh if it may start a connection (else dropped); 0: its packets are dropped until it
+  // times out.
+  setting('expire_nodest_conn', 'expireNodestConn', 1),
+  // 1: a persistence template whose dest is quiescent (weight 0) is dropped, so the client's
+  // next connection is scheduled to a dest with weight.
+  setting('expire_quiescent_template', 'expireQuiescentTemplate', 1),
 ];
 
 const BY_NAME = new Map(SYSCTLS.map((d) => [d.name, d]));
