@@ -191,11 +191,8 @@ export async function main(argv: string[]): Promise<number> {
   }, 1000);
 
   let metrics: Server | undefined;
-  let stopping = false;
-  const shutdown = async (why: string, code: number): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    log(`stopping (${why})`);
+  /** Stop the timers and servers, close the devices, undo the host changes. */
+  const release = async (): Promise<void> => {
     clearInterval(ticker);
     clearInterval(estTicker);
     metrics?.close();
@@ -204,6 +201,13 @@ export async function main(argv: string[]): Promise<number> {
     io.close();
     icmpIn.close();
     if (routing) await routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
+  };
+  let stopping = false;
+  const shutdown = async (why: string, code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log(`stopping (${why})`);
+    await release();
     process.exit(code);
   };
 
@@ -213,13 +217,7 @@ export async function main(argv: string[]): Promise<number> {
     if (values.metrics !== undefined) metrics = await startMetricsServer(values.metrics as string, balancer);
   } catch (err) {
     log((err as Error).message);
-    clearInterval(ticker);
-    clearInterval(estTicker);
-    metrics?.close();
-    await server.close().catch(() => {});
-    io.close();
-    icmpIn.close();
-    if (routing) await routing.teardown().catch(() => {});
+    await release();
     return 1;
   }
 
