@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 import { pattern } from '../../netns/pattern';
 import type { EngineStats } from '../../src/ctl/protocol';
 import { type PcapFile, readPcap } from './pcap';
@@ -303,4 +304,18 @@ export class Lab {
     const r = await this.exec(this.dir, [process.execPath, '-e', script, this.socket]);
     return (JSON.parse(r.stdout) as { result: EngineStats }).result;
   }
+}
+
+/**
+ * A 1 MiB-class download and upload through `vip`, byte-identical, during which the TUN handed
+ * lvsd GSO segments (offloads in use) and none was refused as bad_offload.
+ */
+export async function expectOffloadedTransfer(lab: Lab, vip: string, size: number, timeoutS = 20): Promise<void> {
+  const before = (await lab.engineStats()).offload;
+  const t = await lab.transfer(vip, size, timeoutS);
+  expect(t.got).toBe(t.want);
+  expect(t.upload).toMatch(new RegExp(`^rs[12] got ${size}\\n$`));
+  const after = await lab.engineStats();
+  expect(after.offload.gso - before.gso).toBeGreaterThan(0);
+  expect(after.drops.bad_offload ?? 0).toBe(0);
 }

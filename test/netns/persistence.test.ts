@@ -28,6 +28,18 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
     await lab.down();
   });
 
+  /**
+   * Datagrams from a connected UDP socket to VIP:port for up to 2 s: the error code the socket
+   * reports (an ICMP error reached it), or "silence".
+   */
+  async function udpOutcome(port: number): Promise<string> {
+    const script =
+      'const s=require("dgram").createSocket("udp4");s.on("error",(e)=>{console.log(e.code);process.exit(0)});' +
+      `s.connect(${port},"${VIP}",()=>{s.send("q");setInterval(()=>s.send("q"),200)});` +
+      'setTimeout(()=>{console.log("silence");process.exit(0)},2000);';
+    return (await lab.exec(lab.client, [process.execPath, '-e', script])).stdout.trim();
+  }
+
   /** The real server that answered a request from client address `src`. */
   async function from(src: string): Promise<string> {
     const r = await lab.curl(`http://${VIP}/`, ['--interface', src]);
@@ -232,20 +244,14 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
     const ping = await lab.exec(lab.client, ['ping', '-c', '2', '-i', '0.2', '-W', '1', VIP]);
     expect(ping.stdout).toMatch(/2 packets transmitted, 2 received/);
     // A connected UDP socket learns of the port unreachable as ECONNREFUSED.
-    const script =
-      'const s=require("dgram").createSocket("udp4");s.on("error",(e)=>{console.log(e.code);process.exit(0)});' +
-      `s.connect(53,"${VIP}",()=>{s.send("q");setInterval(()=>s.send("q"),200)});setTimeout(()=>{console.log("silence");process.exit(0)},2000);`;
-    expect((await lab.exec(lab.client, [process.execPath, '-e', script])).stdout.trim()).toBe('ECONNREFUSED');
+    expect(await udpOutcome(53)).toBe('ECONNREFUSED');
     await lab.lvsadmOk('-D', '-u', `${VIP}:53`);
   });
 
   it("relays a NAT real server's port unreachable to the client (ECONNREFUSED on its UDP socket)", async () => {
     await lab.lvsadmOk('-A', '-u', `${VIP}:54`, '-s', 'rr');
     await lab.lvsadmOk('-a', '-u', `${VIP}:54`, '-r', '172.16.0.1:5454', '-m'); // nothing listens there
-    const script =
-      'const s=require("dgram").createSocket("udp4");s.on("error",(e)=>{console.log(e.code);process.exit(0)});' +
-      `s.connect(54,"${VIP}",()=>{s.send("q");setInterval(()=>s.send("q"),200)});setTimeout(()=>{console.log("silence");process.exit(0)},2000);`;
-    expect((await lab.exec(lab.client, [process.execPath, '-e', script])).stdout.trim()).toBe('ECONNREFUSED');
+    expect(await udpOutcome(54)).toBe('ECONNREFUSED');
     await lab.lvsadmOk('-D', '-u', `${VIP}:54`);
   });
 
