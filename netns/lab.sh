@@ -16,16 +16,20 @@
 #        the director reaches the real servers through the router; they answer the client
 #        through the router, never through the director
 #
-#   netns/lab.sh up PREFIX [nat|dr|tun]    build the lab (default nat)
+#   sync the dr lab plus a second director (PREFIX-dir2, 192.168.0.252) and a link between the
+#        two directors for connection sync (sync0: 10.9.0.1/30 in dir, 10.9.0.2/30 in dir2); the
+#        client reaches the VIP through a host route via 192.168.0.254, which a failover moves
+#
+#   netns/lab.sh up PREFIX [nat|dr|tun|sync]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
 set -Eeuo pipefail
 
-cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun]}
-P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun]}
+cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync]}
+P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync]}
 MODE=${3:-nat}
 RS_MTU=${RS_MTU:-1500}
-C=$P-client D=$P-dir R1=$P-rs1 R2=$P-rs2 SW=$P-sw RT=$P-rtr
-ALL=("$C" "$D" "$R1" "$R2" "$SW" "$RT")
+C=$P-client D=$P-dir D2=$P-dir2 R1=$P-rs1 R2=$P-rs2 SW=$P-sw RT=$P-rtr
+ALL=("$C" "$D" "$D2" "$R1" "$R2" "$SW" "$RT")
 
 down() {
   for ns in "${ALL[@]}"; do
@@ -94,6 +98,18 @@ up_dr() {
   port "$R2" eth0 192.168.0.12/24 "$SW" br0 rs2
 }
 
+up_sync() {
+  up_dr
+  ns_add "$D2"
+  port "$D2" eth0 192.168.0.252/24 "$SW" br0 dir2
+  ip -n "$D" link add sync0 type veth peer name sync0 netns "$D2"
+  ip -n "$D" addr add 10.9.0.1/30 dev sync0
+  ip -n "$D2" addr add 10.9.0.2/30 dev sync0
+  ip -n "$D" link set sync0 up
+  ip -n "$D2" link set sync0 up
+  ip -n "$C" route add 192.168.0.1/32 via 192.168.0.254
+}
+
 up_tun() {
   ns_add "$C" "$D" "$R1" "$R2" "$SW" "$RT"
   ip -n "$SW" link add br0 type bridge
@@ -123,15 +139,16 @@ case "$cmd" in
       nat) up_nat ;;
       dr) up_dr ;;
       tun) up_tun ;;
+      sync) up_sync ;;
       *)
-        echo "lab.sh: unknown mode $MODE (nat, dr or tun)" >&2
+        echo "lab.sh: unknown mode $MODE (nat, dr, tun or sync)" >&2
         exit 2
         ;;
     esac
     ;;
   down) down ;;
   *)
-    echo "usage: lab.sh up|down PREFIX [nat|dr|tun]" >&2
+    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync]" >&2
     exit 2
     ;;
 esac

@@ -38,12 +38,26 @@ export const SVC_F_SCHED1 = 0x8;
 export const SVC_F_SCHED2 = 0x10;
 export const SVC_F_SCHED3 = 0x20;
 
-/** Connection flags (IP_VS_CONN_F_*), the subset lvs-ts uses. */
+/**
+ * Connection flags (IP_VS_CONN_F_*), with the kernel's values: the sync protocol carries them on
+ * the wire.
+ */
 export const CONN_F_FWD_MASK = 0x0007;
-export const CONN_F_NOOUTPUT = 0x0400;
-export const CONN_F_INACTIVE = 0x0800;
+/** Created by a sync message (a backup director's copy). */
+export const CONN_F_SYNC = 0x0020;
+export const CONN_F_NOOUTPUT = 0x0080;
+export const CONN_F_INACTIVE = 0x0100;
+/** Sequence numbers adjusted by an application helper (FTP), out and in. */
+export const CONN_F_OUT_SEQ = 0x0200;
+export const CONN_F_IN_SEQ = 0x0400;
+export const CONN_F_SEQ_MASK = 0x0600;
+/** Client port not known yet (an FTP passive data connection's expectation). */
+export const CONN_F_NO_CPORT = 0x0800;
 export const CONN_F_TEMPLATE = 0x1000;
 export const CONN_F_ONE_PACKET = 0x2000;
+/** The flags a backup accepts from a sync message (IP_VS_CONN_F_BACKUP_MASK), and may update later. */
+export const CONN_F_BACKUP_MASK = 0x1f87;
+export const CONN_F_BACKUP_UPD_MASK = 0x0700;
 
 /** The size `ipvsadm -L` reports in its banner: the kernel's default connection hash size. */
 export const CONN_TAB_SIZE = 4096;

@@ -12,7 +12,7 @@
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
-import type { DestKey, DestSpec, Request, ServiceKey, ServiceSpec, Timeouts } from '../ctl/protocol';
+import type { DaemonSpec, DestKey, DestSpec, Request, ServiceKey, ServiceSpec, Timeouts } from '../ctl/protocol';
 import {
   DEFAULT_PERSISTENT_TIMEOUT,
   DEFAULT_SCHEDULER,
@@ -41,6 +41,10 @@ const UINT_MAX = 0xffffffff;
 /** IP_VS_SCHEDNAME_MAXLEN - 1 and IP_VS_PENAME_MAXLEN: ipvsadm strncpy()s names to these. */
 const SCHED_NAME_MAX = 15;
 const PE_NAME_MAX = 16;
+/** IP_VS_IFNAME_MAXLEN: --mcast-interface keeps at most 15 characters. */
+const IFNAME_MAX = 16;
+/** The sync daemon's interface when --mcast-interface is not given (ipvsadm's DEF_MCAST_IFN). */
+const DEFAULT_MCAST_IFN = 'eth0';
 /** ipvsadm copies -b's argument into a 128-byte buffer. */
 const SCHED_FLAGS_ARG_MAX = 127;
 
@@ -656,6 +660,7 @@ interface Entry {
   };
   timeouts: Timeouts;
   schedFlagsArg: string;
+  daemon: DaemonSpec;
 }
 
 function newEntry(cmd: CommandName): Entry {
@@ -678,6 +683,7 @@ function newEntry(cmd: CommandName): Entry {
     },
     timeouts: { tcp: 0, tcpfin: 0, udp: 0 },
     schedFlagsArg: '',
+    daemon: { state: 'master', mcastIfn: '', syncid: 0, maxlen: 0, group: '', port: 0, ttl: 0 },
   };
 }
 
@@ -878,11 +884,15 @@ async function applyOption(
       return;
     case 'mcast-interface':
       setOption(e, 'mcast-interface');
+      e.daemon.mcastIfn = optarg.slice(0, IFNAME_MAX - 1);
       return;
-    case 'syncid':
+    case 'syncid': {
       setOption(e, 'syncid');
-      if (stringToNumber(optarg, 0, 255) === null) fail('illegal syncid specified');
+      const n = stringToNumber(optarg, 0, 255);
+      if (n === null) fail('illegal syncid specified');
+      e.daemon.syncid = n;
       return;
+    }
     case 'timeout':
       setOption(e, 'timeout');
       return;
@@ -941,20 +951,30 @@ async function applyOption(
         const first = Number(optarg.split('.')[0]);
         if (!isIPv4(optarg) || first < 224 || first > 239) fail(`invalid IPv4 mcast-group \`${optarg}'`);
       }
+      e.daemon.group = optarg;
       return;
     }
-    case 'mcast-port':
+    case 'mcast-port': {
       setOption(e, 'mcast-port');
-      if (stringToNumber(optarg, 1, 65535) === null) fail('illegal mcast-port specified');
+      const n = stringToNumber(optarg, 1, 65535);
+      if (n === null) fail('illegal mcast-port specified');
+      e.daemon.port = n;
       return;
-    case 'mcast-ttl':
+    }
+    case 'mcast-ttl': {
       setOption(e, 'mcast-ttl');
-      if (stringToNumber(optarg, 1, 255) === null) fail('illegal mcast-ttl specified');
+      const n = stringToNumber(optarg, 1, 255);
+      if (n === null) fail('illegal mcast-ttl specified');
+      e.daemon.ttl = n;
       return;
-    case 'sync-maxlen':
+    }
+    case 'sync-maxlen': {
       setOption(e, 'sync-maxlen');
-      if (stringToNumber(optarg, 1, 65535 - 20 - 8) === null) fail('illegal sync-maxlen specified');
+      const n = stringToNumber(optarg, 1, 65535 - 20 - 8);
+      if (n === null) fail('illegal sync-maxlen specified');
+      e.daemon.maxlen = n;
       return;
+    }
     case 'tun-info':
       setOption(e, 'tun-info');
       e.format.tunInfo = true;
@@ -1068,9 +1088,16 @@ function finish(e: Entry): LvsadmCommand {
     case 'restore':
       return { kind: 'restore' };
     case 'start-daemon':
+      if (e.daemon.group.includes(':')) unsupported('IPv6');
+      return {
+        kind: 'request',
+        request: {
+          cmd: 'start-daemon',
+          daemon: { ...e.daemon, mcastIfn: e.daemon.mcastIfn || DEFAULT_MCAST_IFN },
+        },
+      };
     case 'stop-daemon':
-      unsupported(`the sync daemon (--${e.cmd})`);
-      break;
+      return { kind: 'request', request: { cmd: 'stop-daemon', state: e.daemon.state } };
     case 'flush':
       return { kind: 'request', request: { cmd: 'flush' } };
     case 'add-service':
@@ -1119,6 +1146,7 @@ async function parse(argv: readonly string[], resolver: ArgResolver): Promise<Pa
   if (!cmd) tryHelp();
 
   const e = newEntry(cmd);
+  if (first.arg === 'backup') e.daemon.state = 'backup';
   const state = { nameProto: 0 };
   for (;;) {
     const ev = scanner.nextOpt();

@@ -11,7 +11,15 @@
 // more than 2^31 apart compare "wrapped"; that quirk is kept.
 
 import { procProtoName } from '../ctl/procfs-format';
-import type { ConnSnapshot, DestSnapshot, ServiceKey, ServiceSnapshot, Snapshot, Timeouts } from '../ctl/protocol';
+import type {
+  ConnSnapshot,
+  DaemonSpec,
+  DestSnapshot,
+  ServiceKey,
+  ServiceSnapshot,
+  Snapshot,
+  Timeouts,
+} from '../ctl/protocol';
 import {
   FWD_DROUTE,
   FWD_LOCALNODE,
@@ -380,4 +388,21 @@ export function connAddresses(conns: readonly ConnSnapshot[]): string[] {
     set.add(c.daddr);
   }
   return [...set];
+}
+
+/**
+ * `-L --daemon` (list_daemon): one line per running sync daemon, master first, with the
+ * settings the daemon runs with; nothing when none runs.
+ */
+export function formatDaemons(daemons: readonly DaemonSpec[]): string {
+  let out = '';
+  for (const d of daemons) {
+    out += `${d.state} sync daemon (mcast=${d.mcastIfn}, syncid=${d.syncid}`;
+    if (d.maxlen) out += `, maxlen=${d.maxlen}`;
+    if (d.group) out += `, group=${d.group}`;
+    if (d.port) out += `, port=${d.port}`;
+    if (d.ttl) out += `, ttl=${d.ttl}`;
+    out += ')\n';
+  }
+  return out;
 }

@@ -8,7 +8,7 @@
 
 import { lookupService } from 'node:dns/promises';
 import { ControlSocketError, request } from '../ctl/client';
-import type { ConnSnapshot, Request, Response, Snapshot, Timeouts } from '../ctl/protocol';
+import type { ConnSnapshot, DaemonSpec, Request, Response, Snapshot, Timeouts } from '../ctl/protocol';
 import { socketPath } from '../ctl/protocol';
 import { ipvsStrerror } from '../errors';
 import { IPPROTO_TCP, IPPROTO_UDP, IPVS_VERSION } from '../ip-vs';
@@ -27,6 +27,7 @@ import {
   connAddresses,
   findService,
   formatConnections,
+  formatDaemons,
   formatList,
   formatListService,
   formatSave,
@@ -240,7 +241,7 @@ const DEFAULT_DEPS: MainDeps = {
 /** The command name libipvs's error table uses for a request. */
 function errorCommand(req: Request): string {
   if (req.cmd === 'set-timeouts') return 'set';
-  if (req.cmd === 'get-timeouts' || req.cmd === 'list-conns') return 'list';
+  if (req.cmd === 'get-timeouts' || req.cmd === 'list-conns' || req.cmd === 'list-daemons') return 'list';
   return req.cmd;
 }
 
@@ -345,9 +346,13 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
       deps.stdout(formatTimeouts(asTimeouts(result)));
       return 0;
     }
-    case 'list-daemons':
-      // lvs-ts runs no connection-sync daemon yet: ipvsadm prints nothing when none runs.
+    case 'list-daemons': {
+      const result = await fetch({ cmd: 'list-daemons' });
+      if (result === null) return 1;
+      if (!Array.isArray(result)) throw new BadReplyError('not a list of daemons');
+      deps.stdout(formatDaemons(result as DaemonSpec[]));
       return 0;
+    }
     case 'restore':
       return restore(path, deps);
   }

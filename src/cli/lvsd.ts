@@ -42,7 +42,8 @@ Options:
                      steers traffic into the TUN
   --batch N          packets per read/send batch (default: 64)
   --procfs-root DIR  where to keep the kernel-format /proc files (net/ip_vs, net/ip_vs_conn,
-                     net/ip_vs_stats, sys/net/ipv4/vs/*), rewritten every second
+                     net/ip_vs_conn_sync, net/ip_vs_stats, sys/net/ipv4/vs/*), rewritten
+                     every second
                      (default: ${DEFAULT_PROCFS_ROOT}; with another --socket, <socket>.proc)
   --metrics ADDR:PORT
                      serve Prometheus metrics at http://ADDR:PORT/metrics (README lists them)
@@ -160,7 +161,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const engine = new Engine(io);
   for (const s of sysctls) s.def.set(engine, s.value);
-  const balancer = new Balancer(engine, host);
+  const balancer = new Balancer(engine, host, log);
   // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
   const procRoot =
     (values['procfs-root'] as string | undefined) ?? (sock === DEFAULT_SOCKET ? DEFAULT_PROCFS_ROOT : `${sock}.proc`);
@@ -195,6 +196,7 @@ export async function main(argv: string[]): Promise<number> {
   const release = async (): Promise<void> => {
     clearInterval(ticker);
     clearInterval(estTicker);
+    balancer.sync.close();
     metrics?.close();
     procfs.remove();
     await server.close().catch(() => {});

@@ -73,6 +73,10 @@ export class ConnTable {
   control: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** For a template: how many connections it controls. */
   nControl: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  /** Client packets seen (the sync daemon's in_pkts: it syncs every sync_period-th). */
+  inPkts: Uint32Array<ArrayBuffer> = new Uint32Array(0);
+  /** The state last sent to the sync backups (old_state). */
+  syncedState: Uint8Array<ArrayBuffer> = new Uint8Array(0);
   private inNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   private outNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   private wheelNext: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -197,6 +201,8 @@ export class ConnTable {
     this.expires[c] = now + timeout;
     this.control[c] = NIL;
     this.nControl[c] = 0;
+    this.inPkts[c] = 0;
+    this.syncedState[c] = 0;
     this.live[c] = LIVE;
     this.hash(c);
     const slot = (now + timeout) & WHEEL_MASK;
@@ -337,6 +343,8 @@ export class ConnTable {
     this.expires = growU32(this.expires, capacity);
     this.control = growI32(this.control, capacity);
     this.nControl = growU32(this.nControl, capacity);
+    this.inPkts = growU32(this.inPkts, capacity);
+    this.syncedState = growU8(this.syncedState, capacity);
     this.inNext = growI32(this.inNext, capacity);
     this.outNext = growI32(this.outNext, capacity);
     this.wheelNext = growI32(this.wheelNext, capacity);

@@ -21,8 +21,13 @@
 
 import { ConnTable, NIL } from '../conn/conn-table';
 import {
+  CONN_F_BACKUP_MASK,
+  CONN_F_BACKUP_UPD_MASK,
+  CONN_F_FWD_MASK,
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,
+  CONN_F_ONE_PACKET,
+  CONN_F_SYNC,
   CONN_F_TEMPLATE,
   DEST_F_AVAILABLE,
   type Dest,
@@ -43,6 +48,7 @@ import {
 import type { PacketIo } from '../native/packet-io';
 import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/proto';
 import { tcp } from '../proto/tcp';
+import { TCP_S_CLOSE, TCP_S_CLOSE_WAIT, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT } from '../proto/tcp-states';
 import { udp } from '../proto/udp';
 import { checksum, update32 } from '../wire/checksum';
 import {
@@ -54,6 +60,7 @@ import {
   ICMP_TIME_EXCEEDED,
 } from '../wire/icmp';
 import { IPV4, Ipv4View } from '../wire/ipv4';
+import type { SyncConn } from '../wire/sync';
 import { TCP } from '../wire/tcp';
 import { UDP } from '../wire/udp';
 import { V_FRAGMENT, V_OK } from '../wire/verdict';
@@ -88,6 +95,26 @@ const FTP_PORT = 21;
 const ICMP_ERRORS_PER_SECOND = 1000;
 /** persistTemplate's "table full" result (NIL means "no dest"). */
 const TABLE_FULL = -2;
+/**
+ * The kernel's sync_threshold default "3 50": a connection is synced when its client packet
+ * count modulo SYNC_PERIOD equals SYNC_THRESHOLD (and on TCP state changes).
+ */
+export const SYNC_THRESHOLD = 3;
+export const SYNC_PERIOD = 50;
+/** TCP states worth syncing (ip_vs_sync_conn_needed); a change into one but ESTABLISHED syncs at once. */
+const TCP_SYNC_STATES =
+  (1 << TCP_S_ESTABLISHED) |
+  (1 << TCP_S_FIN_WAIT) |
+  (1 << TCP_S_CLOSE) |
+  (1 << TCP_S_CLOSE_WAIT) |
+  (1 << TCP_S_TIME_WAIT);
+/** Template states a sync message may carry (IP_VS_CTPL_S_NONE, _ASSURED). */
+const TEMPLATE_STATES = 2;
+
+/** Where a master sync daemon takes the connections to send (src/ctl/sync-daemon.ts). */
+export interface SyncSink {
+  add(c: number): void;
+}
 
 const monotonicSeconds: Clock = () => performance.now() / 1000;
 
@@ -139,6 +166,10 @@ export class Engine implements XmitContext {
   expireNodestConn = 0;
   /** expire_quiescent_template: a template whose dest has weight 0 is dropped (and rescheduled). */
   expireQuiescentTemplate = 0;
+  /** The master sync daemon's sink, or null when no master runs. */
+  syncSink: SyncSink | null = null;
+  /** Connections created and updated from sync messages (a backup's work). */
+  readonly synced = { created: 0, updated: 0, ignored: 0 };
   /** ICMP errors sent in the current second (rate limit). */
   private icmpSecond = -1;
   private icmpErrors = 0;
@@ -548,8 +579,8 @@ export class Engine implements XmitContext {
   /** A client's packet of connection c. */
   private inHook(c: number, h: ProtoHandler): number {
     const conns = this.conns;
-    const dest = this.dests.get(conns.dest[c])!;
-    if ((dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    const dest = this.dests.get(conns.dest[c]) ?? this.bindSyncedDest(c);
+    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     this.dest = dest;
     const bytes = this.ip.totalLen;
     const ds = dest.stats;
@@ -562,6 +593,8 @@ export class Engine implements XmitContext {
     gs.inPkts++;
     gs.inBytes += bytes;
     this.setState(c, h, dest, h.transition(conns, c, DIR_IN, this.pkt));
+    const pkts = ++conns.inPkts[c];
+    if (this.syncSink !== null) this.syncConn(c, pkts);
     return TRANSMITTERS[conns.xmit[c]].in(this, c);
   }
 
@@ -569,8 +602,8 @@ export class Engine implements XmitContext {
   private outHook(c: number, h: ProtoHandler): number {
     const conns = this.conns;
     if (conns.xmit[c] !== FWD_MASQ) return bypass(this);
-    const dest = this.dests.get(conns.dest[c])!;
-    if ((dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    const dest = this.dests.get(conns.dest[c]) ?? this.bindSyncedDest(c);
+    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     this.dest = dest;
     const bytes = this.ip.totalLen;
     const ds = dest.stats;
@@ -607,6 +640,156 @@ export class Engine implements XmitContext {
       conns.timeout[c] = this.timeouts[h.protocol][state];
     }
     conns.touch(c, this.now);
+  }
+
+  /**
+   * Offer connection c (whose client packet count is now `pkts`) and the template controlling
+   * it to the master sync daemon, when ip_vs_sync_conn would send them: TCP in a state worth
+   * syncing, at once when it changed into one other than ESTABLISHED, otherwise (and for UDP)
+   * on every SYNC_PERIOD-th packet from the SYNC_THRESHOLD-th on; a template each time a
+   * connection it controls is offered. One-packet connections are never sent.
+   */
+  private syncConn(c: number, pkts: number): void {
+    const conns = this.conns;
+    const sink = this.syncSink!;
+    for (;;) {
+      if ((conns.flags[c] & CONN_F_ONE_PACKET) === 0 && this.syncNeeded(c, pkts)) sink.add(c);
+      const t = conns.control[c];
+      if (t === NIL) return;
+      c = t;
+      pkts = (conns.flags[c] & CONN_F_TEMPLATE) !== 0 ? ++conns.inPkts[c] : SYNC_THRESHOLD;
+    }
+  }
+
+  private syncNeeded(c: number, pkts: number): boolean {
+    const conns = this.conns;
+    const state = conns.state[c];
+    if ((conns.flags[c] & CONN_F_TEMPLATE) === 0) {
+      if (conns.protocol[c] === IPPROTO_TCP) {
+        if (((1 << state) & TCP_SYNC_STATES) === 0) return false;
+        if (state !== conns.syncedState[c] && state !== TCP_S_ESTABLISHED) {
+          conns.syncedState[c] = state;
+          return true;
+        }
+      }
+      if (pkts % SYNC_PERIOD !== SYNC_THRESHOLD) return false;
+    }
+    conns.syncedState[c] = state;
+    return true;
+  }
+
+  /**
+   * A connection from a backup's sync message (ip_vs_proc_conn): created with CONN_F_SYNC,
+   * bound to the matching dest when this director has the service, or updated (state, timeout,
+   * active/inactive) when it exists. A connection whose copy here goes to another real server
+   * is replaced, unless the message is about the old, finished one.
+   */
+  syncedConn(e: SyncConn): void {
+    const conns = this.conns;
+    let flags = (e.flags & CONN_F_BACKUP_MASK) | CONN_F_SYNC;
+    const template = (flags & CONN_F_TEMPLATE) !== 0;
+    const h = this.protos[e.protocol];
+    if (template ? e.state >= TEMPLATE_STATES : h === undefined || e.state >= h.stateNames.length) {
+      this.synced.ignored++;
+      return;
+    }
+    let c: number;
+    if (!template) {
+      c = conns.lookupIn(e.protocol, e.caddr, e.cport, e.vaddr, e.vport);
+      if (c !== NIL && (conns.daddr[c] !== e.daddr || conns.dport[c] !== e.dport)) {
+        if ((flags & CONN_F_INACTIVE) !== 0) {
+          this.synced.ignored++;
+          return;
+        }
+        this.removeConn(c);
+        c = NIL;
+      }
+    } else {
+      c = conns.lookupTemplate(e.protocol, e.caddr, e.vaddr, e.vport);
+    }
+    const timeout =
+      e.timeout !== 0 ? e.timeout : template || h === undefined ? 3 * 60 : this.timeouts[e.protocol][e.state];
+    if (c !== NIL) {
+      const old = conns.flags[c];
+      const dest = this.dests.get(conns.dest[c]);
+      if (((old ^ flags) & CONN_F_INACTIVE) !== 0 && !template && dest !== undefined) {
+        if ((flags & CONN_F_INACTIVE) !== 0) {
+          dest.activeConns--;
+          dest.inactConns++;
+        } else {
+          dest.activeConns++;
+          dest.inactConns--;
+        }
+      }
+      flags = (flags & CONN_F_BACKUP_UPD_MASK) | (old & ~CONN_F_BACKUP_UPD_MASK);
+      conns.flags[c] = flags;
+      if (dest === undefined) this.bindSyncedDest(c);
+      this.synced.updated++;
+    } else {
+      c = conns.insert(
+        e.protocol,
+        e.caddr,
+        e.cport,
+        e.vaddr,
+        e.vport,
+        e.daddr,
+        e.dport,
+        NIL,
+        flags & CONN_F_FWD_MASK,
+        flags,
+        e.state,
+        timeout,
+        this.now,
+      );
+      if (c === NIL) {
+        this.drops[D_TABLE_FULL]++;
+        return;
+      }
+      this.bindSyncedDest(c, e.fwmark);
+      this.synced.created++;
+    }
+    conns.inPkts[c] = SYNC_THRESHOLD;
+    conns.state[c] = e.state;
+    conns.syncedState[c] = e.state;
+    conns.timeout[c] = timeout;
+    conns.touch(c, this.now);
+  }
+
+  /**
+   * Bind synced connection c to its dest, found as ip_vs_find_dest does: the service by
+   * firewall mark or by <protocol, vaddr, vport> (a template of a mark service carries the mark
+   * as its vaddr), then the dest by address and port (port 0 matching any). Undefined while
+   * this director has no such service or dest.
+   */
+  private bindSyncedDest(c: number, fwmark = 0): Dest | undefined {
+    const conns = this.conns;
+    if (!conns.isLive(c) || conns.dest[c] !== NIL) return undefined;
+    const protocol = conns.protocol[c];
+    const mark = fwmark !== 0 ? fwmark : protocol === IPPROTO_IP ? conns.vaddr[c] : 0;
+    const svc =
+      mark !== 0 ? this.services.findMark(mark) : this.services.find(protocol, conns.vaddr[c], conns.vport[c]);
+    if (svc === undefined) return undefined;
+    const daddr = conns.daddr[c];
+    const dport = conns.dport[c];
+    let dest: Dest | undefined;
+    for (const d of svc.dests) {
+      if (d.addr === daddr && (d.port === dport || dport === 0 || d.port === 0)) {
+        dest = d;
+        if (d.port === dport) break;
+      }
+    }
+    if (dest === undefined) return undefined;
+    const flags = conns.flags[c];
+    conns.dest[c] = dest.id;
+    // A synced connection takes its method from the dest here, as ip_vs_bind_dest does.
+    conns.xmit[c] = dest.fwd;
+    conns.flags[c] =
+      (flags & ~(CONN_F_FWD_MASK | CONN_F_NOOUTPUT)) | dest.fwd | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0);
+    if ((flags & CONN_F_TEMPLATE) !== 0) dest.persistConns++;
+    else if ((flags & CONN_F_INACTIVE) !== 0) dest.inactConns++;
+    else dest.activeConns++;
+    overloadOnBind(dest);
+    return dest;
   }
 
   private newConn(svc: Service, dest: Dest, h: ProtoHandler): number {

@@ -43,6 +43,7 @@ import type {
   StatsSnapshot,
   Timeouts,
 } from './protocol';
+import { SyncDaemons } from './sync-daemon';
 
 const MAX_TIMEOUT = 2678400;
 const ETHERTYPE_IPV4 = 0x0800;
@@ -98,12 +99,16 @@ export class Balancer {
   private refreshing = false;
   /** Rate estimators (ip_vs_est) of the global stats and of every service and dest; tick every 2 s. */
   readonly estimators = new EstimatorSet();
+  /** The connection sync daemons (--start-daemon / --stop-daemon). */
+  readonly sync: SyncDaemons;
 
   constructor(
     readonly engine: Engine,
     private readonly host: HostNet,
+    log: (msg: string) => void = () => {},
   ) {
     this.estimators.add(engine.stats);
+    this.sync = new SyncDaemons(engine, log);
   }
 
   /** The director's global counters (/proc/net/ip_vs_stats). */

@@ -14,6 +14,7 @@
 // 2^53, never with 32-bit bitwise operators.
 
 import {
+  CONN_F_SYNC,
   FWD_DROUTE,
   FWD_LOCALNODE,
   FWD_TUNNEL,
@@ -36,8 +37,6 @@ export const PROC_HZ = 250;
 
 const IPPROTO_SCTP = 132;
 const IPPROTO_ICMPV6 = 58;
-/** IP_VS_CONN_F_SYNC: the entry was created by the sync daemon (its Origin reads SYNC). */
-const CONN_F_SYNC = 0x0020;
 
 const IP_VS_HEADER =
   'Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n';
@@ -56,7 +55,8 @@ function hex4(p: number): string {
 
 /**
  * One /proc/net/ip_vs_conn row, `"%-3s %08X %04X %08X %04X %08X %04X %-11s %7u\n"`, from
- * host-order numbers (lvsd formats straight from its connection table with this).
+ * host-order numbers (lvsd formats straight from its connection table with this). With
+ * `origin` (LOCAL or SYNC) it is an ip_vs_conn_sync row: `%-6s` of it before the expiry.
  */
 export function procConnRow(
   protocol: number,
@@ -68,13 +68,21 @@ export function procConnRow(
   dport: number,
   state: string,
   expires: number,
+  origin?: string,
 ): string {
-  return (
+  const head =
     `${procProtoName(protocol).padEnd(3)} ${hex8(caddr)} ${hex4(cport)} ${hex8(vaddr)} ${hex4(vport)} ` +
-    `${hex8(daddr)} ${hex4(dport)} ${state.padEnd(11)} ${expiresField(expires)}\n`
-  );
+    `${hex8(daddr)} ${hex4(dport)} ${state.padEnd(11)} `;
+  return origin === undefined
+    ? `${head}${expiresField(expires)}\n`
+    : `${head}${origin.padEnd(6)} ${expiresField(expires)}\n`;
 }
-const CONN_SYNC_HEADER = 'Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires\n';
+
+/** The Origin column of /proc/net/ip_vs_conn_sync for connection flags. */
+export function connOrigin(flags: number): string {
+  return flags & CONN_F_SYNC ? 'SYNC' : 'LOCAL';
+}
+export const CONN_SYNC_HEADER = 'Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires\n';
 const STATS_TOTAL_HEADER =
   '   Total Incoming Outgoing         Incoming         Outgoing\n' +
   '   Conns  Packets  Packets            Bytes            Bytes\n';
@@ -159,14 +167,6 @@ function expiresField(seconds: number): string {
   return String(Math.max(0, Math.floor(seconds))).padStart(7);
 }
 
-/** The columns both connection files share, up to and including the padded state. */
-function connPrefix(c: ConnSnapshot): string {
-  return (
-    `${procProtoName(c.protocol).padEnd(3)} ${hexAddr(c.caddr)} ${hexPort(c.cport)} ` +
-    `${hexAddr(c.vaddr)} ${hexPort(c.vport)} ${hexAddr(c.daddr)} ${hexPort(c.dport)} ${c.state.padEnd(11)}`
-  );
-}
-
 /**
  * /proc/net/ip_vs_conn: one row per connection or persistence template. The kernel appends
  * " <pe name> <pe data>" only for connections of a persistence engine (--pe sip), which lvsd
@@ -194,8 +194,18 @@ export function formatProcIpVsConn(conns: readonly ConnSnapshot[]): string {
 export function formatProcIpVsConnSync(conns: readonly ConnSnapshot[]): string {
   let out = CONN_SYNC_HEADER;
   for (const c of conns) {
-    const origin = c.flags & CONN_F_SYNC ? 'SYNC' : 'LOCAL';
-    out += `${connPrefix(c)} ${origin.padEnd(6)} ${expiresField(c.expires)}\n`;
+    out += procConnRow(
+      c.protocol,
+      ipToU32(c.caddr),
+      c.cport,
+      ipToU32(c.vaddr),
+      c.vport,
+      ipToU32(c.daddr),
+      c.dport,
+      c.state,
+      c.expires,
+      connOrigin(c.flags),
+    );
   }
   return out;
 }

@@ -3,6 +3,7 @@
 //
 //   <root>/net/ip_vs               services and dests          (procfs-format.ts)
 //   <root>/net/ip_vs_conn          connections and templates
+//   <root>/net/ip_vs_conn_sync     the same with their origin (LOCAL, or SYNC from a master)
 //   <root>/net/ip_vs_stats         global counters and rates
 //   <root>/sys/net/ipv4/vs/<name>  the settings (sysctl.ts), one integer per file
 //
@@ -16,7 +17,15 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Balancer } from './balancer';
-import { CONN_HEADER, formatProcIpVs, formatProcIpVsStats, formatSysctlValue, procConnRow } from './procfs-format';
+import {
+  CONN_HEADER,
+  CONN_SYNC_HEADER,
+  connOrigin,
+  formatProcIpVs,
+  formatProcIpVsStats,
+  formatSysctlValue,
+  procConnRow,
+} from './procfs-format';
 import { readSysctls } from './sysctl';
 
 export const DEFAULT_PROCFS_ROOT = '/run/lvs/proc';
@@ -41,34 +50,40 @@ export class ProcfsWriter {
     for (const s of readSysctls(b.engine)) this.write(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
     if (--this.connDue > 0) return;
     const started = performance.now();
-    this.write('net/ip_vs_conn', this.connText());
+    const { conn, sync } = this.connTexts();
+    this.write('net/ip_vs_conn', conn);
+    this.write('net/ip_vs_conn_sync', sync);
     const ms = performance.now() - started;
     this.connEvery = Math.max(1, Math.ceil(ms / CONN_BUDGET_MS));
     this.connDue = this.connEvery;
   }
 
-  /** /proc/net/ip_vs_conn straight from the connection table (no snapshot objects). */
-  private connText(): string {
-    const e = this.balancer.engine;
-    const t = e.conns;
-    const now = e.now;
+  /**
+   * /proc/net/ip_vs_conn and ip_vs_conn_sync (the same rows with an Origin column) straight
+   * from the connection table, in one pass (no snapshot objects).
+   */
+  private connTexts(): { conn: string; sync: string } {
+    const b = this.balancer;
+    const t = b.engine.conns;
+    const now = b.engine.now;
     const rows: string[] = [CONN_HEADER];
+    const syncRows: string[] = [CONN_SYNC_HEADER];
     t.forEach((c) => {
-      rows.push(
-        procConnRow(
-          t.protocol[c]!,
-          t.caddr[c]!,
-          t.cport[c]!,
-          t.vaddr[c]!,
-          t.vport[c]!,
-          t.daddr[c]!,
-          t.dport[c]!,
-          this.balancer.connStateName(c),
-          t.expires[c]! - now,
-        ),
-      );
+      const state = b.connStateName(c);
+      const expires = t.expires[c]! - now;
+      const args = [
+        t.protocol[c]!,
+        t.caddr[c]!,
+        t.cport[c]!,
+        t.vaddr[c]!,
+        t.vport[c]!,
+        t.daddr[c]!,
+        t.dport[c]!,
+      ] as const;
+      rows.push(procConnRow(...args, state, expires));
+      syncRows.push(procConnRow(...args, state, expires, connOrigin(t.flags[c]!)));
     });
-    return rows.join('');
+    return { conn: rows.join(''), sync: syncRows.join('') };
   }
 
   /** Remove the hierarchy (lvsd stopping: no stale figures left behind). */

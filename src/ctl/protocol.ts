@@ -96,6 +96,17 @@ export interface Timeouts {
   udp: number;
 }
 
+/** A sync daemon's settings (ipvsadm's daemon options); 0 / '' mean the kernel's default. */
+export interface DaemonSpec {
+  state: 'master' | 'backup';
+  mcastIfn: string;
+  syncid: number;
+  maxlen: number;
+  group: string;
+  port: number;
+  ttl: number;
+}
+
 export type Request =
   | { cmd: 'add-service'; svc: ServiceSpec }
   | { cmd: 'edit-service'; svc: ServiceSpec }
@@ -109,6 +120,10 @@ export type Request =
   | { cmd: 'get-timeouts' }
   | { cmd: 'list' }
   | { cmd: 'list-conns' }
+  | { cmd: 'start-daemon'; daemon: DaemonSpec }
+  | { cmd: 'stop-daemon'; state: 'master' | 'backup' }
+  /** The running sync daemons, master first, with every default filled in (DaemonSpec[]). */
+  | { cmd: 'list-daemons' }
   /** lvsd's own counters (drops by reason, packets sent): not an ipvsadm command. */
   | { cmd: 'engine-stats' }
   /**

@@ -7,7 +7,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import { LvsError } from '../errors';
 import type { Balancer } from './balancer';
-import type { Request, Response } from './protocol';
+import type { DaemonSpec, Request, Response } from './protocol';
 import { readSysctls, sysctlDef, writeSysctl } from './sysctl';
 
 /** Longest request line accepted (a restore of thousands of rules still fits). */
@@ -39,6 +39,12 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
       return b.snapshot();
     case 'list-conns':
       return b.connections();
+    case 'start-daemon':
+      return b.sync.start(checkDaemonSpec(req.daemon));
+    case 'stop-daemon':
+      return b.sync.stop(req.state);
+    case 'list-daemons':
+      return b.sync.list();
     case 'sysctl': {
       if (req.name === undefined) return readSysctls(b.engine);
       if (typeof req.name !== 'string' || (req.value !== undefined && typeof req.value !== 'string')) {
@@ -55,6 +61,26 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
     default:
       throw new LvsError('EINVAL', `unknown command ${(req as { cmd?: unknown }).cmd}`);
   }
+}
+
+/** A start-daemon request's settings, checked field by field (the socket carries any JSON). */
+function checkDaemonSpec(d: unknown): DaemonSpec {
+  const v = d as Partial<DaemonSpec> | null;
+  const int = (n: unknown, max: number) => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max;
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    (v.state !== 'master' && v.state !== 'backup') ||
+    typeof v.mcastIfn !== 'string' ||
+    typeof v.group !== 'string' ||
+    !int(v.syncid, 255) ||
+    !int(v.maxlen, 65535) ||
+    !int(v.port, 65535) ||
+    !int(v.ttl, 255)
+  ) {
+    throw new LvsError('EINVAL', 'malformed start-daemon request');
+  }
+  return v as DaemonSpec;
 }
 
 function toResponse(err: unknown): Response {

@@ -69,6 +69,8 @@ export class Lab {
   readonly prefix: string;
   readonly client: string;
   readonly dir: string;
+  /** The second director of the sync lab. */
+  readonly dir2: string;
   readonly rs: string[];
   readonly sw: string;
   readonly router: string;
@@ -82,6 +84,7 @@ export class Lab {
     this.prefix = `lvst${process.pid % 100000}${tag}${labCounter++}`;
     this.client = `${this.prefix}-client`;
     this.dir = `${this.prefix}-dir`;
+    this.dir2 = `${this.prefix}-dir2`;
     this.rs = [`${this.prefix}-rs1`, `${this.prefix}-rs2`];
     this.sw = `${this.prefix}-sw`;
     this.router = `${this.prefix}-rtr`;
@@ -90,7 +93,7 @@ export class Lab {
   }
 
   /** Build the lab for `mode` (netns/lab.sh); env (e.g. RS_MTU) is passed to the script. */
-  async up(mode: 'nat' | 'dr' | 'tun' = 'nat', env: Record<string, string> = {}): Promise<void> {
+  async up(mode: 'nat' | 'dr' | 'tun' | 'sync' = 'nat', env: Record<string, string> = {}): Promise<void> {
     await run('bash', [LAB, 'up', this.prefix, mode], { env: { ...process.env, ...env } });
   }
 

@@ -278,6 +278,50 @@ describe('list, save, help and version', () => {
     [['-S', '-n'], { kind: 'save', format: { ...FMT, numeric: true } }],
     [['-R'], { kind: 'restore' }],
     [['-L', '--daemon'], { kind: 'list-daemons' }],
+    [
+      ['--start-daemon', 'master'],
+      {
+        kind: 'request',
+        request: {
+          cmd: 'start-daemon',
+          daemon: { state: 'master', mcastIfn: 'eth0', syncid: 0, maxlen: 0, group: '', port: 0, ttl: 0 },
+        },
+      },
+    ],
+    [
+      [
+        '--start-daemon',
+        'backup',
+        '--mcast-interface',
+        'a-very-long-interface-name',
+        '--syncid',
+        '7',
+        '--sync-maxlen',
+        '9000',
+        '--mcast-group',
+        '239.1.2.3',
+        '--mcast-port',
+        '9000',
+        '--mcast-ttl',
+        '4',
+      ],
+      {
+        kind: 'request',
+        request: {
+          cmd: 'start-daemon',
+          daemon: {
+            state: 'backup',
+            mcastIfn: 'a-very-long-int',
+            syncid: 7,
+            maxlen: 9000,
+            group: '239.1.2.3',
+            port: 9000,
+            ttl: 4,
+          },
+        },
+      },
+    ],
+    [['--stop-daemon', 'backup'], { kind: 'request', request: { cmd: 'stop-daemon', state: 'backup' } }],
     [['--restore'], { kind: 'restore' }],
     [['-h'], { kind: 'help' }],
     [['--help', '--bogus'], { kind: 'help' }],
@@ -428,13 +472,14 @@ describe('command-line errors: ipvsadm text and exit status', () => {
     expect(err.exitCode).toBe(exitCode);
   });
 
-  it.each([[['--start-daemon', 'master']], [['-A', '-t', '[::1]:80']], [['-A', '-f', '1', '-6']]])(
-    '%j is valid ipvsadm but reported as unsupported (exit 2)',
-    async (argv) => {
-      const err = await failure(...argv);
-      expect(err.kind).toBe('unsupported');
-      expect(err.exitCode).toBe(2);
-      expect(err.stderr).toMatch(/^lvsadm: .* is not supported by lvs-ts\n$/);
-    },
-  );
+  it.each([
+    [['-A', '-t', '[::1]:80']],
+    [['-A', '-f', '1', '-6']],
+    [['--start-daemon', 'master', '--mcast-group', 'ff02::1']],
+  ])('%j is valid ipvsadm but reported as unsupported (exit 2)', async (argv) => {
+    const err = await failure(...argv);
+    expect(err.kind).toBe('unsupported');
+    expect(err.exitCode).toBe(2);
+    expect(err.stderr).toMatch(/^lvsadm: .* is not supported by lvs-ts\n$/);
+  });
 });

@@ -310,9 +310,36 @@ describe('lvsadm main without a daemon', () => {
     expect(r.stderr.split('\n')[0]).toBe("Can't initialize ipvs: Permission denied (you must be root)");
   });
 
-  it('-L --daemon prints nothing (no sync daemon runs) and exits 0, asking lvsd nothing', async () => {
+  it('-L --daemon prints nothing when no sync daemon runs, exit 0', async () => {
+    lvsd.reply = () => ({ ok: true, result: [] });
     expect(await run(S('-L', '--daemon'))).toEqual({ code: 0, stdout: '', stderr: '' });
-    expect(lvsd.received).toEqual([]);
+    expect(lvsd.received).toEqual([{ cmd: 'list-daemons' }]);
+  });
+
+  it('-L --daemon prints each running daemon as ipvsadm does, master first', async () => {
+    lvsd.reply = () => ({
+      ok: true,
+      result: [
+        { state: 'master', mcastIfn: 'eth0', syncid: 0, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1 },
+        { state: 'backup', mcastIfn: 'sync0', syncid: 9, maxlen: 8972, group: '239.0.0.9', port: 9000, ttl: 1 },
+      ],
+    });
+    expect(await run(S('-L', '--daemon'))).toEqual({
+      code: 0,
+      stdout:
+        'master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n' +
+        'backup sync daemon (mcast=sync0, syncid=9, maxlen=8972, group=239.0.0.9, port=9000, ttl=1)\n',
+      stderr: '',
+    });
+  });
+
+  it.each([
+    [['--start-daemon', 'master'], 'EEXIST', 'Daemon has already run'],
+    [['--stop-daemon', 'backup'], 'ESRCH', 'No daemon is running'],
+    [['--start-daemon', 'master', '--mcast-interface', 'nope0'], 'ENODEV', 'No such device'],
+  ])('%j failing with %s prints "%s", exit 255', async (argv, errno, text) => {
+    lvsd.reply = () => ({ ok: false, errno, message: 'No such device' });
+    expect(await run(S(...argv))).toEqual({ code: 255, stdout: '', stderr: `${text}\n` });
   });
 
   describe('--sysctl (lvs-ts extension)', () => {
