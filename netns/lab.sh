@@ -6,6 +6,7 @@
 #
 #   nat  client 192.168.0.2 ── director (cli0 192.168.0.254) ── br0 172.16.0.254/24 ─┬─ rs1 172.16.0.1
 #        real servers route back through the director                               └─ rs2 172.16.0.2
+#        (the real-server side has MTU $RS_MTU, default 1500)
 #
 #   dr   one L2 segment (a bridge in PREFIX-sw): client 192.168.0.2, director 192.168.0.254,
 #        rs1 192.168.0.11, rs2 192.168.0.12; real servers answer the client directly
@@ -86,6 +87,11 @@ up_nat() {
   port "$R2" eth0 172.16.0.2/24 "$D" br0 rs2p
   ip -n "$R1" route add default via 172.16.0.254
   ip -n "$R2" route add default via 172.16.0.254
+  if [ "$RS_MTU" != 1500 ]; then
+    for dev in rs1p rs2p br0; do ip -n "$D" link set "$dev" mtu "$RS_MTU"; done
+    ip -n "$R1" link set eth0 mtu "$RS_MTU"
+    ip -n "$R2" link set eth0 mtu "$RS_MTU"
+  fi
 }
 
 up_dr() {

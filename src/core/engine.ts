@@ -6,11 +6,13 @@
 //   | the packet                                      | hook              | result                        |
 //   |-------------------------------------------------|-------------------|-------------------------------|
 //   | malformed IPv4 / TCP / UDP header               | -                 | drop, counted by wire verdict |
+//   | a fragment                                      | defragment        | held; the whole datagram is   |
+//   |                                                 |                   | then decided as one packet    |
 //   | matches a connection's client tuple             | inHook            | conn's transmitter, in        |
 //   | matches a connection's real-server reply tuple  | outHook           | conn's transmitter, out       |
 //   | to a service, may schedule (TCP SYN, any UDP)    | inHook (new conn) | scheduler → new conn → xmit   |
 //   | to a service, may not schedule                   | -                 | drop no_conn                  |
-//   | to a virtual IP, no service / fragment / other  | -                 | drop no_service / fragment    |
+//   | to a virtual IP, no service / other protocol    | -                 | drop no_service               |
 //   | anything else                                   | bypass            | forwarded unchanged           |
 //
 // TCP that is dropped as no_conn or no_service is answered with a reset (tcp-reset.ts), as the
@@ -60,10 +62,11 @@ import {
   ICMP_TIME_EXCEEDED,
 } from '../wire/icmp';
 import { IPV4, Ipv4View } from '../wire/ipv4';
+import { FRAG_COMPLETE, FRAG_HELD, Reassembler } from '../wire/reassembly';
 import type { SyncConn } from '../wire/sync';
 import { TCP } from '../wire/tcp';
 import { UDP } from '../wire/udp';
-import { V_FRAGMENT, V_OK } from '../wire/verdict';
+import { V_OK } from '../wire/verdict';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
@@ -75,12 +78,18 @@ import { sendTcpReset } from '../xmit/tcp-reset';
 import {
   D_BAD_OFFLOAD,
   D_DEST_UNAVAILABLE,
+  D_FRAG_BAD,
+  D_FRAG_DUPLICATE,
+  D_FRAG_NO_MEMORY,
+  D_FRAG_OVERLAP,
+  D_FRAG_TOO_BIG,
   D_NO_CONN,
   D_NO_DEST,
   D_NO_SERVICE,
   D_TABLE_FULL,
   D_TX_FAILED,
   TX,
+  TX_HELD,
   TX_QUEUED,
   VERDICT_COUNT,
 } from '../xmit/verdict';
@@ -110,6 +119,17 @@ const TCP_SYNC_STATES =
   (1 << TCP_S_TIME_WAIT);
 /** Template states a sync message may carry (IP_VS_CTPL_S_NONE, _ASSURED). */
 const TEMPLATE_STATES = 2;
+
+/** Drop reason by reassembly outcome (FRAG_DUPLICATE.. in wire/reassembly.ts). */
+const FRAG_DROPS: readonly number[] = [
+  0,
+  0,
+  D_FRAG_DUPLICATE,
+  D_FRAG_OVERLAP,
+  D_FRAG_TOO_BIG,
+  D_FRAG_BAD,
+  D_FRAG_NO_MEMORY,
+];
 
 /** Where a master sync daemon takes the connections to send (src/ctl/sync-daemon.ts). */
 export interface SyncSink {
@@ -156,6 +176,12 @@ export class Engine implements XmitContext {
   readonly vnetHdr: number;
   /** Firewall mark of the current packet (that of the device it was read from; 0: none). */
   mark = 0;
+  /** Fragments waiting for the rest of their datagram (bounded: wire/reassembly.ts defaults). */
+  readonly frags = new Reassembler();
+  /** The current packet was reassembled (it sits in the slab's big slot). */
+  reassembled = false;
+  /** The big slot holds a packet queued in this batch. */
+  private bigQueued = false;
   gsoSize = 0;
   csumStart = 0;
   csumOffset = 0;
@@ -223,7 +249,7 @@ export class Engine implements XmitContext {
       this.mark = marks[i];
       const v = this.process(slab.buf, slab.rxOffset(i), slab.rxLen[i]);
       if (v === TX) this.queue(this.outOff, this.outLen, this.outDev);
-      else if (v !== TX_QUEUED) drops[v]++;
+      else if (v > 0) drops[v]++;
     }
     this.flush();
   }
@@ -231,6 +257,7 @@ export class Engine implements XmitContext {
   /** Send what the batch queued. */
   private flush(): void {
     const tx = this.tx;
+    this.bigQueued = false;
     if (tx === 0) return;
     this.tx = 0;
     const sent = this.io.send(tx);
@@ -278,14 +305,12 @@ export class Engine implements XmitContext {
       const ov = this.readVnetHdr(buf, off - VNET_HDR_LEN);
       if (ov !== V_OK) return ov;
     }
+    if (ip.isFragment) return this.defragment(buf, off, len);
     const daddr = ip.dstAddr;
     const h = this.protos[ip.protocol];
-    if (h === undefined || ip.isFragment) {
-      if (this.services.isVip(daddr)) {
-        if (ip.isFragment) return V_FRAGMENT;
-        return ip.protocol === IPPROTO_ICMP ? this.icmpToVip() : D_NO_SERVICE;
-      }
-      if (ip.protocol === IPPROTO_ICMP && !ip.isFragment) return this.icmpFromRealServer();
+    if (h === undefined) {
+      if (this.services.isVip(daddr)) return ip.protocol === IPPROTO_ICMP ? this.icmpToVip() : D_NO_SERVICE;
+      if (ip.protocol === IPPROTO_ICMP) return this.icmpFromRealServer();
       return bypass(this);
     }
     const pkt = this.pkt;
@@ -342,6 +367,36 @@ export class Engine implements XmitContext {
       return D_NO_SERVICE;
     }
     return bypass(this);
+  }
+
+  /**
+   * A fragment (IPVS sees only whole datagrams: the kernel director reassembles before it). Kept
+   * until its datagram is complete; the datagram is then copied into the slab's big slot and
+   * decided as any packet, so all its fragments go the same way. Going out it is fragmented
+   * again where it exceeds the MTU (xmit/common.ts).
+   */
+  private defragment(buf: Buffer, off: number, len: number): number {
+    const r = this.frags;
+    const status = r.add(buf, off, len, this.now);
+    if (status === FRAG_HELD) return TX_HELD;
+    if (status !== FRAG_COMPLETE) return FRAG_DROPS[status]!;
+    const slab = this.io.slab;
+    // The big slot may still be queued from this batch: send that first.
+    if (this.bigQueued) this.flush();
+    const big = slab.bigOffset;
+    const n = r.copyComplete(slab.buf, big);
+    if (this.vnetHdr !== 0) slab.buf.fill(0, big - VNET_HDR_LEN, big);
+    this.reassembled = true;
+    const v = this.process(slab.buf, big, n);
+    this.reassembled = false;
+    if (v === TX) {
+      // Queued here, so the big slot's use is known to flush() before it is reused.
+      this.queue(this.outOff, this.outLen, this.outDev);
+      this.bigQueued = true;
+      return TX_HELD;
+    }
+    if (v === TX_QUEUED) this.bigQueued = true;
+    return v;
   }
 
   /**
@@ -854,6 +909,7 @@ export class Engine implements XmitContext {
   /** Expire what is due; call once a second. Returns the number of connections expired. */
   tick(): number {
     this.now = Math.floor(this.clock());
+    this.frags.expire(this.now);
     return this.conns.tick(this.now, this.onExpire);
   }
 }

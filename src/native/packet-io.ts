@@ -2,7 +2,7 @@
 // (TUN + raw socket through the addon) in lvsd, MemoryIo in tests and the engine benchmark.
 //
 // Slab layout: one Buffer, `rxSlots` slots of `slotSize` bytes, then `genSlots` slots of
-// `genSlotSize` bytes. Each slot starts with `headroom` free bytes so a transmitter can prepend an
+// `genSlotSize` bytes, then one big slot for a whole IPv4 datagram (a reassembled one). Each slot starts with `headroom` free bytes so a transmitter can prepend an
 // outer header (IPIP: 20, Ethernet: 14, virtio_net_hdr: 10) without copying. Received packet i
 // sits at `rxOffset(i)` with length `rxLen[i]`; with offloads (`vnetHdr` = 10) the TUN's
 // virtio_net_hdr for it sits in the 10 bytes before. The engine queues output packets as
@@ -18,6 +18,9 @@ export const DEFAULT_HEADROOM = 64;
 export const OFFLOAD_SLOT_SIZE = 65536 + 128;
 /** A gen slot with offloads on: room for one segment of a 9000-byte MTU plus an outer header. */
 export const OFFLOAD_GEN_SLOT_SIZE = 9216 + 128;
+
+/** The big slot: the largest IPv4 datagram after the headroom. */
+export const BIG_SLOT_SIZE = 65536 + 128;
 
 /** txDev value: send on the raw IPv4 socket (the kernel routes by destination address). */
 export const TX_DEV_RAW = 0;
@@ -47,7 +50,7 @@ export class Slab {
     readonly vnetHdr = 0,
   ) {
     if (vnetHdr > headroom) throw new RangeError(`Slab: vnetHdr ${vnetHdr} exceeds the headroom ${headroom}`);
-    this.buf = Buffer.alloc(rxSlots * slotSize + genSlots * genSlotSize);
+    this.buf = Buffer.alloc(rxSlots * slotSize + genSlots * genSlotSize + BIG_SLOT_SIZE);
     this.rxLen = new Uint32Array(rxSlots);
     this.rxMark = new Uint32Array(rxSlots);
     this.txOff = new Uint32Array(rxSlots + genSlots);
@@ -68,6 +71,11 @@ export class Slab {
   /** Offset of generated-packet slot g (after the headroom). */
   genOffset(g: number): number {
     return this.rxSlots * this.slotSize + g * this.genSlotSize + this.headroom;
+  }
+
+  /** Offset of the big slot (after the headroom): room for 65535 bytes. */
+  get bigOffset(): number {
+    return this.rxSlots * this.slotSize + this.genSlots * this.genSlotSize + this.headroom;
   }
 
   /** Largest packet an rx slot holds after its headroom. */

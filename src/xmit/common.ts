@@ -7,7 +7,9 @@
 //   tunnel.ts    nothing in the inner packet; a 20-byte outer IPv4 header (protocol 4, director →
 //                RIP, inner TOS, DF and TTL) is prepended in the headroom
 //   bypass.ts:   nothing
-// Packets over the path MTU with DF set are answered with ICMP fragmentation needed (icmp-error.ts).
+// Packets over the path MTU with DF set are answered with ICMP fragmentation needed (icmp-error.ts);
+// without DF they are fragmented: by the kernel for routed packets (NAT, bypass: back through the
+// TUN), here for DR frames and TUN outer packets.
 // TTL: a packet read from the TUN has already been forwarded once by the director's kernel,
 // which decremented its TTL (and answered an expiring one with ICMP time exceeded). Sending it
 // on the raw socket is not another hop, so transmitters leave the TTL alone: a real server sees
@@ -31,7 +33,6 @@ import type { ProtoHandler } from '../proto/proto';
 import { checksum } from '../wire/checksum';
 import { IPV4, type Ipv4View } from '../wire/ipv4';
 import { TCP } from '../wire/tcp';
-import { VNET_HDR_LEN } from '../wire/vnet';
 import { TX } from './verdict';
 
 export interface XmitContext {
@@ -53,6 +54,12 @@ export interface XmitContext {
   csumStart: number;
   /** Offset of the partial checksum field from csumStart. */
   csumOffset: number;
+  /**
+   * The current packet is a datagram reassembled from fragments (in the slab's big slot, a
+   * zeroed virtio_net_hdr before it with offloads): routed ones go back through the TUN, so the
+   * kernel fragments them again on the way out.
+   */
+  reassembled: boolean;
   /** Queue one more output packet now (generated ICMP, fragments). False when the batch is full. */
   queue(off: number, len: number, dev: number): boolean;
   /**
@@ -76,14 +83,16 @@ export interface Transmitter {
 
 /**
  * Queue the current IPv4 packet, as it now is, for the kernel to route by its destination: on the
- * raw IPv4 socket, or (a GSO packet) back into the TUN, with TTL + 1 when `restoreTtl`.
+ * raw IPv4 socket, or back into the TUN when the kernel must cut it up (a GSO packet; a
+ * reassembled datagram or one over the path MTU without DF, `viaKernel`, which the kernel
+ * fragments), with TTL + 1 when `restoreTtl` (that forward decrements it again).
  */
-export function sendRouted(x: XmitContext, restoreTtl: boolean): number {
+export function sendRouted(x: XmitContext, restoreTtl: boolean, viaKernel = false): number {
   const ip = x.ip;
-  if (x.gsoSize !== 0) {
+  if (x.gsoSize !== 0 || viaKernel || x.reassembled) {
     if (restoreTtl && ip.ttl < 255) ip.incTtlWithChecksumUpdate();
-    x.outOff = ip.off - VNET_HDR_LEN;
-    x.outLen = ip.totalLen + VNET_HDR_LEN;
+    x.outOff = ip.off - x.vnetHdr;
+    x.outLen = ip.totalLen + x.vnetHdr;
     x.outDev = TX_DEV_TUN;
     return TX;
   }

@@ -2,15 +2,37 @@
 // server's MAC on the interface towards it. The real server owns the VIP and answers the client
 // itself, so only the client's direction exists. With offloads the frame starts with a
 // virtio_net_hdr (the packet socket has PACKET_VNET_HDR): a partial checksum or a GSO packet
-// is left for the kernel to complete or segment on the way out.
+// is left for the kernel to complete or segment on the way out. A packet over the MTU without
+// DF (a reassembled datagram) leaves as IPv4 fragments, one frame each.
 
+import { fragmentCount, writeFragment } from '../wire/fragment';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, writeVnetHdr } from '../wire/vnet';
 import { bypass } from './bypass';
-import { type Transmitter, tcpHeaderLen, wireLen, type XmitContext } from './common';
+import { completeChecksum, type Transmitter, tcpHeaderLen, wireLen, type XmitContext } from './common';
 import { sendFragNeeded } from './icmp-error';
-import { D_FRAG_NEEDED, D_NEIGH_MISS, D_TOO_BIG, TX } from './verdict';
+import { D_FRAG_NEEDED, D_NEIGH_MISS, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 const ETH_HEADER = 14;
+
+/** The current packet (no DF, not GSO) as fragments of at most `mtu` bytes, one frame each. */
+function sendFragments(x: XmitContext, header: Buffer, mtu: number): number {
+  const ip = x.ip;
+  if (x.csumStart !== 0) completeChecksum(x);
+  const buf = ip.buf;
+  const n = fragmentCount(buf, ip.off, mtu);
+  if (n === 0 || mtu > x.slotCapacity) return D_TOO_BIG;
+  const vnet = x.vnetHdr;
+  const dev = x.dest.l2Dev;
+  for (let i = 0; i < n; i++) {
+    const g = x.genSlot();
+    const len = writeFragment(buf, ip.off, mtu, i, buf, g);
+    const frame = g - ETH_HEADER - vnet;
+    if (vnet !== 0) writeVnetHdr(buf, frame, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+    header.copy(buf, g - ETH_HEADER, 0, ETH_HEADER);
+    if (!x.queue(frame, vnet + ETH_HEADER + len, dev)) return D_TOO_BIG;
+  }
+  return TX_QUEUED;
+}
 
 export const dr: Transmitter = {
   in(x: XmitContext, _c: number): number {
@@ -23,9 +45,11 @@ export const dr: Transmitter = {
     const ip = x.ip;
     const len = ip.totalLen;
     if (wireLen(x) > dest.mtu) {
-      if (!ip.dontFrag) return D_TOO_BIG;
-      sendFragNeeded(x, dest.mtu);
-      return D_FRAG_NEEDED;
+      if (ip.dontFrag) {
+        sendFragNeeded(x, dest.mtu);
+        return D_FRAG_NEEDED;
+      }
+      return x.gsoSize !== 0 ? D_TOO_BIG : sendFragments(x, header, dest.mtu);
     }
     const vnet = x.vnetHdr;
     const off = ip.off - ETH_HEADER - vnet;

@@ -1,7 +1,8 @@
 // Masquerading (-m, ip_vs_nat_xmit / handle_response): DNAT the client's packets to the real
 // server, SNAT the real server's replies back to the virtual service. A client's packet over the
 // MTU of the route to the real server (dest.mtu, kept by the control plane) is answered with
-// frag-needed when it has DF; without DF it is dropped as too_big (lvs-ts does not fragment yet).
+// frag-needed when it has DF; without DF it goes back through the TUN for the kernel to fragment
+// as it forwards it (a GSO packet whose segments are too big and carry no DF: too_big).
 
 import { sendRouted, type Transmitter, wireLen, type XmitContext } from './common';
 import { sendFragNeeded } from './icmp-error';
@@ -12,16 +13,19 @@ export const nat: Transmitter = {
     // ip_vs_nat_xmit's MTU check, before the rewrite: the client's frag-needed must quote the
     // packet it sent (to the VIP), or it could not match it to its connection.
     const mtu = x.dest.mtu;
-    if (wireLen(x) > mtu) {
-      if (!x.ip.dontFrag) return D_TOO_BIG;
-      sendFragNeeded(x, mtu);
-      return D_FRAG_NEEDED;
+    const tooBig = wireLen(x) > mtu;
+    if (tooBig) {
+      if (x.gsoSize !== 0 && !x.ip.dontFrag) return D_TOO_BIG;
+      if (x.ip.dontFrag) {
+        sendFragNeeded(x, mtu);
+        return D_FRAG_NEEDED;
+      }
     }
     const vaddr = x.conns.vaddr[c];
     const daddr = x.conns.daddr[c];
     x.l4.dnat(vaddr, daddr, x.conns.dport[c], x.csumStart !== 0);
     x.ip.setDstAddrWithChecksumUpdate(daddr);
-    return sendRouted(x, true);
+    return sendRouted(x, true, tooBig);
   },
 
   out(x: XmitContext, c: number): number {

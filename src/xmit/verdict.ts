@@ -7,6 +7,8 @@ import { WIRE_VERDICT_COUNT, WIRE_VERDICT_NAMES } from '../wire/verdict';
 export const TX = -1;
 /** The transmitter queued its output itself (x.queue). */
 export const TX_QUEUED = -2;
+/** Kept by the engine for later (a fragment waiting for the rest of its datagram). */
+export const TX_HELD = -3;
 
 let next = WIRE_VERDICT_COUNT;
 /** Addressed to a virtual IP, but no service matches the protocol and port. */
@@ -31,6 +33,16 @@ export const D_FRAG_NEEDED = next++;
 export const D_TOO_BIG = next++;
 /** An offload TUN's virtio_net_hdr that lvs-ts cannot honour (unknown GSO type, bad offsets). */
 export const D_BAD_OFFLOAD = next++;
+/** Reassembly (wire/reassembly.ts): a resent fragment, dropped alone. */
+export const D_FRAG_DUPLICATE = next++;
+/** Reassembly: fragments overlapping; the whole datagram is discarded. */
+export const D_FRAG_OVERLAP = next++;
+/** Reassembly: a datagram beyond 65535 bytes; discarded. */
+export const D_FRAG_TOO_BIG = next++;
+/** Reassembly: malformed fragment (bad length or offset, conflicting ends); the datagram is discarded. */
+export const D_FRAG_BAD = next++;
+/** Reassembly: a memory, datagram-count or per-source limit reached. */
+export const D_FRAG_NO_MEMORY = next++;
 export const VERDICT_COUNT = next;
 
 export const DROP_NAMES: readonly string[] = [
@@ -46,4 +58,9 @@ export const DROP_NAMES: readonly string[] = [
   'frag_needed',
   'too_big',
   'bad_offload',
+  'frag_duplicate',
+  'frag_overlap',
+  'frag_too_big',
+  'frag_bad',
+  'frag_no_memory',
 ];

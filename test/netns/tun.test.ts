@@ -100,7 +100,7 @@ describe.skipIf(why !== undefined)('TUN with a lower MTU on the real-server side
   let lab: Lab;
 
   beforeAll(async () => {
-    lab = await tunLab('m', 1400);
+    lab = await tunLab('m', 1280);
   });
 
   afterAll(async () => {
