@@ -145,6 +145,16 @@ export class SeqAdjust {
     return true;
   }
 
+  /** Set direction dir's record as a sync message carries it (a backup's copy of a connection). */
+  load(c: number, dir: SeqDir, initSeq: number, delta: number, previousDelta: number): void {
+    if (c >= this.capacity) this.grow(Math.max(c + 1, this.capacity * 2, INITIAL_CAPACITY));
+    const i = c * 2 + dir;
+    this.initSeq[i] = initSeq;
+    this.delta[i] = delta | 0;
+    this.previousDelta[i] = previousDelta | 0;
+    this.flags[c] = this.flags[c]! | (1 << dir);
+  }
+
   /** The wire sequence number for a packet of direction dir carrying original sequence `seq`. */
   fixSeq(c: number, dir: SeqDir, seq: number): number {
     if (!this.active(c, dir)) return seq >>> 0;

@@ -50,6 +50,8 @@ Options:
   --sysctl NAME=VAL  an IPVS setting, named as /proc/sys/net/ipv4/vs/NAME (repeatable):
                      conn_reuse_mode (default 1), expire_nodest_conn (0),
                      expire_quiescent_template (0); lvsadm --sysctl changes them later
+  --ftp-ports LIST   ports whose NAT services get the FTP helper (ip_vs_ftp's ports=;
+                     comma-separated, default 21)
   --no-offload       open the TUN without offloads (IFF_VNET_HDR, checksum and TCP
                      segmentation offload): every packet then arrives at most MTU-sized
                      with a complete checksum; slower for bulk TCP
@@ -85,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
         'no-routes': { type: 'boolean', default: false },
         batch: { type: 'string' },
         'no-offload': { type: 'boolean', default: false },
+        'ftp-ports': { type: 'string' },
         sysctl: { type: 'string', multiple: true, default: [] },
         'procfs-root': { type: 'string' },
         metrics: { type: 'string' },
@@ -111,7 +114,11 @@ export async function main(argv: string[]): Promise<number> {
   let rulePref: number;
   let batch: number;
   let sysctls: { def: SysctlDef; value: number }[];
+  let ftpPorts: number[] | undefined;
   try {
+    if (values['ftp-ports'] !== undefined) {
+      ftpPorts = (values['ftp-ports'] as string).split(',').map((p) => intOption(p.trim(), 'ftp port', 0, 1, 65535));
+    }
     table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
     rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
     batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
@@ -161,6 +168,10 @@ export async function main(argv: string[]): Promise<number> {
 
   const engine = new Engine(io);
   for (const s of sysctls) s.def.set(engine, s.value);
+  if (ftpPorts !== undefined) {
+    engine.ftp.ports.clear();
+    for (const p of ftpPorts) engine.ftp.ports.add(p);
+  }
   const balancer = new Balancer(engine, host, log);
   // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
   const procRoot =

@@ -225,6 +225,14 @@ export class ConnTable {
     this.hash(c);
   }
 
+  /** Set the client port of a connection made without one (ip_vs_conn_fill_cport), rehashing it. */
+  setCport(c: number, cport: number): void {
+    if (this.live[c] !== LIVE) return;
+    this.unhash(c);
+    this.cport[c] = cport;
+    this.hash(c);
+  }
+
   /** Restart the connection's timer with its current timeout (every packet does this). */
   touch(c: number, now: number): void {
     this.expires[c] = now + this.timeout[c];

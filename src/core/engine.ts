@@ -21,14 +21,20 @@
 // With TUN offloads each packet's virtio_net_hdr is read first (partial checksum, GSO size) and
 // an unusable one drops the packet as bad_offload; the transmitters act on it (xmit/common.ts).
 
+import { FtpHelper, type FtpHost } from '../app/ftp-helper';
+import { SEQ_IN, SEQ_OUT } from '../app/seq-adjust';
 import { ConnTable, NIL } from '../conn/conn-table';
 import {
+  CONN_F_APP,
   CONN_F_BACKUP_MASK,
   CONN_F_BACKUP_UPD_MASK,
   CONN_F_FWD_MASK,
+  CONN_F_IN_SEQ,
   CONN_F_INACTIVE,
+  CONN_F_NO_CPORT,
   CONN_F_NOOUTPUT,
   CONN_F_ONE_PACKET,
+  CONN_F_OUT_SEQ,
   CONN_F_SYNC,
   CONN_F_TEMPLATE,
   DEST_F_AVAILABLE,
@@ -50,7 +56,14 @@ import {
 import type { PacketIo } from '../native/packet-io';
 import { DIR_IN, DIR_OUT, type PacketMeta, type ProtoHandler } from '../proto/proto';
 import { tcp } from '../proto/tcp';
-import { TCP_S_CLOSE, TCP_S_CLOSE_WAIT, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT } from '../proto/tcp-states';
+import {
+  TCP_S_CLOSE,
+  TCP_S_CLOSE_WAIT,
+  TCP_S_ESTABLISHED,
+  TCP_S_FIN_WAIT,
+  TCP_S_LISTEN,
+  TCP_S_TIME_WAIT,
+} from '../proto/tcp-states';
 import { udp } from '../proto/udp';
 import { checksum, update32 } from '../wire/checksum';
 import {
@@ -70,7 +83,7 @@ import { V_OK } from '../wire/verdict';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
-import { sendRouted } from '../xmit/common';
+import { completeChecksum, sendRouted } from '../xmit/common';
 import { answerEcho } from '../xmit/icmp-echo';
 import { sendIcmpError } from '../xmit/icmp-error';
 import { TRANSMITTERS } from '../xmit/index';
@@ -93,13 +106,11 @@ import {
   TX_QUEUED,
   VERDICT_COUNT,
 } from '../xmit/verdict';
-import { DestRegistry, ServiceTable } from './services';
+import { DestRegistry, FTP_PORT, ServiceTable } from './services';
 
 /** Seconds on a monotonic clock. */
 export type Clock = () => number;
 
-/** The FTP control port: a persistent service on it makes port-0 templates (ip_vs_sched_persist). */
-const FTP_PORT = 21;
 /** ICMP errors the engine originates per second at most (net.ipv4.icmp_msgs_per_sec). */
 const ICMP_ERRORS_PER_SECOND = 1000;
 /** persistTemplate's "table full" result (NIL means "no dest"). */
@@ -146,7 +157,10 @@ export interface EngineOptions {
   maxBatchesPerWakeup?: number;
 }
 
-export class Engine implements XmitContext {
+/** The FTP data port: with an FTP service, TCP to it or to an unprivileged port finds that service. */
+const FTP_DATA_PORT = 20;
+
+export class Engine implements XmitContext, FtpHost {
   readonly ip = new Ipv4View();
   readonly conns: ConnTable;
   readonly services = new ServiceTable();
@@ -182,6 +196,11 @@ export class Engine implements XmitContext {
   reassembled = false;
   /** The big slot holds a packet queued in this batch. */
   private bigQueued = false;
+  /** The FTP helper, bound to NAT connections of services on its ports. */
+  readonly ftp = new FtpHelper();
+  /** Connections waiting for their client port (FTP passive data connections). */
+  private noCportConns = 0;
+
   gsoSize = 0;
   csumStart = 0;
   csumOffset = 0;
@@ -325,6 +344,7 @@ export class Engine implements XmitContext {
     const conns = this.conns;
 
     let c = conns.lookupIn(protocol, saddr, pkt.sport, daddr, pkt.dport);
+    if (c === NIL && this.noCportConns !== 0) c = this.fillCport(protocol, saddr, pkt.sport, daddr, pkt.dport);
     if (c !== NIL) {
       if (!((this.expireNodestConn !== 0 || h.opensConn(pkt)) && this.retires(c, h))) return this.inHook(c, h);
       // Retire the old entry and schedule this packet afresh.
@@ -337,7 +357,9 @@ export class Engine implements XmitContext {
     // A marked packet finds its firewall-mark service first, as ip_vs_service_find does.
     const mark = this.mark;
     const svc =
-      (mark !== 0 ? this.services.findMark(mark) : undefined) ?? this.services.find(protocol, daddr, pkt.dport);
+      (mark !== 0 ? this.services.findMark(mark) : undefined) ??
+      this.services.find(protocol, daddr, pkt.dport) ??
+      this.ftpDataService(protocol, daddr, pkt.dport);
     if (svc !== undefined) {
       if (!h.canSchedule(pkt)) {
         if (protocol === IPPROTO_TCP) sendTcpReset(this);
@@ -397,6 +419,76 @@ export class Engine implements XmitContext {
     }
     if (v === TX_QUEUED) this.bigQueued = true;
     return v;
+  }
+
+  /**
+   * A connection expected without a client port (FTP passive data) for this packet's tuple: its
+   * client port is filled in now (ip_vs_conn_fill_cport), or NIL.
+   */
+  private fillCport(protocol: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    const conns = this.conns;
+    const c = conns.lookupIn(protocol, caddr, 0, vaddr, vport);
+    if (c === NIL || (conns.flags[c] & CONN_F_NO_CPORT) === 0) return NIL;
+    conns.setCport(c, cport);
+    conns.flags[c] &= ~CONN_F_NO_CPORT;
+    this.noCportConns--;
+    return c;
+  }
+
+  /**
+   * ip_vs_service_find's FTP fallback: TCP to the data port or to an unprivileged port of an
+   * address with an FTP service belongs to that service (the data connections of DR/TUN FTP,
+   * made persistent by the service's port-0 templates).
+   */
+  private ftpDataService(protocol: number, daddr: number, dport: number): Service | undefined {
+    if (this.services.ftpServices === 0 || protocol !== IPPROTO_TCP || (dport !== FTP_DATA_PORT && dport < 1024)) {
+      return undefined;
+    }
+    return this.services.find(protocol, daddr, FTP_PORT);
+  }
+
+  // FtpHost: what the FTP helper needs of the engine.
+  completeChecksum(): void {
+    completeChecksum(this);
+  }
+
+  packetRoom(): number {
+    return this.reassembled ? 0xffff : Math.min(0xffff, this.io.slab.maxPacket);
+  }
+
+  /**
+   * An FTP data connection the helper expects (ip_vs_conn_new + ip_vs_control_add): NAT to
+   * control connection c's dest, controlled by c, waiting in LISTEN; cport 0 for "any".
+   */
+  expectConn(c: number, caddr: number, cport: number, vport: number, daddr: number, dport: number): void {
+    const conns = this.conns;
+    const vaddr = conns.vaddr[c];
+    const dest = this.dests.get(conns.dest[c]);
+    if (dest === undefined || conns.lookupIn(IPPROTO_TCP, caddr, cport, vaddr, vport) !== NIL) return;
+    const n = conns.insert(
+      IPPROTO_TCP,
+      caddr,
+      cport,
+      vaddr,
+      vport,
+      daddr,
+      dport,
+      dest.id,
+      FWD_MASQ,
+      FWD_MASQ | CONN_F_INACTIVE | (cport === 0 ? CONN_F_NO_CPORT : 0),
+      TCP_S_LISTEN,
+      this.timeouts[IPPROTO_TCP][TCP_S_LISTEN],
+      this.now,
+    );
+    if (n === NIL) {
+      this.drops[D_TABLE_FULL]++;
+      return;
+    }
+    dest.inactConns++;
+    overloadOnBind(dest);
+    conns.control[n] = c;
+    conns.nControl[c]++;
+    if (cport === 0) this.noCportConns++;
   }
 
   /**
@@ -650,6 +742,7 @@ export class Engine implements XmitContext {
     this.setState(c, h, dest, h.transition(conns, c, DIR_IN, this.pkt));
     const pkts = ++conns.inPkts[c];
     if (this.syncSink !== null) this.syncConn(c, pkts);
+    if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.in(this, c);
     return TRANSMITTERS[conns.xmit[c]].in(this, c);
   }
 
@@ -671,6 +764,7 @@ export class Engine implements XmitContext {
     gs.outPkts++;
     gs.outBytes += bytes;
     this.setState(c, h, dest, h.transition(conns, c, DIR_OUT, this.pkt));
+    if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.out(this, c);
     return TRANSMITTERS[conns.xmit[c]].out(this, c);
   }
 
@@ -803,6 +897,12 @@ export class Engine implements XmitContext {
       this.bindSyncedDest(c, e.fwmark);
       this.synced.created++;
     }
+    if (e.hasSeq) {
+      if ((flags & CONN_F_IN_SEQ) !== 0)
+        this.ftp.seq.load(c, SEQ_IN, e.inSeq.initSeq, e.inSeq.delta, e.inSeq.previousDelta);
+      if ((flags & CONN_F_OUT_SEQ) !== 0)
+        this.ftp.seq.load(c, SEQ_OUT, e.outSeq.initSeq, e.outSeq.delta, e.outSeq.previousDelta);
+    }
     conns.inPkts[c] = SYNC_THRESHOLD;
     conns.state[c] = e.state;
     conns.syncedState[c] = e.state;
@@ -838,8 +938,15 @@ export class Engine implements XmitContext {
     conns.dest[c] = dest.id;
     // A synced connection takes its method from the dest here, as ip_vs_bind_dest does.
     conns.xmit[c] = dest.fwd;
+    const app =
+      dest.fwd === FWD_MASQ &&
+      protocol === IPPROTO_TCP &&
+      (flags & CONN_F_TEMPLATE) === 0 &&
+      this.ftp.ports.has(svc.port)
+        ? CONN_F_APP
+        : 0;
     conns.flags[c] =
-      (flags & ~(CONN_F_FWD_MASK | CONN_F_NOOUTPUT)) | dest.fwd | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0);
+      (flags & ~(CONN_F_FWD_MASK | CONN_F_NOOUTPUT)) | dest.fwd | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0) | app;
     if ((flags & CONN_F_TEMPLATE) !== 0) dest.persistConns++;
     else if ((flags & CONN_F_INACTIVE) !== 0) dest.inactConns++;
     else dest.activeConns++;
@@ -849,7 +956,12 @@ export class Engine implements XmitContext {
 
   private newConn(svc: Service, dest: Dest, h: ProtoHandler): number {
     const pkt = this.pkt;
-    const flags = dest.fwd | CONN_F_INACTIVE | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0);
+    // The FTP helper binds to NAT TCP connections of a service on one of its ports.
+    const app = dest.fwd === FWD_MASQ && pkt.protocol === IPPROTO_TCP && this.ftp.ports.has(svc.port) ? CONN_F_APP : 0;
+    const flags = dest.fwd | CONN_F_INACTIVE | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0) | app;
+    // The dest's port stands for the service port; another port (an FTP data connection found
+    // through the FTP service, a port-0 service) is kept.
+    const dport = dest.port !== 0 && (pkt.dport === svc.port || svc.port === 0) ? dest.port : pkt.dport;
     const state = h.initialState;
     const c = this.conns.insert(
       pkt.protocol,
@@ -858,7 +970,7 @@ export class Engine implements XmitContext {
       pkt.daddr,
       pkt.dport,
       dest.addr,
-      dest.port !== 0 ? dest.port : pkt.dport,
+      dport,
       dest.id,
       dest.fwd,
       flags,
@@ -867,6 +979,7 @@ export class Engine implements XmitContext {
       this.now,
     );
     if (c === NIL) return NIL;
+    if (app !== 0) this.ftp.reset(c);
     dest.inactConns++;
     overloadOnBind(dest);
     dest.stats.conns++;
@@ -885,6 +998,7 @@ export class Engine implements XmitContext {
     const conns = this.conns;
     const t = conns.control[c];
     if (t !== NIL) conns.nControl[t]--;
+    if ((conns.flags[c] & CONN_F_NO_CPORT) !== 0) this.noCportConns--;
     const dest = this.dests.get(conns.dest[c]);
     if (dest === undefined) return;
     const flags = conns.flags[c];
@@ -897,8 +1011,9 @@ export class Engine implements XmitContext {
 
   private readonly onExpire = (c: number): boolean => {
     const conns = this.conns;
-    // A template outlives its timeout while it still controls connections (expire_later).
-    if (conns.nControl[c] !== 0 && (conns.flags[c] & CONN_F_TEMPLATE) !== 0) {
+    // A connection outlives its timeout while it still controls others (expire_later): a
+    // template its connections, an FTP control connection its data connections.
+    if (conns.nControl[c] !== 0) {
       conns.touch(c, this.now);
       return false;
     }

@@ -13,6 +13,13 @@ export function serviceKey(protocol: number, addr: number, port: number): number
   return (addr * 65536 + port) * 4 + protoIndex(protocol);
 }
 
+/** The FTP control port: services on it count for ip_vs_service_find's FTP data fallback. */
+export const FTP_PORT = 21;
+
+function isFtp(svc: Service): boolean {
+  return svc.protocol === IPPROTO_TCP && svc.port === FTP_PORT;
+}
+
 export class ServiceTable {
   private readonly byKey = new Map<number, Service>();
   /** Firewall-mark services by mark. */
@@ -21,6 +28,8 @@ export class ServiceTable {
   private readonly vips = new Map<number, number>();
   /** Services in the order they were added (the kernel lists its hash order; ipvsadm sorts). */
   readonly list: Service[] = [];
+  /** TCP services on the FTP port 21 (the kernel's ftpsvc_counter). */
+  ftpServices = 0;
 
   /** The service for <protocol, addr, port>, else the address's catch-all port-0 service (IPVS). */
   find(protocol: number, addr: number, port: number): Service | undefined {
@@ -49,6 +58,7 @@ export class ServiceTable {
     }
     this.byKey.set(serviceKey(svc.protocol, svc.addr, svc.port), svc);
     this.vips.set(svc.addr, (this.vips.get(svc.addr) ?? 0) + 1);
+    if (isFtp(svc)) this.ftpServices++;
     this.list.push(svc);
   }
 
@@ -61,6 +71,7 @@ export class ServiceTable {
       return false;
     }
     this.byKey.delete(serviceKey(svc.protocol, svc.addr, svc.port));
+    if (isFtp(svc)) this.ftpServices--;
     const n = (this.vips.get(svc.addr) ?? 1) - 1;
     if (n > 0) {
       this.vips.set(svc.addr, n);

@@ -17,9 +17,10 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { SEQ_IN, SEQ_OUT } from '../app/seq-adjust';
 import type { Engine, SyncSink } from '../core/engine';
 import { ExistsError, InvalidError, LvsError } from '../errors';
-import { IPPROTO_IP } from '../ip-vs';
+import { CONN_F_APP, CONN_F_SEQ_MASK, IPPROTO_IP } from '../ip-vs';
 import {
   appendEntry,
   beginMessage,
@@ -121,9 +122,22 @@ export class SyncMaster implements SyncSink {
   add(c: number): void {
     const t = this.engine.conns;
     const e = this.entry;
-    const flags = t.flags[c]!;
+    // CONN_F_APP is lvs-ts's own bit: never on the wire.
+    const flags = t.flags[c]! & ~CONN_F_APP;
     e.protocol = t.protocol[c]!;
     e.flags = flags;
+    if ((flags & CONN_F_SEQ_MASK) !== 0) {
+      const s = this.engine.ftp.seq;
+      for (const [dir, q] of [
+        [SEQ_IN, e.inSeq],
+        [SEQ_OUT, e.outSeq],
+      ] as const) {
+        const i = c * 2 + dir;
+        q.initSeq = s.initSeq[i] ?? 0;
+        q.delta = (s.delta[i] ?? 0) >>> 0;
+        q.previousDelta = (s.previousDelta[i] ?? 0) >>> 0;
+      }
+    }
     e.state = t.state[c]!;
     e.caddr = t.caddr[c]!;
     e.cport = t.cport[c]!;
