@@ -6,7 +6,8 @@
 #
 #   nat  client 192.168.0.2 ── director (cli0 192.168.0.254) ── br0 172.16.0.254/24 ─┬─ rs1 172.16.0.1
 #        real servers route back through the director                               └─ rs2 172.16.0.2
-#        (the real-server side has MTU $RS_MTU, default 1500)
+#        (the real-server side has MTU $RS_MTU, default 1500; the director's client link
+#        $DIR_CLIENT_MTU, default 1500: a bottleneck the client's MSS does not show)
 #
 #   dr   one L2 segment (a bridge in PREFIX-sw): client 192.168.0.2, director 192.168.0.254,
 #        rs1 192.168.0.11, rs2 192.168.0.12; real servers answer the client directly
@@ -79,7 +80,7 @@ up_nat() {
   ip -n "$C" addr add 192.168.0.2/24 dev eth0
   ip -n "$C" link set eth0 up
   ip -n "$D" addr add 192.168.0.254/24 dev cli0
-  ip -n "$D" link set cli0 up
+  ip -n "$D" link set cli0 up mtu "${DIR_CLIENT_MTU:-1500}"
   ip -n "$D" link add br0 type bridge
   ip -n "$D" addr add 172.16.0.254/24 dev br0
   ip -n "$D" link set br0 up

@@ -11,14 +11,14 @@ import { EST_INTERVAL_MS } from '../ctl/estimator';
 import type { HostNet } from '../ctl/host-net';
 import { NoHostNet } from '../ctl/host-net';
 import { parseListen, startMetricsServer } from '../ctl/metrics-server';
-import { parseTunnelFragNeeded } from '../ctl/pmtu';
+import { parseTunnelFragNeeded, smallestLinkMtu } from '../ctl/pmtu';
 import { DEFAULT_PROCFS_ROOT, ProcfsWriter } from '../ctl/procfs';
 import { DEFAULT_SOCKET, socketPath } from '../ctl/protocol';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
 import { ControlServer } from '../ctl/server';
 import { parseAssignment, type SysctlDef } from '../ctl/sysctl';
 import { IPPROTO_ICMP } from '../ip-vs';
-import { NativeIo } from '../native/native-io';
+import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
 import { RawReceiver } from '../native/raw-receiver';
 
@@ -167,6 +167,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const engine = new Engine(io);
+  /** lvsd's own devices (the TUN, the firewall-mark input devices), not links to anywhere. */
+  const ownDevice = (name: string): boolean => name === io.tunName || name.startsWith(MARK_DEV_PREFIX);
   for (const s of sysctls) s.def.set(engine, s.value);
   if (ftpPorts !== undefined) {
     engine.ftp.ports.clear();
@@ -197,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
   const estTicker = setInterval(() => balancer.estimators.tickAll(), EST_INTERVAL_MS);
   const ticker = setInterval(() => {
     engine.tick();
+    engine.replyMtu = smallestLinkMtu(ownDevice);
     writeProcfs();
     // DR/TUN paths: neighbour changes and learnt path MTUs reach the data path within a second.
     balancer.refreshPaths().catch((err: Error) => log(`path refresh: ${err.message}`));
@@ -246,6 +249,7 @@ export async function main(argv: string[]): Promise<number> {
     () => engine.poll(),
     (err) => log(`data path error (packet processing continues): ${(err as Error)?.stack ?? String(err)}`),
   );
+  engine.replyMtu = smallestLinkMtu(ownDevice);
   writeProcfs();
   log(`ready: tun ${io.tunName}, control socket ${sock}${withRoutes ? '' : ' (no routes)'}`);
   // Keep running until a signal arrives.

@@ -194,6 +194,8 @@ export class Engine implements XmitContext, FtpHost {
   readonly frags = new Reassembler();
   /** The current packet was reassembled (it sits in the slab's big slot). */
   reassembled = false;
+  /** The director's smallest link MTU (lvsd keeps it current; xmit/common.ts says why). */
+  replyMtu = 0xffff;
   /** The big slot holds a packet queued in this batch. */
   private bigQueued = false;
   /** The FTP helper, bound to NAT connections of services on its ports. */

@@ -3,6 +3,7 @@
 // would drop such errors (no ipip handler), so lvsd reads ICMP itself (a raw receiver) and lowers
 // the dest's MTU at once; the periodic path refresh raises it again when the route says so.
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { IPPROTO_IPIP } from '../ip-vs';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, IcmpView } from '../wire/icmp';
 import { Ipv4View } from '../wire/ipv4';
@@ -36,4 +37,29 @@ export function parseTunnelFragNeeded(
   if (mtu < MIN_MTU) return false;
   lower(quoted.dstAddr, quoted.srcAddr, mtu);
   return true;
+}
+
+/**
+ * The smallest MTU among this namespace's interfaces other than loopback and lvsd's own input
+ * devices (`own`: its TUN and the mark devices): the largest NAT reply lvsd sends on the raw
+ * socket without asking the kernel's forward path. 0xffff when there is none.
+ */
+export function smallestLinkMtu(own: (name: string) => boolean, root = '/sys/class/net'): number {
+  let min = 0xffff;
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return min;
+  }
+  for (const name of names) {
+    if (name === 'lo' || own(name)) continue;
+    try {
+      const mtu = Number(readFileSync(`${root}/${name}/mtu`, 'utf8'));
+      if (Number.isInteger(mtu) && mtu >= MIN_MTU && mtu < min) min = mtu;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return min;
 }

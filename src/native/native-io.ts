@@ -9,6 +9,9 @@
 import { type LvsNative, loadNative, type PacketSocket, type TunDevice, type WatchHandle } from './addon';
 import { type PacketIo, Slab, TX_DEV_RAW, TX_DEV_TUN } from './packet-io';
 
+/** Firewall-mark input TUNs are named <prefix><N> by the kernel. */
+export const MARK_DEV_PREFIX = 'lvsm';
+
 /** Frame devices are numbered 1..MAX_FRAME_DEVS (txDev is a byte; 0 is the raw socket, 255 the TUN). */
 export const MAX_FRAME_DEVS = 254;
 
@@ -147,7 +150,7 @@ export class NativeIo implements PacketIo {
     if (this.closed) throw closedError();
     const known = this.markDevs.find((m) => m.mark === mark);
     if (known !== undefined) return known.name;
-    const tun = this.native.tunOpen('lvsm%d', this.slab.vnetHdr > 0);
+    const tun = this.native.tunOpen(`${MARK_DEV_PREFIX}%d`, this.slab.vnetHdr > 0);
     const dev: MarkDev = { mark, fd: tun.fd, name: tun.name, watch: null };
     if (this.readable !== null) dev.watch = this.native.watch(tun.fd, this.readable, this.readError!);
     this.markDevs.push(dev);

@@ -60,6 +60,12 @@ export interface XmitContext {
    * kernel fragments them again on the way out.
    */
   reassembled: boolean;
+  /**
+   * The smallest MTU of the director's own links: a NAT reply above it may not fit the link
+   * towards its client, so it goes through the kernel's forward path (which fragments it or
+   * answers frag-needed) instead of the raw socket (which would refuse it).
+   */
+  readonly replyMtu: number;
   /** Queue one more output packet now (generated ICMP, fragments). False when the batch is full. */
   queue(off: number, len: number, dev: number): boolean;
   /**

@@ -2,7 +2,9 @@
 // server, SNAT the real server's replies back to the virtual service. A client's packet over the
 // MTU of the route to the real server (dest.mtu, kept by the control plane) is answered with
 // frag-needed when it has DF; without DF it goes back through the TUN for the kernel to fragment
-// as it forwards it (a GSO packet whose segments are too big and carry no DF: too_big).
+// as it forwards it (a GSO packet whose segments are too big and carry no DF: too_big). A reply
+// bigger than the director's smallest link MTU takes the same way: the kernel fragments it or
+// answers frag-needed (to the VIP, relayed to the real server as any ICMP error about it).
 
 import { sendRouted, type Transmitter, wireLen, type XmitContext } from './common';
 import { sendFragNeeded } from './icmp-error';
@@ -33,6 +35,6 @@ export const nat: Transmitter = {
     const daddr = x.conns.daddr[c];
     x.l4.snat(daddr, vaddr, x.conns.vport[c], x.csumStart !== 0);
     x.ip.setSrcAddrWithChecksumUpdate(vaddr);
-    return sendRouted(x, true);
+    return sendRouted(x, true, x.ip.totalLen > x.replyMtu);
   },
 };

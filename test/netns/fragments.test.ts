@@ -4,7 +4,9 @@
 // server whole and its 4004-byte answer (fragmented by the real server) reaches the client
 // whole; a packet with TTL 1 is answered with time exceeded.
 
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pattern } from '../../netns/pattern';
 import { Lab, netnsUnavailable } from '../helpers/netns';
 
 const why = netnsUnavailable();
@@ -69,5 +71,40 @@ describe.skipIf(why !== undefined)('NAT with a 1280-byte MTU towards the real se
     expect(r.stdout).toMatch(/From 192\.168\.0\.254 icmp_seq=1 Time to live exceeded/);
     const ok = await lab.exec(lab.client, ['ping', '-n', '-c', '1', '-W', '2', '-t', '2', VIP]);
     expect(ok.stdout).toMatch(/1 received/);
+  });
+});
+
+describe.skipIf(why !== undefined)('NAT with the director as the bottleneck towards the client', () => {
+  const lab = new Lab('g');
+
+  beforeAll(async () => {
+    // The director's link to the client takes 1280-byte packets; the client (MTU 1500) still
+    // announces an MSS of 1460, so the real servers' full-size replies must learn the path MTU.
+    await lab.up('nat', { DIR_CLIENT_MTU: '1280' });
+    await lab.startHttpServers();
+    // Without offloads every reply reaches lvsd at most MTU-sized (no GSO packet, which would
+    // go through the kernel anyway): the raw-socket path is what is tested.
+    await lab.startLvsd(['--no-offload']);
+    await lab.addVirtualService(['-t', `${VIP}:80`], ['172.16.0.1', '172.16.0.2'], '-m');
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('downloads 1 MiB byte-identical: the kernel answers frag-needed to the VIP and lvsd relays it to the real server', async () => {
+    const before = await lab.engineStats();
+    const r = await lab.exec(
+      lab.client,
+      ['sh', '-c', `curl -sS --max-time 20 http://${VIP}/bytes/1048576 | sha256sum`],
+      30_000,
+    );
+    expect(r.stdout.split(' ')[0]! + r.stderr).toBe(
+      createHash('sha256')
+        .update(pattern(1 << 20))
+        .digest('hex'),
+    );
+    const after = await lab.engineStats();
+    expect(after.drops.tx_failed ?? 0).toBe(before.drops.tx_failed ?? 0);
   });
 });

@@ -113,6 +113,29 @@ describe('fragments through NAT', () => {
   });
 });
 
+describe("NAT replies bigger than the director's smallest link MTU", () => {
+  it("go through the kernel's forward path (which fragments them or answers frag-needed), TTL kept", async () => {
+    const d = director();
+    const key = svcSpec(VIP, 80, { sched: 'rr' });
+    await d.balancer.addService(key);
+    await d.balancer.addDest(key, destSpec(RS1, 80, { fwd: FWD_MASQ }));
+    d.engine.replyMtu = 1280;
+    const syn = packet().ipv4({ src: CLIENT, dst: VIP, ttl: 63 }).tcp({ sport: 40000, dport: 80, flags: 'S' }).build();
+    d.send(syn);
+    const reply = (size: number) =>
+      packet()
+        .ipv4({ src: RS1, dst: CLIENT, ttl: 64, df: true })
+        .tcp({ sport: 80, dport: 40000, flags: 'A', seq: 1, ack: 1 })
+        .payload(Buffer.alloc(size, 1))
+        .build();
+    d.io.push(reply(1240), reply(1460));
+    expect(d.io.sentDev).toEqual([0, TX_DEV_TUN]);
+    const [small, big] = d.io.takeSent();
+    expect(expectValidPacket(small!)).toMatchObject({ src: VIP, totalLen: 1280, ttl: 64 });
+    expect(expectValidPacket(big!)).toMatchObject({ src: VIP, totalLen: 1500, ttl: 65, df: true });
+  });
+});
+
 describe('fragments through DR and TUN', () => {
   let d: TestDirector;
   beforeEach(() => {
