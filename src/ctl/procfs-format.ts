@@ -173,41 +173,27 @@ function expiresField(seconds: number): string {
  * does not implement, so rows end at Expires.
  */
 export function formatProcIpVsConn(conns: readonly ConnSnapshot[]): string {
-  let out = CONN_HEADER;
-  for (const c of conns) {
-    out += procConnRow(
-      c.protocol,
-      ipToU32(c.caddr),
-      c.cport,
-      ipToU32(c.vaddr),
-      c.vport,
-      ipToU32(c.daddr),
-      c.dport,
-      c.state,
-      c.expires,
-    );
-  }
-  return out;
+  return CONN_HEADER + conns.map((c) => snapshotRow(c, false)).join('');
 }
 
 /** /proc/net/ip_vs_conn_sync: as ip_vs_conn, with an Origin column (`%-6s`, LOCAL or SYNC). */
 export function formatProcIpVsConnSync(conns: readonly ConnSnapshot[]): string {
-  let out = CONN_SYNC_HEADER;
-  for (const c of conns) {
-    out += procConnRow(
-      c.protocol,
-      ipToU32(c.caddr),
-      c.cport,
-      ipToU32(c.vaddr),
-      c.vport,
-      ipToU32(c.daddr),
-      c.dport,
-      c.state,
-      c.expires,
-      connOrigin(c.flags),
-    );
-  }
-  return out;
+  return CONN_SYNC_HEADER + conns.map((c) => snapshotRow(c, true)).join('');
+}
+
+function snapshotRow(c: ConnSnapshot, withOrigin: boolean): string {
+  return procConnRow(
+    c.protocol,
+    ipToU32(c.caddr),
+    c.cport,
+    ipToU32(c.vaddr),
+    c.vport,
+    ipToU32(c.daddr),
+    c.dport,
+    c.state,
+    c.expires,
+    withOrigin ? connOrigin(c.flags) : undefined,
+  );
 }
 
 /** One `%8LX %8LX %8LX %16LX %16LX` row. */

@@ -53,6 +53,15 @@ export class FakeHost extends NoHostNet {
   }
 }
 
+/** The addresses and MACs the engine tests share: client, VIP, two real servers, the director. */
+export const CLIENT = '192.168.0.2';
+export const VIP = '192.168.0.1';
+export const RS1 = '172.16.0.1';
+export const RS2 = '172.16.0.2';
+export const DIRECTOR = '10.0.0.254';
+export const RS_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
+export const DEV_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+
 export interface TestDirector {
   io: MemoryIo;
   engine: Engine;

@@ -6,17 +6,22 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../../src/ip-vs';
 import { TCP_S_ESTABLISHED, TCP_S_SYN_RECV } from '../../src/proto/tcp-states';
 import { ipToU32 } from '../../src/wire/addr';
-import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import {
+  CLIENT,
+  DEV_MAC,
+  DIRECTOR,
+  destSpec,
+  director,
+  drops,
+  RS_MAC,
+  RS1,
+  RS2,
+  svcSpec,
+  type TestDirector,
+  VIP,
+} from '../helpers/engine-lab';
 import { decodePacket, expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
-
-const CLIENT = '192.168.0.2';
-const VIP = '192.168.0.1';
-const RS1 = '172.16.0.1';
-const RS2 = '172.16.0.2';
-const DIRECTOR = '10.0.0.254';
-const RS_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
-const DEV_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 
 function syn(sport: number, opts: { df?: boolean; payload?: number; tos?: number; ttl?: number } = {}): Buffer {
   return packet()

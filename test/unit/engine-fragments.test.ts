@@ -12,17 +12,22 @@ import { checksum } from '../../src/wire/checksum';
 import { fragmentCount, writeFragment } from '../../src/wire/fragment';
 import { IPV4_MF } from '../../src/wire/ipv4';
 import { Reassembler } from '../../src/wire/reassembly';
-import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import {
+  CLIENT,
+  DEV_MAC,
+  DIRECTOR,
+  destSpec,
+  director,
+  drops,
+  RS_MAC,
+  RS1,
+  RS2,
+  svcSpec,
+  type TestDirector,
+  VIP,
+} from '../helpers/engine-lab';
 import { decodePacket, expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
-
-const CLIENT = '192.168.0.2';
-const VIP = '192.168.0.1';
-const RS1 = '172.16.0.1';
-const RS2 = '172.16.0.2';
-const DIRECTOR = '10.0.0.254';
-const RS_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
-const DEV_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 
 /** A UDP datagram of `size` payload bytes (a pattern), DF clear. */
 function datagram(src: string, dst: string, sport: number, dport: number, size: number, id = 0x1234): Buffer {

@@ -137,6 +137,23 @@ describe('sync master', () => {
   });
 });
 
+/** A sync entry: an ESTABLISHED NAT connection of the client to RS1:80. */
+function established(): SyncConn {
+  return {
+    ...newSyncConn(),
+    protocol: 6,
+    flags: FWD_MASQ,
+    state: 1,
+    caddr: 0xc0a80002,
+    cport: 40000,
+    vaddr: 0xc0a80001,
+    vport: 80,
+    daddr: 0xac100001,
+    dport: 80,
+    timeout: 900,
+  };
+}
+
 describe('sync backup', () => {
   let primary: TestDirector;
   let backup: TestDirector;
@@ -240,19 +257,7 @@ describe('sync backup', () => {
 
   it("replaces a copy that goes to another real server, but not for a finished one's message", async () => {
     await natService(backup);
-    const e: SyncConn = {
-      ...newSyncConn(),
-      protocol: 6,
-      flags: FWD_MASQ,
-      state: 1,
-      caddr: 0xc0a80002,
-      cport: 40000,
-      vaddr: 0xc0a80001,
-      vport: 80,
-      daddr: 0xac100001,
-      dport: 80,
-      timeout: 900,
-    };
+    const e = established();
     backup.engine.syncedConn(e);
     backup.engine.syncedConn({ ...e, daddr: 0xac100002, flags: FWD_MASQ | 0x100, state: 5 });
     expect(backup.balancer.connections().map((c) => c.daddr)).toEqual([RS1]);
@@ -268,19 +273,7 @@ describe('sync backup', () => {
     const key = svcSpec(VIP, 80, { sched: 'rr' });
     await backup.balancer.addService(key);
     await backup.balancer.addDest(key, destSpec(RS1, 80, { fwd: FWD_DROUTE }));
-    const e: SyncConn = {
-      ...newSyncConn(),
-      protocol: 6,
-      flags: FWD_MASQ,
-      state: 1,
-      caddr: 0xc0a80002,
-      cport: 40000,
-      vaddr: 0xc0a80001,
-      vport: 80,
-      daddr: 0xac100001,
-      dport: 80,
-      timeout: 900,
-    };
+    const e = established();
     backup.engine.syncedConn({ ...e, protocol: 132 });
     backup.engine.syncedConn({ ...e, state: 11 });
     backup.engine.syncedConn({ ...e, flags: CONN_F_TEMPLATE, state: 2, cport: 0 });
