@@ -178,7 +178,7 @@ export async function main(argv: string[]): Promise<number> {
   // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
   const procRoot =
     (values['procfs-root'] as string | undefined) ?? (sock === DEFAULT_SOCKET ? DEFAULT_PROCFS_ROOT : `${sock}.proc`);
-  const procfs = new ProcfsWriter(procRoot, balancer);
+  const procfs = new ProcfsWriter(procRoot, balancer, log);
   const writeProcfs = (): void => {
     try {
       procfs.refresh();
@@ -212,7 +212,7 @@ export async function main(argv: string[]): Promise<number> {
     clearInterval(estTicker);
     balancer.sync.close();
     metrics?.close();
-    procfs.remove();
+    await procfs.remove();
     await server.close().catch(() => {});
     io.close();
     icmpIn.close();

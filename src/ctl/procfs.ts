@@ -10,37 +10,57 @@
 // The kernel makes these on read; here they are rewritten every second, each atomically (a
 // temporary file renamed over the old one), so a reader never sees half a file. Tools that read
 // the kernel's files read these unchanged when pointed at the root (node_exporter's
-// --path.procfs). The connection list costs time in proportion to the table (about 1 µs a
-// row): when writing it took long, it is refreshed less often, so that on average it takes at
-// most CONN_BUDGET_MS a second.
+// --path.procfs). The connection files cost time in proportion to the table (about 1 µs a
+// row), so the data path's thread only snapshots the table into typed arrays and a worker
+// thread formats and writes them (procfs-conns.ts, procfs-worker.ts). They are refreshed every
+// second up to about 30 000 connections, then less often, so that the worker spends at most
+// WORKER_BUDGET_MS a second on average (100 000 connections: every 4 s here). Without the
+// worker's compiled file (unit tests run the TypeScript sources) they are written inline, within
+// CONN_BUDGET_MS a second.
 
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { Balancer } from './balancer';
-import {
-  CONN_HEADER,
-  CONN_SYNC_HEADER,
-  connOrigin,
-  formatProcIpVs,
-  formatProcIpVsStats,
-  formatSysctlValue,
-  procConnRow,
-} from './procfs-format';
+import { connRowsBuffers, formatConnFiles, snapshotConns } from './procfs-conns';
+import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from './procfs-format';
+import { writeAtomic } from './procfs-write';
 import { readSysctls } from './sysctl';
 
 export const DEFAULT_PROCFS_ROOT = '/run/lvs/proc';
-/** Milliseconds a second the connection file may take on average: its refresh slows to keep to it. */
+/**
+ * Milliseconds a second the connection files may take on average: the worker's (on another
+ * core, but one the kernel's packet work also needs), and the data path's own without it.
+ */
+const WORKER_BUDGET_MS = 250;
 const CONN_BUDGET_MS = 10;
+const WORKER_FILE = join(__dirname, 'procfs-worker.js');
 
 export class ProcfsWriter {
-  /** Seconds until the connection file is due again, and how many to wait after each write. */
+  /** Seconds until the connection files are due, and the wait after each write. */
   private connDue = 0;
   private connEvery = 1;
+  /** The worker writing the connection files (null where its compiled file is absent: tests). */
+  private readonly worker: Worker | null;
+  private busy = false;
+  /** Refreshes of the connection files skipped because the previous one was still being written. */
+  skipped = 0;
 
   constructor(
     readonly root: string,
     private readonly balancer: Balancer,
-  ) {}
+    private readonly log: (msg: string) => void = () => {},
+  ) {
+    this.worker = existsSync(WORKER_FILE) ? new Worker(WORKER_FILE) : null;
+    this.worker?.on('message', (m: { ms: number; error?: string }) => {
+      this.busy = false;
+      this.connEvery = Math.max(1, Math.ceil(m.ms / WORKER_BUDGET_MS));
+      this.connDue = this.connEvery;
+      if (m.error !== undefined) this.log(`procfs ${root}: ${m.error}`);
+    });
+    this.worker?.on('error', (err) => this.log(`procfs worker: ${err.message}`));
+    this.worker?.unref();
+  }
 
   /** Write every file now (call once a second). */
   refresh(): void {
@@ -49,8 +69,18 @@ export class ProcfsWriter {
     this.write('net/ip_vs_stats', formatProcIpVsStats(b.globalStats(), b.globalRates()));
     for (const s of readSysctls(b.engine)) this.write(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
     if (--this.connDue > 0) return;
+    if (this.worker !== null) {
+      if (this.busy) {
+        this.skipped++;
+        return;
+      }
+      const rows = snapshotConns(b.engine);
+      this.busy = true;
+      this.worker.postMessage({ root: this.root, rows }, connRowsBuffers(rows));
+      return;
+    }
     const started = performance.now();
-    const { conn, sync } = this.connTexts();
+    const { conn, sync } = formatConnFiles(snapshotConns(b.engine));
     this.write('net/ip_vs_conn', conn);
     this.write('net/ip_vs_conn_sync', sync);
     const ms = performance.now() - started;
@@ -58,48 +88,13 @@ export class ProcfsWriter {
     this.connDue = this.connEvery;
   }
 
-  /**
-   * /proc/net/ip_vs_conn and ip_vs_conn_sync (the same rows with an Origin column) straight
-   * from the connection table, in one pass (no snapshot objects).
-   */
-  private connTexts(): { conn: string; sync: string } {
-    const b = this.balancer;
-    const t = b.engine.conns;
-    const now = b.engine.now;
-    const rows: string[] = [CONN_HEADER];
-    const syncRows: string[] = [CONN_SYNC_HEADER];
-    t.forEach((c) => {
-      const state = b.connStateName(c);
-      const expires = t.expires[c]! - now;
-      const args = [
-        t.protocol[c]!,
-        t.caddr[c]!,
-        t.cport[c]!,
-        t.vaddr[c]!,
-        t.vport[c]!,
-        t.daddr[c]!,
-        t.dport[c]!,
-      ] as const;
-      rows.push(procConnRow(...args, state, expires));
-      syncRows.push(procConnRow(...args, state, expires, connOrigin(t.flags[c]!)));
-    });
-    return { conn: rows.join(''), sync: syncRows.join('') };
-  }
-
-  /** Remove the hierarchy (lvsd stopping: no stale figures left behind). */
-  remove(): void {
+  /** Stop the worker and remove the hierarchy (lvsd stopping: no stale figures left behind). */
+  async remove(): Promise<void> {
+    await this.worker?.terminate();
     rmSync(this.root, { recursive: true, force: true });
   }
 
   private write(rel: string, text: string): void {
-    const path = join(this.root, rel);
-    const tmp = `${path}.tmp`;
-    try {
-      writeFileSync(tmp, text);
-    } catch {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(tmp, text);
-    }
-    renameSync(tmp, path);
+    writeAtomic(this.root, rel, text);
   }
 }
