@@ -3,6 +3,7 @@
 
 import { createServer, type Server } from 'node:http';
 import type { Balancer } from './balancer';
+import { FRAG_COMPLETE } from '../wire/reassembly';
 import { formatMetrics, type MetricsInput } from './metrics';
 
 export function metricsInput(b: Balancer): MetricsInput {
@@ -17,6 +18,16 @@ export function metricsInput(b: Balancer): MetricsInput {
     rxPackets: e.rxPackets,
     batches: e.batches,
     offload: { ...e.offload },
+    reassembly: {
+      datagrams: e.frags.queues,
+      bytes: e.frags.heldBytes,
+      completed: e.frags.counts[FRAG_COMPLETE]!,
+      expired: e.frags.expired,
+    },
+    sync: [
+      ...(b.sync.master ? [{ role: 'master' as const, ...b.sync.master.counters }] : []),
+      ...(b.sync.backup ? [{ role: 'backup' as const, ...b.sync.backup.counters }] : []),
+    ],
   };
 }
 

@@ -37,6 +37,10 @@ export interface MetricsInput {
   batches: number;
   /** Packets read from an offload TUN with a partial checksum, and GSO packets among them. */
   offload: { partial: number; gso: number };
+  /** Fragment reassembly: datagrams and bytes held now, datagrams completed and timed out. */
+  reassembly: { datagrams: number; bytes: number; completed: number; expired: number };
+  /** The running sync daemons' counters: messages and connection entries sent (master) or read (backup). */
+  sync: { role: 'master' | 'backup'; messages: number; conns: number }[];
 }
 
 export interface MetricDoc {
@@ -128,6 +132,37 @@ const DOC = [
     help: 'Packets read from an offload TUN with a partial checksum.',
   },
   { name: 'lvs_offload_gso_packets_total', type: 'counter', labels: '', help: 'GSO packets read from an offload TUN.' },
+  {
+    name: 'lvs_reassembly_datagrams',
+    type: 'gauge',
+    labels: '',
+    help: 'Fragmented datagrams waiting for the rest of their fragments.',
+  },
+  { name: 'lvs_reassembly_bytes', type: 'gauge', labels: '', help: 'Bytes of fragments held for reassembly.' },
+  {
+    name: 'lvs_reassembled_datagrams_total',
+    type: 'counter',
+    labels: '',
+    help: 'Datagrams reassembled from fragments and forwarded whole.',
+  },
+  {
+    name: 'lvs_reassembly_timeouts_total',
+    type: 'counter',
+    labels: '',
+    help: 'Fragmented datagrams dropped incomplete after the reassembly timeout.',
+  },
+  {
+    name: 'lvs_sync_messages_total',
+    type: 'counter',
+    labels: 'role',
+    help: 'Connection sync messages sent (role master) or received (role backup).',
+  },
+  {
+    name: 'lvs_sync_connections_total',
+    type: 'counter',
+    labels: 'role',
+    help: 'Connection entries sent in sync messages (master) or read from them (backup).',
+  },
   {
     name: 'lvs_service_connections_total',
     type: 'counter',
@@ -295,6 +330,12 @@ const perDropReason: SampleWriter = (name, s, out) => {
   }
 };
 
+function perSyncRole(value: (d: MetricsInput['sync'][number]) => number): SampleWriter {
+  return (name, s, out) => {
+    for (const d of s.input.sync) out.push(`${name}{role="${d.role}"} ${formatValue(value(d))}`);
+  };
+}
+
 /** Where each family's values come from; the type makes it cover DOC exactly. */
 const SAMPLES: Record<MetricName, SampleWriter> = {
   lvs_connections_total: unlabelled((m) => m.global.conns),
@@ -314,6 +355,12 @@ const SAMPLES: Record<MetricName, SampleWriter> = {
   lvs_dropped_packets_total: perDropReason,
   lvs_offload_partial_checksum_packets_total: unlabelled((m) => m.offload.partial),
   lvs_offload_gso_packets_total: unlabelled((m) => m.offload.gso),
+  lvs_reassembly_datagrams: unlabelled((m) => m.reassembly.datagrams),
+  lvs_reassembly_bytes: unlabelled((m) => m.reassembly.bytes),
+  lvs_reassembled_datagrams_total: unlabelled((m) => m.reassembly.completed),
+  lvs_reassembly_timeouts_total: unlabelled((m) => m.reassembly.expired),
+  lvs_sync_messages_total: perSyncRole((d) => d.messages),
+  lvs_sync_connections_total: perSyncRole((d) => d.conns),
   lvs_service_connections_total: perService((svc) => svc.stats.conns),
   lvs_service_incoming_packets_total: perService((svc) => svc.stats.inPkts),
   lvs_service_outgoing_packets_total: perService((svc) => svc.stats.outPkts),

@@ -32,6 +32,8 @@ function input(services: ServiceSnapshot[], over: Partial<MetricsInput> = {}): M
     rxPackets: 0,
     batches: 0,
     offload: { partial: 0, gso: 0 },
+    reassembly: { datagrams: 0, bytes: 0, completed: 0, expired: 0 },
+    sync: [],
     ...over,
   };
 }
@@ -178,6 +180,11 @@ const SMALL = input([WEB, MARKED], {
   rxPackets: 400,
   batches: 30,
   offload: { partial: 12, gso: 4 },
+  reassembly: { datagrams: 2, bytes: 2960, completed: 7, expired: 1 },
+  sync: [
+    { role: 'master', messages: 5, conns: 120 },
+    { role: 'backup', messages: 3, conns: 40 },
+  ],
 });
 
 const WEB_L = 'protocol="tcp",address="10.0.0.1",port="80",scheduler="wlc"';
@@ -239,6 +246,26 @@ const GOLDEN = lines(
   '# HELP lvs_offload_gso_packets_total GSO packets read from an offload TUN.',
   '# TYPE lvs_offload_gso_packets_total counter',
   'lvs_offload_gso_packets_total 4',
+  '# HELP lvs_reassembly_datagrams Fragmented datagrams waiting for the rest of their fragments.',
+  '# TYPE lvs_reassembly_datagrams gauge',
+  'lvs_reassembly_datagrams 2',
+  '# HELP lvs_reassembly_bytes Bytes of fragments held for reassembly.',
+  '# TYPE lvs_reassembly_bytes gauge',
+  'lvs_reassembly_bytes 2960',
+  '# HELP lvs_reassembled_datagrams_total Datagrams reassembled from fragments and forwarded whole.',
+  '# TYPE lvs_reassembled_datagrams_total counter',
+  'lvs_reassembled_datagrams_total 7',
+  '# HELP lvs_reassembly_timeouts_total Fragmented datagrams dropped incomplete after the reassembly timeout.',
+  '# TYPE lvs_reassembly_timeouts_total counter',
+  'lvs_reassembly_timeouts_total 1',
+  '# HELP lvs_sync_messages_total Connection sync messages sent (role master) or received (role backup).',
+  '# TYPE lvs_sync_messages_total counter',
+  'lvs_sync_messages_total{role="master"} 5',
+  'lvs_sync_messages_total{role="backup"} 3',
+  '# HELP lvs_sync_connections_total Connection entries sent in sync messages (master) or read from them (backup).',
+  '# TYPE lvs_sync_connections_total counter',
+  'lvs_sync_connections_total{role="master"} 120',
+  'lvs_sync_connections_total{role="backup"} 40',
   '# HELP lvs_service_connections_total Connections scheduled by the virtual service.',
   '# TYPE lvs_service_connections_total counter',
   `lvs_service_connections_total{${WEB_L}} 10`,
@@ -380,7 +407,17 @@ describe('formatMetrics', () => {
 
   it('names families lvs_*, counters ending in _total, labels from a bounded set as METRICS_DOC lists them', () => {
     // Service, real server and drop reason only: nothing per connection or per client.
-    const bounded = ['protocol', 'address', 'port', 'scheduler', 'real_address', 'real_port', 'forward', 'reason'];
+    const bounded = [
+      'protocol',
+      'address',
+      'port',
+      'scheduler',
+      'real_address',
+      'real_port',
+      'forward',
+      'reason',
+      'role',
+    ];
     const e = parseExposition(formatMetrics(SMALL));
     for (const d of METRICS_DOC) {
       expect(d.name).toMatch(/^lvs_[a-z_]+$/);
@@ -447,6 +484,8 @@ describe('formatMetrics', () => {
       rxPackets: 97,
       batches: 98,
       offload: { partial: 95, gso: 96 },
+      reassembly: { datagrams: 61, bytes: 62, completed: 63, expired: 64 },
+      sync: [{ role: 'backup', messages: 65, conns: 66 }],
     });
     const text = formatMetrics(m);
     expect(text).toContain(' 9007199254740991\n');
@@ -480,6 +519,12 @@ describe('formatMetrics', () => {
     for (const [reason, n] of Object.entries(m.drops)) add('lvs_dropped_packets_total', { reason }, n);
     add('lvs_offload_partial_checksum_packets_total', {}, 95);
     add('lvs_offload_gso_packets_total', {}, 96);
+    add('lvs_reassembly_datagrams', {}, 61);
+    add('lvs_reassembly_bytes', {}, 62);
+    add('lvs_reassembled_datagrams_total', {}, 63);
+    add('lvs_reassembly_timeouts_total', {}, 64);
+    add('lvs_sync_messages_total', { role: 'backup' }, 65);
+    add('lvs_sync_connections_total', { role: 'backup' }, 66);
     const svcLabels = [
       { protocol: 'sctp', address: '10.0.0.3', port: '3868', scheduler: 'mh' },
       { protocol: 'fwm', address: '4294967295', port: '0', scheduler: 'sh' },
