@@ -69,6 +69,7 @@ import { checksum, update32 } from '../wire/checksum';
 import {
   ICMP,
   ICMP_DEST_UNREACH,
+  ICMP_EXC_FRAGTIME,
   ICMP_PORT_UNREACH,
   ICMP_QUOTED_L4_LEN,
   ICMP_SOURCE_QUENCH,
@@ -191,7 +192,7 @@ export class Engine implements XmitContext, FtpHost {
   /** Firewall mark of the current packet (that of the device it was read from; 0: none). */
   mark = 0;
   /** Fragments waiting for the rest of their datagram (bounded: wire/reassembly.ts defaults). */
-  readonly frags = new Reassembler();
+  readonly frags = new Reassembler({ onExpire: (buf, off, len) => this.fragmentsTimedOut(buf, off, len) });
   /** The current packet was reassembled (it sits in the slab's big slot). */
   reassembled = false;
   /** The director's smallest link MTU (lvsd keeps it current; xmit/common.ts says why). */
@@ -632,15 +633,34 @@ export class Engine implements XmitContext, FtpHost {
    * TCP or UDP alike, at most ICMP_ERRORS_PER_SECOND a second (the kernel's icmp_msgs_per_sec).
    */
   private noDest(): number {
+    if (this.icmpAllowed()) sendIcmpError(this, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
+    return D_NO_DEST;
+  }
+
+  /** May the director send one more ICMP error this second (icmp_msgs_per_sec)? */
+  private icmpAllowed(): boolean {
     if (this.now !== this.icmpSecond) {
       this.icmpSecond = this.now;
       this.icmpErrors = 0;
     }
-    if (this.icmpErrors < ICMP_ERRORS_PER_SECOND) {
-      this.icmpErrors++;
-      sendIcmpError(this, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
-    }
-    return D_NO_DEST;
+    if (this.icmpErrors >= ICMP_ERRORS_PER_SECOND) return false;
+    this.icmpErrors++;
+    return true;
+  }
+
+  /**
+   * A datagram to a virtual address timed out incomplete (its first fragment at buf[off]): its
+   * sender gets ICMP time exceeded, "fragment reassembly time exceeded", as from a director that
+   * owns the address (ip_expire). Queued here; tick() sends it.
+   */
+  private fragmentsTimedOut(buf: Buffer, off: number, len: number): void {
+    if (len < IPV4.MIN_HEADER || !this.services.isVip(buf.readUInt32BE(off + IPV4.DST)) || !this.icmpAllowed()) return;
+    const slab = this.io.slab;
+    const big = slab.bigOffset;
+    buf.copy(slab.buf, big, off, off + len);
+    const ip = this.ip;
+    ip.reset(slab.buf, big, len);
+    if (ip.checkLen() === V_OK) sendIcmpError(this, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0);
   }
 
   /**
@@ -1026,7 +1046,9 @@ export class Engine implements XmitContext, FtpHost {
   /** Expire what is due; call once a second. Returns the number of connections expired. */
   tick(): number {
     this.now = Math.floor(this.clock());
+    this.gen = 0;
     this.frags.expire(this.now);
+    this.flush();
     return this.conns.tick(this.now, this.onExpire);
   }
 }

@@ -2,8 +2,8 @@
 // from a snapshot of the balancer and the engine's counters, taken per scrape).
 
 import { createServer, type Server } from 'node:http';
-import type { Balancer } from './balancer';
 import { FRAG_COMPLETE } from '../wire/reassembly';
+import type { Balancer } from './balancer';
 import { formatMetrics, type MetricsInput } from './metrics';
 
 export function metricsInput(b: Balancer): MetricsInput {

@@ -108,6 +108,22 @@ describe('fragments through NAT', () => {
     expect(drops(d)).toEqual({ frag_duplicate: 1, frag_overlap: 1 });
   });
 
+  it('answers a datagram that stays incomplete for 30 s with ICMP reassembly time exceeded', () => {
+    const parts = fragments(datagram(CLIENT, VIP, 40000, 53, 4000, 0x99));
+    d.send(parts[0]!, parts[2]!);
+    expect(d.advance(29)).toBe(0);
+    expect(d.io.takeSent()).toEqual([]);
+    d.advance(1);
+    const [icmp] = d.io.takeSent();
+    const p = expectValidPacket(icmp!);
+    expect(p).toMatchObject({ src: VIP, dst: CLIENT, icmp: { type: 11, code: 1, rest: 0 } });
+    // It quotes the first fragment (header and the start of its data).
+    expect(p.payload.equals(parts[0]!.subarray(0, 548))).toBe(true);
+    // A late fragment starts a new datagram, which never completes either.
+    expect(d.send(parts[1]!)).toEqual([]);
+    expect(d.engine.frags.expired).toBe(1);
+  });
+
   it('hands a whole packet over the real server path MTU without DF to the kernel to fragment', async () => {
     d.host.paths.set(RS2, { dev: 'eth1', src: ipToU32(DIRECTOR), mtu: 1280, devMac: DEV_MAC });
     await d.balancer.refreshPaths();
