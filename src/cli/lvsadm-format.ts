@@ -282,9 +282,14 @@ function destLine(d: DestSnapshot, dname: string, format: ListFormat): string {
   return `${col} ${left(fwdName(d.fwd), 7)} ${left(int32(d.weight), 6)} ${left(d.activeConns, 10)} ${left(d.inactConns, 10)}`;
 }
 
-/** `-S`'s line for a dest (print_tunnel_rule and the plain form). */
-function destRule(d: DestSnapshot, svcName: string, dname: string): string {
-  const base = `-a ${svcName} -r ${dname} ${fwdSwitch(d.fwd)} -w ${int32(d.weight)}`;
+/**
+ * `-S`'s line for a dest (print_tunnel_rule and the plain form); with `thresholds`, non-zero
+ * -x/-y too, which ipvsadm -S leaves out (lvsd's configuration file keeps them).
+ */
+function destRule(d: DestSnapshot, svcName: string, dname: string, thresholds: boolean): string {
+  let base = `-a ${svcName} -r ${dname} ${fwdSwitch(d.fwd)} -w ${int32(d.weight)}`;
+  if (thresholds && d.uThreshold !== 0) base += ` -x ${d.uThreshold}`;
+  if (thresholds && d.lThreshold !== 0) base += ` -y ${d.lThreshold}`;
   if (d.fwd !== FWD_TUNNEL) return base;
   if (d.tunType === TUN_TYPE_GRE) return `${base} --tun-type gre ${TUN_FLAG_OPTS[d.tunFlags] ?? ''}`;
   if (d.tunType === TUN_TYPE_GUE)
@@ -307,13 +312,19 @@ function serviceRule(svc: ServiceSnapshot, name: string): string {
 }
 
 /** print_service_entry: the service line and its dests, each ending in a newline. */
-function serviceEntry(svc: ServiceSnapshot, format: ListFormat, names: NameLookup, rule: boolean): string {
+function serviceEntry(
+  svc: ServiceSnapshot,
+  format: ListFormat,
+  names: NameLookup,
+  rule: boolean,
+  thresholds = false,
+): string {
   const name = serviceName(svc, format, names, rule);
   const lines = [rule ? serviceRule(svc, name) : serviceLine(svc, name, format)];
   const dests = format.nosort ? svc.dests : sortDests(svc.dests);
   for (const d of dests) {
     const full = addrPort(d.addr, d.port, svc.protocol, format.numeric, names);
-    lines.push(rule ? destRule(d, name, full) : destLine(d, full.slice(0, 28), format));
+    lines.push(rule ? destRule(d, name, full, thresholds) : destLine(d, full.slice(0, 28), format));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -333,10 +344,18 @@ export function formatListService(svc: ServiceSnapshot, format: ListFormat, name
   return title(format) + serviceEntry(svc, format, names, false);
 }
 
-/** `-S` (save): the rules that rebuild the table, no banner, no titles. */
-export function formatSave(snapshot: Snapshot, format: ListFormat, names: NameLookup = NUMERIC_NAMES): string {
+/**
+ * `-S` (save): the rules that rebuild the table, no banner, no titles. `thresholds` adds the
+ * dests' -x/-y (lvs-ts's configuration file; ipvsadm -S does not save them).
+ */
+export function formatSave(
+  snapshot: Snapshot,
+  format: ListFormat,
+  names: NameLookup = NUMERIC_NAMES,
+  thresholds = false,
+): string {
   const services = format.nosort ? snapshot.services : sortServices(snapshot.services);
-  return services.map((svc) => serviceEntry(svc, format, names, true)).join('');
+  return services.map((svc) => serviceEntry(svc, format, names, true, thresholds)).join('');
 }
 
 /** `-L -c` (list_conn): the connection table in the daemon's order. */

@@ -21,6 +21,7 @@ import { IPPROTO_ICMP } from '../ip-vs';
 import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
 import { RawReceiver } from '../native/raw-receiver';
+import { loadConfig, saveConfig } from './config-file';
 
 const VERSION = '0.1.0';
 
@@ -50,6 +51,9 @@ Options:
   --sysctl NAME=VAL  an IPVS setting, named as /proc/sys/net/ipv4/vs/NAME (repeatable):
                      conn_reuse_mode (default 1), expire_nodest_conn (0),
                      expire_quiescent_template (0); lvsadm --sysctl changes them later
+  --config-file FILE keep the virtual services in FILE (lvsadm -S -n form and a --set line):
+                     loaded at start, rewritten atomically after every change, so a
+                     restarted lvsd comes back with the same table
   --ftp-ports LIST   ports whose NAT services get the FTP helper (ip_vs_ftp's ports=;
                      comma-separated, default 21)
   --no-offload       open the TUN without offloads (IFF_VNET_HDR, checksum and TCP
@@ -88,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
         batch: { type: 'string' },
         'no-offload': { type: 'boolean', default: false },
         'ftp-ports': { type: 'string' },
+        'config-file': { type: 'string' },
         sysctl: { type: 'string', multiple: true, default: [] },
         'procfs-root': { type: 'string' },
         metrics: { type: 'string' },
@@ -186,7 +191,16 @@ export async function main(argv: string[]): Promise<number> {
       log(`procfs ${procfs.root}: ${(err as Error).message}`);
     }
   };
-  const server = new ControlServer(balancer, sock, log);
+  const configFile = values['config-file'] as string | undefined;
+  const saveConfigFile = (): void => {
+    if (configFile === undefined) return;
+    try {
+      saveConfig(configFile, balancer);
+    } catch (err) {
+      log(`cannot save ${configFile}: ${(err as Error).message}`);
+    }
+  };
+  const server = new ControlServer(balancer, sock, log, saveConfigFile);
   // Routers' frag-needed errors about tunnel packets set the path MTU towards TUN real servers.
   const icmpIn = new RawReceiver(
     IPPROTO_ICMP,
@@ -229,6 +243,11 @@ export async function main(argv: string[]): Promise<number> {
 
   try {
     if (routing) await routing.setup();
+    if (configFile !== undefined) {
+      const { applied, failed } = await loadConfig(configFile, balancer, log);
+      if (applied + failed > 0) log(`${configFile}: ${applied} commands applied, ${failed} refused`);
+      saveConfigFile();
+    }
     await server.listen();
     if (values.metrics !== undefined) metrics = await startMetricsServer(values.metrics as string, balancer);
   } catch (err) {

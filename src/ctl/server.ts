@@ -10,6 +10,18 @@ import type { Balancer } from './balancer';
 import type { DaemonSpec, Request, Response } from './protocol';
 import { readSysctls, sysctlDef, writeSysctl } from './sysctl';
 
+/** The requests that change the configuration (what `lvsadm -S` and `--timeout` show). */
+const CONFIG_COMMANDS: ReadonlySet<string> = new Set([
+  'add-service',
+  'edit-service',
+  'delete-service',
+  'flush',
+  'add-server',
+  'edit-server',
+  'delete-server',
+  'set-timeouts',
+]);
+
 /** Longest request line accepted (a restore of thousands of rules still fits). */
 const MAX_LINE = 1 << 20;
 
@@ -109,10 +121,15 @@ export class ControlServer {
   private queue: Promise<void> = Promise.resolve();
   private readonly clients = new Set<Socket>();
 
+  /**
+   * `onChange` runs after every request that changed the services or dests, or the timeouts
+   * (lvsd saves its configuration file there).
+   */
   constructor(
     private readonly balancer: Balancer,
     private readonly path: string,
     private readonly log: (msg: string) => void,
+    private readonly onChange: () => void = () => {},
   ) {}
 
   async listen(): Promise<void> {
@@ -179,6 +196,7 @@ export class ControlServer {
         ) {
           this.log(`${req.cmd} ${describe(req)}`);
         }
+        if (CONFIG_COMMANDS.has(req.cmd)) this.onChange();
       } catch (err) {
         res = toResponse(err);
       }
