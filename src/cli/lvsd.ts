@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../core/engine';
+import { DEFAULT_MAX_CONNS, Engine } from '../core/engine';
 import { Balancer } from '../ctl/balancer';
 import { EST_INTERVAL_MS } from '../ctl/estimator';
 import type { HostNet } from '../ctl/host-net';
@@ -42,6 +42,8 @@ Options:
   --no-routes        install no route, rule, proxy-ARP entry or sysctl; the operator
                      steers traffic into the TUN
   --batch N          packets per read/send batch (default: 64)
+  --max-conns N      connections (and persistence templates) tracked at most; beyond, new
+                     connections are dropped and counted as table_full (default: 4194304)
   --procfs-root DIR  where to keep the kernel-format /proc files (net/ip_vs, net/ip_vs_conn,
                      net/ip_vs_conn_sync, net/ip_vs_stats, sys/net/ipv4/vs/*), rewritten
                      every second
@@ -90,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
         'rule-pref': { type: 'string' },
         'no-routes': { type: 'boolean', default: false },
         batch: { type: 'string' },
+        'max-conns': { type: 'string' },
         'no-offload': { type: 'boolean', default: false },
         'ftp-ports': { type: 'string' },
         'config-file': { type: 'string' },
@@ -118,6 +121,7 @@ export async function main(argv: string[]): Promise<number> {
   let table: number;
   let rulePref: number;
   let batch: number;
+  let maxConns: number;
   let sysctls: { def: SysctlDef; value: number }[];
   let ftpPorts: number[] | undefined;
   try {
@@ -127,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
     table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
     rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
     batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
+    maxConns = intOption(values['max-conns'] as string | undefined, 'max-conns', DEFAULT_MAX_CONNS, 1, 1 << 24);
     if (values.metrics !== undefined) parseListen(values.metrics as string);
     sysctls = ((values.sysctl ?? []) as string[]).map((a) => {
       try {
@@ -171,7 +176,7 @@ export async function main(argv: string[]): Promise<number> {
     host = routing;
   }
 
-  const engine = new Engine(io);
+  const engine = new Engine(io, { maxConns });
   /** lvsd's own devices (the TUN, the firewall-mark input devices), not links to anywhere. */
   const ownDevice = (name: string): boolean => name === io.tunName || name.startsWith(MARK_DEV_PREFIX);
   for (const s of sysctls) s.def.set(engine, s.value);

@@ -90,12 +90,19 @@ export class ConnTable {
   /** Last second the wheel has processed. */
   private wheelTime: number;
 
+  /** Storage never grows beyond this (a power of two, at least maxConns). */
+  private readonly maxCapacity: number;
+
+  /** `maxConns`: at most this many live entries; insert() refuses more (a table-full drop). */
   constructor(
     now = 0,
     capacity = INITIAL_CAPACITY,
     seed = (Math.random() * 0x100000000) >>> 0,
-    private readonly maxCapacity = 1 << 24,
+    readonly maxConns = 1 << 24,
   ) {
+    let max = 1;
+    while (max < maxConns) max *= 2;
+    this.maxCapacity = Math.max(max, capacity);
     this.seed = seed;
     this.wheelTime = now;
     this.grow(capacity);
@@ -165,8 +172,8 @@ export class ConnTable {
   }
 
   /**
-   * Insert a connection and hash it in both indexes. Returns its id, or NIL when the table is
-   * at its maximum capacity.
+   * Insert a connection and hash it in both indexes. Returns its id, or NIL when the table holds
+   * maxConns entries (or no slot is free at the largest capacity).
    */
   insert(
     protocol: number,
@@ -183,6 +190,7 @@ export class ConnTable {
     timeout: number,
     now: number,
   ): number {
+    if (this.count >= this.maxConns) return NIL;
     if (this.freeHead === NIL && !this.grow(this.capacity * 2)) return NIL;
     const c = this.freeHead;
     this.freeHead = this.inNext[c];

@@ -150,6 +150,9 @@ export interface SyncSink {
 
 const monotonicSeconds: Clock = () => performance.now() / 1000;
 
+/** Connections tracked at most unless lvsd --max-conns says otherwise. */
+export const DEFAULT_MAX_CONNS = 1 << 22;
+
 export interface EngineOptions {
   clock?: Clock;
   /** Upper bound of tracked connections (beyond it new connections are dropped, counted). */
@@ -238,7 +241,7 @@ export class Engine implements XmitContext, FtpHost {
     this.maxBatches = opts.maxBatchesPerWakeup ?? 16;
     this.vnetHdr = io.slab.vnetHdr;
     this.now = Math.floor(this.clock());
-    this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? 1 << 22);
+    this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? DEFAULT_MAX_CONNS);
     this.ipId = (Math.random() * 0x10000) >>> 0;
     this.dest = newDest(newService(), 0, 0);
     for (const h of [tcp, udp]) {

@@ -115,4 +115,19 @@ describe('ConnTable', () => {
     expect(add(t, 8, 0)).toBe(NIL);
     expect(t.count).toBe(8);
   });
+
+  it('holds at most maxConns entries when that is no power of two, and stays findable', () => {
+    const t = new ConnTable(0, 4, 3, 1000);
+    const ids = Array.from({ length: 1000 }, (_, i) => add(t, i, 0));
+    expect(ids.every((c) => c !== NIL)).toBe(true);
+    expect(add(t, 1000, 0)).toBe(NIL);
+    expect(t.count).toBe(1000);
+    expect(t.capacity).toBe(1024);
+    for (let i = 0; i < 1000; i += 97) {
+      expect(t.lookupIn(TCP, 0x0a000000 + i, 1024 + (i & 0xfff), 0xc0a80001, 80)).toBe(ids[i]);
+    }
+    // Room again once one is gone.
+    t.unlink(ids[0]!);
+    expect(add(t, 1000, 0)).not.toBe(NIL);
+  });
 });
