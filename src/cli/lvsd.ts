@@ -1,7 +1,7 @@
 // lvsd: the director daemon. Owns the TUN device, the packet engine, the routes and rules that
 // steer traffic into it, and the control socket lvsadm talks to.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -67,6 +67,16 @@ Options:
 Stops cleanly on SIGINT/SIGTERM, removing everything it installed. At start it removes
 what a killed previous run left behind (recorded in <socket>.state).
 `;
+
+/** Free memory in 4 KiB pages (MemAvailable), for the defense strategies' amemthresh. */
+function availablePages(): number {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    return m ? Math.floor(Number(m[1]) / 4) : Number.MAX_SAFE_INTEGER;
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+}
 
 function log(msg: string): void {
   process.stderr.write(`lvsd: ${msg}\n`);
@@ -217,6 +227,7 @@ export async function main(argv: string[]): Promise<number> {
   // The rate estimators run every 2 s, as the kernel's (ip_vs_est).
   const estTicker = setInterval(() => balancer.estimators.tickAll(), EST_INTERVAL_MS);
   const ticker = setInterval(() => {
+    engine.updateDefense(availablePages());
     engine.tick();
     engine.replyMtu = smallestLinkMtu(ownDevice);
     writeProcfs();

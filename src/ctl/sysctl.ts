@@ -15,10 +15,18 @@ export interface SysctlDef {
 }
 
 /** The engine fields that hold settings. */
-type SettingField = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate';
+type SettingField =
+  | 'connReuseMode'
+  | 'expireNodestConn'
+  | 'expireQuiescentTemplate'
+  | 'dropEntry'
+  | 'dropPacket'
+  | 'secureTcp'
+  | 'amemthresh'
+  | 'amDroprate';
 
-/** A setting kept in engine field `field`, valid in 0..max. */
-function setting(name: string, field: SettingField, max: number): SysctlDef {
+/** A setting kept in engine field `field`, valid in 0..max; `after` runs once it is set. */
+function setting(name: string, field: SettingField, max: number, after?: (e: Engine) => void): SysctlDef {
   return {
     name,
     min: 0,
@@ -26,9 +34,13 @@ function setting(name: string, field: SettingField, max: number): SysctlDef {
     get: (e) => e[field],
     set: (e, v) => {
       e[field] = v;
+      after?.(e);
     },
   };
 }
+
+/** The defense settings take effect at once, as the kernel's proc handler applies them. */
+const redecide = (e: Engine): void => e.updateDefense();
 
 export const SYSCTLS: readonly SysctlDef[] = [
   // 0: a SYN revives a finished connection's entry (same dest); bit 1: a SYN on TIME_WAIT or
@@ -41,6 +53,16 @@ export const SYSCTLS: readonly SysctlDef[] = [
   // 1: a persistence template whose dest is quiescent (weight 0) is dropped, so the client's
   // next connection is scheduled to a dest with weight.
   setting('expire_quiescent_template', 'expireQuiescentTemplate', 1),
+  // The defense strategies, each 0 (off), 1/2 (automatic: on while free memory is below
+  // amemthresh pages, 2 meaning "on now"), 3 (always on): drop_entry drops half-open and idle
+  // entries at random, drop_packet one new connection in a rate, secure_tcp uses the stricter
+  // TCP state table (ESTABLISHED only after the real server's SYN-ACK).
+  setting('drop_entry', 'dropEntry', 3, redecide),
+  setting('drop_packet', 'dropPacket', 3, redecide),
+  setting('secure_tcp', 'secureTcp', 3, redecide),
+  setting('amemthresh', 'amemthresh', 0x7fffffff, redecide),
+  // drop_packet's rate in mode 3: one new connection in am_droprate is dropped.
+  setting('am_droprate', 'amDroprate', 0x7fffffff, redecide),
 ];
 
 const BY_NAME = new Map(SYSCTLS.map((d) => [d.name, d]));

@@ -38,8 +38,11 @@ export interface ProtoHandler {
    * `mode`: bit 1 for finished connections, bit 2 also for FIN_WAIT ones that see no replies)?
    */
   reusesConn(state: number, connFlags: number, mode: number): boolean;
-  /** The connection's next state after this packet; may update the connection's flags. */
-  transition(conns: ConnTable, c: number, dir: number, pkt: PacketMeta): number;
+  /**
+   * The connection's next state after this packet; may update the connection's flags. `secure`:
+   * the secure_tcp defense is on (TCP's stricter table).
+   */
+  transition(conns: ConnTable, c: number, dir: number, pkt: PacketMeta, secure: boolean): number;
   /**
    * Destination port → `port`, and fix the checksum for the destination address change. With
    * `partial` the L4 checksum is an offload's partial one (the uncomplemented pseudo-header sum).

@@ -82,8 +82,7 @@ export function tcpStateIdx(tcpFlags: number): number {
   return -1;
 }
 
-// Short names for the table. The normal table never leads to NONE or SYNACK (only the secure_tcp
-// table uses SYNACK), so those two have no alias.
+// Short names for the tables. Neither leads to NONE; only the secure_tcp table uses SYNACK.
 const sES = TCP_S_ESTABLISHED;
 const sSS = TCP_S_SYN_SENT;
 const sSR = TCP_S_SYN_RECV;
@@ -93,6 +92,7 @@ const sCL = TCP_S_CLOSE;
 const sCW = TCP_S_CLOSE_WAIT;
 const sLA = TCP_S_LAST_ACK;
 const sLI = TCP_S_LISTEN;
+const sSA = TCP_S_SYNACK;
 
 /**
  * Next state, indexed [direction offset + event][current state]. Rows 0-3 INPUT, 4-7 OUTPUT,
@@ -119,12 +119,38 @@ const TCP_STATES: readonly (readonly number[])[] = [
 ];
 
 /**
- * The state a connection in `state` moves to on a packet with `tcpFlags`, seen in the direction
- * whose row offset is `dirOffset` (TCP_DIR_*). A packet with none of rst/syn/fin/ack moves it to
- * CLOSE. `state` must be a TCP_S_* below TCP_S_LAST.
+ * The secure_tcp table (tcp_states_dos): a client's ACK does not make a SYN_RECV connection
+ * ESTABLISHED; only the real server's SYN-ACK (SYNACK) followed by the client's ACK does, and a
+ * connection whose replies never pass the director starts in SYNACK. Half-open connections so
+ * stay in states with short timeouts.
  */
-export function tcpNextState(state: number, dirOffset: number, tcpFlags: number): number {
+// biome-ignore format: the table is laid out as a grid
+const TCP_STATES_DOS: readonly (readonly number[])[] = [
+  //         sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA
+  /* INPUT */
+  /* syn */ [sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSA],
+  /* fin */ [sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sSA],
+  /* ack */ [sCL, sES, sSS, sSR, sFW, sTW, sCL, sCW, sCL, sLI, sSA],
+  /* rst */ [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL],
+  /* OUTPUT */
+  /* syn */ [sSS, sES, sSS, sSA, sSS, sSS, sSS, sSS, sSS, sLI, sSA],
+  /* fin */ [sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW],
+  /* ack */ [sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES],
+  /* rst */ [sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL],
+  /* INPUT_ONLY */
+  /* syn */ [sSA, sES, sES, sSR, sSA, sSA, sSA, sSA, sSA, sSA, sSA],
+  /* fin */ [sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW],
+  /* ack */ [sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES],
+  /* rst */ [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL],
+];
+
+/**
+ * The state a connection in `state` moves to on a packet with `tcpFlags`, seen in the direction
+ * whose row offset is `dirOffset` (TCP_DIR_*), by the normal table or (`secure`) secure_tcp's. A
+ * packet with none of rst/syn/fin/ack moves it to CLOSE. `state` must be below TCP_S_LAST.
+ */
+export function tcpNextState(state: number, dirOffset: number, tcpFlags: number, secure = false): number {
   const ev = tcpStateIdx(tcpFlags);
   if (ev < 0) return TCP_S_CLOSE;
-  return TCP_STATES[dirOffset + ev]![state]!;
+  return (secure ? TCP_STATES_DOS : TCP_STATES)[dirOffset + ev]![state]!;
 }

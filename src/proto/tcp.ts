@@ -63,13 +63,13 @@ export const tcp: ProtoHandler = {
 
   // IPVS picks the table by direction; a connection flagged NOOUTPUT (DR/TUN: the replies never
   // pass the director) uses INPUT_ONLY until an OUTPUT packet is seen, which clears the flag.
-  transition(conns, c, dir, pkt): number {
+  transition(conns, c, dir, pkt, secure): number {
     let off = dir === DIR_OUT ? TCP_DIR_OUTPUT : TCP_DIR_INPUT;
     if (conns.flags[c] & CONN_F_NOOUTPUT) {
       if (off === TCP_DIR_OUTPUT) conns.flags[c] &= ~CONN_F_NOOUTPUT;
       else off = TCP_DIR_INPUT_ONLY;
     }
-    return tcpNextState(conns.state[c], off, pkt.tcpFlags);
+    return tcpNextState(conns.state[c], off, pkt.tcpFlags, secure);
   },
 
   // A partial checksum (offload) covers the ports only when it is completed: just the address.

@@ -43,6 +43,8 @@ export const D_FRAG_TOO_BIG = next++;
 export const D_FRAG_BAD = next++;
 /** Reassembly: a memory, datagram-count or per-source limit reached. */
 export const D_FRAG_NO_MEMORY = next++;
+/** A new connection dropped by the drop_packet defense (memory is short). */
+export const D_DEFENSE = next++;
 export const VERDICT_COUNT = next;
 
 export const DROP_NAMES: readonly string[] = [
@@ -63,4 +65,5 @@ export const DROP_NAMES: readonly string[] = [
   'frag_too_big',
   'frag_bad',
   'frag_no_memory',
+  'defense',
 ];

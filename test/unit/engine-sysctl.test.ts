@@ -26,6 +26,11 @@ describe('the setting table', () => {
       { name: 'conn_reuse_mode', value: 1 },
       { name: 'expire_nodest_conn', value: 0 },
       { name: 'expire_quiescent_template', value: 0 },
+      { name: 'drop_entry', value: 0 },
+      { name: 'drop_packet', value: 0 },
+      { name: 'secure_tcp', value: 0 },
+      { name: 'amemthresh', value: 1024 },
+      { name: 'am_droprate', value: 10 },
     ]);
   });
 
