@@ -1,10 +1,11 @@
 // A lvsd killed with SIGKILL and started again (issue 8): with --config-file it comes back with
 // the same services, dests and timeouts, removes what the killed run left on the host (its
-// routes, rules, proxy-ARP entries) and forwards again at once.
+// routes, rules, proxy-ARP entries) and forwards again at once. Its control socket is root's.
 
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, netnsUnavailable } from '../helpers/netns';
+import { Lab, netnsUnavailable, ROOT } from '../helpers/netns';
 
 const why = netnsUnavailable();
 if (why) console.warn(`skipping netns restart tests: ${why}`);
@@ -49,5 +50,25 @@ describe.skipIf(why !== undefined)('lvsd restarted after SIGKILL with --config-f
     expect(
       (await lab.exec(lab.dir, ['ip', '-o', 'link', 'show', 'type', 'tun'])).stdout.trim().split('\n'),
     ).toHaveLength(1);
+  });
+
+  it("refuses lvsadm run by an unprivileged user with ipvsadm's text, exit 2", async () => {
+    // The socket's directory is searchable; the socket itself is root's, mode 0600.
+    chmodSync(lab.tmp, 0o711);
+    const r = await lab.exec(lab.dir, [
+      'runuser',
+      '-u',
+      'nobody',
+      '--',
+      process.execPath,
+      join(ROOT, 'bin/lvsadm.js'),
+      '--socket',
+      lab.socket,
+      '-L',
+      '-n',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe("Can't initialize ipvs: Permission denied (you must be root)");
+    expect(await lab.lvsadmOk('-S', '-n')).toContain(`-A -t ${VIP}:80 -s rr`);
   });
 });
