@@ -298,6 +298,13 @@ export class Lab {
     return this.exec(this.client, ['curl', '-sS', '--max-time', '5', ...extra, url]);
   }
 
+  /** Resident memory (KiB) of the lvsd running in namespace `ns` (default: the director). */
+  async lvsdRss(ns = this.dir): Promise<number> {
+    const script = `for p in $(ip netns pids ${ns}); do ps -o rss=,args= -p "$p"; done | grep lvsd.js | head -1`;
+    const r = await this.exec(ns, ['sh', '-c', script]);
+    return Number(r.stdout.trim().split(/\s+/)[0]) || 0;
+  }
+
   /** lvsd's own counters over the control socket. */
   async engineStats(): Promise<EngineStats> {
     const script =
