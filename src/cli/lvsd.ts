@@ -227,7 +227,7 @@ export async function main(argv: string[]): Promise<number> {
   // The rate estimators run every 2 s, as the kernel's (ip_vs_est).
   const estTicker = setInterval(() => balancer.estimators.tickAll(), EST_INTERVAL_MS);
   const ticker = setInterval(() => {
-    engine.updateDefense(availablePages());
+    engine.defense.update(availablePages());
     engine.tick();
     engine.replyMtu = smallestLinkMtu(ownDevice);
     writeProcfs();

@@ -62,8 +62,6 @@ import {
   TCP_S_ESTABLISHED,
   TCP_S_FIN_WAIT,
   TCP_S_LISTEN,
-  TCP_S_SYN_RECV,
-  TCP_S_SYNACK,
   TCP_S_TIME_WAIT,
 } from '../proto/tcp-states';
 import { udp } from '../proto/udp';
@@ -110,6 +108,7 @@ import {
   TX_QUEUED,
   VERDICT_COUNT,
 } from '../xmit/verdict';
+import { Defense } from './defense';
 import { DestRegistry, FTP_PORT, ServiceTable } from './services';
 
 /** Seconds on a monotonic clock. */
@@ -220,27 +219,8 @@ export class Engine implements XmitContext, FtpHost {
   expireNodestConn = 0;
   /** expire_quiescent_template: a template whose dest has weight 0 is dropped (and rescheduled). */
   expireQuiescentTemplate = 0;
-  // The defense strategies (REFERENCE.md §1.13; update_defense_level): 0 off, 1 automatic and
-  // off, 2 automatic and on (memory is short), 3 always on. updateDefense() moves 1 <-> 2.
-  /** drop_entry: each second, drop some half-open and idle young entries at random. */
-  dropEntry = 0;
-  /** drop_packet: drop one new connection of every drop rate. */
-  dropPacket = 0;
-  /** secure_tcp: the stricter TCP state table. */
-  secureTcp = 0;
-  /** amemthresh: memory (pages) below which the automatic modes switch on. */
-  amemthresh = 1024;
-  /** am_droprate: drop_packet's rate in mode 3. */
-  amDroprate = 10;
-  /** secure_tcp's table in use, and drop_entry / drop_packet at work. */
-  secureTcpOn = false;
-  private dropEntryOn = false;
-  /** Free memory (pages) at the last updateDefense(). */
-  private availPages = Number.MAX_SAFE_INTEGER;
-  private dropRate = 0;
-  private dropCounter = 0;
-  /** Entries dropped by drop_entry and new connections by drop_packet. */
-  readonly defense = { entriesDropped: 0, packetsDropped: 0 };
+  /** The defense strategies (drop_entry, drop_packet, secure_tcp; defense.ts). */
+  readonly defense = new Defense();
   /** The master sync daemon's sink, or null when no master runs. */
   syncSink: SyncSink | null = null;
   /** Connections created and updated from sync messages (a backup's work). */
@@ -395,7 +375,7 @@ export class Engine implements XmitContext, FtpHost {
         if (protocol === IPPROTO_TCP) sendTcpReset(this);
         return D_NO_CONN;
       }
-      if (this.dropRate !== 0 && this.toDrop()) return D_DEFENSE;
+      if (this.defense.dropNew()) return D_DEFENSE;
       let t = NIL;
       let dest: Dest | null;
       if ((svc.flags & SVC_F_PERSISTENT) !== 0) {
@@ -789,7 +769,7 @@ export class Engine implements XmitContext, FtpHost {
     const gs = this.stats;
     gs.inPkts++;
     gs.inBytes += bytes;
-    this.setState(c, h, dest, h.transition(conns, c, DIR_IN, this.pkt, this.secureTcpOn));
+    this.setState(c, h, dest, h.transition(conns, c, DIR_IN, this.pkt, this.defense.secureTcpOn));
     const pkts = ++conns.inPkts[c];
     if (this.syncSink !== null) this.syncConn(c, pkts);
     if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.in(this, c);
@@ -813,7 +793,7 @@ export class Engine implements XmitContext, FtpHost {
     const gs = this.stats;
     gs.outPkts++;
     gs.outBytes += bytes;
-    this.setState(c, h, dest, h.transition(conns, c, DIR_OUT, this.pkt, this.secureTcpOn));
+    this.setState(c, h, dest, h.transition(conns, c, DIR_OUT, this.pkt, this.defense.secureTcpOn));
     if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.out(this, c);
     return TRANSMITTERS[conns.xmit[c]].out(this, c);
   }
@@ -1071,92 +1051,7 @@ export class Engine implements XmitContext, FtpHost {
     return true;
   };
 
-  /** drop_packet (ip_vs_todrop): true for one new connection in every dropRate. */
-  private toDrop(): boolean {
-    if (--this.dropCounter > 0) return false;
-    this.dropCounter = this.dropRate;
-    this.defense.packetsDropped++;
-    return true;
-  }
-
-  /**
-   * Re-decide the defense strategies for `availPages` of free memory (update_defense_level; lvsd
-   * calls it once a second, and a setting's change without an argument): the automatic modes
-   * switch on below amemthresh and off above it. drop_entry then sweeps on each tick().
-   */
-  updateDefense(availPages = this.availPages): void {
-    this.availPages = availPages;
-    const nomem = availPages < this.amemthresh;
-    switch (this.dropEntry) {
-      case 0:
-        this.dropEntryOn = false;
-        break;
-      case 1:
-      case 2:
-        this.dropEntryOn = nomem;
-        this.dropEntry = nomem ? 2 : 1;
-        break;
-      default:
-        this.dropEntryOn = true;
-    }
-    switch (this.dropPacket) {
-      case 0:
-        this.dropRate = 0;
-        break;
-      case 1:
-      case 2:
-        if (nomem) {
-          this.dropRate = Math.max(1, Math.floor(this.amemthresh / (this.amemthresh - availPages)));
-          this.dropCounter = this.dropRate;
-        } else {
-          this.dropRate = 0;
-        }
-        this.dropPacket = nomem ? 2 : 1;
-        break;
-      default:
-        this.dropRate = this.amDroprate;
-    }
-    if (this.secureTcp === 1 || this.secureTcp === 2) this.secureTcp = nomem ? 2 : 1;
-    this.secureTcpOn = this.secureTcp >= 2;
-  }
-
-  /**
-   * drop_entry's sweep (ip_vs_random_dropentry): look at a random 1/32 of the table and drop TCP
-   * entries still in SYN_RECV or SYNACK, and ESTABLISHED ones that saw fewer than 9 client
-   * packets and were last active 60 s or more ago, each packet count at its own rate.
-   */
-  private randomDropEntry(): void {
-    const conns = this.conns;
-    const cap = conns.capacity;
-    const n = cap >>> 5 || 1;
-    for (let k = 0; k < n; k++) {
-      const c = (Math.random() * cap) | 0;
-      if (!conns.isLive(c) || conns.nControl[c] !== 0 || conns.protocol[c] !== IPPROTO_TCP) continue;
-      if ((conns.flags[c] & CONN_F_TEMPLATE) !== 0) continue;
-      const state = conns.state[c];
-      if (state === TCP_S_ESTABLISHED) {
-        if (!this.idleEstablishedToDrop(c)) continue;
-      } else if (state !== TCP_S_SYN_RECV && state !== TCP_S_SYNACK) {
-        continue;
-      }
-      this.removeConn(c);
-      this.defense.entriesDropped++;
-    }
-  }
-
-  private readonly todropCounter = new Int8Array(9);
-
-  /** todrop_entry: an idle ESTABLISHED entry with few packets, dropped at a rate by its count. */
-  private idleEstablishedToDrop(c: number): boolean {
-    const conns = this.conns;
-    // Active within the last 60 s: its timer was restarted less than 60 s ago.
-    if (conns.expires[c] - this.now > conns.timeout[c] - 60) return false;
-    const i = conns.inPkts[c];
-    if (i > 8 || i === 0) return false;
-    if (--this.todropCounter[i]! > 0) return false;
-    this.todropCounter[i] = i;
-    return true;
-  }
+  private readonly removeDropped = (c: number): void => this.removeConn(c);
 
   /** Expire what is due; call once a second. Returns the number of connections expired. */
   tick(): number {
@@ -1164,7 +1059,7 @@ export class Engine implements XmitContext, FtpHost {
     this.gen = 0;
     this.frags.expire(this.now);
     this.flush();
-    if (this.dropEntryOn) this.randomDropEntry();
+    if (this.defense.dropEntryOn) this.defense.sweep(this.conns, this.now, this.removeDropped);
     return this.conns.tick(this.now, this.onExpire);
   }
 }

@@ -15,18 +15,12 @@ export interface SysctlDef {
 }
 
 /** The engine fields that hold settings. */
-type SettingField =
-  | 'connReuseMode'
-  | 'expireNodestConn'
-  | 'expireQuiescentTemplate'
-  | 'dropEntry'
-  | 'dropPacket'
-  | 'secureTcp'
-  | 'amemthresh'
-  | 'amDroprate';
+type SettingField = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate';
+/** The defense settings (core/defense.ts). */
+type DefenseField = 'dropEntry' | 'dropPacket' | 'secureTcp' | 'amemthresh' | 'amDroprate';
 
-/** A setting kept in engine field `field`, valid in 0..max; `after` runs once it is set. */
-function setting(name: string, field: SettingField, max: number, after?: (e: Engine) => void): SysctlDef {
+/** A setting kept in engine field `field`, valid in 0..max. */
+function setting(name: string, field: SettingField, max: number): SysctlDef {
   return {
     name,
     min: 0,
@@ -34,13 +28,26 @@ function setting(name: string, field: SettingField, max: number, after?: (e: Eng
     get: (e) => e[field],
     set: (e, v) => {
       e[field] = v;
-      after?.(e);
     },
   };
 }
 
-/** The defense settings take effect at once, as the kernel's proc handler applies them. */
-const redecide = (e: Engine): void => e.updateDefense();
+/**
+ * A defense setting, valid in 0..max; it takes effect at once, as the kernel's proc handler
+ * re-decides the strategies.
+ */
+function defense(name: string, field: DefenseField, max: number): SysctlDef {
+  return {
+    name,
+    min: 0,
+    max,
+    get: (e) => e.defense[field],
+    set: (e, v) => {
+      e.defense[field] = v;
+      e.defense.update();
+    },
+  };
+}
 
 export const SYSCTLS: readonly SysctlDef[] = [
   // 0: a SYN revives a finished connection's entry (same dest); bit 1: a SYN on TIME_WAIT or
@@ -57,12 +64,12 @@ export const SYSCTLS: readonly SysctlDef[] = [
   // amemthresh pages, 2 meaning "on now"), 3 (always on): drop_entry drops half-open and idle
   // entries at random, drop_packet one new connection in a rate, secure_tcp uses the stricter
   // TCP state table (ESTABLISHED only after the real server's SYN-ACK).
-  setting('drop_entry', 'dropEntry', 3, redecide),
-  setting('drop_packet', 'dropPacket', 3, redecide),
-  setting('secure_tcp', 'secureTcp', 3, redecide),
-  setting('amemthresh', 'amemthresh', 0x7fffffff, redecide),
+  defense('drop_entry', 'dropEntry', 3),
+  defense('drop_packet', 'dropPacket', 3),
+  defense('secure_tcp', 'secureTcp', 3),
+  defense('amemthresh', 'amemthresh', 0x7fffffff),
   // drop_packet's rate in mode 3: one new connection in am_droprate is dropped.
-  setting('am_droprate', 'amDroprate', 0x7fffffff, redecide),
+  defense('am_droprate', 'amDroprate', 0x7fffffff),
 ];
 
 const BY_NAME = new Map(SYSCTLS.map((d) => [d.name, d]));

@@ -76,12 +76,12 @@ describe('secure_tcp', () => {
   it('follows free memory in the automatic modes: 1 <-> 2 around amemthresh', async () => {
     await service(FWD_MASQ);
     writeSysctl(d.engine, 'secure_tcp', '1');
-    d.engine.updateDefense(5000);
-    expect([d.engine.secureTcp, d.engine.secureTcpOn]).toEqual([1, false]);
-    d.engine.updateDefense(1000);
-    expect([d.engine.secureTcp, d.engine.secureTcpOn]).toEqual([2, true]);
-    d.engine.updateDefense(1024);
-    expect([d.engine.secureTcp, d.engine.secureTcpOn]).toEqual([1, false]);
+    d.engine.defense.update(5000);
+    expect([d.engine.defense.secureTcp, d.engine.defense.secureTcpOn]).toEqual([1, false]);
+    d.engine.defense.update(1000);
+    expect([d.engine.defense.secureTcp, d.engine.defense.secureTcpOn]).toEqual([2, true]);
+    d.engine.defense.update(1024);
+    expect([d.engine.defense.secureTcp, d.engine.defense.secureTcpOn]).toEqual([1, false]);
   });
 });
 
@@ -100,11 +100,11 @@ describe('drop_packet', () => {
     // Established connections are never dropped.
     expect(d.send(fromClient('A', 1001))).toHaveLength(1);
     writeSysctl(d.engine, 'drop_packet', '1');
-    d.engine.updateDefense(768); // a quarter of amemthresh missing: one in 4
-    expect(d.engine.dropPacket).toBe(2);
+    d.engine.defense.update(768); // a quarter of amemthresh missing: one in 4
+    expect(d.engine.defense.dropPacket).toBe(2);
     expect(sent(8, 2000)).toBe('11101110');
-    d.engine.updateDefense(4096);
-    expect(d.engine.dropPacket).toBe(1);
+    d.engine.defense.update(4096);
+    expect(d.engine.defense.dropPacket).toBe(1);
     expect(sent(8, 3000)).toBe('11111111');
   });
 });
@@ -130,7 +130,7 @@ describe('drop_entry', () => {
     expect(left).toContain('UDP');
     const halfOpen = left.filter((x) => x === 'SYN_RECV').length;
     expect(halfOpen).toBeLessThan(150);
-    expect(d.engine.defense.entriesDropped).toBe(300 - halfOpen);
+    expect(d.engine.defense.counts.entriesDropped).toBe(300 - halfOpen);
     const dest = d.engine.services.list[0]!.dests[0]!;
     expect([dest.activeConns, dest.inactConns]).toEqual([1, halfOpen]);
   });
