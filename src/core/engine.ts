@@ -673,18 +673,20 @@ export class Engine implements XmitContext, FtpHost {
 
   /**
    * Does the current packet retire its connection c and get scheduled anew (ip_vs_in)? With
-   * expire_nodest_conn, when c's dest is gone, or (for a new connection's SYN) has weight 0;
-   * with conn_reuse_mode, for a SYN on a finished connection not controlled by a template.
+   * conn_reuse_mode, a new connection's SYN on a finished connection not controlled by a
+   * template, whatever its dest (even deleted); with expire_nodest_conn, a SYN when c's dest has
+   * weight 0, and any packet when the dest is gone. The reuse check comes first, as in ip_vs_in:
+   * a client reusing a port of a connection whose real server was deleted starts afresh.
    */
   private retires(c: number, h: ProtoHandler): boolean {
     const conns = this.conns;
     const dest = this.dests.get(conns.dest[c]);
-    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return this.expireNodestConn !== 0;
     const mode = this.connReuseMode;
-    if (mode === 0 || !h.opensConn(this.pkt)) return false;
-    if (this.expireNodestConn !== 0 && dest.weight === 0) return true;
-    if (conns.control[c] !== NIL) return false;
-    return h.reusesConn(conns.state[c], conns.flags[c], mode);
+    if (mode !== 0 && h.opensConn(this.pkt)) {
+      if (this.expireNodestConn !== 0 && dest !== undefined && dest.weight === 0) return true;
+      if (conns.control[c] === NIL && h.reusesConn(conns.state[c], conns.flags[c], mode)) return true;
+    }
+    return this.expireNodestConn !== 0 && (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0);
   }
 
   /**

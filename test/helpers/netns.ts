@@ -300,9 +300,11 @@ export class Lab {
 
   /** Resident memory (KiB) of the lvsd running in namespace `ns` (default: the director). */
   async lvsdRss(ns = this.dir): Promise<number> {
-    const script = `for p in $(ip netns pids ${ns}); do ps -o rss=,args= -p "$p"; done | grep lvsd.js | head -1`;
+    // The only node process in a director's namespace is lvsd (the shell asking is not node).
+    const script = `for p in $(ip netns pids ${ns}); do ps -o rss=,comm= -p "$p"; done`;
     const r = await this.exec(ns, ['sh', '-c', script]);
-    return Number(r.stdout.trim().split(/\s+/)[0]) || 0;
+    const line = r.stdout.split('\n').find((l) => /\snode$/.test(l.trim()) || l.trim().endsWith(' node'));
+    return Number(line?.trim().split(/\s+/)[0]) || 0;
   }
 
   /** lvsd's own counters over the control socket. */

@@ -133,6 +133,7 @@ describe.skipIf(why !== undefined)(`soak: ${SECONDS} s of traffic through NAT, D
         );
       }
       console.log(`soak: ${edits} dest edits in ${Math.round((Date.now() - started) / 1000)} s`);
+      for (const s of sites) if (s.failed.length > 0) console.log(`soak: ${s.mode} failures: ${s.failed.join('; ')}`);
       for (const s of sites) {
         expect(s.failed.slice(0, 5), s.mode).toEqual([]);
         expect(s.ok).toBeGreaterThan(SECONDS);

@@ -71,6 +71,13 @@ describe('conn_reuse_mode', () => {
     expect(dst(d.send(tcp('S')))).toBe(RS1);
   });
 
+  it("1: a SYN on the TIME_WAIT tuple of a deleted dest's connection is scheduled afresh, not dropped", async () => {
+    await finished();
+    await d.balancer.deleteDest(svcSpec(VIP, 80), destSpec(RS2, 80));
+    expect(dst(d.send(tcp('S')))).toBe(RS1);
+    expect(drops(d)).toEqual({});
+  });
+
   it('0: the SYN revives the old entry and goes to the same dest', async () => {
     await finished();
     d.engine.connReuseMode = 0;
