@@ -1,5 +1,6 @@
 // Host routing for lvsd (DESIGN.md "Ingress"), done with iproute2 and /proc/sys:
 //
+//   (net.ipv6.conf.<tun>.disable_ipv6=1 and rp_filter=2 first)
 //   ip link set <tun> up mtu 1500 txqueuelen 10000
 //   ip route add default dev <tun> table <T>              NAT replies go into the TUN ...
 //   ip rule add from <RIP> iif <dev> lookup <T> pref <P>  ... one rule per NAT real server
@@ -147,15 +148,16 @@ export class IpRouteNet implements HostNet {
   async setup(): Promise<void> {
     const { tun, table } = this.opts;
     this.save();
-    await ip('link', 'set', 'dev', tun, 'up', 'mtu', '1500', 'txqueuelen', '10000');
-    await ip('route', 'replace', 'default', 'dev', tun, 'table', String(table));
-    this.setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
+    // No IPv6 on the TUN: the engine forwards IPv4, and link-local chatter would only be dropped.
+    // Off before the link goes up, or its first router solicitation is already on its way in.
+    this.setSysctl(`/proc/sys/net/ipv6/conf/${tun}/disable_ipv6`, '1');
     // Packets the engine writes back into the TUN (offloads: 64 KiB segments the kernel forwards)
     // come from clients, virtual and real-server addresses: loose mode, whatever `all` says
     // (the kernel uses the larger of `all` and the device's value, so 0 could still mean strict).
     this.setSysctl(`/proc/sys/net/ipv4/conf/${tun}/rp_filter`, '2');
-    // No IPv6 on the TUN: the engine forwards IPv4, and link-local chatter would only be dropped.
-    this.setSysctl(`/proc/sys/net/ipv6/conf/${tun}/disable_ipv6`, '1');
+    await ip('link', 'set', 'dev', tun, 'up', 'mtu', '1500', 'txqueuelen', '10000');
+    await ip('route', 'replace', 'default', 'dev', tun, 'table', String(table));
+    this.setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
   }
 
   async teardown(): Promise<void> {
@@ -253,10 +255,11 @@ export class IpRouteNet implements HostNet {
     while (marks.some((m) => m.table === table)) table++;
     marks.push({ mark, table });
     this.save();
-    await ip('link', 'set', 'dev', dev, 'up', 'mtu', '1500', 'txqueuelen', '10000');
-    // The device goes away with lvsd's fd, and its sysctls with it: nothing to restore.
+    // The device goes away with lvsd's fd, and its sysctls with it: nothing to restore. IPv6
+    // off before the link is up (see setup()).
     writeSysctl(`/proc/sys/net/ipv4/conf/${dev}/rp_filter`, '2');
     writeSysctl(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+    await ip('link', 'set', 'dev', dev, 'up', 'mtu', '1500', 'txqueuelen', '10000');
     await ip('route', 'replace', 'default', 'dev', dev, 'table', String(table));
     await ip('rule', 'add', 'fwmark', String(mark), 'lookup', String(table), 'pref', String(this.opts.rulePref));
     this.opts.log(`fwmark ${mark}: marked packets go into ${dev} (table ${table})`);
