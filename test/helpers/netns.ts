@@ -300,11 +300,15 @@ export class Lab {
 
   /** Resident memory (KiB) of the lvsd running in namespace `ns` (default: the director). */
   async lvsdRss(ns = this.dir): Promise<number> {
-    // The only node process in a director's namespace is lvsd (the shell asking is not node).
+    // lvsd is the largest node process in a director's namespace (lvsadm runs there briefly).
     const script = `for p in $(ip netns pids ${ns}); do ps -o rss=,comm= -p "$p"; done`;
     const r = await this.exec(ns, ['sh', '-c', script]);
-    const line = r.stdout.split('\n').find((l) => /\snode$/.test(l.trim()) || l.trim().endsWith(' node'));
-    return Number(line?.trim().split(/\s+/)[0]) || 0;
+    let rss = 0;
+    for (const line of r.stdout.split('\n')) {
+      const [kib, comm] = line.trim().split(/\s+/);
+      if (comm === 'node') rss = Math.max(rss, Number(kib) || 0);
+    }
+    return rss;
   }
 
   /** lvsd's own counters over the control socket. */
