@@ -358,7 +358,7 @@ export class Engine implements XmitContext, FtpHost {
     if (c !== NIL) {
       if (!((this.expireNodestConn !== 0 || h.opensConn(pkt)) && this.retires(c, h))) return this.inHook(c, h);
       // Retire the old entry and schedule this packet afresh.
-      this.removeConn(c);
+      this.retire(c);
     } else {
       c = conns.lookupOut(protocol, saddr, pkt.sport, daddr, pkt.dport);
       if (c !== NIL) return this.outHook(c, h);
@@ -583,6 +583,8 @@ export class Engine implements XmitContext, FtpHost {
     const icmp = this.ip.payloadOffset;
     buf.writeUInt16BE(0, icmp + ICMP.CHECKSUM);
     buf.writeUInt16BE(checksum(buf, icmp, this.ip.payloadLen), icmp + ICMP.CHECKSUM);
+    // The checksum is whole now, whatever the offload header said.
+    this.csumStart = 0;
   }
 
   /**
@@ -882,7 +884,7 @@ export class Engine implements XmitContext, FtpHost {
           this.synced.ignored++;
           return;
         }
-        this.removeConn(c);
+        this.retire(c);
         c = NIL;
       }
     } else {
@@ -1018,6 +1020,17 @@ export class Engine implements XmitContext, FtpHost {
     svc.stats.conns++;
     this.stats.conns++;
     return c;
+  }
+
+  /**
+   * End connection c now (ip_vs_conn_expire_now), so a new one may take its tuple: out of the
+   * table at once, unless it controls others (an FTP control connection with expected data
+   * connections), which it must outlive: then it only times out now, is kept while it controls,
+   * and the new connection, hashed in front of it, is the one lookups find.
+   */
+  private retire(c: number): void {
+    if (this.conns.nControl[c] === 0) this.removeConn(c);
+    else this.conns.expires[c] = this.now;
   }
 
   /** Take connection c out of the table and off its dest's counters. */

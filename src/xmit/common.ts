@@ -33,6 +33,7 @@ import type { ProtoHandler } from '../proto/proto';
 import { checksum } from '../wire/checksum';
 import { IPV4, type Ipv4View } from '../wire/ipv4';
 import { TCP } from '../wire/tcp';
+import { VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
 import { TX } from './verdict';
 
 export interface XmitContext {
@@ -97,6 +98,11 @@ export function sendRouted(x: XmitContext, restoreTtl: boolean, viaKernel = fals
   const ip = x.ip;
   if (x.gsoSize !== 0 || viaKernel || x.reassembled) {
     if (restoreTtl && ip.ttl < 255) ip.incTtlWithChecksumUpdate();
+    // A checksum completed here (an application helper's rewrite, a relayed ICMP error) must
+    // not leave with the TUN's "needs checksum" header: the kernel would complete it again.
+    if (x.vnetHdr !== 0 && x.gsoSize === 0 && x.csumStart === 0) {
+      writeVnetHdr(ip.buf, ip.off - x.vnetHdr, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+    }
     x.outOff = ip.off - x.vnetHdr;
     x.outLen = ip.totalLen + x.vnetHdr;
     x.outDev = TX_DEV_TUN;

@@ -21,6 +21,7 @@ const ERROR_TTL = 64;
  */
 export function sendIcmpError(x: XmitContext, type: number, code: number, rest: number): boolean {
   const ip = x.ip;
+  if (!mayAnswer(ip)) return false;
   const off = x.genSlot();
   if (off < 0) return false;
   const quoted = Math.min(ip.totalLen, MAX_ICMP_DATAGRAM - IPV4.MIN_HEADER - ICMP.HEADER, x.slotCapacity - 28);
@@ -47,6 +48,22 @@ export function sendIcmpError(x: XmitContext, type: number, code: number, rest: 
   );
   return x.queue(off, total, TX_DEV_RAW);
 }
+
+/**
+ * icmp_send's rules (RFC 1122 3.2.2): never about an ICMP error, about a fragment other than the
+ * first, or from a broadcast or multicast source.
+ */
+function mayAnswer(ip: XmitContext['ip']): boolean {
+  if (ip.fragOffset !== 0) return false;
+  const src = ip.srcAddr;
+  if (src >>> 28 === 0xe || src === 0xffffffff || src === 0) return false;
+  if (ip.protocol !== IPPROTO_ICMP) return true;
+  if (ip.payloadLen < 1) return false;
+  return !ICMP_ERROR_TYPES.has(ip.buf[ip.payloadOffset]!);
+}
+
+/** ICMP types that are errors (destination unreachable, source quench, redirect, time exceeded, parameter problem). */
+const ICMP_ERROR_TYPES: ReadonlySet<number> = new Set([3, 4, 5, 11, 12]);
 
 /** ICMP "fragmentation needed" with next-hop MTU `mtu` (RFC 1191) about the current packet. */
 export function sendFragNeeded(x: XmitContext, mtu: number): boolean {
