@@ -515,14 +515,25 @@ export class Engine implements XmitContext, FtpHost {
       const start = buf.readUInt16LE(h + VNET.CSUM_START);
       const offset = buf.readUInt16LE(h + VNET.CSUM_OFFSET);
       const p = ip.protocol;
+      // A partial checksum cannot be finished on a fragment (it covers the whole datagram).
+      if (ip.isFragment) return D_BAD_OFFLOAD;
       if (p === IPPROTO_TCP || p === IPPROTO_UDP) {
         if (start !== ip.headerLen || offset !== (p === IPPROTO_TCP ? TCP.CHECKSUM : UDP.CHECKSUM))
           return D_BAD_OFFLOAD;
-      } else if (start < ip.headerLen) return D_BAD_OFFLOAD;
+      } else if (start < ip.headerLen || (p === IPPROTO_ICMP && (start !== ip.headerLen || offset !== ICMP.CHECKSUM))) {
+        return D_BAD_OFFLOAD;
+      }
       if (start + offset + 2 > ip.totalLen) return D_BAD_OFFLOAD;
-      this.csumStart = start;
-      this.csumOffset = offset;
       this.offload.partial++;
+      if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) {
+        // Nothing rewrites these through a partial sum (ICMP errors are relayed with whole
+        // checksums): finish it now, as the device would have.
+        const at = ip.off + start;
+        buf.writeUInt16BE(checksum(buf, at, ip.totalLen - start), at + offset);
+      } else {
+        this.csumStart = start;
+        this.csumOffset = offset;
+      }
     }
     const gsoType = buf[h + VNET.GSO_TYPE]!;
     if (gsoType !== VNET_GSO_NONE) {
