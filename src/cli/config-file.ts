@@ -6,7 +6,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Balancer } from '../ctl/balancer';
 import { dispatch } from '../ctl/server';
-import { type ArgResolver, DEFAULT_LIST_FORMAT, parseArgs } from './lvsadm-args';
+import { type ArgResolver, DEFAULT_LIST_FORMAT, parseArgs, restoreLineWords } from './lvsadm-args';
 import { formatSave, NUMERIC_NAMES } from './lvsadm-format';
 
 /** Numeric addresses and ports only: a saved file never depends on the resolver. */
@@ -52,10 +52,7 @@ export async function loadConfig(
   let failed = 0;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!;
-    const hash = raw.indexOf('#');
-    const words = (hash >= 0 ? raw.slice(0, hash) : raw).split(/\s+/).filter((w) => w !== '');
-    if (words.length > 0 && /(^|\/)(ipvsadm|lvsadm)$/.test(words[0]!)) words.shift();
+    const words = restoreLineWords(lines[i]!);
     if (words.length === 0) continue;
     const parsed = await parseArgs(words, NUMERIC_RESOLVER);
     const where = `${path}:${i + 1}`;

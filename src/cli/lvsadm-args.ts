@@ -221,6 +221,17 @@ export interface ArgResolver {
   service(name: string, proto: string): number | null;
 }
 
+/**
+ * The words of one `-R` input line, as ipvsadm's restore reads it: `#` starts a comment, and a
+ * leading `ipvsadm` or `lvsadm` word is dropped. Empty for a blank line.
+ */
+export function restoreLineWords(raw: string): string[] {
+  const hash = raw.indexOf('#');
+  const words = (hash >= 0 ? raw.slice(0, hash) : raw).split(/\s+/).filter((w) => w !== '');
+  if (words.length > 0 && /(^|\/)(ipvsadm|lvsadm)$/.test(words[0]!)) words.shift();
+  return words;
+}
+
 export class ArgsError extends Error {
   constructor(
     readonly kind: ParseFailureKind,
@@ -707,31 +718,26 @@ function parseFwmark(buf: string): number {
   return n;
 }
 
+/** Scheduler flag names (-b, keepalived's words) and the IP_VS_SVC_F_SCHED* bit each sets. */
+export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
+  'flag-1': SVC_F_SCHED1,
+  'flag-2': SVC_F_SCHED2,
+  'flag-3': SVC_F_SCHED3,
+  'sh-fallback': SVC_F_SCHED1,
+  'mh-fallback': SVC_F_SCHED1,
+  'sh-port': SVC_F_SCHED2,
+  'mh-port': SVC_F_SCHED2,
+};
+
 /** ipvsadm's parse_sched_flags for scheduler `sched` (the -s value, else wlc). */
 function parseSchedFlags(sched: string, arg: string): number {
   let flags = 0;
   for (const flag of arg.split(',')) {
     if (flag === '') continue;
-    switch (flag) {
-      case 'flag-1':
-        flags |= SVC_F_SCHED1;
-        break;
-      case 'flag-2':
-        flags |= SVC_F_SCHED2;
-        break;
-      case 'flag-3':
-        flags |= SVC_F_SCHED3;
-        break;
-      case 'sh-fallback':
-      case 'sh-port':
-      case 'mh-fallback':
-      case 'mh-port':
-        flags |= flag.endsWith('fallback') ? SVC_F_SCHED1 : SVC_F_SCHED2;
-        if (sched !== flag.slice(0, 2)) fail(`incompatible scheduler flag \`${flag}'`);
-        break;
-      default:
-        fail(`invalid scheduler flag \`${flag}'`);
-    }
+    if (!Object.hasOwn(SCHED_FLAG_BITS, flag)) fail(`invalid scheduler flag \`${flag}'`);
+    // sh-* and mh-* belong to their scheduler.
+    if (!flag.startsWith('flag-') && sched !== flag.slice(0, 2)) fail(`incompatible scheduler flag \`${flag}'`);
+    flags |= SCHED_FLAG_BITS[flag]!;
   }
   return flags;
 }

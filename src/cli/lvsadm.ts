@@ -20,6 +20,7 @@ import {
   type LvsadmCommand,
   PROGRAM,
   parseArgs,
+  restoreLineWords,
   systemArgResolver,
   systemServicesDb,
 } from './lvsadm-args';
@@ -169,9 +170,7 @@ async function readAllStdin(): Promise<string> {
 async function restore(path: string, deps: MainDeps): Promise<number> {
   let status = 0;
   for (const raw of (await deps.readStdin()).split('\n')) {
-    const hash = raw.indexOf('#');
-    const words = (hash >= 0 ? raw.slice(0, hash) : raw).split(/\s+/).filter((w) => w !== '');
-    if (words.length > 0 && /(^|\/)(ipvsadm|lvsadm)$/.test(words[0]!)) words.shift();
+    const words = restoreLineWords(raw);
     if (words.length === 0) continue;
     const parsed = await parseArgs(words, deps.argResolver);
     if (!parsed.ok) {

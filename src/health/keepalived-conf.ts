@@ -18,7 +18,14 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import { IPPROTO_SCTP, TUN_F_CSUM, TUN_F_NOCSUM, TUN_F_REMCSUM, TUN_TYPE_NAMES } from '../cli/lvsadm-args';
+import {
+  IPPROTO_SCTP,
+  SCHED_FLAG_BITS,
+  TUN_F_CSUM,
+  TUN_F_NOCSUM,
+  TUN_F_REMCSUM,
+  TUN_TYPE_NAMES,
+} from '../cli/lvsadm-args';
 import type { DestSpec, ServiceSpec } from '../ctl/protocol';
 import {
   FWD_DROUTE,
@@ -28,9 +35,6 @@ import {
   IPPROTO_UDP,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
-  SVC_F_SCHED1,
-  SVC_F_SCHED2,
-  SVC_F_SCHED3,
   TUN_TYPE_IPIP,
 } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
@@ -1277,15 +1281,6 @@ export interface IpvsService {
 
 const PROTO_NUMBERS: Readonly<Record<Protocol, number>> = { TCP: IPPROTO_TCP, UDP: IPPROTO_UDP, SCTP: IPPROTO_SCTP };
 const FWD_BY_METHOD: Readonly<Record<LvsMethod, number>> = { NAT: FWD_MASQ, DR: FWD_DROUTE, TUN: FWD_TUNNEL };
-const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
-  'flag-1': SVC_F_SCHED1,
-  'flag-2': SVC_F_SCHED2,
-  'flag-3': SVC_F_SCHED3,
-  'sh-fallback': SVC_F_SCHED1,
-  'mh-fallback': SVC_F_SCHED1,
-  'sh-port': SVC_F_SCHED2,
-  'mh-port': SVC_F_SCHED2,
-};
 const CSUM_FLAGS: Readonly<Record<TunnelOpts['csum'], number>> = {
   nocsum: TUN_F_NOCSUM,
   csum: TUN_F_CSUM,
