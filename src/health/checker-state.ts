@@ -12,7 +12,7 @@
 //
 // Times are seconds on the caller's clock. Nothing here allocates per check.
 
-/** A checker's timing knobs, keepalived's names. */
+/** A checker's timing knobs, keepalived's names (defaults: keepalived-conf.ts). */
 export interface CheckerTiming {
   /** Seconds between regular checks (delay_loop, default 60). */
   delayLoop: number;
@@ -25,10 +25,6 @@ export interface CheckerTiming {
   /** Start down, until a check succeeds (alpha). */
   alpha: boolean;
 }
-
-export const DEFAULT_DELAY_LOOP = 60;
-export const DEFAULT_CONNECT_TIMEOUT = 5;
-export const DEFAULT_RETRY = 1;
 
 /** A transition a result caused, for the caller to log and act on. */
 export type Transition = 'up' | 'down' | null;
