@@ -37,9 +37,8 @@ const CONN_BUDGET_MS = 10;
 const WORKER_FILE = join(__dirname, 'procfs-worker.js');
 
 export class ProcfsWriter {
-  /** Seconds until the connection files are due, and the wait after each write. */
+  /** Seconds until the connection files are due again. */
   private connDue = 0;
-  private connEvery = 1;
   /** The worker writing the connection files (null where its compiled file is absent: tests). */
   private readonly worker: Worker | null;
   private busy = false;
@@ -54,8 +53,7 @@ export class ProcfsWriter {
     this.worker = existsSync(WORKER_FILE) ? new Worker(WORKER_FILE) : null;
     this.worker?.on('message', (m: { ms: number; error?: string }) => {
       this.busy = false;
-      this.connEvery = Math.max(1, Math.ceil(m.ms / WORKER_BUDGET_MS));
-      this.connDue = this.connEvery;
+      this.pace(m.ms, WORKER_BUDGET_MS);
       if (m.error !== undefined) this.log(`procfs ${root}: ${m.error}`);
     });
     this.worker?.on('error', (err) => this.log(`procfs worker: ${err.message}`));
@@ -83,9 +81,12 @@ export class ProcfsWriter {
     const { conn, sync } = formatConnFiles(snapshotConns(b.engine));
     this.write('net/ip_vs_conn', conn);
     this.write('net/ip_vs_conn_sync', sync);
-    const ms = performance.now() - started;
-    this.connEvery = Math.max(1, Math.ceil(ms / CONN_BUDGET_MS));
-    this.connDue = this.connEvery;
+    this.pace(performance.now() - started, CONN_BUDGET_MS);
+  }
+
+  /** The connection files took `ms`: wait enough seconds that they cost at most `budget` ms a second. */
+  private pace(ms: number, budget: number): void {
+    this.connDue = Math.max(1, Math.ceil(ms / budget));
   }
 
   /** Stop the worker and remove the hierarchy (lvsd stopping: no stale figures left behind). */
