@@ -9,6 +9,7 @@ export const IPPROTO_ICMP = 1;
 export const IPPROTO_IPIP = 4;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
+export const IPPROTO_SCTP = 132;
 
 /** Forwarding methods, numbered as IP_VS_CONN_F_FWD_MASK values. */
 export const FWD_MASQ = 0;
@@ -25,6 +26,13 @@ export const FWD_NAMES: readonly string[] = ['Masq', 'Local', 'Tunnel', 'Route',
 export const TUN_TYPE_IPIP = 0;
 export const TUN_TYPE_GUE = 1;
 export const TUN_TYPE_GRE = 2;
+/** Tunnel types by number, as `--tun-type` and keepalived's `lvs_method TUN type` name them. */
+export const TUN_TYPE_NAMES: readonly string[] = ['ipip', 'gue', 'gre'];
+
+/** Tunnel encapsulation flags (IP_VS_TUNNEL_ENCAP_FLAG_*). */
+export const TUN_F_NOCSUM = 0;
+export const TUN_F_CSUM = 1 << 0;
+export const TUN_F_REMCSUM = 1 << 1;
 
 /** Dest flags (IP_VS_DEST_F_*). */
 export const DEST_F_AVAILABLE = 0x1;
@@ -37,6 +45,17 @@ export const SVC_F_ONEPACKET = 0x4;
 export const SVC_F_SCHED1 = 0x8;
 export const SVC_F_SCHED2 = 0x10;
 export const SVC_F_SCHED3 = 0x20;
+
+/** Scheduler flag names (-b, keepalived's words) and the IP_VS_SVC_F_SCHED* bit each sets. */
+export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
+  'flag-1': SVC_F_SCHED1,
+  'flag-2': SVC_F_SCHED2,
+  'flag-3': SVC_F_SCHED3,
+  'sh-fallback': SVC_F_SCHED1,
+  'mh-fallback': SVC_F_SCHED1,
+  'sh-port': SVC_F_SCHED2,
+  'mh-port': SVC_F_SCHED2,
+};
 
 /**
  * Connection flags (IP_VS_CONN_F_*), with the kernel's values: the sync protocol carries them on

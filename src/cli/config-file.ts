@@ -5,6 +5,7 @@
 
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Balancer } from '../ctl/balancer';
+import type { ServiceKey } from '../ctl/protocol';
 import { dispatch } from '../ctl/server';
 import { type ArgResolver, DEFAULT_LIST_FORMAT, parseArgs, restoreLineWords } from './lvsadm-args';
 import { formatSave, NUMERIC_NAMES } from './lvsadm-format';
@@ -17,17 +18,22 @@ const NUMERIC_RESOLVER: ArgResolver = {
 
 const HEADER = '# lvsd configuration: the virtual services (lvsadm -S -n), rewritten on every change\n';
 
-/** The file's text for the balancer's current table and timeouts. */
-export function configText(b: Balancer): string {
+/**
+ * The file's text for the balancer's current table and timeouts; services `skip` names (the
+ * health monitor's: its keepalived.conf is their configuration) are left out.
+ */
+export function configText(b: Balancer, skip: (svc: ServiceKey) => boolean = () => false): string {
   const t = b.getTimeouts();
-  const rules = formatSave(b.snapshot(), { ...DEFAULT_LIST_FORMAT, numeric: true }, NUMERIC_NAMES, true);
+  const snap = b.snapshot();
+  const kept = { ...snap, services: snap.services.filter((svc) => !skip(svc)) };
+  const rules = formatSave(kept, { ...DEFAULT_LIST_FORMAT, numeric: true }, NUMERIC_NAMES, true);
   return `${HEADER}${rules}--set ${t.tcp} ${t.tcpfin} ${t.udp}\n`;
 }
 
 /** Write the configuration to `path` atomically (a temporary file renamed over it). */
-export function saveConfig(path: string, b: Balancer): void {
+export function saveConfig(path: string, b: Balancer, skip?: (svc: ServiceKey) => boolean): void {
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, configText(b), { mode: 0o600 });
+  writeFileSync(tmp, configText(b, skip), { mode: 0o600 });
   renameSync(tmp, path);
 }
 

@@ -20,20 +20,25 @@ import {
   FWD_DROUTE,
   FWD_MASQ,
   FWD_TUNNEL,
+  IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  SCHED_FLAG_BITS,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
+  TUN_F_CSUM,
+  TUN_F_NOCSUM,
+  TUN_F_REMCSUM,
   TUN_TYPE_IPIP,
+  TUN_TYPE_NAMES,
 } from '../ip-vs';
 
 /** The name lvsadm prints where ipvsadm prints its argv[0]. */
 export const PROGRAM = 'lvsadm';
 
-export const IPPROTO_SCTP = 132;
 /** ipvsadm's MAX_TIMEOUT: 31 days. */
 export const MAX_TIMEOUT = 86400 * 31;
 const INT_MAX = 0x7fffffff;
@@ -47,11 +52,6 @@ const IFNAME_MAX = 16;
 const DEFAULT_MCAST_IFN = 'eth0';
 /** ipvsadm copies -b's argument into a 128-byte buffer. */
 const SCHED_FLAGS_ARG_MAX = 127;
-
-/** IP_VS_TUNNEL_ENCAP_FLAG_*. */
-export const TUN_F_NOCSUM = 0;
-export const TUN_F_CSUM = 1 << 0;
-export const TUN_F_REMCSUM = 1 << 1;
 
 // ---------------------------------------------------------------------------------------------
 // Commands and options, numbered and named as ipvsadm's cmdnames[] and optnames[].
@@ -109,6 +109,7 @@ export const OPTION_NAMES = [
   'tun-nocsum',
   'tun-csum',
   'tun-remcsum',
+  'checks',
 ] as const;
 export type OptionName = (typeof OPTION_NAMES)[number];
 
@@ -119,25 +120,23 @@ export type OptionName = (typeof OPTION_NAMES)[number];
 export const COMMANDS_V_OPTIONS: Readonly<Record<CommandName, string>> = {
   // Column j is OPTION_NAMES[j]: -n -c svc -s -p -M -r fwd -w -x -y mcast-if timeout daemon stats rate thresholds
   // persistent-conn nosort syncid exact ops pe -b mcast-group mcast-port mcast-ttl sync-maxlen tun-info tun-type
-  // tun-port tun-nocsum tun-csum tun-remcsum.
-  'add-service': 'xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx',
-  'edit-service': 'xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx',
-  'delete-service': 'xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
-  flush: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
-  list: ' 11xxxxxxxxx11       xxxxxxx xxxxx',
-  'add-server': 'xx+xxx+    xxxxxxxxxxxxxxxxxx     ',
-  'delete-server': 'xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx',
-  'edit-server': 'xx+xxx+    xxxxxxxxxxxxxxxxxx     ',
-  set: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
-  'start-daemon': 'xxxxxxxxxxx xxxxxxx xxxx    xxxxxx',
-  'stop-daemon': 'xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx',
-  restore: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
-  save: ' xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
-  zero: 'xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  // tun-port tun-nocsum tun-csum tun-remcsum checks (lvs-ts: -L --checks, the health monitor's view).
+  'add-service': 'xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx',
+  'edit-service': 'xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx',
+  'delete-service': 'xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  flush: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  list: ' 11xxxxxxxxx11       xxxxxxx xxxxx1',
+  'add-server': 'xx+xxx+    xxxxxxxxxxxxxxxxxx     x',
+  'delete-server': 'xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  'edit-server': 'xx+xxx+    xxxxxxxxxxxxxxxxxx     x',
+  set: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  'start-daemon': 'xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx',
+  'stop-daemon': 'xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx',
+  restore: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  save: ' xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  zero: 'xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
 };
 
-/** Tunnel types by number (IP_VS_CONN_F_TUNNEL_TYPE_*), as `--tun-type` names them. */
-export const TUN_TYPE_NAMES: readonly string[] = ['ipip', 'gue', 'gre'];
 const TUN_OPTIONS: readonly OptionName[] = ['tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
 /** ipvsadm's tunnel_types_v_options, one character per TUN_OPTIONS entry. */
 const TUNNEL_TYPES_V_OPTIONS: readonly string[] = [
@@ -184,6 +183,8 @@ export type LvsadmCommand =
   | { kind: 'list-timeouts' }
   /** -L --daemon: the sync daemons' state (lines like "master sync daemon (mcast=eth0, syncid=1)"). */
   | { kind: 'list-daemons' }
+  /** -L --checks (lvs-ts): the health monitor's virtual servers, real servers and their checks. */
+  | { kind: 'list-checks' }
   | { kind: 'save'; format: ListFormat }
   /** Every command that changes the table or the timeouts: one request, no output. */
   | { kind: 'request'; request: Request }
@@ -311,6 +312,7 @@ const POPT_TABLE: readonly PoptOption[] = [
   { long: 'syncid', arg: 'required', key: 'syncid' },
   { long: 'timeout', arg: 'none', key: 'timeout' },
   { long: 'daemon', arg: 'none', key: 'daemon' },
+  { long: 'checks', arg: 'none', key: 'checks' },
   { long: 'stats', arg: 'none', key: 'stats' },
   { long: 'rate', arg: 'none', key: 'rate' },
   { long: 'thresholds', arg: 'none', key: 'thresholds' },
@@ -718,17 +720,6 @@ function parseFwmark(buf: string): number {
   return n;
 }
 
-/** Scheduler flag names (-b, keepalived's words) and the IP_VS_SVC_F_SCHED* bit each sets. */
-export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
-  'flag-1': SVC_F_SCHED1,
-  'flag-2': SVC_F_SCHED2,
-  'flag-3': SVC_F_SCHED3,
-  'sh-fallback': SVC_F_SCHED1,
-  'mh-fallback': SVC_F_SCHED1,
-  'sh-port': SVC_F_SCHED2,
-  'mh-port': SVC_F_SCHED2,
-};
-
 /** ipvsadm's parse_sched_flags for scheduler `sched` (the -s value, else wlc). */
 function parseSchedFlags(sched: string, arg: string): number {
   let flags = 0;
@@ -905,6 +896,9 @@ async function applyOption(
     case 'daemon':
       setOption(e, 'daemon');
       return;
+    case 'checks':
+      setOption(e, 'checks');
+      return;
     case 'stats':
       setOption(e, 'stats');
       e.format.stats = true;
@@ -1079,15 +1073,16 @@ function finish(e: Entry): LvsadmCommand {
   switch (e.cmd) {
     case 'list':
       if (
-        ((has('connection') || has('timeout') || has('daemon')) &&
+        ((has('connection') || has('timeout') || has('daemon') || has('checks')) &&
           (has('stats') || has('rate') || has('thresholds'))) ||
-        ((has('timeout') || has('daemon')) && has('persistent-conn'))
+        ((has('timeout') || has('daemon') || has('checks')) && has('persistent-conn'))
       )
         fail('options conflicts in the list command');
       if (has('connection')) return { kind: 'list-conns', format: e.format };
       if (has('service-address')) return { kind: 'list-service', format: e.format, svc: serviceKey(e) };
       if (has('timeout')) return { kind: 'list-timeouts' };
       if (has('daemon')) return { kind: 'list-daemons' };
+      if (has('checks')) return { kind: 'list-checks' };
       return { kind: 'list', format: e.format };
     case 'save':
       return { kind: 'save', format: e.format };

@@ -19,6 +19,7 @@ import type {
   ServiceSnapshot,
   Snapshot,
   Timeouts,
+  VirtualServerSnapshot,
 } from '../ctl/protocol';
 import {
   FWD_DROUTE,
@@ -26,6 +27,7 @@ import {
   FWD_MASQ,
   FWD_NAMES,
   FWD_TUNNEL,
+  IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
   SVC_F_ONEPACKET,
@@ -39,7 +41,6 @@ import {
 } from '../ip-vs';
 import type { ListFormat } from './lvsadm-args';
 
-const IPPROTO_SCTP = 132;
 const SCHED_FLAGS = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
 const HOST_MASK = '255.255.255.255';
 
@@ -422,6 +423,46 @@ export function formatDaemons(daemons: readonly DaemonSpec[]): string {
     if (d.port) out += `, port=${d.port}`;
     if (d.ttl) out += `, ttl=${d.ttl}`;
     out += ')\n';
+  }
+  return out;
+}
+
+/** `75` → `1m15s`: the age of a health state. */
+function formatAge(s: number): string {
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
+}
+
+/**
+ * `lvsadm -L --checks` (lvs-ts): the health monitor's virtual servers, each with its quorum,
+ * then its real servers: state (up, down; the sorry server: sorry when in use, standby), the
+ * weight it has in the table ('-' when it is not in it), how long it has been in that state,
+ * and each checker's state with the reason of its last result. Addresses are always numeric.
+ */
+export function formatChecks(vss: readonly VirtualServerSnapshot[]): string {
+  let out = 'Prot LocalAddress:Port                 Quorum\n';
+  out += '  -> RemoteAddress:Port                State   Weight Since   Checks\n';
+  for (const v of vss) {
+    const sp = v.label.indexOf(' ');
+    const prot = v.label.slice(0, sp);
+    const where = v.label.slice(sp + 1);
+    const hyst = v.hysteresis ? `, hysteresis ${v.hysteresis}` : '';
+    const q = `${v.hasQuorum ? 'up' : 'lost'} (live weight ${v.liveWeight}, quorum ${v.quorum}${hyst})`;
+    out += `${prot.padEnd(4)} ${where.padEnd(33)} ${q}\n`;
+    for (const r of v.servers) {
+      const addr = `${r.addr}:${r.port}`;
+      const weight = r.inTable ? String(r.weight) : '-';
+      const since = r.state === 'sorry' || r.state === 'standby' ? '-' : formatAge(r.since);
+      const checks =
+        r.state === 'sorry' || r.state === 'standby'
+          ? 'sorry server'
+          : r.checkers.length === 0
+            ? 'no checker (always up)'
+            : r.checkers.map((c) => `${c.type} ${c.up ? 'up' : 'down'}${c.why ? ` (${c.why})` : ''}`).join('; ');
+      out += `  -> ${addr.padEnd(33)} ${r.state.padEnd(7)} ${weight.padEnd(6)} ${since.padEnd(7)} ${checks}\n`;
+    }
   }
   return out;
 }

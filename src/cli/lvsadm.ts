@@ -8,15 +8,22 @@
 
 import { lookupService } from 'node:dns/promises';
 import { ControlSocketError, request } from '../ctl/client';
-import type { ConnSnapshot, DaemonSpec, Request, Response, Snapshot, Timeouts } from '../ctl/protocol';
+import type {
+  ConnSnapshot,
+  DaemonSpec,
+  Request,
+  Response,
+  Snapshot,
+  Timeouts,
+  VirtualServerSnapshot,
+} from '../ctl/protocol';
 import { socketPath } from '../ctl/protocol';
 import { ipvsStrerror } from '../errors';
-import { IPPROTO_TCP, IPPROTO_UDP, IPVS_VERSION } from '../ip-vs';
+import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPVS_VERSION } from '../ip-vs';
 import {
   type ArgResolver,
   type ArgsError,
   extractSocket,
-  IPPROTO_SCTP,
   type LvsadmCommand,
   PROGRAM,
   parseArgs,
@@ -27,6 +34,7 @@ import {
 import {
   connAddresses,
   findService,
+  formatChecks,
   formatConnections,
   formatDaemons,
   formatList,
@@ -118,6 +126,8 @@ Options:
   --connection   -c                   output of current IPVS connections
   --timeout                           output of timeout (tcp tcpfin udp)
   --daemon                            output of daemon information
+  --checks                            output of health check state (lvs-ts;
+                                      lvsd --keepalived-conf)
   --stats                             output of statistics information
   --rate                              output of rate information
   --exact                             expand numbers (display exact values)
@@ -240,7 +250,8 @@ const DEFAULT_DEPS: MainDeps = {
 /** The command name libipvs's error table uses for a request. */
 function errorCommand(req: Request): string {
   if (req.cmd === 'set-timeouts') return 'set';
-  if (req.cmd === 'get-timeouts' || req.cmd === 'list-conns' || req.cmd === 'list-daemons') return 'list';
+  if (req.cmd === 'get-timeouts' || req.cmd === 'list-conns' || req.cmd === 'list-daemons' || req.cmd === 'list-checks')
+    return 'list';
   return req.cmd;
 }
 
@@ -350,6 +361,13 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
       if (result === null) return 1;
       if (!Array.isArray(result)) throw new BadReplyError('not a list of daemons');
       deps.stdout(formatDaemons(result as DaemonSpec[]));
+      return 0;
+    }
+    case 'list-checks': {
+      const result = await fetch({ cmd: 'list-checks' });
+      if (result === null) return 1;
+      if (!Array.isArray(result)) throw new BadReplyError('not a list of virtual servers');
+      deps.stdout(formatChecks(result as VirtualServerSnapshot[]));
       return 0;
     }
     case 'restore':

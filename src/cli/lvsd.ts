@@ -17,6 +17,9 @@ import { DEFAULT_SOCKET, socketPath } from '../ctl/protocol';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
 import { ControlServer } from '../ctl/server';
 import { parseAssignment, type SysctlDef } from '../ctl/sysctl';
+import { parseKeepalivedConf } from '../health/keepalived-conf';
+import { HealthMonitor, type HealthTarget } from '../health/monitor';
+import { runCheck } from '../health/probes';
 import { IPPROTO_ICMP } from '../ip-vs';
 import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
@@ -56,6 +59,12 @@ Options:
   --config-file FILE keep the virtual services in FILE (lvsadm -S -n form and a --set line):
                      loaded at start, rewritten atomically after every change, so a
                      restarted lvsd comes back with the same table
+  --keepalived-conf FILE
+                     run the virtual servers of a keepalived.conf (virtual_server,
+                     real_server, the health checkers, virtual_server_group, include) with
+                     their health checks: failed real servers leave the table (or go to
+                     weight 0 with inhibit_on_failure) and return when their checks pass;
+                     SIGHUP reloads FILE and applies only the difference
   --ftp-ports LIST   ports whose NAT services get the FTP helper (ip_vs_ftp's ports=;
                      comma-separated, default 21)
   --no-offload       open the TUN without offloads (IFF_VNET_HDR, checksum and TCP
@@ -64,7 +73,8 @@ Options:
   -h, --help         show this help
   -v, --version      show the version
 
-Stops cleanly on SIGINT/SIGTERM, removing everything it installed. At start it removes
+Stops cleanly on SIGINT/SIGTERM, removing everything it installed; SIGHUP reloads the
+--keepalived-conf file. At start it removes
 what a killed previous run left behind (recorded in <socket>.state).
 `;
 
@@ -106,6 +116,7 @@ export async function main(argv: string[]): Promise<number> {
         'no-offload': { type: 'boolean', default: false },
         'ftp-ports': { type: 'string' },
         'config-file': { type: 'string' },
+        'keepalived-conf': { type: 'string' },
         sysctl: { type: 'string', multiple: true, default: [] },
         'procfs-root': { type: 'string' },
         metrics: { type: 'string' },
@@ -210,12 +221,37 @@ export async function main(argv: string[]): Promise<number> {
   const saveConfigFile = (): void => {
     if (configFile === undefined) return;
     try {
-      saveConfig(configFile, balancer);
+      saveConfig(configFile, balancer, (svc) => health?.owns(svc) ?? false);
     } catch (err) {
       log(`cannot save ${configFile}: ${(err as Error).message}`);
     }
   };
   const server = new ControlServer(balancer, sock, log, saveConfigFile);
+  const keepalivedConf = values['keepalived-conf'] as string | undefined;
+  // The monitor's table changes take their turn with lvsadm's requests.
+  const serialized: HealthTarget = {
+    addService: (spec) => server.exclusive(() => balancer.addService(spec)),
+    editService: (spec) => server.exclusive(() => balancer.editService(spec)),
+    deleteService: (key) => server.exclusive(() => balancer.deleteService(key)),
+    addDest: (key, spec) => server.exclusive(() => balancer.addDest(key, spec)),
+    editDest: (key, spec) => server.exclusive(() => balancer.editDest(key, spec)),
+    deleteDest: (key, dkey) => server.exclusive(() => balancer.deleteDest(key, dkey)),
+  };
+  const health = keepalivedConf === undefined ? undefined : new HealthMonitor(serialized, runCheck, { log });
+  balancer.health = health;
+  /** (Re)read the keepalived configuration and apply it; an unreadable file changes nothing. */
+  const loadKeepalived = async (file: string, monitor: HealthMonitor): Promise<void> => {
+    const conf = parseKeepalivedConf(file);
+    for (const w of conf.warnings) log(`warning: ${w}`);
+    for (const e of conf.errors) log(`error: ${e}`);
+    if (conf.errors.some((e) => e.startsWith(`cannot read ${file}:`))) {
+      log(`${file}: not applied, the running configuration is kept`);
+      return;
+    }
+    await monitor.load(conf);
+    const servers = conf.virtualServers.reduce((n, v) => n + v.realServers.length, 0);
+    log(`${file}: ${conf.virtualServers.length} virtual servers, ${servers} real servers`);
+  };
   // Routers' frag-needed errors about tunnel packets set the path MTU towards TUN real servers.
   const icmpIn = new RawReceiver(
     IPPROTO_ICMP,
@@ -240,6 +276,7 @@ export async function main(argv: string[]): Promise<number> {
   const release = async (): Promise<void> => {
     clearInterval(ticker);
     clearInterval(estTicker);
+    health?.stop();
     balancer.sync.close();
     metrics?.close();
     await procfs.remove();
@@ -264,6 +301,7 @@ export async function main(argv: string[]): Promise<number> {
       if (applied + failed > 0) log(`${configFile}: ${applied} commands applied, ${failed} refused`);
       saveConfigFile();
     }
+    if (health && keepalivedConf !== undefined) await loadKeepalived(keepalivedConf, health);
     await server.listen();
     if (values.metrics !== undefined) metrics = await startMetricsServer(values.metrics as string, balancer);
   } catch (err) {
@@ -274,7 +312,14 @@ export async function main(argv: string[]): Promise<number> {
 
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
-  process.on('SIGHUP', () => void shutdown('SIGHUP', 0));
+  process.on('SIGHUP', () => {
+    if (!health || keepalivedConf === undefined) {
+      log('SIGHUP: nothing to reload (no --keepalived-conf)');
+      return;
+    }
+    log(`SIGHUP: reloading ${keepalivedConf}`);
+    loadKeepalived(keepalivedConf, health).catch((err: Error) => log(`reload: ${err.message}`));
+  });
   process.on('uncaughtException', (err) => {
     log(`internal error: ${err.stack ?? err.message}`);
     void shutdown('internal error', 1);
@@ -286,6 +331,7 @@ export async function main(argv: string[]): Promise<number> {
   );
   engine.replyMtu = smallestLinkMtu(ownDevice);
   writeProcfs();
+  health?.start();
   log(`ready: tun ${io.tunName}, control socket ${sock}${withRoutes ? '' : ' (no routes)'}`);
   // Keep running until a signal arrives.
   return new Promise<number>(() => {});

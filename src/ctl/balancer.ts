@@ -36,12 +36,14 @@ import type {
   DestKey,
   DestSnapshot,
   DestSpec,
+  HealthCounters,
   ServiceKey,
   ServiceSnapshot,
   ServiceSpec,
   Snapshot,
   StatsSnapshot,
   Timeouts,
+  VirtualServerSnapshot,
 } from './protocol';
 import { SyncDaemons } from './sync-daemon';
 
@@ -101,6 +103,8 @@ export class Balancer {
   readonly estimators = new EstimatorSet();
   /** The connection sync daemons (--start-daemon / --stop-daemon). */
   readonly sync: SyncDaemons;
+  /** The health monitor, when lvsd runs one (--keepalived-conf): what `list-checks` and the metrics show. */
+  health: { snapshot(): VirtualServerSnapshot[]; stats(): HealthCounters } | undefined;
 
   constructor(
     readonly engine: Engine,

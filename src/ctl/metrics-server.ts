@@ -28,6 +28,7 @@ export function metricsInput(b: Balancer): MetricsInput {
       ...(b.sync.master ? [{ role: 'master' as const, ...b.sync.master.counters }] : []),
       ...(b.sync.backup ? [{ role: 'backup' as const, ...b.sync.backup.counters }] : []),
     ],
+    health: b.health ? { counters: b.health.stats(), virtualServers: b.health.snapshot() } : null,
   };
 }
 

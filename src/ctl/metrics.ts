@@ -15,10 +15,15 @@
 // Counters are 64-bit in the kernel and JS numbers here: integers are printed in full with
 // Number.prototype.toString (exact up to 2^53), never in exponent notation.
 
-import { FWD_NAMES, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
-import type { DestSnapshot, ServiceSnapshot, Snapshot, StatsSnapshot } from './protocol';
-
-const IPPROTO_SCTP = 132;
+import { FWD_NAMES, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
+import type {
+  DestSnapshot,
+  HealthCounters,
+  ServiceSnapshot,
+  Snapshot,
+  StatsSnapshot,
+  VirtualServerSnapshot,
+} from './protocol';
 
 /** Everything one scrape shows: the control socket's `list` and `engine-stats` answers. */
 export interface MetricsInput {
@@ -41,6 +46,8 @@ export interface MetricsInput {
   reassembly: { datagrams: number; bytes: number; completed: number; expired: number };
   /** The running sync daemons' counters: messages and connection entries sent (master) or read (backup). */
   sync: { role: 'master' | 'backup'; messages: number; conns: number }[];
+  /** The health monitor (lvsd --keepalived-conf), null without one: its families then have no samples. */
+  health: { counters: HealthCounters; virtualServers: VirtualServerSnapshot[] } | null;
 }
 
 export interface MetricDoc {
@@ -162,6 +169,36 @@ const DOC = [
     type: 'counter',
     labels: 'role',
     help: 'Connection entries sent in sync messages (master) or read from them (backup).',
+  },
+  {
+    name: 'lvs_health_checks_total',
+    type: 'counter',
+    labels: 'result',
+    help: 'Health checks completed (lvsd --keepalived-conf), by result (ok, failed).',
+  },
+  {
+    name: 'lvs_health_checks_in_flight',
+    type: 'gauge',
+    labels: '',
+    help: 'Health checks running now.',
+  },
+  {
+    name: 'lvs_health_transitions_total',
+    type: 'counter',
+    labels: 'to',
+    help: 'Real servers that went up or down by their health checks, by the state entered.',
+  },
+  {
+    name: 'lvs_health_quorum_lost_total',
+    type: 'counter',
+    labels: '',
+    help: 'Times a virtual server lost quorum (its live real servers weigh less than quorum).',
+  },
+  {
+    name: 'lvs_health_real_server_up',
+    type: 'gauge',
+    labels: 'virtual_server, real_address, real_port',
+    help: 'Whether the health checks find the real server up (1) or down (0).',
   },
   {
     name: 'lvs_service_connections_total',
@@ -336,6 +373,15 @@ function perSyncRole(value: (d: MetricsInput['sync'][number]) => number): Sample
   };
 }
 
+/** Samples from the health monitor's counters, none without a monitor. */
+function perHealth(samples: (h: NonNullable<MetricsInput['health']>) => [string, number][]): SampleWriter {
+  return (name, s, out) => {
+    if (!s.input.health) return;
+    for (const [labels, v] of samples(s.input.health))
+      out.push(`${name}${labels ? `{${labels}}` : ''} ${formatValue(v)}`);
+  };
+}
+
 /** Where each family's values come from; the type makes it cover DOC exactly. */
 const SAMPLES: Record<MetricName, SampleWriter> = {
   lvs_connections_total: unlabelled((m) => m.global.conns),
@@ -361,6 +407,30 @@ const SAMPLES: Record<MetricName, SampleWriter> = {
   lvs_reassembly_timeouts_total: unlabelled((m) => m.reassembly.expired),
   lvs_sync_messages_total: perSyncRole((d) => d.messages),
   lvs_sync_connections_total: perSyncRole((d) => d.conns),
+  lvs_health_checks_total: perHealth((h) => [
+    ['result="ok"', h.counters.checksOk],
+    ['result="failed"', h.counters.checksFailed],
+  ]),
+  lvs_health_checks_in_flight: perHealth((h) => [['', h.counters.inFlight]]),
+  lvs_health_transitions_total: perHealth((h) => [
+    ['to="up"', h.counters.transitionsUp],
+    ['to="down"', h.counters.transitionsDown],
+  ]),
+  lvs_health_quorum_lost_total: perHealth((h) => [['', h.counters.quorumLost]]),
+  lvs_health_real_server_up: perHealth((h) =>
+    h.virtualServers.flatMap((v) =>
+      v.servers
+        .filter((r) => r.state === 'up' || r.state === 'down')
+        .map((r): [string, number] => [
+          labelPairs([
+            ['virtual_server', v.label],
+            ['real_address', r.addr],
+            ['real_port', String(r.port)],
+          ]),
+          r.state === 'up' ? 1 : 0,
+        ]),
+    ),
+  ),
   lvs_service_connections_total: perService((svc) => svc.stats.conns),
   lvs_service_incoming_packets_total: perService((svc) => svc.stats.inPkts),
   lvs_service_outgoing_packets_total: perService((svc) => svc.stats.outPkts),

@@ -20,6 +20,7 @@ import {
   FWD_TUNNEL,
   IPPROTO_ICMP,
   IPPROTO_IP,
+  IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
   SVC_F_ONEPACKET,
@@ -35,7 +36,6 @@ import type { ConnSnapshot, Snapshot, StatsSnapshot } from './protocol';
  */
 export const PROC_HZ = 250;
 
-const IPPROTO_SCTP = 132;
 const IPPROTO_ICMPV6 = 58;
 
 const IP_VS_HEADER =

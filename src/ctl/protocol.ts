@@ -126,16 +126,58 @@ export type Request =
   | { cmd: 'list-daemons' }
   /** lvsd's own counters (drops by reason, packets sent): not an ipvsadm command. */
   | { cmd: 'engine-stats' }
+  /** The health monitor's view (lvsd --keepalived-conf): VirtualServerSnapshot[]. Not an ipvsadm command. */
+  | { cmd: 'list-checks' }
   /**
    * IPVS settings (src/ctl/sysctl.ts): all of them without a name, one with a name, and set it
    * first with a value. The result is a list of { name, value }. Not an ipvsadm command.
    */
   | { cmd: 'sysctl'; name?: string; value?: string };
 
-/**
- * A failed request carries the errno name the kernel would have returned (EEXIST, ESRCH,
- * ENOENT, EINVAL, ...); lvsadm turns (command, errno) into ipvsadm's message as libipvs does.
- */
+/** One checker of a real server, as `list-checks` shows it. */
+export interface CheckerSnapshot {
+  type: string;
+  up: boolean;
+  why: string;
+}
+
+export interface RealServerSnapshot {
+  addr: string;
+  port: number;
+  /** 'up', 'down', or for the sorry server 'sorry' (in use) / 'standby'. */
+  state: 'up' | 'down' | 'sorry' | 'standby';
+  /** The weight it has in the table now (0 when quiescent or absent). */
+  weight: number;
+  inTable: boolean;
+  /** Seconds since its last change. */
+  since: number;
+  checkers: CheckerSnapshot[];
+}
+
+/** One virtual_server of the keepalived configuration and its real servers' health (`list-checks`). */
+export interface VirtualServerSnapshot {
+  /** `TCP 192.168.0.1:80`, `FWM 5`, `TCP group web`. */
+  label: string;
+  quorum: number;
+  hysteresis: number;
+  liveWeight: number;
+  hasQuorum: boolean;
+  servers: RealServerSnapshot[];
+}
+
+/** The health monitor's counters (metrics). */
+export interface HealthCounters {
+  checksOk: number;
+  checksFailed: number;
+  serversUp: number;
+  serversDown: number;
+  transitionsUp: number;
+  transitionsDown: number;
+  quorumLost: number;
+  quorumGained: number;
+  inFlight: number;
+}
+
 export interface EngineStats {
   conns: number;
   txPackets: number;
@@ -146,4 +188,8 @@ export interface EngineStats {
   offload: { partial: number; gso: number };
 }
 
+/**
+ * A failed request carries the errno name the kernel would have returned (EEXIST, ESRCH,
+ * ENOENT, EINVAL, ...); lvsadm turns (command, errno) into ipvsadm's message as libipvs does.
+ */
 export type Response = { ok: true; result?: unknown } | { ok: false; errno: string; message: string };

@@ -65,6 +65,8 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
       if (req.value !== undefined) writeSysctl(b.engine, req.name, req.value);
       return [{ name: req.name, value: sysctlDef(req.name).get(b.engine) }];
     }
+    case 'list-checks':
+      return b.health?.snapshot() ?? [];
     case 'engine-stats': {
       const e = b.engine;
       const drops = b.dropCounts();
@@ -179,6 +181,19 @@ export class ControlServer {
     sock.on('close', () => this.clients.delete(sock));
   }
 
+  /**
+   * Run `fn` in turn with the requests, so that another writer (the health monitor) never
+   * changes the table in the middle of a request.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
   private enqueue(sock: Socket, line: string): void {
     this.queue = this.queue.then(async () => {
       let res: Response;
@@ -192,6 +207,7 @@ export class ControlServer {
           req.cmd !== 'list-conns' &&
           req.cmd !== 'get-timeouts' &&
           req.cmd !== 'engine-stats' &&
+          req.cmd !== 'list-checks' &&
           !(req.cmd === 'sysctl' && req.value === undefined)
         ) {
           this.log(`${req.cmd} ${describe(req)}`);

@@ -4,7 +4,8 @@
 // - CheckerState: one checker (TCP_CHECK, HTTP_GET, ...). Starts up, or down with `alpha`; the
 //   first check comes after a random delay in [0, warmup]. A success after a failure is "up"
 //   at once; a failure of an up checker is retried `retry` times, `delay_before_retry` apart,
-//   before it is "down". Up or down, the next regular check is `delay_loop` later.
+//   before it is "down". Up or down, the next regular check is `delay_loop` later, plus a random
+//   jitter of up to a tenth of it (at most 1 s), so checkers started together drift apart.
 // - RealServerHealth: a real server is up while every one of its checkers is up.
 // - QuorumState: a virtual server has quorum while the weights of its live real servers add up
 //   to at least `quorum`; with `hysteresis` it is lost below quorum - hysteresis and regained at
@@ -40,10 +41,20 @@ export class CheckerState {
   constructor(
     readonly timing: CheckerTiming,
     now: number,
-    random: () => number = Math.random,
+    private readonly random: () => number = Math.random,
   ) {
     this.up = !timing.alpha;
     this.next = now + random() * timing.warmup;
+  }
+
+  /** The next regular check after `now`: delay_loop later, plus the jitter. */
+  private regular(now: number): number {
+    return now + this.timing.delayLoop + this.random() * CheckerState.jitter(this.timing);
+  }
+
+  /** The most a regular check is delayed beyond delay_loop. */
+  static jitter(t: CheckerTiming): number {
+    return Math.min(t.delayLoop * 0.1, 1);
   }
 
   /** Record the result of the check that was due; returns the transition it caused, if any. */
@@ -51,13 +62,13 @@ export class CheckerState {
     const t = this.timing;
     if (ok) {
       this.failures = 0;
-      this.next = now + t.delayLoop;
+      this.next = this.regular(now);
       if (this.up) return null;
       this.up = true;
       return 'up';
     }
     if (!this.up) {
-      this.next = now + t.delayLoop;
+      this.next = this.regular(now);
       return null;
     }
     this.failures++;
@@ -67,13 +78,13 @@ export class CheckerState {
     }
     this.failures = 0;
     this.up = false;
-    this.next = now + t.delayLoop;
+    this.next = this.regular(now);
     return 'down';
   }
 
   /** Worst case from a failure's start to "down": what tests and operators wait for. */
   static detectionTime(t: CheckerTiming, connectTimeout: number): number {
-    return t.delayLoop + t.retry * t.delayBeforeRetry + (t.retry + 1) * connectTimeout;
+    return t.delayLoop + CheckerState.jitter(t) + t.retry * t.delayBeforeRetry + (t.retry + 1) * connectTimeout;
   }
 }
 

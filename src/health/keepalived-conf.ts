@@ -18,24 +18,22 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import {
-  IPPROTO_SCTP,
-  SCHED_FLAG_BITS,
-  TUN_F_CSUM,
-  TUN_F_NOCSUM,
-  TUN_F_REMCSUM,
-  TUN_TYPE_NAMES,
-} from '../cli/lvsadm-args';
 import type { DestSpec, ServiceSpec } from '../ctl/protocol';
 import {
   FWD_DROUTE,
   FWD_MASQ,
   FWD_TUNNEL,
+  IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  SCHED_FLAG_BITS,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
+  TUN_F_CSUM,
+  TUN_F_NOCSUM,
+  TUN_F_REMCSUM,
   TUN_TYPE_IPIP,
+  TUN_TYPE_NAMES,
 } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
@@ -1287,23 +1285,29 @@ const CSUM_FLAGS: Readonly<Record<TunnelOpts['csum'], number>> = {
   remcsum: TUN_F_REMCSUM,
 };
 
+/** The dest a real server (or the sorry server) of `vs` is, at its configured weight. */
+export function destSpec(
+  vs: VirtualServer,
+  rs: Pick<RealServer, 'addr' | 'port' | 'weight' | 'uThreshold' | 'lThreshold' | 'method' | 'tunnel'>,
+): DestSpec {
+  const method = rs.method ?? vs.method;
+  const tunnel = rs.method ? rs.tunnel : vs.tunnel;
+  return {
+    addr: rs.addr,
+    port: rs.port,
+    fwd: FWD_BY_METHOD[method],
+    weight: rs.weight,
+    uThreshold: rs.uThreshold,
+    lThreshold: rs.lThreshold,
+    tunType: method === 'TUN' && tunnel ? TUN_TYPE_NAMES.indexOf(tunnel.type) : TUN_TYPE_IPIP,
+    tunPort: method === 'TUN' && tunnel ? tunnel.port : 0,
+    tunFlags: method === 'TUN' && tunnel ? CSUM_FLAGS[tunnel.csum] : TUN_F_NOCSUM,
+  };
+}
+
 /** The configured real servers as dests (all of them, at their configured weight). */
 export function destSpecs(vs: VirtualServer): DestSpec[] {
-  return vs.realServers.map((rs) => {
-    const method = rs.method ?? vs.method;
-    const tunnel = rs.method ? rs.tunnel : vs.tunnel;
-    return {
-      addr: rs.addr,
-      port: rs.port,
-      fwd: FWD_BY_METHOD[method],
-      weight: rs.weight,
-      uThreshold: rs.uThreshold,
-      lThreshold: rs.lThreshold,
-      tunType: method === 'TUN' && tunnel ? TUN_TYPE_NAMES.indexOf(tunnel.type) : TUN_TYPE_IPIP,
-      tunPort: method === 'TUN' && tunnel ? tunnel.port : 0,
-      tunFlags: method === 'TUN' && tunnel ? CSUM_FLAGS[tunnel.csum] : TUN_F_NOCSUM,
-    };
-  });
+  return vs.realServers.map((rs) => destSpec(vs, rs));
 }
 
 /**

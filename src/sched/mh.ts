@@ -32,6 +32,7 @@
 import {
   type Dest,
   destUsable,
+  IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
   type PktInfo,
@@ -50,8 +51,6 @@ import {
   skipFor,
   weightTurns,
 } from './maglev';
-
-const IPPROTO_SCTP = 132;
 
 /** mh-fallback: move on from an unusable dest instead of failing. */
 export const SVC_F_MH_FALLBACK = SVC_F_SCHED1;

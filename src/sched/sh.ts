@@ -28,7 +28,7 @@
 // forward packet, so that case does not arise here.
 
 import type { Dest, PktInfo, Scheduler, Service } from '../ip-vs';
-import { destUsable, IPPROTO_TCP, IPPROTO_UDP, SVC_F_SCHED1, SVC_F_SCHED2 } from '../ip-vs';
+import { destUsable, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, SVC_F_SCHED1, SVC_F_SCHED2 } from '../ip-vs';
 import { nextDest } from './list-walk';
 
 /** IP_VS_SH_TAB_BITS and the table size and mask it gives. */
@@ -42,8 +42,6 @@ export const SVC_F_SCHED_SH_PORT = SVC_F_SCHED2;
 
 /** GOLDEN_RATIO_32 of include/linux/hash.h. */
 const GOLDEN_RATIO_32 = 0x61c88647;
-
-const IPPROTO_SCTP = 132;
 
 /**
  * The bucket of a host-order IPv4 source address and host-order port (0 without sh-port):

@@ -219,6 +219,14 @@ export class Lab {
     return exited;
   }
 
+  /** Send `signal` to the running lvsd without waiting for anything (e.g. SIGHUP: reload). */
+  signalLvsd(signal: NodeJS.Signals): void {
+    const p = this.lvsd;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) throw new Error('lvsd is not running');
+    // As in stopLvsd: `ip netns exec` has exec'd lvsd, so the signal reaches lvsd itself.
+    p.kill(signal);
+  }
+
   /**
    * Capture on `iface` in namespace `ns` with tcpdump (filter optional) until stop() is called;
    * stop() returns the captured frames.

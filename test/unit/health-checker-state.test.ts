@@ -44,7 +44,7 @@ describe('CheckerState', () => {
   });
 
   it('bounds the time to notice a dead server: delay_loop + retries + connect timeouts', () => {
-    expect(CheckerState.detectionTime(T, 5)).toBe(6 + 2 * 1 + 3 * 5);
+    expect(CheckerState.detectionTime(T, 5)).toBe(6 + 0.6 + 2 * 1 + 3 * 5);
   });
 });
 

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TUN_F_CSUM } from '../../src/cli/lvsadm-args';
 import {
   type Checker,
   DEFAULT_PERSISTENCE_TIMEOUT,
@@ -20,6 +19,7 @@ import {
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,
   SVC_F_SCHED2,
+  TUN_F_CSUM,
   TUN_TYPE_GUE,
 } from '../../src/ip-vs';
 

@@ -67,8 +67,9 @@ const FMT = DEFAULT_LIST_FORMAT;
 
 describe('commands_v_options table', () => {
   it('has one rule per ipvsadm option for every command', () => {
-    expect(OPTION_NAMES).toHaveLength(34);
-    for (const row of Object.values(COMMANDS_V_OPTIONS)) expect(row).toMatch(/^[ +x1]{34}$/);
+    // ipvsadm's 34 options and lvs-ts's --checks.
+    expect(OPTION_NAMES).toHaveLength(35);
+    for (const row of Object.values(COMMANDS_V_OPTIONS)) expect(row).toMatch(/^[ +x1]{35}$/);
   });
 });
 
@@ -278,6 +279,8 @@ describe('list, save, help and version', () => {
     [['-S', '-n'], { kind: 'save', format: { ...FMT, numeric: true } }],
     [['-R'], { kind: 'restore' }],
     [['-L', '--daemon'], { kind: 'list-daemons' }],
+    [['-L', '--checks'], { kind: 'list-checks' }],
+    [['-L', '-n', '--checks'], { kind: 'list-checks' }],
     [
       ['--start-daemon', 'master'],
       {
@@ -454,6 +457,17 @@ describe('command-line errors: ipvsadm text and exit status', () => {
     ],
     [['-L', '-c', '--stats'], 'options conflicts in the list command\n', 2],
     [['-L', '--timeout', '--persistent-conn'], 'options conflicts in the list command\n', 2],
+    [
+      ['-L', '--checks', '--daemon'],
+      "The option 'checks' conflicts with the 'daemon' option in the 'list' command\n",
+      2,
+    ],
+    [['-L', '--checks', '--stats'], 'options conflicts in the list command\n', 2],
+    [
+      ['-a', '-t', '1.2.3.4:80', '-r', '5.6.7.8', '--checks'],
+      "Illegal 'checks' option with the 'add-server' command\n",
+      2,
+    ],
     // --set and leftovers.
     [['--set', '1', '2'], '--set option requires 3 timeout values\n', 2],
     [['--set', '1', '2', 'x'], "invalid timeout value `x' specified\n", 2],

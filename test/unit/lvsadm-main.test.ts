@@ -310,6 +310,74 @@ describe('lvsadm main without a daemon', () => {
     expect(r.stderr.split('\n')[0]).toBe("Can't initialize ipvs: Permission denied (you must be root)");
   });
 
+  it('-L --checks prints the health monitor view: quorum per virtual server, state, weight, age, checks', async () => {
+    lvsd.reply = () => ({
+      ok: true,
+      result: [
+        {
+          label: 'TCP 192.168.0.1:80',
+          quorum: 2,
+          hysteresis: 0,
+          liveWeight: 1,
+          hasQuorum: false,
+          servers: [
+            {
+              addr: '172.16.0.1',
+              port: 80,
+              state: 'up',
+              weight: 1,
+              inTable: false,
+              since: 75,
+              checkers: [{ type: 'HTTP_GET', up: true, why: 'HTTP 200' }],
+            },
+            {
+              addr: '172.16.0.2',
+              port: 80,
+              state: 'down',
+              weight: 0,
+              inTable: true,
+              since: 3,
+              checkers: [
+                { type: 'HTTP_GET', up: false, why: 'connect: ECONNREFUSED' },
+                { type: 'TCP_CHECK', up: false, why: '' },
+              ],
+            },
+            { addr: '172.16.0.9', port: 8080, state: 'sorry', weight: 1, inTable: true, since: 0, checkers: [] },
+          ],
+        },
+        {
+          label: 'FWM 5',
+          quorum: 1,
+          hysteresis: 1,
+          liveWeight: 3,
+          hasQuorum: true,
+          servers: [{ addr: '10.0.0.5', port: 0, state: 'up', weight: 3, inTable: true, since: 7300, checkers: [] }],
+        },
+      ],
+    });
+    expect(await run(S('-L', '-n', '--checks'))).toEqual({
+      code: 0,
+      stdout: [
+        'Prot LocalAddress:Port                 Quorum',
+        '  -> RemoteAddress:Port                State   Weight Since   Checks',
+        'TCP  192.168.0.1:80                    lost (live weight 1, quorum 2)',
+        '  -> 172.16.0.1:80                     up      -      1m15s   HTTP_GET up (HTTP 200)',
+        '  -> 172.16.0.2:80                     down    0      3s      HTTP_GET down (connect: ECONNREFUSED); TCP_CHECK down',
+        '  -> 172.16.0.9:8080                   sorry   1      -       sorry server',
+        'FWM  5                                 up (live weight 3, quorum 1, hysteresis 1)',
+        '  -> 10.0.0.5:0                        up      3      2h1m    no checker (always up)',
+        '',
+      ].join('\n'),
+      stderr: '',
+    });
+    expect(lvsd.received).toEqual([{ cmd: 'list-checks' }]);
+  });
+
+  it('-L --checks with no health monitor prints the titles only', async () => {
+    lvsd.reply = () => ({ ok: true, result: [] });
+    expect((await run(S('-L', '--checks'))).stdout.split('\n')).toHaveLength(3);
+  });
+
   it('-L --daemon prints nothing when no sync daemon runs, exit 0', async () => {
     lvsd.reply = () => ({ ok: true, result: [] });
     expect(await run(S('-L', '--daemon'))).toEqual({ code: 0, stdout: '', stderr: '' });

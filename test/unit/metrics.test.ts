@@ -34,6 +34,7 @@ function input(services: ServiceSnapshot[], over: Partial<MetricsInput> = {}): M
     offload: { partial: 0, gso: 0 },
     reassembly: { datagrams: 0, bytes: 0, completed: 0, expired: 0 },
     sync: [],
+    health: null,
     ...over,
   };
 }
@@ -185,6 +186,33 @@ const SMALL = input([WEB, MARKED], {
     { role: 'master', messages: 5, conns: 120 },
     { role: 'backup', messages: 3, conns: 40 },
   ],
+  health: {
+    counters: {
+      checksOk: 40,
+      checksFailed: 3,
+      serversUp: 1,
+      serversDown: 1,
+      transitionsUp: 2,
+      transitionsDown: 1,
+      quorumLost: 1,
+      quorumGained: 1,
+      inFlight: 2,
+    },
+    virtualServers: [
+      {
+        label: 'TCP 10.0.0.1:80',
+        quorum: 1,
+        hysteresis: 0,
+        liveWeight: 1,
+        hasQuorum: true,
+        servers: [
+          { addr: '192.168.1.11', port: 8080, state: 'up', weight: 1, inTable: true, since: 5, checkers: [] },
+          { addr: '192.168.1.12', port: 8080, state: 'down', weight: 0, inTable: false, since: 3, checkers: [] },
+          { addr: '192.168.1.99', port: 80, state: 'standby', weight: 0, inTable: false, since: 0, checkers: [] },
+        ],
+      },
+    ],
+  },
 });
 
 const WEB_L = 'protocol="tcp",address="10.0.0.1",port="80",scheduler="wlc"';
@@ -266,6 +294,24 @@ const GOLDEN = lines(
   '# TYPE lvs_sync_connections_total counter',
   'lvs_sync_connections_total{role="master"} 120',
   'lvs_sync_connections_total{role="backup"} 40',
+  '# HELP lvs_health_checks_total Health checks completed (lvsd --keepalived-conf), by result (ok, failed).',
+  '# TYPE lvs_health_checks_total counter',
+  'lvs_health_checks_total{result="ok"} 40',
+  'lvs_health_checks_total{result="failed"} 3',
+  '# HELP lvs_health_checks_in_flight Health checks running now.',
+  '# TYPE lvs_health_checks_in_flight gauge',
+  'lvs_health_checks_in_flight 2',
+  '# HELP lvs_health_transitions_total Real servers that went up or down by their health checks, by the state entered.',
+  '# TYPE lvs_health_transitions_total counter',
+  'lvs_health_transitions_total{to="up"} 2',
+  'lvs_health_transitions_total{to="down"} 1',
+  '# HELP lvs_health_quorum_lost_total Times a virtual server lost quorum (its live real servers weigh less than quorum).',
+  '# TYPE lvs_health_quorum_lost_total counter',
+  'lvs_health_quorum_lost_total 1',
+  '# HELP lvs_health_real_server_up Whether the health checks find the real server up (1) or down (0).',
+  '# TYPE lvs_health_real_server_up gauge',
+  'lvs_health_real_server_up{virtual_server="TCP 10.0.0.1:80",real_address="192.168.1.11",real_port="8080"} 1',
+  'lvs_health_real_server_up{virtual_server="TCP 10.0.0.1:80",real_address="192.168.1.12",real_port="8080"} 0',
   '# HELP lvs_service_connections_total Connections scheduled by the virtual service.',
   '# TYPE lvs_service_connections_total counter',
   `lvs_service_connections_total{${WEB_L}} 10`,
@@ -417,6 +463,9 @@ describe('formatMetrics', () => {
       'forward',
       'reason',
       'role',
+      'result',
+      'to',
+      'virtual_server',
     ];
     const e = parseExposition(formatMetrics(SMALL));
     for (const d of METRICS_DOC) {
