@@ -239,13 +239,18 @@ export async function main(argv: string[]): Promise<number> {
   };
   const health = keepalivedConf === undefined ? undefined : new HealthMonitor(serialized, runCheck, { log });
   balancer.health = health;
-  /** (Re)read the keepalived configuration and apply it; an unreadable file changes nothing. */
-  const loadKeepalived = async (file: string, monitor: HealthMonitor): Promise<void> => {
+  /**
+   * Read the keepalived configuration and apply it. At start whatever loads is applied (a
+   * rejected block is left out, as keepalived does); a reload with any error, or a file that
+   * cannot be read, changes nothing: a typo must not take a running service down.
+   */
+  const loadKeepalived = async (file: string, monitor: HealthMonitor, reload: boolean): Promise<void> => {
     const conf = parseKeepalivedConf(file);
     for (const w of conf.warnings) log(`warning: ${w}`);
     for (const e of conf.errors) log(`error: ${e}`);
-    if (conf.errors.some((e) => e.startsWith(`cannot read ${file}:`))) {
-      log(`${file}: not applied, the running configuration is kept`);
+    const unreadable = conf.errors.some((e) => e.startsWith(`cannot read ${file}:`));
+    if (unreadable || (reload && conf.errors.length > 0)) {
+      log(`${file}: not applied (${conf.errors.length} errors); the running configuration is kept`);
       return;
     }
     await monitor.load(conf);
@@ -301,7 +306,7 @@ export async function main(argv: string[]): Promise<number> {
       if (applied + failed > 0) log(`${configFile}: ${applied} commands applied, ${failed} refused`);
       saveConfigFile();
     }
-    if (health && keepalivedConf !== undefined) await loadKeepalived(keepalivedConf, health);
+    if (health && keepalivedConf !== undefined) await loadKeepalived(keepalivedConf, health, false);
     await server.listen();
     if (values.metrics !== undefined) metrics = await startMetricsServer(values.metrics as string, balancer);
   } catch (err) {
@@ -318,7 +323,7 @@ export async function main(argv: string[]): Promise<number> {
       return;
     }
     log(`SIGHUP: reloading ${keepalivedConf}`);
-    loadKeepalived(keepalivedConf, health).catch((err: Error) => log(`reload: ${err.message}`));
+    loadKeepalived(keepalivedConf, health, true).catch((err: Error) => log(`reload: ${err.message}`));
   });
   process.on('uncaughtException', (err) => {
     log(`internal error: ${err.stack ?? err.message}`);
