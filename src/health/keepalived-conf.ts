@@ -510,6 +510,23 @@ class Interp {
     return a.text;
   }
 
+  /**
+   * The one argument of a single-valued keyword. More words on the line are reported: they are
+   * usually further keywords of a block written on one line (`url { path / status_code 200 }`),
+   * which keepalived.conf wants one per line.
+   */
+  single(s: Stmt): string | null {
+    const a = this.arg(s);
+    if (a !== null && s.args.length > 1) {
+      const extra = s.args
+        .slice(1)
+        .map((t) => t.text)
+        .join(' ');
+      this.warn(s.args[1]!, `'${s.kw.text}' takes one value; '${extra}' ignored (one keyword per line)`);
+    }
+    return a;
+  }
+
   /** The rest of the line as one string (a command with arguments, unquoted). */
   rest(s: Stmt): string | null {
     if (s.args.length === 0) return this.arg(s);
@@ -517,7 +534,7 @@ class Interp {
   }
 
   int(s: Stmt, min: number, max: number): number | null {
-    const a = this.arg(s);
+    const a = this.single(s);
     if (a === null) return null;
     const n = parseIntIn(a, min, max);
     if (n === null) this.warn(s.kw, `'${s.kw.text}' value '${a}' is invalid (expected ${min}..${max}); ignored`);
@@ -525,7 +542,7 @@ class Interp {
   }
 
   seconds(s: Stmt): number | null {
-    const a = this.arg(s);
+    const a = this.single(s);
     if (a === null) return null;
     const n = parseSeconds(a);
     if (n === null) this.warn(s.kw, `'${s.kw.text}' value '${a}' is not a number of seconds; ignored`);
@@ -715,13 +732,13 @@ function parseUrl(ip: Interp, block: Stmt[]): HttpUrl | null {
   for (const s of block) {
     switch (s.kw.text) {
       case 'path':
-        url.path = ip.arg(s) ?? url.path;
+        url.path = ip.single(s) ?? url.path;
         break;
       case 'status_code':
         statusCodes(ip, s, url.statusCodes);
         break;
       case 'digest': {
-        const d = ip.arg(s);
+        const d = ip.single(s);
         if (d !== null && !/^[0-9a-fA-F]{32}$/.test(d))
           ip.warn(s.kw, `digest '${d}' is not an MD5 hex digest; ignored`);
         else if (d !== null) url.digest = d.toLowerCase();

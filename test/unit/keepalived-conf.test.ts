@@ -523,6 +523,19 @@ virtual_server 10.0.0.1 80 { # trailing
     expect(conf.virtualServers[0]!.realServers[0]!.weight).toBe(7);
   });
 
+  it('reports further keywords on one line (a block written on one line) instead of losing them silently', () => {
+    const conf = parseOne(
+      'virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url { path / status_code 200 }\n   connect_timeout 2 retry 3\n  }\n }\n}\n',
+    );
+    expect(conf.warnings).toEqual([
+      `${MAIN}:4: 'path' takes one value; 'status_code 200' ignored (one keyword per line)`,
+      `${MAIN}:5: 'connect_timeout' takes one value; 'retry 3' ignored (one keyword per line)`,
+    ]);
+    const c = conf.virtualServers[0]!.realServers[0]!.checkers[0]!;
+    expect(c.connectTimeout).toBe(2);
+    expect(c.type === 'HTTP_GET' && c.urls[0]!.path).toBe('/');
+  });
+
   it('reports an unterminated quote and keeps the rest of the line as one word', () => {
     const conf = parseOne('virtual_server 10.0.0.1 80 {\n quorum_up "/bin/x arg\n}\n');
     expect(conf.warnings).toEqual([`${MAIN}:2: unterminated quoted string`]);
