@@ -19,7 +19,7 @@ import { ControlServer } from '../ctl/server';
 import { parseAssignment, type SysctlDef } from '../ctl/sysctl';
 import { parseKeepalivedConf } from '../health/keepalived-conf';
 import { HealthMonitor, type HealthTarget } from '../health/monitor';
-import { runCheck } from '../health/probes';
+import { ProbeThread } from '../health/probe-thread';
 import { IPPROTO_ICMP } from '../ip-vs';
 import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
@@ -237,7 +237,8 @@ export async function main(argv: string[]): Promise<number> {
     editDest: (key, spec) => server.exclusive(() => balancer.editDest(key, spec)),
     deleteDest: (key, dkey) => server.exclusive(() => balancer.deleteDest(key, dkey)),
   };
-  const health = keepalivedConf === undefined ? undefined : new HealthMonitor(serialized, runCheck, { log });
+  const probes = new ProbeThread(log);
+  const health = keepalivedConf === undefined ? undefined : new HealthMonitor(serialized, probes.probe, { log });
   balancer.health = health;
   /**
    * Read the keepalived configuration and apply it. At start whatever loads is applied (a
@@ -282,6 +283,7 @@ export async function main(argv: string[]): Promise<number> {
     clearInterval(ticker);
     clearInterval(estTicker);
     health?.stop();
+    await probes.close();
     balancer.sync.close();
     metrics?.close();
     await procfs.remove();
