@@ -314,12 +314,23 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
         httpServer(lab, lab.rs[0]!, 'rs1', 80),
         httpServer(lab, lab.rs[1]!, 'rs2', 80),
       ]);
+      // notify_down / notify_up append to a file, so the test sees that each ran once.
+      const notify = join(lab.tmp, 'notify.sh');
+      writeFileSync(notify, `#!/bin/sh\necho "$1" >> ${join(lab.tmp, 'rs2.notify')}\n`, { mode: 0o755 });
       const conf = writeConf(
         lab,
         virtualServer(
           80,
           realServer(RS1, 80, 'weight 1', httpGet(), tcpCheck()),
-          realServer(RS2, 80, 'weight 3', httpGet(), tcpCheck()),
+          realServer(
+            RS2,
+            80,
+            'weight 3',
+            `notify_down "${notify} down"`,
+            `notify_up "${notify} up"`,
+            httpGet(),
+            tcpCheck(),
+          ),
         ),
       );
       await lab.startLvsd(['--keepalived-conf', conf]);
@@ -375,8 +386,13 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
       SLOW,
     );
 
-    it('logged rs2 going down and coming back up', () => {
+    it('logged rs2 going down and coming back up, and ran its notify_down and notify_up commands', async () => {
       expectDownThenUpLogged(lab, RS2);
+      const ran = await until(
+        async () => (existsSync(join(lab.tmp, 'rs2.notify')) ? readFileSync(join(lab.tmp, 'rs2.notify'), 'utf8') : ''),
+        (t) => t === 'down\nup\n',
+      );
+      expect(ran).toBe('down\nup\n');
     });
   });
 
