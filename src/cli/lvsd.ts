@@ -255,6 +255,8 @@ export async function main(argv: string[]): Promise<number> {
       return;
     }
     await monitor.load(conf);
+    const timeouts = conf.timeouts;
+    if (timeouts) await server.exclusive(async () => balancer.setTimeouts({ ...balancer.getTimeouts(), ...timeouts }));
     const servers = conf.virtualServers.reduce((n, v) => n + v.realServers.length, 0);
     log(`${file}: ${conf.virtualServers.length} virtual servers, ${servers} real servers`);
   };

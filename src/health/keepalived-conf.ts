@@ -219,9 +219,18 @@ export interface VirtualServerGroup {
   entries: GroupEntry[];
 }
 
+/** global_defs `lvs_timeouts [tcp S] [tcpfin S] [udp S]`: the IPVS timeouts it sets (seconds). */
+export interface LvsTimeouts {
+  tcp?: number;
+  tcpfin?: number;
+  udp?: number;
+}
+
 export interface KeepalivedConf {
   virtualServers: VirtualServer[];
   groups: Map<string, VirtualServerGroup>;
+  /** From global_defs; null when not given. */
+  timeouts: LvsTimeouts | null;
   warnings: string[];
   errors: string[];
 }
@@ -889,7 +898,8 @@ function finishChecker(c: CheckerDraft, vs: VirtualServer): Checker {
         ...common,
         type: c.type,
         urls: c.urls,
-        virtualhost: c.virtualhost,
+        // keepalived's Host: the url's virtualhost, else the checker's, else the virtual_server's.
+        virtualhost: c.virtualhost ?? vs.virtualhost,
         httpProtocol: c.httpProtocol,
         enableSni: c.enableSni,
         sniName: c.sniName,
@@ -1260,11 +1270,15 @@ export function parseKeepalivedConf(
   const ip = new Interp(diag);
   const groups = new Map<string, VirtualServerGroup>();
   const parsed: VirtualServer[] = [];
+  let timeouts: LvsTimeouts | null = null;
   for (const s of tree) {
     const kw = s.kw.text;
     if (kw === 'virtual_server') {
       const vs = parseVirtualServer(ip, s);
       if (vs) parsed.push(vs);
+    } else if (kw === 'global_defs') {
+      // Only the LVS keyword matters here; the rest of global_defs is keepalived's own business.
+      for (const g of s.block ?? []) if (g.kw.text === 'lvs_timeouts') timeouts = parseLvsTimeouts(ip, g);
     } else if (kw === 'virtual_server_group') {
       const g = parseGroup(ip, s);
       if (!g) continue;
@@ -1283,7 +1297,28 @@ export function parseKeepalivedConf(
     }
     virtualServers.push(vs);
   }
-  return { virtualServers, groups, warnings: diag.warnings, errors: diag.errors };
+  return { virtualServers, groups, timeouts, warnings: diag.warnings, errors: diag.errors };
+}
+
+/** IPVS's largest timeout (31 days), as ipvsadm and keepalived bound it. */
+const LVS_MAX_TIMEOUT = 86400 * 31;
+
+/** `lvs_timeouts [tcp S] [tcpfin S] [udp S]`, in any order. */
+function parseLvsTimeouts(ip: Interp, s: Stmt): LvsTimeouts {
+  const t: LvsTimeouts = {};
+  for (let i = 0; i < s.args.length; i++) {
+    const w = s.args[i]!;
+    const name = w.text.toLowerCase();
+    if ((name === 'tcp' || name === 'tcpfin' || name === 'udp') && s.args[i + 1]) {
+      const v = parseIntIn(s.args[++i]!.text, 1, LVS_MAX_TIMEOUT);
+      if (v === null)
+        ip.warn(w, `lvs_timeouts ${name} '${s.args[i]!.text}' is invalid (1..${LVS_MAX_TIMEOUT}); ignored`);
+      else t[name] = v;
+    } else {
+      ip.warn(w, `unknown lvs_timeouts word '${w.text}' ignored`);
+    }
+  }
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -640,7 +640,7 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
         expect([...(await table(lab)).keys()]).toEqual([`TCP ${VIP}:80`]);
         expect(find(await dests(lab), `${RS1}:80`)).toMatchObject({ weight: 1, active: 1 });
 
-        writeConf(lab, vs80(4), vs8080);
+        writeConf(lab, block('global_defs', 'router_id lb1', 'lvs_timeouts tcp 600 udp 60'), vs80(4), vs8080);
         lab.signalLvsd('SIGHUP');
         const t = await until(
           () => table(lab),
@@ -666,8 +666,9 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
             'm',
           ),
         );
-        // The new service forwards.
+        // The new service forwards, and global_defs' lvs_timeouts are in force (tcpfin unchanged).
         expect(tally(await curls(lab, 2, 8080))).toEqual({ rs1: 1, rs2: 1 });
+        expect(await lab.lvsadmOk('-L', '--timeout')).toBe('Timeout (tcp tcpfin udp): 600 120 60\n');
       },
       SLOW,
     );

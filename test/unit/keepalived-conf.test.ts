@@ -215,7 +215,7 @@ describe('man-page configuration: golden model', () => {
                   virtualhost: 'api.example.com',
                 },
               ],
-              virtualhost: null,
+              virtualhost: 'www.example.com', // the virtual_server's
               httpProtocol: null,
               enableSni: false,
               sniName: null,
@@ -379,6 +379,28 @@ describe('checkers', () => {
     expect(c.warmup).toBe(5);
     expect(c.alpha).toBe(false); // no_alpha overrides the virtual_server's alpha
     expect(c.delayBeforeRetry).toBe(3);
+  });
+
+  it('reads lvs_timeouts from global_defs, in any order, and ignores the rest of global_defs', () => {
+    const conf = parseOne(
+      'global_defs {\n router_id lb1\n lvs_timeouts udp 60 tcp 7200 bogus\n}\nvirtual_server 10.0.0.1 80 {\n}\n',
+    );
+    expect(conf.timeouts).toEqual({ tcp: 7200, udp: 60 });
+    expect(conf.warnings).toEqual([`${MAIN}:3: unknown lvs_timeouts word 'bogus' ignored`]);
+    expect(parseOne('virtual_server 10.0.0.1 80 {\n}\n').timeouts).toBe(null);
+    expect(parseOne('global_defs {\n lvs_timeouts tcpfin 0\n}\n').warnings).toEqual([
+      `${MAIN}:2: lvs_timeouts tcpfin '0' is invalid (1..2678400); ignored`,
+    ]);
+  });
+
+  it("HTTP_GET without a virtualhost of its own takes the virtual_server's", () => {
+    const conf = parseOne(
+      'virtual_server 10.0.0.1 80 {\n virtualhost www.example.com\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n  SSL_GET {\n   virtualhost own.example.com\n   url {\n    path /\n   }\n  }\n }\n}\n',
+    );
+    expect(conf.warnings).toEqual([]);
+    const [http, ssl] = conf.virtualServers[0]!.realServers[0]!.checkers;
+    expect(http?.type === 'HTTP_GET' && http.virtualhost).toBe('www.example.com');
+    expect(ssl?.type === 'SSL_GET' && ssl.virtualhost).toBe('own.example.com');
   });
 
   it('UDP_CHECK joins hex payload words and keeps reply lengths', () => {
