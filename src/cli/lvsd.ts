@@ -238,7 +238,10 @@ export async function main(argv: string[]): Promise<number> {
     deleteDest: (key, dkey) => server.exclusive(() => balancer.deleteDest(key, dkey)),
   };
   const probes = new ProbeThread(log);
-  const health = keepalivedConf === undefined ? undefined : new HealthMonitor(serialized, probes.probe, { log });
+  const health =
+    keepalivedConf === undefined
+      ? undefined
+      : new HealthMonitor(serialized, probes.probe, { log, runScript: probes.runScript });
   balancer.health = health;
   /**
    * Read the keepalived configuration and apply it. At start whatever loads is applied (a
@@ -284,7 +287,7 @@ export async function main(argv: string[]): Promise<number> {
   const release = async (): Promise<void> => {
     clearInterval(ticker);
     clearInterval(estTicker);
-    health?.stop();
+    health?.shutdown();
     await probes.close();
     balancer.sync.close();
     metrics?.close();

@@ -18,7 +18,6 @@
 // Times are seconds on the injected clock; the probes and scripts are injected too, so the whole
 // policy is unit-testable without sockets.
 
-import { spawn } from 'node:child_process';
 import type {
   DestKey,
   DestSpec,
@@ -28,6 +27,7 @@ import type {
   ServiceSpec,
   VirtualServerSnapshot,
 } from '../ctl/protocol';
+import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 import { CheckerState, QuorumState } from './checker-state';
 import {
   type Checker,
@@ -39,7 +39,7 @@ import {
   type VirtualServer,
   type VirtualServerGroup,
 } from './keepalived-conf';
-import type { ProbeOutcome, ProbeTarget } from './probes';
+import { type ProbeOutcome, type ProbeTarget, type ScriptRunner, spawnScript } from './probes';
 
 /** The control-plane verbs the monitor drives (Balancer has them). */
 export interface HealthTarget {
@@ -52,9 +52,6 @@ export interface HealthTarget {
 }
 
 export type Prober = (checker: Checker, rs: ProbeTarget) => Promise<ProbeOutcome>;
-
-/** Runs a notify or quorum command; must not block. */
-export type ScriptRunner = (cmd: string) => void;
 
 export interface MonitorOptions {
   /** Checks in flight at most (the rest wait for a free slot). */
@@ -69,19 +66,6 @@ export interface MonitorOptions {
 export const DEFAULT_MAX_IN_FLIGHT = 64;
 /** How often due checks are looked for, milliseconds. */
 export const TICK_MS = 100;
-
-/** Run `cmd` with /bin/sh, detached, output discarded; a failure to start is logged. */
-export function spawnScript(log: (msg: string) => void): ScriptRunner {
-  return (cmd) => {
-    try {
-      const p = spawn('/bin/sh', ['-c', cmd], { stdio: 'ignore', detached: true });
-      p.on('error', (err) => log(`health: cannot run '${cmd}': ${err.message}`));
-      p.unref();
-    } catch (err) {
-      log(`health: cannot run '${cmd}': ${(err as Error).message}`);
-    }
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Per-server state
@@ -111,8 +95,18 @@ interface VirtualState {
   quorum: QuorumState;
 }
 
+/** A service's key in the monitor's maps, and how log lines name it. */
 function svcId(k: ServiceKey): string {
-  return `${k.protocol}|${k.addr}|${k.port}|${k.fwmark}`;
+  if (k.fwmark) return `FWM ${k.fwmark}`;
+  const proto =
+    k.protocol === IPPROTO_TCP
+      ? 'TCP'
+      : k.protocol === IPPROTO_UDP
+        ? 'UDP'
+        : k.protocol === IPPROTO_SCTP
+          ? 'SCTP'
+          : `proto ${k.protocol}`;
+  return `${proto} ${k.addr}:${k.port}`;
 }
 
 function destId(k: DestKey): string {
@@ -151,6 +145,8 @@ export class HealthMonitor {
   /** Each running checker's server and virtual server (rebuilt by load()). */
   private owner = new Map<CheckerRun, { v: VirtualState; s: ServerState }>();
   private inFlight = 0;
+  /** After shutdown() results still arriving are ignored: nothing changes any more. */
+  private shutDown = false;
   private timer: NodeJS.Timeout | undefined;
   /** Table changes run one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
@@ -189,6 +185,21 @@ export class HealthMonitor {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /**
+   * lvsd is stopping: nothing changes any more, and for virtual servers with `omega` the
+   * notify_down command of every real server that is up and the quorum_down command where
+   * quorum holds run (keepalived's omega).
+   */
+  shutdown(): void {
+    this.stop();
+    this.shutDown = true;
+    for (const v of this.virtuals) {
+      if (!v.vs.omega) continue;
+      for (const s of v.servers) if (serverUp(s) && s.rs.notifyDown) this.runScript(s.rs.notifyDown);
+      if (v.quorum.has && v.vs.quorumDown) this.runScript(v.vs.quorumDown);
+    }
   }
 
   /** Resolves when every table change asked for so far is done. */
@@ -293,7 +304,7 @@ export class HealthMonitor {
   private recorded(c: CheckerRun, out: ProbeOutcome): void {
     // A reload may have dropped the checker while it ran.
     const owner = this.owner.get(c);
-    if (!owner) return;
+    if (!owner || this.shutDown) return;
     const { v, s } = owner;
     const now = this.now();
     if (out.ok) this.counters.checksOk++;

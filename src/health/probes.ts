@@ -843,3 +843,22 @@ function pingCheck(c: Checker, dst: ProbeTarget): Promise<ProbeOutcome> {
     });
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// notify_up / notify_down / quorum_up / quorum_down commands
+
+/** Runs a notify or quorum command; must not block. */
+export type ScriptRunner = (cmd: string) => void;
+
+/** Run `cmd` with /bin/sh, detached, output discarded; a failure to start is logged. */
+export function spawnScript(log: (msg: string) => void): ScriptRunner {
+  return (cmd) => {
+    try {
+      const p = spawn('/bin/sh', ['-c', cmd], { stdio: 'ignore', detached: true });
+      p.on('error', (err) => log(`health: cannot run '${cmd}': ${err.message}`));
+      p.unref();
+    } catch (err) {
+      log(`health: cannot run '${cmd}': ${(err as Error).message}`);
+    }
+  };
+}

@@ -333,6 +333,34 @@ describe('HealthMonitor: quorum and the sorry server', () => {
   });
 });
 
+describe('HealthMonitor: omega', () => {
+  it('runs notify_down of the live real servers and quorum_down at shutdown, with omega only', async () => {
+    const text = TWO('omega\n  quorum_down "/bin/qdown"', 'notify_down "/bin/down.sh"');
+    const a = setup();
+    await a.mon.load(conf(text));
+    a.prober.fail('10.1.0.2:80');
+    await a.at(1000);
+    await a.at(1002);
+    a.prober.fail('10.1.0.1:80');
+    await a.at(1010); // 10.1.0.1's first failure: its retry is due at 1012
+    a.prober.hold = true;
+    await a.at(1012); // that retry is in flight when lvsd stops
+    a.scripts.length = 0;
+    a.mon.shutdown();
+    expect(a.scripts).toEqual(['/bin/down.sh', '/bin/qdown']);
+    // Its result, the failure that would take 10.1.0.1 down, changes nothing any more.
+    a.prober.release();
+    await a.at(1013);
+    expect(a.scripts).toEqual(['/bin/down.sh', '/bin/qdown']);
+    expect(a.table.dests()).toEqual(['10.1.0.1:80/2']);
+
+    const b = setup();
+    await b.mon.load(conf(text.replace('omega', '')));
+    b.mon.shutdown();
+    expect(b.scripts).toEqual([]);
+  });
+});
+
 describe('HealthMonitor: scheduling', () => {
   it('keeps at most maxInFlight checks running; the rest start as slots free up', async () => {
     const { prober, mon, at } = setup({ maxInFlight: 3 });
