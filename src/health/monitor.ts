@@ -66,6 +66,8 @@ export interface MonitorOptions {
 export const DEFAULT_MAX_IN_FLIGHT = 64;
 /** How often due checks are looked for, milliseconds. */
 export const TICK_MS = 100;
+/** Seconds before a refused table change is tried again. */
+export const RETRY_S = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Per-server state
@@ -145,6 +147,9 @@ export class HealthMonitor {
   /** Each running checker's server and virtual server (rebuilt by load()). */
   private owner = new Map<CheckerRun, { v: VirtualState; s: ServerState }>();
   private inFlight = 0;
+  /** Table changes refused (what → the message logged), and when to try them again. */
+  private readonly refused = new Map<string, string>();
+  private retryAt: number | null = null;
   /** After shutdown() results still arriving are ignored: nothing changes any more. */
   private shutDown = false;
   private timer: NodeJS.Timeout | undefined;
@@ -272,6 +277,10 @@ export class HealthMonitor {
   /** Start the checks that are due, as many as the in-flight bound allows. */
   tick(): void {
     const now = this.now();
+    if (this.retryAt !== null && now >= this.retryAt) {
+      this.retryAt = null;
+      void this.enqueue(() => this.reconcile());
+    }
     for (const v of this.virtuals) {
       for (const s of v.servers) {
         for (const c of s.checks) {
@@ -463,12 +472,20 @@ export class HealthMonitor {
     }
   }
 
+  /**
+   * One table change. A refused one is logged (once while it keeps failing the same way) and
+   * tried again RETRY_S later: the route to a real server may only appear later.
+   */
   private async apply(what: string, fn: () => Promise<void>): Promise<boolean> {
     try {
       await fn();
+      this.refused.delete(what);
       return true;
     } catch (err) {
-      this.log(`health: cannot ${what}: ${(err as Error).message}`);
+      const msg = `health: cannot ${what}: ${(err as Error).message}`;
+      if (this.refused.get(what) !== msg) this.log(msg);
+      this.refused.set(what, msg);
+      this.retryAt = this.now() + RETRY_S;
       return false;
     }
   }

@@ -10,7 +10,7 @@ import { formatSave, NUMERIC_NAMES } from '../../src/cli/lvsadm-format';
 import type { DestKey, DestSpec, ServiceKey, ServiceSpec } from '../../src/ctl/protocol';
 import type { Checker } from '../../src/health/keepalived-conf';
 import { parseKeepalivedConf } from '../../src/health/keepalived-conf';
-import { HealthMonitor, type HealthTarget } from '../../src/health/monitor';
+import { HealthMonitor, type HealthTarget, RETRY_S } from '../../src/health/monitor';
 import type { ProbeOutcome, ProbeTarget } from '../../src/health/probes';
 import { FWD_DROUTE, FWD_MASQ } from '../../src/ip-vs';
 import { director, svcSpec } from '../helpers/engine-lab';
@@ -330,6 +330,29 @@ describe('HealthMonitor: quorum and the sorry server', () => {
     const { table, mon } = setup();
     await mon.load(conf(TWO('alpha\n  sorry_server 10.2.0.9 8080')));
     expect(table.dests()).toEqual(['10.2.0.9:8080/1']);
+  });
+});
+
+describe('HealthMonitor: refused table changes', () => {
+  it('logs a refused change once and tries it again every RETRY_S until it is accepted', async () => {
+    const { table, mon, at, logs } = setup();
+    let refuse = 3;
+    const addDest = table.addDest.bind(table);
+    table.addDest = async (k, d) => {
+      if (d.addr === '10.1.0.2' && refuse-- > 0) throw new Error('Network is unreachable');
+      return addDest(k, d);
+    };
+    await mon.load(conf(TWO()));
+    expect(table.dests()).toEqual(['10.1.0.1:80/2']);
+    expect(logs).toEqual(['health: cannot add 10.1.0.2:80 in TCP 10.0.0.1:80: Network is unreachable']);
+    await at(1000 + RETRY_S - 0.5);
+    expect(table.dests()).toEqual(['10.1.0.1:80/2']);
+    await at(1000 + RETRY_S); // refused again: not logged again
+    await at(1000 + 2 * RETRY_S); // and again
+    expect(table.dests()).toEqual(['10.1.0.1:80/2']);
+    await at(1000 + 3 * RETRY_S);
+    expect(table.dests()).toEqual(['10.1.0.1:80/2', '10.1.0.2:80/3']);
+    expect(logs).toHaveLength(1);
   });
 });
 
