@@ -146,6 +146,9 @@ export class HealthMonitor {
   private readonly installed = new Map<string, { spec: ServiceSpec; dests: Map<string, DestSpec> }>();
   /** Each running checker's server and virtual server (rebuilt by load()). */
   private owner = new Map<CheckerRun, { v: VirtualState; s: ServerState }>();
+  /** Every checker, in configuration order, and where tick() starts looking for due ones. */
+  private runs: CheckerRun[] = [];
+  private cursor = 0;
   private inFlight = 0;
   /** Table changes refused (what → the message logged), and when to try them again. */
   private readonly refused = new Map<string, string>();
@@ -232,6 +235,8 @@ export class HealthMonitor {
     this.virtuals = next;
     this.owner = new Map();
     for (const v of next) for (const s of v.servers) for (const c of s.checks) this.owner.set(c, { v, s });
+    this.runs = [...this.owner.keys()];
+    this.cursor = 0;
     for (const v of next) this.updateQuorum(v, false);
     return this.enqueue(() => this.reconcile());
   }
@@ -281,13 +286,18 @@ export class HealthMonitor {
       this.retryAt = null;
       void this.enqueue(() => this.reconcile());
     }
-    for (const v of this.virtuals) {
-      for (const s of v.servers) {
-        for (const c of s.checks) {
-          if (this.inFlight >= this.maxInFlight) return;
-          if (!c.inFlight && c.state.next <= now) this.launch(s.rs, c);
-        }
+    // Round the list from where the last full tick stopped, so checks that are due again at
+    // once (retries without delay_before_retry) cannot keep the others from a slot.
+    const n = this.runs.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.cursor + k) % n;
+      const c = this.runs[i]!;
+      if (c.inFlight || c.state.next > now) continue;
+      if (this.inFlight >= this.maxInFlight) {
+        this.cursor = i;
+        return;
       }
+      this.launch(this.owner.get(c)!.s.rs, c);
     }
   }
 

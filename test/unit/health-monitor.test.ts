@@ -406,6 +406,24 @@ describe('HealthMonitor: scheduling', () => {
     expect(mon.stats()).toMatchObject({ inFlight: 0, checksOk: 8 });
   });
 
+  it('gives the slots in turn: a checker retrying at once cannot starve the others', async () => {
+    const { prober, mon, at } = setup({ maxInFlight: 1 });
+    const rs = (n: number) => `real_server 10.1.0.${n} 80 {\nTCP_CHECK {\nretry 5\ndelay_before_retry 0\n}\n}`;
+    await mon.load(conf(`virtual_server 10.0.0.1 80 {\ndelay_loop 10\n${rs(1)}\n${rs(2)}\n${rs(3)}\n}`));
+    prober.fail('10.1.0.1:80'); // retried with no delay: due again as soon as it returns
+    prober.hold = true;
+    for (let i = 0; i < 4; i++) {
+      await at(1000 + i * 0.1);
+      prober.release();
+    }
+    expect(prober.started).toEqual([
+      'TCP_CHECK 10.1.0.1:80',
+      'TCP_CHECK 10.1.0.2:80',
+      'TCP_CHECK 10.1.0.3:80',
+      'TCP_CHECK 10.1.0.1:80',
+    ]);
+  });
+
   it('counts a probe that throws or rejects as a failed check', async () => {
     const table = new FakeTable();
     let n = 0;
