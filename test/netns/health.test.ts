@@ -618,6 +618,58 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     );
   });
 
+  describe('DR: the checks reach real servers on the LAN, beside the VIP they own', () => {
+    const DR1 = '192.168.0.11';
+    const DR2 = '192.168.0.12';
+    const servers: Record<string, ChildProcess> = {};
+    const lab = newLab('d', async (lab) => {
+      await lab.up('dr');
+      await lab.startRealservers('dr', VIP);
+      [servers.rs1, servers.rs2] = await Promise.all([
+        httpServer(lab, lab.rs[0]!, 'rs1', 80),
+        httpServer(lab, lab.rs[1]!, 'rs2', 80),
+      ]);
+      const conf = writeConf(
+        lab,
+        block(
+          `virtual_server ${VIP} 80`,
+          'delay_loop 1',
+          'lvs_sched rr',
+          'lvs_method DR',
+          'protocol TCP',
+          realServer(DR1, 80, httpGet()),
+          realServer(DR2, 80, httpGet()),
+        ),
+      );
+      await lab.startLvsd(['--keepalived-conf', conf]);
+    });
+
+    it(
+      'takes a DR server out when its HTTP server stops and puts it back when it runs again',
+      async () => {
+        expect((await dests(lab)).map((d) => [d.addr, d.fwd])).toEqual([
+          [`${DR1}:80`, 'Route'],
+          [`${DR2}:80`, 'Route'],
+        ]);
+        await kill(servers.rs2!);
+        let ds = await until(
+          () => dests(lab),
+          (v) => find(v, `${DR2}:80`) === undefined,
+        );
+        expect(addrs(ds)).toEqual([`${DR1}:80`]);
+        expect(await curls(lab, 6)).toEqual(Array(6).fill('rs1'));
+        servers.rs2 = await httpServer(lab, lab.rs[1]!, 'rs2', 80);
+        ds = await until(
+          () => dests(lab),
+          (v) => find(v, `${DR2}:80`) !== undefined,
+        );
+        expect(addrs(ds)).toEqual([`${DR1}:80`, `${DR2}:80`]);
+        expect(tally(await curls(lab, 4))).toEqual({ rs1: 2, rs2: 2 });
+      },
+      SLOW,
+    );
+  });
+
   describe('SIGHUP: reload the file, apply only the difference', () => {
     const vs80 = (rs2Weight: number) =>
       virtualServer(
