@@ -670,6 +670,50 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     );
   });
 
+  describe('UDP_CHECK on a UDP virtual service', () => {
+    const servers: Record<string, ChildProcess> = {};
+    const udpEcho = (lab: Lab, i: number) =>
+      lab.spawn(lab.rs[i - 1]!, [process.execPath, join(ROOT, 'netns/udp-echo.js'), `rs${i}`, '5353'], 'listening');
+    // The echo answers "rsN <datagram>": require_reply "rs" (hex 7273) accepts both servers.
+    const udpCheck = block('UDP_CHECK', 'require_reply 7273', ...TIMING);
+    const lab = newLab('u', async (lab) => {
+      await lab.up('nat');
+      [servers.rs1, servers.rs2] = await Promise.all([udpEcho(lab, 1), udpEcho(lab, 2)]);
+      const conf = writeConf(
+        lab,
+        block(
+          `virtual_server ${VIP} 5353`,
+          'delay_loop 1',
+          'lvs_sched rr',
+          'lvs_method NAT',
+          'protocol UDP',
+          realServer(RS1, 5353, udpCheck),
+          realServer(RS2, 5353, udpCheck),
+        ),
+      );
+      await lab.startLvsd(['--keepalived-conf', conf]);
+    });
+    const udpDests = async () => (await table(lab)).get(`UDP ${VIP}:5353`) ?? [];
+    const answeredBy = async (n: number) => (await lab.udpQueries(VIP, 5353, n)).map((a) => a.split(' ')[1]);
+
+    it(
+      'removes the server whose UDP port stops answering, and puts it back when it answers again',
+      async () => {
+        expect(addrs(await udpDests())).toEqual([`${RS1}:5353`, `${RS2}:5353`]);
+        expect(await checkState(lab, `${RS2}:5353`)).toMatch(/^up$/i);
+        await kill(servers.rs2!);
+        let ds = await until(udpDests, (v) => find(v, `${RS2}:5353`) === undefined);
+        expect(addrs(ds)).toEqual([`${RS1}:5353`]);
+        expect(await answeredBy(4)).toEqual(['rs1', 'rs1', 'rs1', 'rs1']);
+        servers.rs2 = await udpEcho(lab, 2);
+        ds = await until(udpDests, (v) => find(v, `${RS2}:5353`) !== undefined);
+        expect(addrs(ds)).toEqual([`${RS1}:5353`, `${RS2}:5353`]);
+        expect((await answeredBy(4)).sort()).toEqual(['rs1', 'rs1', 'rs2', 'rs2']);
+      },
+      SLOW,
+    );
+  });
+
   describe('SIGHUP: reload the file, apply only the difference', () => {
     const vs80 = (rs2Weight: number) =>
       virtualServer(
