@@ -74,8 +74,8 @@ Options:
   -v, --version      show the version
 
 Stops cleanly on SIGINT/SIGTERM, removing everything it installed; SIGHUP reloads the
---keepalived-conf file. At start it removes
-what a killed previous run left behind (recorded in <socket>.state).
+--keepalived-conf file. At start it removes what a killed previous run left behind
+(recorded in <socket>.state).
 `;
 
 /** Free memory in 4 KiB pages (MemAvailable), for the defense strategies' amemthresh. */
