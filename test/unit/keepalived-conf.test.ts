@@ -22,6 +22,7 @@ import {
   TUN_F_CSUM,
   TUN_TYPE_GUE,
 } from '../../src/ip-vs';
+import { prng } from '../helpers/prng';
 
 /** An in-memory file system: absolute path → contents; directories are implied by the paths. */
 function memFs(files: Record<string, string>) {
@@ -950,5 +951,89 @@ describe('fwmark virtual_server and sched flags', () => {
       pe: '',
     });
     expect(s!.dests[0]!.fwd).toBe(FWD_DROUTE);
+  });
+});
+
+describe('hostile input', () => {
+  // Words of real configurations, shuffled into nonsense: the parser must report, never throw,
+  // and whatever it accepts must convert to services the control plane can take.
+  const WORDS = [
+    'virtual_server',
+    'real_server',
+    'virtual_server_group',
+    'TCP_CHECK',
+    'HTTP_GET',
+    'SSL_GET',
+    'url',
+    'path',
+    'status_code',
+    'digest',
+    'MISC_CHECK',
+    'misc_path',
+    'misc_dynamic',
+    'UDP_CHECK',
+    'DNS_CHECK',
+    'PING_CHECK',
+    'weight',
+    'quorum',
+    'hysteresis',
+    'sorry_server',
+    'lvs_sched',
+    'lvs_method',
+    'TUN',
+    'type',
+    'gue',
+    'port',
+    'persistence_timeout',
+    'protocol',
+    'fwmark',
+    'group',
+    'include',
+    'delay_loop',
+    'retry',
+    'alpha',
+    '{',
+    '}',
+    '{',
+    '}',
+    '"',
+    '#',
+    '!',
+    '10.0.0.1',
+    '10.0.0.1-9',
+    '10.0.0.0/30',
+    '80',
+    '-1',
+    '65536',
+    'rr',
+    'wlc',
+    'nosuch',
+    '200-299',
+    'x',
+    '',
+    '\t',
+    '\n',
+    '\n',
+    '\n',
+    '\u0000',
+    'é',
+    '99999999999999999999',
+  ];
+
+  it('never throws on 2000 random configurations and converts what it accepts', () => {
+    const rnd = prng(9);
+    for (let n = 0; n < 2000; n++) {
+      const words: string[] = [];
+      const len = Math.floor(rnd() * 120);
+      for (let i = 0; i < len; i++) words.push(WORDS[Math.floor(rnd() * WORDS.length)]!);
+      const text = words.join(rnd() < 0.5 ? ' ' : '\n');
+      const conf = parse({ [MAIN]: text, '/etc/keepalived/x': text.slice(0, 40) });
+      for (const vs of conf.virtualServers) {
+        for (const { svc, dests } of toIpvsServices(vs, conf.groups)) {
+          expect(typeof svc.sched).toBe('string');
+          for (const d of dests) expect(d.weight).toBeGreaterThanOrEqual(0);
+        }
+      }
+    }
   });
 });
