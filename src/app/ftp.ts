@@ -55,8 +55,6 @@ export const FTP_EPSV = 2;
 
 /** Longest writeAddrPort() text: "255,255,255,255,255,255". */
 export const FTP_ADDR_PORT_MAX_TEXT = 23;
-/** Longest writeEprtAddrPort() text: "255.255.255.255|65535". */
-export const FTP_EPRT_ADDR_PORT_MAX_TEXT = 21;
 
 const CH_LF = 0x0a;
 const CH_CR = 0x0d;
@@ -387,31 +385,6 @@ export function writeAddrPort(out: Uint8Array, outOff: number, addr: number, por
   p = writeDecimal(out, p, p1);
   out[p++] = CH_COMMA;
   writeDecimal(out, p, p2);
-  return n;
-}
-
-/**
- * Writes "a.b.c.d<d>port" (the EPRT address text between the net-prt field and the final
- * delimiter) at out[outOff]. Returns its length (at most FTP_EPRT_ADDR_PORT_MAX_TEXT), or -1 if
- * out has no room.
- */
-export function writeEprtAddrPort(out: Uint8Array, outOff: number, addr: number, port: number, delim: number): number {
-  const a = addr >>> 24;
-  const b = (addr >>> 16) & 0xff;
-  const c = (addr >>> 8) & 0xff;
-  const d = addr & 0xff;
-  port &= 0xffff;
-  const n = decimalLen(a) + decimalLen(b) + decimalLen(c) + decimalLen(d) + decimalLen(port) + 4;
-  if (outOff < 0 || outOff + n > out.length) return -1;
-  let p = writeDecimal(out, outOff, a);
-  out[p++] = CH_DOT;
-  p = writeDecimal(out, p, b);
-  out[p++] = CH_DOT;
-  p = writeDecimal(out, p, c);
-  out[p++] = CH_DOT;
-  p = writeDecimal(out, p, d);
-  out[p++] = delim;
-  writeDecimal(out, p, port);
   return n;
 }
 

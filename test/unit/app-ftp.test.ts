@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   FTP_ADDR_PORT_MAX_TEXT,
-  FTP_EPRT_ADDR_PORT_MAX_TEXT,
   FTP_EPSV,
   FTP_NOT_PASSIVE,
   FTP_PASV,
@@ -14,9 +13,8 @@ import {
   rewriteAddrPort,
   spliceText,
   writeAddrPort,
-  writeEprtAddrPort,
 } from '../../src/app/ftp';
-import { ipToU32 } from '../../src/wire/addr';
+import { ipToU32, u32ToIp } from '../../src/wire/addr';
 import { mulberry32 } from '../helpers/prng';
 
 type Finder = (buf: Uint8Array, off: number, len: number, out: FtpMatch) => boolean;
@@ -421,7 +419,7 @@ describe('region bounds', () => {
   });
 });
 
-describe('writeAddrPort / writeEprtAddrPort', () => {
+describe('writeAddrPort', () => {
   function written(addr: number, p: number): string {
     const out = Buffer.alloc(FTP_ADDR_PORT_MAX_TEXT);
     const n = writeAddrPort(out, 0, addr, p);
@@ -451,16 +449,6 @@ describe('writeAddrPort / writeEprtAddrPort', () => {
     expect(writeAddrPort(out, 1, A_10_0_0_1, 1025)).toBe(-1);
   });
 
-  it('writes the EPRT address text with the delimiter', () => {
-    const out = Buffer.alloc(FTP_EPRT_ADDR_PORT_MAX_TEXT);
-    const n = writeEprtAddrPort(out, 0, ipToU32('132.235.1.2'), 6275, 0x7c);
-    expect(out.toString('latin1', 0, n)).toBe('132.235.1.2|6275');
-    const m = writeEprtAddrPort(out, 0, 0xffffffff, 65535, 0x21);
-    expect(m).toBe(FTP_EPRT_ADDR_PORT_MAX_TEXT);
-    expect(out.toString('latin1', 0, m)).toBe('255.255.255.255!65535');
-    expect(writeEprtAddrPort(Buffer.alloc(20), 0, 0xffffffff, 65535, 0x21)).toBe(-1);
-  });
-
   it('round-trips through findPort, find227 and findEprt for random addresses and ports', () => {
     const next = mulberry32(2024);
     const text = Buffer.alloc(FTP_ADDR_PORT_MAX_TEXT);
@@ -476,10 +464,10 @@ describe('writeAddrPort / writeEprtAddrPort', () => {
       const reply = Buffer.from(`227 Entering Passive Mode (${body})\r\n`, 'latin1');
       expect(find227(reply, 0, reply.length, m)).toBe(true);
       expect([m.addr, m.port]).toEqual([addr, p]);
-      const e = writeEprtAddrPort(text, 0, addr, p, 0x7c);
-      const ecmd = Buffer.from(`EPRT |1|${text.toString('latin1', 0, e)}|\r\n`, 'latin1');
+      const eprt = `${u32ToIp(addr)}|${p}`;
+      const ecmd = Buffer.from(`EPRT |1|${eprt}|\r\n`, 'latin1');
       expect(findEprt(ecmd, 0, ecmd.length, m)).toBe(true);
-      expect([m.addr, m.port, m.start, m.end]).toEqual([addr, p, 8, 8 + e]);
+      expect([m.addr, m.port, m.start, m.end]).toEqual([addr, p, 8, 8 + eprt.length]);
     }
   });
 });
