@@ -250,10 +250,40 @@ export function destOverhead(d: Dest): number {
 }
 
 /**
+ * A connection with `flags` is bound to `d` (ip_vs_bind_dest): it counts as persistent (a
+ * template), inactive or active, then the upper threshold is checked. destUnbind undoes it.
+ */
+export function destBind(d: Dest, flags: number): void {
+  if ((flags & CONN_F_TEMPLATE) !== 0) d.persistConns++;
+  else if ((flags & CONN_F_INACTIVE) !== 0) d.inactConns++;
+  else d.activeConns++;
+  overloadOnBind(d);
+}
+
+/** A connection with `flags` leaves `d` (ip_vs_unbind_dest): destBind undone. */
+export function destUnbind(d: Dest, flags: number): void {
+  if ((flags & CONN_F_TEMPLATE) !== 0) d.persistConns--;
+  else if ((flags & CONN_F_INACTIVE) !== 0) d.inactConns--;
+  else d.activeConns--;
+  overloadOnUnbind(d);
+}
+
+/** A (non-template) connection of `d` turns inactive, or active again. */
+export function destActivity(d: Dest, inactive: boolean): void {
+  if (inactive) {
+    d.activeConns--;
+    d.inactConns++;
+  } else {
+    d.activeConns++;
+    d.inactConns--;
+  }
+}
+
+/**
  * A connection was bound to `d` (its counters already raised): at or above the upper threshold
  * (`-x`, 0 = none) the dest is flagged overloaded and schedulers skip it (ip_vs_bind_dest).
  */
-export function overloadOnBind(d: Dest): void {
+function overloadOnBind(d: Dest): void {
   if (d.uThreshold !== 0 && d.activeConns + d.inactConns >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
 }
 
@@ -262,7 +292,7 @@ export function overloadOnBind(d: Dest): void {
  * threshold (`-y`), or below 3/4 of the upper one when no lower threshold is set, and at once
  * when neither is set (ip_vs_unbind_dest).
  */
-export function overloadOnUnbind(d: Dest): void {
+function overloadOnUnbind(d: Dest): void {
   if ((d.flags & DEST_F_OVERLOAD) === 0) return;
   const conns = d.activeConns + d.inactConns;
   if (d.lThreshold !== 0) {

@@ -39,6 +39,9 @@ import {
   CONN_F_TEMPLATE,
   DEST_F_AVAILABLE,
   type Dest,
+  destActivity,
+  destBind,
+  destUnbind,
   FWD_MASQ,
   IPPROTO_ICMP,
   IPPROTO_IP,
@@ -47,8 +50,6 @@ import {
   newDest,
   newService,
   newStats,
-  overloadOnBind,
-  overloadOnUnbind,
   type Service,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
@@ -495,8 +496,7 @@ export class Engine implements XmitContext, FtpHost {
       this.drops[D_TABLE_FULL]++;
       return;
     }
-    dest.inactConns++;
-    overloadOnBind(dest);
+    destBind(dest, CONN_F_INACTIVE);
     conns.control[n] = c;
     conns.nControl[c]++;
     if (cport === 0) this.noCportConns++;
@@ -752,8 +752,7 @@ export class Engine implements XmitContext, FtpHost {
       this.now,
     );
     if (t === NIL) return TABLE_FULL;
-    dest.persistConns++;
-    overloadOnBind(dest);
+    destBind(dest, CONN_F_TEMPLATE);
     return t;
   }
 
@@ -822,12 +821,10 @@ export class Engine implements XmitContext, FtpHost {
     if (state !== conns.state[c]) {
       const inactive = (conns.flags[c] & CONN_F_INACTIVE) !== 0;
       if (!inactive && state !== h.activeState) {
-        dest.activeConns--;
-        dest.inactConns++;
+        destActivity(dest, true);
         conns.flags[c] |= CONN_F_INACTIVE;
       } else if (inactive && state === h.activeState) {
-        dest.activeConns++;
-        dest.inactConns--;
+        destActivity(dest, false);
         conns.flags[c] &= ~CONN_F_INACTIVE;
       }
       conns.state[c] = state;
@@ -907,13 +904,7 @@ export class Engine implements XmitContext, FtpHost {
       const old = conns.flags[c];
       const dest = this.dests.get(conns.dest[c]);
       if (((old ^ flags) & CONN_F_INACTIVE) !== 0 && !template && dest !== undefined) {
-        if ((flags & CONN_F_INACTIVE) !== 0) {
-          dest.activeConns--;
-          dest.inactConns++;
-        } else {
-          dest.activeConns++;
-          dest.inactConns--;
-        }
+        destActivity(dest, (flags & CONN_F_INACTIVE) !== 0);
       }
       flags = (flags & CONN_F_BACKUP_UPD_MASK) | (old & ~CONN_F_BACKUP_UPD_MASK);
       conns.flags[c] = flags;
@@ -992,10 +983,7 @@ export class Engine implements XmitContext, FtpHost {
         : 0;
     conns.flags[c] =
       (flags & ~(CONN_F_FWD_MASK | CONN_F_NOOUTPUT)) | dest.fwd | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0) | app;
-    if ((flags & CONN_F_TEMPLATE) !== 0) dest.persistConns++;
-    else if ((flags & CONN_F_INACTIVE) !== 0) dest.inactConns++;
-    else dest.activeConns++;
-    overloadOnBind(dest);
+    destBind(dest, flags);
     return dest;
   }
 
@@ -1025,8 +1013,7 @@ export class Engine implements XmitContext, FtpHost {
     );
     if (c === NIL) return NIL;
     if (app !== 0) this.ftp.reset(c);
-    dest.inactConns++;
-    overloadOnBind(dest);
+    destBind(dest, flags);
     dest.stats.conns++;
     svc.stats.conns++;
     this.stats.conns++;
@@ -1057,11 +1044,7 @@ export class Engine implements XmitContext, FtpHost {
     if ((conns.flags[c] & CONN_F_NO_CPORT) !== 0) this.noCportConns--;
     const dest = this.dests.get(conns.dest[c]);
     if (dest === undefined) return;
-    const flags = conns.flags[c];
-    if (flags & CONN_F_TEMPLATE) dest.persistConns--;
-    else if (flags & CONN_F_INACTIVE) dest.inactConns--;
-    else dest.activeConns--;
-    overloadOnUnbind(dest);
+    destUnbind(dest, conns.flags[c]);
     this.dests.connGone(dest);
   }
 
