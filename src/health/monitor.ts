@@ -18,6 +18,7 @@
 // Times are seconds on the injected clock; the probes and scripts are injected too, so the whole
 // policy is unit-testable without sockets.
 
+import { procProtoName } from '../ctl/procfs-format';
 import type {
   DestKey,
   DestSpec,
@@ -27,7 +28,6 @@ import type {
   ServiceSpec,
   VirtualServerSnapshot,
 } from '../ctl/protocol';
-import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 import { CheckerState, QuorumState } from './checker-state';
 import {
   type Checker,
@@ -99,16 +99,7 @@ interface VirtualState {
 
 /** A service's key in the monitor's maps, and how log lines name it. */
 function svcId(k: ServiceKey): string {
-  if (k.fwmark) return `FWM ${k.fwmark}`;
-  const proto =
-    k.protocol === IPPROTO_TCP
-      ? 'TCP'
-      : k.protocol === IPPROTO_UDP
-        ? 'UDP'
-        : k.protocol === IPPROTO_SCTP
-          ? 'SCTP'
-          : `proto ${k.protocol}`;
-  return `${proto} ${k.addr}:${k.port}`;
+  return k.fwmark ? `FWM ${k.fwmark}` : `${procProtoName(k.protocol)} ${k.addr}:${k.port}`;
 }
 
 function destId(k: DestKey): string {
