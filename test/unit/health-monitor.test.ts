@@ -517,6 +517,44 @@ describe('HealthMonitor: reload applies only the difference', () => {
 });
 
 describe('HealthMonitor on the real control plane', () => {
+  it('installs a virtual_server_group as one service per member (addresses and fwmarks), each with the dests', async () => {
+    const d = director();
+    let fail = false;
+    const mon = new HealthMonitor(
+      d.balancer,
+      async () => (fail ? { ok: false, why: 'x' } : { ok: true, why: 'fine' }),
+      {
+        log: () => {},
+        now: () => 0,
+        random: () => 0,
+      },
+    );
+    await mon.load(
+      conf(
+        'virtual_server_group web {\n 10.0.0.1-2 80\n fwmark 5\n}\nvirtual_server group web {\n lvs_sched rr\n real_server 10.1.0.1 80 {\n  weight 2\n  TCP_CHECK {\n   retry 0\n  }\n }\n}\n',
+      ),
+    );
+    const rules = () => formatSave(d.balancer.snapshot(), { ...DEFAULT_LIST_FORMAT, numeric: true }, NUMERIC_NAMES);
+    expect(rules()).toBe(
+      [
+        '-A -t 10.0.0.1:80 -s rr',
+        '-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 2',
+        '-A -t 10.0.0.2:80 -s rr',
+        '-a -t 10.0.0.2:80 -r 10.1.0.1:80 -m -w 2',
+        '-A -f 5 -s rr',
+        '-a -f 5 -r 10.1.0.1:80 -m -w 2',
+        '',
+      ].join('\n'),
+    );
+    expect(mon.snapshot().map((v) => v.label)).toEqual(['TCP group web']);
+    // One failure (retry 0) takes the server out of all three.
+    fail = true;
+    mon.tick();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    await mon.settled();
+    expect(rules()).toBe(['-A -t 10.0.0.1:80 -s rr', '-A -t 10.0.0.2:80 -s rr', '-A -f 5 -s rr', ''].join('\n'));
+  });
+
   it("drives a Balancer, and lvsd's config file leaves the monitor's services to keepalived.conf", async () => {
     const d = director();
     const mon = new HealthMonitor(d.balancer, async () => ({ ok: true, why: 'fine' }), { log: () => {} });
