@@ -1,11 +1,13 @@
 // The two connection files of lvsd's /proc hierarchy (net/ip_vs_conn, net/ip_vs_conn_sync),
 // made from a compact snapshot of the connection table: the data path's thread takes the
-// snapshot (plain typed arrays, about 30 bytes a connection), and a worker thread formats and
-// writes the files (procfs-worker.ts), so a table of hundreds of thousands of connections costs
-// the data path a copy, not the text.
+// snapshot (plain typed arrays, about 30 bytes a connection), and a worker thread encodes and
+// writes the files (procfs-worker.ts) through one reused buffer, so a table of hundreds of
+// thousands of connections costs the data path a copy, and the worker no garbage: the text of
+// 28k connections as strings grew lvsd by 70-140 MB (RSS), a heap it then kept.
 
 import type { Engine } from '../core/engine';
-import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin, procConnRow } from './procfs-format';
+import { CONN_F_SYNC } from '../ip-vs';
+import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin, procProtoName } from './procfs-format';
 
 export interface ConnRows {
   n: number;
@@ -63,24 +65,94 @@ export function snapshotConns(e: Engine): ConnRows {
   return rows;
 }
 
-/** Both files' text from a snapshot. */
-export function formatConnFiles(r: ConnRows): { conn: string; sync: string } {
-  const conn: string[] = [CONN_HEADER];
-  const sync: string[] = [CONN_SYNC_HEADER];
-  for (let i = 0; i < r.n; i++) {
-    const state = r.stateNames[r.protocol[i]!]?.[r.state[i]!] ?? 'NONE';
-    const p = r.protocol[i]!;
-    const ca = r.caddr[i]!;
-    const cp = r.cport[i]!;
-    const va = r.vaddr[i]!;
-    const vp = r.vport[i]!;
-    const da = r.daddr[i]!;
-    const dp = r.dport[i]!;
-    const ex = r.expires[i]!;
-    conn.push(procConnRow(p, ca, cp, va, vp, da, dp, state, ex));
-    sync.push(procConnRow(p, ca, cp, va, vp, da, dp, state, ex, connOrigin(r.flags[i]!)));
+/** The longest row either file can have, in bytes (a 10-digit expiry, an 11-letter state). */
+const ROW_MAX = 96;
+const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+const ORIGIN_LOCAL = Buffer.from(`${connOrigin(0).padEnd(6)} `, 'latin1');
+const ORIGIN_SYNC = Buffer.from(`${connOrigin(CONN_F_SYNC).padEnd(6)} `, 'latin1');
+
+/** `digits` upper-case hex digits of `v` at buf[off]; returns the offset after them. */
+function putHex(buf: Buffer, off: number, v: number, digits: number): number {
+  for (let i = digits - 1; i >= 0; i--) {
+    buf[off + i] = HEX_DIGITS[v & 15]!;
+    v >>>= 4;
   }
-  return { conn: conn.join(''), sync: sync.join('') };
+  return off + digits;
+}
+
+/** `%7u` of max(0, floor(seconds)) at buf[off]; returns the offset after it. */
+function putExpires(buf: Buffer, off: number, seconds: number): number {
+  let v = Math.max(0, Math.floor(seconds));
+  let len = 1;
+  for (let t = v; t >= 10; t = Math.floor(t / 10)) len++;
+  for (let i = len; i < 7; i++) buf[off++] = 0x20;
+  for (let i = len - 1; i >= 0; i--) {
+    buf[off + i] = 0x30 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  return off + len;
+}
+
+/**
+ * One file's bytes (net/ip_vs_conn, or net/ip_vs_conn_sync with `sync`), encoded row by row into
+ * `buf` with no string per row; `flush(len)` takes buf[0, len) whenever it is nearly full and at
+ * the end. The same text as procConnRow() makes (procfs-format.ts), so a table of hundreds of
+ * thousands of connections costs the worker a reused buffer, not megabytes of garbage.
+ */
+export function emitConnFile(r: ConnRows, sync: boolean, buf: Buffer, flush: (len: number) => void): void {
+  // The few padded words, once per file: protocol names and each protocol's state names.
+  const protoText = new Map<number, Buffer>();
+  const stateText = new Map<number, Buffer[]>();
+  const none = Buffer.from(`${'NONE'.padEnd(11)} `, 'latin1');
+  let off = buf.write(sync ? CONN_SYNC_HEADER : CONN_HEADER, 0, 'latin1');
+  for (let i = 0; i < r.n; i++) {
+    if (off + ROW_MAX > buf.length) {
+      flush(off);
+      off = 0;
+    }
+    const p = r.protocol[i]!;
+    let proto = protoText.get(p);
+    if (proto === undefined) {
+      proto = Buffer.from(`${procProtoName(p).padEnd(3)} `, 'latin1');
+      protoText.set(p, proto);
+    }
+    let states = stateText.get(p);
+    if (states === undefined) {
+      states = (r.stateNames[p] ?? []).map((n) => Buffer.from(`${n.padEnd(11)} `, 'latin1'));
+      stateText.set(p, states);
+    }
+    off += proto.copy(buf, off);
+    off = putHex(buf, off, r.caddr[i]!, 8);
+    buf[off++] = 0x20;
+    off = putHex(buf, off, r.cport[i]!, 4);
+    buf[off++] = 0x20;
+    off = putHex(buf, off, r.vaddr[i]!, 8);
+    buf[off++] = 0x20;
+    off = putHex(buf, off, r.vport[i]!, 4);
+    buf[off++] = 0x20;
+    off = putHex(buf, off, r.daddr[i]!, 8);
+    buf[off++] = 0x20;
+    off = putHex(buf, off, r.dport[i]!, 4);
+    buf[off++] = 0x20;
+    off += (states[r.state[i]!] ?? none).copy(buf, off);
+    if (sync) off += ((r.flags[i]! & CONN_F_SYNC) !== 0 ? ORIGIN_SYNC : ORIGIN_LOCAL).copy(buf, off);
+    off = putExpires(buf, off, r.expires[i]!);
+    buf[off++] = 0x0a;
+  }
+  flush(off);
+}
+
+/** Both files' text from a snapshot (lvsd without its worker, and the tests). */
+export function formatConnFiles(r: ConnRows): { conn: string; sync: string } {
+  const buf = Buffer.allocUnsafe(CONN_SYNC_HEADER.length + (r.n + 1) * ROW_MAX);
+  const text = (sync: boolean): string => {
+    let out = '';
+    emitConnFile(r, sync, buf, (len) => {
+      out += buf.toString('latin1', 0, len);
+    });
+    return out;
+  };
+  return { conn: text(false), sync: text(true) };
 }
 
 /** The typed arrays of a snapshot, to transfer to the worker without copying. */

@@ -3,10 +3,11 @@
 // output byte for byte (net/netfilter/ipvs/ip_vs_ctl.c, ip_vs_conn.c), IPv4 only:
 //
 //   formatProcIpVs          /proc/net/ip_vs            ip_vs_info_seq_show
-//   formatProcIpVsConn      /proc/net/ip_vs_conn       ip_vs_conn_seq_show
-//   formatProcIpVsConnSync  /proc/net/ip_vs_conn_sync  ip_vs_conn_sync_seq_show
 //   formatProcIpVsStats     /proc/net/ip_vs_stats      ip_vs_stats_show
 //   formatSysctlValue       /proc/sys/net/ipv4/vs/*    proc_dointvec
+//
+// The connection files (ip_vs_conn_seq_show, ip_vs_conn_sync_seq_show) are encoded straight
+// into bytes from a table snapshot by procfs-conns.ts, with the headers and names from here.
 //
 // Rows come out in the order given (the kernel walks its hash tables; the snapshots already
 // hold services, dests and connections in lvsd's table order). Counters are 64-bit in the
@@ -27,7 +28,7 @@ import {
   SVC_F_PERSISTENT,
 } from '../ip-vs';
 import { ipToU32 } from '../wire/addr';
-import type { ConnSnapshot, Snapshot, StatsSnapshot } from './protocol';
+import type { Snapshot, StatsSnapshot } from './protocol';
 
 /**
  * The kernel keeps a service's persistence timeout in jiffies (timeout * HZ) and /proc/net/ip_vs
@@ -41,42 +42,6 @@ const IPPROTO_ICMPV6 = 58;
 const IP_VS_HEADER =
   'Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n';
 export const CONN_HEADER = 'Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n';
-
-/** "00".."FF": hex by table, for the connection rows that can number hundreds of thousands. */
-const HEX2: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).toUpperCase().padStart(2, '0'));
-
-function hex8(a: number): string {
-  return HEX2[a >>> 24]! + HEX2[(a >>> 16) & 255]! + HEX2[(a >>> 8) & 255]! + HEX2[a & 255]!;
-}
-
-function hex4(p: number): string {
-  return HEX2[(p >>> 8) & 255]! + HEX2[p & 255]!;
-}
-
-/**
- * One /proc/net/ip_vs_conn row, `"%-3s %08X %04X %08X %04X %08X %04X %-11s %7u\n"`, from
- * host-order numbers (lvsd formats straight from its connection table with this). With
- * `origin` (LOCAL or SYNC) it is an ip_vs_conn_sync row: `%-6s` of it before the expiry.
- */
-export function procConnRow(
-  protocol: number,
-  caddr: number,
-  cport: number,
-  vaddr: number,
-  vport: number,
-  daddr: number,
-  dport: number,
-  state: string,
-  expires: number,
-  origin?: string,
-): string {
-  const head =
-    `${procProtoName(protocol).padEnd(3)} ${hex8(caddr)} ${hex4(cport)} ${hex8(vaddr)} ${hex4(vport)} ` +
-    `${hex8(daddr)} ${hex4(dport)} ${state.padEnd(11)} `;
-  return origin === undefined
-    ? `${head}${expiresField(expires)}\n`
-    : `${head}${origin.padEnd(6)} ${expiresField(expires)}\n`;
-}
 
 /** The Origin column of /proc/net/ip_vs_conn_sync for connection flags. */
 export function connOrigin(flags: number): string {
@@ -163,39 +128,6 @@ export function formatProcIpVs(s: Snapshot, hz: number = PROC_HZ): string {
 }
 
 /** `%7u` of the seconds left (the kernel rounds down and never goes below zero). */
-function expiresField(seconds: number): string {
-  return String(Math.max(0, Math.floor(seconds))).padStart(7);
-}
-
-/**
- * /proc/net/ip_vs_conn: one row per connection or persistence template. The kernel appends
- * " <pe name> <pe data>" only for connections of a persistence engine (--pe sip), which lvsd
- * does not implement, so rows end at Expires.
- */
-export function formatProcIpVsConn(conns: readonly ConnSnapshot[]): string {
-  return CONN_HEADER + conns.map((c) => snapshotRow(c, false)).join('');
-}
-
-/** /proc/net/ip_vs_conn_sync: as ip_vs_conn, with an Origin column (`%-6s`, LOCAL or SYNC). */
-export function formatProcIpVsConnSync(conns: readonly ConnSnapshot[]): string {
-  return CONN_SYNC_HEADER + conns.map((c) => snapshotRow(c, true)).join('');
-}
-
-function snapshotRow(c: ConnSnapshot, withOrigin: boolean): string {
-  return procConnRow(
-    c.protocol,
-    ipToU32(c.caddr),
-    c.cport,
-    ipToU32(c.vaddr),
-    c.vport,
-    ipToU32(c.daddr),
-    c.dport,
-    c.state,
-    c.expires,
-    withOrigin ? connOrigin(c.flags) : undefined,
-  );
-}
-
 /** One `%8LX %8LX %8LX %16LX %16LX` row. */
 function statsRow(s: StatsSnapshot): string {
   return (

@@ -1,7 +1,9 @@
 // Control-socket snapshots for lvsadm tests: a dest or a service with ipvsadm's defaults and
 // zero counters, overridden field by field.
 
-import type { DestSnapshot, ServiceSnapshot, StatsSnapshot } from '../../src/ctl/protocol';
+import type { ConnRows } from '../../src/ctl/procfs-conns';
+import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, StatsSnapshot } from '../../src/ctl/protocol';
+import { ipToU32 } from '../../src/wire/addr';
 
 export const ZERO: StatsSnapshot = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 
@@ -47,4 +49,44 @@ export function service(
     rates: ZERO,
     ...over,
   };
+}
+
+/**
+ * The procfs worker's table snapshot (procfs-conns.ts ConnRows) holding `conns`, in order: what
+ * lets the connection-file tests feed listing-shaped connections to the encoder.
+ */
+export function connRows(conns: readonly ConnSnapshot[]): ConnRows {
+  const n = conns.length;
+  const rows: ConnRows = {
+    n,
+    protocol: new Uint8Array(n),
+    state: new Uint8Array(n),
+    flags: new Uint16Array(n),
+    caddr: new Uint32Array(n),
+    vaddr: new Uint32Array(n),
+    daddr: new Uint32Array(n),
+    cport: new Uint16Array(n),
+    vport: new Uint16Array(n),
+    dport: new Uint16Array(n),
+    expires: new Int32Array(n),
+    stateNames: {},
+  };
+  const names: Record<number, string[]> = {};
+  conns.forEach((c, i) => {
+    const list = names[c.protocol] ?? [];
+    names[c.protocol] = list;
+    if (!list.includes(c.state)) list.push(c.state);
+    rows.protocol[i] = c.protocol;
+    rows.state[i] = list.indexOf(c.state);
+    rows.flags[i] = c.flags;
+    rows.caddr[i] = ipToU32(c.caddr);
+    rows.vaddr[i] = ipToU32(c.vaddr);
+    rows.daddr[i] = ipToU32(c.daddr);
+    rows.cport[i] = c.cport;
+    rows.vport[i] = c.vport;
+    rows.dport[i] = c.dport;
+    rows.expires[i] = Math.floor(c.expires);
+  });
+  rows.stateNames = names;
+  return rows;
 }

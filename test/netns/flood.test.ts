@@ -66,6 +66,7 @@ describe.skipIf(why !== undefined)('a SYN flood from spoofed sources through NAT
     const rss = await lab.lvsdRss();
     console.log(`flood: lvsd table ${stats.conns} entries, table_full ${stats.drops.table_full ?? 0}, rss ${rss} KiB`);
     expect(rss).toBeGreaterThan(0);
-    expect(rss).toBeLessThan(300 * 1024);
+    // 65 MB idle; the text of the /proc connection files once grew it past 170 MB here.
+    expect(rss).toBeLessThan(128 * 1024);
   });
 });

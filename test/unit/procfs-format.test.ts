@@ -4,13 +4,8 @@
 // module under test. Trailing blanks are part of the format and of the goldens.
 
 import { describe, expect, it } from 'vitest';
-import {
-  formatProcIpVs,
-  formatProcIpVsConn,
-  formatProcIpVsConnSync,
-  formatProcIpVsStats,
-  formatSysctlValue,
-} from '../../src/ctl/procfs-format';
+import { formatConnFiles } from '../../src/ctl/procfs-conns';
+import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from '../../src/ctl/procfs-format';
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, Snapshot, StatsSnapshot } from '../../src/ctl/protocol';
 import {
   CONN_F_TEMPLATE,
@@ -22,9 +17,12 @@ import {
   SVC_F_PERSISTENT,
 } from '../../src/ip-vs';
 import { u32ToIp } from '../../src/wire/addr';
-import { dest, service, ZERO } from '../helpers/snapshots';
+import { connRows, dest, service, ZERO } from '../helpers/snapshots';
 
 const lines = (...l: string[]) => `${l.join('\n')}\n`;
+/** The connection files' text for listing-shaped connections (procfs-conns.ts encodes them). */
+const formatProcIpVsConn = (conns: readonly ConnSnapshot[]) => formatConnFiles(connRows(conns)).conn;
+const formatProcIpVsConnSync = (conns: readonly ConnSnapshot[]) => formatConnFiles(connRows(conns)).sync;
 const snap = (...services: ServiceSnapshot[]): Snapshot => ({ version: '1.2.1', size: 4096, services });
 const fwm = (mark: number, dests: DestSnapshot[], over: Partial<ServiceSnapshot> = {}) =>
   service(0, '0.0.0.0', 0, dests, { fwmark: mark, ...over });
