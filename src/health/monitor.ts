@@ -28,7 +28,7 @@ import type {
   ServiceSpec,
   VirtualServerSnapshot,
 } from '../ctl/protocol';
-import { CheckerState, QuorumState } from './checker-state';
+import { CheckerState, QuorumState, RealServerHealth } from './checker-state';
 import {
   type Checker,
   destSpec,
@@ -83,6 +83,8 @@ interface CheckerRun {
 interface ServerState {
   rs: RealServer;
   checks: CheckerRun[];
+  /** Over the checks' states: up while all of them are. */
+  health: RealServerHealth;
   /** The weight in effect while up: the configured one, or the last misc_dynamic one. */
   weight: number;
   /** Engine-clock time of the last up/down change (or of the start). */
@@ -122,11 +124,6 @@ function checkerFingerprint(c: Checker): string {
 
 function sameSpec(a: object, b: object): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function serverUp(s: ServerState): boolean {
-  for (const c of s.checks) if (!c.state.up) return false;
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,7 +193,7 @@ export class HealthMonitor {
     this.shutDown = true;
     for (const v of this.virtuals) {
       if (!v.vs.omega) continue;
-      for (const s of v.servers) if (serverUp(s) && s.rs.notifyDown) this.runScript(s.rs.notifyDown);
+      for (const s of v.servers) if (s.health.up && s.rs.notifyDown) this.runScript(s.rs.notifyDown);
       if (v.quorum.has && v.vs.quorumDown) this.runScript(v.vs.quorumDown);
     }
   }
@@ -257,7 +254,7 @@ export class HealthMonitor {
     if (same) {
       // Same checks: keep their state; a new configured weight applies from now on.
       const weight = was.rs.weight === rs.weight ? was.weight : rs.weight;
-      return { rs, checks: was.checks, weight, since: was.since };
+      return { rs, checks: was.checks, health: was.health, weight, since: was.since };
     }
     const checks = rs.checkers.map((checker) => ({
       checker,
@@ -265,7 +262,8 @@ export class HealthMonitor {
       inFlight: false,
       why: '',
     }));
-    return { rs, checks, weight: rs.weight, since: now };
+    const health = new RealServerHealth(checks.map((c) => c.state));
+    return { rs, checks, health, weight: rs.weight, since: now };
   }
 
   // ---- checking ----
@@ -320,9 +318,9 @@ export class HealthMonitor {
     if (out.ok) this.counters.checksOk++;
     else this.counters.checksFailed++;
     c.why = out.why;
-    const wasUp = serverUp(s);
-    const change = c.state.result(out.ok, now);
-    const isUp = serverUp(s);
+    const checkerWasUp = c.state.up;
+    const serverChange = s.health.result(s.checks.indexOf(c), out.ok, now);
+    const change = c.state.up === checkerWasUp ? null : c.state.up ? 'up' : 'down';
     const where = `${vsId(v.vs)} -> ${destId(s.rs)}`;
     let changed = change !== null;
     if (out.ok && out.weight !== undefined && out.weight !== s.weight) {
@@ -332,20 +330,20 @@ export class HealthMonitor {
     }
     if (change !== null) {
       let effect: string;
-      if (wasUp && !isUp) {
+      if (serverChange === 'down') {
         s.since = now;
         this.counters.transitionsDown++;
         effect = s.rs.inhibitOnFailure
           ? 'real server down, weight 0 (inhibit_on_failure)'
           : 'real server down, removed';
         if (s.rs.notifyDown) this.runScript(s.rs.notifyDown);
-      } else if (!wasUp && isUp) {
+      } else if (serverChange === 'up') {
         s.since = now;
         this.counters.transitionsUp++;
         effect = `real server up, weight ${s.weight}`;
         if (s.rs.notifyUp) this.runScript(s.rs.notifyUp);
       } else {
-        effect = isUp ? 'real server stays up' : 'real server stays down';
+        effect = s.health.up ? 'real server stays up' : 'real server stays down';
       }
       this.log(`health: ${where} ${c.checker.type} ${change} (${out.why}): ${effect}`);
     }
@@ -356,7 +354,7 @@ export class HealthMonitor {
 
   private liveWeight(v: VirtualState): number {
     let w = 0;
-    for (const s of v.servers) if (serverUp(s)) w += s.weight;
+    for (const s of v.servers) if (s.health.up) w += s.weight;
     return w;
   }
 
@@ -388,7 +386,7 @@ export class HealthMonitor {
     const sorryIn = !v.quorum.has && v.vs.sorryServer !== null;
     v.servers.forEach((s, i) => {
       const spec = specs[i]!;
-      const up = serverUp(s) && !sorryIn;
+      const up = s.health.up && !sorryIn;
       if (up) out.set(destId(spec), { ...spec, weight: s.weight });
       else if (s.rs.inhibitOnFailure) out.set(destId(spec), { ...spec, weight: 0 });
     });
@@ -507,7 +505,7 @@ export class HealthMonitor {
         return {
           addr: s.rs.addr,
           port: s.rs.port,
-          state: serverUp(s) ? 'up' : 'down',
+          state: s.health.up ? 'up' : 'down',
           weight: d?.weight ?? 0,
           inTable: d !== undefined,
           since: Math.max(0, Math.floor(now - s.since)),
@@ -541,7 +539,7 @@ export class HealthMonitor {
   stats(): HealthCounters {
     let up = 0;
     let down = 0;
-    for (const v of this.virtuals) for (const s of v.servers) serverUp(s) ? up++ : down++;
+    for (const v of this.virtuals) for (const s of v.servers) s.health.up ? up++ : down++;
     return { ...this.counters, serversUp: up, serversDown: down, inFlight: this.inFlight };
   }
 }
