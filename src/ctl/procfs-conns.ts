@@ -26,11 +26,9 @@ export interface ConnRows {
   stateNames: Record<number, readonly string[]>;
 }
 
-/** Copy what the files show of every live connection. */
-export function snapshotConns(e: Engine): ConnRows {
-  const t = e.conns;
-  const n = t.count;
-  const rows: ConnRows = {
+/** Room for `n` rows, none filled yet (n = 0). */
+export function newConnRows(n: number): ConnRows {
+  return {
     n: 0,
     protocol: new Uint8Array(n),
     state: new Uint8Array(n),
@@ -44,6 +42,13 @@ export function snapshotConns(e: Engine): ConnRows {
     expires: new Int32Array(n),
     stateNames: {},
   };
+}
+
+/** Copy what the files show of every live connection. */
+export function snapshotConns(e: Engine): ConnRows {
+  const t = e.conns;
+  const n = t.count;
+  const rows = newConnRows(n);
   for (const h of e.protos) if (h !== undefined) rows.stateNames[h.protocol] = h.stateNames;
   const now = e.now;
   let i = 0;

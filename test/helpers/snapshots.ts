@@ -1,7 +1,7 @@
 // Control-socket snapshots for lvsadm tests: a dest or a service with ipvsadm's defaults and
 // zero counters, overridden field by field.
 
-import type { ConnRows } from '../../src/ctl/procfs-conns';
+import { type ConnRows, newConnRows } from '../../src/ctl/procfs-conns';
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, StatsSnapshot } from '../../src/ctl/protocol';
 import { ipToU32 } from '../../src/wire/addr';
 
@@ -56,21 +56,8 @@ export function service(
  * lets the connection-file tests feed listing-shaped connections to the encoder.
  */
 export function connRows(conns: readonly ConnSnapshot[]): ConnRows {
-  const n = conns.length;
-  const rows: ConnRows = {
-    n,
-    protocol: new Uint8Array(n),
-    state: new Uint8Array(n),
-    flags: new Uint16Array(n),
-    caddr: new Uint32Array(n),
-    vaddr: new Uint32Array(n),
-    daddr: new Uint32Array(n),
-    cport: new Uint16Array(n),
-    vport: new Uint16Array(n),
-    dport: new Uint16Array(n),
-    expires: new Int32Array(n),
-    stateNames: {},
-  };
+  const rows = newConnRows(conns.length);
+  rows.n = conns.length;
   const names: Record<number, string[]> = {};
   conns.forEach((c, i) => {
     const list = names[c.protocol] ?? [];
