@@ -134,7 +134,7 @@ export function wire(input: FuzzInput): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Checksums (own implementation, like packet-assert.ts: nothing here trusts src/wire).
 
-function sumWords(buf: Buffer, from: number, to: number, init = 0): number {
+export function sumWords(buf: Buffer, from: number, to: number, init = 0): number {
   let s = init;
   let i = from;
   for (; i + 1 < to; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
@@ -142,12 +142,12 @@ function sumWords(buf: Buffer, from: number, to: number, init = 0): number {
   return s;
 }
 
-function fold(s: number): number {
+export function fold(s: number): number {
   while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
   return s;
 }
 
-function pseudoSum(ip: Buffer, protocol: number, len: number): number {
+export function pseudoSum(ip: Buffer, protocol: number, len: number): number {
   return sumWords(ip, 12, 20) + protocol + len;
 }
 

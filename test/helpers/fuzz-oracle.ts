@@ -1,6 +1,7 @@
 // The fuzz oracle: is what the engine sent legal, given what it received? Decided from bytes
-// alone, with its own decoder and checksum (like packet-assert.ts, nothing from src/wire), fast
-// enough to judge millions of packets, and returning findings instead of throwing.
+// alone, with its own decoder and the generator's checksum sums (like packet-assert.ts, nothing
+// from src/wire), fast enough to judge millions of packets, and returning findings instead of
+// throwing.
 //
 // What is legal (the rules, and why):
 //
@@ -45,30 +46,15 @@
 //     that may have gone into them was cut cleanly from a valid datagram (fuzz-gen.ts); datagrams
 //     whose IPv4 id a dirty fragment used recently are exempt from rule 3 at L4 (`relaxL4`).
 
+import { fold, pseudoSum, sumWords } from './fuzz-gen';
+
 const ETH_LEN = 14;
 const TX_DEV_RAW = 0;
 const TX_DEV_TUN = 255;
 
-function sumWords(buf: Buffer, from: number, to: number, init = 0): number {
-  let s = init;
-  let i = from;
-  for (; i + 1 < to; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
-  if (i < to) s += buf[i]! << 8;
-  return s;
-}
-
 /** One's-complement residue mod 0xffff: 0 for a checksum that verifies (0 and 0xffff are one value). */
 function residue(s: number): number {
   return s % 0xffff;
-}
-
-function pseudoSum(ip: Buffer, protocol: number, len: number): number {
-  return sumWords(ip, 12, 20) + protocol + len;
-}
-
-function fold(s: number): number {
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
-  return s;
 }
 
 function isIcmpError(type: number): boolean {
