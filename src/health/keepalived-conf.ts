@@ -102,7 +102,8 @@ export type VsTarget =
   | { kind: 'fwmark'; fwmark: number }
   | { kind: 'group'; name: string };
 
-interface CheckerCommon {
+/** The fields every checker has. */
+export interface CheckerCommon {
   pos: SourcePos;
   connectIp: string | null;
   connectPort: number | null;

@@ -25,7 +25,7 @@ import {
   parseDnsHeader,
   parseDnsQuestion,
 } from '../../src/health/dns-wire';
-import type { Checker, HttpUrl } from '../../src/health/keepalived-conf';
+import type { Checker, CheckerCommon, HttpUrl } from '../../src/health/keepalived-conf';
 import {
   HTTP_DONE,
   HTTP_ERROR,
@@ -48,22 +48,7 @@ type UdpChecker = Extract<Checker, { type: 'UDP_CHECK' }>;
 type DnsChecker = Extract<Checker, { type: 'DNS_CHECK' }>;
 type MiscChecker = Extract<Checker, { type: 'MISC_CHECK' }>;
 
-/** The fields every checker has, as a test spells them. */
-interface Common {
-  pos: { file: string; line: number };
-  connectIp: string | null;
-  connectPort: number | null;
-  bindto: string | null;
-  bindPort: number | null;
-  connectTimeout: number;
-  retry: number;
-  delayBeforeRetry: number;
-  delayLoop: number;
-  warmup: number;
-  alpha: boolean;
-}
-
-const BASE: Common = {
+const BASE: CheckerCommon = {
   pos: { file: 'test.conf', line: 1 },
   connectIp: null,
   connectPort: null,
@@ -77,7 +62,7 @@ const BASE: Common = {
   alpha: false,
 };
 
-function tcpCheck(over: Partial<Common> = {}): Checker {
+function tcpCheck(over: Partial<CheckerCommon> = {}): Checker {
   return { ...BASE, type: 'TCP_CHECK', ...over };
 }
 
