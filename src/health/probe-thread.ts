@@ -20,12 +20,14 @@ export class ProbeThread {
   private readonly pending = new Map<number, (out: ProbeOutcome) => void>();
   private nextId = 1;
   private closed = false;
+  /** Whether the compiled worker is there (not when the tests run the TypeScript). */
+  private readonly threaded = existsSync(WORKER_FILE);
 
   constructor(private readonly log: (msg: string) => void) {}
 
   /** Run one check in the worker (in this thread where the compiled worker is absent: tests). */
   readonly probe: Prober = (checker: Checker, rs: ProbeTarget): Promise<ProbeOutcome> => {
-    if (!existsSync(WORKER_FILE)) return runCheck(checker, rs);
+    if (!this.threaded) return runCheck(checker, rs);
     const w = this.worker ?? this.start();
     const id = this.nextId++;
     return new Promise((resolve) => {
@@ -36,7 +38,7 @@ export class ProbeThread {
 
   /** Start a notify/quorum command in the worker (here where the compiled worker is absent). */
   readonly runScript: ScriptRunner = (cmd: string): void => {
-    if (existsSync(WORKER_FILE)) (this.worker ?? this.start()).postMessage({ script: cmd });
+    if (this.threaded) (this.worker ?? this.start()).postMessage({ script: cmd });
     else spawnScript(this.log)(cmd);
   };
 
