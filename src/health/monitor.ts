@@ -212,12 +212,14 @@ export class HealthMonitor {
     const now = this.now();
     const old = new Map(this.virtuals.map((v) => [vsId(v.vs), v]));
     const next: VirtualState[] = [];
+    const seen = new Set<string>();
     for (const vs of conf.virtualServers) {
       const id = vsId(vs);
-      if (next.some((v) => vsId(v.vs) === id)) {
+      if (seen.has(id)) {
         this.log(`health: ${id} is configured twice; the second one is ignored`);
         continue;
       }
+      seen.add(id);
       next.push(this.virtualState(vs, conf.groups, old.get(id), now));
     }
     this.virtuals = next;
