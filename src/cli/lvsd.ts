@@ -252,8 +252,7 @@ export async function main(argv: string[]): Promise<number> {
     const conf = parseKeepalivedConf(file);
     for (const w of conf.warnings) log(`warning: ${w}`);
     for (const e of conf.errors) log(`error: ${e}`);
-    const unreadable = conf.errors.some((e) => e.startsWith(`cannot read ${file}:`));
-    if (unreadable || (reload && conf.errors.length > 0)) {
+    if (conf.unreadable || (reload && conf.errors.length > 0)) {
       log(`${file}: not applied (${conf.errors.length} errors); the running configuration is kept`);
       return;
     }

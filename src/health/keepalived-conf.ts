@@ -232,6 +232,8 @@ export interface KeepalivedConf {
   groups: Map<string, VirtualServerGroup>;
   /** From global_defs; null when not given. */
   timeouts: LvsTimeouts | null;
+  /** The named file itself could not be read (nothing was configured). */
+  unreadable: boolean;
   warnings: string[];
   errors: string[];
 }
@@ -332,15 +334,18 @@ function expandInclude(pattern: string, fromFile: string, io: Io, tok: Token, di
   return hits.map((n) => posix.join(dir, n));
 }
 
-/** Tokens of `file` with its includes spliced in; `stack` holds the files being read (cycles). */
-function tokenizeFile(file: string, io: Io, diag: Diag, stack: string[], out: Token[], from: Token | null): void {
+/**
+ * Tokens of `file` with its includes spliced in; `stack` holds the files being read (cycles).
+ * Returns false when `file` itself could not be read.
+ */
+function tokenizeFile(file: string, io: Io, diag: Diag, stack: string[], out: Token[], from: Token | null): boolean {
   let text: string;
   try {
     text = io.readFile(file);
   } catch (e) {
     const where = from ? `${at(from)}: ` : '';
     diag.errors.push(`${where}cannot read ${file}: ${(e as Error).message}`);
-    return;
+    return false;
   }
   stack.push(posix.resolve(file));
   const lines = text.split('\n');
@@ -371,6 +376,7 @@ function tokenizeFile(file: string, io: Io, diag: Diag, stack: string[], out: To
     }
   }
   stack.pop();
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1266,7 +1272,7 @@ export function parseKeepalivedConf(
 ): KeepalivedConf {
   const diag: Diag = { warnings: [], errors: [] };
   const toks: Token[] = [];
-  tokenizeFile(path, { readFile, listDir }, diag, [], toks, null);
+  const unreadable = !tokenizeFile(path, { readFile, listDir }, diag, [], toks, null);
   const tree = new TreeBuilder(toks, diag).build(null);
   const ip = new Interp(diag);
   const groups = new Map<string, VirtualServerGroup>();
@@ -1298,7 +1304,7 @@ export function parseKeepalivedConf(
     }
     virtualServers.push(vs);
   }
-  return { virtualServers, groups, timeouts, warnings: diag.warnings, errors: diag.errors };
+  return { virtualServers, groups, timeouts, unreadable, warnings: diag.warnings, errors: diag.errors };
 }
 
 /** IPVS's largest timeout (31 days), as ipvsadm and keepalived bound it. */

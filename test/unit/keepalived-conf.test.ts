@@ -625,11 +625,13 @@ describe('include', () => {
       /^\/etc\/keepalived\/keepalived.conf:1: cannot read \/etc\/keepalived\/missing.conf/,
     );
     expect(conf.warnings).toEqual([`${MAIN}:2: include none/*.conf: no file matches`]);
+    expect(conf.unreadable).toBe(false); // only an included file is missing
   });
 
   it('reports an unreadable main file instead of throwing', () => {
     const conf = parse({}, '/nope/keepalived.conf');
     expect(conf.virtualServers).toEqual([]);
+    expect(conf.unreadable).toBe(true);
     expect(conf.errors[0]).toMatch(/^cannot read \/nope\/keepalived.conf/);
   });
 
