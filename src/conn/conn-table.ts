@@ -6,6 +6,8 @@
 // - Expiry: every live connection sits in one slot of a wheel of WHEEL_SLOTS one-second slots.
 //   A packet only rewrites `expires` (no relinking on the hot path); the tick walks the slot of
 //   each elapsed second, expires what is due and re-files the rest by their current `expires`.
+//   The slot lists are doubly linked, so a connection removed before its time (unlink) leaves
+//   its slot at once and its storage is free for the next insert.
 //
 // - Persistence templates (CONN_F_TEMPLATE, ip_vs_sched_persist) live in the same table with
 //   client port 0; the packet lookups never return them, `lookupTemplate` finds only them. A
@@ -24,8 +26,6 @@ const INITIAL_CAPACITY = 1024;
 /** Connection lifecycle marker kept in `live`. */
 const FREE = 0;
 const LIVE = 1;
-/** Unhashed and waiting for the wheel to release its slot (see `unlink`). */
-const DEAD = 2;
 
 export interface ConnKey {
   protocol: number;
@@ -80,6 +80,8 @@ export class ConnTable {
   private inNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   private outNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   private wheelNext: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** The previous entry in the connection's wheel slot, or -2 - slot for the slot's first entry. */
+  private wheelPrev: Int32Array<ArrayBuffer> = new Int32Array(0);
 
   private inHead: Int32Array<ArrayBuffer> = new Int32Array(0);
   private outHead: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -213,9 +215,7 @@ export class ConnTable {
     this.syncedState[c] = 0;
     this.live[c] = LIVE;
     this.hash(c);
-    const slot = (now + timeout) & WHEEL_MASK;
-    this.wheelNext[c] = this.wheel[slot];
-    this.wheel[slot] = c;
+    this.file(c, (now + timeout) & WHEEL_MASK);
     this.count++;
     return c;
   }
@@ -247,14 +247,15 @@ export class ConnTable {
   }
 
   /**
-   * Remove a connection from both indexes at once (e.g. reused by a new connection). Its slot is
-   * returned to the free list when the wheel next passes it.
+   * Remove a connection from both indexes and its wheel slot at once (e.g. reused by a new
+   * connection); its storage is free for the next insert. Not for use inside tick's onExpire.
    */
   unlink(c: number): void {
     if (this.live[c] !== LIVE) return;
     this.unhash(c);
-    this.live[c] = DEAD;
+    this.unfile(c);
     this.count--;
+    this.release(c);
   }
 
   isLive(c: number): boolean {
@@ -264,7 +265,8 @@ export class ConnTable {
   /**
    * Advance the wheel to `now`, calling `onExpire(id)` for each connection whose time has come
    * (before it is unhashed; the callback may read its fields). `onExpire` returning false keeps
-   * the connection alive (its `expires` must then have been moved forward).
+   * the connection alive (its `expires` must then have been moved forward). The callback must
+   * not unlink connections: the slot being walked is off the wheel.
    */
   tick(now: number, onExpire: (c: number) => boolean | undefined): number {
     let expired = 0;
@@ -275,22 +277,17 @@ export class ConnTable {
       const slot = t & WHEEL_MASK;
       let c = this.wheel[slot];
       this.wheel[slot] = NIL;
+      // Every entry on the wheel is live (unlink takes an entry off at once).
       while (c !== NIL) {
         const next = this.wheelNext[c];
-        if (this.live[c] === LIVE && this.expires[c] <= now && onExpire(c) !== false) {
-          if (this.live[c] === LIVE) {
-            this.unhash(c);
-            this.count--;
-            expired++;
-          }
-          this.release(c);
-        } else if (this.live[c] !== LIVE) {
+        if (this.expires[c] <= now && onExpire(c) !== false) {
+          this.unhash(c);
+          this.count--;
+          expired++;
           this.release(c);
         } else {
           const due = this.expires[c] > now ? this.expires[c] : now + 1;
-          const s = due & WHEEL_MASK;
-          this.wheelNext[c] = this.wheel[s];
-          this.wheel[s] = c;
+          this.file(c, due & WHEEL_MASK);
         }
         c = next;
       }
@@ -302,6 +299,24 @@ export class ConnTable {
   /** Visit every live connection (control plane: listings, flush). */
   forEach(fn: (c: number) => void): void {
     for (let c = 0; c < this.capacity; c++) if (this.live[c] === LIVE) fn(c);
+  }
+
+  /** Put c first in wheel slot `slot`. */
+  private file(c: number, slot: number): void {
+    const head = this.wheel[slot];
+    this.wheelNext[c] = head;
+    this.wheelPrev[c] = -2 - slot;
+    if (head !== NIL) this.wheelPrev[head] = c;
+    this.wheel[slot] = c;
+  }
+
+  /** Take c out of its wheel slot. */
+  private unfile(c: number): void {
+    const prev = this.wheelPrev[c];
+    const next = this.wheelNext[c];
+    if (prev >= 0) this.wheelNext[prev] = next;
+    else this.wheel[-2 - prev] = next;
+    if (next !== NIL) this.wheelPrev[next] = prev;
   }
 
   private release(c: number): void {
@@ -364,6 +379,7 @@ export class ConnTable {
     this.inNext = growI32(this.inNext, capacity);
     this.outNext = growI32(this.outNext, capacity);
     this.wheelNext = growI32(this.wheelNext, capacity);
+    this.wheelPrev = growI32(this.wheelPrev, capacity);
     this.capacity = capacity;
     // New entries join the free list in ascending order.
     for (let c = capacity - 1; c >= old; c--) {

@@ -79,19 +79,23 @@ describe('ConnTable', () => {
     expect(t.tick(10, () => true)).toBe(1);
   });
 
-  it('unlinks at once and reuses the slot only after the wheel released it', () => {
-    const t = new ConnTable(0, 2, 1, 2);
-    const a = add(t, 1, 0);
-    const b = add(t, 2, 0);
-    t.unlink(a);
+  it('unlinks at once: out of the indexes and its wheel slot, its storage free for the next insert', () => {
+    // Storage and limit both 4, all four entries in one wheel slot (they expire at 60).
+    const t = new ConnTable(0, 4, 1, 4);
+    const [a, b, c, d] = [1, 2, 3, 4].map((i) => add(t, i, 0));
+    // The slot lists d, c, b, a: unlink its first, a middle and its last entry.
+    for (const x of [d!, b!, a!]) t.unlink(x);
     expect(t.lookupIn(TCP, 0x0a000001, 1025, 0xc0a80001, 80)).toBe(NIL);
     expect(t.count).toBe(1);
-    expect(add(t, 3, 0)).toBe(NIL); // full: a's slot is not free until the wheel passes it
-    t.tick(60, (x) => x !== b);
-    expect(t.isLive(b)).toBe(true);
-    const c = add(t, 3, 60);
-    expect(c).toBe(a);
-    expect(t.lookupIn(TCP, 0x0a000003, 1027, 0xc0a80001, 80)).toBe(c);
+    // The full storage takes three new entries in the freed places at once.
+    const added = [5, 6, 7].map((i) => add(t, i, 0));
+    expect(new Set(added)).toEqual(new Set([a, b, d]));
+    expect(t.lookupIn(TCP, 0x0a000005, 1029, 0xc0a80001, 80)).toBe(added[0]);
+    // The slot holds each live entry once: all four expire at 60, nothing more.
+    const expired: number[] = [];
+    expect(t.tick(60, (x) => expired.push(x) > 0)).toBe(4);
+    expect(expired.sort((x, y) => x - y)).toEqual([c!, ...added].sort((x, y) => x - y));
+    expect(t.count).toBe(0);
   });
 
   it('grows past its initial capacity and keeps every entry findable', () => {
