@@ -110,13 +110,12 @@ import {
   VERDICT_COUNT,
 } from '../xmit/verdict';
 import { Defense } from './defense';
+import { IcmpRateLimit } from './icmp-rate';
 import { DestRegistry, FTP_PORT, ServiceTable } from './services';
 
 /** Seconds on a monotonic clock. */
 export type Clock = () => number;
 
-/** ICMP errors the engine originates per second at most (net.ipv4.icmp_msgs_per_sec). */
-const ICMP_ERRORS_PER_SECOND = 1000;
 /** persistTemplate's "table full" result (NIL means "no dest"). */
 const TABLE_FULL = -2;
 /**
@@ -226,9 +225,8 @@ export class Engine implements XmitContext, FtpHost {
   syncSink: SyncSink | null = null;
   /** Connections created and updated from sync messages (a backup's work). */
   readonly synced = { created: 0, updated: 0, ignored: 0 };
-  /** ICMP errors sent in the current second (rate limit). */
-  private icmpSecond = -1;
-  private icmpErrors = 0;
+  /** The kernel's limits on the ICMP errors the director originates (icmp-rate.ts), on the engine clock. */
+  readonly icmpRate = new IcmpRateLimit(() => this.clock() * 1000);
   /** Outputs queued in the current batch, and generated-packet slots used. */
   private tx = 0;
   private gen = 0;
@@ -651,22 +649,13 @@ export class Engine implements XmitContext, FtpHost {
 
   /**
    * No dest for a new connection (ip_vs_leave): the client is told with ICMP port unreachable,
-   * TCP or UDP alike, at most ICMP_ERRORS_PER_SECOND a second (the kernel's icmp_msgs_per_sec).
+   * TCP or UDP alike, within icmp_send's rate limits (icmp-rate.ts).
    */
   private noDest(): number {
-    if (this.icmpAllowed()) sendIcmpError(this, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
-    return D_NO_DEST;
-  }
-
-  /** May the director send one more ICMP error this second (icmp_msgs_per_sec)? */
-  private icmpAllowed(): boolean {
-    if (this.now !== this.icmpSecond) {
-      this.icmpSecond = this.now;
-      this.icmpErrors = 0;
+    if (this.icmpRate.allow(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, this.ip.srcAddr)) {
+      sendIcmpError(this, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
     }
-    if (this.icmpErrors >= ICMP_ERRORS_PER_SECOND) return false;
-    this.icmpErrors++;
-    return true;
+    return D_NO_DEST;
   }
 
   /**
@@ -675,7 +664,8 @@ export class Engine implements XmitContext, FtpHost {
    * owns the address (ip_expire). Queued here; tick() sends it.
    */
   private fragmentsTimedOut(buf: Buffer, off: number, len: number): void {
-    if (len < IPV4.MIN_HEADER || !this.services.isVip(buf.readUInt32BE(off + IPV4.DST)) || !this.icmpAllowed()) return;
+    if (len < IPV4.MIN_HEADER || !this.services.isVip(buf.readUInt32BE(off + IPV4.DST))) return;
+    if (!this.icmpRate.allow(ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, buf.readUInt32BE(off + IPV4.SRC))) return;
     const slab = this.io.slab;
     const big = slab.bigOffset;
     buf.copy(slab.buf, big, off, off + len);
