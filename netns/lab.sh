@@ -22,16 +22,27 @@
 #        two directors for connection sync (sync0: 10.9.0.1/30 in dir, 10.9.0.2/30 in dir2); the
 #        client reaches the VIP through a host route via 192.168.0.254, which a failover moves
 #
-#   netns/lab.sh up PREFIX [nat|dr|tun|sync]    build the lab (default nat)
+#   routed  NAT real servers two routers beyond the director, with a narrow link between the
+#        routers: client 192.168.0.2 ── director (cli0 192.168.0.254, up0 10.1.0.1/30) ──
+#        rtr (10.1.0.2/30, 10.2.0.1/30) ══ MTU $LINK_MTU (default 1280) ══ rtr2 (10.2.0.2/30,
+#        br0 172.16.0.254/24) ─┬─ rs1 172.16.0.1; the director routes 172.16.0.0/24 via rtr
+#                              └─ rs2 172.16.0.2  (unless NO_RS_ROUTE=1: a director that boots
+#        before its route to the real servers exists)
+#
+#   mixed   a NAT and a DR lab in one: the dr lab's LAN (client, director eth0, rs1 and rs2 as
+#        DR real servers) plus NAT real servers rs3 172.16.0.3 and rs4 172.16.0.4 behind the
+#        director's br0 172.16.0.254/24
+#
+#   netns/lab.sh up PREFIX [nat|dr|tun|sync|routed|mixed]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
 set -Eeuo pipefail
 
-cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync]}
-P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync]}
+cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed]}
+P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed]}
 MODE=${3:-nat}
 RS_MTU=${RS_MTU:-1500}
-C=$P-client D=$P-dir D2=$P-dir2 R1=$P-rs1 R2=$P-rs2 SW=$P-sw RT=$P-rtr
-ALL=("$C" "$D" "$D2" "$R1" "$R2" "$SW" "$RT")
+C=$P-client D=$P-dir D2=$P-dir2 R1=$P-rs1 R2=$P-rs2 R3=$P-rs3 R4=$P-rs4 SW=$P-sw RT=$P-rtr RT2=$P-rtr2
+ALL=("$C" "$D" "$D2" "$R1" "$R2" "$R3" "$R4" "$SW" "$RT" "$RT2")
 
 down() {
   for ns in "${ALL[@]}"; do
@@ -139,6 +150,51 @@ up_tun() {
   ip -n "$D" route add 172.16.0.0/24 via 192.168.0.253
 }
 
+up_routed() {
+  local mtu=${LINK_MTU:-1280}
+  ns_add "$C" "$D" "$RT" "$RT2" "$R1" "$R2"
+  ip -n "$C" link add eth0 type veth peer name cli0 netns "$D"
+  ip -n "$C" addr add 192.168.0.2/24 dev eth0
+  ip -n "$C" link set eth0 up
+  ip -n "$D" addr add 192.168.0.254/24 dev cli0
+  ip -n "$D" link set cli0 up
+  ip -n "$D" link add up0 type veth peer name down0 netns "$RT"
+  ip -n "$D" addr add 10.1.0.1/30 dev up0
+  ip -n "$D" link set up0 up
+  ip -n "$RT" addr add 10.1.0.2/30 dev down0
+  ip -n "$RT" link set down0 up
+  ip -n "$RT" link add narrow0 type veth peer name narrow0 netns "$RT2"
+  ip -n "$RT" addr add 10.2.0.1/30 dev narrow0
+  ip -n "$RT" link set narrow0 up mtu "$mtu"
+  ip -n "$RT2" addr add 10.2.0.2/30 dev narrow0
+  ip -n "$RT2" link set narrow0 up mtu "$mtu"
+  ip -n "$RT2" link add br0 type bridge
+  ip -n "$RT2" addr add 172.16.0.254/24 dev br0
+  ip -n "$RT2" link set br0 up
+  port "$R1" eth0 172.16.0.1/24 "$RT2" br0 rs1p
+  port "$R2" eth0 172.16.0.2/24 "$RT2" br0 rs2p
+  ip -n "$R1" route add default via 172.16.0.254
+  ip -n "$R2" route add default via 172.16.0.254
+  ip -n "$RT" route add 172.16.0.0/24 via 10.2.0.2
+  ip -n "$RT" route add default via 10.1.0.1
+  ip -n "$RT2" route add default via 10.2.0.1
+  ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$RT2" sysctl -qw net.ipv4.ip_forward=1
+  [ "${NO_RS_ROUTE:-0}" = 1 ] || ip -n "$D" route add 172.16.0.0/24 via 10.1.0.2
+}
+
+up_mixed() {
+  up_dr
+  ns_add "$R3" "$R4"
+  ip -n "$D" link add br0 type bridge
+  ip -n "$D" addr add 172.16.0.254/24 dev br0
+  ip -n "$D" link set br0 up
+  port "$R3" eth0 172.16.0.3/24 "$D" br0 rs3p
+  port "$R4" eth0 172.16.0.4/24 "$D" br0 rs4p
+  ip -n "$R3" route add default via 172.16.0.254
+  ip -n "$R4" route add default via 172.16.0.254
+}
+
 case "$cmd" in
   up)
     trap 'down' ERR
@@ -147,15 +203,17 @@ case "$cmd" in
       dr) up_dr ;;
       tun) up_tun ;;
       sync) up_sync ;;
+      routed) up_routed ;;
+      mixed) up_mixed ;;
       *)
-        echo "lab.sh: unknown mode $MODE (nat, dr, tun or sync)" >&2
+        echo "lab.sh: unknown mode $MODE (nat, dr, tun, sync, routed or mixed)" >&2
         exit 2
         ;;
     esac
     ;;
   down) down ;;
   *)
-    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync]" >&2
+    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed]" >&2
     exit 2
     ;;
 esac

@@ -434,6 +434,19 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   return make_u32(env, (uint32_t)n);
 }
 
+/* netnsCookie() -> string: the network namespace's cookie, in decimal (it needs 64 bits). */
+static napi_value netns_cookie(napi_env env, napi_callback_info info) {
+  (void)info;
+  uint64_t cookie = 0;
+  int r = lvs_netns_cookie(&cookie);
+  if (r < 0) return throw_errno(env, -r, "getsockopt", "getsockopt SO_NETNS_COOKIE");
+  char text[24];
+  snprintf(text, sizeof(text), "%llu", (unsigned long long)cookie);
+  napi_value out;
+  NAPI_CHECK(env, napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
 /* ---- packet socket ------------------------------------------------------------------------ */
 
 /* packetOpen(ifname, vnetHdr) -> { fd, ifindex, mac, mtu } */
@@ -760,6 +773,7 @@ NAPI_MODULE_INIT() {
       {"sendFrames", NULL, send_frames, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netnsCookie", NULL, netns_cookie, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) {

@@ -132,6 +132,20 @@ int lvs_raw_open_proto(int protocol) {
   return fd;
 }
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 /* Linux 5.14; older C library headers lack it */
+#endif
+
+int lvs_netns_cookie(uint64_t *cookie) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  socklen_t len = sizeof(*cookie);
+  int r = getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len);
+  int err = r < 0 ? errno : 0;
+  close(fd);
+  return -err;
+}
+
 int lvs_packet_open(const char *ifname, int vnet_hdr, int *ifindex, uint8_t mac[LVS_ETH_ALEN], int *mtu, const char **failed_call) {
   size_t name_len = strlen(ifname);
   if (name_len >= LVS_IFNAMSIZ) {

@@ -124,6 +124,14 @@ int lvs_raw_open_proto(int protocol);
  */
 int lvs_recv_batch(int fd, uint8_t *base, size_t slot_size, size_t headroom, uint32_t max_count, uint32_t *lens);
 
+/*
+ * The calling thread's network namespace cookie (SO_NETNS_COOKIE on a throw-away AF_UNIX
+ * socket, Linux 5.14+): a 64-bit number the kernel never gives to another namespace while it
+ * runs, unlike the namespace's inode number, which a later namespace may reuse. Returns 0 or
+ * -errno (ENOPROTOOPT on older kernels).
+ */
+int lvs_netns_cookie(uint64_t *cookie);
+
 /* close() an fd. EINTR counts as closed (Linux always releases the fd). Returns 0 or -errno. */
 int lvs_fd_close(int fd);
 

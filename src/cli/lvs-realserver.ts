@@ -1,6 +1,8 @@
 // lvs-realserver: prepares a real server for the forwarding methods in which the real server owns
 // the virtual IP itself (DR, IP-in-IP), stays in the foreground, and undoes everything on exit.
 
+import { dirname } from 'node:path';
+import { type InstanceLock, lockInstance } from '../ctl/instance-lock';
 import { loadNative } from '../native/addon';
 import { closeFd, openTun } from '../native/native-io';
 import { parseRealserverArgs, type RealserverCommand, UsageError } from '../realserver/args';
@@ -17,6 +19,7 @@ import {
 } from '../realserver/host-changes';
 import { SystemHostOps } from '../realserver/host-ops';
 import { setupTun } from '../realserver/tun-setup';
+import { currentNetns, type NetnsId, recordOrigin, removeRunDirIfEmpty } from '../run-dir';
 import { ipToU32 } from '../wire/addr';
 
 const VERSION = '0.1.0';
@@ -44,8 +47,10 @@ start) undoes what a killed run left behind.
 Options:
   --vip A.B.C.D[,...]  the virtual IP addresses (repeatable)
   --dev NAME           tun: the TUN device to create (default: lvsrs0)
-  --state FILE         where the changes are recorded
-                       (default: /run/lvs/realserver-<mode>.state)
+  --state FILE         where the changes are recorded (default: realserver-<mode>.state in
+                       the network namespace's run-time directory: /run/lvs/ in the host's
+                       namespace, /run/lvs/netns-<inode>/ in any other, so real servers in
+                       two namespaces never meet)
   --down               undo what the state file records, then exit
   -h, --help           show this help
   -v, --version        show the version
@@ -88,19 +93,48 @@ function checkOwnerGone(ops: HostOps, state: HostState, file: string): void {
   }
 }
 
-async function undoLeftovers(ops: HostOps, file: string, what: string): Promise<boolean> {
+/**
+ * Hold the journal `file` for this run: refused while another lvs-realserver of this network
+ * namespace holds it (instance-lock.ts), before anything is read or changed.
+ */
+async function holdJournal(file: string): Promise<InstanceLock> {
+  const lock = await lockInstance(`lvs-realserver ${file}`);
+  if (lock === undefined) {
+    throw new Error(`another lvs-realserver is running with ${file} in this network namespace`);
+  }
+  return lock;
+}
+
+async function undoLeftovers(ops: HostOps, file: string, what: string, netns: NetnsId): Promise<boolean> {
   const state = readState(file);
   if (state === undefined) return false;
   checkOwnerGone(ops, state, file);
-  log.info(`undoing what ${what} (pid ${state.pid}, ${state.mode}) recorded in ${file}`);
-  await undoState(ops, state, log);
+  const origin = recordOrigin(state.netns, netns);
+  if (origin === 'elsewhere') {
+    throw new Error(
+      `${file} records changes made in another network namespace (net:[${state.netns?.inode}]), which still ` +
+        'exists: run lvs-realserver --down there, or use another --state',
+    );
+  }
+  if (origin === 'gone') {
+    log.info(`discarding ${file}: its network namespace no longer exists, and its changes went with it`);
+  } else {
+    log.info(`undoing what ${what} (pid ${state.pid}, ${state.mode}) recorded in ${file}`);
+    await undoState(ops, state, log);
+  }
   removeStateFile(file);
   return true;
 }
 
 async function down(cmd: Extract<RealserverCommand, { kind: 'down' }>, ops: HostOps): Promise<number> {
-  if (!(await undoLeftovers(ops, cmd.stateFile, 'a previous run'))) {
-    log.info(`nothing to undo: no ${cmd.stateFile}`);
+  const lock = await holdJournal(cmd.stateFile);
+  try {
+    if (!(await undoLeftovers(ops, cmd.stateFile, 'a previous run', currentNetns()))) {
+      log.info(`nothing to undo: no ${cmd.stateFile}`);
+    }
+  } finally {
+    lock.release();
+    removeRunDirIfEmpty(dirname(cmd.stateFile));
   }
   return 0;
 }
@@ -114,9 +148,12 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
   let code = 0;
   let loop: DecapLoop | undefined;
   let changes: HostChanges | undefined;
+  let lock: InstanceLock | undefined;
   try {
-    await undoLeftovers(ops, cmd.stateFile, 'a killed run');
-    changes = new HostChanges(ops, cmd.stateFile, cmd.mode, log);
+    lock = await holdJournal(cmd.stateFile);
+    const netns = currentNetns();
+    await undoLeftovers(ops, cmd.stateFile, 'a killed run', netns);
+    changes = new HostChanges(ops, cmd.stateFile, cmd.mode, log, process.pid, netns);
     changes.begin();
     if (cmd.mode === 'dr') {
       await setupDr(changes, cmd.vips);
@@ -139,6 +176,10 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
       code = fail(`undo failed: ${(err as Error).message}`);
     }
     if (loop !== undefined) for (const line of loop.summary()) log.info(line);
+    if (lock !== undefined) {
+      lock.release();
+      removeRunDirIfEmpty(dirname(cmd.stateFile));
+    }
     clearInterval(keepAlive);
     stop.dispose();
   }

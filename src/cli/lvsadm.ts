@@ -147,7 +147,9 @@ Daemon Options:
   --mcast-port port                   UDP port (default=8848)
   --mcast-ttl ttl                     Multicast TTL (default=1)
 ${p} Options:
-  --socket path                       lvsd control socket (default: $LVS_SOCKET or /run/lvs/lvsd.sock)
+  --socket path                       lvsd control socket (default: $LVS_SOCKET, else lvsd.sock
+                                      in the network namespace's run-time directory:
+                                      /run/lvs/ in the host's, /run/lvs/netns-<inode>/ in others)
 `;
 }
 

@@ -10,12 +10,13 @@ import { Balancer } from '../ctl/balancer';
 import { EST_INTERVAL_MS } from '../ctl/estimator';
 import type { HostNet } from '../ctl/host-net';
 import { NoHostNet } from '../ctl/host-net';
+import { lockInstance } from '../ctl/instance-lock';
 import { parseListen, startMetricsServer } from '../ctl/metrics-server';
 import { parseTunnelFragNeeded, smallestLinkMtu } from '../ctl/pmtu';
-import { DEFAULT_PROCFS_ROOT, ProcfsWriter } from '../ctl/procfs';
-import { DEFAULT_SOCKET, socketPath } from '../ctl/protocol';
+import { ProcfsWriter } from '../ctl/procfs';
+import { defaultSocket, socketPath } from '../ctl/protocol';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
-import { ControlServer } from '../ctl/server';
+import { ControlServer, socketAlive } from '../ctl/server';
 import { parseAssignment, type SysctlDef } from '../ctl/sysctl';
 import { parseKeepalivedConf } from '../health/keepalived-conf';
 import { HealthMonitor, type HealthTarget } from '../health/monitor';
@@ -24,6 +25,7 @@ import { IPPROTO_ICMP } from '../ip-vs';
 import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
 import { RawReceiver } from '../native/raw-receiver';
+import { currentNetns, RUN_ROOT, removeRunDirIfEmpty } from '../run-dir';
 import { loadConfig, saveConfig } from './config-file';
 
 const VERSION = '0.1.0';
@@ -36,7 +38,10 @@ and forwards its packets by NAT, direct routing or IP-in-IP tunnelling, as kerne
 does. Configure it with lvsadm, which takes ipvsadm's syntax.
 
 Options:
-  --socket PATH      control socket (default: $LVS_SOCKET or /run/lvs/lvsd.sock)
+  --socket PATH      control socket (default: $LVS_SOCKET, else lvsd.sock in the network
+                     namespace's run-time directory: ${RUN_ROOT}/ in the host's namespace,
+                     ${RUN_ROOT}/netns-<inode>/ in any other, so each namespace has its own
+                     lvsd and \`ip netns exec NS lvsadm\` reaches NS's)
   --tun NAME         TUN device to create (default: lvs0)
   --vip-dev DEV      interface that answers ARP for virtual IPs
                      (default: the interface whose subnet holds the VIP)
@@ -50,7 +55,8 @@ Options:
   --procfs-root DIR  where to keep the kernel-format /proc files (net/ip_vs, net/ip_vs_conn,
                      net/ip_vs_conn_sync, net/ip_vs_stats, sys/net/ipv4/vs/*), rewritten
                      every second
-                     (default: ${DEFAULT_PROCFS_ROOT}; with another --socket, <socket>.proc)
+                     (default: proc beside the default socket; with another --socket,
+                     <socket>.proc)
   --metrics ADDR:PORT
                      serve Prometheus metrics at http://ADDR:PORT/metrics (README lists them)
   --sysctl NAME=VAL  an IPVS setting, named as /proc/sys/net/ipv4/vs/NAME (repeatable):
@@ -75,7 +81,8 @@ Options:
 
 Stops cleanly on SIGINT/SIGTERM, removing everything it installed; SIGHUP reloads the
 --keepalived-conf file. At start it removes what a killed previous run left behind
-(recorded in <socket>.state).
+(recorded in <socket>.state); it refuses to start, touching nothing, while another lvsd
+runs with the same socket.
 `;
 
 /** Free memory in 4 KiB pages (MemAvailable), for the defense strategies' amemthresh. */
@@ -172,7 +179,25 @@ export async function main(argv: string[]): Promise<number> {
   const withRoutes = !values['no-routes'];
 
   mkdirSync(dirname(sock), { recursive: true, mode: 0o755 });
-  if (withRoutes) await IpRouteNet.cleanupLeftovers(stateFile, log);
+  // Another lvsd with this socket, alive, keeps its files: find out before touching any. The
+  // lock covers this network namespace (and two starts at once); the socket, a namespace
+  // elsewhere that was given the same --socket.
+  const lock = await lockInstance(`lvsd ${sock}`);
+  if (lock === undefined || (await socketAlive(sock))) {
+    log(`another lvsd is running with control socket ${sock}${lock === undefined ? ' in this network namespace' : ''}`);
+    lock?.release();
+    return 1;
+  }
+  const netns = currentNetns();
+  if (withRoutes) {
+    try {
+      await IpRouteNet.cleanupLeftovers(stateFile, netns, log);
+    } catch (err) {
+      log((err as Error).message);
+      lock.release();
+      return 1;
+    }
+  }
 
   let io: NativeIo;
   try {
@@ -191,6 +216,7 @@ export async function main(argv: string[]): Promise<number> {
       table,
       rulePref,
       stateFile,
+      netns,
       vipDev: values['vip-dev'] as string | undefined,
       log,
     });
@@ -208,7 +234,8 @@ export async function main(argv: string[]): Promise<number> {
   const balancer = new Balancer(engine, host, log);
   // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
   const procRoot =
-    (values['procfs-root'] as string | undefined) ?? (sock === DEFAULT_SOCKET ? DEFAULT_PROCFS_ROOT : `${sock}.proc`);
+    (values['procfs-root'] as string | undefined) ??
+    (sock === defaultSocket() ? join(dirname(sock), 'proc') : `${sock}.proc`);
   const procfs = new ProcfsWriter(procRoot, balancer, log);
   const writeProcfs = (): void => {
     try {
@@ -295,6 +322,8 @@ export async function main(argv: string[]): Promise<number> {
     io.close();
     icmpIn.close();
     if (routing) await routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
+    lock.release();
+    removeRunDirIfEmpty(dirname(sock));
   };
   let stopping = false;
   const shutdown = async (why: string, code: number): Promise<void> => {

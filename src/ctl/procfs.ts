@@ -1,5 +1,6 @@
 // lvsd's /proc hierarchy (REFERENCE.md §1.12): the files kernel IPVS keeps under /proc, in the
-// kernel's exact formats, under a procfs-style root (default /run/lvs/proc, `--procfs-root`):
+// kernel's exact formats, under a procfs-style root (default `proc` in the network namespace's
+// run-time directory, run-dir.ts; `--procfs-root`):
 //
 //   <root>/net/ip_vs               services and dests          (procfs-format.ts)
 //   <root>/net/ip_vs_conn          connections and templates
@@ -27,7 +28,6 @@ import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from './procfs
 import { writeAtomic } from './procfs-write';
 import { readSysctls } from './sysctl';
 
-export const DEFAULT_PROCFS_ROOT = '/run/lvs/proc';
 /**
  * Milliseconds a second the connection files may take on average: the worker's (on another
  * core, but one the kernel's packet work also needs), and the data path's own without it.

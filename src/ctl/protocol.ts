@@ -2,11 +2,20 @@
 // line each way. These are wire types of their own, never the engine's internal objects.
 // Addresses travel as dotted-quad strings, protocols as IP protocol numbers (0 for fwmark).
 
-/** Default control socket path; `--socket` or LVS_SOCKET override it. */
-export const DEFAULT_SOCKET = '/run/lvs/lvsd.sock';
+import { join } from 'node:path';
+import { runDir } from '../run-dir';
 
+/**
+ * The default control socket: `lvsd.sock` in the network namespace's run-time directory
+ * (run-dir.ts), so lvsadm reaches the lvsd of the namespace it runs in.
+ */
+export function defaultSocket(): string {
+  return join(runDir(), 'lvsd.sock');
+}
+
+/** The control socket: `--socket`, else LVS_SOCKET, else the namespace's default. */
 export function socketPath(flag?: string): string {
-  return flag || process.env.LVS_SOCKET || DEFAULT_SOCKET;
+  return flag || process.env.LVS_SOCKET || defaultSocket();
 }
 
 /** Identifies a virtual service: `<protocol, addr, port>` or, with protocol 0, a firewall mark. */

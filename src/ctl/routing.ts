@@ -19,6 +19,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { type NetnsId, recordOrigin } from '../run-dir';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
 import type { DestPath, HostNet } from './host-net';
 
@@ -32,12 +33,16 @@ export interface RoutingOptions {
   table: number;
   rulePref: number;
   stateFile: string;
+  /** The network namespace lvsd runs in (recorded, so a later start knows where the record belongs). */
+  netns: NetnsId;
   /** Interface that answers ARP for virtual addresses; default: the one whose subnet holds the VIP. */
   vipDev?: string;
   log: (msg: string) => void;
 }
 
 interface HostState {
+  /** Where the changes were made (absent in records of older versions). */
+  netns?: NetnsId;
   tun: string;
   table: number;
   rulePref: number;
@@ -110,6 +115,7 @@ export class IpRouteNet implements HostNet {
 
   constructor(private readonly opts: RoutingOptions) {
     this.state = {
+      netns: opts.netns,
       tun: opts.tun,
       table: opts.table,
       rulePref: opts.rulePref,
@@ -120,12 +126,28 @@ export class IpRouteNet implements HostNet {
     };
   }
 
-  /** Remove what a previous lvsd with this state file left behind (it was killed). */
-  static async cleanupLeftovers(stateFile: string, log: (msg: string) => void): Promise<void> {
+  /**
+   * Remove what a previous lvsd with this state file left behind (it was killed). Only a record
+   * made in this network namespace is undone. One from a namespace that no longer exists is
+   * discarded: its changes went with it. One from a namespace that still exists (a shared
+   * --socket) is refused with an error, and left alone.
+   */
+  static async cleanupLeftovers(stateFile: string, netns: NetnsId, log: (msg: string) => void): Promise<void> {
     const old = readState(stateFile);
     if (old === undefined) return;
-    log(`removing leftovers of a previous run recorded in ${stateFile}`);
-    await undo(old);
+    const origin = recordOrigin(old.netns, netns);
+    if (origin === 'elsewhere') {
+      throw new Error(
+        `${stateFile} records what an lvsd changed in another network namespace (net:[${old.netns?.inode}]), ` +
+          'which still exists: stop or clean up that lvsd there, or give this one another --socket',
+      );
+    }
+    if (origin === 'gone') {
+      log(`discarding ${stateFile}: its network namespace no longer exists, and its changes went with it`);
+    } else {
+      log(`removing leftovers of a previous run recorded in ${stateFile}`);
+      await undo(old);
+    }
     unlinkSync(stateFile);
   }
 

@@ -107,7 +107,7 @@ function isRequest(v: unknown): v is Request {
 }
 
 /** True when something answers on the socket path (another lvsd). */
-function socketAlive(path: string): Promise<boolean> {
+export function socketAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection(path);
     s.once('connect', () => {

@@ -119,6 +119,11 @@ export interface LvsNative {
   /** Stop a watcher and release its callbacks. Idempotent. */
   unwatch(handle: WatchHandle): void;
   close(fd: number): void;
+  /**
+   * The network namespace's cookie (SO_NETNS_COOKIE), in decimal: unlike the namespace's inode
+   * number, never given to another namespace while the machine runs (Linux 5.14+).
+   */
+  netnsCookie(): string;
 }
 
 let loaded: LvsNative | undefined;

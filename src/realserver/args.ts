@@ -4,18 +4,20 @@
 //   lvs-realserver tun --vip A.B.C.D[,...] [--dev NAME] [--state FILE]
 //   lvs-realserver dr|tun --down [--state FILE]
 
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runDir } from '../run-dir';
 import { ipToU32, isValidIpv4 } from '../wire/addr';
 
 export type RealserverMode = 'dr' | 'tun';
 
 export const DEFAULT_TUN_DEV = 'lvsrs0';
-export const DEFAULT_STATE_DIR = '/run/lvs';
-
-/** Where a mode records its changes unless --state says otherwise. */
-export function defaultStateFile(mode: RealserverMode): string {
-  return `${DEFAULT_STATE_DIR}/realserver-${mode}.state`;
+/**
+ * Where a mode records its changes unless --state says otherwise: in the network namespace's
+ * run-time directory (run-dir.ts), so real servers in two namespaces never share a journal.
+ */
+export function defaultStateFile(mode: RealserverMode, dir = runDir()): string {
+  return join(dir, `realserver-${mode}.state`);
 }
 
 export type RealserverCommand =

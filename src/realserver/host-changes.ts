@@ -13,6 +13,7 @@
 
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { NetnsId } from '../run-dir';
 
 /** One change to the host. */
 export type HostChange =
@@ -29,6 +30,8 @@ export interface HostState {
   mode: string;
   /** The process that made the changes. */
   pid: number;
+  /** The network namespace they were made in (absent in journals of older versions). */
+  netns?: NetnsId;
   changes: HostChange[];
 }
 
@@ -177,8 +180,9 @@ export class HostChanges {
     mode: string,
     private readonly log: HostLog,
     pid = process.pid,
+    netns?: NetnsId,
   ) {
-    this.state = { version: 1, mode, pid, changes: [] };
+    this.state = { version: 1, mode, pid, netns, changes: [] };
   }
 
   /** The changes made so far, oldest first. */

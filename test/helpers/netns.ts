@@ -4,13 +4,14 @@
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { pattern } from '../../netns/pattern';
 import type { EngineStats } from '../../src/ctl/protocol';
+import { RUN_ROOT } from '../../src/run-dir';
 import { type PcapFile, readPcap } from './pcap';
 
 const run = promisify(execFile);
@@ -75,12 +76,17 @@ export class Lab {
   readonly sw: string;
   readonly router: string;
   readonly tmp: string;
-  readonly socket: string;
+  /** The control socket given to lvsd and lvsadm; undefined: they use their defaults (defaultPaths). */
+  private readonly explicitSocket: string | undefined;
   private lvsd: ChildProcess | undefined;
   private lvsdLog = '';
   private readonly procs: ChildProcess[] = [];
 
-  constructor(tag: string) {
+  /**
+   * `defaultPaths`: run lvsd, lvsadm and lvs-realserver as a user would, with no --socket,
+   * LVS_SOCKET or --state: each finds its files by the network namespace it runs in.
+   */
+  constructor(tag: string, opts: { defaultPaths?: boolean } = {}) {
     this.prefix = `lvst${process.pid % 100000}${tag}${labCounter++}`;
     this.client = `${this.prefix}-client`;
     this.dir = `${this.prefix}-dir`;
@@ -89,17 +95,39 @@ export class Lab {
     this.sw = `${this.prefix}-sw`;
     this.router = `${this.prefix}-rtr`;
     this.tmp = mkdtempSync(join(tmpdir(), 'lvst-'));
-    this.socket = join(this.tmp, 'lvsd.sock');
+    this.explicitSocket = opts.defaultPaths ? undefined : join(this.tmp, 'lvsd.sock');
+  }
+
+  /**
+   * lvsd's control socket. With default paths: lvsd.sock in the director namespace's run-time
+   * directory, named by the namespace's inode (that of its mount under /run/netns).
+   */
+  get socket(): string {
+    return this.explicitSocket ?? join(RUN_ROOT, `netns-${statSync(`/run/netns/${this.dir}`).ino}`, 'lvsd.sock');
+  }
+
+  /** lvsd's --socket arguments (none with default paths). */
+  private get socketArgs(): string[] {
+    return this.explicitSocket === undefined ? [] : ['--socket', this.explicitSocket];
   }
 
   /** Build the lab for `mode` (netns/lab.sh); env (e.g. RS_MTU) is passed to the script. */
-  async up(mode: 'nat' | 'dr' | 'tun' | 'sync' = 'nat', env: Record<string, string> = {}): Promise<void> {
+  async up(
+    mode: 'nat' | 'dr' | 'tun' | 'sync' | 'routed' | 'mixed' = 'nat',
+    env: Record<string, string> = {},
+  ): Promise<void> {
     await run('bash', [LAB, 'up', this.prefix, mode], { env: { ...process.env, ...env } });
   }
 
   async down(): Promise<void> {
     await this.stopLvsd();
     for (const p of this.procs) p.kill('SIGKILL');
+    // What killed programs left in the namespaces' run-time directories (run-dir.ts) goes with
+    // the namespaces.
+    for (const ns of [this.client, this.dir, this.dir2, ...this.rs, this.sw, this.router]) {
+      if (!existsSync(`/run/netns/${ns}`)) continue;
+      rmSync(join(RUN_ROOT, `netns-${statSync(`/run/netns/${ns}`).ino}`), { recursive: true, force: true });
+    }
     await run('bash', [LAB, 'down', this.prefix]).catch(() => {});
     rmSync(this.tmp, { recursive: true, force: true });
   }
@@ -196,7 +224,7 @@ export class Lab {
   async startLvsd(extra: string[] = []): Promise<void> {
     const p = spawn(
       'ip',
-      ['netns', 'exec', this.dir, process.execPath, '--no-memory-reducer', LVSD, '--socket', this.socket, ...extra],
+      ['netns', 'exec', this.dir, process.execPath, '--no-memory-reducer', LVSD, ...this.socketArgs, ...extra],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -270,13 +298,10 @@ export class Lab {
   /** Start lvs-realserver (dr or tun) for `vip` in each real server; resolves once set up. */
   async startRealservers(mode: 'dr' | 'tun', vip: string): Promise<void> {
     await Promise.all(
-      this.rs.map((ns) =>
-        this.spawn(
-          ns,
-          [process.execPath, LVS_REALSERVER, mode, '--vip', vip, '--state', join(this.tmp, `${ns}.rs.state`)],
-          'ready',
-        ),
-      ),
+      this.rs.map((ns) => {
+        const state = this.explicitSocket === undefined ? [] : ['--state', join(this.tmp, `${ns}.rs.state`)];
+        return this.spawn(ns, [process.execPath, LVS_REALSERVER, mode, '--vip', vip, ...state], 'ready');
+      }),
     );
   }
 
@@ -286,7 +311,8 @@ export class Lab {
 
   /** Run lvsadm in the director against this lab's lvsd. */
   lvsadm(...args: string[]): Promise<ExecResult> {
-    return this.exec(this.dir, ['env', `LVS_SOCKET=${this.socket}`, process.execPath, LVSADM, ...args]);
+    const env = this.explicitSocket === undefined ? ['-u', 'LVS_SOCKET'] : [`LVS_SOCKET=${this.explicitSocket}`];
+    return this.exec(this.dir, ['env', ...env, process.execPath, LVSADM, ...args]);
   }
 
   async lvsadmOk(...args: string[]): Promise<string> {

@@ -20,7 +20,7 @@ describe('parseRealserverArgs: accepted command lines', () => {
         mode: 'dr',
         vips: ['192.168.0.1'],
         dev: DEFAULT_TUN_DEV,
-        stateFile: '/run/lvs/realserver-dr.state',
+        stateFile: defaultStateFile('dr'),
       },
     ],
     [
@@ -30,14 +30,14 @@ describe('parseRealserverArgs: accepted command lines', () => {
         mode: 'tun',
         vips: ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
         dev: 'lvsrs0',
-        stateFile: '/run/lvs/realserver-tun.state',
+        stateFile: defaultStateFile('tun'),
       },
     ],
     [
       ['tun', '--vip', '10.0.0.1', '--dev', 'ipip0', '--state', '/tmp/x.state'],
       { kind: 'up', mode: 'tun', vips: ['10.0.0.1'], dev: 'ipip0', stateFile: '/tmp/x.state' },
     ],
-    [['dr', '--down'], { kind: 'down', mode: 'dr', stateFile: '/run/lvs/realserver-dr.state' }],
+    [['dr', '--down'], { kind: 'down', mode: 'dr', stateFile: defaultStateFile('dr') }],
     [['tun', '--down', '--state', '/tmp/t.state'], { kind: 'down', mode: 'tun', stateFile: '/tmp/t.state' }],
     [['--help'], { kind: 'help' }],
     [['dr', '-h'], { kind: 'help' }],
@@ -54,9 +54,10 @@ describe('parseRealserverArgs: accepted command lines', () => {
     expect(cmd).toMatchObject({ stateFile: `${process.cwd()}/rs.state` });
   });
 
-  it('puts each mode in its own default state file under /run/lvs', () => {
-    expect(defaultStateFile('dr')).toBe('/run/lvs/realserver-dr.state');
-    expect(defaultStateFile('tun')).toBe('/run/lvs/realserver-tun.state');
+  it("puts each mode in its own default state file in the namespace's run-time directory", () => {
+    expect(defaultStateFile('dr', '/run/lvs')).toBe('/run/lvs/realserver-dr.state');
+    expect(defaultStateFile('tun', '/run/lvs/netns-4026532173')).toBe('/run/lvs/netns-4026532173/realserver-tun.state');
+    expect(defaultStateFile('dr')).toMatch(/^\/run\/lvs\/(netns-\d+\/)?realserver-dr\.state$/);
   });
 });
 
