@@ -144,6 +144,11 @@ export interface Dest {
   mtu: number;
   /** Set by the data path when a packet found the path unresolved; the control plane clears it. */
   pathWanted: boolean;
+  /**
+   * The host has no route to the dest (yet): the kernel accepts such a dest, and drops what it
+   * cannot send to it; so does the data path (no_route) until the control plane finds one.
+   */
+  noRoute: boolean;
 }
 
 /** A virtual service: `<protocol, vaddr, vport>` or a firewall mark. */
@@ -241,6 +246,7 @@ export function newDest(svc: Service, addr: number, port: number): Dest {
     tunSrc: 0,
     mtu: 1500,
     pathWanted: false,
+    noRoute: false,
   };
 }
 

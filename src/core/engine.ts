@@ -81,7 +81,7 @@ import { FRAG_COMPLETE, FRAG_HELD, Reassembler } from '../wire/reassembly';
 import type { SyncConn } from '../wire/sync';
 import { TCP } from '../wire/tcp';
 import { UDP } from '../wire/udp';
-import { V_OK } from '../wire/verdict';
+import { V_BAD_CHECKSUM, V_OK } from '../wire/verdict';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
@@ -623,11 +623,14 @@ export class Engine implements XmitContext, FtpHost {
   }
 
   /**
-   * An ICMP error from a NAT real server about a packet of one of our connections (ip_vs_out_icmp):
-   * the quoted packet went from the client to the real server, so to the client the error must
-   * come from the virtual address and quote the packet it sent to the virtual service. Rewritten
-   * here (outer source, quoted destination address and port, both IP header checksums, the ICMP
-   * checksum; the quoted L4 checksum is left alone, as IPVS leaves it); anything else passes.
+   * An ICMP error about a packet of one of our NAT connections, from the real server itself or
+   * from a router between us and it (ip_vs_out_icmp): the quoted packet went from the client to
+   * the real server, so to the client the error must come from the virtual address and quote
+   * the packet it sent to the virtual service, or its TCP could not match it (a router's
+   * "fragmentation needed" would be lost: a PMTU black hole). Rewritten here (outer source,
+   * quoted destination address and port, both IP header checksums, the ICMP checksum; the
+   * quoted L4 checksum is left alone, as IPVS leaves it); one with a bad ICMP checksum is
+   * dropped, as the kernel drops it; anything else passes.
    */
   private icmpFromRealServer(): number {
     if (!this.quotedFlow()) return bypass(this);
@@ -640,7 +643,8 @@ export class Engine implements XmitContext, FtpHost {
     const rip = buf.readUInt32BE(inner + IPV4.DST);
     const conns = this.conns;
     const c = conns.lookupOut(protocol, rip, buf.readUInt16BE(l4 + 2), client, buf.readUInt16BE(l4));
-    if (c === NIL || conns.xmit[c] !== FWD_MASQ || ip.srcAddr !== rip) return bypass(this);
+    if (c === NIL || conns.xmit[c] !== FWD_MASQ) return bypass(this);
+    if (this.csumStart === 0 && checksum(buf, ip.payloadOffset, ip.payloadLen) !== 0) return V_BAD_CHECKSUM;
     const vaddr = conns.vaddr[c];
     this.rewriteQuoted(inner + IPV4.DST, vaddr, l4 + 2, conns.vport[c]);
     ip.setSrcAddrWithChecksumUpdate(vaddr);

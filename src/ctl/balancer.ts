@@ -94,6 +94,8 @@ function isUnicast(a: number): boolean {
 export class Balancer {
   /** NAT real-server address → number of NAT dests using it (one reply rule each). */
   private readonly natServers = new Map<number, number>();
+  /** NAT real-server address → the interface its replies are steered from (absent: no route yet). */
+  private readonly natSteered = new Map<number, string>();
   /** DR real-server address → number of DR dests using it (one managed neighbour entry each). */
   private readonly drServers = new Map<number, number>();
   /** DR server addresses whose neighbour entry the host keeps resolved for us. */
@@ -109,7 +111,7 @@ export class Balancer {
   constructor(
     readonly engine: Engine,
     private readonly host: HostNet,
-    log: (msg: string) => void = () => {},
+    private readonly log: (msg: string) => void = () => {},
   ) {
     this.estimators.add(engine.stats);
     this.sync = new SyncDaemons(engine, log);
@@ -312,23 +314,23 @@ export class Balancer {
   }
 
   /**
-   * A dest starts (+1) or stops (-1) using its forwarding method: NAT servers need a reply rule,
-   * DR and TUN servers a resolved path (DR: a managed neighbour entry too), counted per address.
+   * A dest starts (+1) or stops (-1) using its forwarding method, counted per address: every
+   * method needs a path (resolvePath), NAT servers a reply rule too, DR servers a managed
+   * neighbour entry. A dest without a route is accepted, as the kernel accepts it; what its
+   * method needs is installed once a route appears (refreshPaths).
    */
   private async methodRef(dest: Dest, delta: number): Promise<void> {
-    if (dest.fwd === FWD_MASQ) {
-      const n = refCount(this.natServers, dest.addr, delta);
-      if (delta > 0 && n === 1) await this.host.addNatServer(dest.addr);
-      if (delta < 0 && n === 0) await this.host.delNatServer(dest.addr);
-      return;
-    }
-    if (delta > 0) await this.resolvePath(dest);
-    if (dest.fwd === FWD_DROUTE) {
-      const n = refCount(this.drServers, dest.addr, delta);
-      const dev = this.paths.get(dest.addr)?.dev;
-      if (delta > 0 && n === 1 && dev !== undefined) {
-        this.drNeighbours.add(dest.addr);
-        await this.host.addDrServer(dest.addr, dev);
+    const addr = dest.addr;
+    const users = dest.fwd === FWD_MASQ ? this.natServers : dest.fwd === FWD_DROUTE ? this.drServers : undefined;
+    const n = users === undefined ? 0 : refCount(users, addr, delta);
+    if (delta > 0) {
+      await this.resolvePath(dest);
+      if (dest.noRoute && n === 1) {
+        this.log(
+          `${u32ToIp(addr)}: no route to this real server yet; its packets are dropped (no_route) until one appears`,
+        );
+      }
+      if (dest.fwd === FWD_DROUTE && n === 1 && this.drNeighbours.has(addr)) {
         // The kernel resolves the MAC within milliseconds on a LAN; wait briefly so the first
         // packets of the first connection find it.
         for (let i = 0; i < NEIGH_WAIT_TRIES && dest.l2Header === null; i++) {
@@ -336,8 +338,25 @@ export class Balancer {
           await this.resolvePath(dest);
         }
       }
-      if (delta < 0 && n === 0 && this.drNeighbours.delete(dest.addr)) await this.host.delDrServer(dest.addr);
+      return;
     }
+    if (n !== 0) return;
+    if (dest.fwd === FWD_MASQ && this.natSteered.delete(addr)) await this.host.delNatServer(addr);
+    if (dest.fwd === FWD_DROUTE && this.drNeighbours.delete(addr)) await this.host.delDrServer(addr);
+  }
+
+  /**
+   * NAT real server `addr` is reached through `dev` now: steer its replies from there (moving the
+   * rule when the route moved). Nothing to do for an address no NAT dest uses.
+   */
+  private async steerNat(addr: number, dev: string): Promise<void> {
+    if (!this.natServers.has(addr)) return;
+    const was = this.natSteered.get(addr);
+    if (was === dev) return;
+    if (was !== undefined) await this.host.delNatServer(addr);
+    this.natSteered.set(addr, dev);
+    await this.host.addNatServer(addr, dev);
+    if (was !== undefined) this.log(`${u32ToIp(addr)}: the route moved from ${was} to ${dev}; its replies follow`);
   }
 
   /** How each DR/TUN server address was last fully resolved (interface, our MAC there, when). */
@@ -345,11 +364,16 @@ export class Balancer {
   /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
   private readonly learntMtu = new Map<number, { mtu: number; until: number }>();
 
-  /** Look up (spawning `ip`) how to reach a DR or TUN dest and hand the data path what it needs. */
+  /**
+   * Look up (spawning `ip`) how to reach a dest and hand the data path what it needs; install
+   * what its method needs from the host the first time a route shows (a NAT server's reply
+   * rule, a DR server's managed neighbour entry).
+   */
   private async resolvePath(dest: Dest, now = Date.now()): Promise<void> {
     const dr = dest.fwd === FWD_DROUTE;
     const path = await this.host.destPath(dest.addr, dr);
     dest.pathWanted = false;
+    dest.noRoute = path === undefined && this.host.resolves;
     if (path === undefined) {
       dest.l2Header = null;
       return;
@@ -358,9 +382,14 @@ export class Balancer {
     const learnt = this.learntMtu.get(dest.addr);
     dest.mtu = learnt !== undefined && learnt.until > now ? Math.min(path.mtu, learnt.mtu) : path.mtu;
     dest.tunSrc = path.src;
+    if (dest.fwd === FWD_MASQ) await this.steerNat(dest.addr, path.dev);
     if (!dr) return;
     dest.l2Dev = this.engine.io.openFrameDev(path.dev);
     this.applyMac(dest, path.mac, path.devMac);
+    if (this.drServers.has(dest.addr) && !this.drNeighbours.has(dest.addr)) {
+      this.drNeighbours.add(dest.addr);
+      await this.host.addDrServer(dest.addr, path.dev);
+    }
   }
 
   /** Point a DR dest's frames at `mac` (or hold them while it is unknown). */
@@ -389,7 +418,7 @@ export class Balancer {
       for (const svc of [...this.engine.services.list]) {
         for (const dest of [...svc.dests]) {
           const known = this.paths.get(dest.addr);
-          if (known === undefined || dest.pathWanted || now - known.at >= FULL_REFRESH_MS) {
+          if (known === undefined || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
             await this.resolvePath(dest, now);
           } else if (dest.fwd === FWD_DROUTE) {
             macs ??= await this.host.neighbourMacs();

@@ -17,13 +17,23 @@ export interface DestPath {
 }
 
 export interface HostNet {
+  /**
+   * Whether `destPath` knows the host's routes: then undefined from it means "no route". False
+   * when lvsd leaves routing alone (nothing is known, nothing is refused).
+   */
+  readonly resolves: boolean;
   /** The first service on a virtual address was added. */
   addVip(addr: number): Promise<void>;
   /** The last service on a virtual address was deleted. */
   delVip(addr: number): Promise<void>;
-  /** The first NAT dest with this real-server address was added. */
-  addNatServer(addr: number): Promise<void>;
-  /** The last NAT dest with this real-server address went away. */
+  /**
+   * Steer the replies of NAT real server `addr`, arriving on interface `dev` (where the route
+   * towards it leaves), into the TUN, with the ICMP errors routers beyond `dev` send to clients
+   * about packets to it. Called once its first NAT dest has a route, and again with the new
+   * interface when the route moves.
+   */
+  addNatServer(addr: number, dev: string): Promise<void>;
+  /** Stop steering NAT real server `addr` (its last NAT dest went away, or its route moved). */
   delNatServer(addr: number): Promise<void>;
   /** The route, MTU and (with `neighbour`) MAC towards `addr`; undefined without a route. */
   destPath(addr: number, neighbour: boolean): Promise<DestPath | undefined>;
@@ -44,9 +54,10 @@ export interface HostNet {
 
 /** Leaves the host alone (routing is the operator's job, or there is no host: tests). */
 export class NoHostNet implements HostNet {
+  readonly resolves: boolean = false;
   async addVip(_addr: number): Promise<void> {}
   async delVip(_addr: number): Promise<void> {}
-  async addNatServer(_addr: number): Promise<void> {}
+  async addNatServer(_addr: number, _dev: string): Promise<void> {}
   async delNatServer(_addr: number): Promise<void> {}
   async destPath(_addr: number, _neighbour: boolean): Promise<DestPath | undefined> {
     return undefined;

@@ -4,6 +4,8 @@
 //   ip link set <tun> up mtu 1500 txqueuelen 10000
 //   ip route add default dev <tun> table <T>              NAT replies go into the TUN ...
 //   ip rule add from <RIP> iif <dev> lookup <T> pref <P>  ... one rule per NAT real server
+//   ip rule add iif <dev> ipproto icmp lookup <T> pref <P> ... and routers' ICMP errors from beyond
+//                                                          it (one rule per interface of such servers)
 //   ip route add <VIP>/32 dev <tun>                        virtual addresses go into the TUN
 //   ip neigh add proxy <VIP> dev <lan>                     the director answers ARP for the VIP
 //   ip neigh replace <RIP> dev <dev> managed               the kernel keeps a DR server's MAC resolved
@@ -47,6 +49,8 @@ interface HostState {
   table: number;
   rulePref: number;
   rules: { addr: string; dev: string }[];
+  /** Interfaces whose forwarded ICMP goes into the TUN (NAT real servers lie beyond them). */
+  icmpRules?: string[];
   proxies: { addr: string; dev: string }[];
   /** Managed neighbour entries lvsd created for DR real servers. */
   neighbours: { addr: string; dev: string }[];
@@ -92,6 +96,9 @@ async function undo(state: HostState): Promise<void> {
   for (const r of state.rules) {
     await ipQuiet('rule', 'del', 'from', `${r.addr}/32`, 'iif', r.dev, 'lookup', String(state.table));
   }
+  for (const dev of state.icmpRules ?? []) {
+    await ipQuiet('rule', 'del', 'iif', dev, 'ipproto', 'icmp', 'lookup', String(state.table));
+  }
   // Rules of ours that the state file missed (killed between adding and recording).
   while (await ipQuiet('rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
   for (const m of state.marks ?? []) {
@@ -111,6 +118,7 @@ async function undo(state: HostState): Promise<void> {
 }
 
 export class IpRouteNet implements HostNet {
+  readonly resolves = true;
   private readonly state: HostState;
 
   constructor(private readonly opts: RoutingOptions) {
@@ -120,6 +128,7 @@ export class IpRouteNet implements HostNet {
       table: opts.table,
       rulePref: opts.rulePref,
       rules: [],
+      icmpRules: [],
       proxies: [],
       neighbours: [],
       sysctls: {},
@@ -185,6 +194,7 @@ export class IpRouteNet implements HostNet {
   async teardown(): Promise<void> {
     await undo(this.state);
     this.state.rules = [];
+    this.state.icmpRules = [];
     this.state.proxies = [];
     this.state.neighbours = [];
     this.state.sysctls = {};
@@ -237,28 +247,27 @@ export class IpRouteNet implements HostNet {
     this.save();
   }
 
-  async addNatServer(addr: number): Promise<void> {
+  /**
+   * The real server's replies arrive on `dev`: a rule sends them into the TUN. So does a rule
+   * for all ICMP forwarded from `dev` (one per interface): a router between the director and
+   * the server reports a problem with a packet the director sent it (fragmentation needed, time
+   * exceeded, unreachable) to that packet's source, the client, and the engine must translate
+   * it as IPVS does (ip_vs_out_icmp); the rest of that ICMP passes the engine unchanged.
+   * ICMP to the director itself stays local: the local table is looked up first.
+   */
+  async addNatServer(addr: number, dev: string): Promise<void> {
     const rip = u32ToIp(addr);
-    const route = JSON.parse(await ip('-j', 'route', 'get', rip)) as { dev?: string }[];
-    const dev = route[0]?.dev;
-    if (dev === undefined || dev === this.opts.tun) {
-      this.opts.log(`${rip}: no route to it outside ${this.opts.tun}; its replies cannot be steered`);
-      return;
-    }
+    if (dev === this.opts.tun) return;
+    const table = String(this.opts.table);
+    const pref = String(this.opts.rulePref);
+    this.state.icmpRules ??= [];
+    const icmpRules = this.state.icmpRules;
+    const firstOnDev = !this.state.rules.some((r) => r.dev === dev);
     this.state.rules.push({ addr: rip, dev });
+    if (firstOnDev && !icmpRules.includes(dev)) icmpRules.push(dev);
     this.save();
-    await ip(
-      'rule',
-      'add',
-      'from',
-      `${rip}/32`,
-      'iif',
-      dev,
-      'lookup',
-      String(this.opts.table),
-      'pref',
-      String(this.opts.rulePref),
-    );
+    await ip('rule', 'add', 'from', `${rip}/32`, 'iif', dev, 'lookup', table, 'pref', pref);
+    if (firstOnDev) await ip('rule', 'add', 'iif', dev, 'ipproto', 'icmp', 'lookup', table, 'pref', pref);
   }
 
   async delNatServer(addr: number): Promise<void> {
@@ -266,7 +275,13 @@ export class IpRouteNet implements HostNet {
     const i = this.state.rules.findIndex((r) => r.addr === rip);
     if (i < 0) return;
     const [r] = this.state.rules.splice(i, 1);
-    await ipQuiet('rule', 'del', 'from', `${rip}/32`, 'iif', r.dev, 'lookup', String(this.opts.table));
+    const table = String(this.opts.table);
+    await ipQuiet('rule', 'del', 'from', `${rip}/32`, 'iif', r.dev, 'lookup', table);
+    const icmpRules = this.state.icmpRules ?? [];
+    if (!this.state.rules.some((o) => o.dev === r.dev) && icmpRules.includes(r.dev)) {
+      icmpRules.splice(icmpRules.indexOf(r.dev), 1);
+      await ipQuiet('rule', 'del', 'iif', r.dev, 'ipproto', 'icmp', 'lookup', table);
+    }
     this.save();
   }
 

@@ -10,7 +10,7 @@ import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, writeVnetHdr } from '
 import { bypass } from './bypass';
 import { completeChecksum, type Transmitter, tcpHeaderLen, wireLen, type XmitContext } from './common';
 import { sendFragNeeded } from './icmp-error';
-import { D_FRAG_NEEDED, D_NEIGH_MISS, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
+import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 const ETH_HEADER = 14;
 
@@ -40,7 +40,7 @@ export const dr: Transmitter = {
     const header = dest.l2Header;
     if (header === null) {
       dest.pathWanted = true;
-      return D_NEIGH_MISS;
+      return dest.noRoute ? D_NO_ROUTE : D_NEIGH_MISS;
     }
     const ip = x.ip;
     const len = ip.totalLen;

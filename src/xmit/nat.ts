@@ -8,10 +8,11 @@
 
 import { sendRouted, type Transmitter, wireLen, type XmitContext } from './common';
 import { sendFragNeeded } from './icmp-error';
-import { D_FRAG_NEEDED, D_TOO_BIG } from './verdict';
+import { D_FRAG_NEEDED, D_NO_ROUTE, D_TOO_BIG } from './verdict';
 
 export const nat: Transmitter = {
   in(x: XmitContext, c: number): number {
+    if (x.dest.noRoute) return D_NO_ROUTE;
     // ip_vs_nat_xmit's MTU check, before the rewrite: the client's frag-needed must quote the
     // packet it sent (to the VIP), or it could not match it to its connection.
     const mtu = x.dest.mtu;

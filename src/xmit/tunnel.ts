@@ -13,7 +13,7 @@ import { bypass } from './bypass';
 import { completeChecksum, type Transmitter, wireLen, writeIpv4Header, type XmitContext } from './common';
 import { segmentTcp } from './gso';
 import { sendFragNeeded } from './icmp-error';
-import { D_FRAG_NEEDED, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
+import { D_FRAG_NEEDED, D_NO_ROUTE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 const OUTER = IPV4.MIN_HEADER;
 
@@ -63,6 +63,7 @@ function queueSegment(x: XmitContext, off: number, len: number): number {
 export const tunnel: Transmitter = {
   in(x: XmitContext, _c: number): number {
     const dest = x.dest;
+    if (dest.noRoute) return D_NO_ROUTE;
     const ip = x.ip;
     const df = ip.dontFrag;
     // One MTU rule for whole packets and GSO segments alike (wireLen is the segment size).

@@ -45,6 +45,8 @@ export const D_FRAG_BAD = next++;
 export const D_FRAG_NO_MEMORY = next++;
 /** A new connection dropped by the drop_packet defense (memory is short). */
 export const D_DEFENSE = next++;
+/** The dest has no route from the director (yet); the control plane looks for one every second. */
+export const D_NO_ROUTE = next++;
 export const VERDICT_COUNT = next;
 
 export const DROP_NAMES: readonly string[] = [
@@ -66,4 +68,5 @@ export const DROP_NAMES: readonly string[] = [
   'frag_bad',
   'frag_no_memory',
   'defense',
+  'no_route',
 ];

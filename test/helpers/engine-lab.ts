@@ -11,8 +11,12 @@ import { Slab } from '../../src/native/packet-io';
 import { ipToU32, u32ToIp } from '../../src/wire/addr';
 import { DROP_NAMES } from '../../src/xmit/verdict';
 
-/** A host that records what the control plane asks of it and serves paths set by the test. */
+/**
+ * A host that records what the control plane asks of it and serves paths set by the test.
+ * With `resolves` set, an address without a path has no route (as with lvsd's own routing).
+ */
 export class FakeHost extends NoHostNet {
+  override resolves = false;
   readonly calls: string[] = [];
   /** Paths by real-server address (dotted). */
   readonly paths = new Map<string, DestPath>();
@@ -23,8 +27,8 @@ export class FakeHost extends NoHostNet {
   override async delVip(a: number): Promise<void> {
     this.calls.push(`delVip ${u32ToIp(a)}`);
   }
-  override async addNatServer(a: number): Promise<void> {
-    this.calls.push(`addNat ${u32ToIp(a)}`);
+  override async addNatServer(a: number, dev: string): Promise<void> {
+    this.calls.push(`addNat ${u32ToIp(a)} ${dev}`);
   }
   override async delNatServer(a: number): Promise<void> {
     this.calls.push(`delNat ${u32ToIp(a)}`);

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/core/engine';
 import { Balancer } from '../../src/ctl/balancer';
+import type { DestPath } from '../../src/ctl/host-net';
 import { LvsError } from '../../src/errors';
 import {
   FWD_DROUTE,
@@ -14,7 +15,13 @@ import {
   TUN_TYPE_GUE,
 } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
-import { destSpec, FakeHost, svcSpec } from '../helpers/engine-lab';
+import { ipToU32 } from '../../src/wire/addr';
+import { DEV_MAC, destSpec, FakeHost, RS_MAC, svcSpec } from '../helpers/engine-lab';
+
+/** A route towards a real server through `dev`. */
+function path(dev: string): DestPath {
+  return { dev, src: ipToU32('172.16.0.254'), mtu: 1500, devMac: DEV_MAC };
+}
 
 function setup() {
   const host = new FakeHost();
@@ -67,18 +74,58 @@ describe('Balancer', () => {
 
   it('asks the host for a VIP route once per address and a reply rule once per NAT server', async () => {
     const { b, host } = setup();
+    host.paths.set('172.16.0.1', path('eth1'));
+    host.paths.set('172.16.0.2', { ...path('eth1'), mac: RS_MAC });
     await b.addService(SVC);
     await b.addService(svcSpec('192.168.0.1', 53, { protocol: IPPROTO_UDP }));
     await b.addDest(SVC, destSpec('172.16.0.1', 80));
     await b.addDest(svcSpec('192.168.0.1', 53, { protocol: IPPROTO_UDP }), destSpec('172.16.0.1', 53));
     await b.addDest(SVC, destSpec('172.16.0.2', 80, { fwd: FWD_DROUTE }));
-    expect(host.calls).toEqual(['addVip 192.168.0.1', 'addNat 172.16.0.1']);
+    expect(host.calls).toEqual(['addVip 192.168.0.1', 'addNat 172.16.0.1 eth1', 'addDr 172.16.0.2 eth1']);
     await b.editDest(SVC, destSpec('172.16.0.2', 80, { fwd: FWD_MASQ }));
     await b.deleteService(SVC);
-    expect(host.calls.slice(2)).toEqual(['addNat 172.16.0.2', 'delNat 172.16.0.2']);
+    expect(host.calls.slice(3)).toEqual(['delDr 172.16.0.2', 'addNat 172.16.0.2 eth1', 'delNat 172.16.0.2']);
     await b.flush();
-    expect(host.calls.slice(4)).toEqual(['delNat 172.16.0.1', 'delVip 192.168.0.1']);
+    expect(host.calls.slice(6)).toEqual(['delNat 172.16.0.1', 'delVip 192.168.0.1']);
     expect(b.snapshot().services).toEqual([]);
+  });
+
+  it('accepts a real server with no route yet, for every method, as the kernel does; steers it once a route appears', async () => {
+    const { b, host } = setup();
+    host.resolves = true;
+    await b.addService(SVC);
+    await b.addDest(SVC, destSpec('172.16.0.1', 80));
+    await b.addDest(SVC, destSpec('172.16.0.2', 80, { fwd: FWD_DROUTE }));
+    await b.addDest(SVC, destSpec('172.16.0.3', 80, { fwd: FWD_TUNNEL }));
+    expect(b.snapshot().services[0].dests.map((d) => d.addr)).toEqual(['172.16.0.3', '172.16.0.2', '172.16.0.1']);
+    // Nothing can be installed yet: no interface leads to them.
+    expect(host.calls).toEqual(['addVip 192.168.0.1']);
+    const dests = b.engine.services.list[0].dests;
+    expect(dests.map((d) => d.noRoute)).toEqual([true, true, true]);
+
+    // The network comes up: the next refresh installs the reply rule and the neighbour entry.
+    host.paths.set('172.16.0.1', path('eth1'));
+    host.paths.set('172.16.0.2', { ...path('eth0'), mac: RS_MAC });
+    host.paths.set('172.16.0.3', path('eth1'));
+    await b.refreshPaths();
+    expect(host.calls.slice(1)).toEqual(['addDr 172.16.0.2 eth0', 'addNat 172.16.0.1 eth1']);
+    expect(dests.map((d) => d.noRoute)).toEqual([false, false, false]);
+    expect(dests[1].l2Header?.subarray(0, 6)).toEqual(RS_MAC);
+
+    // The route to the NAT server moves to another interface: its rule follows (within the full
+    // refresh period).
+    host.paths.set('172.16.0.1', path('eth2'));
+    await b.refreshPaths(Date.now() + 60_000);
+    expect(host.calls.slice(3)).toEqual(['delNat 172.16.0.1', 'addNat 172.16.0.1 eth2']);
+    await b.flush();
+    expect(host.calls.slice(5)).toEqual(['delDr 172.16.0.2', 'delNat 172.16.0.1', 'delVip 192.168.0.1']);
+  });
+
+  it('without routing of its own (--no-routes) knows nothing of routes and drops nothing for it', async () => {
+    const { b } = setup();
+    await b.addService(SVC);
+    await b.addDest(SVC, destSpec('172.16.0.1', 80));
+    expect(b.engine.services.list[0].dests[0].noRoute).toBe(false);
   });
 
   it('edits a service in place: scheduler, persistence, netmask', async () => {

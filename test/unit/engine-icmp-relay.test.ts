@@ -20,7 +20,7 @@ function icmpError(from: string, to: string, type: number, code: number, quoted:
     .build();
 }
 
-describe('ICMP errors from a NAT real server', () => {
+describe('ICMP errors from a NAT real server or a router before it (ip_vs_out_icmp)', () => {
   let d: TestDirector;
   let sent: Buffer;
   let forwarded: Buffer;
@@ -50,6 +50,38 @@ describe('ICMP errors from a NAT real server', () => {
     expect(quoted.readUInt16BE(20)).toBe(5000);
     expect(quoted.readUInt16BE(22)).toBe(53);
     expect(quoted.subarray(0, 20).toString('hex').slice(24)).toBe(sent.subarray(0, 20).toString('hex').slice(24));
+  });
+
+  // A router between the director and the real server reports to the packet's source, the
+  // client; passing through the director, the error is translated as the real server's own.
+  const routerErrors: [string, number, number, number][] = [
+    ['fragmentation needed (MTU 1280)', 3, 4, 1280],
+    ['net unreachable', 3, 0, 0],
+    ['host unreachable', 3, 1, 0],
+    ['port unreachable', 3, 3, 0],
+    ['time exceeded in transit', 11, 0, 0],
+  ];
+  for (const [what, type, code, mtu] of routerErrors) {
+    it(`relays a router's ${what} about a packet to the real server to the client, from the VIP`, () => {
+      const err = packet()
+        .ipv4({ src: '10.1.0.2', dst: CLIENT, ttl: 63 })
+        .icmp({ type, code, rest: mtu, payload: forwarded.subarray(0, 28) })
+        .build();
+      const [out] = d.send(err);
+      const o = expectValidPacket(out!);
+      expect([o.src, o.dst, o.icmp]).toEqual([VIP, CLIENT, { type, code, rest: mtu }]);
+      const q = decodePacket(o.payload.subarray(0, 20));
+      expect([q.src, q.dst]).toEqual([CLIENT, VIP]);
+      expect(checksum(o.payload, 0, 20)).toBe(0);
+      expect([o.payload.readUInt16BE(20), o.payload.readUInt16BE(22)]).toEqual([5000, 53]);
+    });
+  }
+
+  it('drops an error about one of its connections whose ICMP checksum is wrong (bad_checksum), as the kernel does', () => {
+    const err = icmpError('10.1.0.2', CLIENT, 3, 4, forwarded);
+    err.writeUInt16BE(err.readUInt16BE(22) ^ 0x00ff, 22);
+    expect(d.send(err)).toEqual([]);
+    expect(drops(d)).toEqual({ bad_checksum: 1 });
   });
 
   it('passes errors about other flows, and other ICMP, unchanged', () => {
