@@ -87,7 +87,7 @@ import { bypass } from '../xmit/bypass';
 import type { XmitContext } from '../xmit/common';
 import { completeChecksum, sendRouted } from '../xmit/common';
 import { answerEcho } from '../xmit/icmp-echo';
-import { sendIcmpError } from '../xmit/icmp-error';
+import { mayAnswer, sendIcmpError } from '../xmit/icmp-error';
 import { TRANSMITTERS } from '../xmit/index';
 import { sendTcpReset } from '../xmit/tcp-reset';
 import {
@@ -656,7 +656,7 @@ export class Engine implements XmitContext, FtpHost {
    * TCP or UDP alike, within icmp_send's rate limits (icmp-rate.ts).
    */
   private noDest(): number {
-    if (this.icmpRate.allow(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, this.ip.srcAddr)) {
+    if (mayAnswer(this.ip) && this.icmpRate.allow(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, this.ip.srcAddr)) {
       sendIcmpError(this, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0);
     }
     return D_NO_DEST;
@@ -669,13 +669,15 @@ export class Engine implements XmitContext, FtpHost {
    */
   private fragmentsTimedOut(buf: Buffer, off: number, len: number): void {
     if (len < IPV4.MIN_HEADER || !this.services.isVip(buf.readUInt32BE(off + IPV4.DST))) return;
-    if (!this.icmpRate.allow(ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, buf.readUInt32BE(off + IPV4.SRC))) return;
     const slab = this.io.slab;
     const big = slab.bigOffset;
     buf.copy(slab.buf, big, off, off + len);
     const ip = this.ip;
     ip.reset(slab.buf, big, len);
-    if (ip.checkLen() === V_OK) sendIcmpError(this, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0);
+    if (ip.checkLen() !== V_OK || !mayAnswer(ip)) return;
+    if (this.icmpRate.allow(ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, ip.srcAddr)) {
+      sendIcmpError(this, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0);
+    }
   }
 
   /**

@@ -474,8 +474,10 @@ export class HealthMonitor {
   }
 
   /**
-   * One table change. A refused one is logged (once while it keeps failing the same way) and
-   * tried again RETRY_S later: the route to a real server may only appear later.
+   * One table change. A refused one (lvsadm changed the table under the monitor, a fwmark
+   * device could not be opened, ...) is logged once while it keeps failing the same way and
+   * tried again RETRY_S later. A real server without a route is not refused: lvsd accepts it,
+   * as the kernel does, and steers it once a route appears.
    */
   private async apply(what: string, fn: () => Promise<void>): Promise<boolean> {
     try {

@@ -51,9 +51,10 @@ export function sendIcmpError(x: XmitContext, type: number, code: number, rest: 
 
 /**
  * icmp_send's rules (RFC 1122 3.2.2): never about an ICMP error, about a fragment other than the
- * first, or from a broadcast or multicast source.
+ * first, or from a broadcast or multicast source. Checked before the rate limits (a packet never
+ * answered spends no credit), and again when the error is built.
  */
-function mayAnswer(ip: XmitContext['ip']): boolean {
+export function mayAnswer(ip: XmitContext['ip']): boolean {
   if (ip.fragOffset !== 0) return false;
   const src = ip.srcAddr;
   if (src >>> 28 === 0xe || src === 0xffffffff || src === 0) return false;
