@@ -21,8 +21,24 @@ const LVSD = join(ROOT, 'dist/cli/lvsd.js');
 const LVSADM = join(ROOT, 'bin/lvsadm.js');
 const LVS_REALSERVER = join(ROOT, 'dist/cli/lvs-realserver.js');
 
-/** Why netns tests cannot run here, or undefined when they can. */
-export function netnsUnavailable(): string | undefined {
+/**
+ * Why netns tests cannot run here, or undefined when they can. With LVS_REQUIRE_NETNS=1 (what
+ * scripts/test.sh sets when run as root, as CI runs it) a reason is an error instead: the suite
+ * fails rather than skip. `more` adds a suite's own needs (a program it runs).
+ */
+export function netnsUnavailable(more?: () => string | undefined): string | undefined {
+  return required(netnsProblem() ?? more?.());
+}
+
+/** A reason to skip, or (LVS_REQUIRE_NETNS=1) an error: netns suites must run. */
+export function required(why: string | undefined): string | undefined {
+  if (why !== undefined && process.env.LVS_REQUIRE_NETNS === '1') {
+    throw new Error(`netns tests are required (LVS_REQUIRE_NETNS=1) but cannot run: ${why}`);
+  }
+  return why;
+}
+
+function netnsProblem(): string | undefined {
   if (process.getuid?.() !== 0) return 'netns tests need root';
   if (!existsSync(LVSD)) return 'dist/ is missing: run npm run build first';
   const probe = `lvst-probe-${process.pid}`;

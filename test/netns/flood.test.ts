@@ -8,9 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, netnsUnavailable } from '../helpers/netns';
 
-function floodUnavailable(): string | undefined {
-  const why = netnsUnavailable();
-  if (why) return why;
+function hpingMissing(): string | undefined {
   try {
     execFileSync('sh', ['-c', 'command -v hping3'], { stdio: 'ignore' });
   } catch {
@@ -19,7 +17,7 @@ function floodUnavailable(): string | undefined {
   return undefined;
 }
 
-const why = floodUnavailable();
+const why = netnsUnavailable(hpingMissing);
 if (why) console.warn(`skipping netns flood test: ${why}`);
 
 const VIP = '192.168.0.1';

@@ -11,9 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, netnsUnavailable } from '../helpers/netns';
 
-function ftpUnavailable(): string | undefined {
-  const why = netnsUnavailable();
-  if (why) return why;
+function vsftpdMissing(): string | undefined {
   try {
     execFileSync('sh', ['-c', 'command -v vsftpd && id ftp'], { stdio: 'ignore' });
   } catch {
@@ -22,7 +20,7 @@ function ftpUnavailable(): string | undefined {
   return undefined;
 }
 
-const why = ftpUnavailable();
+const why = netnsUnavailable(vsftpdMissing);
 if (why) console.warn(`skipping netns FTP tests: ${why}`);
 
 const VIP = '192.168.0.1';

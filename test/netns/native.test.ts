@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDON_PATH } from '../../src/native/addon';
+import { required } from '../helpers/netns';
 
 const NS = `lvst-nat-${process.pid}-${randomBytes(3).toString('hex')}`;
 const PEER_NS = `${NS}-peer`;
@@ -108,7 +109,7 @@ function createNamespace(): string | null {
   }
 }
 
-const skipReason = createNamespace();
+const skipReason = required(createNamespace() ?? undefined) ?? null;
 if (skipReason !== null) console.warn(`test/netns/native.test.ts skipped: ${skipReason}`);
 
 describe.skipIf(skipReason !== null)('lvs_native in a network namespace', () => {
