@@ -41,7 +41,10 @@ fi
 P="lvsdemo$$"
 DIR_NS="$P-dir"
 CLIENT_NS="$P-client"
-export LVS_SOCKET="/run/lvs/demo-$P.sock"
+# lvsd and lvsadm find each other by the namespace they run in (no --socket, no LVS_SOCKET),
+# exactly as a user runs them: `ip netns exec NS lvsadm` reaches NS's lvsd.
+unset LVS_SOCKET
+LVSD_PID=
 REQUESTS=${REQUESTS:-10}
 VIP=192.168.0.1
 LAB_MODE=$MODE
@@ -56,6 +59,13 @@ cleanup() {
   trap - EXIT INT TERM
   echo
   echo "== tearing down the lab"
+  # lvsd by its own PID: it removes what it installed, then exits.
+  if [ -n "$LVSD_PID" ] && kill "$LVSD_PID" 2>/dev/null; then
+    for _ in $(seq 50); do
+      kill -0 "$LVSD_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
   bash netns/lab.sh down "$P" || true
   rm -rf "${LOGS:-}"
 }
@@ -85,8 +95,7 @@ bash netns/lab.sh up "$P" "$LAB_MODE"
 if [ "$LAB_MODE" != nat ]; then
   step "preparing the real servers: lvs-realserver $MODE --vip $VIP"
   for i in 1 2; do
-    ip netns exec "$P-rs$i" node dist/cli/lvs-realserver.js "$MODE" --vip "$VIP" \
-      --state "$LOGS/rs$i.state" >"$LOGS/rs$i.log" 2>&1 &
+    ip netns exec "$P-rs$i" "$ROOT/bin/lvs-realserver.js" "$MODE" --vip "$VIP" >"$LOGS/rs$i.log" 2>&1 &
   done
   for i in 1 2; do
     wait_for "$LOGS/rs$i.log" ready
@@ -128,10 +137,16 @@ if [ "$MODE" = health ]; then
   sed 's/^/    /' "$LOGS/keepalived.conf"
 fi
 
-step "starting lvsd in the director"
-ip netns exec "$DIR_NS" node --no-memory-reducer dist/cli/lvsd.js "${LVSD_ARGS[@]}" 2>&1 | sed -u 's/^/    /' &
+step "starting lvsd in the director: ip netns exec $DIR_NS lvsd ${LVSD_ARGS[*]}"
+# `ip netns exec` execs lvsd, so $! is the daemon's own PID (its output is indented on the way).
+ip netns exec "$DIR_NS" "$ROOT/bin/lvsd.js" "${LVSD_ARGS[@]}" > >(sed -u 's/^/    /') 2>&1 &
+LVSD_PID=$!
 for _ in $(seq 50); do
-  [ -S "$LVS_SOCKET" ] && break
+  ip netns exec "$DIR_NS" "$ROOT/bin/lvsadm.js" -L -n >/dev/null 2>&1 && break
+  kill -0 "$LVSD_PID" 2>/dev/null || {
+    echo "demo: lvsd exited" >&2
+    exit 1
+  }
   sleep 0.1
 done
 

@@ -24,3 +24,4 @@ echo "setup: npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 echo "setup: building the native addon and the TypeScript sources"
 npm run --silent build
+bash scripts/install.sh
