@@ -85,6 +85,21 @@ port() {
   ip -n "$ns" link set "$ifname" up
 }
 
+# rs_lan NS NAME:ADDR:PORT...: the real servers' LAN, a bridge br0 172.16.0.254/24 in NS, with
+# each real server NAME on it at ADDR (its bridge port named PORT), routing through NS.
+rs_lan() {
+  local ns=$1 spec rs addr portname
+  shift
+  ip -n "$ns" link add br0 type bridge
+  ip -n "$ns" addr add 172.16.0.254/24 dev br0
+  ip -n "$ns" link set br0 up
+  for spec in "$@"; do
+    IFS=: read -r rs addr portname <<<"$spec"
+    port "$rs" eth0 "$addr/24" "$ns" br0 "$portname"
+    ip -n "$rs" route add default via 172.16.0.254
+  done
+}
+
 up_nat() {
   ns_add "$C" "$D" "$R1" "$R2"
   ip -n "$C" link add eth0 type veth peer name cli0 netns "$D"
@@ -92,13 +107,7 @@ up_nat() {
   ip -n "$C" link set eth0 up
   ip -n "$D" addr add 192.168.0.254/24 dev cli0
   ip -n "$D" link set cli0 up mtu "${DIR_CLIENT_MTU:-1500}"
-  ip -n "$D" link add br0 type bridge
-  ip -n "$D" addr add 172.16.0.254/24 dev br0
-  ip -n "$D" link set br0 up
-  port "$R1" eth0 172.16.0.1/24 "$D" br0 rs1p
-  port "$R2" eth0 172.16.0.2/24 "$D" br0 rs2p
-  ip -n "$R1" route add default via 172.16.0.254
-  ip -n "$R2" route add default via 172.16.0.254
+  rs_lan "$D" "$R1:172.16.0.1:rs1p" "$R2:172.16.0.2:rs2p"
   if [ "$RS_MTU" != 1500 ]; then
     for dev in rs1p rs2p br0; do ip -n "$D" link set "$dev" mtu "$RS_MTU"; done
     ip -n "$R1" link set eth0 mtu "$RS_MTU"
@@ -168,13 +177,7 @@ up_routed() {
   ip -n "$RT" link set narrow0 up mtu "$mtu"
   ip -n "$RT2" addr add 10.2.0.2/30 dev narrow0
   ip -n "$RT2" link set narrow0 up mtu "$mtu"
-  ip -n "$RT2" link add br0 type bridge
-  ip -n "$RT2" addr add 172.16.0.254/24 dev br0
-  ip -n "$RT2" link set br0 up
-  port "$R1" eth0 172.16.0.1/24 "$RT2" br0 rs1p
-  port "$R2" eth0 172.16.0.2/24 "$RT2" br0 rs2p
-  ip -n "$R1" route add default via 172.16.0.254
-  ip -n "$R2" route add default via 172.16.0.254
+  rs_lan "$RT2" "$R1:172.16.0.1:rs1p" "$R2:172.16.0.2:rs2p"
   ip -n "$RT" route add 172.16.0.0/24 via 10.2.0.2
   ip -n "$RT" route add default via 10.1.0.1
   ip -n "$RT2" route add default via 10.2.0.1
@@ -186,13 +189,7 @@ up_routed() {
 up_mixed() {
   up_dr
   ns_add "$R3" "$R4"
-  ip -n "$D" link add br0 type bridge
-  ip -n "$D" addr add 172.16.0.254/24 dev br0
-  ip -n "$D" link set br0 up
-  port "$R3" eth0 172.16.0.3/24 "$D" br0 rs3p
-  port "$R4" eth0 172.16.0.4/24 "$D" br0 rs4p
-  ip -n "$R3" route add default via 172.16.0.254
-  ip -n "$R4" route add default via 172.16.0.254
+  rs_lan "$D" "$R3:172.16.0.3:rs3p" "$R4:172.16.0.4:rs4p"
 }
 
 case "$cmd" in

@@ -205,6 +205,8 @@ export async function main(argv: string[]): Promise<number> {
     io = NativeIo.open({ tunName, offload, slab: offload ? Slab.forOffload(batch) : new Slab(batch) });
   } catch (err) {
     log(`cannot open TUN device ${tunName}: ${(err as Error).message}`);
+    lock.release();
+    removeRunDirIfEmpty(dirname(sock));
     return 1;
   }
 

@@ -78,11 +78,14 @@ export interface TestDirector {
   advance(seconds: number): number;
 }
 
-/** `offload`: the slab of an offload TUN (each pushed packet starts with its virtio_net_hdr). */
-export function director(opts: { offload?: boolean } = {}): TestDirector {
+/**
+ * `offload`: the slab of an offload TUN (each pushed packet starts with its virtio_net_hdr);
+ * `maxConns`: the engine's connection limit (lvsd --max-conns).
+ */
+export function director(opts: { offload?: boolean; maxConns?: number } = {}): TestDirector {
   const clock = { now: 1000 };
   const io = new MemoryIo(opts.offload ? Slab.forOffload() : new Slab());
-  const engine = new Engine(io, { clock: () => clock.now });
+  const engine = new Engine(io, { clock: () => clock.now, maxConns: opts.maxConns });
   const host = new FakeHost();
   const balancer = new Balancer(engine, host);
   io.start(

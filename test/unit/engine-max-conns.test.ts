@@ -4,12 +4,8 @@
 // of existing connections keep flowing; room comes back when entries expire or are removed.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Engine } from '../../src/core/engine';
-import { Balancer } from '../../src/ctl/balancer';
 import { CONN_F_TEMPLATE, FWD_MASQ, IPPROTO_UDP, SVC_F_ONEPACKET, SVC_F_PERSISTENT } from '../../src/ip-vs';
-import { MemoryIo } from '../../src/native/memory-io';
-import { Slab } from '../../src/native/packet-io';
-import { destSpec, drops, FakeHost, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { type decodePacket, expectValidPacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
 
@@ -18,36 +14,6 @@ const VIP = '192.168.0.1';
 const RS1 = '172.16.0.1';
 const RS2 = '172.16.0.2';
 const MAX = 8;
-
-/** engine-lab's director(), its engine built with `maxConns`. */
-function limitedDirector(maxConns: number): TestDirector {
-  const clock = { now: 1000 };
-  const io = new MemoryIo(new Slab());
-  const engine = new Engine(io, { clock: () => clock.now, maxConns });
-  const host = new FakeHost();
-  const balancer = new Balancer(engine, host);
-  io.start(
-    () => engine.poll(),
-    (err) => {
-      throw err;
-    },
-  );
-  return {
-    io,
-    engine,
-    balancer,
-    clock,
-    host,
-    send(...packets: Buffer[]): Buffer[] {
-      io.push(...packets);
-      return io.takeSent();
-    },
-    advance(seconds: number): number {
-      clock.now += seconds;
-      return engine.tick();
-    },
-  };
-}
 
 function tcp(sport: number, flags: string, client = CLIENT): Buffer {
   return packet().ipv4({ src: client, dst: VIP, ttl: 63 }).tcp({ sport, dport: 80, flags }).build();
@@ -101,7 +67,7 @@ describe(`--max-conns ${MAX}: the connection table's hard limit`, () => {
   let d: TestDirector;
 
   beforeEach(async () => {
-    d = limitedDirector(MAX);
+    d = director({ maxConns: MAX });
     await addNatService(d, 80);
     await addNatService(d, 53, { protocol: IPPROTO_UDP });
   });
@@ -184,7 +150,7 @@ describe(`--max-conns ${MAX}: the connection table's hard limit`, () => {
 
 describe('--max-conns at a power of two (1024): storage and limit are the same size', () => {
   it('takes a replacing connection in a full table: the retired entry frees its slot at once', async () => {
-    const d = limitedDirector(1024);
+    const d = director({ maxConns: 1024 });
     await addNatService(d, 80);
     for (let i = 0; i < 1024; i++) expect(d.send(tcp(20000 + i, 'S'))).toHaveLength(1);
     expect(d.send(tcp(40000, 'S'))).toEqual([]);
@@ -202,7 +168,7 @@ describe(`--max-conns ${MAX} with a persistent service: templates count against 
   let d: TestDirector;
 
   beforeEach(async () => {
-    d = limitedDirector(MAX);
+    d = director({ maxConns: MAX });
     await addNatService(d, 80, { flags: SVC_F_PERSISTENT, timeout: 360 });
   });
 
