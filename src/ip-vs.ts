@@ -10,6 +10,7 @@ export const IPPROTO_IPIP = 4;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 export const IPPROTO_SCTP = 132;
+export const IPPROTO_ICMPV6 = 58;
 
 /** Forwarding methods, numbered as IP_VS_CONN_F_FWD_MASK values. */
 export const FWD_MASQ = 0;
@@ -313,4 +314,24 @@ function overloadOnUnbind(d: Dest): void {
 /** True when a scheduler may pick the dest (weight > 0 and not overloaded). */
 export function destUsable(d: Dest): boolean {
   return d.weight > 0 && (d.flags & DEST_F_OVERLOAD) === 0;
+}
+
+/** The kernel's ip_vs_proto_name. */
+export function ipVsProtoName(protocol: number): string {
+  switch (protocol) {
+    case IPPROTO_IP:
+      return 'IP';
+    case IPPROTO_UDP:
+      return 'UDP';
+    case IPPROTO_TCP:
+      return 'TCP';
+    case IPPROTO_SCTP:
+      return 'SCTP';
+    case IPPROTO_ICMP:
+      return 'ICMP';
+    case IPPROTO_ICMPV6:
+      return 'ICMPv6';
+    default:
+      return `IP_${protocol}`;
+  }
 }

@@ -10,7 +10,6 @@
 // The comparators subtract 32-bit unsigned fields into an int, so two addresses (or fwmarks)
 // more than 2^31 apart compare "wrapped"; that quirk is kept.
 
-import { procProtoName } from '../ctl/procfs-format';
 import type {
   ConnSnapshot,
   DaemonSpec,
@@ -30,6 +29,7 @@ import {
   IPPROTO_SCTP,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  ipVsProtoName,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
   SVC_F_SCHED1,
@@ -371,7 +371,7 @@ export function formatConnections(
     : `pro expire ${left('state', 11)} ${left('source', 18)} ${left('virtual', 18)} destination\n`;
   for (const c of conns) {
     // The protocol column of -c: the kernel's name in /proc/net/ip_vs_conn (ip_vs_proto_name).
-    const proto = procProtoName(c.protocol);
+    const proto = ipVsProtoName(c.protocol);
     // ipvsadm maps the /proc protocol name back to a number for getservbyport.
     const nameProto =
       proto === 'TCP' ? IPPROTO_TCP : proto === 'UDP' ? IPPROTO_UDP : proto === 'SCTP' ? IPPROTO_SCTP : 0;

@@ -6,8 +6,8 @@
 // 28k connections as strings grew lvsd by 70-140 MB (RSS), a heap it then kept.
 
 import type { Engine } from '../core/engine';
-import { CONN_F_SYNC } from '../ip-vs';
-import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin, procProtoName } from './procfs-format';
+import { CONN_F_SYNC, ipVsProtoName } from '../ip-vs';
+import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin } from './procfs-format';
 
 export interface ConnRows {
   n: number;
@@ -118,7 +118,7 @@ export function emitConnFile(r: ConnRows, sync: boolean, buf: Buffer, flush: (le
     const p = r.protocol[i]!;
     let proto = protoText.get(p);
     if (proto === undefined) {
-      proto = Buffer.from(`${procProtoName(p).padEnd(3)} `, 'latin1');
+      proto = Buffer.from(`${ipVsProtoName(p).padEnd(3)} `, 'latin1');
       protoText.set(p, proto);
     }
     let states = stateText.get(p);

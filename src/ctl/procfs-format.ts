@@ -19,11 +19,7 @@ import {
   FWD_DROUTE,
   FWD_LOCALNODE,
   FWD_TUNNEL,
-  IPPROTO_ICMP,
-  IPPROTO_IP,
-  IPPROTO_SCTP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
+  ipVsProtoName,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
 } from '../ip-vs';
@@ -36,8 +32,6 @@ import type { Snapshot, StatsSnapshot } from './protocol';
  * Debian's default and what the machines it runs on use.
  */
 export const PROC_HZ = 250;
-
-const IPPROTO_ICMPV6 = 58;
 
 const IP_VS_HEADER =
   'Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n';
@@ -68,26 +62,6 @@ function hexPort(port: number): string {
   return hex(port, 4, '0');
 }
 
-/** The kernel's ip_vs_proto_name. */
-export function procProtoName(protocol: number): string {
-  switch (protocol) {
-    case IPPROTO_IP:
-      return 'IP';
-    case IPPROTO_UDP:
-      return 'UDP';
-    case IPPROTO_TCP:
-      return 'TCP';
-    case IPPROTO_SCTP:
-      return 'SCTP';
-    case IPPROTO_ICMP:
-      return 'ICMP';
-    case IPPROTO_ICMPV6:
-      return 'ICMPv6';
-    default:
-      return `IP_${protocol}`;
-  }
-}
-
 /** The kernel's ip_vs_fwd_name: any method other than Local, Tunnel or Route reads Masq. */
 function fwdName(fwd: number): string {
   switch (fwd & 0x7) {
@@ -115,7 +89,7 @@ export function formatProcIpVs(s: Snapshot, hz: number = PROC_HZ): string {
     const sched = svc.sched || 'none';
     const ops = svc.flags & SVC_F_ONEPACKET ? 'ops ' : '';
     if (svc.fwmark !== 0) out += `FWM  ${hex(svc.fwmark, 8, '0')} ${sched} ${ops}`;
-    else out += `${procProtoName(svc.protocol)}  ${hexAddr(svc.addr)}:${hexPort(svc.port)} ${sched} ${ops} `;
+    else out += `${ipVsProtoName(svc.protocol)}  ${hexAddr(svc.addr)}:${hexPort(svc.port)} ${sched} ${ops} `;
     if (svc.flags & SVC_F_PERSISTENT) out += `persistent ${svc.timeout * hz} ${hexAddr(svc.netmask)}\n`;
     else out += '\n';
     for (const d of svc.dests) {

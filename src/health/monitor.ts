@@ -18,7 +18,6 @@
 // Times are seconds on the injected clock; the probes and scripts are injected too, so the whole
 // policy is unit-testable without sockets.
 
-import { procProtoName } from '../ctl/procfs-format';
 import type {
   DestKey,
   DestSpec,
@@ -28,6 +27,7 @@ import type {
   ServiceSpec,
   VirtualServerSnapshot,
 } from '../ctl/protocol';
+import { ipVsProtoName } from '../ip-vs';
 import { CheckerState, QuorumState, RealServerHealth } from './checker-state';
 import {
   type Checker,
@@ -101,7 +101,7 @@ interface VirtualState {
 
 /** A service's key in the monitor's maps, and how log lines name it. */
 function svcId(k: ServiceKey): string {
-  return k.fwmark ? `FWM ${k.fwmark}` : `${procProtoName(k.protocol)} ${k.addr}:${k.port}`;
+  return k.fwmark ? `FWM ${k.fwmark}` : `${ipVsProtoName(k.protocol)} ${k.addr}:${k.port}`;
 }
 
 function destId(k: DestKey): string {
