@@ -28,12 +28,19 @@ export const TUN_TYPE_IPIP = 0;
 export const TUN_TYPE_GUE = 1;
 export const TUN_TYPE_GRE = 2;
 /** Tunnel types by number, as `--tun-type` and keepalived's `lvs_method TUN type` name them. */
-export const TUN_TYPE_NAMES: readonly string[] = ['ipip', 'gue', 'gre'];
+export const TUN_TYPE_NAMES = ['ipip', 'gue', 'gre'] as const;
+export type TunTypeName = (typeof TUN_TYPE_NAMES)[number];
 
 /** Tunnel encapsulation flags (IP_VS_TUNNEL_ENCAP_FLAG_*). */
 export const TUN_F_NOCSUM = 0;
 export const TUN_F_CSUM = 1 << 0;
 export const TUN_F_REMCSUM = 1 << 1;
+/**
+ * The checksum modes by their flags value (TUN_F_NOCSUM 0, TUN_F_CSUM 1, TUN_F_REMCSUM 2), as
+ * ipvsadm's `--tun-nocsum|--tun-csum|--tun-remcsum` and keepalived's `lvs_method TUN` name them.
+ */
+export const TUN_CSUM_NAMES = ['nocsum', 'csum', 'remcsum'] as const;
+export type TunCsumName = (typeof TUN_CSUM_NAMES)[number];
 
 /** Dest flags (IP_VS_DEST_F_*). */
 export const DEST_F_AVAILABLE = 0x1;
@@ -316,22 +323,43 @@ export function destUsable(d: Dest): boolean {
   return d.weight > 0 && (d.flags & DEST_F_OVERLOAD) === 0;
 }
 
-/** The kernel's ip_vs_proto_name. */
+/**
+ * The IP protocols IPVS names, by the kernel's spelling (ip_vs_proto_name). The one table of
+ * protocol names: ipvsadm's and keepalived's names are the service protocols' entries of it.
+ */
+export const IP_VS_PROTOCOLS = {
+  IP: IPPROTO_IP,
+  ICMP: IPPROTO_ICMP,
+  TCP: IPPROTO_TCP,
+  UDP: IPPROTO_UDP,
+  SCTP: IPPROTO_SCTP,
+  ICMPv6: IPPROTO_ICMPV6,
+} as const;
+export type IpVsProtoName = keyof typeof IP_VS_PROTOCOLS;
+
+/**
+ * The protocols a virtual service can have, by name: ipvsadm's -t, -u, --sctp-service (and the
+ * names its protocol_name prints), keepalived's `protocol`.
+ */
+export const SERVICE_PROTO_NAMES = ['TCP', 'UDP', 'SCTP'] as const satisfies readonly IpVsProtoName[];
+export type ServiceProtoName = (typeof SERVICE_PROTO_NAMES)[number];
+
+/** Names by protocol number (IP_VS_PROTOCOLS inverted). */
+const PROTO_NAME_BY_NUMBER: ReadonlyMap<number, IpVsProtoName> = new Map(
+  (Object.keys(IP_VS_PROTOCOLS) as IpVsProtoName[]).map((name) => [IP_VS_PROTOCOLS[name], name]),
+);
+
+/** The kernel's ip_vs_proto_name: the name of a protocol, `IP_<number>` for one it does not name. */
 export function ipVsProtoName(protocol: number): string {
-  switch (protocol) {
-    case IPPROTO_IP:
-      return 'IP';
-    case IPPROTO_UDP:
-      return 'UDP';
-    case IPPROTO_TCP:
-      return 'TCP';
-    case IPPROTO_SCTP:
-      return 'SCTP';
-    case IPPROTO_ICMP:
-      return 'ICMP';
-    case IPPROTO_ICMPV6:
-      return 'ICMPv6';
-    default:
-      return `IP_${protocol}`;
-  }
+  return PROTO_NAME_BY_NUMBER.get(protocol) ?? `IP_${protocol}`;
+}
+
+/** The name of a virtual service protocol (TCP, UDP, SCTP); undefined for any other protocol. */
+export function serviceProtoName(protocol: number): ServiceProtoName | undefined {
+  return SERVICE_PROTO_NAMES.find((name) => IP_VS_PROTOCOLS[name] === protocol);
+}
+
+/** True if `name` is a virtual service protocol's name, spelt as in SERVICE_PROTO_NAMES. */
+export function isServiceProtoName(name: string): name is ServiceProtoName {
+  return SERVICE_PROTO_NAMES.some((n) => n === name);
 }

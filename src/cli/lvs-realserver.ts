@@ -3,9 +3,10 @@
 
 import { dirname } from 'node:path';
 import { type InstanceLock, lockInstance } from '../ctl/instance-lock';
+import { UsageError } from '../errors';
 import { loadNative } from '../native/addon';
 import { closeFd, openTun } from '../native/native-io';
-import { parseRealserverArgs, type RealserverCommand, UsageError } from '../realserver/args';
+import { parseRealserverArgs, type RealserverCommand } from '../realserver/args';
 import { DecapLoop } from '../realserver/decap-loop';
 import { setupDr } from '../realserver/dr-setup';
 import {

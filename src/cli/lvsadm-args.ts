@@ -13,6 +13,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { DaemonSpec, DestKey, DestSpec, Request, ServiceKey, ServiceSpec, Timeouts } from '../ctl/protocol';
+import { ArgsError, IPVSADM_TEXT, type ParseFailureKind } from '../errors';
 import {
   DEFAULT_PERSISTENT_TIMEOUT,
   DEFAULT_SCHEDULER,
@@ -29,12 +30,14 @@ import {
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
+  serviceProtoName,
   TUN_F_CSUM,
   TUN_F_NOCSUM,
   TUN_F_REMCSUM,
   TUN_TYPE_IPIP,
   TUN_TYPE_NAMES,
 } from '../ip-vs';
+import { inetAton, ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
 
 /** The name lvsadm prints where ipvsadm prints its argv[0]. */
 export const PROGRAM = 'lvsadm';
@@ -197,14 +200,6 @@ export interface ParsedArgs {
   socket?: string;
 }
 
-/**
- * - fail: ipvsadm's fail(): the text on stderr, exit 2;
- * - try-help: no or misplaced command: "Try `lvsadm -h' ...", exit 255;
- * - popt: an option popt itself rejects ("-q: unknown option"), exit 255;
- * - unsupported: valid for ipvsadm but not (yet) for lvs-ts, exit 2.
- */
-export type ParseFailureKind = 'fail' | 'try-help' | 'popt' | 'unsupported';
-
 export interface ParseFailure {
   kind: ParseFailureKind;
   /** Exactly what goes to stderr, final newline included. */
@@ -233,17 +228,6 @@ export function restoreLineWords(raw: string): string[] {
   return words;
 }
 
-export class ArgsError extends Error {
-  constructor(
-    readonly kind: ParseFailureKind,
-    readonly stderr: string,
-    readonly exitCode: number,
-  ) {
-    super(stderr.trimEnd());
-    this.name = 'ArgsError';
-  }
-}
-
 /** ipvsadm's fail(2, msg): msg and a newline on stderr, exit status 2. */
 function fail(message: string): never {
   throw new ArgsError('fail', `${message}\n`, 2);
@@ -258,7 +242,7 @@ function unsupported(what: string): never {
 }
 
 export function tryHelpText(program = PROGRAM): string {
-  return `Try \`${program} -h' or '${program} --help' for more information.\n`;
+  return `${IPVSADM_TEXT.tryHelp(program)}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,72 +433,12 @@ export function stringToNumber(s: string, min: number, max: number): number | nu
   return n !== null && n >= min && n <= max ? n : null;
 }
 
-/** strtoul(s + i, &end, 0) for a run that starts with a digit: [value, end]. */
-function strtoulBase0(s: string, i: number): [number, number] {
-  let base = 10;
-  let j = i;
-  if (s[j] === '0') {
-    if ((s[j + 1] === 'x' || s[j + 1] === 'X') && /[0-9a-fA-F]/.test(s[j + 2] ?? '')) {
-      base = 16;
-      j += 2;
-    } else {
-      base = 8;
-    }
-  }
-  const digit = base === 16 ? /[0-9a-fA-F]/ : base === 8 ? /[0-7]/ : /[0-9]/;
-  let value = 0;
-  while (j < s.length && digit.test(s[j]!)) {
-    value = value * base + Number.parseInt(s[j]!, base);
-    j++;
-  }
-  return [value, j];
-}
-
 /**
- * glibc inet_aton: "a.b.c.d", "a.b.c" (c 16 bits), "a.b" (b 24 bits) or "a" (32 bits); each part
- * decimal, octal (leading 0) or hex (0x); trailing whitespace and whatever follows it ignored.
- * Returns the host-order address, or null.
+ * The protocol name ipvsadm looks port names up under in the services database (its
+ * service_to_port and port_to_service: "tcp", "udp", "sctp"), or null for any other protocol.
  */
-export function inetAton(s: string): number | null {
-  const parts: number[] = [];
-  let i = 0;
-  let val = 0;
-  for (;;) {
-    if (!isDigit(s[i])) return null;
-    const [v, end] = strtoulBase0(s, i);
-    if (v > UINT_MAX) return null;
-    val = v;
-    i = end;
-    if (s[i] === '.') {
-      if (parts.length > 2 || val > 0xff) return null;
-      parts.push(val);
-      i++;
-    } else {
-      break;
-    }
-  }
-  if (i < s.length && !isCSpace(s[i])) return null;
-  const limits = [UINT_MAX, 0xffffff, 0xffff, 0xff];
-  if (val > limits[parts.length]!) return null;
-  let addr = 0;
-  for (let k = 0; k < parts.length; k++) addr += parts[k]! * 2 ** (24 - 8 * k);
-  return addr + val;
-}
-
-export function u32ToDotted(a: number): string {
-  return `${(a >>> 24) & 0xff}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
-}
-
-function dottedToU32(s: string): number {
-  const p = s.split('.').map(Number);
-  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
-}
-
-function protoName(protocol: number): string | null {
-  if (protocol === IPPROTO_TCP) return 'tcp';
-  if (protocol === IPPROTO_UDP) return 'udp';
-  if (protocol === IPPROTO_SCTP) return 'sctp';
-  return null;
+export function servicesDbProto(protocol: number): string | null {
+  return serviceProtoName(protocol)?.toLowerCase() ?? null;
 }
 
 /** ipvsadm's host_to_addr after inet_aton: an IPv4 address, as a host-order number, or null. */
@@ -523,7 +447,7 @@ async function hostToAddr(name: string, resolver: ArgResolver): Promise<number |
   if (aton !== null) return aton;
   if (name === '') return null;
   const addr = await resolver.host(name);
-  return addr !== null && isIPv4(addr) ? dottedToU32(addr) : null;
+  return addr !== null && isValidIpv4(addr) ? ipToU32(addr) : null;
 }
 
 /**
@@ -553,7 +477,7 @@ async function parseService(
   if (portStr === null) return { addr, port: null };
   let port = stringToNumber(portStr, 0, 65535);
   if (port === null) {
-    const proto = protoName(protocol);
+    const proto = servicesDbProto(protocol);
     port = proto ? resolver.service(portStr, proto) : null;
   }
   return port === null ? null : { addr, port };
@@ -649,28 +573,9 @@ interface Entry {
   cmd: CommandName;
   options: Set<OptionName>;
   format: ListFormat;
-  svc: {
-    protocol: number;
-    addr: number;
-    port: number;
-    fwmark: number;
-    sched: string;
-    flags: number;
-    timeout: number;
-    netmask: number;
-  };
-  pe: string;
-  dest: {
-    addr: number;
-    port: number;
-    fwd: number;
-    weight: number;
-    uThreshold: number;
-    lThreshold: number;
-    tunType: number;
-    tunPort: number;
-    tunFlags: number;
-  };
+  /** The service as the request carries it (`protocol` is sent as 0 for a fwmark service). */
+  svc: ServiceSpec;
+  dest: DestSpec;
   timeouts: Timeouts;
   schedFlagsArg: string;
   daemon: DaemonSpec;
@@ -681,10 +586,19 @@ function newEntry(cmd: CommandName): Entry {
     cmd,
     options: new Set(),
     format: { ...DEFAULT_LIST_FORMAT },
-    svc: { protocol: 0, addr: 0, port: 0, fwmark: 0, sched: '', flags: 0, timeout: 0, netmask: UINT_MAX },
-    pe: '',
+    svc: {
+      protocol: 0,
+      addr: u32ToIp(0),
+      port: 0,
+      fwmark: 0,
+      sched: '',
+      flags: 0,
+      timeout: 0,
+      netmask: u32ToIp(UINT_MAX),
+      pe: '',
+    },
     dest: {
-      addr: 0,
+      addr: u32ToIp(0),
       port: 0,
       fwd: FWD_DROUTE,
       weight: DEFAULT_WEIGHT,
@@ -701,7 +615,7 @@ function newEntry(cmd: CommandName): Entry {
 }
 
 function setOption(e: Entry, name: OptionName): void {
-  if (e.options.has(name)) fail(`multiple '${name}' options specified`);
+  if (e.options.has(name)) fail(IPVSADM_TEXT.multipleOption(name));
   e.options.add(name);
 }
 
@@ -709,14 +623,14 @@ function setOption(e: Entry, name: OptionName): void {
 function parseTimeout(buf: string | null, min: number, max: number): number {
   if (buf === null) return DEFAULT_PERSISTENT_TIMEOUT;
   const n = stringToNumber(buf, min, max);
-  if (n === null) fail(`invalid timeout value \`${buf}' specified`);
+  if (n === null) fail(IPVSADM_TEXT.badTimeout(buf));
   return n;
 }
 
 /** ipvsadm's parse_fwmark: a whole decimal number in 1..UINT_MAX (strtol: leading blanks, sign ok). */
 function parseFwmark(buf: string): number {
   const n = strtol10(buf);
-  if (n === null || n <= 0 || n > UINT_MAX) fail(`invalid fwmark value \`${buf}' specified`);
+  if (n === null || n <= 0 || n > UINT_MAX) fail(IPVSADM_TEXT.badFwmark(buf));
   return n;
 }
 
@@ -725,16 +639,16 @@ function parseSchedFlags(sched: string, arg: string): number {
   let flags = 0;
   for (const flag of arg.split(',')) {
     if (flag === '') continue;
-    if (!Object.hasOwn(SCHED_FLAG_BITS, flag)) fail(`invalid scheduler flag \`${flag}'`);
+    if (!Object.hasOwn(SCHED_FLAG_BITS, flag)) fail(IPVSADM_TEXT.badSchedFlag(flag));
     // sh-* and mh-* belong to their scheduler.
-    if (!flag.startsWith('flag-') && sched !== flag.slice(0, 2)) fail(`incompatible scheduler flag \`${flag}'`);
+    if (!flag.startsWith('flag-') && sched !== flag.slice(0, 2)) fail(IPVSADM_TEXT.incompatibleSchedFlag(flag));
     flags |= SCHED_FLAG_BITS[flag]!;
   }
   return flags;
 }
 
 function parseTunType(name: string): number | null {
-  const i = TUN_TYPE_NAMES.indexOf(name);
+  const i = (TUN_TYPE_NAMES as readonly string[]).indexOf(name);
   return i >= 0 ? i : null;
 }
 
@@ -745,13 +659,13 @@ function genericOptCheck(cmd: CommandName, options: ReadonlySet<OptionName>): vo
   OPTION_NAMES.forEach((name, j) => {
     const rule = row[j];
     if (!options.has(name)) {
-      if (rule === '+') fail(`You need to supply the '${name}' option for the '${cmd}' command`);
+      if (rule === '+') fail(IPVSADM_TEXT.optionRequired(name, cmd));
       return;
     }
-    if (rule === 'x') fail(`Illegal '${name}' option with the '${cmd}' command`);
+    if (rule === 'x') fail(IPVSADM_TEXT.optionIllegal(name, cmd));
     if (rule === '1') {
       if (first === null) first = name;
-      else fail(`The option '${name}' conflicts with the '${first}' option in the '${cmd}' command`);
+      else fail(IPVSADM_TEXT.optionConflict(name, first, cmd));
     }
   });
 }
@@ -764,13 +678,13 @@ function tunnelOptCheck(tunType: number, options: ReadonlySet<OptionName>): void
   TUN_OPTIONS.forEach((name, j) => {
     const rule = row[j];
     if (!options.has(name)) {
-      if (rule === '+') fail(`You need to supply the '${name}' option for the '${type}' tunnel type`);
+      if (rule === '+') fail(IPVSADM_TEXT.tunOptionRequired(name, type));
       return;
     }
-    if (rule === 'x') fail(`Illegal '${name}' option with the '${type}' tunnel type`);
+    if (rule === 'x') fail(IPVSADM_TEXT.tunOptionIllegal(name, type));
     if (rule === '1') {
       if (first === null) first = name;
-      else fail(`The option '${name}' conflicts with the '${first}' option in the '${type}' tunnel type`);
+      else fail(IPVSADM_TEXT.tunOptionConflict(name, first, type));
     }
   });
 }
@@ -812,8 +726,8 @@ async function applyOption(
       e.svc.protocol = protocol;
       state.nameProto = protocol;
       const parsed = await parseService(optarg, protocol, resolver);
-      if (!parsed) fail('illegal virtual server address[:port] specified');
-      e.svc.addr = parsed.addr;
+      if (!parsed) fail(IPVSADM_TEXT.badService);
+      e.svc.addr = u32ToIp(parsed.addr);
       if (parsed.port !== null) e.svc.port = parsed.port;
       return;
     }
@@ -837,15 +751,15 @@ async function applyOption(
     case 'netmask': {
       setOption(e, 'netmask');
       const mask = await hostToAddr(optarg, resolver);
-      if (mask === null) fail('illegal virtual server persistent mask specified');
-      e.svc.netmask = mask;
+      if (mask === null) fail(IPVSADM_TEXT.badNetmask);
+      e.svc.netmask = u32ToIp(mask);
       return;
     }
     case 'real-server': {
       setOption(e, 'real-server');
       const parsed = await parseService(optarg, state.nameProto, resolver);
-      if (!parsed) fail('illegal real server address[:port] specified');
-      e.dest.addr = parsed.addr;
+      if (!parsed) fail(IPVSADM_TEXT.badRealServer);
+      e.dest.addr = u32ToIp(parsed.addr);
       // Without a port the dest takes the service port known at this point of argv.
       e.dest.port = parsed.port ?? e.svc.port;
       return;
@@ -859,7 +773,7 @@ async function applyOption(
     case 'weight': {
       setOption(e, 'weight');
       const n = stringToNumber(optarg, 0, 65535);
-      if (n === null) fail('illegal weight specified');
+      if (n === null) fail(IPVSADM_TEXT.badWeight);
       e.dest.weight = n;
       return;
     }
@@ -867,7 +781,7 @@ async function applyOption(
     case 'l-threshold': {
       setOption(e, key);
       const n = stringToNumber(optarg, 0, INT_MAX);
-      if (n === null) fail(`illegal ${key === 'u-threshold' ? 'u_threshold' : 'l_threshold'} specified`);
+      if (n === null) fail(key === 'u-threshold' ? IPVSADM_TEXT.badUThreshold : IPVSADM_TEXT.badLThreshold);
       if (key === 'u-threshold') e.dest.uThreshold = n;
       else e.dest.lThreshold = n;
       return;
@@ -886,7 +800,7 @@ async function applyOption(
     case 'syncid': {
       setOption(e, 'syncid');
       const n = stringToNumber(optarg, 0, 255);
-      if (n === null) fail('illegal syncid specified');
+      if (n === null) fail(IPVSADM_TEXT.badSyncid);
       e.daemon.syncid = n;
       return;
     }
@@ -927,8 +841,7 @@ async function applyOption(
       e.format.exact = true;
       return;
     case 'ipv6':
-      // ipvsadm's message carries an extra newline.
-      if (!e.svc.fwmark) fail('-6 used before -f\n');
+      if (!e.svc.fwmark) fail(IPVSADM_TEXT.ipv6BeforeFwmark);
       unsupported('IPv6');
       return;
     case 'ops':
@@ -937,7 +850,7 @@ async function applyOption(
       return;
     case 'pe':
       setOption(e, 'pe');
-      e.pe = optarg.slice(0, PE_NAME_MAX);
+      e.svc.pe = optarg.slice(0, PE_NAME_MAX);
       return;
     case 'sched-flags':
       setOption(e, 'sched-flags');
@@ -946,10 +859,10 @@ async function applyOption(
     case 'mcast-group': {
       setOption(e, 'mcast-group');
       if (optarg.includes(':')) {
-        if (!isIPv6(optarg) || !/^ff/i.test(optarg)) fail(`invalid IPv6 mcast-group \`${optarg}'`);
+        if (!isIPv6(optarg) || !/^ff/i.test(optarg)) fail(IPVSADM_TEXT.badMcastGroup6(optarg));
       } else {
         const first = Number(optarg.split('.')[0]);
-        if (!isIPv4(optarg) || first < 224 || first > 239) fail(`invalid IPv4 mcast-group \`${optarg}'`);
+        if (!isIPv4(optarg) || first < 224 || first > 239) fail(IPVSADM_TEXT.badMcastGroup4(optarg));
       }
       e.daemon.group = optarg;
       return;
@@ -957,21 +870,21 @@ async function applyOption(
     case 'mcast-port': {
       setOption(e, 'mcast-port');
       const n = stringToNumber(optarg, 1, 65535);
-      if (n === null) fail('illegal mcast-port specified');
+      if (n === null) fail(IPVSADM_TEXT.badMcastPort);
       e.daemon.port = n;
       return;
     }
     case 'mcast-ttl': {
       setOption(e, 'mcast-ttl');
       const n = stringToNumber(optarg, 1, 255);
-      if (n === null) fail('illegal mcast-ttl specified');
+      if (n === null) fail(IPVSADM_TEXT.badMcastTtl);
       e.daemon.ttl = n;
       return;
     }
     case 'sync-maxlen': {
       setOption(e, 'sync-maxlen');
       const n = stringToNumber(optarg, 1, 65535 - 20 - 8);
-      if (n === null) fail('illegal sync-maxlen specified');
+      if (n === null) fail(IPVSADM_TEXT.badSyncMaxlen);
       e.daemon.maxlen = n;
       return;
     }
@@ -982,14 +895,14 @@ async function applyOption(
     case 'tun-type': {
       setOption(e, 'tun-type');
       const t = parseTunType(optarg);
-      if (t === null) fail('illegal tunnel type specified');
+      if (t === null) fail(IPVSADM_TEXT.badTunType);
       e.dest.tunType = t;
       return;
     }
     case 'tun-port': {
       setOption(e, 'tun-port');
       const n = stringToNumber(optarg, 1, 65535);
-      if (n === null) fail('illegal tunnel port specified');
+      if (n === null) fail(IPVSADM_TEXT.badTunPort);
       e.dest.tunPort = n;
       return;
     }
@@ -1007,45 +920,30 @@ async function applyOption(
       return;
     default:
       // A second command (or -h/-v after the command) reaches ipvsadm's default: case.
-      fail(`invalid option \`${scanner.badOption()}'`);
+      fail(IPVSADM_TEXT.invalidOption(scanner.badOption()));
   }
 }
 
 function serviceKey(e: Entry): ServiceKey {
   return {
     protocol: e.svc.fwmark ? 0 : e.svc.protocol,
-    addr: u32ToDotted(e.svc.addr),
+    addr: e.svc.addr,
     port: e.svc.port,
     fwmark: e.svc.fwmark,
   };
 }
 
 function serviceSpec(e: Entry): ServiceSpec {
-  return {
-    ...serviceKey(e),
-    sched: e.svc.sched,
-    flags: e.svc.flags,
-    timeout: e.svc.timeout,
-    netmask: u32ToDotted(e.svc.netmask),
-    pe: e.pe,
-  };
+  const { sched, flags, timeout, netmask, pe } = e.svc;
+  return { ...serviceKey(e), sched, flags, timeout, netmask, pe };
 }
 
 function destKey(e: Entry): DestKey {
-  return { addr: u32ToDotted(e.dest.addr), port: e.dest.port };
+  return { addr: e.dest.addr, port: e.dest.port };
 }
 
 function destSpec(e: Entry): DestSpec {
-  return {
-    ...destKey(e),
-    fwd: e.dest.fwd,
-    weight: e.dest.weight,
-    uThreshold: e.dest.uThreshold,
-    lThreshold: e.dest.lThreshold,
-    tunType: e.dest.tunType,
-    tunPort: e.dest.tunPort,
-    tunFlags: e.dest.tunFlags,
-  };
+  return { ...e.dest };
 }
 
 /** process_options after parsing: legality table, semantic checks, then the command. */
@@ -1053,10 +951,8 @@ function finish(e: Entry): LvsadmCommand {
   genericOptCheck(e.cmd, e.options);
 
   if (e.cmd === 'add-service' || e.cmd === 'edit-service') {
-    if (!e.svc.fwmark && !e.svc.port && !(e.svc.flags & SVC_F_PERSISTENT))
-      fail('Zero port specified for non-persistent service');
-    if (e.svc.flags & SVC_F_ONEPACKET && !e.svc.fwmark && e.svc.protocol !== IPPROTO_UDP)
-      fail('One-Packet Scheduling is only for UDP virtual services');
+    if (!e.svc.fwmark && !e.svc.port && !(e.svc.flags & SVC_F_PERSISTENT)) fail(IPVSADM_TEXT.zeroPort);
+    if (e.svc.flags & SVC_F_ONEPACKET && !e.svc.fwmark && e.svc.protocol !== IPPROTO_UDP) fail(IPVSADM_TEXT.opsNotUdp);
     if (e.svc.sched === '') e.svc.sched = DEFAULT_SCHEDULER;
   }
 
@@ -1064,8 +960,7 @@ function finish(e: Entry): LvsadmCommand {
     // DR and tunnelled dests answer on the service port; a fwmark service has none.
     if (!e.svc.fwmark && (e.dest.fwd === FWD_TUNNEL || e.dest.fwd === FWD_DROUTE)) e.dest.port = e.svc.port;
     const tunOptions: OptionName[] = ['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
-    if (tunOptions.some((o) => e.options.has(o)) && e.dest.fwd !== FWD_TUNNEL)
-      fail('Tunnel options conflict with forward method');
+    if (tunOptions.some((o) => e.options.has(o)) && e.dest.fwd !== FWD_TUNNEL) fail(IPVSADM_TEXT.tunOptionsNotTunnel);
     tunnelOptCheck(e.dest.tunType, e.options);
   }
 
@@ -1077,7 +972,7 @@ function finish(e: Entry): LvsadmCommand {
           (has('stats') || has('rate') || has('thresholds'))) ||
         ((has('timeout') || has('daemon') || has('checks')) && has('persistent-conn'))
       )
-        fail('options conflicts in the list command');
+        fail(IPVSADM_TEXT.listConflict);
       if (has('connection')) return { kind: 'list-conns', format: e.format };
       if (has('service-address')) return { kind: 'list-service', format: e.format, svc: serviceKey(e) };
       if (has('timeout')) return { kind: 'list-timeouts' };
@@ -1139,9 +1034,7 @@ async function parse(argv: readonly string[], resolver: ArgResolver): Promise<Pa
   let cmd = COMMAND_KEYS[first.key];
   if (first.key === 'start-daemon' || first.key === 'stop-daemon') {
     if (first.arg !== 'master' && first.arg !== 'backup')
-      fail(
-        first.key === 'start-daemon' ? 'illegal start-daemon parameter specified' : 'illegal start_daemon specified',
-      );
+      fail(first.key === 'start-daemon' ? IPVSADM_TEXT.badStartDaemon : IPVSADM_TEXT.badStopDaemon);
     cmd = first.key;
   }
   if (!cmd) tryHelp();
@@ -1158,7 +1051,7 @@ async function parse(argv: readonly string[], resolver: ArgResolver): Promise<Pa
 
   const leftovers = scanner.leftovers;
   if (e.cmd === 'set') {
-    if (leftovers.length < 3) fail('--set option requires 3 timeout values');
+    if (leftovers.length < 3) fail(IPVSADM_TEXT.setNeedsThree);
     const [tcp, tcpfin, udp] = leftovers.splice(0, 3) as [string, string, string];
     e.timeouts = {
       tcp: parseTimeout(tcp, 0, MAX_TIMEOUT),
@@ -1166,7 +1059,7 @@ async function parse(argv: readonly string[], resolver: ArgResolver): Promise<Pa
       udp: parseTimeout(udp, 0, MAX_TIMEOUT),
     };
   }
-  if (leftovers.length > 0) fail(`unexpected argument ${leftovers[0]}`);
+  if (leftovers.length > 0) fail(IPVSADM_TEXT.unexpectedArgument(leftovers[0]!));
 
   if (e.schedFlagsArg !== '') {
     e.svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);

@@ -35,10 +35,14 @@ import {
   SVC_F_SCHED1,
   SVC_F_SCHED2,
   SVC_F_SCHED3,
+  serviceProtoName,
+  TUN_CSUM_NAMES,
   TUN_TYPE_GRE,
   TUN_TYPE_GUE,
   TUN_TYPE_IPIP,
+  TUN_TYPE_NAMES,
 } from '../ip-vs';
+import { ipToU32 } from '../wire/addr';
 import type { ListFormat } from './lvsadm-args';
 
 const SCHED_FLAGS = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
@@ -89,12 +93,12 @@ export function formatLargeNum(n: number, exact: boolean): string {
   return `${right(Math.floor(n / 1e12), 8)}T`;
 }
 
-/** The protocol column of listings (ipvsadm's protocol_name). */
+/**
+ * The protocol column of listings (ipvsadm's protocol_name): a service protocol's name, '?' for
+ * any other (where the kernel's ip_vs_proto_name, used for -c, prints IP_<n>).
+ */
 function protocolName(protocol: number): string {
-  if (protocol === IPPROTO_TCP) return 'TCP';
-  if (protocol === IPPROTO_UDP) return 'UDP';
-  if (protocol === IPPROTO_SCTP) return 'SCTP';
-  return '?';
+  return serviceProtoName(protocol) ?? '?';
 }
 
 /** ipvsadm's addrport_to_anyname, including its 60-byte buffer. */
@@ -107,11 +111,6 @@ function addrPort(addr: string, port: number, protocol: number, numeric: boolean
 
 // --- sorting ---------------------------------------------------------------------------------
 
-function addrU32(addr: string): number {
-  const p = addr.split('.').map(Number);
-  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
-}
-
 /** C's `int r = (u32)a - (u32)b`. */
 function wrappedDiff(a: number, b: number): number {
   return (a - b) | 0;
@@ -122,14 +121,14 @@ export function compareServices(a: ServiceKey, b: ServiceKey): number {
   return (
     wrappedDiff(a.fwmark, b.fwmark) ||
     a.protocol - b.protocol ||
-    wrappedDiff(addrU32(a.addr), addrU32(b.addr)) ||
+    wrappedDiff(ipToU32(a.addr), ipToU32(b.addr)) ||
     a.port - b.port
   );
 }
 
 /** libipvs ipvs_cmp_dests: address, then port. */
 export function compareDests(a: { addr: string; port: number }, b: { addr: string; port: number }): number {
-  return wrappedDiff(addrU32(a.addr), addrU32(b.addr)) || a.port - b.port;
+  return wrappedDiff(ipToU32(a.addr), ipToU32(b.addr)) || a.port - b.port;
 }
 
 /**
@@ -211,9 +210,9 @@ function fwdSwitch(fwd: number): string {
   return '(null)';
 }
 
-const TUN_NAMES: readonly string[] = ['ipip', 'gue', 'gre'];
+/** The checksum mode (TUN_F_* value) as --tun-info shows it, and as -S writes its option. */
 const TUN_FLAG_SHORT: readonly string[] = ['-c', '+c', 'r+c'];
-const TUN_FLAG_OPTS: readonly string[] = ['--tun-nocsum', '--tun-csum', '--tun-remcsum'];
+const TUN_FLAG_OPTS: readonly string[] = TUN_CSUM_NAMES.map((name) => `--tun-${name}`);
 
 /** fwd_tun_info: the TunnelInfo column of `--tun-info`. */
 function tunInfo(d: DestSnapshot): string {
@@ -291,12 +290,13 @@ function destRule(d: DestSnapshot, svcName: string, dname: string, thresholds: b
   let base = `-a ${svcName} -r ${dname} ${fwdSwitch(d.fwd)} -w ${int32(d.weight)}`;
   if (thresholds && d.uThreshold !== 0) base += ` -x ${d.uThreshold}`;
   if (thresholds && d.lThreshold !== 0) base += ` -y ${d.lThreshold}`;
-  if (d.fwd !== FWD_TUNNEL) return base;
-  if (d.tunType === TUN_TYPE_GRE) return `${base} --tun-type gre ${TUN_FLAG_OPTS[d.tunFlags] ?? ''}`;
-  if (d.tunType === TUN_TYPE_GUE)
-    return `${base} --tun-type gue --tun-port ${d.tunPort} ${TUN_FLAG_OPTS[d.tunFlags] ?? ''}`;
-  if (d.tunType === TUN_TYPE_IPIP) return `${base} --tun-type ${TUN_NAMES[TUN_TYPE_IPIP]}`;
-  return base;
+  const tunType = TUN_TYPE_NAMES[d.tunType];
+  if (d.fwd !== FWD_TUNNEL || tunType === undefined) return base;
+  const rule = `${base} --tun-type ${tunType}`;
+  const csum = TUN_FLAG_OPTS[d.tunFlags] ?? '';
+  if (d.tunType === TUN_TYPE_GRE) return `${rule} ${csum}`;
+  if (d.tunType === TUN_TYPE_GUE) return `${rule} --tun-port ${d.tunPort} ${csum}`;
+  return rule;
 }
 
 /** `-S`'s line for a service. */
@@ -372,9 +372,9 @@ export function formatConnections(
   for (const c of conns) {
     // The protocol column of -c: the kernel's name in /proc/net/ip_vs_conn (ip_vs_proto_name).
     const proto = ipVsProtoName(c.protocol);
-    // ipvsadm maps the /proc protocol name back to a number for getservbyport.
-    const nameProto =
-      proto === 'TCP' ? IPPROTO_TCP : proto === 'UDP' ? IPPROTO_UDP : proto === 'SCTP' ? IPPROTO_SCTP : 0;
+    // ipvsadm maps the /proc protocol name back to a number for getservbyport: the service
+    // protocols' names give theirs, any other name 0.
+    const nameProto = serviceProtoName(c.protocol) === undefined ? 0 : c.protocol;
     const expires = Math.max(0, Math.floor(c.expires));
     const expire = `${String(Math.floor(expires / 60)).padStart(2, '0')}:${String(expires % 60).padStart(2, '0')}`;
     const cname = addrPort(c.caddr, c.cport, nameProto, format.numeric, names);

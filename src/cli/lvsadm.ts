@@ -7,7 +7,7 @@
 //   255  no command / popt error ("Try ..."), or lvsd refused a change (ipvsadm returns -1).
 
 import { lookupService } from 'node:dns/promises';
-import { ControlSocketError, request } from '../ctl/client';
+import { request } from '../ctl/client';
 import type {
   ConnSnapshot,
   DaemonSpec,
@@ -18,16 +18,24 @@ import type {
   VirtualServerSnapshot,
 } from '../ctl/protocol';
 import { socketPath } from '../ctl/protocol';
-import { ipvsStrerror } from '../errors';
-import { IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPVS_VERSION } from '../ip-vs';
+import {
+  ArgsError,
+  BadReplyError,
+  ControlSocketError,
+  type CtlCommand,
+  type Errno,
+  IPVSADM_TEXT,
+  ipvsStrerror,
+} from '../errors';
+import { IPVS_VERSION } from '../ip-vs';
 import {
   type ArgResolver,
-  type ArgsError,
   extractSocket,
   type LvsadmCommand,
   PROGRAM,
   parseArgs,
   restoreLineWords,
+  servicesDbProto,
   systemArgResolver,
   systemServicesDb,
 } from './lvsadm-args';
@@ -198,13 +206,6 @@ async function restore(path: string, deps: MainDeps): Promise<number> {
 /** How long one reverse lookup may take before the address is printed numerically. */
 const NAME_LOOKUP_TIMEOUT_MS = 1000;
 
-function protoName(protocol: number): string | null {
-  if (protocol === IPPROTO_TCP) return 'tcp';
-  if (protocol === IPPROTO_UDP) return 'udp';
-  if (protocol === IPPROTO_SCTP) return 'sctp';
-  return null;
-}
-
 async function hostName(addr: string, timeoutMs: number): Promise<string | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => {
@@ -234,7 +235,7 @@ export async function systemNames(addrs: readonly string[]): Promise<NameLookup>
   return {
     host: (addr) => hosts.get(addr),
     service: (port, protocol) => {
-      const proto = protoName(protocol);
+      const proto = servicesDbProto(protocol);
       return (proto && db.name(port, proto)) || undefined;
     },
   };
@@ -249,19 +250,31 @@ const DEFAULT_DEPS: MainDeps = {
   readStdin: readAllStdin,
 };
 
-/** The command name libipvs's error table uses for a request. */
-function errorCommand(req: Request): string {
-  if (req.cmd === 'set-timeouts') return 'set';
-  if (req.cmd === 'get-timeouts' || req.cmd === 'list-conns' || req.cmd === 'list-daemons' || req.cmd === 'list-checks')
-    return 'list';
-  return req.cmd;
-}
+/** The command libipvs's error table (errors.ts IPVS_STRERROR_TABLE) knows each request as. */
+const ERROR_COMMAND: Readonly<Record<Request['cmd'], CtlCommand>> = {
+  'add-service': 'add-service',
+  'edit-service': 'edit-service',
+  'delete-service': 'delete-service',
+  flush: 'flush',
+  'add-server': 'add-server',
+  'edit-server': 'edit-server',
+  'delete-server': 'delete-server',
+  zero: 'zero',
+  'set-timeouts': 'set',
+  'get-timeouts': 'list',
+  list: 'list',
+  'list-conns': 'list',
+  'start-daemon': 'start-daemon',
+  'stop-daemon': 'stop-daemon',
+  'list-daemons': 'list',
+  'engine-stats': 'list',
+  'list-checks': 'list',
+  sysctl: 'set',
+};
 
-class BadReplyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BadReplyError';
-  }
+/** ipvsadm's text for lvsd's refusal of `req`. */
+function refusalText(req: Request, res: { errno: string; message: string }): string {
+  return `${ipvsStrerror(ERROR_COMMAND[req.cmd], res.errno, res.message)}\n`;
 }
 
 function asSnapshot(v: unknown): Snapshot {
@@ -282,15 +295,14 @@ function asTimeouts(v: unknown): Timeouts {
   return t;
 }
 
-/** Text for a socket failure; "Can't initialize ipvs" is what ipvsadm says when IPVS is missing. */
+/**
+ * Text for a socket failure. An unreachable lvsd is what a missing IPVS is to ipvsadm: its
+ * ipvs_init failure, EPERM when the socket refuses us, else ENOPROTOOPT (no IPVS).
+ */
 function socketFailureText(err: ControlSocketError): string {
   if (err.kind === 'connect') {
-    const errno = err.code === 'EACCES' || err.code === 'EPERM' ? 'EPERM' : 'ENOPROTOOPT';
-    return (
-      `Can't initialize ipvs: ${ipvsStrerror('list', errno)}\n` +
-      'Are you sure that IP Virtual Server is built in the kernel or as module?\n' +
-      `(lvsd not reachable at ${err.socketPath})\n`
-    );
+    const errno: Errno = err.errno === 'EACCES' || err.errno === 'EPERM' ? 'EPERM' : 'ENOPROTOOPT';
+    return `${IPVSADM_TEXT.cannotInit(ipvsStrerror(null, errno))}\n(lvsd not reachable at ${err.socketPath})\n`;
   }
   if (err.kind === 'timeout') return `${PROGRAM}: no reply from lvsd at ${err.socketPath}: ${err.message}\n`;
   return `${PROGRAM}: bad reply from lvsd at ${err.socketPath}: ${err.message}\n`;
@@ -301,7 +313,7 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
   const fetch = async (req: Request): Promise<unknown> => {
     const res = await deps.send(path, req);
     if (res.ok) return res.result;
-    deps.stderr(`${ipvsStrerror(errorCommand(req), res.errno, res.message)}\n`);
+    deps.stderr(refusalText(req, res));
     return null;
   };
   const names = async (numeric: boolean, addrs: () => string[]): Promise<NameLookup> =>
@@ -317,7 +329,7 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
     case 'request': {
       const res = await deps.send(path, command.request);
       if (res.ok) return 0;
-      deps.stderr(`${ipvsStrerror(errorCommand(command.request), res.errno, res.message)}\n`);
+      deps.stderr(refusalText(command.request, res));
       return 255;
     }
     case 'list':
@@ -330,8 +342,8 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
       if (command.kind === 'list-service') {
         const svc = findService(snapshot, command.svc);
         if (!svc) {
-          // libipvs: ipvs_get_service failing with ESRCH.
-          deps.stderr('No such service\n');
+          // ipvsadm's list_service: ipvs_get_service failing with ESRCH.
+          deps.stderr(`${ipvsStrerror('list', 'ESRCH')}\n`);
           return 1;
         }
         const lookup = await names(format.numeric, () => listedAddresses({ ...snapshot, services: [svc] }));
@@ -418,8 +430,9 @@ export async function main(argv: string[], deps: Partial<MainDeps> = {}): Promis
     try {
       words = extractSocket(argv);
     } catch (err) {
-      d.stderr((err as ArgsError).stderr);
-      return (err as ArgsError).exitCode;
+      if (!(err instanceof ArgsError)) throw err;
+      d.stderr(err.stderr);
+      return err.exitCode;
     }
     return withSocketErrors(socketPath(words.socket), d, (path) => sysctlCommand(words.rest, d, path));
   }

@@ -2,27 +2,8 @@
 // Wire format (protocol.ts): one JSON object per line each way.
 
 import { connect } from 'node:net';
+import { ControlSocketError } from '../errors';
 import type { Request, Response } from './protocol';
-
-/**
- * Why a request got no usable reply:
- * - connect: the socket could not be reached (`code` is the errno name: ENOENT, ECONNREFUSED, EACCES, ...);
- * - timeout: no complete reply within the time allowed;
- * - protocol: the connection closed early or the reply was not a JSON response.
- */
-export type ControlSocketErrorKind = 'connect' | 'timeout' | 'protocol';
-
-export class ControlSocketError extends Error {
-  constructor(
-    readonly kind: ControlSocketErrorKind,
-    readonly socketPath: string,
-    readonly code: string | undefined,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ControlSocketError';
-  }
-}
 
 function isResponse(v: unknown): v is Response {
   if (typeof v !== 'object' || v === null) return false;

@@ -20,20 +20,24 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { DestSpec, ServiceSpec } from '../ctl/protocol';
 import {
+  DEFAULT_PERSISTENT_TIMEOUT,
+  DEFAULT_SCHEDULER,
+  DEFAULT_WEIGHT,
   FWD_DROUTE,
   FWD_MASQ,
   FWD_TUNNEL,
-  IPPROTO_SCTP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
+  IP_VS_PROTOCOLS,
+  isServiceProtoName,
   SCHED_FLAG_BITS,
+  type ServiceProtoName,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
-  TUN_F_CSUM,
+  TUN_CSUM_NAMES,
   TUN_F_NOCSUM,
-  TUN_F_REMCSUM,
   TUN_TYPE_IPIP,
   TUN_TYPE_NAMES,
+  type TunCsumName,
+  type TunTypeName,
 } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
@@ -53,20 +57,16 @@ export const DEFAULT_HTTP_DELAY_BEFORE_RETRY = 3;
 export const DEFAULT_DELAY_BEFORE_RETRY = 1;
 /** `warmup`: the man page states no default; assumed 0 (first check without random delay). */
 export const DEFAULT_WARMUP = 0;
-/** keepalived's default scheduler when `lvs_sched` is absent is wlc (as ipvsadm's). */
-export const DEFAULT_LVS_SCHED = 'wlc';
 /** keepalived's default method is NAT (ipvsadm's is DR): REFERENCE.md §3.1. */
 export const DEFAULT_LVS_METHOD: LvsMethod = 'NAT';
 /**
  * `persistence_timeout`: absent means no persistence (0). Given without a value keepalived
  * uses IPVS's 6 minutes (REFERENCE.md §3.1 / §6.1: 360 s).
  */
-export const DEFAULT_PERSISTENCE_TIMEOUT = 360;
+export const DEFAULT_PERSISTENCE_TIMEOUT = DEFAULT_PERSISTENT_TIMEOUT;
 /** `quorum` default 1, `hysteresis` default 0. */
 export const DEFAULT_QUORUM = 1;
 export const DEFAULT_HYSTERESIS = 0;
-/** real_server `weight` default 1. */
-export const DEFAULT_WEIGHT = 1;
 /** HTTP_GET/SSL_GET `status_code` when a url gives none: any 2xx. */
 export const DEFAULT_STATUS_CODES: readonly StatusRange[] = [[200, 299]];
 /** DNS_CHECK `type` and `name`. */
@@ -87,14 +87,15 @@ export interface SourcePos {
 }
 
 export type LvsMethod = 'NAT' | 'DR' | 'TUN';
-export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+/** `protocol TCP|UDP|SCTP`: ip-vs.ts's service protocol names. */
+export type Protocol = ServiceProtoName;
 export type StatusRange = readonly [number, number];
 
 /** `lvs_method TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]`. */
 export interface TunnelOpts {
-  type: 'ipip' | 'gue' | 'gre';
+  type: TunTypeName;
   port: number;
-  csum: 'nocsum' | 'csum' | 'remcsum';
+  csum: TunCsumName;
 }
 
 export type VsTarget =
@@ -463,7 +464,6 @@ const NON_LVS_TOP_LEVEL: ReadonlySet<string> = new Set([
   '$',
 ]);
 
-const PROTOCOLS: Readonly<Record<string, Protocol>> = { TCP: 'TCP', UDP: 'UDP', SCTP: 'SCTP' };
 const DNS_TYPES: ReadonlySet<string> = new Set(['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA']);
 const CHECKER_TYPES: ReadonlySet<string> = new Set([
   'TCP_CHECK',
@@ -488,6 +488,11 @@ function parseIntIn(s: string, min: number, max: number): number | null {
 function parseSeconds(s: string): number | null {
   if (!/^[0-9]+(\.[0-9]+)?$/.test(s)) return null;
   return Number(s);
+}
+
+/** `s` if it is one of `names` (ip-vs.ts's literal name tables), else undefined. */
+function oneOf<T extends string>(names: readonly T[], s: string): T | undefined {
+  return names.find((n) => n === s);
 }
 
 function parseMethod(s: string): LvsMethod | null {
@@ -592,16 +597,18 @@ class Interp {
     for (let i = 1; i < s.args.length; i++) {
       const w = s.args[i]!;
       const v = w.text.toLowerCase();
+      const csum = oneOf(TUN_CSUM_NAMES, v);
       if (v === 'type' && s.args[i + 1]) {
         const ty = s.args[++i]!.text.toLowerCase();
-        if (ty === 'ipip' || ty === 'gue' || ty === 'gre') tunnel.type = ty;
+        const known = oneOf(TUN_TYPE_NAMES, ty);
+        if (known) tunnel.type = known;
         else this.warn(w, `unknown tunnel type '${ty}'; ipip used`);
       } else if (v === 'port' && s.args[i + 1]) {
         const p = parseIntIn(s.args[++i]!.text, 1, 65535);
         if (p === null) this.warn(w, `invalid tunnel port '${s.args[i]!.text}'; ignored`);
         else tunnel.port = p;
-      } else if (v === 'nocsum' || v === 'csum' || v === 'remcsum') {
-        tunnel.csum = v;
+      } else if (csum) {
+        tunnel.csum = csum;
       } else {
         this.warn(w, `unknown lvs_method option '${w.text}' ignored`);
       }
@@ -948,7 +955,7 @@ function parseRealServer(ip: Interp, s: Stmt): RealServerDraft | null {
     pos: pos(s.kw),
     addr: ap.addr,
     port: ap.port,
-    weight: DEFAULT_WEIGHT,
+    weight: DEFAULT_WEIGHT, // keepalived's real_server default, as ipvsadm's: 1
     inhibitOnFailure: null,
     notifyUp: null,
     notifyDown: null,
@@ -1041,7 +1048,7 @@ function parseVirtualServer(ip: Interp, s: Stmt): VirtualServer | null {
     pos: pos(s.kw),
     target,
     delayLoop: DEFAULT_DELAY_LOOP,
-    sched: DEFAULT_LVS_SCHED,
+    sched: DEFAULT_SCHEDULER, // keepalived's without lvs_sched, as ipvsadm's: wlc
     schedFlags: [],
     ops: false,
     method: DEFAULT_LVS_METHOD,
@@ -1110,8 +1117,8 @@ function parseVirtualServer(ip: Interp, s: Stmt): VirtualServer | null {
       case 'protocol': {
         const p = ip.arg(k);
         if (p === null) break;
-        const proto = PROTOCOLS[p.toUpperCase()];
-        if (proto) vs.protocol = proto;
+        const proto = p.toUpperCase();
+        if (isServiceProtoName(proto)) vs.protocol = proto;
         else ip.warn(k.kw, `unknown protocol '${p}'; ${vs.protocol} used`);
         break;
       }
@@ -1336,13 +1343,7 @@ export interface IpvsService {
   dests: DestSpec[];
 }
 
-const PROTO_NUMBERS: Readonly<Record<Protocol, number>> = { TCP: IPPROTO_TCP, UDP: IPPROTO_UDP, SCTP: IPPROTO_SCTP };
 const FWD_BY_METHOD: Readonly<Record<LvsMethod, number>> = { NAT: FWD_MASQ, DR: FWD_DROUTE, TUN: FWD_TUNNEL };
-const CSUM_FLAGS: Readonly<Record<TunnelOpts['csum'], number>> = {
-  nocsum: TUN_F_NOCSUM,
-  csum: TUN_F_CSUM,
-  remcsum: TUN_F_REMCSUM,
-};
 
 /** The dest a real server (or the sorry server) of `vs` is, at its configured weight. */
 export function destSpec(
@@ -1360,7 +1361,7 @@ export function destSpec(
     lThreshold: rs.lThreshold,
     tunType: method === 'TUN' && tunnel ? TUN_TYPE_NAMES.indexOf(tunnel.type) : TUN_TYPE_IPIP,
     tunPort: method === 'TUN' && tunnel ? tunnel.port : 0,
-    tunFlags: method === 'TUN' && tunnel ? CSUM_FLAGS[tunnel.csum] : TUN_F_NOCSUM,
+    tunFlags: method === 'TUN' && tunnel ? TUN_CSUM_NAMES.indexOf(tunnel.csum) : TUN_F_NOCSUM,
   };
 }
 
@@ -1386,7 +1387,7 @@ export function toIpvsServices(vs: VirtualServer, groups: ReadonlyMap<string, Vi
     netmask: vs.persistenceGranularity ?? '255.255.255.255',
     pe: vs.persistenceEngine ?? '',
   };
-  const proto = PROTO_NUMBERS[vs.protocol];
+  const proto = IP_VS_PROTOCOLS[vs.protocol];
   const keys: { protocol: number; addr: string; port: number; fwmark: number }[] = [];
   const t = vs.target;
   if (t.kind === 'addr') keys.push({ protocol: proto, addr: t.addr, port: t.port, fwmark: 0 });

@@ -27,6 +27,7 @@ import type {
   ServiceSpec,
   VirtualServerSnapshot,
 } from '../ctl/protocol';
+import { errnoOf } from '../errors';
 import { ipVsProtoName } from '../ip-vs';
 import { CheckerState, QuorumState, RealServerHealth } from './checker-state';
 import {
@@ -434,7 +435,7 @@ export class HealthMonitor {
             await this.target.addService(w.spec);
           } catch (err) {
             // Already there (an lvsadm rule, a config file): take it over.
-            if ((err as { errno?: string }).errno !== 'EEXIST') throw err;
+            if (errnoOf(err) !== 'EEXIST') throw err;
             await this.target.editService(w.spec);
           }
         });
@@ -451,7 +452,7 @@ export class HealthMonitor {
           try {
             await this.target.deleteDest(w.spec, spec);
           } catch (err) {
-            if ((err as { errno?: string }).errno !== 'ENOENT') throw err;
+            if (errnoOf(err) !== 'ENOENT') throw err;
           }
         });
         have.dests.delete(did);
@@ -464,7 +465,7 @@ export class HealthMonitor {
           try {
             await this.target.addDest(w.spec, spec);
           } catch (err) {
-            if ((err as { errno?: string }).errno !== 'EEXIST') throw err;
+            if (errnoOf(err) !== 'EEXIST') throw err;
             await this.target.editDest(w.spec, spec);
           }
         });

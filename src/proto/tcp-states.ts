@@ -1,6 +1,9 @@
-// The TCP state machine IPVS runs per connection (ip_vs_proto_tcp.c, the normal table, not the
-// secure_tcp one). Pure data plus two lookups; the TCP protocol handler applies the result, moves
-// the dest's active/inactive counts and re-arms the connection timer from the timeout table.
+// The TCP state machine IPVS runs per connection (ip_vs_proto_tcp.c): its two transition tables,
+// the normal one (tcp_states) and the one the secure_tcp defense switches to (tcp_states_dos),
+// with the state names and default timeouts. Pure data plus two lookups (tcpStateIdx,
+// tcpNextState). The TCP handler (tcp.ts) picks the direction's rows for a packet; the engine
+// sets the state it returns, which moves the dest's active/inactive counts and re-arms the
+// connection's timer from the timeout table.
 //
 // IPVS does not follow the endpoints' TCP state exactly: it sees one packet at a time, classifies
 // it into one event (rst > syn > fin > ack) and looks up the next state by direction:

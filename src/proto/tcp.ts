@@ -1,10 +1,12 @@
 // TCP for the data path (ip_vs_proto_tcp): scheduling on SYN, the state machine of
-// tcp-states.ts with IPVS's direction handling, and NAT through the TCP header view.
+// tcp-states.ts with IPVS's direction handling, and NAT through the TCP header view
+// (nat-ports.ts, shared with UDP).
 
 import { CONN_F_NOOUTPUT, IPPROTO_TCP } from '../ip-vs';
 import type { Ipv4View } from '../wire/ipv4';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView } from '../wire/tcp';
 import { V_OK } from '../wire/verdict';
+import { dnatPorts, snatPorts } from './nat-ports';
 import { DIR_OUT, type PacketMeta, type ProtoHandler } from './proto';
 import {
   DEFAULT_TCP_TIMEOUTS,
@@ -72,24 +74,11 @@ export const tcp: ProtoHandler = {
     return tcpNextState(conns.state[c], off, pkt.tcpFlags, secure);
   },
 
-  // A partial checksum (offload) covers the ports only when it is completed: just the address.
   dnat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
-    if (partial) {
-      view.dstPort = port;
-      view.updatePartialChecksumForAddr(oldAddr, newAddr);
-      return;
-    }
-    if (view.dstPort !== port) view.setDstPortWithChecksumUpdate(port);
-    view.updateChecksumForAddr(oldAddr, newAddr);
+    dnatPorts(view, oldAddr, newAddr, port, partial);
   },
 
   snat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
-    if (partial) {
-      view.srcPort = port;
-      view.updatePartialChecksumForAddr(oldAddr, newAddr);
-      return;
-    }
-    if (view.srcPort !== port) view.setSrcPortWithChecksumUpdate(port);
-    view.updateChecksumForAddr(oldAddr, newAddr);
+    snatPorts(view, oldAddr, newAddr, port, partial);
   },
 };

@@ -1,10 +1,11 @@
 // UDP for the data path (ip_vs_proto_udp): every datagram may schedule, one state, NAT through
-// the UDP header view (a zero checksum means "none" and stays zero).
+// the UDP header view (nat-ports.ts, shared with TCP; a zero checksum means "none" and stays zero).
 
 import { IPPROTO_UDP } from '../ip-vs';
 import type { Ipv4View } from '../wire/ipv4';
 import { UdpView } from '../wire/udp';
 import { V_OK } from '../wire/verdict';
+import { dnatPorts, snatPorts } from './nat-ports';
 import type { PacketMeta, ProtoHandler } from './proto';
 import { DEFAULT_UDP_TIMEOUT, UDP_S_NORMAL, UDP_STATE_NAMES } from './udp-states';
 
@@ -44,24 +45,11 @@ export const udp: ProtoHandler = {
     return UDP_S_NORMAL;
   },
 
-  // A partial checksum (offload) covers the ports only when it is completed: just the address.
   dnat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
-    if (partial) {
-      view.dstPort = port;
-      view.updatePartialChecksumForAddr(oldAddr, newAddr);
-      return;
-    }
-    if (view.dstPort !== port) view.setDstPortWithChecksumUpdate(port);
-    view.updateChecksumForAddr(oldAddr, newAddr);
+    dnatPorts(view, oldAddr, newAddr, port, partial);
   },
 
   snat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
-    if (partial) {
-      view.srcPort = port;
-      view.updatePartialChecksumForAddr(oldAddr, newAddr);
-      return;
-    }
-    if (view.srcPort !== port) view.setSrcPortWithChecksumUpdate(port);
-    view.updateChecksumForAddr(oldAddr, newAddr);
+    snatPorts(view, oldAddr, newAddr, port, partial);
   },
 };

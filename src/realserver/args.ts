@@ -6,6 +6,7 @@
 
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { UsageError } from '../errors';
 import { runDir } from '../run-dir';
 import { ipToU32, isValidIpv4 } from '../wire/addr';
 
@@ -27,14 +28,6 @@ export type RealserverCommand =
   | { kind: 'up'; mode: RealserverMode; vips: string[]; dev: string; stateFile: string }
   /** Undo what a (killed) run recorded in `stateFile`. */
   | { kind: 'down'; mode: RealserverMode; stateFile: string };
-
-/** A command line lvs-realserver cannot act on; the message says why. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 /** Interface names as the kernel takes them: 1..15 bytes, no '/', ':' or whitespace. */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;

@@ -3,7 +3,6 @@ import {
   type ArgResolver,
   COMMANDS_V_OPTIONS,
   DEFAULT_LIST_FORMAT,
-  inetAton,
   type LvsadmCommand,
   OPTION_NAMES,
   parseArgs,
@@ -11,6 +10,7 @@ import {
   stringToNumber,
 } from '../../src/cli/lvsadm-args';
 import type { Request } from '../../src/ctl/protocol';
+import { inetAton } from '../../src/wire/addr';
 
 const HOSTS: Record<string, string> = { 'web.example': '10.1.2.3', 'mask.example': '255.255.0.0' };
 const SERVICES: Record<string, number> = { 'http/tcp': 80, 'https/tcp': 443, 'domain/udp': 53 };

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type MainDeps, main } from '../../src/cli/lvsadm';
 import type { ArgResolver } from '../../src/cli/lvsadm-args';
-import { ControlSocketError, request } from '../../src/ctl/client';
+import { request } from '../../src/ctl/client';
 import type { Request, Response, Snapshot } from '../../src/ctl/protocol';
+import { ControlSocketError } from '../../src/errors';
 import { dest, service } from '../helpers/snapshots';
 
 /** A stand-in for lvsd: records each request line and answers with `reply(request)`. */

@@ -3,12 +3,12 @@
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/lvs-realserver';
+import { UsageError } from '../../src/errors';
 import {
   DEFAULT_TUN_DEV,
   defaultStateFile,
   parseRealserverArgs,
   type RealserverCommand,
-  UsageError,
 } from '../../src/realserver/args';
 
 describe('parseRealserverArgs: accepted command lines', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidError } from '../../src/errors';
-import { ipToU32, isValidIpv4, u32ToIp } from '../../src/wire/addr';
+import { inetAton, ipToU32, isValidIpv4, u32ToIp } from '../../src/wire/addr';
 import * as verdict from '../../src/wire/verdict';
 
 describe('ipToU32 / u32ToIp', () => {
@@ -43,6 +43,41 @@ describe('ipToU32 / u32ToIp', () => {
   });
 });
 
+describe('inetAton: glibc inet_aton, the looser syntax of ipvsadm command lines', () => {
+  it.each([
+    ['1.2.3.4', 0x01020304],
+    ['10.1', 0x0a000001],
+    ['10.1.2', 0x0a010002],
+    ['10.1.65535', 0x0a01ffff],
+    ['167772161', 0x0a000001],
+    ['0x0a000001', 0x0a000001],
+    ['0X0A.0x1.0.1', 0x0a010001],
+    ['012.0.0.1', 0x0a000001],
+    ['0', 0],
+    ['255.255.255.255', 0xffffffff],
+    ['1.2.3.4\tanything', 0x01020304],
+  ])('reads %j as %d', (s, n) => {
+    expect(inetAton(s)).toBe(n);
+  });
+
+  it.each([
+    '',
+    ' 1.2.3.4',
+    '1.2.3.4x',
+    '1.2.3.4.5',
+    '256.1.1.1',
+    '1.256.0',
+    '1.2.65536',
+    '4294967296',
+    '09',
+    '0x',
+    '-1',
+    '1..2',
+  ])('rejects %j', (s) => {
+    expect(inetAton(s)).toBeNull();
+  });
+});
+
 describe('wire verdicts', () => {
   it('numbers each verdict as its index in WIRE_VERDICT_NAMES', () => {
     const table: [number, string][] = [
@@ -52,7 +87,6 @@ describe('wire verdicts', () => {
       [verdict.V_BAD_IHL, 'bad_ihl'],
       [verdict.V_BAD_TOTAL_LEN, 'bad_total_len'],
       [verdict.V_BAD_CHECKSUM, 'bad_checksum'],
-      [verdict.V_FRAGMENT, 'fragment'],
       [verdict.V_BAD_DATA_OFFSET, 'bad_data_offset'],
       [verdict.V_UNSUPPORTED, 'unsupported'],
     ];
