@@ -1,4 +1,4 @@
-// udp-load: the small-packet UDP generator and sink of `npm run bench` (src/bench/net.ts compiles
+// udp-load: the small-packet UDP generator and sink of `npm run bench` (bench/net.ts compiles
 // it with gcc at run time; nothing is installed). Node cannot pace 300k packets per second.
 //
 //   udp-load send DST PORT PPS SECONDS PAYLOAD MAX_PACKETS

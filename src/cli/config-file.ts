@@ -5,6 +5,7 @@
 
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Balancer } from '../ctl/balancer';
+import type { ConfigStore } from '../ctl/daemon';
 import type { ServiceKey } from '../ctl/protocol';
 import { dispatch } from '../ctl/server';
 import { type ArgResolver, DEFAULT_LIST_FORMAT, parseArgs, restoreLineWords } from './lvsadm-args';
@@ -82,4 +83,13 @@ export async function loadConfig(
     }
   }
   return { applied, failed };
+}
+
+/** The file `path` as lvsd's configuration store (lvsd --config-file). */
+export function configFileStore(path: string): ConfigStore {
+  return {
+    path,
+    load: (b, log) => loadConfig(path, b, log),
+    save: (b, skip) => saveConfig(path, b, skip),
+  };
 }

@@ -1,32 +1,16 @@
 // lvsd: the director daemon. Owns the TUN device, the packet engine, the routes and rules that
-// steer traffic into it, and the control socket lvsadm talks to.
+// steer traffic into it, and the control socket lvsadm talks to. This file parses argv, prints
+// --help and --version, and starts the Daemon (ctl/daemon.ts), which wires the rest. Exit
+// status: 2 for bad options, 1 when it cannot start; a running lvsd exits 0 on SIGINT/SIGTERM.
 
-import { mkdirSync, readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MAX_CONNS, Engine } from '../core/engine';
-import { Balancer } from '../ctl/balancer';
-import { EST_INTERVAL_MS } from '../ctl/estimator';
-import type { HostNet } from '../ctl/host-net';
-import { NoHostNet } from '../ctl/host-net';
-import { lockInstance } from '../ctl/instance-lock';
-import { parseListen, startMetricsServer } from '../ctl/metrics-server';
-import { parseTunnelFragNeeded, smallestLinkMtu } from '../ctl/pmtu';
-import { ProcfsWriter } from '../ctl/procfs';
-import { defaultSocket, socketPath } from '../ctl/protocol';
-import { DEFAULT_RULE_PREF, DEFAULT_TABLE, IpRouteNet } from '../ctl/routing';
-import { ControlServer, socketAlive } from '../ctl/server';
-import { parseAssignment, type SysctlDef } from '../ctl/sysctl';
-import { parseKeepalivedConf } from '../health/keepalived-conf';
-import { HealthMonitor, type HealthTarget } from '../health/monitor';
-import { ProbeThread } from '../health/probe-thread';
-import { IPPROTO_ICMP } from '../ip-vs';
-import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
-import { Slab } from '../native/packet-io';
-import { RawReceiver } from '../native/raw-receiver';
-import { currentNetns, RUN_ROOT, removeRunDirIfEmpty } from '../run-dir';
-import { loadConfig, saveConfig } from './config-file';
+import { DEFAULT_MAX_CONNS } from '../core/engine';
+import { Daemon, type DaemonOptions } from '../ctl/daemon';
+import { DEFAULT_RULE_PREF, DEFAULT_TABLE } from '../ctl/routing';
+import { parseAssignment } from '../ctl/sysctl';
+import { parseListen } from '../metrics/server';
+import { RUN_ROOT } from '../run-dir';
+import { configFileStore } from './config-file';
 
 const VERSION = '0.1.0';
 
@@ -85,16 +69,6 @@ Stops cleanly on SIGINT/SIGTERM, removing everything it installed; SIGHUP reload
 runs with the same socket.
 `;
 
-/** Free memory in 4 KiB pages (MemAvailable), for the defense strategies' amemthresh. */
-function availablePages(): number {
-  try {
-    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-    return m ? Math.floor(Number(m[1]) / 4) : Number.MAX_SAFE_INTEGER;
-  } catch {
-    return Number.MAX_SAFE_INTEGER;
-  }
-}
-
 function log(msg: string): void {
   process.stderr.write(`lvsd: ${msg}\n`);
 }
@@ -106,8 +80,47 @@ function intOption(v: string | undefined, name: string, def: number, min: number
   return n;
 }
 
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** The daemon's options from parsed argv; throws with the message to print (exit status 2). */
+function daemonOptions(values: Values): DaemonOptions {
+  const ftp = values['ftp-ports'] as string | undefined;
+  const ftpPorts = ftp?.split(',').map((p) => intOption(p.trim(), 'ftp port', 0, 1, 65535));
+  const table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
+  const rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
+  const batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
+  const maxConns = intOption(values['max-conns'] as string | undefined, 'max-conns', DEFAULT_MAX_CONNS, 1, 1 << 24);
+  const metrics = values.metrics as string | undefined;
+  if (metrics !== undefined) parseListen(metrics);
+  const sysctls = ((values.sysctl ?? []) as string[]).map((a) => {
+    try {
+      return parseAssignment(a);
+    } catch (err) {
+      throw new Error(`--sysctl ${a}: ${(err as Error).message}`);
+    }
+  });
+  const configFile = values['config-file'] as string | undefined;
+  return {
+    socket: values.socket as string | undefined,
+    tun: values.tun as string,
+    vipDev: values['vip-dev'] as string | undefined,
+    table,
+    rulePref,
+    routes: !values['no-routes'],
+    batch,
+    maxConns,
+    offload: !values['no-offload'],
+    ftpPorts,
+    sysctls,
+    procfsRoot: values['procfs-root'] as string | undefined,
+    metrics,
+    keepalivedConf: values['keepalived-conf'] as string | undefined,
+    config: configFile === undefined ? undefined : configFileStore(configFile),
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
+  let values: Values;
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -146,236 +159,16 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  let table: number;
-  let rulePref: number;
-  let batch: number;
-  let maxConns: number;
-  let sysctls: { def: SysctlDef; value: number }[];
-  let ftpPorts: number[] | undefined;
+  let options: DaemonOptions;
   try {
-    if (values['ftp-ports'] !== undefined) {
-      ftpPorts = (values['ftp-ports'] as string).split(',').map((p) => intOption(p.trim(), 'ftp port', 0, 1, 65535));
-    }
-    table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
-    rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
-    batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
-    maxConns = intOption(values['max-conns'] as string | undefined, 'max-conns', DEFAULT_MAX_CONNS, 1, 1 << 24);
-    if (values.metrics !== undefined) parseListen(values.metrics as string);
-    sysctls = ((values.sysctl ?? []) as string[]).map((a) => {
-      try {
-        return parseAssignment(a);
-      } catch (err) {
-        throw new Error(`--sysctl ${a}: ${(err as Error).message}`);
-      }
-    });
+    options = daemonOptions(values);
   } catch (err) {
     process.stderr.write(`lvsd: ${(err as Error).message}\n`);
     return 2;
   }
-
-  const sock = socketPath(values.socket as string | undefined);
-  const stateFile = join(dirname(sock), `${sock.split('/').pop()}.state`);
-  const tunName = values.tun as string;
-  const withRoutes = !values['no-routes'];
-
-  mkdirSync(dirname(sock), { recursive: true, mode: 0o755 });
-  // Another lvsd with this socket, alive, keeps its files: find out before touching any. The
-  // lock covers this network namespace (and two starts at once); the socket, a namespace
-  // elsewhere that was given the same --socket.
-  const lock = await lockInstance(`lvsd ${sock}`);
-  if (lock === undefined || (await socketAlive(sock))) {
-    log(`another lvsd is running with control socket ${sock}${lock === undefined ? ' in this network namespace' : ''}`);
-    lock?.release();
-    return 1;
-  }
-  const netns = currentNetns();
-  if (withRoutes) {
-    try {
-      await IpRouteNet.cleanupLeftovers(stateFile, netns, log);
-    } catch (err) {
-      log((err as Error).message);
-      lock.release();
-      return 1;
-    }
-  }
-
-  let io: NativeIo;
-  try {
-    const offload = !values['no-offload'];
-    io = NativeIo.open({ tunName, offload, slab: offload ? Slab.forOffload(batch) : new Slab(batch) });
-  } catch (err) {
-    log(`cannot open TUN device ${tunName}: ${(err as Error).message}`);
-    lock.release();
-    removeRunDirIfEmpty(dirname(sock));
-    return 1;
-  }
-
-  let routing: IpRouteNet | undefined;
-  let host: HostNet = new NoHostNet();
-  if (withRoutes) {
-    routing = new IpRouteNet({
-      tun: io.tunName,
-      table,
-      rulePref,
-      stateFile,
-      netns,
-      vipDev: values['vip-dev'] as string | undefined,
-      log,
-    });
-    host = routing;
-  }
-
-  const engine = new Engine(io, { maxConns });
-  /** lvsd's own devices (the TUN, the firewall-mark input devices), not links to anywhere. */
-  const ownDevice = (name: string): boolean => name === io.tunName || name.startsWith(MARK_DEV_PREFIX);
-  for (const s of sysctls) s.def.set(engine, s.value);
-  if (ftpPorts !== undefined) {
-    engine.ftp.ports.clear();
-    for (const p of ftpPorts) engine.ftp.ports.add(p);
-  }
-  const balancer = new Balancer(engine, host, log);
-  // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
-  const procRoot =
-    (values['procfs-root'] as string | undefined) ??
-    (sock === defaultSocket() ? join(dirname(sock), 'proc') : `${sock}.proc`);
-  const procfs = new ProcfsWriter(procRoot, balancer, log);
-  const writeProcfs = (): void => {
-    try {
-      procfs.refresh();
-    } catch (err) {
-      log(`procfs ${procfs.root}: ${(err as Error).message}`);
-    }
-  };
-  const configFile = values['config-file'] as string | undefined;
-  const saveConfigFile = (): void => {
-    if (configFile === undefined) return;
-    try {
-      saveConfig(configFile, balancer, (svc) => health?.owns(svc) ?? false);
-    } catch (err) {
-      log(`cannot save ${configFile}: ${(err as Error).message}`);
-    }
-  };
-  const server = new ControlServer(balancer, sock, log, saveConfigFile);
-  const keepalivedConf = values['keepalived-conf'] as string | undefined;
-  // The monitor's table changes take their turn with lvsadm's requests.
-  const serialized: HealthTarget = {
-    addService: (spec) => server.exclusive(() => balancer.addService(spec)),
-    editService: (spec) => server.exclusive(() => balancer.editService(spec)),
-    deleteService: (key) => server.exclusive(() => balancer.deleteService(key)),
-    addDest: (key, spec) => server.exclusive(() => balancer.addDest(key, spec)),
-    editDest: (key, spec) => server.exclusive(() => balancer.editDest(key, spec)),
-    deleteDest: (key, dkey) => server.exclusive(() => balancer.deleteDest(key, dkey)),
-  };
-  const probes = new ProbeThread(log);
-  const health =
-    keepalivedConf === undefined
-      ? undefined
-      : new HealthMonitor(serialized, probes.probe, { log, runScript: probes.runScript });
-  balancer.health = health;
-  /**
-   * Read the keepalived configuration and apply it. At start whatever loads is applied (a
-   * rejected block is left out, as keepalived does); a reload with any error, or a file that
-   * cannot be read, changes nothing: a typo must not take a running service down.
-   */
-  const loadKeepalived = async (file: string, monitor: HealthMonitor, reload: boolean): Promise<void> => {
-    const conf = parseKeepalivedConf(file);
-    for (const w of conf.warnings) log(`warning: ${w}`);
-    for (const e of conf.errors) log(`error: ${e}`);
-    if (conf.unreadable || (reload && conf.errors.length > 0)) {
-      log(`${file}: not applied (${conf.errors.length} errors); the running configuration is kept`);
-      return;
-    }
-    await monitor.load(conf);
-    const timeouts = conf.timeouts;
-    if (timeouts) await server.exclusive(async () => balancer.setTimeouts({ ...balancer.getTimeouts(), ...timeouts }));
-    const servers = conf.virtualServers.reduce((n, v) => n + v.realServers.length, 0);
-    log(`${file}: ${conf.virtualServers.length} virtual servers, ${servers} real servers`);
-  };
-  // Routers' frag-needed errors about tunnel packets set the path MTU towards TUN real servers.
-  const icmpIn = new RawReceiver(
-    IPPROTO_ICMP,
-    (buf, off, len) => {
-      parseTunnelFragNeeded(buf, off, len, (dst, src, mtu) => balancer.notePathMtu(dst, src, mtu));
-    },
-    (err) => log(`ICMP receiver: ${(err as Error).message}`),
-  );
-  // The rate estimators run every 2 s, as the kernel's (ip_vs_est).
-  const estTicker = setInterval(() => balancer.estimators.tickAll(), EST_INTERVAL_MS);
-  const ticker = setInterval(() => {
-    engine.defense.update(availablePages());
-    engine.tick();
-    engine.replyMtu = smallestLinkMtu(ownDevice);
-    writeProcfs();
-    // DR/TUN paths: neighbour changes and learnt path MTUs reach the data path within a second.
-    balancer.refreshPaths().catch((err: Error) => log(`path refresh: ${err.message}`));
-  }, 1000);
-
-  let metrics: Server | undefined;
-  /** Stop the timers and servers, close the devices, undo the host changes. */
-  const release = async (): Promise<void> => {
-    clearInterval(ticker);
-    clearInterval(estTicker);
-    health?.shutdown();
-    await probes.close();
-    balancer.sync.close();
-    metrics?.close();
-    await procfs.remove();
-    await server.close().catch(() => {});
-    io.close();
-    icmpIn.close();
-    if (routing) await routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
-    lock.release();
-    removeRunDirIfEmpty(dirname(sock));
-  };
-  let stopping = false;
-  const shutdown = async (why: string, code: number): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    log(`stopping (${why})`);
-    await release();
-    process.exit(code);
-  };
-
-  try {
-    if (routing) await routing.setup();
-    if (configFile !== undefined) {
-      const { applied, failed } = await loadConfig(configFile, balancer, log);
-      if (applied + failed > 0) log(`${configFile}: ${applied} commands applied, ${failed} refused`);
-      saveConfigFile();
-    }
-    if (health && keepalivedConf !== undefined) await loadKeepalived(keepalivedConf, health, false);
-    await server.listen();
-    if (values.metrics !== undefined) metrics = await startMetricsServer(values.metrics as string, balancer);
-  } catch (err) {
-    log((err as Error).message);
-    await release();
-    return 1;
-  }
-
-  process.on('SIGINT', () => void shutdown('SIGINT', 0));
-  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
-  process.on('SIGHUP', () => {
-    if (!health || keepalivedConf === undefined) {
-      log('SIGHUP: nothing to reload (no --keepalived-conf)');
-      return;
-    }
-    log(`SIGHUP: reloading ${keepalivedConf}`);
-    loadKeepalived(keepalivedConf, health, true).catch((err: Error) => log(`reload: ${err.message}`));
-  });
-  process.on('uncaughtException', (err) => {
-    log(`internal error: ${err.stack ?? err.message}`);
-    void shutdown('internal error', 1);
-  });
-
-  io.start(
-    () => engine.poll(),
-    (err) => log(`data path error (packet processing continues): ${(err as Error)?.stack ?? String(err)}`),
-  );
-  engine.replyMtu = smallestLinkMtu(ownDevice);
-  writeProcfs();
-  health?.start();
-  log(`ready: tun ${io.tunName}, control socket ${sock}${withRoutes ? '' : ' (no routes)'}`);
-  // Keep running until a signal arrives.
+  const daemon = await Daemon.start(options, log);
+  if (daemon === undefined) return 1;
+  // Keep running until a signal arrives (the daemon then ends the process).
   return new Promise<number>(() => {});
 }
 

@@ -1,7 +1,8 @@
 // The control plane: the verbs ipvsadm drives (add/edit/delete services and dests, flush, zero,
 // timeouts, listings), checked as the kernel checks them and applied to the engine's tables.
 // Host side effects (routes into the TUN, proxy ARP, reply rules) go through the injected
-// HostNet, so tests run the whole control plane without touching the host.
+// HostNet, so tests run the whole control plane without touching the host. What the data path
+// needs to reach each dest (MTU, DR MAC, tunnel source) is kept by DestPaths (dest-paths.ts).
 
 import type { Engine } from '../core/engine';
 import { ExistsError, InvalidError, LvsError, NoSuchServiceError, NotFoundError } from '../errors';
@@ -27,8 +28,10 @@ import {
 import { TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from '../proto/tcp-states';
 import { UDP_S_NORMAL } from '../proto/udp-states';
 import { getScheduler } from '../sched/registry';
+import { SyncDaemons } from '../sync/daemon';
 import { ipToU32, u32ToIp } from '../wire/addr';
 import { DROP_NAMES } from '../xmit/verdict';
+import { DestPaths } from './dest-paths';
 import { EstimatorSet, newRates, type Rates } from './estimator';
 import type { HostNet } from './host-net';
 import type {
@@ -45,33 +48,8 @@ import type {
   Timeouts,
   VirtualServerSnapshot,
 } from './protocol';
-import { SyncDaemons } from './sync-daemon';
 
 const MAX_TIMEOUT = 2678400;
-const ETHERTYPE_IPV4 = 0x0800;
-const NEIGH_WAIT_TRIES = 20;
-const NEIGH_WAIT_MS = 25;
-/** A DR/TUN dest's route, interface and MTU are looked up again this often. */
-const FULL_REFRESH_MS = 30_000;
-/** How long a path MTU learnt from a router's error holds (the kernel's default, 10 minutes). */
-const PMTU_AGE_MS = 600_000;
-
-/** Add `delta` to a per-address count; returns the new count (entries at 0 are removed). */
-function refCount(counts: Map<number, number>, addr: number, delta: number): number {
-  const n = (counts.get(addr) ?? 0) + delta;
-  if (n > 0) counts.set(addr, n);
-  else counts.delete(addr);
-  return n;
-}
-
-/** The 14-byte Ethernet header of a DR frame: to the real server's MAC, from ours, IPv4. */
-function ethernetHeader(dst: Buffer, src: Buffer): Buffer {
-  const h = Buffer.alloc(14);
-  dst.copy(h, 0, 0, 6);
-  src.copy(h, 6, 0, 6);
-  h.writeUInt16BE(ETHERTYPE_IPV4, 12);
-  return h;
-}
 
 function parseAddr(s: string, what: string): number {
   try {
@@ -92,15 +70,8 @@ function isUnicast(a: number): boolean {
 }
 
 export class Balancer {
-  /** NAT real-server address → number of NAT dests using it (one reply rule each). */
-  private readonly natServers = new Map<number, number>();
-  /** NAT real-server address → the interface its replies are steered from (absent: no route yet). */
-  private readonly natSteered = new Map<number, string>();
-  /** DR real-server address → number of DR dests using it (one managed neighbour entry each). */
-  private readonly drServers = new Map<number, number>();
-  /** DR server addresses whose neighbour entry the host keeps resolved for us. */
-  private readonly drNeighbours = new Set<number>();
-  private refreshing = false;
+  /** What the data path needs to reach each dest (MTU, DR MAC, tunnel source), kept current. */
+  readonly paths: DestPaths;
   /** Rate estimators (ip_vs_est) of the global stats and of every service and dest; tick every 2 s. */
   readonly estimators = new EstimatorSet();
   /** The connection sync daemons (--start-daemon / --stop-daemon). */
@@ -111,10 +82,15 @@ export class Balancer {
   constructor(
     readonly engine: Engine,
     private readonly host: HostNet,
-    private readonly log: (msg: string) => void = () => {},
+    log: (msg: string) => void = () => {},
   ) {
     this.estimators.add(engine.stats);
     this.sync = new SyncDaemons(engine, log);
+    this.paths = new DestPaths(
+      { services: engine.services, openFrameDev: (dev) => engine.io.openFrameDev(dev) },
+      host,
+      log,
+    );
   }
 
   /** The director's global counters (/proc/net/ip_vs_stats). */
@@ -271,7 +247,7 @@ export class Balancer {
     };
     this.engine.dests.register(dest);
     this.estimators.add(dest.stats);
-    await this.methodRef(dest, +1);
+    await this.paths.add(dest);
     // IPVS links a new dest at the head of the service's list.
     svc.dests.unshift(dest);
     svc.sched.addDest?.(svc, dest);
@@ -283,9 +259,9 @@ export class Balancer {
     const dest = this.findDest(svc, spec);
     if (dest === undefined) throw new NotFoundError('No such destination');
     if (dest.fwd !== spec.fwd) {
-      await this.methodRef(dest, -1);
+      await this.paths.remove(dest);
       dest.fwd = spec.fwd as FwdMethod;
-      await this.methodRef(dest, +1);
+      await this.paths.add(dest);
     }
     dest.weight = spec.weight;
     dest.tunType = spec.tunType;
@@ -310,143 +286,17 @@ export class Balancer {
     dest.flags &= ~DEST_F_AVAILABLE;
     this.engine.dests.retire(dest);
     this.estimators.remove(dest.stats);
-    await this.methodRef(dest, -1);
+    await this.paths.remove(dest);
   }
 
-  /**
-   * A dest starts (+1) or stops (-1) using its forwarding method, counted per address: every
-   * method needs a path (resolvePath), NAT servers a reply rule too, DR servers a managed
-   * neighbour entry. A dest without a route is accepted, as the kernel accepts it; what its
-   * method needs is installed once a route appears (refreshPaths).
-   */
-  private async methodRef(dest: Dest, delta: number): Promise<void> {
-    const addr = dest.addr;
-    const users = dest.fwd === FWD_MASQ ? this.natServers : dest.fwd === FWD_DROUTE ? this.drServers : undefined;
-    const n = users === undefined ? 0 : refCount(users, addr, delta);
-    if (delta > 0) {
-      await this.resolvePath(dest);
-      if (dest.noRoute && n === 1) {
-        this.log(
-          `${u32ToIp(addr)}: no route to this real server yet; its packets are dropped (no_route) until one appears`,
-        );
-      }
-      if (dest.fwd === FWD_DROUTE && n === 1 && this.drNeighbours.has(addr)) {
-        // The kernel resolves the MAC within milliseconds on a LAN; wait briefly so the first
-        // packets of the first connection find it.
-        for (let i = 0; i < NEIGH_WAIT_TRIES && dest.l2Header === null; i++) {
-          await new Promise((r) => setTimeout(r, NEIGH_WAIT_MS));
-          await this.resolvePath(dest);
-        }
-      }
-      return;
-    }
-    if (n !== 0) return;
-    if (dest.fwd === FWD_MASQ && this.natSteered.delete(addr)) await this.host.delNatServer(addr);
-    if (dest.fwd === FWD_DROUTE && this.drNeighbours.delete(addr)) await this.host.delDrServer(addr);
+  /** Keep every dest's path current (DestPaths.refresh); lvsd calls it every second. */
+  refreshPaths(now = Date.now()): Promise<void> {
+    return this.paths.refresh(now);
   }
 
-  /**
-   * NAT real server `addr` is reached through `dev` now: steer its replies from there (moving the
-   * rule when the route moved). Nothing to do for an address no NAT dest uses.
-   */
-  private async steerNat(addr: number, dev: string): Promise<void> {
-    if (!this.natServers.has(addr)) return;
-    const was = this.natSteered.get(addr);
-    if (was === dev) return;
-    if (was !== undefined) await this.host.delNatServer(addr);
-    this.natSteered.set(addr, dev);
-    await this.host.addNatServer(addr, dev);
-    if (was !== undefined) this.log(`${u32ToIp(addr)}: the route moved from ${was} to ${dev}; its replies follow`);
-  }
-
-  /** How each DR/TUN server address was last fully resolved (interface, our MAC there, when). */
-  private readonly paths = new Map<number, { dev: string; devMac: Buffer; at: number }>();
-  /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
-  private readonly learntMtu = new Map<number, { mtu: number; until: number }>();
-
-  /**
-   * Look up (spawning `ip`) how to reach a dest and hand the data path what it needs; install
-   * what its method needs from the host the first time a route shows (a NAT server's reply
-   * rule, a DR server's managed neighbour entry).
-   */
-  private async resolvePath(dest: Dest, now = Date.now()): Promise<void> {
-    const dr = dest.fwd === FWD_DROUTE;
-    const path = await this.host.destPath(dest.addr, dr);
-    dest.pathWanted = false;
-    dest.noRoute = path === undefined && this.host.resolves;
-    if (path === undefined) {
-      dest.l2Header = null;
-      return;
-    }
-    this.paths.set(dest.addr, { dev: path.dev, devMac: path.devMac, at: now });
-    const learnt = this.learntMtu.get(dest.addr);
-    dest.mtu = learnt !== undefined && learnt.until > now ? Math.min(path.mtu, learnt.mtu) : path.mtu;
-    dest.tunSrc = path.src;
-    if (dest.fwd === FWD_MASQ) await this.steerNat(dest.addr, path.dev);
-    if (!dr) return;
-    dest.l2Dev = this.engine.io.openFrameDev(path.dev);
-    this.applyMac(dest, path.mac, path.devMac);
-    if (this.drServers.has(dest.addr) && !this.drNeighbours.has(dest.addr)) {
-      this.drNeighbours.add(dest.addr);
-      await this.host.addDrServer(dest.addr, path.dev);
-    }
-  }
-
-  /** Point a DR dest's frames at `mac` (or hold them while it is unknown). */
-  private applyMac(dest: Dest, mac: Buffer | undefined, devMac: Buffer): void {
-    if (mac === undefined) {
-      dest.l2Header = null;
-      return;
-    }
-    const h = dest.l2Header;
-    if (h !== null && h.compare(mac, 0, 6, 0, 6) === 0 && h.compare(devMac, 0, 6, 6, 12) === 0) return;
-    dest.l2Header = ethernetHeader(mac, devMac);
-  }
-
-  /**
-   * Keep every dest's path current (NAT: the MTU towards it; DR: also the MAC; TUN: also the
-   * source address); lvsd calls it every second (a call while one is
-   * running returns at once). Cheap on most calls: DR MACs come from one read of the kernel's
-   * neighbour table. A full resolve (route, interface, MTU: a few `ip` processes) happens for a
-   * dest every FULL_REFRESH_MS, or at once when it has no path or the data path asked for one.
-   */
-  async refreshPaths(now = Date.now()): Promise<void> {
-    if (this.refreshing) return;
-    this.refreshing = true;
-    try {
-      let macs: Map<number, { mac: Buffer; dev: string }> | undefined;
-      for (const svc of [...this.engine.services.list]) {
-        for (const dest of [...svc.dests]) {
-          const known = this.paths.get(dest.addr);
-          if (known === undefined || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
-            await this.resolvePath(dest, now);
-          } else if (dest.fwd === FWD_DROUTE) {
-            macs ??= await this.host.neighbourMacs();
-            const n = macs.get(dest.addr);
-            this.applyMac(dest, n !== undefined && n.dev === known.dev ? n.mac : undefined, known.devMac);
-          }
-        }
-      }
-    } finally {
-      this.refreshing = false;
-    }
-  }
-
-  /**
-   * A router reported that tunnel packets from `src` to `dst` need to fit `mtu`: lower the path
-   * MTU of the TUN dests at `dst` now (the data path then answers larger DF packets with
-   * frag-needed), and remember it for PMTU_AGE_MS, as the kernel remembers learnt PMTUs.
-   */
+  /** A router's frag-needed error about a tunnel packet from `src` to `dst` (DestPaths.notePathMtu). */
   notePathMtu(dst: number, src: number, mtu: number, now = Date.now()): void {
-    let matched = false;
-    for (const svc of this.engine.services.list) {
-      for (const dest of svc.dests) {
-        if (dest.fwd !== FWD_TUNNEL || dest.addr !== dst || dest.tunSrc !== src) continue;
-        matched = true;
-        if (mtu < dest.mtu) dest.mtu = mtu;
-      }
-    }
-    if (matched) this.learntMtu.set(dst, { mtu, until: now + PMTU_AGE_MS });
+    this.paths.notePathMtu(dst, src, mtu, now);
   }
 
   /** -Z: counters to 0 and their estimators restarted (ip_vs_zero_stats / ip_vs_zero_estimator). */

@@ -1,8 +1,8 @@
 // Control-socket snapshots for lvsadm tests: a dest or a service with ipvsadm's defaults and
 // zero counters, overridden field by field.
 
-import { type ConnRows, newConnRows } from '../../src/ctl/procfs-conns';
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, StatsSnapshot } from '../../src/ctl/protocol';
+import { type ConnRows, newConnRows } from '../../src/procfs/conns';
 import { ipToU32 } from '../../src/wire/addr';
 
 export const ZERO: StatsSnapshot = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
@@ -52,7 +52,7 @@ export function service(
 }
 
 /**
- * The procfs worker's table snapshot (procfs-conns.ts ConnRows) holding `conns`, in order: what
+ * The procfs worker's table snapshot (src/procfs/conns.ts ConnRows) holding `conns`, in order: what
  * lets the connection-file tests feed listing-shaped connections to the encoder.
  */
 export function connRows(conns: readonly ConnSnapshot[]): ConnRows {

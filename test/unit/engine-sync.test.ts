@@ -5,8 +5,8 @@
 
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { DaemonSpec } from '../../src/ctl/protocol';
-import { SyncBackup, SyncMaster } from '../../src/ctl/sync-daemon';
 import { CONN_F_SYNC, CONN_F_TEMPLATE, FWD_DROUTE, FWD_MASQ, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import { SyncBackup, SyncMaster } from '../../src/sync/daemon';
 import { decodeMessage, newSyncConn, type SyncConn } from '../../src/wire/sync';
 import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { decodePacket } from '../helpers/packet-assert';

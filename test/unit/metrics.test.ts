@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatMetrics, METRICS_DOC, type MetricsInput } from '../../src/ctl/metrics';
 import type { ServiceSnapshot, StatsSnapshot } from '../../src/ctl/protocol';
 import { FWD_DROUTE, FWD_LOCALNODE, FWD_MASQ, FWD_TUNNEL, IPPROTO_TCP, IPPROTO_UDP } from '../../src/ip-vs';
+import { formatMetrics, METRICS_DOC, type MetricsInput } from '../../src/metrics/format';
 import { dest, service, ZERO } from '../helpers/snapshots';
 
 const IPPROTO_SCTP = 132;

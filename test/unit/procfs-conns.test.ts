@@ -1,10 +1,10 @@
-// The connection files lvsd's procfs worker writes (procfs-conns.ts) from a typed-array snapshot
+// The connection files lvsd's procfs worker writes (procfs/conns.ts) from a typed-array snapshot
 // of the table: the same text as the ConnSnapshot formatters make from -L -c's listing.
 
 import { describe, expect, it } from 'vitest';
-import { emitConnFile, formatConnFiles, snapshotConns } from '../../src/ctl/procfs-conns';
-import { CONN_HEADER, CONN_SYNC_HEADER } from '../../src/ctl/procfs-format';
 import { CONN_F_SYNC, FWD_MASQ, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import { emitConnFile, formatConnFiles, snapshotConns } from '../../src/procfs/conns';
+import { CONN_HEADER, CONN_SYNC_HEADER } from '../../src/procfs/format';
 import { ipToU32, u32ToIp } from '../../src/wire/addr';
 import { destSpec, director, RS1, RS2, svcSpec, VIP } from '../helpers/engine-lab';
 import { packet } from '../helpers/packet-builder';

@@ -4,8 +4,6 @@
 // module under test. Trailing blanks are part of the format and of the goldens.
 
 import { describe, expect, it } from 'vitest';
-import { formatConnFiles } from '../../src/ctl/procfs-conns';
-import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from '../../src/ctl/procfs-format';
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, Snapshot, StatsSnapshot } from '../../src/ctl/protocol';
 import {
   CONN_F_TEMPLATE,
@@ -16,11 +14,13 @@ import {
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
 } from '../../src/ip-vs';
+import { formatConnFiles } from '../../src/procfs/conns';
+import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from '../../src/procfs/format';
 import { u32ToIp } from '../../src/wire/addr';
 import { connRows, dest, service, ZERO } from '../helpers/snapshots';
 
 const lines = (...l: string[]) => `${l.join('\n')}\n`;
-/** The connection files' text for listing-shaped connections (procfs-conns.ts encodes them). */
+/** The connection files' text for listing-shaped connections (procfs/conns.ts encodes them). */
 const formatProcIpVsConn = (conns: readonly ConnSnapshot[]) => formatConnFiles(connRows(conns)).conn;
 const formatProcIpVsConnSync = (conns: readonly ConnSnapshot[]) => formatConnFiles(connRows(conns)).sync;
 const snap = (...services: ServiceSnapshot[]): Snapshot => ({ version: '1.2.1', size: 4096, services });

@@ -1,12 +1,12 @@
-// The worker thread that writes lvsd's /proc connection files (procfs-conns.ts says why): one
+// The worker thread that writes lvsd's /proc connection files (conns.ts says why): one
 // message per refresh, { root, rows }, answered with the milliseconds it took once both files
 // are in place (each encoded through one reused buffer into a temporary file, renamed over the
 // old one).
 
 import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { type ConnRows, emitConnFile } from './procfs-conns';
-import { writeAtomicWith } from './procfs-write';
+import { writeAtomicWith } from './atomic-write';
+import { type ConnRows, emitConnFile } from './conns';
 
 /** The one buffer every refresh encodes through. */
 const buf = Buffer.allocUnsafe(1 << 16);

@@ -185,7 +185,11 @@ export class Lab {
     mkdirSync(nginxDir, { recursive: true });
     writeFileSync(join(nginxDir, 'nginx.conf'), nginxConf(nginxDir));
     const nginx = procs.spawn(this.rs1, ['nginx', '-p', nginxDir, '-c', join(nginxDir, 'nginx.conf')], 'nginx');
-    const echo = procs.spawn(this.rs1, [node, join(root, 'dist/bench/net/echo-server.js'), String(PORT.echo)], 'echo');
+    const echo = procs.spawn(
+      this.rs1,
+      [node, join(root, 'dist-bench/bench/net/echo-server.js'), String(PORT.echo)],
+      'echo',
+    );
     await Promise.all([waitListening(this.rs1, 'tcp', PORT.http, nginx), echo.waitFor('listening')]);
     if (udpNeeded) {
       // The sink's own lifetime bound: longer than any run may take.

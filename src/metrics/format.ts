@@ -15,7 +15,6 @@
 // Counters are 64-bit in the kernel and JS numbers here: integers are printed in full with
 // Number.prototype.toString (exact up to 2^53), never in exponent notation.
 
-import { FWD_NAMES, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 import type {
   DestSnapshot,
   HealthCounters,
@@ -23,7 +22,8 @@ import type {
   Snapshot,
   StatsSnapshot,
   VirtualServerSnapshot,
-} from './protocol';
+} from '../ctl/protocol';
+import { FWD_NAMES, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 
 /** Everything one scrape shows: the control socket's `list` and `engine-stats` answers. */
 export interface MetricsInput {

@@ -1,13 +1,13 @@
 // The two connection files of lvsd's /proc hierarchy (net/ip_vs_conn, net/ip_vs_conn_sync),
 // made from a compact snapshot of the connection table: the data path's thread takes the
 // snapshot (plain typed arrays, about 30 bytes a connection), and a worker thread encodes and
-// writes the files (procfs-worker.ts) through one reused buffer, so a table of hundreds of
+// writes the files (worker.ts) through one reused buffer, so a table of hundreds of
 // thousands of connections costs the data path a copy, and the worker no garbage: the text of
 // 28k connections as strings grew lvsd by 70-140 MB (RSS), a heap it then kept.
 
 import type { Engine } from '../core/engine';
 import { CONN_F_SYNC, ipVsProtoName } from '../ip-vs';
-import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin } from './procfs-format';
+import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin } from './format';
 
 export interface ConnRows {
   n: number;
@@ -101,7 +101,7 @@ function putExpires(buf: Buffer, off: number, seconds: number): number {
 /**
  * One file's bytes (net/ip_vs_conn, or net/ip_vs_conn_sync with `sync`), encoded row by row into
  * `buf` with no string per row; `flush(len)` takes buf[0, len) whenever it is nearly full and at
- * the end. The same text as procConnRow() makes (procfs-format.ts), so a table of hundreds of
+ * the end. The same text as procConnRow() makes (format.ts), so a table of hundreds of
  * thousands of connections costs the worker a reused buffer, not megabytes of garbage.
  */
 export function emitConnFile(r: ConnRows, sync: boolean, buf: Buffer, flush: (len: number) => void): void {

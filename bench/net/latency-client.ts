@@ -1,5 +1,5 @@
 // The benchmark's latency probe, run in the client namespace:
-//   node dist/bench/net/latency-client.js HOST PORT SAMPLES RATE
+//   node dist-bench/bench/net/latency-client.js HOST PORT SAMPLES RATE
 // One TCP connection to an echo server; every 1/RATE s it sends a 16-byte message and times the
 // echo (process.hrtime). The first WARMUP round trips are not kept. Bounded in count (SAMPLES)
 // and in time (a deadline of twice the nominal duration plus 5 s). Prints one JSON line:

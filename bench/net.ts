@@ -2,7 +2,7 @@
 // network namespaces this run builds and removes (netns/lab.sh labs under the prefix lvsb<pid>).
 // Every round runs every path (start rotated), each path's tests back to back, so that the
 // machine's drift hits all paths alike. Prints the table; writes results/bench-<ts>.{json,md,svg}
-// and results/latest.*. See --help, and src/bench/net/tests.ts for how each figure is measured.
+// and results/latest.*. See --help, and bench/net/tests.ts for how each figure is measured.
 //
 // A benchmark, not a test: a path or a tool that fails is recorded as a failed cell and the run
 // goes on; the namespaces are removed at the end, on failure and on SIGINT/SIGTERM/SIGHUP.
@@ -101,7 +101,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('bench: needs root (network namespaces, TUN devices): sudo npm run bench\n');
     return 1;
   }
-  for (const f of ['dist/cli/lvsd.js', 'dist/bench/net/latency-client.js', 'dist/bench/net/echo-server.js']) {
+  for (const f of [
+    'dist/cli/lvsd.js',
+    'dist-bench/bench/net/latency-client.js',
+    'dist-bench/bench/net/echo-server.js',
+  ]) {
     if (!existsSync(join(ROOT, f))) {
       process.stderr.write(`bench: ${f} is missing: run npm run build first\n`);
       return 1;

@@ -1,5 +1,5 @@
 // The text of kernel IPVS's /proc files (REFERENCE.md §1.12), built from control-socket snapshots.
-// Pure: no I/O; procfs.ts writes the results. Each function reproduces the kernel's seq_printf
+// Pure: no I/O; writer.ts writes the results. Each function reproduces the kernel's seq_printf
 // output byte for byte (net/netfilter/ipvs/ip_vs_ctl.c, ip_vs_conn.c), IPv4 only:
 //
 //   formatProcIpVs          /proc/net/ip_vs            ip_vs_info_seq_show
@@ -7,13 +7,14 @@
 //   formatSysctlValue       /proc/sys/net/ipv4/vs/*    proc_dointvec
 //
 // The connection files (ip_vs_conn_seq_show, ip_vs_conn_sync_seq_show) are encoded straight
-// into bytes from a table snapshot by procfs-conns.ts, with the headers and names from here.
+// into bytes from a table snapshot by conns.ts, with the headers and names from here.
 //
 // Rows come out in the order given (the kernel walks its hash tables; the snapshots already
 // hold services, dests and connections in lvsd's table order). Counters are 64-bit in the
 // kernel and JS numbers here: hex is produced with Number.prototype.toString(16), exact up to
 // 2^53, never with 32-bit bitwise operators.
 
+import type { Snapshot, StatsSnapshot } from '../ctl/protocol';
 import {
   CONN_F_SYNC,
   FWD_DROUTE,
@@ -24,7 +25,6 @@ import {
   SVC_F_PERSISTENT,
 } from '../ip-vs';
 import { ipToU32 } from '../wire/addr';
-import type { Snapshot, StatsSnapshot } from './protocol';
 
 /**
  * The kernel keeps a service's persistence timeout in jiffies (timeout * HZ) and /proc/net/ip_vs

@@ -2,18 +2,18 @@
 // kernel's exact formats, under a procfs-style root (default `proc` in the network namespace's
 // run-time directory, run-dir.ts; `--procfs-root`):
 //
-//   <root>/net/ip_vs               services and dests          (procfs-format.ts)
+//   <root>/net/ip_vs               services and dests          (format.ts)
 //   <root>/net/ip_vs_conn          connections and templates
 //   <root>/net/ip_vs_conn_sync     the same with their origin (LOCAL, or SYNC from a master)
 //   <root>/net/ip_vs_stats         global counters and rates
-//   <root>/sys/net/ipv4/vs/<name>  the settings (sysctl.ts), one integer per file
+//   <root>/sys/net/ipv4/vs/<name>  the settings (ctl/sysctl.ts), one integer per file
 //
 // The kernel makes these on read; here they are rewritten every second, each atomically (a
 // temporary file renamed over the old one), so a reader never sees half a file. Tools that read
 // the kernel's files read these unchanged when pointed at the root (node_exporter's
 // --path.procfs). The connection files cost time in proportion to the table (about 1 µs a
 // row), so the data path's thread only snapshots the table into typed arrays and a worker
-// thread formats and writes them (procfs-conns.ts, procfs-worker.ts). They are refreshed every
+// thread formats and writes them (conns.ts, worker.ts). They are refreshed every
 // second up to about 30 000 connections, then less often, so that the worker spends at most
 // WORKER_BUDGET_MS a second on average (100 000 connections: every 4 s here). Without the
 // worker's compiled file (unit tests run the TypeScript sources) they are written inline, within
@@ -22,11 +22,11 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { Balancer } from './balancer';
-import { connRowsBuffers, formatConnFiles, snapshotConns } from './procfs-conns';
-import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from './procfs-format';
-import { writeAtomic } from './procfs-write';
-import { readSysctls } from './sysctl';
+import type { Balancer } from '../ctl/balancer';
+import { readSysctls } from '../ctl/sysctl';
+import { writeAtomic } from './atomic-write';
+import { connRowsBuffers, formatConnFiles, snapshotConns } from './conns';
+import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from './format';
 
 /**
  * Milliseconds a second the connection files may take on average: the worker's (on another
@@ -34,7 +34,7 @@ import { readSysctls } from './sysctl';
  */
 const WORKER_BUDGET_MS = 250;
 const CONN_BUDGET_MS = 10;
-const WORKER_FILE = join(__dirname, 'procfs-worker.js');
+const WORKER_FILE = join(__dirname, 'worker.js');
 
 export class ProcfsWriter {
   /** Seconds until the connection files are due again. */

@@ -1,10 +1,10 @@
-// `lvsd --metrics ADDR:PORT`: GET /metrics in the Prometheus text format (metrics.ts renders it
+// `lvsd --metrics ADDR:PORT`: GET /metrics in the Prometheus text format (format.ts renders it
 // from a snapshot of the balancer and the engine's counters, taken per scrape).
 
 import { createServer, type Server } from 'node:http';
+import type { Balancer } from '../ctl/balancer';
 import { FRAG_COMPLETE } from '../wire/reassembly';
-import type { Balancer } from './balancer';
-import { formatMetrics, type MetricsInput } from './metrics';
+import { formatMetrics, type MetricsInput } from './format';
 
 export function metricsInput(b: Balancer): MetricsInput {
   const e = b.engine;

@@ -5,8 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from '../../ctl/client';
-import type { EngineStats } from '../../ctl/protocol';
+import { request } from '../../src/ctl/client';
+import type { EngineStats } from '../../src/ctl/protocol';
 import { DIR_ADDR, KNAT_VIP, type Lab, type LabKind, PORT, VIP } from './labs';
 import type { PathId } from './options';
 import { firstLines, nsExec, nsRun, type Proc, type ProcRegistry, waitListening } from './proc';

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { SEQ_IN, SEQ_OUT } from '../app/seq-adjust';
 import type { Engine, SyncSink } from '../core/engine';
+import type { DaemonSpec } from '../ctl/protocol';
 import { ExistsError, InvalidError, LvsError } from '../errors';
 import { CONN_F_APP, CONN_F_SEQ_MASK, IPPROTO_IP } from '../ip-vs';
 import {
@@ -34,7 +35,6 @@ import {
   SYNC_REASON_NAMES,
   type SyncConn,
 } from '../wire/sync';
-import type { DaemonSpec } from './protocol';
 
 /** A message waits at most this long for more entries (IPVS_SYNC_FLUSH_TIME, 2 s). */
 export const SYNC_FLUSH_MS = 2000;

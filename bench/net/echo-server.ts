@@ -1,5 +1,5 @@
 // A TCP echo server for the benchmark's latency test, run on a real server:
-//   node dist/bench/net/echo-server.js PORT
+//   node dist-bench/bench/net/echo-server.js PORT
 // Listens on every address (DR and TUN real servers answer from the VIP they own).
 
 import { createServer } from 'node:net';

@@ -5,14 +5,14 @@
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Engine } from '../core/engine';
-import { Balancer } from '../ctl/balancer';
-import { NoHostNet } from '../ctl/host-net';
-import { FWD_MASQ, IPPROTO_TCP } from '../ip-vs';
-import { MemoryIo } from '../native/memory-io';
-import { ipToU32 } from '../wire/addr';
-import { Ipv4Repr } from '../wire/ipv4';
-import { TCP_ACK, TCP_PSH, TCP_SYN, TcpRepr } from '../wire/tcp';
+import { Engine } from '../src/core/engine';
+import { Balancer } from '../src/ctl/balancer';
+import { NoHostNet } from '../src/ctl/host-net';
+import { FWD_MASQ, IPPROTO_TCP } from '../src/ip-vs';
+import { MemoryIo } from '../src/native/memory-io';
+import { ipToU32 } from '../src/wire/addr';
+import { Ipv4Repr } from '../src/wire/ipv4';
+import { TCP_ACK, TCP_PSH, TCP_SYN, TcpRepr } from '../src/wire/tcp';
 
 const VIP = '192.168.0.1';
 const FLOWS = 1000;

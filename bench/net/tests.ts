@@ -306,7 +306,7 @@ async function latency(ctx: TestCtx): Promise<TestOutcome> {
       lab.client,
       ctx.gen([
         process.execPath,
-        join(ctx.root, 'dist/bench/net/latency-client.js'),
+        join(ctx.root, 'dist-bench/bench/net/latency-client.js'),
         target,
         String(PORT.echo),
         String(n),

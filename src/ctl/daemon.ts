@@ -1,0 +1,358 @@
+// lvsd's wiring: the TUN and the packet engine, the Balancer and the host's routing, the control
+// socket, the /proc files, the metrics endpoint, the health monitor, the timers, the signals and
+// the shutdown, built from parsed options (cli/lvsd.ts parses argv and starts a Daemon).
+//
+// Start order matters. The instance lock and the check that nothing answers on the control
+// socket come first: another lvsd with this socket, alive, keeps its files, so nothing may be
+// touched before (not even a killed run's leftovers, which are removed next). Then the TUN is
+// opened, the pieces are built, and only once the host is set up, the configuration loaded and
+// the socket listening does the data path start. A start that fails undoes what it did.
+
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import { Engine } from '../core/engine';
+import { parseKeepalivedConf } from '../health/keepalived-conf';
+import { HealthMonitor, type HealthTarget } from '../health/monitor';
+import { ProbeThread } from '../health/probe-thread';
+import { IPPROTO_ICMP } from '../ip-vs';
+import { startMetricsServer } from '../metrics/server';
+import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
+import { Slab } from '../native/packet-io';
+import { RawReceiver } from '../native/raw-receiver';
+import { ProcfsWriter } from '../procfs/writer';
+import { currentNetns, type NetnsId, removeRunDirIfEmpty } from '../run-dir';
+import { Balancer } from './balancer';
+import { EST_INTERVAL_MS } from './estimator';
+import { type HostNet, NoHostNet } from './host-net';
+import { type InstanceLock, lockInstance } from './instance-lock';
+import { parseTunnelFragNeeded, smallestLinkMtu } from './pmtu';
+import { defaultSocket, type ServiceKey, socketPath } from './protocol';
+import { IpRouteNet } from './routing';
+import { ControlServer, socketAlive } from './server';
+import type { SysctlDef } from './sysctl';
+
+/** The engine's timer wheel, defense strategies, /proc files and DR/TUN paths advance this often. */
+const TICK_MS = 1000;
+
+/**
+ * Where `--config-file` keeps the table (cli/config-file.ts: lvsadm's syntax, which the control
+ * plane does not parse itself).
+ */
+export interface ConfigStore {
+  readonly path: string;
+  /** Apply the file; returns how many commands were applied and how many refused. */
+  load(b: Balancer, log: (msg: string) => void): Promise<{ applied: number; failed: number }>;
+  /** Rewrite the file atomically from the table, leaving out the services `skip` names. */
+  save(b: Balancer, skip: (svc: ServiceKey) => boolean): void;
+}
+
+/** lvsd's options, parsed and checked (cli/lvsd.ts's --help says what each does). */
+export interface DaemonOptions {
+  /** --socket; undefined or '': $LVS_SOCKET, else the namespace's default (socketPath). */
+  socket: string | undefined;
+  tun: string;
+  vipDev: string | undefined;
+  table: number;
+  rulePref: number;
+  /** Install routes, rules, proxy-ARP entries and sysctls (false: --no-routes). */
+  routes: boolean;
+  batch: number;
+  maxConns: number;
+  offload: boolean;
+  /** --ftp-ports; undefined keeps the FTP helper's default ports. */
+  ftpPorts: number[] | undefined;
+  sysctls: { def: SysctlDef; value: number }[];
+  procfsRoot: string | undefined;
+  /** --metrics ADDR:PORT, already checked with parseListen. */
+  metrics: string | undefined;
+  keepalivedConf: string | undefined;
+  config: ConfigStore | undefined;
+}
+
+/** Free memory in 4 KiB pages (MemAvailable), for the defense strategies' amemthresh. */
+function availablePages(): number {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    return m ? Math.floor(Number(m[1]) / 4) : Number.MAX_SAFE_INTEGER;
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+}
+
+/** What Daemon.start holds before the pieces are built: the lock, the TUN, where the files go. */
+interface Claimed {
+  sock: string;
+  stateFile: string;
+  netns: NetnsId;
+  lock: InstanceLock;
+  io: NativeIo;
+}
+
+export class Daemon {
+  private readonly sock: string;
+  private readonly lock: InstanceLock;
+  private readonly io: NativeIo;
+  private readonly engine: Engine;
+  private readonly balancer: Balancer;
+  private readonly routing: IpRouteNet | undefined;
+  private readonly procfs: ProcfsWriter;
+  private readonly server: ControlServer;
+  private readonly probes: ProbeThread;
+  private readonly health: HealthMonitor | undefined;
+  private readonly icmpIn: RawReceiver;
+  private readonly estTicker: NodeJS.Timeout;
+  private readonly ticker: NodeJS.Timeout;
+  private metrics: Server | undefined;
+  private stopping = false;
+
+  /**
+   * Start lvsd: resolves with the running daemon, or undefined when it cannot start (the reason
+   * logged, everything it did undone). Once running it handles SIGINT, SIGTERM (stop), SIGHUP
+   * (reload --keepalived-conf) and uncaught exceptions (stop, exit code 1) itself.
+   */
+  static async start(opts: DaemonOptions, log: (msg: string) => void): Promise<Daemon | undefined> {
+    const sock = socketPath(opts.socket);
+    const stateFile = join(dirname(sock), `${sock.split('/').pop()}.state`);
+
+    mkdirSync(dirname(sock), { recursive: true, mode: 0o755 });
+    // Another lvsd with this socket, alive, keeps its files: find out before touching any. The
+    // lock covers this network namespace (and two starts at once); the socket, a namespace
+    // elsewhere that was given the same --socket.
+    const lock = await lockInstance(`lvsd ${sock}`);
+    if (lock === undefined || (await socketAlive(sock))) {
+      log(
+        `another lvsd is running with control socket ${sock}${lock === undefined ? ' in this network namespace' : ''}`,
+      );
+      lock?.release();
+      return undefined;
+    }
+    const netns = currentNetns();
+    if (opts.routes) {
+      try {
+        await IpRouteNet.cleanupLeftovers(stateFile, netns, log);
+      } catch (err) {
+        log((err as Error).message);
+        lock.release();
+        return undefined;
+      }
+    }
+
+    let io: NativeIo;
+    try {
+      const slab = opts.offload ? Slab.forOffload(opts.batch) : new Slab(opts.batch);
+      io = NativeIo.open({ tunName: opts.tun, offload: opts.offload, slab });
+    } catch (err) {
+      log(`cannot open TUN device ${opts.tun}: ${(err as Error).message}`);
+      lock.release();
+      removeRunDirIfEmpty(dirname(sock));
+      return undefined;
+    }
+
+    const daemon = new Daemon(opts, log, { sock, stateFile, netns, lock, io });
+    return (await daemon.run()) ? daemon : undefined;
+  }
+
+  /** Build the pieces around the claimed TUN; the timers start here, the data path in run(). */
+  private constructor(
+    private readonly opts: DaemonOptions,
+    private readonly log: (msg: string) => void,
+    claimed: Claimed,
+  ) {
+    const { sock, io } = claimed;
+    this.sock = sock;
+    this.lock = claimed.lock;
+    this.io = io;
+
+    let host: HostNet = new NoHostNet();
+    if (opts.routes) {
+      this.routing = new IpRouteNet({
+        tun: io.tunName,
+        table: opts.table,
+        rulePref: opts.rulePref,
+        stateFile: claimed.stateFile,
+        netns: claimed.netns,
+        vipDev: opts.vipDev,
+        log,
+      });
+      host = this.routing;
+    }
+
+    const engine = new Engine(io, { maxConns: opts.maxConns });
+    this.engine = engine;
+    for (const s of opts.sysctls) s.def.set(engine, s.value);
+    if (opts.ftpPorts !== undefined) {
+      engine.ftp.ports.clear();
+      for (const p of opts.ftpPorts) engine.ftp.ports.add(p);
+    }
+    const balancer = new Balancer(engine, host, log);
+    this.balancer = balancer;
+    // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
+    const procRoot = opts.procfsRoot ?? (sock === defaultSocket() ? join(dirname(sock), 'proc') : `${sock}.proc`);
+    this.procfs = new ProcfsWriter(procRoot, balancer, log);
+    const server = new ControlServer(balancer, sock, log, () => this.saveConfig());
+    this.server = server;
+    // The monitor's table changes take their turn with lvsadm's requests.
+    const serialized: HealthTarget = {
+      addService: (spec) => server.exclusive(() => balancer.addService(spec)),
+      editService: (spec) => server.exclusive(() => balancer.editService(spec)),
+      deleteService: (key) => server.exclusive(() => balancer.deleteService(key)),
+      addDest: (key, spec) => server.exclusive(() => balancer.addDest(key, spec)),
+      editDest: (key, spec) => server.exclusive(() => balancer.editDest(key, spec)),
+      deleteDest: (key, dkey) => server.exclusive(() => balancer.deleteDest(key, dkey)),
+    };
+    this.probes = new ProbeThread(log);
+    this.health =
+      opts.keepalivedConf === undefined
+        ? undefined
+        : new HealthMonitor(serialized, this.probes.probe, { log, runScript: this.probes.runScript });
+    balancer.health = this.health;
+    // Routers' frag-needed errors about tunnel packets set the path MTU towards TUN real servers.
+    this.icmpIn = new RawReceiver(
+      IPPROTO_ICMP,
+      (buf, off, len) => {
+        parseTunnelFragNeeded(buf, off, len, (dst, src, mtu) => balancer.notePathMtu(dst, src, mtu));
+      },
+      (err) => log(`ICMP receiver: ${(err as Error).message}`),
+    );
+    // The rate estimators run every 2 s, as the kernel's (ip_vs_est).
+    this.estTicker = setInterval(() => balancer.estimators.tickAll(), EST_INTERVAL_MS);
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** Once a second. */
+  private tick(): void {
+    this.engine.defense.update(availablePages());
+    this.engine.tick();
+    this.engine.replyMtu = smallestLinkMtu(this.ownDevice);
+    this.writeProcfs();
+    // DR/TUN paths: neighbour changes and learnt path MTUs reach the data path within a second.
+    this.balancer.refreshPaths().catch((err: Error) => this.log(`path refresh: ${err.message}`));
+  }
+
+  /** lvsd's own devices (the TUN, the firewall-mark input devices), not links to anywhere. */
+  private readonly ownDevice = (name: string): boolean => name === this.io.tunName || name.startsWith(MARK_DEV_PREFIX);
+
+  private writeProcfs(): void {
+    try {
+      this.procfs.refresh();
+    } catch (err) {
+      this.log(`procfs ${this.procfs.root}: ${(err as Error).message}`);
+    }
+  }
+
+  private saveConfig(): void {
+    const config = this.opts.config;
+    if (config === undefined) return;
+    try {
+      config.save(this.balancer, (svc) => this.health?.owns(svc) ?? false);
+    } catch (err) {
+      this.log(`cannot save ${config.path}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Set up the host, load the configuration, listen, then start the data path. False when a
+   * step fails (logged, everything undone).
+   */
+  private async run(): Promise<boolean> {
+    const { opts, log, health } = this;
+    try {
+      if (this.routing) await this.routing.setup();
+      if (opts.config !== undefined) {
+        const { applied, failed } = await opts.config.load(this.balancer, log);
+        if (applied + failed > 0) log(`${opts.config.path}: ${applied} commands applied, ${failed} refused`);
+        this.saveConfig();
+      }
+      if (health && opts.keepalivedConf !== undefined) await this.loadKeepalived(opts.keepalivedConf, health, false);
+      await this.server.listen();
+      if (opts.metrics !== undefined) this.metrics = await startMetricsServer(opts.metrics, this.balancer);
+    } catch (err) {
+      log((err as Error).message);
+      await this.release();
+      return false;
+    }
+
+    process.on('SIGINT', () => void this.stop('SIGINT', 0));
+    process.on('SIGTERM', () => void this.stop('SIGTERM', 0));
+    process.on('SIGHUP', () => this.reload());
+    process.on('uncaughtException', (err) => {
+      log(`internal error: ${err.stack ?? err.message}`);
+      void this.stop('internal error', 1);
+    });
+
+    this.io.start(
+      () => this.engine.poll(),
+      (err) => log(`data path error (packet processing continues): ${(err as Error)?.stack ?? String(err)}`),
+    );
+    this.engine.replyMtu = smallestLinkMtu(this.ownDevice);
+    this.writeProcfs();
+    health?.start();
+    log(`ready: tun ${this.io.tunName}, control socket ${this.sock}${opts.routes ? '' : ' (no routes)'}`);
+    return true;
+  }
+
+  /**
+   * Read the keepalived configuration and apply it. At start whatever loads is applied (a
+   * rejected block is left out, as keepalived does); a reload with any error, or a file that
+   * cannot be read, changes nothing: a typo must not take a running service down.
+   */
+  private async loadKeepalived(file: string, monitor: HealthMonitor, reload: boolean): Promise<void> {
+    const { log, balancer } = this;
+    const conf = parseKeepalivedConf(file);
+    for (const w of conf.warnings) log(`warning: ${w}`);
+    for (const e of conf.errors) log(`error: ${e}`);
+    if (conf.unreadable || (reload && conf.errors.length > 0)) {
+      log(`${file}: not applied (${conf.errors.length} errors); the running configuration is kept`);
+      return;
+    }
+    await monitor.load(conf);
+    const timeouts = conf.timeouts;
+    if (timeouts) {
+      await this.server.exclusive(async () => balancer.setTimeouts({ ...balancer.getTimeouts(), ...timeouts }));
+    }
+    const servers = conf.virtualServers.reduce((n, v) => n + v.realServers.length, 0);
+    log(`${file}: ${conf.virtualServers.length} virtual servers, ${servers} real servers`);
+  }
+
+  /** SIGHUP: reload --keepalived-conf, applying only the difference. */
+  reload(): void {
+    const file = this.opts.keepalivedConf;
+    if (!this.health || file === undefined) {
+      this.log('SIGHUP: nothing to reload (no --keepalived-conf)');
+      return;
+    }
+    this.log(`SIGHUP: reloading ${file}`);
+    this.loadKeepalived(file, this.health, true).catch((err: Error) => this.log(`reload: ${err.message}`));
+  }
+
+  /**
+   * Stop (logging `why`), remove everything lvsd installed, and end the process with `code`.
+   * Once: a call while stopping does nothing.
+   */
+  async stop(why: string, code: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log(`stopping (${why})`);
+    await this.release();
+    process.exit(code);
+  }
+
+  /** Stop the timers and servers, close the devices, undo the host changes. */
+  private async release(): Promise<void> {
+    const { log } = this;
+    clearInterval(this.ticker);
+    clearInterval(this.estTicker);
+    this.health?.shutdown();
+    await this.probes.close();
+    this.balancer.sync.close();
+    this.metrics?.close();
+    await this.procfs.remove();
+    await this.server.close().catch(() => {});
+    this.io.close();
+    this.icmpIn.close();
+    if (this.routing) await this.routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
+    this.lock.release();
+    removeRunDirIfEmpty(dirname(this.sock));
+  }
+}

@@ -1,0 +1,215 @@
+// Path upkeep: what the data path needs to reach each real server, kept current by the control
+// plane. Every dest gets its path MTU; a DR dest also its frame device and the Ethernet header
+// to its MAC (Dest.l2Dev, l2Header); a TUN dest also the director's source address towards it
+// (Dest.tunSrc). What a method needs from the host is installed through the injected HostNet
+// once per real-server address, the first time a route towards it shows: a NAT server's reply
+// rule (moved when the route moves), a DR server's managed neighbour entry (the kernel then
+// resolves and re-validates the MAC itself).
+//
+// The Balancer tells this module when a dest starts or stops using its method (add, remove),
+// and lvsd calls refresh() every second and notePathMtu() for each router's frag-needed error
+// about a tunnel packet. A dest without a route is accepted, as the kernel accepts it
+// (Dest.noRoute: its packets are dropped as no_route until a route appears).
+//
+// Path upkeep must not fork in the steady state (a fork of lvsd blocks the event loop for
+// 0.5-3 ms): most refreshes only read the kernel's neighbour table (HostNet.neighbourMacs);
+// a full resolve (HostNet.destPath: `ip route get`, `ip link`, `ip neigh`) happens per dest
+// every FULL_REFRESH_MS, or at once when it has no path or the data path asked for one.
+
+import { type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, type Service } from '../ip-vs';
+import { u32ToIp } from '../wire/addr';
+import { ETH, ETH_ALEN, ethernetHeader } from '../wire/ethernet';
+import type { HostNet } from './host-net';
+
+/** A new DR server's MAC is polled this many times, this often, before its first packets. */
+const NEIGH_WAIT_TRIES = 20;
+const NEIGH_WAIT_MS = 25;
+/** A DR/TUN dest's route, interface and MTU are looked up again this often. */
+const FULL_REFRESH_MS = 30_000;
+/** How long a path MTU learnt from a router's error holds (the kernel's default, 10 minutes). */
+const PMTU_AGE_MS = 600_000;
+
+/** What path upkeep needs of the data plane. */
+export interface PathPlane {
+  /** The services in table order, each with its dests. */
+  readonly services: { readonly list: readonly Service[] };
+  /** The frame device (txDev) of interface `dev`'s packet socket, opened on first use. */
+  openFrameDev(dev: string): number;
+}
+
+/** Add `delta` to a per-address count; returns the new count (entries at 0 are removed). */
+function refCount(counts: Map<number, number>, addr: number, delta: number): number {
+  const n = (counts.get(addr) ?? 0) + delta;
+  if (n > 0) counts.set(addr, n);
+  else counts.delete(addr);
+  return n;
+}
+
+export class DestPaths {
+  /** NAT real-server address → number of NAT dests using it (one reply rule each). */
+  private readonly natServers = new Map<number, number>();
+  /** NAT real-server address → the interface its replies are steered from (absent: no route yet). */
+  private readonly natSteered = new Map<number, string>();
+  /** DR real-server address → number of DR dests using it (one managed neighbour entry each). */
+  private readonly drServers = new Map<number, number>();
+  /** DR server addresses whose neighbour entry the host keeps resolved for us. */
+  private readonly drNeighbours = new Set<number>();
+  /** How each DR/TUN server address was last fully resolved (interface, our MAC there, when). */
+  private readonly resolved = new Map<number, { dev: string; devMac: Buffer; at: number }>();
+  /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
+  private readonly learntMtu = new Map<number, { mtu: number; until: number }>();
+  private refreshing = false;
+
+  constructor(
+    private readonly plane: PathPlane,
+    private readonly host: HostNet,
+    private readonly log: (msg: string) => void = () => {},
+  ) {}
+
+  /** `dest` starts using its forwarding method (added, or edited to another method). */
+  add(dest: Dest): Promise<void> {
+    return this.methodRef(dest, +1);
+  }
+
+  /** `dest` stops using its forwarding method (deleted, or edited to another method). */
+  remove(dest: Dest): Promise<void> {
+    return this.methodRef(dest, -1);
+  }
+
+  /**
+   * A dest starts (+1) or stops (-1) using its forwarding method, counted per address: every
+   * method needs a path (resolvePath), NAT servers a reply rule too, DR servers a managed
+   * neighbour entry. A dest without a route is accepted, as the kernel accepts it; what its
+   * method needs is installed once a route appears (refresh).
+   */
+  private async methodRef(dest: Dest, delta: number): Promise<void> {
+    const addr = dest.addr;
+    const users = dest.fwd === FWD_MASQ ? this.natServers : dest.fwd === FWD_DROUTE ? this.drServers : undefined;
+    const n = users === undefined ? 0 : refCount(users, addr, delta);
+    if (delta > 0) {
+      await this.resolvePath(dest);
+      if (dest.noRoute && n === 1) {
+        this.log(
+          `${u32ToIp(addr)}: no route to this real server yet; its packets are dropped (no_route) until one appears`,
+        );
+      }
+      if (dest.fwd === FWD_DROUTE && n === 1 && this.drNeighbours.has(addr)) {
+        // The kernel resolves the MAC within milliseconds on a LAN; wait briefly so the first
+        // packets of the first connection find it.
+        for (let i = 0; i < NEIGH_WAIT_TRIES && dest.l2Header === null; i++) {
+          await new Promise((r) => setTimeout(r, NEIGH_WAIT_MS));
+          await this.resolvePath(dest);
+        }
+      }
+      return;
+    }
+    if (n !== 0) return;
+    if (dest.fwd === FWD_MASQ && this.natSteered.delete(addr)) await this.host.delNatServer(addr);
+    if (dest.fwd === FWD_DROUTE && this.drNeighbours.delete(addr)) await this.host.delDrServer(addr);
+  }
+
+  /**
+   * NAT real server `addr` is reached through `dev` now: steer its replies from there (moving the
+   * rule when the route moved). Nothing to do for an address no NAT dest uses.
+   */
+  private async steerNat(addr: number, dev: string): Promise<void> {
+    if (!this.natServers.has(addr)) return;
+    const was = this.natSteered.get(addr);
+    if (was === dev) return;
+    if (was !== undefined) await this.host.delNatServer(addr);
+    this.natSteered.set(addr, dev);
+    await this.host.addNatServer(addr, dev);
+    if (was !== undefined) this.log(`${u32ToIp(addr)}: the route moved from ${was} to ${dev}; its replies follow`);
+  }
+
+  /**
+   * Look up (spawning `ip`) how to reach a dest and hand the data path what it needs; install
+   * what its method needs from the host the first time a route shows (a NAT server's reply
+   * rule, a DR server's managed neighbour entry).
+   */
+  private async resolvePath(dest: Dest, now = Date.now()): Promise<void> {
+    const dr = dest.fwd === FWD_DROUTE;
+    const path = await this.host.destPath(dest.addr, dr);
+    dest.pathWanted = false;
+    dest.noRoute = path === undefined && this.host.resolves;
+    if (path === undefined) {
+      dest.l2Header = null;
+      return;
+    }
+    this.resolved.set(dest.addr, { dev: path.dev, devMac: path.devMac, at: now });
+    const learnt = this.learntMtu.get(dest.addr);
+    dest.mtu = learnt !== undefined && learnt.until > now ? Math.min(path.mtu, learnt.mtu) : path.mtu;
+    dest.tunSrc = path.src;
+    if (dest.fwd === FWD_MASQ) await this.steerNat(dest.addr, path.dev);
+    if (!dr) return;
+    dest.l2Dev = this.plane.openFrameDev(path.dev);
+    this.applyMac(dest, path.mac, path.devMac);
+    if (this.drServers.has(dest.addr) && !this.drNeighbours.has(dest.addr)) {
+      this.drNeighbours.add(dest.addr);
+      await this.host.addDrServer(dest.addr, path.dev);
+    }
+  }
+
+  /** Point a DR dest's frames at `mac` (or hold them while it is unknown). */
+  private applyMac(dest: Dest, mac: Buffer | undefined, devMac: Buffer): void {
+    if (mac === undefined) {
+      dest.l2Header = null;
+      return;
+    }
+    const h = dest.l2Header;
+    if (
+      h !== null &&
+      h.compare(mac, 0, ETH_ALEN, ETH.DST, ETH.DST + ETH_ALEN) === 0 &&
+      h.compare(devMac, 0, ETH_ALEN, ETH.SRC, ETH.SRC + ETH_ALEN) === 0
+    ) {
+      return;
+    }
+    dest.l2Header = ethernetHeader(mac, devMac);
+  }
+
+  /**
+   * Keep every dest's path current (NAT: the MTU towards it; DR: also the MAC; TUN: also the
+   * source address); lvsd calls it every second (a call while one is
+   * running returns at once). Cheap on most calls: DR MACs come from one read of the kernel's
+   * neighbour table. A full resolve (route, interface, MTU: a few `ip` processes) happens for a
+   * dest every FULL_REFRESH_MS, or at once when it has no path or the data path asked for one.
+   */
+  async refresh(now = Date.now()): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      let macs: Map<number, { mac: Buffer; dev: string }> | undefined;
+      for (const svc of [...this.plane.services.list]) {
+        for (const dest of [...svc.dests]) {
+          const known = this.resolved.get(dest.addr);
+          if (known === undefined || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
+            await this.resolvePath(dest, now);
+          } else if (dest.fwd === FWD_DROUTE) {
+            macs ??= await this.host.neighbourMacs();
+            const n = macs.get(dest.addr);
+            this.applyMac(dest, n !== undefined && n.dev === known.dev ? n.mac : undefined, known.devMac);
+          }
+        }
+      }
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  /**
+   * A router reported that tunnel packets from `src` to `dst` need to fit `mtu`: lower the path
+   * MTU of the TUN dests at `dst` now (the data path then answers larger DF packets with
+   * frag-needed), and remember it for PMTU_AGE_MS, as the kernel remembers learnt PMTUs.
+   */
+  notePathMtu(dst: number, src: number, mtu: number, now = Date.now()): void {
+    let matched = false;
+    for (const svc of this.plane.services.list) {
+      for (const dest of svc.dests) {
+        if (dest.fwd !== FWD_TUNNEL || dest.addr !== dst || dest.tunSrc !== src) continue;
+        matched = true;
+        if (mtu < dest.mtu) dest.mtu = mtu;
+      }
+    }
+    if (matched) this.learntMtu.set(dst, { mtu, until: now + PMTU_AGE_MS });
+  }
+}
