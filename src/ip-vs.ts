@@ -363,3 +363,6 @@ export function serviceProtoName(protocol: number): ServiceProtoName | undefined
 export function isServiceProtoName(name: string): name is ServiceProtoName {
   return SERVICE_PROTO_NAMES.some((n) => n === name);
 }
+
+/** The FTP control port (ip_vs_ftp): persistent FTP services stick every port, the helper watches it. */
+export const FTP_PORT = 21;

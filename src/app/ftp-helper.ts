@@ -17,26 +17,20 @@
 // GSO packets (never FTP commands in practice) pass unchanged; a packet with a partial checksum
 // has it completed first, since a resized payload needs a full one.
 
-import type { ConnTable } from '../conn/conn-table';
 import { CONN_F_IN_SEQ, CONN_F_OUT_SEQ } from '../ip-vs';
 import { TCP_S_ESTABLISHED } from '../proto/tcp-states';
-import { IPV4, type Ipv4View } from '../wire/ipv4';
+import { IPV4 } from '../wire/ipv4';
 import { TcpView } from '../wire/tcp';
+import { completeChecksum } from '../xmit/common';
+import type { PacketContext } from '../xmit/packet-context';
 import { FTP_NOT_PASSIVE, FtpMatch, find227, find229, findEprt, findPort, isPasv, rewriteAddrPort } from './ftp';
 import { SEQ_IN, SEQ_OUT, SeqAdjust } from './seq-adjust';
 
 export const DEFAULT_FTP_PORTS: readonly number[] = [21];
 
 /** What the helper needs of the engine. */
-export interface FtpHost {
-  readonly ip: Ipv4View;
-  readonly conns: ConnTable;
-  gsoSize: number;
-  csumStart: number;
-  /** Finish the current packet's partial checksum. */
-  completeChecksum(): void;
-  /** Largest the current packet may grow to (its slot's room). */
-  packetRoom(): number;
+/** Where the helper's expected data connections are made (the engine's, core/ftp-expect.ts). */
+export interface FtpExpect {
   /**
    * Expect a data connection <caddr:cport, vaddr:vport -> daddr:dport> controlled by c, bound
    * to c's dest; cport 0 means "any client port" (filled in by the first packet).
@@ -62,16 +56,16 @@ export class FtpHelper {
   }
 
   /** A client's packet of FTP control connection c. */
-  in(h: FtpHost, c: number): void {
-    if (h.gsoSize !== 0) return;
-    const conns = h.conns;
-    const tcp = this.pointAt(h);
+  in(x: PacketContext, c: number, expect: FtpExpect): void {
+    if (x.gsoSize !== 0) return;
+    const conns = x.conns;
+    const tcp = this.pointAt(x);
     const flags = conns.flags[c]!;
     if ((flags & CONN_F_OUT_SEQ) !== 0) tcp.setAckWithChecksumUpdate(this.seq.fixAck(c, SEQ_OUT, tcp.ack));
     if ((flags & CONN_F_IN_SEQ) !== 0) tcp.setSeqWithChecksumUpdate(this.seq.fixSeq(c, SEQ_IN, tcp.seq));
     const len = tcp.payloadLen;
     if (len === 0 || conns.state[c] !== TCP_S_ESTABLISHED) return;
-    const buf = h.ip.buf;
+    const buf = x.ip.buf;
     const off = tcp.payloadOffset;
     // The reply to PASV/EPSV came (or never will): the next command ends the passive wait.
     const pasv = isPasv(buf, off, len) !== FTP_NOT_PASSIVE;
@@ -82,14 +76,14 @@ export class FtpHelper {
     else if (findEprt(buf, off, len, m)) this.counts.eprt++;
     else return;
     // The real server connects from its port 20 (the control port - 1) to the client's address.
-    h.expectConn(c, m.addr, m.port, conns.vport[c]! - 1, conns.daddr[c]!, conns.dport[c]! - 1);
+    expect.expectConn(c, m.addr, m.port, conns.vport[c]! - 1, conns.daddr[c]!, conns.dport[c]! - 1);
   }
 
   /** A real server's packet of FTP control connection c. */
-  out(h: FtpHost, c: number): void {
-    if (h.gsoSize !== 0) return;
-    const conns = h.conns;
-    const tcp = this.pointAt(h);
+  out(x: PacketContext, c: number, expect: FtpExpect): void {
+    if (x.gsoSize !== 0) return;
+    const conns = x.conns;
+    const tcp = this.pointAt(x);
     const flags = conns.flags[c]!;
     const seq = tcp.seq;
     if ((flags & CONN_F_OUT_SEQ) !== 0) tcp.setSeqWithChecksumUpdate(this.seq.fixSeq(c, SEQ_OUT, seq));
@@ -98,7 +92,7 @@ export class FtpHelper {
     if (len === 0 || conns.state[c] !== TCP_S_ESTABLISHED || c >= this.passive.length || this.passive[c] === 0) {
       return;
     }
-    const ip = h.ip;
+    const ip = x.ip;
     const buf = ip.buf;
     const off = tcp.payloadOffset;
     const m = this.match;
@@ -106,8 +100,8 @@ export class FtpHelper {
     // rewritten like the first one (seq-adjust.ts ignores its second length change).
     if (find227(buf, off, len, m)) {
       this.counts.pasv++;
-      h.expectConn(c, conns.caddr[c]!, 0, m.port, m.addr, m.port);
-      const room = h.packetRoom() - (off - ip.off);
+      expect.expectConn(c, conns.caddr[c]!, 0, m.port, m.addr, m.port);
+      const room = x.packetRoom() - (off - ip.off);
       const newLen = rewriteAddrPort(buf, off, len, m, conns.vaddr[c]!, m.port, room);
       if (newLen < 0) return;
       const diff = newLen - len;
@@ -123,14 +117,14 @@ export class FtpHelper {
       tcp.fillChecksum(ip.srcAddr, ip.dstAddr);
     } else if (find229(buf, off, len, m)) {
       this.counts.epsv++;
-      h.expectConn(c, conns.caddr[c]!, 0, m.port, conns.daddr[c]!, m.port);
+      expect.expectConn(c, conns.caddr[c]!, 0, m.port, conns.daddr[c]!, m.port);
     }
   }
 
   /** The TCP view on the current packet, its checksum complete. */
-  private pointAt(h: FtpHost): TcpView {
-    if (h.csumStart !== 0) h.completeChecksum();
-    const ip = h.ip;
+  private pointAt(x: PacketContext): TcpView {
+    if (x.csumStart !== 0) completeChecksum(x);
+    const ip = x.ip;
     this.tcp.reset(ip.buf, ip.payloadOffset, ip.payloadLen);
     return this.tcp;
   }

@@ -46,6 +46,47 @@ function mix(h: number): number {
   return h;
 }
 
+/**
+ * A new connection's fields, for `insert`: each caller fills one record it keeps and reuses (no
+ * allocation per connection), by name, so two numbers cannot change places unnoticed.
+ */
+export interface ConnInit {
+  protocol: number;
+  caddr: number;
+  cport: number;
+  vaddr: number;
+  vport: number;
+  daddr: number;
+  dport: number;
+  /** The dest's id (DestRegistry), or NIL while unbound (a synced connection). */
+  dest: number;
+  /** The forwarding method (FWD_*): the transmitter bound to the connection. */
+  xmit: number;
+  /** IP_VS_CONN_F_*. */
+  flags: number;
+  state: number;
+  /** Seconds until it expires unless a packet or tick restarts it. */
+  timeout: number;
+}
+
+/** A zeroed ConnInit, to keep and fill for each insert. */
+export function newConnInit(): ConnInit {
+  return {
+    protocol: 0,
+    caddr: 0,
+    cport: 0,
+    vaddr: 0,
+    vport: 0,
+    daddr: 0,
+    dport: 0,
+    dest: NIL,
+    xmit: 0,
+    flags: 0,
+    state: 0,
+    timeout: 0,
+  };
+}
+
 export class ConnTable {
   /** Number of live (hashed) connections. */
   count = 0;
@@ -177,36 +218,23 @@ export class ConnTable {
    * Insert a connection and hash it in both indexes. Returns its id, or NIL when the table holds
    * maxConns entries (or no slot is free at the largest capacity).
    */
-  insert(
-    protocol: number,
-    caddr: number,
-    cport: number,
-    vaddr: number,
-    vport: number,
-    daddr: number,
-    dport: number,
-    dest: number,
-    xmit: number,
-    flags: number,
-    state: number,
-    timeout: number,
-    now: number,
-  ): number {
+  insert(e: ConnInit, now: number): number {
     if (this.count >= this.maxConns) return NIL;
     if (this.freeHead === NIL && !this.grow(this.capacity * 2)) return NIL;
     const c = this.freeHead;
     this.freeHead = this.inNext[c];
-    this.protocol[c] = protocol;
-    this.caddr[c] = caddr;
-    this.cport[c] = cport;
-    this.vaddr[c] = vaddr;
-    this.vport[c] = vport;
-    this.daddr[c] = daddr;
-    this.dport[c] = dport;
-    this.dest[c] = dest;
-    this.xmit[c] = xmit;
-    this.flags[c] = flags;
-    this.state[c] = state;
+    const timeout = e.timeout;
+    this.protocol[c] = e.protocol;
+    this.caddr[c] = e.caddr;
+    this.cport[c] = e.cport;
+    this.vaddr[c] = e.vaddr;
+    this.vport[c] = e.vport;
+    this.daddr[c] = e.daddr;
+    this.dport[c] = e.dport;
+    this.dest[c] = e.dest;
+    this.xmit[c] = e.xmit;
+    this.flags[c] = e.flags;
+    this.state[c] = e.state;
     this.timeout[c] = timeout;
     this.expires[c] = now + timeout;
     this.control[c] = NIL;

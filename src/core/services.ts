@@ -2,7 +2,7 @@
 // <protocol, vaddr, vport>, the set of virtual addresses, and the dest registry that gives every
 // dest a small numeric id so connections can refer to it from a typed array.
 
-import { type Dest, IPPROTO_TCP, IPPROTO_UDP, type Service } from '../ip-vs';
+import { type Dest, FTP_PORT, IPPROTO_TCP, IPPROTO_UDP, type Service } from '../ip-vs';
 
 function protoIndex(protocol: number): number {
   return protocol === IPPROTO_TCP ? 0 : protocol === IPPROTO_UDP ? 1 : 2;
@@ -12,9 +12,6 @@ function protoIndex(protocol: number): number {
 export function serviceKey(protocol: number, addr: number, port: number): number {
   return (addr * 65536 + port) * 4 + protoIndex(protocol);
 }
-
-/** The FTP control port: services on it count for ip_vs_service_find's FTP data fallback. */
-export const FTP_PORT = 21;
 
 function isFtp(svc: Service): boolean {
   return svc.protocol === IPPROTO_TCP && svc.port === FTP_PORT;

@@ -23,7 +23,7 @@ import type {
   StatsSnapshot,
   VirtualServerSnapshot,
 } from '../ctl/protocol';
-import { FWD_NAMES, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
+import { FWD_NAMES, serviceProtoName } from '../ip-vs';
 
 /** Everything one scrape shows: the control socket's `list` and `engine-stats` answers. */
 export interface MetricsInput {
@@ -480,16 +480,7 @@ function formatValue(n: number): string {
 
 function protocolLabel(svc: ServiceSnapshot): string {
   if (svc.fwmark !== 0) return 'fwm';
-  switch (svc.protocol) {
-    case IPPROTO_TCP:
-      return 'tcp';
-    case IPPROTO_UDP:
-      return 'udp';
-    case IPPROTO_SCTP:
-      return 'sctp';
-    default:
-      return String(svc.protocol);
-  }
+  return serviceProtoName(svc.protocol)?.toLowerCase() ?? String(svc.protocol);
 }
 
 /** masq, local, tunnel, route (the FWD_* method names in lower case). */

@@ -1,14 +1,22 @@
 // Typed loader for the lvs_native addon (native/src/addon.c): a thin, synchronous syscall layer.
-// The .node file is resolved by an explicit path from the repository root, which is two levels
-// up from both src/native/addon.ts (vitest) and dist/native/addon.js (after tsc). The addon is
-// loaded on first use, so importing this module never needs a built addon.
+// The .node file is resolved by an explicit path from the repository root (REPO_ROOT). The
+// addon is loaded on first use, so importing this module never needs a built addon.
 //
 // Errors from the kernel are thrown as `NativeError` (code = errno name, syscall = the failing
 // call); bad arguments as TypeError / RangeError before any memory is touched.
 
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 
-export const REPO_ROOT = path.resolve(__dirname, '../..');
+/**
+ * The checkout: the nearest folder above this module with a package.json (src/native in tests,
+ * dist/native when built, dist-bench/src/native in the benchmark's build).
+ */
+export const REPO_ROOT = ((): string => {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 export const ADDON_PATH = path.join(REPO_ROOT, 'native', 'build', 'Release', 'lvs_native.node');
 
 /** What the addon throws for a failed syscall. */

@@ -7,7 +7,7 @@
 //   It goes by UDP to the multicast group (224.0.0.81:8848 by default) out of the named
 //   interface, with TTL 1 and no loopback.
 // - backup: joins the group on the named interface and applies every entry of every message
-//   whose syncid matches (0: any) to the engine (Engine.syncedConn): the backup then holds
+//   whose syncid matches (0: any) to the engine (apply.ts): the backup then holds
 //   copies of the master's connections, so after a failover their packets keep going to the
 //   same real servers.
 //
@@ -35,6 +35,7 @@ import {
   SYNC_REASON_NAMES,
   type SyncConn,
 } from '../wire/sync';
+import { applySyncConn } from './apply';
 
 /** A message waits at most this long for more entries (IPVS_SYNC_FLUSH_TIME, 2 s). */
 export const SYNC_FLUSH_MS = 2000;
@@ -193,7 +194,7 @@ export class SyncBackup {
   private readonly entry: SyncConn = newSyncConn();
   private readonly apply = (e: SyncConn): void => {
     this.counters.conns++;
-    this.engine.syncedConn(e);
+    applySyncConn(this.engine, e);
   };
 
   constructor(

@@ -243,6 +243,35 @@ export class Ipv4View extends HeaderView {
 }
 
 /**
+ * Write a 20-byte IPv4 header (no options) at buf[off] and fill its checksum. `flagsFrag` is the
+ * 16-bit flags + fragment-offset field (offset in 8-byte units).
+ */
+export function writeIpv4Header(
+  buf: Buffer,
+  off: number,
+  tos: number,
+  totalLen: number,
+  id: number,
+  flagsFrag: number,
+  ttl: number,
+  protocol: number,
+  src: number,
+  dst: number,
+): void {
+  buf[off + IPV4.VER_IHL] = 0x45;
+  buf[off + IPV4.TOS] = tos;
+  buf.writeUInt16BE(totalLen, off + IPV4.TOTAL_LEN);
+  buf.writeUInt16BE(id & 0xffff, off + IPV4.ID);
+  buf.writeUInt16BE(flagsFrag, off + IPV4.FLAGS_FRAG);
+  buf[off + IPV4.TTL] = ttl;
+  buf[off + IPV4.PROTOCOL] = protocol;
+  buf.writeUInt16BE(0, off + IPV4.CHECKSUM);
+  buf.writeUInt32BE(src >>> 0, off + IPV4.SRC);
+  buf.writeUInt32BE(dst >>> 0, off + IPV4.DST);
+  buf.writeUInt16BE(checksum(buf, off, IPV4.MIN_HEADER), off + IPV4.CHECKSUM);
+}
+
+/**
  * A parsed IPv4 header as plain fields: for the control plane, tests and packets the engine
  * builds itself (ICMP errors, IPIP outer headers). Options are not kept: emit writes 20 bytes.
  */
@@ -286,17 +315,18 @@ export class Ipv4Repr {
 
   /** Write a 20-byte header (no options) at buf[off], checksum included. */
   emit(buf: Buffer, off: number): void {
-    buf[off + IPV4.VER_IHL] = 0x45;
-    buf[off + IPV4.TOS] = this.tos;
-    buf.writeUInt16BE(IPV4.MIN_HEADER + this.payloadLen, off + IPV4.TOTAL_LEN);
-    buf.writeUInt16BE(this.id & 0xffff, off + IPV4.ID);
     const flags = (this.dontFrag ? IPV4_DF : 0) | (this.moreFrags ? IPV4_MF : 0);
-    buf.writeUInt16BE(flags | ((this.fragOffset >>> 3) & IPV4_FRAG_OFFSET_MASK), off + IPV4.FLAGS_FRAG);
-    buf[off + IPV4.TTL] = this.ttl;
-    buf[off + IPV4.PROTOCOL] = this.protocol;
-    buf.writeUInt16BE(0, off + IPV4.CHECKSUM);
-    buf.writeUInt32BE(this.srcAddr >>> 0, off + IPV4.SRC);
-    buf.writeUInt32BE(this.dstAddr >>> 0, off + IPV4.DST);
-    buf.writeUInt16BE(checksum(buf, off, IPV4.MIN_HEADER), off + IPV4.CHECKSUM);
+    writeIpv4Header(
+      buf,
+      off,
+      this.tos,
+      IPV4.MIN_HEADER + this.payloadLen,
+      this.id,
+      flags | ((this.fragOffset >>> 3) & IPV4_FRAG_OFFSET_MASK),
+      this.ttl,
+      this.protocol,
+      this.srcAddr,
+      this.dstAddr,
+    );
   }
 }

@@ -15,6 +15,13 @@
 // of the headers each segment repeats (a hint). Offsets count from the first byte after this
 // header: the IPv4 header on a TUN, the Ethernet header on a packet socket.
 
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
+import { checksum } from './checksum';
+import { ICMP } from './icmp';
+import type { Ipv4View } from './ipv4';
+import { TCP } from './tcp';
+import { UDP } from './udp';
+
 export const VNET_HDR_LEN = 10;
 
 export const VNET = {
@@ -57,4 +64,69 @@ export function writeVnetHdr(
   buf.writeUInt16LE(gsoSize, off + VNET.GSO_SIZE);
   buf.writeUInt16LE(csumStart, off + VNET.CSUM_START);
   buf.writeUInt16LE(csumOffset, off + VNET.CSUM_OFFSET);
+}
+
+/** What a received virtio_net_hdr says of its packet: the offload state kept per packet. */
+export interface VnetState {
+  /** Payload bytes per segment of a TCP GSO packet, else 0. */
+  gsoSize: number;
+  /** Start of a partial L4 checksum region from the IPv4 header; 0: the checksum is complete. */
+  csumStart: number;
+  /** Offset of the partial checksum field from csumStart. */
+  csumOffset: number;
+}
+
+/**
+ * Read the virtio_net_hdr at buf[h], in front of the IPv4 packet `ip` (checkLen passed), into
+ * `out`; `counts` counts partial checksums and GSO packets. False when it cannot be honoured: a
+ * partial checksum must be TCP's or UDP's own field (ICMP's own, or inside the packet, for other
+ * protocols) and never on a fragment (it covers the whole datagram); a GSO packet must be TCPv4
+ * with a partial checksum and not a fragment. A partial checksum of another protocol than TCP or
+ * UDP is completed here, as the device would have: nothing rewrites those through a partial sum.
+ */
+export function readVnetHdr(
+  buf: Buffer,
+  h: number,
+  ip: Ipv4View,
+  out: VnetState,
+  counts: { partial: number; gso: number },
+): boolean {
+  out.gsoSize = 0;
+  out.csumStart = 0;
+  if ((buf[h + VNET.FLAGS]! & VNET_F_NEEDS_CSUM) !== 0) {
+    const start = buf.readUInt16LE(h + VNET.CSUM_START);
+    const offset = buf.readUInt16LE(h + VNET.CSUM_OFFSET);
+    const p = ip.protocol;
+    if (ip.isFragment) return false;
+    if (p === IPPROTO_TCP || p === IPPROTO_UDP) {
+      if (start !== ip.headerLen || offset !== (p === IPPROTO_TCP ? TCP.CHECKSUM : UDP.CHECKSUM)) return false;
+    } else if (start < ip.headerLen || (p === IPPROTO_ICMP && (start !== ip.headerLen || offset !== ICMP.CHECKSUM))) {
+      return false;
+    }
+    if (start + offset + 2 > ip.totalLen) return false;
+    counts.partial++;
+    if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) {
+      const at = ip.off + start;
+      buf.writeUInt16BE(checksum(buf, at, ip.totalLen - start), at + offset);
+    } else {
+      out.csumStart = start;
+      out.csumOffset = offset;
+    }
+  }
+  const gsoType = buf[h + VNET.GSO_TYPE]!;
+  if (gsoType !== VNET_GSO_NONE) {
+    const size = buf.readUInt16LE(h + VNET.GSO_SIZE);
+    if (
+      gsoType !== VNET_GSO_TCPV4 ||
+      out.csumStart === 0 ||
+      size === 0 ||
+      ip.protocol !== IPPROTO_TCP ||
+      ip.isFragment
+    ) {
+      return false;
+    }
+    out.gsoSize = size;
+    counts.gso++;
+  }
+  return true;
 }

@@ -2,8 +2,9 @@
 // server's own outbound traffic, which the reply rule also steers into the TUN) is forwarded
 // unchanged.
 
-import { sendRouted, type XmitContext } from './common';
+import { sendRouted } from './common';
+import type { PacketContext } from './packet-context';
 
-export function bypass(x: XmitContext): number {
+export function bypass(x: PacketContext): number {
   return sendRouted(x, false);
 }

@@ -26,66 +26,20 @@
 //   TUN: the kernel cannot segment inside IP-in-IP from user space, so a GSO packet is cut into
 //     complete segments here (gso.ts) and each is encapsulated; a partial checksum is completed.
 
-import type { ConnTable } from '../conn/conn-table';
-import { type Dest, IPPROTO_UDP } from '../ip-vs';
+import { IPPROTO_UDP } from '../ip-vs';
 import { TX_DEV_RAW, TX_DEV_TUN } from '../native/packet-io';
-import type { ProtoHandler } from '../proto/proto';
 import { checksum } from '../wire/checksum';
-import { IPV4, type Ipv4View } from '../wire/ipv4';
 import { TCP } from '../wire/tcp';
 import { VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
+import type { PacketContext } from './packet-context';
 import { TX } from './verdict';
-
-export interface XmitContext {
-  readonly ip: Ipv4View;
-  readonly conns: ConnTable;
-  /** The dest of the connection being transmitted. */
-  dest: Dest;
-  /** The current packet's protocol handler, its view pointed at the L4 header. */
-  l4: ProtoHandler;
-  /** Set by a transmitter returning TX: the bytes to send and the device (txDev) to send them on. */
-  outOff: number;
-  outLen: number;
-  outDev: number;
-  /** Bytes of virtio_net_hdr before each received packet: 10 with TUN offloads, else 0. */
-  readonly vnetHdr: number;
-  /** Payload bytes per segment of the current packet when it is a TCP GSO packet, else 0. */
-  gsoSize: number;
-  /** Start of the current packet's partial L4 checksum region from its IPv4 header; 0: complete. */
-  csumStart: number;
-  /** Offset of the partial checksum field from csumStart. */
-  csumOffset: number;
-  /**
-   * The current packet is a datagram reassembled from fragments (in the slab's big slot, a
-   * zeroed virtio_net_hdr before it with offloads): routed ones go back through the TUN, so the
-   * kernel fragments them again on the way out.
-   */
-  reassembled: boolean;
-  /**
-   * The smallest MTU of the director's own links: a NAT reply above it may not fit the link
-   * towards its client, so it goes through the kernel's forward path (which fragments it or
-   * answers frag-needed) instead of the raw socket (which would refuse it).
-   */
-  readonly replyMtu: number;
-  /** Queue one more output packet now (generated ICMP, fragments). False when the batch is full. */
-  queue(off: number, len: number, dev: number): boolean;
-  /**
-   * Offset of a free slot for a generated packet (headroom before it). When all are in use the
-   * queued output is sent first and the slots reused, so queue each slot before asking for the next.
-   */
-  genSlot(): number;
-  /** Largest packet a slot holds. */
-  readonly slotCapacity: number;
-  /** The next IPv4 identification for a header this director originates. */
-  nextIpId(): number;
-}
 
 /** A forwarding method: one per IP_VS_CONN_F_FWD_MASK value, bound to a connection at creation. */
 export interface Transmitter {
   /** A client's packet (client → virtual service). Returns TX or a drop reason. */
-  in(x: XmitContext, c: number): number;
+  in(x: PacketContext, c: number): number;
   /** A real server's reply (only NAT sees them). Returns TX or a drop reason. */
-  out(x: XmitContext, c: number): number;
+  out(x: PacketContext, c: number): number;
 }
 
 /**
@@ -94,7 +48,7 @@ export interface Transmitter {
  * reassembled datagram or one over the path MTU without DF, `viaKernel`, which the kernel
  * fragments), with TTL + 1 when `restoreTtl` (that forward decrements it again).
  */
-export function sendRouted(x: XmitContext, restoreTtl: boolean, viaKernel = false): number {
+export function sendRouted(x: PacketContext, restoreTtl: boolean, viaKernel = false): number {
   const ip = x.ip;
   if (x.gsoSize !== 0 || viaKernel || x.reassembled) {
     if (restoreTtl && ip.ttl < 255) ip.incTtlWithChecksumUpdate();
@@ -116,7 +70,7 @@ export function sendRouted(x: XmitContext, restoreTtl: boolean, viaKernel = fals
 }
 
 /** Finish the current packet's partial L4 checksum (what a NIC does for CHECKSUM_PARTIAL). */
-export function completeChecksum(x: XmitContext): void {
+export function completeChecksum(x: PacketContext): void {
   const ip = x.ip;
   const start = ip.off + x.csumStart;
   let c = checksum(ip.buf, start, ip.off + ip.totalLen - start);
@@ -126,42 +80,13 @@ export function completeChecksum(x: XmitContext): void {
 }
 
 /** Bytes of the TCP header of the current packet (its data offset; parsed and checked before). */
-export function tcpHeaderLen(x: XmitContext): number {
+export function tcpHeaderLen(x: PacketContext): number {
   return (x.ip.buf[x.ip.payloadOffset + TCP.DATA_OFF]! >> 4) << 2;
 }
 
 /** Largest IPv4 packet the current one stands for: one segment of a GSO packet, else itself. */
-export function wireLen(x: XmitContext): number {
+export function wireLen(x: PacketContext): number {
   const ip = x.ip;
   if (x.gsoSize === 0) return ip.totalLen;
   return Math.min(ip.totalLen, ip.headerLen + tcpHeaderLen(x) + x.gsoSize);
-}
-
-/**
- * Write a 20-byte IPv4 header (no options) at buf[off] and fill its checksum. `flagsFrag` is the
- * 16-bit flags + fragment-offset field (offset in 8-byte units).
- */
-export function writeIpv4Header(
-  buf: Buffer,
-  off: number,
-  tos: number,
-  totalLen: number,
-  id: number,
-  flagsFrag: number,
-  ttl: number,
-  protocol: number,
-  src: number,
-  dst: number,
-): void {
-  buf[off + IPV4.VER_IHL] = 0x45;
-  buf[off + IPV4.TOS] = tos;
-  buf.writeUInt16BE(totalLen, off + IPV4.TOTAL_LEN);
-  buf.writeUInt16BE(id & 0xffff, off + IPV4.ID);
-  buf.writeUInt16BE(flagsFrag, off + IPV4.FLAGS_FRAG);
-  buf[off + IPV4.TTL] = ttl;
-  buf[off + IPV4.PROTOCOL] = protocol;
-  buf.writeUInt16BE(0, off + IPV4.CHECKSUM);
-  buf.writeUInt32BE(src >>> 0, off + IPV4.SRC);
-  buf.writeUInt32BE(dst >>> 0, off + IPV4.DST);
-  buf.writeUInt16BE(checksum(buf, off, IPV4.MIN_HEADER), off + IPV4.CHECKSUM);
 }

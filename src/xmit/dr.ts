@@ -8,14 +8,15 @@
 import { fragmentCount, writeFragment } from '../wire/fragment';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, writeVnetHdr } from '../wire/vnet';
 import { bypass } from './bypass';
-import { completeChecksum, type Transmitter, tcpHeaderLen, wireLen, type XmitContext } from './common';
+import { completeChecksum, type Transmitter, tcpHeaderLen, wireLen } from './common';
 import { sendFragNeeded } from './icmp-error';
+import type { PacketContext } from './packet-context';
 import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 const ETH_HEADER = 14;
 
 /** The current packet (no DF, not GSO) as fragments of at most `mtu` bytes, one frame each. */
-function sendFragments(x: XmitContext, header: Buffer, mtu: number): number {
+function sendFragments(x: PacketContext, header: Buffer, mtu: number): number {
   const ip = x.ip;
   if (x.csumStart !== 0) completeChecksum(x);
   const buf = ip.buf;
@@ -35,7 +36,7 @@ function sendFragments(x: XmitContext, header: Buffer, mtu: number): number {
 }
 
 export const dr: Transmitter = {
-  in(x: XmitContext, _c: number): number {
+  in(x: PacketContext, _c: number): number {
     const dest = x.dest;
     const header = dest.l2Header;
     if (header === null) {

@@ -10,18 +10,19 @@ import { IPPROTO_TCP } from '../ip-vs';
 import { checksum, pseudoHeaderSum } from '../wire/checksum';
 import { IPV4 } from '../wire/ipv4';
 import { TCP, TCP_CWR, TCP_FIN, TCP_PSH } from '../wire/tcp';
-import { tcpHeaderLen, type XmitContext } from './common';
+import { tcpHeaderLen } from './common';
+import type { PacketContext } from './packet-context';
 import { D_TOO_BIG, TX_QUEUED } from './verdict';
 
 /** Takes one finished segment at buf[off, off + len) (headroom before it) and queues it. */
-export type SegmentSink = (x: XmitContext, off: number, len: number) => number;
+export type SegmentSink = (x: PacketContext, off: number, len: number) => number;
 
 /**
  * Cut the current packet (x.gsoSize > 0) into segments and pass each to `sink`. Returns
  * TX_QUEUED, D_TOO_BIG when a segment does not fit a slot, or the first drop reason `sink`
  * returns (the segments before it are already queued).
  */
-export function segmentTcp(x: XmitContext, sink: SegmentSink): number {
+export function segmentTcp(x: PacketContext, sink: SegmentSink): number {
   const ip = x.ip;
   const buf = ip.buf;
   const ipOff = ip.off;

@@ -7,15 +7,15 @@ import { IPPROTO_ICMP } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { checksum, update16 } from '../wire/checksum';
 import { ICMP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST } from '../wire/icmp';
-import { IPV4 } from '../wire/ipv4';
+import { IPV4, writeIpv4Header } from '../wire/ipv4';
 import { V_BAD_CHECKSUM } from '../wire/verdict';
-import { writeIpv4Header, type XmitContext } from './common';
+import type { PacketContext } from './packet-context';
 import { D_NO_SERVICE, TX } from './verdict';
 
 const ECHO_TTL = 64;
 
 /** Answer the current packet if it is an ICMP echo request; else D_NO_SERVICE. */
-export function answerEcho(x: XmitContext): number {
+export function answerEcho(x: PacketContext): number {
   const ip = x.ip;
   const buf = ip.buf;
   const icmp = ip.payloadOffset;

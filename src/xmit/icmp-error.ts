@@ -8,9 +8,9 @@
 import { IPPROTO_ICMP } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { checksum } from '../wire/checksum';
-import { ICMP, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED } from '../wire/icmp';
-import { IPV4 } from '../wire/ipv4';
-import { writeIpv4Header, type XmitContext } from './common';
+import { ICMP, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpTypeIsError } from '../wire/icmp';
+import { IPV4, writeIpv4Header } from '../wire/ipv4';
+import type { PacketContext } from './packet-context';
 
 const MAX_ICMP_DATAGRAM = 576;
 const ERROR_TTL = 64;
@@ -19,7 +19,7 @@ const ERROR_TTL = 64;
  * Queue an ICMP error of `type`/`code` with the 32-bit `rest` field about the current packet.
  * False when there is no slot (or batch room) left; the caller still drops the packet.
  */
-export function sendIcmpError(x: XmitContext, type: number, code: number, rest: number): boolean {
+export function sendIcmpError(x: PacketContext, type: number, code: number, rest: number): boolean {
   const ip = x.ip;
   if (!mayAnswer(ip)) return false;
   const off = x.genSlot();
@@ -54,19 +54,16 @@ export function sendIcmpError(x: XmitContext, type: number, code: number, rest: 
  * first, or from a broadcast or multicast source. Checked before the rate limits (a packet never
  * answered spends no credit), and again when the error is built.
  */
-export function mayAnswer(ip: XmitContext['ip']): boolean {
+export function mayAnswer(ip: PacketContext['ip']): boolean {
   if (ip.fragOffset !== 0) return false;
   const src = ip.srcAddr;
   if (src >>> 28 === 0xe || src === 0xffffffff || src === 0) return false;
   if (ip.protocol !== IPPROTO_ICMP) return true;
   if (ip.payloadLen < 1) return false;
-  return !ICMP_ERROR_TYPES.has(ip.buf[ip.payloadOffset]!);
+  return !icmpTypeIsError(ip.buf[ip.payloadOffset]!);
 }
 
-/** ICMP types that are errors (destination unreachable, source quench, redirect, time exceeded, parameter problem). */
-const ICMP_ERROR_TYPES: ReadonlySet<number> = new Set([3, 4, 5, 11, 12]);
-
 /** ICMP "fragmentation needed" with next-hop MTU `mtu` (RFC 1191) about the current packet. */
-export function sendFragNeeded(x: XmitContext, mtu: number): boolean {
+export function sendFragNeeded(x: PacketContext, mtu: number): boolean {
   return sendIcmpError(x, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu & 0xffff);
 }

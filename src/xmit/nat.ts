@@ -6,12 +6,13 @@
 // bigger than the director's smallest link MTU takes the same way: the kernel fragments it or
 // answers frag-needed (to the VIP, relayed to the real server as any ICMP error about it).
 
-import { sendRouted, type Transmitter, wireLen, type XmitContext } from './common';
+import { sendRouted, type Transmitter, wireLen } from './common';
 import { sendFragNeeded } from './icmp-error';
+import type { PacketContext } from './packet-context';
 import { D_FRAG_NEEDED, D_NO_ROUTE, D_TOO_BIG } from './verdict';
 
 export const nat: Transmitter = {
-  in(x: XmitContext, c: number): number {
+  in(x: PacketContext, c: number): number {
     if (x.dest.noRoute) return D_NO_ROUTE;
     // ip_vs_nat_xmit's MTU check, before the rewrite: the client's frag-needed must quote the
     // packet it sent (to the VIP), or it could not match it to its connection.
@@ -31,7 +32,7 @@ export const nat: Transmitter = {
     return sendRouted(x, true, tooBig);
   },
 
-  out(x: XmitContext, c: number): number {
+  out(x: PacketContext, c: number): number {
     const vaddr = x.conns.vaddr[c];
     const daddr = x.conns.daddr[c];
     x.l4.snat(daddr, vaddr, x.conns.vport[c], x.csumStart !== 0);

@@ -8,15 +8,15 @@
 import { IPPROTO_TCP } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { checksum, pseudoHeaderSum } from '../wire/checksum';
-import { IPV4_DF } from '../wire/ipv4';
+import { IPV4_DF, writeIpv4Header } from '../wire/ipv4';
 import { TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp';
-import { writeIpv4Header, type XmitContext } from './common';
+import type { PacketContext } from './packet-context';
 
 const RESET_TTL = 64;
 const RST_LEN = TCP.MIN_HEADER;
 
 /** Queue a reset for the current TCP segment (parsed and checked). False when none is due. */
-export function sendTcpReset(x: XmitContext): boolean {
+export function sendTcpReset(x: PacketContext): boolean {
   const ip = x.ip;
   const buf = ip.buf;
   const t = ip.payloadOffset;

@@ -8,17 +8,26 @@
 
 import { IPPROTO_IPIP } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
-import { IPV4, IPV4_DF, IPV4_MF } from '../wire/ipv4';
+import { IPV4, IPV4_DF, IPV4_MF, writeIpv4Header } from '../wire/ipv4';
 import { bypass } from './bypass';
-import { completeChecksum, type Transmitter, wireLen, writeIpv4Header, type XmitContext } from './common';
+import { completeChecksum, type Transmitter, wireLen } from './common';
 import { segmentTcp } from './gso';
 import { sendFragNeeded } from './icmp-error';
+import type { PacketContext } from './packet-context';
 import { D_FRAG_NEEDED, D_NO_ROUTE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 const OUTER = IPV4.MIN_HEADER;
 
 /** Send the inner packet at (off, len) as outer fragments of at most `mtu` bytes each. */
-function fragment(x: XmitContext, off: number, len: number, mtu: number, id: number, tos: number, ttl: number): number {
+function fragment(
+  x: PacketContext,
+  off: number,
+  len: number,
+  mtu: number,
+  id: number,
+  tos: number,
+  ttl: number,
+): number {
   const dest = x.dest;
   const chunk = (mtu - OUTER) & ~7;
   if (chunk <= 0) return D_TOO_BIG;
@@ -40,7 +49,7 @@ function fragment(x: XmitContext, off: number, len: number, mtu: number, id: num
 }
 
 /** Encapsulate one finished segment at buf[off, off + len) (gso.ts sink); it fits the path MTU. */
-function queueSegment(x: XmitContext, off: number, len: number): number {
+function queueSegment(x: PacketContext, off: number, len: number): number {
   const buf = x.ip.buf;
   const dest = x.dest;
   const df = buf.readUInt16BE(off + IPV4.FLAGS_FRAG) & IPV4_DF;
@@ -61,7 +70,7 @@ function queueSegment(x: XmitContext, off: number, len: number): number {
 }
 
 export const tunnel: Transmitter = {
-  in(x: XmitContext, _c: number): number {
+  in(x: PacketContext, _c: number): number {
     const dest = x.dest;
     if (dest.noRoute) return D_NO_ROUTE;
     const ip = x.ip;

@@ -248,8 +248,8 @@ export function engineFindings(lab: Lab, pushed: number): string[] {
     }
   });
   if (counted !== conns.count) f.push(`conns.count ${conns.count} but forEach visits ${counted}`);
-  const waiting = (e as unknown as { noCportConns: number }).noCportConns;
-  if (waiting !== noCport) f.push(`noCportConns ${waiting} but ${noCport} entries wait for a client port`);
+  const waiting = e.expect.waitingForPort;
+  if (waiting !== noCport) f.push(`${waiting} expected connections wait for a client port, but ${noCport} entries do`);
   let sum = 0;
   const liveServices = new Set(e.services.list);
   for (const x of lab.dests) {

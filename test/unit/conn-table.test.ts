@@ -1,28 +1,27 @@
 // The connection table: both indexes, expiry through the wheel, reuse of freed slots, growth.
 
 import { describe, expect, it } from 'vitest';
-import { ConnTable, NIL } from '../../src/conn/conn-table';
+import { ConnTable, NIL, newConnInit } from '../../src/conn/conn-table';
 
 const TCP = 6;
 const UDP = 17;
 
 function add(t: ConnTable, i: number, now: number, timeout = 60): number {
   // client 10.0.x.y:i → VIP 192.168.0.1:80 → RS 172.16.0.(1+i%2):8080
-  return t.insert(
-    TCP,
-    0x0a000000 + i,
-    1024 + (i & 0xfff),
-    0xc0a80001,
-    80,
-    0xac100001 + (i % 2),
-    8080,
-    i % 2,
-    0,
-    0,
-    0,
-    timeout,
-    now,
-  );
+  const e = newConnInit();
+  e.protocol = TCP;
+  e.caddr = 0x0a000000 + i;
+  e.cport = 1024 + (i & 0xfff);
+  e.vaddr = 0xc0a80001;
+  e.vport = 80;
+  e.daddr = 0xac100001 + (i % 2);
+  e.dport = 8080;
+  e.dest = i % 2;
+  e.xmit = 0;
+  e.flags = 0;
+  e.state = 0;
+  e.timeout = timeout;
+  return t.insert(e, now);
 }
 
 describe('ConnTable', () => {

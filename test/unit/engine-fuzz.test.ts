@@ -19,7 +19,7 @@
 // replays one round alone and prints its shrunk failure.
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Engine } from '../../src/core/engine';
+import { ConnLife } from '../../src/core/conn-life';
 import { FWD_MASQ, FWD_TUNNEL, IPPROTO_UDP } from '../../src/ip-vs';
 import { TX_DEV_TUN } from '../../src/native/packet-io';
 import { ipToU32 } from '../../src/wire/addr';
@@ -178,9 +178,9 @@ describe('the fuzz oracle and invariants', () => {
 
     it('a state change that flips CONN_F_INACTIVE without moving the dest counters', async () => {
       type SetState = (c: number, h: { activeState: number }, dest: unknown, state: number) => void;
-      const proto = Engine.prototype as unknown as { setState: SetState };
+      const proto = ConnLife.prototype as unknown as { setState: SetState };
       const real = proto.setState;
-      vi.spyOn(proto, 'setState').mockImplementation(function (this: Engine, c, h, dest, state) {
+      vi.spyOn(proto, 'setState').mockImplementation(function (this: ConnLife, c, h, dest, state) {
         const counts = dest as { activeConns: number; inactConns: number };
         const saved = [counts.activeConns, counts.inactConns];
         real.call(this, c, h, dest, state);

@@ -6,6 +6,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { DaemonSpec } from '../../src/ctl/protocol';
 import { CONN_F_SYNC, CONN_F_TEMPLATE, FWD_DROUTE, FWD_MASQ, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import { applySyncConn } from '../../src/sync/apply';
 import { SyncBackup, SyncMaster } from '../../src/sync/daemon';
 import { decodeMessage, newSyncConn, type SyncConn } from '../../src/wire/sync';
 import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
@@ -258,10 +259,10 @@ describe('sync backup', () => {
   it("replaces a copy that goes to another real server, but not for a finished one's message", async () => {
     await natService(backup);
     const e = established();
-    backup.engine.syncedConn(e);
-    backup.engine.syncedConn({ ...e, daddr: 0xac100002, flags: FWD_MASQ | 0x100, state: 5 });
+    applySyncConn(backup.engine, e);
+    applySyncConn(backup.engine, { ...e, daddr: 0xac100002, flags: FWD_MASQ | 0x100, state: 5 });
     expect(backup.balancer.connections().map((c) => c.daddr)).toEqual([RS1]);
-    backup.engine.syncedConn({ ...e, daddr: 0xac100002 });
+    applySyncConn(backup.engine, { ...e, daddr: 0xac100002 });
     expect(backup.balancer.connections().map((c) => c.daddr)).toEqual([RS2]);
     const dests = backup.engine.services.list[0]!.dests;
     expect(dests.map((x) => x.addr === 0xac100002 && x.activeConns)).toContain(1);
@@ -274,11 +275,11 @@ describe('sync backup', () => {
     await backup.balancer.addService(key);
     await backup.balancer.addDest(key, destSpec(RS1, 80, { fwd: FWD_DROUTE }));
     const e = established();
-    backup.engine.syncedConn({ ...e, protocol: 132 });
-    backup.engine.syncedConn({ ...e, state: 11 });
-    backup.engine.syncedConn({ ...e, flags: CONN_F_TEMPLATE, state: 2, cport: 0 });
+    applySyncConn(backup.engine, { ...e, protocol: 132 });
+    applySyncConn(backup.engine, { ...e, state: 11 });
+    applySyncConn(backup.engine, { ...e, flags: CONN_F_TEMPLATE, state: 2, cport: 0 });
     expect(backup.engine.synced).toEqual({ created: 0, updated: 0, ignored: 3 });
-    backup.engine.syncedConn(e);
+    applySyncConn(backup.engine, e);
     expect(backup.balancer.connections().map((c) => c.flags)).toEqual([FWD_DROUTE | 0x0080 | CONN_F_SYNC]);
   });
 });
