@@ -68,7 +68,7 @@ function firstLine(cmd: string, args: string[]): string {
   // Version flags print on stdout or stderr and exit 0 or 1, depending on the tool.
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
   if (r.error) return `${cmd}: ${r.error.message}`;
-  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n')[0]!.trim();
+  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n')[0].trim();
 }
 
 function machineInfo(): Record<string, string> {
@@ -197,7 +197,7 @@ async function main(argv: string[]): Promise<number> {
     };
 
     for (let round = 1; round <= profile.rounds; round++) {
-      const order = opts.paths.map((_, i) => opts.paths[(i + round - 1) % opts.paths.length]!);
+      const order = opts.paths.map((_, i) => opts.paths[(i + round - 1) % opts.paths.length]);
       log(`round ${round}/${profile.rounds}: ${order.join(', ')}`);
       for (const pathId of order) {
         const def = PATHS[pathId];

@@ -143,7 +143,7 @@ export interface Cell {
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Whether a sample the median is taken from is a lower bound. */
@@ -151,7 +151,7 @@ function medianIsBound(samples: number[], bounds: boolean[]): boolean {
   if (samples.length === 0) return false;
   const order = samples.map((v, i) => ({ v, b: bounds[i] })).sort((a, b) => a.v - b.v);
   const m = order.length >> 1;
-  return order.length % 2 ? order[m]!.b! : order[m - 1]!.b! || order[m]!.b!;
+  return order.length % 2 ? order[m].b! : order[m - 1].b! || order[m].b!;
 }
 
 export function range(xs: number[]): Range | undefined {

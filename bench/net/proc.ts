@@ -67,7 +67,7 @@ export class Proc {
       this.output += d.toString();
       if (this.output.length > 65536) this.output = this.output.slice(-65536);
       for (let i = this.waiters.length - 1; i >= 0; i--) {
-        const w = this.waiters[i]!;
+        const w = this.waiters[i];
         if (this.output.includes(w.marker)) {
           this.waiters.splice(i, 1);
           w.resolve();

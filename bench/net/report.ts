@@ -61,10 +61,10 @@ export function tableRows(cells: Cell[], paths: PathId[], labels: Record<PathId,
 
 export function textTable(groups: string[][][]): string {
   const all = [HEADER, ...groups.flat()];
-  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => [...r[i]!].length)));
+  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => [...r[i]].length)));
   const line = (r: string[]) =>
     r
-      .map((s, i) => s + ' '.repeat(widths[i]! - [...s].length))
+      .map((s, i) => s + ' '.repeat(widths[i] - [...s].length))
       .join('  ')
       .trimEnd();
   const sep = widths.map((w) => '─'.repeat(w)).join('  ');
@@ -154,7 +154,7 @@ CPU steering ${
 ${table}
 - ÷ kernel NAT / ÷ HAProxy: this path's median divided by theirs (for round trips, above 1 = slower).
   ≥ marks a lower bound, ≤ / ≥ a ratio against one: the loss-free sweep passed its top rate
-  (${formatValue('pps', p.sweepPps[p.sweepPps.length - 1]!)} pps), or the blast lost nothing (the sender, not the path,
+  (${formatValue('pps', p.sweepPps[p.sweepPps.length - 1])} pps), or the blast lost nothing (the sender, not the path,
   was the limit).
 - "added vs direct": the path's round trip minus kernel forwarding's (client → real server's own
   address through the director) in the same round.

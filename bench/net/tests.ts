@@ -278,7 +278,7 @@ async function conn(ctx: TestCtx): Promise<TestOutcome> {
   const total = /(\d+) requests in ([\d.]+)(m?s)/.exec(r.stdout);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout);
-  const errors = sock ? { connect: +sock[1]!, read: +sock[2]!, write: +sock[3]!, timeout: +sock[4]! } : undefined;
+  const errors = sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : undefined;
   const requests = total ? Number(total[1]) : 0;
   const value = Number(rps[1]);
   const packets = director?.txPackets ?? 0;
@@ -294,7 +294,7 @@ async function conn(ctx: TestCtx): Promise<TestOutcome> {
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx]!;
+  return sorted[idx];
 }
 
 async function latency(ctx: TestCtx): Promise<TestOutcome> {

@@ -60,7 +60,7 @@ export class FtpHelper {
     if (x.gsoSize !== 0) return;
     const conns = x.conns;
     const tcp = this.pointAt(x);
-    const flags = conns.flags[c]!;
+    const flags = conns.flags[c];
     if ((flags & CONN_F_OUT_SEQ) !== 0) tcp.setAckWithChecksumUpdate(this.seq.fixAck(c, SEQ_OUT, tcp.ack));
     if ((flags & CONN_F_IN_SEQ) !== 0) tcp.setSeqWithChecksumUpdate(this.seq.fixSeq(c, SEQ_IN, tcp.seq));
     const len = tcp.payloadLen;
@@ -76,7 +76,7 @@ export class FtpHelper {
     else if (findEprt(buf, off, len, m)) this.counts.eprt++;
     else return;
     // The real server connects from its port 20 (the control port - 1) to the client's address.
-    expect.expectConn(c, m.addr, m.port, conns.vport[c]! - 1, conns.daddr[c]!, conns.dport[c]! - 1);
+    expect.expectConn(c, m.addr, m.port, conns.vport[c] - 1, conns.daddr[c], conns.dport[c] - 1);
   }
 
   /** A real server's packet of FTP control connection c. */
@@ -84,7 +84,7 @@ export class FtpHelper {
     if (x.gsoSize !== 0) return;
     const conns = x.conns;
     const tcp = this.pointAt(x);
-    const flags = conns.flags[c]!;
+    const flags = conns.flags[c];
     const seq = tcp.seq;
     if ((flags & CONN_F_OUT_SEQ) !== 0) tcp.setSeqWithChecksumUpdate(this.seq.fixSeq(c, SEQ_OUT, seq));
     if ((flags & CONN_F_IN_SEQ) !== 0) tcp.setAckWithChecksumUpdate(this.seq.fixAck(c, SEQ_IN, tcp.ack));
@@ -100,9 +100,9 @@ export class FtpHelper {
     // rewritten like the first one (seq-adjust.ts ignores its second length change).
     if (find227(buf, off, len, m)) {
       this.counts.pasv++;
-      expect.expectConn(c, conns.caddr[c]!, 0, m.port, m.addr, m.port);
+      expect.expectConn(c, conns.caddr[c], 0, m.port, m.addr, m.port);
       const room = x.packetRoom() - (off - ip.off);
-      const newLen = rewriteAddrPort(buf, off, len, m, conns.vaddr[c]!, m.port, room);
+      const newLen = rewriteAddrPort(buf, off, len, m, conns.vaddr[c], m.port, room);
       if (newLen < 0) return;
       const diff = newLen - len;
       if (diff !== 0) {
@@ -110,14 +110,14 @@ export class FtpHelper {
         buf.writeUInt16BE(total, ip.off + IPV4.TOTAL_LEN);
         ip.reset(buf, ip.off, total);
         ip.fillChecksum();
-        if (this.seq.update(c, SEQ_OUT, seq, diff)) conns.flags[c] = conns.flags[c]! | CONN_F_OUT_SEQ;
+        if (this.seq.update(c, SEQ_OUT, seq, diff)) conns.flags[c] = conns.flags[c] | CONN_F_OUT_SEQ;
       }
       // The payload changed: a full checksum (the NAT rewrite then updates it incrementally).
       tcp.reset(buf, ip.payloadOffset, ip.payloadLen);
       tcp.fillChecksum(ip.srcAddr, ip.dstAddr);
     } else if (find229(buf, off, len, m)) {
       this.counts.epsv++;
-      expect.expectConn(c, conns.caddr[c]!, 0, m.port, conns.daddr[c]!, m.port);
+      expect.expectConn(c, conns.caddr[c], 0, m.port, conns.daddr[c], m.port);
     }
   }
 

@@ -93,7 +93,7 @@ function isDigit(b: number): boolean {
 function matchKeyword(buf: Uint8Array, p: number, end: number, kw: Uint8Array): boolean {
   if (end - p < kw.length) return false;
   for (let i = 0; i < kw.length; i++) {
-    let b = buf[p + i]!;
+    let b = buf[p + i];
     if (b >= CH_LOWER_A && b <= CH_LOWER_Z) b -= 0x20;
     if (b !== kw[i]) return false;
   }
@@ -125,7 +125,7 @@ function readNumber(buf: Uint8Array, p: number, end: number, maxDigits: number):
   const first = p;
   let v = 0;
   while (p < end) {
-    const b = buf[p]!;
+    const b = buf[p];
     if (!isDigit(b)) break;
     if (p - first === maxDigits) return -1;
     v = v * 10 + (b - CH_0);
@@ -231,7 +231,7 @@ function eprtAt(buf: Uint8Array, p: number, end: number, out: FtpMatch): boolean
   if (!matchKeyword(buf, p, end, KW_EPRT)) return false;
   let q = skipSpaces(buf, p + KW_EPRT.length, end);
   if (q < 0) return false;
-  const d = buf[q]!;
+  const d = buf[q];
   if (!isDelim(d)) return false;
   // d "1" d: only net-prt 1 (IPv4); the address starts after.
   if (end - q < 3 || buf[q + 1] !== CH_1 || buf[q + 2] !== d) return false;
@@ -263,11 +263,11 @@ function reply227At(buf: Uint8Array, p: number, end: number, out: FtpMatch): boo
   if (!matchKeyword(buf, p, end, KW_227)) return false;
   const first = p + KW_227.length;
   for (let q = first; q < end; q++) {
-    const b = buf[q]!;
+    const b = buf[q];
     if (b === CH_CR || b === CH_LF) return false;
     if (!isDigit(b)) continue;
     // Try only where a run of numbers starts, so "1,2,3,4,5,6,7" is not read from its middle.
-    const prev = q === first ? CH_SPACE : buf[q - 1]!;
+    const prev = q === first ? CH_SPACE : buf[q - 1];
     if (isDigit(prev) || prev === CH_COMMA) continue;
     const r = readSix(buf, q, end);
     if (r >= 0 && sixPort !== 0) {
@@ -299,7 +299,7 @@ function reply229At(buf: Uint8Array, p: number, end: number, out: FtpMatch): boo
     q++;
   }
   if (end - q < 4) return false;
-  const d = buf[q + 1]!;
+  const d = buf[q + 1];
   if (!isDelim(d) || buf[q + 2] !== d || buf[q + 3] !== d) return false;
   const start = q + 4;
   q = readPort(buf, start, end);
@@ -415,7 +415,7 @@ export function spliceText(
   const newLen = payloadLen + textLen - (end - start);
   if (newLen > capacity || payloadOff + newLen > buf.length) return -1;
   if (textLen !== end - start) buf.copyWithin(start + textLen, end, payloadEnd);
-  for (let i = 0; i < textLen; i++) buf[start + i] = text[textOff + i]!;
+  for (let i = 0; i < textLen; i++) buf[start + i] = text[textOff + i];
   return newLen;
 }
 

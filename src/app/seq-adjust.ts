@@ -112,7 +112,7 @@ export class SeqAdjust {
 
   /** Whether direction dir of connection c has been resized, so its packets need fixing. */
   active(c: number, dir: SeqDir): boolean {
-    return c < this.capacity && (this.flags[c]! & (1 << dir)) !== 0;
+    return c < this.capacity && (this.flags[c] & (1 << dir)) !== 0;
   }
 
   /** Forgets both directions of connection c (a new connection in a reused slot). */
@@ -137,11 +137,11 @@ export class SeqAdjust {
     if (c >= this.capacity) this.grow(Math.max(c + 1, this.capacity * 2, INITIAL_CAPACITY));
     const bit = 1 << dir;
     const i = c * 2 + dir;
-    if ((this.flags[c]! & bit) !== 0 && !seqAfter(seq, this.initSeq[i]!)) return false;
-    this.previousDelta[i] = this.delta[i]!;
-    this.delta[i] = this.delta[i]! + diff;
+    if ((this.flags[c] & bit) !== 0 && !seqAfter(seq, this.initSeq[i])) return false;
+    this.previousDelta[i] = this.delta[i];
+    this.delta[i] = this.delta[i] + diff;
     this.initSeq[i] = seq;
-    this.flags[c] = this.flags[c]! | bit;
+    this.flags[c] = this.flags[c] | bit;
     return true;
   }
 
@@ -152,14 +152,14 @@ export class SeqAdjust {
     this.initSeq[i] = initSeq;
     this.delta[i] = delta | 0;
     this.previousDelta[i] = previousDelta | 0;
-    this.flags[c] = this.flags[c]! | (1 << dir);
+    this.flags[c] = this.flags[c] | (1 << dir);
   }
 
   /** The wire sequence number for a packet of direction dir carrying original sequence `seq`. */
   fixSeq(c: number, dir: SeqDir, seq: number): number {
     if (!this.active(c, dir)) return seq >>> 0;
     const i = c * 2 + dir;
-    const shift = seqAfter(seq, this.initSeq[i]!) ? this.delta[i]! : this.previousDelta[i]!;
+    const shift = seqAfter(seq, this.initSeq[i]) ? this.delta[i] : this.previousDelta[i];
     return (seq + shift) >>> 0;
   }
 
@@ -170,9 +170,9 @@ export class SeqAdjust {
   fixAck(c: number, dir: SeqDir, ack: number): number {
     if (!this.active(c, dir)) return ack >>> 0;
     const i = c * 2 + dir;
-    const previous = this.previousDelta[i]!;
-    const resizedStart = (this.initSeq[i]! + previous) >>> 0;
-    const shift = seqAfter(ack, resizedStart) ? this.delta[i]! : previous;
+    const previous = this.previousDelta[i];
+    const resizedStart = (this.initSeq[i] + previous) >>> 0;
+    const shift = seqAfter(ack, resizedStart) ? this.delta[i] : previous;
     return (ack - shift) >>> 0;
   }
 }

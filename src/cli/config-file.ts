@@ -59,7 +59,7 @@ export async function loadConfig(
   let failed = 0;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const words = restoreLineWords(lines[i]!);
+    const words = restoreLineWords(lines[i]);
     if (words.length === 0) continue;
     const parsed = await parseArgs(words, NUMERIC_RESOLVER);
     const where = `${path}:${i + 1}`;

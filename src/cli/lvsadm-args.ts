@@ -224,7 +224,7 @@ export interface ArgResolver {
 export function restoreLineWords(raw: string): string[] {
   const hash = raw.indexOf('#');
   const words = (hash >= 0 ? raw.slice(0, hash) : raw).split(/\s+/).filter((w) => w !== '');
-  if (words.length > 0 && /(^|\/)(ipvsadm|lvsadm)$/.test(words[0]!)) words.shift();
+  if (words.length > 0 && /(^|\/)(ipvsadm|lvsadm)$/.test(words[0])) words.shift();
   return words;
 }
 
@@ -352,7 +352,7 @@ class PoptScanner {
       let longArg: string | null = null;
       if (this.cluster === null) {
         if (this.next === this.argv.length) return { type: 'end' };
-        const word = this.argv[this.next++]!;
+        const word = this.argv[this.next++];
         if (this.restLeftover || word[0] !== '-' || word === '-') {
           this.leftovers.push(word);
           continue;
@@ -391,10 +391,10 @@ class PoptScanner {
       } else if (this.next === this.argv.length) {
         if (found.arg !== 'optional') return { type: 'error', message: 'missing argument' };
         arg = null;
-      } else if (found.arg === 'optional' && this.argv[this.next]![0] === '-') {
+      } else if (found.arg === 'optional' && this.argv[this.next][0] === '-') {
         arg = null;
       } else {
-        arg = this.argv[this.next++]!;
+        arg = this.argv[this.next++];
       }
       return { type: 'opt', key: found.key, arg };
     }
@@ -504,11 +504,11 @@ export function parseServices(text: string): ServicesDb {
     const m = /^(\d+)\/(\w+)$/.exec(fields[1] ?? '');
     if (!m) continue;
     const port = Number(m[1]);
-    const proto = m[2]!;
+    const proto = m[2];
     if (port > 65535) continue;
     const portKey = `${port}/${proto}`;
-    if (!byPort.has(portKey)) byPort.set(portKey, fields[0]!);
-    for (const name of [fields[0]!, ...fields.slice(2)]) {
+    if (!byPort.has(portKey)) byPort.set(portKey, fields[0]);
+    for (const name of [fields[0], ...fields.slice(2)]) {
       const nameKey = `${name}/${proto}`;
       if (!byName.has(nameKey)) byName.set(nameKey, port);
     }
@@ -642,7 +642,7 @@ function parseSchedFlags(sched: string, arg: string): number {
     if (!Object.hasOwn(SCHED_FLAG_BITS, flag)) fail(IPVSADM_TEXT.badSchedFlag(flag));
     // sh-* and mh-* belong to their scheduler.
     if (!flag.startsWith('flag-') && sched !== flag.slice(0, 2)) fail(IPVSADM_TEXT.incompatibleSchedFlag(flag));
-    flags |= SCHED_FLAG_BITS[flag]!;
+    flags |= SCHED_FLAG_BITS[flag];
   }
   return flags;
 }
@@ -672,8 +672,8 @@ function genericOptCheck(cmd: CommandName, options: ReadonlySet<OptionName>): vo
 
 /** ipvsadm's tunnel_opt_check against tunnel_types_v_options. */
 function tunnelOptCheck(tunType: number, options: ReadonlySet<OptionName>): void {
-  const row = TUNNEL_TYPES_V_OPTIONS[tunType]!;
-  const type = TUN_TYPE_NAMES[tunType]!;
+  const row = TUNNEL_TYPES_V_OPTIONS[tunType];
+  const type = TUN_TYPE_NAMES[tunType];
   let first: OptionName | null = null;
   TUN_OPTIONS.forEach((name, j) => {
     const rule = row[j];
@@ -694,10 +694,10 @@ export function extractSocket(argv: readonly string[]): { rest: string[]; socket
   const rest: string[] = [];
   let socket: string | undefined;
   for (let i = 0; i < argv.length; i++) {
-    const word = argv[i]!;
+    const word = argv[i];
     if (word === '--socket') {
       if (i + 1 >= argv.length) throw new ArgsError('popt', '--socket: missing argument\n', 255);
-      socket = argv[++i]!;
+      socket = argv[++i];
     } else if (word.startsWith('--socket=')) {
       socket = word.slice('--socket='.length);
     } else {
@@ -1059,7 +1059,7 @@ async function parse(argv: readonly string[], resolver: ArgResolver): Promise<Pa
       udp: parseTimeout(udp, 0, MAX_TIMEOUT),
     };
   }
-  if (leftovers.length > 0) fail(IPVSADM_TEXT.unexpectedArgument(leftovers[0]!));
+  if (leftovers.length > 0) fail(IPVSADM_TEXT.unexpectedArgument(leftovers[0]));
 
   if (e.schedFlagsArg !== '') {
     e.svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);

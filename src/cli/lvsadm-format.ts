@@ -143,9 +143,9 @@ export function qsortLikeGlibc<T>(items: readonly T[], cmp: (a: T, b: T) => numb
   const out: T[] = [];
   let i = 0;
   let j = 0;
-  while (i < b1.length && j < b2.length) out.push(cmp(b1[i]!, b2[j]!) <= 0 ? b1[i++]! : b2[j++]!);
-  while (i < b1.length) out.push(b1[i++]!);
-  while (j < b2.length) out.push(b2[j++]!);
+  while (i < b1.length && j < b2.length) out.push(cmp(b1[i], b2[j]) <= 0 ? b1[i++] : b2[j++]);
+  while (i < b1.length) out.push(b1[i++]);
+  while (j < b2.length) out.push(b2[j++]);
   return out;
 }
 

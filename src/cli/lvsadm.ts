@@ -400,7 +400,7 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
  */
 async function sysctlCommand(argv: string[], d: MainDeps, path: string): Promise<number> {
   let arg: string | undefined;
-  if (argv.length === 1 && argv[0]!.startsWith('--sysctl=')) arg = argv[0]!.slice('--sysctl='.length);
+  if (argv.length === 1 && argv[0].startsWith('--sysctl=')) arg = argv[0].slice('--sysctl='.length);
   else if (argv[0] === '--sysctl' && argv.length <= 2 && !argv[1]?.startsWith('-')) arg = argv[1];
   else {
     d.stderr(`${PROGRAM}: --sysctl takes one optional NAME or NAME=VALUE and nothing else\n`);

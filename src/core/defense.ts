@@ -75,7 +75,7 @@ export class Defense {
     for (let k = 0; k < n; k++) {
       const c = (Math.random() * cap) | 0;
       if (!conns.isLive(c) || conns.nControl[c] !== 0 || conns.protocol[c] !== IPPROTO_TCP) continue;
-      if ((conns.flags[c]! & CONN_F_TEMPLATE) !== 0) continue;
+      if ((conns.flags[c] & CONN_F_TEMPLATE) !== 0) continue;
       const state = conns.state[c];
       if (state === TCP_S_ESTABLISHED) {
         if (!this.idleToDrop(conns, c, now)) continue;
@@ -92,10 +92,10 @@ export class Defense {
    * at a rate by that count (one in `count`).
    */
   private idleToDrop(conns: ConnTable, c: number, now: number): boolean {
-    if (conns.expires[c]! - now > conns.timeout[c]! - TODROP_IDLE) return false;
-    const i = conns.inPkts[c]!;
+    if (conns.expires[c] - now > conns.timeout[c] - TODROP_IDLE) return false;
+    const i = conns.inPkts[c];
     if (i > TODROP_MAX_PKTS || i === 0) return false;
-    if (--this.todropCounter[i]! > 0) return false;
+    if (--this.todropCounter[i] > 0) return false;
     this.todropCounter[i] = i;
     return true;
   }

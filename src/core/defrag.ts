@@ -53,7 +53,7 @@ export class Defrag {
     const r = this.frags;
     const status = r.add(buf, off, len, e.now);
     if (status === FRAG_HELD) return TX_HELD;
-    if (status !== FRAG_COMPLETE) return FRAG_DROPS[status]!;
+    if (status !== FRAG_COMPLETE) return FRAG_DROPS[status];
     const slab = e.io.slab;
     const x = this.x;
     const tx = this.tx;

@@ -44,7 +44,7 @@ export class FtpExpectations {
     init.xmit = FWD_MASQ;
     init.flags = FWD_MASQ | CONN_F_INACTIVE | (cport === 0 ? CONN_F_NO_CPORT : 0);
     init.state = TCP_S_LISTEN;
-    init.timeout = e.timeouts[IPPROTO_TCP]![TCP_S_LISTEN]!;
+    init.timeout = e.timeouts[IPPROTO_TCP][TCP_S_LISTEN];
     const n = conns.insert(init, e.now);
     if (n === NIL) {
       e.drops[D_TABLE_FULL]++;

@@ -147,8 +147,8 @@ export class IcmpRateLimit {
   private peerAllow(dst: number, now: number): boolean {
     const timeout = this.icmpRatelimit;
     const p = this.peerSlot(dst, now);
-    let token = this.peerTokens[p]!;
-    const delta = now - this.peerLast[p]!;
+    let token = this.peerTokens[p];
+    const delta = now - this.peerLast[p];
     if (delta !== 0) {
       this.peerLast[p] = now;
       token = Math.min(token + delta, XRLIM_BURST_FACTOR * timeout);
@@ -171,7 +171,7 @@ export class IcmpRateLimit {
     let victim = i;
     let oldest = Number.POSITIVE_INFINITY;
     for (let n = 0; n < PEER_PROBE; n++, i = (i + 1) & mask) {
-      const t = last[i]!;
+      const t = last[i];
       if (t !== FREE && addr[i] === dst) return i;
       if (t < oldest) {
         oldest = t;

@@ -102,7 +102,7 @@ export class Balancer {
   dropCounts(): Record<string, number> {
     const drops: Record<string, number> = {};
     this.engine.drops.forEach((n, i) => {
-      if (i > 0 && n > 0) drops[DROP_NAMES[i]!] = n;
+      if (i > 0 && n > 0) drops[DROP_NAMES[i]] = n;
     });
     return drops;
   }

@@ -172,7 +172,7 @@ export class EstimatorSet {
   /** Starts estimating `stats` (from its current counters); adding it again returns the same one. */
   add(stats: Stats): RateEstimator {
     const i = this.slot.get(stats);
-    if (i !== undefined) return this.list[i]!;
+    if (i !== undefined) return this.list[i];
     const est = new RateEstimator(stats);
     this.slot.set(stats, this.list.length);
     this.list.push(est);
@@ -200,12 +200,12 @@ export class EstimatorSet {
   /** One estimation run over every tracked Stats; call every EST_INTERVAL_MS. */
   tickAll(): void {
     const list = this.list;
-    for (let i = 0; i < list.length; i++) list[i]!.tick();
+    for (let i = 0; i < list.length; i++) list[i].tick();
   }
 
   /** -Z of everything: each estimator restarts from its counters' current values. */
   resetAll(): void {
     const list = this.list;
-    for (let i = 0; i < list.length; i++) list[i]!.reset();
+    for (let i = 0; i < list.length; i++) list[i].reset();
   }
 }

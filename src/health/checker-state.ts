@@ -103,7 +103,7 @@ export class RealServerHealth {
    */
   result(i: number, ok: boolean, now: number): Transition {
     const before = this.up;
-    this.checkers[i]!.result(ok, now);
+    this.checkers[i].result(ok, now);
     const after = this.up;
     return before === after ? null : after ? 'up' : 'down';
   }

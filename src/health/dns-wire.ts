@@ -193,11 +193,11 @@ export function decodeDnsName(buf: Buffer, off: number): { name: string; end: nu
   let jumps = 0;
   for (;;) {
     if (pos >= buf.length) return null;
-    const len = buf[pos]!;
+    const len = buf[pos];
     if ((len & POINTER_MASK) === POINTER_MASK) {
       if (pos + 1 >= buf.length || ++jumps > MAX_POINTERS) return null;
       if (end < 0) end = pos + 2;
-      pos = ((len & ~POINTER_MASK) << 8) | buf[pos + 1]!;
+      pos = ((len & ~POINTER_MASK) << 8) | buf[pos + 1];
       continue;
     }
     if ((len & POINTER_MASK) !== 0) return null;
@@ -240,7 +240,7 @@ export function encodeDnsMessage(h: DnsHeader, questions: DnsQuestion[]): Buffer
     if (b === null) return null;
     parts.push(b);
   }
-  emitDnsHeader({ ...h, qdcount: questions.length }, parts[0]!, 0);
+  emitDnsHeader({ ...h, qdcount: questions.length }, parts[0], 0);
   return Buffer.concat(parts);
 }
 

@@ -266,7 +266,7 @@ function lexLine(text: string, file: string, line: number, diag: Diag): Token[] 
   const out: Token[] = [];
   let i = 0;
   while (i < text.length) {
-    const c = text[i]!;
+    const c = text[i];
     if (c === ' ' || c === '\t' || c === '\r') {
       i++;
     } else if (c === '#' || c === '!') {
@@ -285,7 +285,7 @@ function lexLine(text: string, file: string, line: number, diag: Diag): Token[] 
       i = end + 1;
     } else {
       let j = i;
-      while (j < text.length && !' \t\r{}"'.includes(text[j]!)) j++;
+      while (j < text.length && !' \t\r{}"'.includes(text[j])) j++;
       out.push({ text: text.slice(i, j), quoted: false, file, line });
       i = j;
     }
@@ -351,9 +351,9 @@ function tokenizeFile(file: string, io: Io, diag: Diag, stack: string[], out: To
   stack.push(posix.resolve(file));
   const lines = text.split('\n');
   for (let n = 0; n < lines.length; n++) {
-    const toks = lexLine(lines[n]!, file, n + 1, diag);
+    const toks = lexLine(lines[n], file, n + 1, diag);
     for (let k = 0; k < toks.length; k++) {
-      const t = toks[k]!;
+      const t = toks[k];
       if (t.quoted || t.text !== 'include') {
         out.push(t);
         continue;
@@ -404,7 +404,7 @@ class TreeBuilder {
   build(open: Token | null): Stmt[] {
     const out: Stmt[] = [];
     while (this.i < this.toks.length) {
-      const t = this.toks[this.i++]!;
+      const t = this.toks[this.i++];
       if (!t.quoted && t.text === '}') {
         if (open) return out;
         this.diag.warnings.push(`${at(t)}: unmatched '}' ignored`);
@@ -418,7 +418,7 @@ class TreeBuilder {
       }
       const args: Token[] = [];
       while (this.i < this.toks.length) {
-        const a = this.toks[this.i]!;
+        const a = this.toks[this.i];
         if (!sameLine(a, t) || (!a.quoted && (a.text === '{' || a.text === '}'))) break;
         args.push(a);
         this.i++;
@@ -543,7 +543,7 @@ class Interp {
         .slice(1)
         .map((t) => t.text)
         .join(' ');
-      this.warn(s.args[1]!, `'${s.kw.text}' takes one value; '${extra}' ignored (one keyword per line)`);
+      this.warn(s.args[1], `'${s.kw.text}' takes one value; '${extra}' ignored (one keyword per line)`);
     }
     return a;
   }
@@ -590,22 +590,22 @@ class Interp {
       return null;
     }
     if (method !== 'TUN') {
-      if (s.args.length > 1) this.warn(s.args[1]!, `'${s.kw.text} ${a}' takes no options; extra words ignored`);
+      if (s.args.length > 1) this.warn(s.args[1], `'${s.kw.text} ${a}' takes no options; extra words ignored`);
       return { method, tunnel: null };
     }
     const tunnel: TunnelOpts = { type: 'ipip', port: 0, csum: 'nocsum' };
     for (let i = 1; i < s.args.length; i++) {
-      const w = s.args[i]!;
+      const w = s.args[i];
       const v = w.text.toLowerCase();
       const csum = oneOf(TUN_CSUM_NAMES, v);
       if (v === 'type' && s.args[i + 1]) {
-        const ty = s.args[++i]!.text.toLowerCase();
+        const ty = s.args[++i].text.toLowerCase();
         const known = oneOf(TUN_TYPE_NAMES, ty);
         if (known) tunnel.type = known;
         else this.warn(w, `unknown tunnel type '${ty}'; ipip used`);
       } else if (v === 'port' && s.args[i + 1]) {
-        const p = parseIntIn(s.args[++i]!.text, 1, 65535);
-        if (p === null) this.warn(w, `invalid tunnel port '${s.args[i]!.text}'; ignored`);
+        const p = parseIntIn(s.args[++i].text, 1, 65535);
+        if (p === null) this.warn(w, `invalid tunnel port '${s.args[i].text}'; ignored`);
         else tunnel.port = p;
       } else if (csum) {
         tunnel.csum = csum;
@@ -640,7 +640,7 @@ function addrPort(ip: Interp, s: Stmt, from: number, what: string): { addr: stri
     ip.error(p, `${what} ${a.text} has an invalid port '${p.text}'; block rejected`);
     return null;
   }
-  if (s.args.length > from + 2) ip.warn(s.args[from + 2]!, `${what}: extra words after the port ignored`);
+  if (s.args.length > from + 2) ip.warn(s.args[from + 2], `${what}: extra words after the port ignored`);
   return { addr: a.text, port };
 }
 
@@ -1321,12 +1321,12 @@ const LVS_MAX_TIMEOUT = 86400 * 31;
 function parseLvsTimeouts(ip: Interp, s: Stmt): LvsTimeouts {
   const t: LvsTimeouts = {};
   for (let i = 0; i < s.args.length; i++) {
-    const w = s.args[i]!;
+    const w = s.args[i];
     const name = w.text.toLowerCase();
     if ((name === 'tcp' || name === 'tcpfin' || name === 'udp') && s.args[i + 1]) {
-      const v = parseIntIn(s.args[++i]!.text, 1, LVS_MAX_TIMEOUT);
+      const v = parseIntIn(s.args[++i].text, 1, LVS_MAX_TIMEOUT);
       if (v === null)
-        ip.warn(w, `lvs_timeouts ${name} '${s.args[i]!.text}' is invalid (1..${LVS_MAX_TIMEOUT}); ignored`);
+        ip.warn(w, `lvs_timeouts ${name} '${s.args[i].text}' is invalid (1..${LVS_MAX_TIMEOUT}); ignored`);
       else t[name] = v;
     } else {
       ip.warn(w, `unknown lvs_timeouts word '${w.text}' ignored`);

@@ -253,7 +253,7 @@ export class HealthMonitor {
     const same =
       was !== undefined &&
       was.checks.length === rs.checkers.length &&
-      rs.checkers.every((c, i) => checkerFingerprint(c) === checkerFingerprint(was.checks[i]!.checker));
+      rs.checkers.every((c, i) => checkerFingerprint(c) === checkerFingerprint(was.checks[i].checker));
     if (same) {
       // Same checks: keep their state; a new configured weight applies from now on.
       const weight = was.rs.weight === rs.weight ? was.weight : rs.weight;
@@ -283,7 +283,7 @@ export class HealthMonitor {
     const n = this.runs.length;
     for (let k = 0; k < n; k++) {
       const i = (this.cursor + k) % n;
-      const c = this.runs[i]!;
+      const c = this.runs[i];
       if (c.inFlight || c.state.next > now) continue;
       if (this.inFlight >= this.maxInFlight) {
         this.cursor = i;
@@ -388,7 +388,7 @@ export class HealthMonitor {
     const specs = destSpecs(v.vs);
     const sorryIn = !v.quorum.has && v.vs.sorryServer !== null;
     v.servers.forEach((s, i) => {
-      const spec = specs[i]!;
+      const spec = specs[i];
       const up = s.health.up && !sorryIn;
       if (up) out.set(destId(spec), { ...spec, weight: s.weight });
       else if (s.rs.inhibitOnFailure) out.set(destId(spec), { ...spec, weight: 0 });

@@ -225,7 +225,7 @@ class Scope {
   finish(o: ProbeOutcome): void {
     if (this.done) return;
     this.done = true;
-    for (let i = this.cleanups.length - 1; i >= 0; i--) quietly(this.cleanups[i]!);
+    for (let i = this.cleanups.length - 1; i >= 0; i--) quietly(this.cleanups[i]);
     this.cleanups.length = 0;
     this.resolve(o);
   }
@@ -533,12 +533,12 @@ export class HttpResponseParser {
   /** Status line and headers (the blank line included); sets the body state. */
   private parseHead(text: string): string | null {
     const lines = text.split(/\r?\n/);
-    const m = STATUS_LINE.exec(lines[0]!);
-    if (!m) return `bad HTTP status line '${oneLine(lines[0]!).slice(0, 40)}'`;
+    const m = STATUS_LINE.exec(lines[0]);
+    if (!m) return `bad HTTP status line '${oneLine(lines[0]).slice(0, 40)}'`;
     this.status = Number(m[3]);
     this.headers.clear();
     for (let i = 1; i < lines.length; i++) {
-      const l = lines[i]!;
+      const l = lines[i];
       const colon = l.indexOf(':');
       if (colon <= 0) continue;
       const name = l.slice(0, colon).trim().toLowerCase();
@@ -585,7 +585,7 @@ export class HttpResponseParser {
     }
     const m = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
     if (!m) return `bad HTTP chunk size '${oneLine(line).slice(0, 40)}'`;
-    this.remaining = Number.parseInt(m[1]!, 16);
+    this.remaining = Number.parseInt(m[1], 16);
     this.state = this.remaining === 0 ? ST_TRAILER : ST_CHUNK_DATA;
     return null;
   }

@@ -21,7 +21,7 @@ export function metricsInput(b: Balancer): MetricsInput {
     reassembly: {
       datagrams: e.frags.queues,
       bytes: e.frags.heldBytes,
-      completed: e.frags.counts[FRAG_COMPLETE]!,
+      completed: e.frags.counts[FRAG_COMPLETE],
       expired: e.frags.expired,
     },
     sync: [

@@ -54,16 +54,16 @@ export function snapshotConns(e: Engine): ConnRows {
   let i = 0;
   t.forEach((c) => {
     if (i === n) return;
-    rows.protocol[i] = t.protocol[c]!;
-    rows.state[i] = t.state[c]!;
-    rows.flags[i] = t.flags[c]!;
-    rows.caddr[i] = t.caddr[c]!;
-    rows.vaddr[i] = t.vaddr[c]!;
-    rows.daddr[i] = t.daddr[c]!;
-    rows.cport[i] = t.cport[c]!;
-    rows.vport[i] = t.vport[c]!;
-    rows.dport[i] = t.dport[c]!;
-    rows.expires[i] = t.expires[c]! - now;
+    rows.protocol[i] = t.protocol[c];
+    rows.state[i] = t.state[c];
+    rows.flags[i] = t.flags[c];
+    rows.caddr[i] = t.caddr[c];
+    rows.vaddr[i] = t.vaddr[c];
+    rows.daddr[i] = t.daddr[c];
+    rows.cport[i] = t.cport[c];
+    rows.vport[i] = t.vport[c];
+    rows.dport[i] = t.dport[c];
+    rows.expires[i] = t.expires[c] - now;
     i++;
   });
   rows.n = i;
@@ -79,7 +79,7 @@ const ORIGIN_SYNC = Buffer.from(`${connOrigin(CONN_F_SYNC).padEnd(6)} `, 'latin1
 /** `digits` upper-case hex digits of `v` at buf[off]; returns the offset after them. */
 function putHex(buf: Buffer, off: number, v: number, digits: number): number {
   for (let i = digits - 1; i >= 0; i--) {
-    buf[off + i] = HEX_DIGITS[v & 15]!;
+    buf[off + i] = HEX_DIGITS[v & 15];
     v >>>= 4;
   }
   return off + digits;
@@ -115,7 +115,7 @@ export function emitConnFile(r: ConnRows, sync: boolean, buf: Buffer, flush: (le
       flush(off);
       off = 0;
     }
-    const p = r.protocol[i]!;
+    const p = r.protocol[i];
     let proto = protoText.get(p);
     if (proto === undefined) {
       proto = Buffer.from(`${ipVsProtoName(p).padEnd(3)} `, 'latin1');
@@ -127,21 +127,21 @@ export function emitConnFile(r: ConnRows, sync: boolean, buf: Buffer, flush: (le
       stateText.set(p, states);
     }
     off += proto.copy(buf, off);
-    off = putHex(buf, off, r.caddr[i]!, 8);
+    off = putHex(buf, off, r.caddr[i], 8);
     buf[off++] = 0x20;
-    off = putHex(buf, off, r.cport[i]!, 4);
+    off = putHex(buf, off, r.cport[i], 4);
     buf[off++] = 0x20;
-    off = putHex(buf, off, r.vaddr[i]!, 8);
+    off = putHex(buf, off, r.vaddr[i], 8);
     buf[off++] = 0x20;
-    off = putHex(buf, off, r.vport[i]!, 4);
+    off = putHex(buf, off, r.vport[i], 4);
     buf[off++] = 0x20;
-    off = putHex(buf, off, r.daddr[i]!, 8);
+    off = putHex(buf, off, r.daddr[i], 8);
     buf[off++] = 0x20;
-    off = putHex(buf, off, r.dport[i]!, 4);
+    off = putHex(buf, off, r.dport[i], 4);
     buf[off++] = 0x20;
-    off += (states[r.state[i]!] ?? none).copy(buf, off);
-    if (sync) off += ((r.flags[i]! & CONN_F_SYNC) !== 0 ? ORIGIN_SYNC : ORIGIN_LOCAL).copy(buf, off);
-    off = putExpires(buf, off, r.expires[i]!);
+    off += (states[r.state[i]] ?? none).copy(buf, off);
+    if (sync) off += ((r.flags[i] & CONN_F_SYNC) !== 0 ? ORIGIN_SYNC : ORIGIN_LOCAL).copy(buf, off);
+    off = putExpires(buf, off, r.expires[i]);
     buf[off++] = 0x0a;
   }
   flush(off);

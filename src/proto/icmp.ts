@@ -58,7 +58,7 @@ export class IcmpRelay {
     const dest = this.dests.get(conns.dest[c]);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     x.dest = dest;
-    if (conns.xmit[c] !== FWD_MASQ) return TRANSMITTERS[conns.xmit[c]]!.in(x, c);
+    if (conns.xmit[c] !== FWD_MASQ) return TRANSMITTERS[conns.xmit[c]].in(x, c);
     const rip = conns.daddr[c];
     q.setSrcAddrWithChecksumUpdate(rip);
     buf.writeUInt16BE(conns.dport[c], l4 + SPORT);

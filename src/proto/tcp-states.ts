@@ -155,5 +155,5 @@ const TCP_STATES_DOS: readonly (readonly number[])[] = [
 export function tcpNextState(state: number, dirOffset: number, tcpFlags: number, secure = false): number {
   const ev = tcpStateIdx(tcpFlags);
   if (ev < 0) return TCP_S_CLOSE;
-  return (secure ? TCP_STATES_DOS : TCP_STATES)[dirOffset + ev]![state]!;
+  return (secure ? TCP_STATES_DOS : TCP_STATES)[dirOffset + ev][state];
 }

@@ -68,7 +68,7 @@ export class DecapLoop {
     for (let round = 0; round < MAX_BATCHES_PER_WAKEUP; round++) {
       const n = native.recvBatch(rawFd, slab, RECV_SLOT, 0, batch, lens);
       for (let i = 0; i < n; i++) {
-        if (decap.decide(slab, i * RECV_SLOT, lens[i]!) !== DECAP_OK) continue;
+        if (decap.decide(slab, i * RECV_SLOT, lens[i]) !== DECAP_OK) continue;
         try {
           native.tunWrite(tunFd, slab, decap.innerOff, decap.innerLen);
           this.delivered++;
@@ -88,7 +88,7 @@ export class DecapLoop {
     const lines = [`received ${this.received} IP-in-IP datagrams, delivered ${this.delivered} inner packets`];
     const c = this.decap.counters;
     for (let v = 0; v < c.length; v++) {
-      if (v !== DECAP_OK && c[v]! > 0) lines.push(`dropped ${c[v]} ${DECAP_VERDICT_NAMES[v]}`);
+      if (v !== DECAP_OK && c[v] > 0) lines.push(`dropped ${c[v]} ${DECAP_VERDICT_NAMES[v]}`);
     }
     if (this.tunWriteErrors > 0) lines.push(`dropped ${this.tunWriteErrors} tun_write_error`);
     return lines;

@@ -90,7 +90,7 @@ export class Decapsulator {
    */
   decide(buf: Buffer, off: number, len: number): DecapVerdict {
     const v = this.classify(buf, off, len);
-    this.counters[v]!++;
+    this.counters[v]++;
     return v;
   }
 

@@ -165,7 +165,7 @@ async function undoChange(ops: HostOps, c: HostChange, log: HostLog, release?: (
 
 /** Undo the changes of a state file a previous run left (it was killed), newest first. */
 export async function undoState(ops: HostOps, state: HostState, log: HostLog): Promise<void> {
-  for (let i = state.changes.length - 1; i >= 0; i--) await undoChange(ops, state.changes[i]!, log);
+  for (let i = state.changes.length - 1; i >= 0; i--) await undoChange(ops, state.changes[i], log);
 }
 
 /** The journal of one live run. */
@@ -263,7 +263,7 @@ export class HostChanges {
   async undoAll(): Promise<void> {
     const changes = this.state.changes;
     while (changes.length > 0) {
-      const c = changes[changes.length - 1]!;
+      const c = changes[changes.length - 1];
       await undoChange(this.ops, c, this.log, c.kind === 'tun' ? this.releases.get(c.dev) : undefined);
       changes.pop();
       writeState(this.file, this.state);

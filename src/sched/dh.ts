@@ -62,7 +62,7 @@ function reassign(svc: Service, s: DhState, leaving: Dest | null): void {
   let i = -1;
   for (let k = 0; k < DH_TAB_SIZE; k++) {
     i = nextDest(dests, i, leaving);
-    b[k] = dests[i]!;
+    b[k] = dests[i];
   }
 }
 

@@ -14,7 +14,7 @@ export const fo: Scheduler = {
     let bw = 0;
     const dests = svc.dests;
     for (let i = 0; i < dests.length; i++) {
-      const d = dests[i]!;
+      const d = dests[i];
       if (!destUsable(d)) continue;
       if (d.weight > bw) {
         best = d;

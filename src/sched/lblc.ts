@@ -61,7 +61,7 @@ export function isOverloaded(dest: Dest, svc: Service): boolean {
   if (dest.activeConns <= dest.weight) return false;
   const dests = svc.dests;
   for (let i = 0; i < dests.length; i++) {
-    const d = dests[i]!;
+    const d = dests[i];
     if (d.activeConns * 2 < d.weight) return true;
   }
   return false;

@@ -54,7 +54,7 @@ function setMin(set: Dest[]): Dest | null {
   let least: Dest | null = null;
   let loh = 0;
   for (let i = 0; i < set.length; i++) {
-    const d = set[i]!;
+    const d = set[i];
     if (!destUsable(d)) continue;
     const doh = destOverhead(d);
     if (least === null || loh * d.weight > doh * least.weight) {
@@ -70,7 +70,7 @@ function setMax(set: Dest[]): Dest | null {
   let most: Dest | null = null;
   let moh = 0;
   for (let i = 0; i < set.length; i++) {
-    const d = set[i]!;
+    const d = set[i];
     if (d.weight <= 0) continue;
     const doh = destOverhead(d);
     if (most === null || moh * d.weight < doh * most.weight) {

@@ -11,7 +11,7 @@ export const lc: Scheduler = {
     let loh = 0;
     const dests = svc.dests;
     for (let i = 0; i < dests.length; i++) {
-      const d = dests[i]!;
+      const d = dests[i];
       if (!destUsable(d)) continue;
       const doh = destOverhead(d);
       if (least === null || doh < loh) {

@@ -44,7 +44,7 @@ export function mhTabSize(tabIndex: number): number {
   if (!Number.isInteger(tabIndex) || tabIndex < MH_TAB_INDEX_MIN || tabIndex > MH_TAB_INDEX_MAX) {
     throw new RangeError(`MH table index must be ${MH_TAB_INDEX_MIN}..${MH_TAB_INDEX_MAX}, got ${tabIndex}`);
   }
-  return MH_PRIMES[tabIndex - MH_TAB_INDEX_MIN]!;
+  return MH_PRIMES[tabIndex - MH_TAB_INDEX_MIN];
 }
 
 /** Number of significant bits of a positive integer (the kernel's fls()); 0 for 0. */
@@ -207,7 +207,7 @@ export function weightTurns(size: number, weights: ArrayLike<number>, out?: Int3
   let g = 0;
   let max = 0;
   for (let i = 0; i < n; i++) {
-    const w = weights[i]!;
+    const w = weights[i];
     if (w > 0) g = g > 0 ? gcd(w, g) : w;
     if (w > max) max = w;
   }
@@ -217,7 +217,7 @@ export function weightTurns(size: number, weights: ArrayLike<number>, out?: Int3
   }
   const shift = Math.max(0, fls(Math.floor(max / g)) - weightBits(size));
   for (let i = 0; i < n; i++) {
-    const w = weights[i]!;
+    const w = weights[i];
     if (w <= 0) turns[i] = 0;
     else turns[i] = Math.floor(w / g) >> shift || 1;
   }
@@ -244,26 +244,26 @@ export function populateTable(
   table.fill(-1);
   let active = 0;
   for (let i = 0; i < n; i++) {
-    const off = offsets[i]!;
-    const skip = skips[i]!;
+    const off = offsets[i];
+    const skip = skips[i];
     if (!Number.isInteger(off) || off < 0 || off >= size)
       throw new RangeError(`backend ${i}: offset ${off} not in 0..${size - 1}`);
     if (!Number.isInteger(skip) || skip < 1 || skip >= size)
       throw new RangeError(`backend ${i}: skip ${skip} not in 1..${size - 1}`);
-    if (turns[i]! > 0) active++;
+    if (turns[i] > 0) active++;
   }
   if (active === 0) return table;
 
   // next[i]: where backend i's permutation walk resumes; a slot is free while table[slot] === -1.
   const next = new Int32Array(n);
-  for (let i = 0; i < n; i++) next[i] = offsets[i]!;
+  for (let i = 0; i < n; i++) next[i] = offsets[i];
   let filled = 0;
   for (;;) {
     for (let i = 0; i < n; i++) {
-      const t = turns[i]!;
-      const skip = skips[i]!;
+      const t = turns[i];
+      const skip = skips[i];
       for (let k = 0; k < t; k++) {
-        let c = next[i]!;
+        let c = next[i];
         while (table[c] !== -1) {
           c += skip;
           if (c >= size) c -= size;
@@ -283,7 +283,7 @@ export function buildTable(size: number, backends: readonly MaglevBackend[], out
   const skips = new Int32Array(n);
   const weights = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const b = backends[i]!;
+    const b = backends[i];
     offsets[i] = b.offset;
     skips[i] = b.skip;
     weights[i] = b.weight;

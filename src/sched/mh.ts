@@ -81,7 +81,7 @@ function rebuild(svc: Service, s: MhState, leaving: Dest | null): void {
   const skips = new Int32Array(n);
   const weights = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const d = dests[i]!;
+    const d = dests[i];
     const seed = (d.addr + d.port) >>> 0;
     offsets[i] = offsetFor(size, seed);
     skips[i] = skipFor(size, seed);
@@ -141,17 +141,17 @@ export function createMh(tabIndex: number = MH_TAB_INDEX_DEFAULT): Scheduler {
       const addr = pkt.saddr;
       const port = (svc.flags & SVC_F_MH_PORT) !== 0 && hasPorts(pkt.protocol) ? pkt.sport : 0;
       const first = slotOf(size, addr, port, 0);
-      let idx = table[first]!;
+      let idx = table[first];
       if (idx < 0) return null;
-      let d = dests[idx]!;
+      let d = dests[idx];
       if (destUsable(d)) return d;
       if ((svc.flags & SVC_F_MH_FALLBACK) === 0) return null;
       for (let i = 0; i < size; i++) {
         let probe = first + i;
         if (probe >= size) probe -= size;
-        idx = table[slotOf(size, addr, port, probe)]!;
+        idx = table[slotOf(size, addr, port, probe)];
         if (idx < 0) break;
-        d = dests[idx]!;
+        d = dests[idx];
         if (destUsable(d)) return d;
       }
       return null;

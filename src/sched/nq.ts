@@ -14,7 +14,7 @@ export const nq: Scheduler = {
     let loh = 0;
     const dests = svc.dests;
     for (let i = 0; i < dests.length; i++) {
-      const d = dests[i]!;
+      const d = dests[i];
       if (!destUsable(d)) continue;
       if (d.activeConns === 0) return d;
       const doh = d.activeConns + 1;

@@ -15,7 +15,7 @@ export const ovf: Scheduler = {
     let bw = 0;
     const dests = svc.dests;
     for (let i = 0; i < dests.length; i++) {
-      const d = dests[i]!;
+      const d = dests[i];
       if (!destUsable(d) || d.activeConns > d.weight) continue;
       if (d.weight > bw) {
         best = d;

@@ -58,7 +58,7 @@ export const rr: Scheduler = {
     for (let k = 1; k <= n; k++) {
       let i = last + k;
       if (i >= n) i -= n;
-      const d = dests[i]!;
+      const d = dests[i];
       if (destUsable(d)) {
         s.pos = i;
         return d;

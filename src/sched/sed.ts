@@ -14,13 +14,13 @@ export const sed: Scheduler = {
     const dests = svc.dests;
     const n = dests.length;
     let i = 0;
-    while (i < n && !destUsable(dests[i]!)) i++;
+    while (i < n && !destUsable(dests[i])) i++;
     if (i === n) return null;
 
-    let least = dests[i]!;
+    let least = dests[i];
     let loh = least.activeConns + 1;
     for (i++; i < n; i++) {
-      const d = dests[i]!;
+      const d = dests[i];
       if (!destUsable(d)) continue;
       const doh = d.activeConns + 1;
       if (loh * d.weight > doh * least.weight) {

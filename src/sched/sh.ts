@@ -78,7 +78,7 @@ function reassign(svc: Service, s: ShState, leaving: Dest | null): void {
   let i = nextDest(dests, -1, leaving);
   let count = 0;
   for (let k = 0; k < SH_TAB_SIZE; k++) {
-    const d = dests[i]!;
+    const d = dests[i];
     b[k] = d;
     if (++count >= d.weight) {
       i = nextDest(dests, i, leaving);

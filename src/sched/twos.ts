@@ -38,7 +38,7 @@ export function makeTwos(random: RandomUint32): Scheduler {
 
       let total = 0;
       for (let i = 0; i < n; i++) {
-        const d = dests[i]!;
+        const d = dests[i];
         if (destUsable(d)) total += d.weight;
       }
       if (total === 0) return null;
@@ -50,7 +50,7 @@ export function makeTwos(random: RandomUint32): Scheduler {
       let first: Dest | null = null;
       let second: Dest | null = null;
       for (let i = 0; i < n; i++) {
-        const d = dests[i]!;
+        const d = dests[i];
         if (!destUsable(d)) continue;
         left1 -= d.weight;
         left2 -= d.weight;

@@ -13,13 +13,13 @@ export const wlc: Scheduler = {
     const dests = svc.dests;
     const n = dests.length;
     let i = 0;
-    while (i < n && !destUsable(dests[i]!)) i++;
+    while (i < n && !destUsable(dests[i])) i++;
     if (i === n) return null;
 
-    let least = dests[i]!;
+    let least = dests[i];
     let loh = destOverhead(least);
     for (i++; i < n; i++) {
-      const d = dests[i]!;
+      const d = dests[i];
       if (!destUsable(d)) continue;
       const doh = destOverhead(d);
       if (loh * d.weight > doh * least.weight) {

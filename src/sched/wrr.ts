@@ -106,7 +106,7 @@ export const wrr: Scheduler = {
     // Without a usable dest the walk below would only cycle cw: answer that case up front.
     let anyUsable = false;
     for (let i = 0; i < n; i++) {
-      if (destUsable(dests[i]!)) {
+      if (destUsable(dests[i])) {
         anyUsable = true;
         break;
       }
@@ -125,7 +125,7 @@ export const wrr: Scheduler = {
         cw -= s.di;
         if (cw <= 0) cw = s.mw;
       }
-      const d = dests[pos]!;
+      const d = dests[pos];
       if (destUsable(d) && d.weight >= cw) {
         s.pos = pos;
         s.cw = cw;

@@ -55,11 +55,7 @@ export function applySyncConn(engine: Engine, s: SyncConn): void {
     c = conns.lookupTemplate(s.protocol, s.caddr, s.vaddr, s.vport);
   }
   const timeout =
-    s.timeout !== 0
-      ? s.timeout
-      : template || h === undefined
-        ? TEMPLATE_TIMEOUT
-        : engine.timeouts[s.protocol]![s.state]!;
+    s.timeout !== 0 ? s.timeout : template || h === undefined ? TEMPLATE_TIMEOUT : engine.timeouts[s.protocol][s.state];
   if (c !== NIL) {
     const old = conns.flags[c];
     const dest = engine.dests.get(conns.dest[c]);

@@ -124,8 +124,8 @@ export class SyncMaster implements SyncSink {
     const t = this.engine.conns;
     const e = this.entry;
     // CONN_F_APP is lvs-ts's own bit: never on the wire.
-    const flags = t.flags[c]! & ~CONN_F_APP;
-    e.protocol = t.protocol[c]!;
+    const flags = t.flags[c] & ~CONN_F_APP;
+    e.protocol = t.protocol[c];
     e.flags = flags;
     if ((flags & CONN_F_SEQ_MASK) !== 0) {
       const s = this.engine.ftp.seq;
@@ -139,17 +139,17 @@ export class SyncMaster implements SyncSink {
         q.previousDelta = (s.previousDelta[i] ?? 0) >>> 0;
       }
     }
-    e.state = t.state[c]!;
-    e.caddr = t.caddr[c]!;
-    e.cport = t.cport[c]!;
-    e.vaddr = t.vaddr[c]!;
-    e.vport = t.vport[c]!;
-    e.daddr = t.daddr[c]!;
-    e.dport = t.dport[c]!;
+    e.state = t.state[c];
+    e.caddr = t.caddr[c];
+    e.cport = t.cport[c];
+    e.vaddr = t.vaddr[c];
+    e.vport = t.vport[c];
+    e.daddr = t.daddr[c];
+    e.dport = t.dport[c];
     // A firewall-mark service's template carries the mark as its address; its connections
     // carry the mark of their service.
-    e.fwmark = e.protocol === IPPROTO_IP ? e.vaddr : (this.engine.dests.get(t.dest[c]!)?.svc.fwmark ?? 0);
-    e.timeout = t.timeout[c]!;
+    e.fwmark = e.protocol === IPPROTO_IP ? e.vaddr : (this.engine.dests.get(t.dest[c])?.svc.fwmark ?? 0);
+    e.timeout = t.timeout[c];
     const len = entryLen(flags);
     if (this.size !== 0) {
       const pad = (4 - (this.size & 3)) & 3;
@@ -208,7 +208,7 @@ export class SyncBackup {
     this.counters.messages++;
     const why = decodeMessage(buf, off, len, this.spec.syncid, this.entry, this.apply);
     if (why !== SYNC_OK) {
-      const name = SYNC_REASON_NAMES[why]!;
+      const name = SYNC_REASON_NAMES[why];
       this.counters.dropped[name] = (this.counters.dropped[name] ?? 0) + 1;
     }
   }

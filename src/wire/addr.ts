@@ -18,10 +18,10 @@ function octet(s: string): number {
 function parse(s: string): number {
   const m = DOTTED_QUAD.exec(s);
   if (m === null) return -1;
-  const a = octet(m[1]!);
-  const b = octet(m[2]!);
-  const c = octet(m[3]!);
-  const d = octet(m[4]!);
+  const a = octet(m[1]);
+  const b = octet(m[2]);
+  const c = octet(m[3]);
+  const d = octet(m[4]);
   if (a < 0 || b < 0 || c < 0 || d < 0) return -1;
   return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
@@ -90,10 +90,10 @@ export function inetAton(s: string): number | null {
   }
   if (i < s.length && !isCSpace(s.charCodeAt(i))) return null;
   // The last part fills the bytes the earlier ones left.
-  const lastMax = [0xffffffff, 0xffffff, 0xffff, 0xff][parts.length]!;
+  const lastMax = [0xffffffff, 0xffffff, 0xffff, 0xff][parts.length];
   if (val > lastMax) return null;
   let addr = 0;
-  for (let k = 0; k < parts.length; k++) addr += parts[k]! * 2 ** (24 - 8 * k);
+  for (let k = 0; k < parts.length; k++) addr += parts[k] * 2 ** (24 - 8 * k);
   return addr + val;
 }
 

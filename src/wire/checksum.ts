@@ -21,13 +21,13 @@ export function sum16(buf: Buffer, off: number, len: number, initial = 0): numbe
   const end8 = off + (len & ~7);
   for (; i < end8; i += 8) {
     sum +=
-      ((buf[i]! << 8) | buf[i + 1]!) +
-      ((buf[i + 2]! << 8) | buf[i + 3]!) +
-      ((buf[i + 4]! << 8) | buf[i + 5]!) +
-      ((buf[i + 6]! << 8) | buf[i + 7]!);
+      ((buf[i] << 8) | buf[i + 1]) +
+      ((buf[i + 2] << 8) | buf[i + 3]) +
+      ((buf[i + 4] << 8) | buf[i + 5]) +
+      ((buf[i + 6] << 8) | buf[i + 7]);
   }
-  for (; i + 1 < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
-  if (i < end) sum += buf[i]! << 8;
+  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
+  if (i < end) sum += buf[i] << 8;
   return sum;
 }
 
@@ -48,7 +48,7 @@ function sum16Wide(buf: Buffer, off: number, len: number, initial: number): numb
   let i = off;
   const end = off + len;
   if (((buf.byteOffset + i) & 2) !== 0) {
-    sum += (buf[i]! << 8) | buf[i + 1]!;
+    sum += (buf[i] << 8) | buf[i + 1];
     i += 2;
   }
   const store = buf.buffer;
@@ -62,13 +62,13 @@ function sum16Wide(buf: Buffer, off: number, len: number, initial: number): numb
   const kEnd = k + count;
   const kEnd4 = k + (count & ~3);
   let swapped = 0;
-  for (; k < kEnd4; k += 4) swapped += w[k]! + w[k + 1]! + w[k + 2]! + w[k + 3]!;
-  for (; k < kEnd; k++) swapped += w[k]!;
+  for (; k < kEnd4; k += 4) swapped += w[k] + w[k + 1] + w[k + 2] + w[k + 3];
+  for (; k < kEnd; k++) swapped += w[k];
   const f = fold(swapped);
   sum += ((f & 0xff) << 8) | (f >>> 8);
   i += count << 2;
-  for (; i + 1 < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
-  if (i < end) sum += buf[i]! << 8;
+  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
+  if (i < end) sum += buf[i] << 8;
   return sum;
 }
 

@@ -38,18 +38,18 @@ export const FRAG_UNIT = 8;
  * (type & 0x80) it has, unpadded. With `out`, also write them, in order, at out[outAt].
  */
 function copiedOptions(src: Buffer, srcOff: number, out: Buffer | null, outAt: number): number {
-  const end = srcOff + ((src[srcOff + IPV4.VER_IHL]! & 0x0f) << 2);
+  const end = srcOff + ((src[srcOff + IPV4.VER_IHL] & 0x0f) << 2);
   let i = srcOff + IPV4.MIN_HEADER;
   let n = 0;
   while (i < end) {
-    const type = src[i]!;
+    const type = src[i];
     if (type === IPV4_OPT_EOL) break;
     if (type === IPV4_OPT_NOP) {
       i++;
       continue;
     }
     if (i + 1 >= end) break;
-    const optLen = src[i + 1]!;
+    const optLen = src[i + 1];
     if (optLen < 2 || i + optLen > end) break;
     if ((type & IPV4_OPT_COPIED) !== 0) {
       if (out !== null) src.copy(out, outAt + n, i, i + optLen);
@@ -76,13 +76,13 @@ export function laterFragmentHeaderLen(src: Buffer, srcOff: number): number {
  * largest datagram, whose offsets the 13-bit field cannot express.
  */
 export function fragmentCount(src: Buffer, srcOff: number, mtu: number): number {
-  const totalLen = (src[srcOff + IPV4.TOTAL_LEN]! << 8) | src[srcOff + IPV4.TOTAL_LEN + 1]!;
+  const totalLen = (src[srcOff + IPV4.TOTAL_LEN] << 8) | src[srcOff + IPV4.TOTAL_LEN + 1];
   if (totalLen <= mtu) return 1;
-  if ((src[srcOff + IPV4.FLAGS_FRAG]! & (IPV4_DF >> 8)) !== 0) return 0;
-  const headerLen = (src[srcOff + IPV4.VER_IHL]! & 0x0f) << 2;
+  if ((src[srcOff + IPV4.FLAGS_FRAG] & (IPV4_DF >> 8)) !== 0) return 0;
+  const headerLen = (src[srcOff + IPV4.VER_IHL] & 0x0f) << 2;
   if (mtu - headerLen < FRAG_UNIT) return 0;
   const offset =
-    (((src[srcOff + IPV4.FLAGS_FRAG]! << 8) | src[srcOff + IPV4.FLAGS_FRAG + 1]!) & IPV4_FRAG_OFFSET_MASK) << 3;
+    (((src[srcOff + IPV4.FLAGS_FRAG] << 8) | src[srcOff + IPV4.FLAGS_FRAG + 1]) & IPV4_FRAG_OFFSET_MASK) << 3;
   if (offset + totalLen - headerLen > IPV4_MAX_PAYLOAD) return 0;
   const first = (mtu - headerLen) & ~(FRAG_UNIT - 1);
   const chunk = (mtu - laterFragmentHeaderLen(src, srcOff)) & ~(FRAG_UNIT - 1);
@@ -110,13 +110,13 @@ export function writeFragment(
 ): number {
   const count = fragmentCount(src, srcOff, mtu);
   if (index < 0 || index >= count) return 0;
-  const totalLen = (src[srcOff + IPV4.TOTAL_LEN]! << 8) | src[srcOff + IPV4.TOTAL_LEN + 1]!;
+  const totalLen = (src[srcOff + IPV4.TOTAL_LEN] << 8) | src[srcOff + IPV4.TOTAL_LEN + 1];
   if (count === 1) {
     src.copy(out, outOff, srcOff, srcOff + totalLen);
     return totalLen;
   }
-  const headerLen = (src[srcOff + IPV4.VER_IHL]! & 0x0f) << 2;
-  const flagsFrag = (src[srcOff + IPV4.FLAGS_FRAG]! << 8) | src[srcOff + IPV4.FLAGS_FRAG + 1]!;
+  const headerLen = (src[srcOff + IPV4.VER_IHL] & 0x0f) << 2;
+  const flagsFrag = (src[srcOff + IPV4.FLAGS_FRAG] << 8) | src[srcOff + IPV4.FLAGS_FRAG + 1];
   const payloadLen = totalLen - headerLen;
   const first = (mtu - headerLen) & ~(FRAG_UNIT - 1);
 

@@ -42,7 +42,7 @@ export abstract class HeaderView {
 
   /** The byte at `off + at`. */
   protected u8(at: number): number {
-    return this.buf[this.off + at]!;
+    return this.buf[this.off + at];
   }
 
   /** Raw byte write at `off + at` (the buffer keeps the low 8 bits). */
@@ -58,7 +58,7 @@ export abstract class HeaderView {
   protected u16(at: number): number {
     const b = this.buf;
     const o = this.off + at;
-    return (b[o]! << 8) | b[o + 1]!;
+    return (b[o] << 8) | b[o + 1];
   }
 
   /** Raw write of the low 16 bits of v, big-endian, at `off + at`. */
@@ -73,7 +73,7 @@ export abstract class HeaderView {
   protected u32(at: number): number {
     const b = this.buf;
     const o = this.off + at;
-    return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+    return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   }
 
   /** Raw write of v as an unsigned 32-bit big-endian field at `off + at`. */

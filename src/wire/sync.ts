@@ -208,7 +208,7 @@ export function decodeMessage(
 
 function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e: SyncConn) => void): number {
   const end = off + len;
-  const n = buf[off + 4]!;
+  const n = buf[off + 4];
   let p = off + SYNC_MESG_HEADER;
   for (let i = 0; i < n; i++) {
     if (p + SYNC_CONN_V4 > end) return SYNC_BAD_ENTRY;
@@ -216,7 +216,7 @@ function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
     const size = verSize & 0x0fff;
     const entryEnd = p + size;
     if (entryEnd > end || verSize >> 12 !== 0) return SYNC_BAD_ENTRY;
-    const type = buf[p + SYNC_V4.TYPE]!;
+    const type = buf[p + SYNC_V4.TYPE];
     let deliver = true;
     let o: number;
     if ((type & STYPE_F_INET6) !== 0) {
@@ -232,8 +232,8 @@ function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
     let seen = 0;
     while (o < entryEnd) {
       if (o + 2 > entryEnd) return SYNC_BAD_ENTRY;
-      const ptype = buf[o]!;
-      const plen = buf[o + 1]!;
+      const ptype = buf[o];
+      const plen = buf[o + 1];
       o += 2;
       if (plen === 0 || o + plen > entryEnd) return SYNC_BAD_ENTRY;
       const kind = ptype & ~IPVS_OPT_F_PARAM;
@@ -252,7 +252,7 @@ function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
       o += plen;
     }
     if (deliver) {
-      e.protocol = buf[p + SYNC_V4.PROTOCOL]!;
+      e.protocol = buf[p + SYNC_V4.PROTOCOL];
       e.flags = buf.readUInt32BE(p + SYNC_V4.FLAGS);
       e.state = buf.readUInt16BE(p + SYNC_V4.STATE);
       e.cport = buf.readUInt16BE(p + SYNC_V4.CPORT);
@@ -272,14 +272,14 @@ function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
 
 function decodeV0(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e: SyncConn) => void): number {
   const end = off + len;
-  const n = buf[off]!;
+  const n = buf[off];
   let p = off + SYNC_MESG_V0_HEADER;
   for (let i = 0; i < n; i++) {
     if (p + SYNC_CONN_V0 > end) return SYNC_BAD_ENTRY;
     const flags = buf.readUInt16BE(p + 20);
     const full = (flags & CONN_F_SEQ_MASK) !== 0;
     if (full && p + SYNC_CONN_V0_FULL > end) return SYNC_BAD_ENTRY;
-    e.protocol = buf[p + 1]!;
+    e.protocol = buf[p + 1];
     e.cport = buf.readUInt16BE(p + 2);
     e.vport = buf.readUInt16BE(p + 4);
     e.dport = buf.readUInt16BE(p + 6);

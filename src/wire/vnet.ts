@@ -93,7 +93,7 @@ export function readVnetHdr(
 ): boolean {
   out.gsoSize = 0;
   out.csumStart = 0;
-  if ((buf[h + VNET.FLAGS]! & VNET_F_NEEDS_CSUM) !== 0) {
+  if ((buf[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
     const start = buf.readUInt16LE(h + VNET.CSUM_START);
     const offset = buf.readUInt16LE(h + VNET.CSUM_OFFSET);
     const p = ip.protocol;
@@ -113,7 +113,7 @@ export function readVnetHdr(
       out.csumOffset = offset;
     }
   }
-  const gsoType = buf[h + VNET.GSO_TYPE]!;
+  const gsoType = buf[h + VNET.GSO_TYPE];
   if (gsoType !== VNET_GSO_NONE) {
     const size = buf.readUInt16LE(h + VNET.GSO_SIZE);
     if (

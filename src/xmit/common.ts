@@ -81,7 +81,7 @@ export function completeChecksum(x: PacketContext): void {
 
 /** Bytes of the TCP header of the current packet (its data offset; parsed and checked before). */
 export function tcpHeaderLen(x: PacketContext): number {
-  return (x.ip.buf[x.ip.payloadOffset + TCP.DATA_OFF]! >> 4) << 2;
+  return (x.ip.buf[x.ip.payloadOffset + TCP.DATA_OFF] >> 4) << 2;
 }
 
 /** Largest IPv4 packet the current one stands for: one segment of a GSO packet, else itself. */

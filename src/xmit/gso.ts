@@ -35,7 +35,7 @@ export function segmentTcp(x: PacketContext, sink: SegmentSink): number {
   const tcpOff = ipOff + ihl;
   const seq0 = buf.readUInt32BE(tcpOff + TCP.SEQ);
   const id0 = ip.id;
-  const flags0 = buf[tcpOff + TCP.FLAGS]!;
+  const flags0 = buf[tcpOff + TCP.FLAGS];
   const saddr = ip.srcAddr;
   const daddr = ip.dstAddr;
   let done = 0;

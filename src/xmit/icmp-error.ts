@@ -60,7 +60,7 @@ export function mayAnswer(ip: PacketContext['ip']): boolean {
   if (src >>> 28 === 0xe || src === 0xffffffff || src === 0) return false;
   if (ip.protocol !== IPPROTO_ICMP) return true;
   if (ip.payloadLen < 1) return false;
-  return !icmpTypeIsError(ip.buf[ip.payloadOffset]!);
+  return !icmpTypeIsError(ip.buf[ip.payloadOffset]);
 }
 
 /** ICMP "fragmentation needed" with next-hop MTU `mtu` (RFC 1191) about the current packet. */

@@ -20,7 +20,7 @@ export function sendTcpReset(x: PacketContext): boolean {
   const ip = x.ip;
   const buf = ip.buf;
   const t = ip.payloadOffset;
-  const flags = buf[t + TCP.FLAGS]!;
+  const flags = buf[t + TCP.FLAGS];
   if ((flags & TCP_RST) !== 0) return false;
   const off = x.genSlot();
   const r = off + 20;
@@ -31,7 +31,7 @@ export function sendTcpReset(x: PacketContext): boolean {
     buf.writeUInt32BE(0, r + TCP.ACK);
     buf[r + TCP.FLAGS] = TCP_RST;
   } else {
-    const dataLen = ip.payloadLen - ((buf[t + TCP.DATA_OFF]! >> 4) << 2);
+    const dataLen = ip.payloadLen - ((buf[t + TCP.DATA_OFF] >> 4) << 2);
     const span = dataLen + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0);
     buf.writeUInt32BE(0, r + TCP.SEQ);
     buf.writeUInt32BE((buf.readUInt32BE(t + TCP.SEQ) + span) >>> 0, r + TCP.ACK);

@@ -57,11 +57,11 @@ function queueSegment(x: PacketContext, off: number, len: number): number {
   writeIpv4Header(
     buf,
     outer,
-    buf[off + IPV4.TOS]!,
+    buf[off + IPV4.TOS],
     len + OUTER,
     x.nextIpId(),
     df,
-    buf[off + IPV4.TTL]!,
+    buf[off + IPV4.TTL],
     IPPROTO_IPIP,
     dest.tunSrc,
     dest.addr,

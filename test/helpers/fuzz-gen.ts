@@ -55,7 +55,7 @@ export class Rng {
   }
 
   pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
+    return items[this.int(items.length)];
   }
 
   bytes(n: number): Buffer {
@@ -70,8 +70,8 @@ export class Rng {
   shuffle<T>(items: T[]): T[] {
     for (let i = items.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      const t = items[i]!;
-      items[i] = items[j]!;
+      const t = items[i];
+      items[i] = items[j];
       items[j] = t;
     }
     return items;
@@ -137,8 +137,8 @@ export function wire(input: FuzzInput): Buffer {
 export function sumWords(buf: Buffer, from: number, to: number, init = 0): number {
   let s = init;
   let i = from;
-  for (; i + 1 < to; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
-  if (i < to) s += buf[i]! << 8;
+  for (; i + 1 < to; i += 2) s += (buf[i] << 8) | buf[i + 1];
+  if (i < to) s += buf[i] << 8;
   return s;
 }
 
@@ -154,7 +154,7 @@ export function pseudoSum(ip: Buffer, protocol: number, len: number): number {
 /** Recompute the IPv4 header checksum when the IHL lies inside the buffer. */
 export function fixIpChecksum(ip: Buffer): void {
   if (ip.length < 20) return;
-  const ihl = (ip[0]! & 0x0f) * 4;
+  const ihl = (ip[0] & 0x0f) * 4;
   if (ihl < 20 || ihl > ip.length) return;
   ip.writeUInt16BE(0, 10);
   ip.writeUInt16BE(~fold(sumWords(ip, 0, ihl)) & 0xffff, 10);
@@ -162,8 +162,8 @@ export function fixIpChecksum(ip: Buffer): void {
 
 /** The L4 range [ihl, end) of an unfragmented packet whose lengths are sane, or null. */
 function l4Range(ip: Buffer): { ihl: number; end: number } | null {
-  if (ip.length < 20 || ip[0]! >> 4 !== 4) return null;
-  const ihl = (ip[0]! & 0x0f) * 4;
+  if (ip.length < 20 || ip[0] >> 4 !== 4) return null;
+  const ihl = (ip[0] & 0x0f) * 4;
   const total = ip.readUInt16BE(2);
   if (ihl < 20 || total < ihl || total > ip.length) return null;
   if ((ip.readUInt16BE(6) & 0x3fff) !== 0) return null;
@@ -178,7 +178,7 @@ export function fixL4Checksum(ip: Buffer, partial = false): void {
   const r = l4Range(ip);
   if (r === null) return;
   const { ihl, end } = r;
-  const p = ip[9]!;
+  const p = ip[9];
   if (p === 6 && end - ihl >= 20) {
     ip.writeUInt16BE(0, ihl + 16);
     const ps = pseudoSum(ip, 6, end - ihl);
@@ -595,10 +595,10 @@ export class PacketFuzzer {
     vnet[0] = 1; // NEEDS_CSUM
     vnet.writeUInt16LE(ihl, 6);
     vnet.writeUInt16LE(p === 6 ? 16 : 6, 8);
-    const payloadLen = rg.end - ihl - (p === 6 ? (ip[ihl + 12]! >> 4) * 4 : 8);
+    const payloadLen = rg.end - ihl - (p === 6 ? (ip[ihl + 12] >> 4) * 4 : 8);
     if (p === 6 && payloadLen > 1 && r.chance(0.5)) {
       vnet[1] = 1; // GSO_TCPV4
-      vnet.writeUInt16LE(ihl + (ip[ihl + 12]! >> 4) * 4, 2);
+      vnet.writeUInt16LE(ihl + (ip[ihl + 12] >> 4) * 4, 2);
       vnet.writeUInt16LE(r.chance(0.8) ? r.pick([1448, 1460, 536, 8948]) : r.range(1, payloadLen), 4);
     } else {
       vnet.writeUInt16LE(ihl + 8, 2);
@@ -773,7 +773,7 @@ export class PacketFuzzer {
   /** An FTP data connection the generator announced: passive from the client, active from the RS. */
   private dataConnection(): Buffer {
     const r = this.r;
-    const p = this.plans.length > 0 ? this.plans.splice(r.int(this.plans.length), 1)[0]! : undefined;
+    const p = this.plans.length > 0 ? this.plans.splice(r.int(this.plans.length), 1)[0] : undefined;
     if (p === undefined) return this.newFlow();
     const f: Flow = {
       protocol: 6,
@@ -870,7 +870,7 @@ export class PacketFuzzer {
       protocol === 6
         ? tcpPacket(r, src, dst, sport, dport, r.pick(['S', 'A', 'PA']), r.u32(), r.u32(), body)
         : udpPacket(r, src, dst, sport, dport, body);
-    const ihl = (inner[0]! & 0x0f) * 4;
+    const ihl = (inner[0] & 0x0f) * 4;
     let q: Buffer;
     switch (big ? 2 : r.int(8)) {
       case 0:
@@ -1041,7 +1041,7 @@ export class PacketFuzzer {
   /** Fragment `whole` at 8-byte multiples; every fragment's bytes are the datagram's own. */
   private cleanSplit(whole: Buffer): Buffer[] {
     const r = this.r;
-    const ihl = (whole[0]! & 0x0f) * 4;
+    const ihl = (whole[0] & 0x0f) * 4;
     const len = whole.length - ihl;
     const unit = 8 * r.range(Math.max(1, Math.ceil(len / 8 / 60)), Math.max(1, Math.min(185, Math.ceil(len / 8))));
     const parts: Buffer[] = [];
@@ -1064,7 +1064,7 @@ export class PacketFuzzer {
   /** Fragments with random offsets, lengths, flags and contents. */
   private dirtySplit(whole: Buffer): Buffer[] {
     const r = this.r;
-    const ihl = (whole[0]! & 0x0f) * 4;
+    const ihl = (whole[0] & 0x0f) * 4;
     const len = whole.length - ihl;
     const parts: Buffer[] = [];
     const n = r.range(1, 6);
@@ -1088,7 +1088,7 @@ export class PacketFuzzer {
       // Bytes of the datagram where it has them, else random ones (overlaps then differ).
       const data = start < len ? whole.subarray(ihl + start, ihl + end) : r.bytes(Math.max(0, end - start));
       const f = fragmentBytes(whole, ihl, data, start, end, mf);
-      if (r.chance(0.2)) f[1] = (f[1]! & ~3) | r.int(4); // ECN codepoints that may not mix
+      if (r.chance(0.2)) f[1] = (f[1] & ~3) | r.int(4); // ECN codepoints that may not mix
       if (r.chance(0.1)) f.writeUInt16BE(f.readUInt16BE(6) | 0x4000, 6); // DF on a fragment
       fixIpChecksum(f);
       parts.push(f);
@@ -1099,7 +1099,7 @@ export class PacketFuzzer {
 
 /** Fragment [start, end) of the datagram `whole` (its header, offset and MF set, checksum fixed). */
 function fragment(whole: Buffer, start: number, end: number, mf: boolean): Buffer {
-  const ihl = (whole[0]! & 0x0f) * 4;
+  const ihl = (whole[0] & 0x0f) * 4;
   const f = fragmentBytes(whole, ihl, whole.subarray(ihl + start, ihl + end), start, end, mf);
   fixIpChecksum(f);
   return f;
@@ -1131,7 +1131,7 @@ export function mutate(r: Rng, golden: Buffer): Buffer {
 
 function mutateOnce(r: Rng, b: Buffer): Buffer {
   if (b.length === 0) return r.bytes(r.int(40));
-  const ihl = Math.max(20, (b[0]! & 0x0f) * 4);
+  const ihl = Math.max(20, (b[0] & 0x0f) * 4);
   switch (r.int(12)) {
     case 0: {
       // Truncate; half the time keep the total length consistent with it.
@@ -1151,7 +1151,7 @@ function mutateOnce(r: Rng, b: Buffer): Buffer {
       const flips = r.range(1, 4);
       for (let i = 0; i < flips; i++) {
         const at = r.chance(0.7) ? r.int(Math.min(b.length, ihl + 40)) : r.int(b.length);
-        b[at] = b[at]! ^ (1 << r.int(8));
+        b[at] = b[at] ^ (1 << r.int(8));
       }
       return b;
     }
@@ -1200,7 +1200,7 @@ function mutateOnce(r: Rng, b: Buffer): Buffer {
 
 /** Random virtio_net_hdr fields (offload labs). */
 function mutateVnet(r: Rng, vnet: Buffer, ip: Buffer): void {
-  const ihl = ip.length > 0 ? (ip[0]! & 0x0f) * 4 : 20;
+  const ihl = ip.length > 0 ? (ip[0] & 0x0f) * 4 : 20;
   switch (r.int(6)) {
     case 0:
       vnet[0] = r.int(256);

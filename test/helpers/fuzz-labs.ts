@@ -221,21 +221,21 @@ export function engineFindings(lab: Lab, pushed: number): string[] {
   for (let c = 0; c < capacity; c++) {
     if (live[c] !== 1) continue; // LIVE
     visited++;
-    const flags = flagsOf[c]!;
+    const flags = flagsOf[c];
     if ((flags & CONN_F_NO_CPORT) !== 0) noCport++;
-    const t = control[c]!;
+    const t = control[c];
     if (t !== NIL) {
       if (t < 0 || t >= capacity || live[t] !== 1) f.push(`entry ${c} is controlled by entry ${t}, which is not live`);
-      else controls[t]!++;
+      else controls[t]++;
     }
-    const id = dest[c]!;
+    const id = dest[c];
     if (id === NIL) continue;
     withDest++;
     if (id < 0 || id >= 256) f.push(`entry ${c} has dest id ${id}`);
-    else byDest[3 * id + ((flags & CONN_F_TEMPLATE) !== 0 ? 2 : (flags & CONN_F_INACTIVE) !== 0 ? 1 : 0)]!++;
+    else byDest[3 * id + ((flags & CONN_F_TEMPLATE) !== 0 ? 2 : (flags & CONN_F_INACTIVE) !== 0 ? 1 : 0)]++;
   }
   for (let id = 0; id < 256; id++) {
-    if (byDest[3 * id]! + byDest[3 * id + 1]! + byDest[3 * id + 2]! > 0 && e.dests.get(id) === undefined) {
+    if (byDest[3 * id] + byDest[3 * id + 1] + byDest[3 * id + 2] > 0 && e.dests.get(id) === undefined) {
       f.push(`live entries point at freed dest id ${id}`);
     }
   }
@@ -255,9 +255,9 @@ export function engineFindings(lab: Lab, pushed: number): string[] {
   for (const x of lab.dests) {
     const registered = e.dests.get(x.id) === x;
     const at = 3 * x.id;
-    const a = registered ? byDest[at]! : 0;
-    const i = registered ? byDest[at + 1]! : 0;
-    const p = registered ? byDest[at + 2]! : 0;
+    const a = registered ? byDest[at] : 0;
+    const i = registered ? byDest[at + 1] : 0;
+    const p = registered ? byDest[at + 2] : 0;
     if (x.activeConns < 0 || x.inactConns < 0 || x.persistConns < 0) f.push(`${destName(x)}: a negative counter`);
     if (x.activeConns !== a || x.inactConns !== i || x.persistConns !== p) {
       f.push(
@@ -339,7 +339,7 @@ export class Session {
       if (facts.fragment && facts.headerResidue > 0) this.fragHeaders.set(facts.headerResidue, now);
     }
     const frags = lab.engine.frags;
-    const completeBefore = frags.counts[FRAG_COMPLETE]!;
+    const completeBefore = frags.counts[FRAG_COMPLETE];
     this.pushed += inputs.length;
     try {
       lab.d.io.push(...inputs.map(wire));
@@ -350,12 +350,12 @@ export class Session {
     const dev = [...lab.d.io.sentDev];
     const out = lab.d.io.takeSent();
     this.count(out, dev);
-    const completed = frags.counts[FRAG_COMPLETE]! > completeBefore;
+    const completed = frags.counts[FRAG_COMPLETE] > completeBefore;
     const dirty = this.dirtyIds;
     const findings = [...lab.oracle.check(out, dev, allow, (id) => completed && dirty.has(id))];
     // The outputs the findings are about, in hex.
     const about = new Set(findings.map((x) => /^out\[(\d+)\]/.exec(x)?.[1]).filter((x) => x !== undefined));
-    for (const i of about) findings.push(`  out[${i}] dev ${dev[Number(i)]}: ${toHex(out[Number(i)]!)}`);
+    for (const i of about) findings.push(`  out[${i}] dev ${dev[Number(i)]}: ${toHex(out[Number(i)])}`);
     return [...findings, ...engineFindings(lab, this.pushed)];
   }
 
@@ -385,10 +385,10 @@ export class Session {
     this.outputs += out.length;
     const skip = this.lab.vnet;
     for (let i = 0; i < out.length; i++) {
-      const dv = dev[i]!;
+      const dv = dev[i];
       const at = dv === 0 ? 0 : dv === 255 ? skip : skip + 14;
-      const p = out[i]!;
-      const protocol = p.length > at + 9 ? p[at + 9]! : -1;
+      const p = out[i];
+      const protocol = p.length > at + 9 ? p[at + 9] : -1;
       const name = protocol === 1 || protocol === 4 || protocol === 6 || protocol === 17 ? protocol : 'other';
       const key = `${dv === 0 ? 'raw' : dv === 255 ? 'tun' : 'frame'}:${name}`;
       this.seen.set(key, (this.seen.get(key) ?? 0) + 1);
@@ -419,7 +419,7 @@ async function applyChurn(lab: Lab, c: ChurnOp): Promise<void> {
     lab.engine.expireQuiescentTemplate = c.expireQuiescentTemplate;
     return;
   }
-  const s = lab.services[c.svc]!;
+  const s = lab.services[c.svc];
   const key = svcKey(s);
   if (c.op === 'service') {
     const flags = (c.persistent ? SVC_F_PERSISTENT : 0) | (s.ops ? SVC_F_ONEPACKET : 0);
@@ -428,7 +428,7 @@ async function applyChurn(lab: Lab, c: ChurnOp): Promise<void> {
     );
     return;
   }
-  const x = s.dests[c.dest]!;
+  const x = s.dests[c.dest];
   const present = lab.engine.services
     .get(s.protocol, ipToU32(s.vip), s.port)
     ?.dests.some((y) => y.addr === ipToU32(x.addr) && y.port === x.port);
@@ -456,8 +456,8 @@ function randomChurn(r: Rng, services: ServiceDesc[]): ChurnOp {
   }
   const svc = r.int(services.length);
   if (r.chance(0.15)) return { op: 'service', svc, sched: r.pick(SCHEDULERS), persistent: r.chance(0.4) };
-  const dest = r.int(services[svc]!.dests.length);
-  if (services[svc]!.dests[dest]!.addr === RS7) return { op: 'weight', svc, dest, weight: 1 };
+  const dest = r.int(services[svc].dests.length);
+  if (services[svc].dests[dest].addr === RS7) return { op: 'weight', svc, dest, weight: 1 };
   if (r.chance(0.15)) {
     const upper = r.pick([0, 1, 2, 5]);
     return { op: 'threshold', svc, dest, upper, lower: upper === 0 ? 0 : r.int(upper + 1) };
@@ -505,7 +505,7 @@ function addCoverage(into: Record<string, number>, s: Session): void {
   for (const [k, n] of Object.entries(s.lab.engine.ftp.counts)) add(`ftp:${k}`, n);
   add('offload:partial', s.lab.engine.offload.partial);
   add('offload:gso', s.lab.engine.offload.gso);
-  add('reassembled', s.lab.engine.frags.counts[FRAG_COMPLETE]!);
+  add('reassembled', s.lab.engine.frags.counts[FRAG_COMPLETE]);
 }
 
 /**
@@ -614,7 +614,7 @@ export async function fuzzRound(
     (p, ca, cp, va, vp) => {
       const c = conns.lookupIn(p, ca, cp, va, vp);
       if (c === NIL) return null;
-      return { daddr: conns.daddr[c]!, dport: conns.dport[c]!, established: conns.state[c] === TCP_S_ESTABLISHED };
+      return { daddr: conns.daddr[c], dport: conns.dport[c], established: conns.state[c] === TCP_S_ESTABLISHED };
     },
   );
   const log: FuzzEvent[] = [];
@@ -654,7 +654,7 @@ export function signature(finding: string): string {
   return finding
     .replace(/^out\[\d+\] dev \d+( inner)?( \(reassembled\))?: /, '')
     .replace(/\d+/g, 'N')
-    .split('\n')[0]!;
+    .split('\n')[0];
 }
 
 /**
@@ -685,13 +685,13 @@ const SHRINK_BUDGET = 400;
  * earlier events, then dropping packets one at a time. Returns the result as text.
  */
 export async function shrink(failure: Failure, log: FuzzEvent[], strict: Strict): Promise<string> {
-  const sig = signature(unknownFindings(failure.findings, {}, strict)[0]!);
+  const sig = signature(unknownFindings(failure.findings, {}, strict)[0]);
   let budget = SHRINK_BUDGET;
   const tryEvents = async (evs: FuzzEvent[]) =>
     budget-- > 0 && (await reproduces(failure.kind, failure.seed, evs, sig, strict));
   let events = log.slice(0, failure.event + 1);
   if (!(await tryEvents(events))) return `(does not replay)\n${formatEvents(events.slice(-1))}`;
-  const last = events[events.length - 1]!;
+  const last = events[events.length - 1];
   if (await tryEvents([last])) {
     events = [last];
   } else {
@@ -718,7 +718,7 @@ export async function shrink(failure: Failure, log: FuzzEvent[], strict: Strict)
   }
   // Packets, one at a time.
   for (let e = 0; e < events.length && budget > 0; e++) {
-    const ev = events[e]!;
+    const ev = events[e];
     if (ev.kind !== 'push') continue;
     for (let i = ev.inputs.length - 1; i >= 0 && budget > 0; i--) {
       const fewer: FuzzEvent = { kind: 'push', inputs: ev.inputs.filter((_, j) => j !== i) };

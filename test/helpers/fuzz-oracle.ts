@@ -98,8 +98,8 @@ export interface InputFacts {
  */
 export function noteInput(ip: Buffer, vnet: Buffer | undefined, into: Allowance): InputFacts {
   const facts: InputFacts = { fragment: false, id: 0, headerResidue: -1 };
-  if (ip.length < 20 || ip[0]! >> 4 !== 4) return facts;
-  const ihl = (ip[0]! & 0x0f) * 4;
+  if (ip.length < 20 || ip[0] >> 4 !== 4) return facts;
+  const ihl = (ip[0] & 0x0f) * 4;
   if (ihl < 20 || ihl > ip.length) return facts;
   facts.headerResidue = residue(sumWords(ip, 0, ihl));
   into.ip.add(facts.headerResidue);
@@ -111,12 +111,12 @@ export function noteInput(ip: Buffer, vnet: Buffer | undefined, into: Allowance)
     return facts;
   }
   let p = ip.subarray(0, total);
-  if (vnet !== undefined && (vnet[0]! & 1) !== 0) {
+  if (vnet !== undefined && (vnet[0] & 1) !== 0) {
     const start = vnet.readUInt16LE(6);
     const offset = vnet.readUInt16LE(8);
     if (start >= ihl && start + offset + 2 <= total) {
       p = completed(p, start, offset);
-      if (p[9] === 1 && total - ihl >= 8 && isIcmpError(p[ihl]!)) {
+      if (p[9] === 1 && total - ihl >= 8 && isIcmpError(p[ihl])) {
         const tc = `${p[ihl]}/${p[ihl + 1]}`;
         into.partialIcmp.add(`${tc} ${p.readUInt32BE(12)}`);
         into.partialIcmp.add(`${tc} >${p.readUInt32BE(16)}`);
@@ -141,11 +141,11 @@ function noteL4(p: Buffer, ihl: number, into: Allowance): void {
  * ''. RFC 1122 3.2.2: no ICMP error is sent about an ICMP error.
  */
 function aboutIcmpError(p: Buffer, ihl: number): string {
-  if (p[9] !== 1 || p.length - ihl < 8 + 20 || !isIcmpError(p[ihl]!)) return '';
+  if (p[9] !== 1 || p.length - ihl < 8 + 20 || !isIcmpError(p[ihl])) return '';
   const q = ihl + 8;
-  const qihl = (p[q]! & 0x0f) * 4;
-  if (p[q]! >> 4 !== 4 || qihl < 20 || p[q + 9] !== 1 || (p.readUInt16BE(q + 6) & 0x1fff) !== 0) return '';
-  if (q + qihl >= p.length || !isIcmpError(p[q + qihl]!)) return '';
+  const qihl = (p[q] & 0x0f) * 4;
+  if (p[q] >> 4 !== 4 || qihl < 20 || p[q + 9] !== 1 || (p.readUInt16BE(q + 6) & 0x1fff) !== 0) return '';
+  if (q + qihl >= p.length || !isIcmpError(p[q + qihl])) return '';
   return `${p[ihl]}/${p[ihl + 1]}/${p[q + qihl]}`;
 }
 
@@ -170,10 +170,10 @@ function l4Residue(p: Buffer, ihl: number): number {
 
 /** Residue of the IPv4 header an ICMP error quotes, when it is there in full; else -1. */
 function quotedResidue(p: Buffer, ihl: number): number {
-  if (p[9] !== 1 || p.length - ihl < 8 + 20 || !isIcmpError(p[ihl]!)) return -1;
+  if (p[9] !== 1 || p.length - ihl < 8 + 20 || !isIcmpError(p[ihl])) return -1;
   const q = ihl + 8;
-  const qihl = (p[q]! & 0x0f) * 4;
-  if (p[q]! >> 4 !== 4 || qihl < 20 || q + qihl > p.length) return -1;
+  const qihl = (p[q] & 0x0f) * 4;
+  if (p[q] >> 4 !== 4 || qihl < 20 || q + qihl > p.length) return -1;
   return residue(sumWords(p, q, q + qihl));
 }
 
@@ -226,7 +226,7 @@ export class OutputOracle {
     this.allow = allow;
     this.relax = relaxL4;
     if (out.length !== dev.length) this.fail('output', `${out.length} packets but ${dev.length} devices`);
-    for (let i = 0; i < out.length; i++) this.checkOne(out[i]!, dev[i]!, `out[${i}] dev ${dev[i]}`);
+    for (let i = 0; i < out.length; i++) this.checkOne(out[i], dev[i], `out[${i}] dev ${dev[i]}`);
     for (const t of this.trains.values()) this.fail(t.where, 'fragments of a datagram missing from the batch');
     return this.findings;
   }
@@ -276,11 +276,11 @@ export class OutputOracle {
       this.fail(where, `${p.length} bytes: shorter than an IPv4 header`);
       return;
     }
-    if (p[0]! >> 4 !== 4) {
-      this.fail(where, `IPv4 version ${p[0]! >> 4}`);
+    if (p[0] >> 4 !== 4) {
+      this.fail(where, `IPv4 version ${p[0] >> 4}`);
       return;
     }
-    const ihl = (p[0]! & 0x0f) * 4;
+    const ihl = (p[0] & 0x0f) * 4;
     if (ihl < 20 || ihl > p.length) {
       this.fail(where, `IHL ${ihl} bytes in a ${p.length}-byte packet`);
       return;
@@ -329,8 +329,8 @@ export class OutputOracle {
     where: string,
     isFragment: boolean,
   ): { start: number; offset: number; gsoSize: number } | null {
-    const flags = vnet[0]!;
-    const gso = vnet[1]!;
+    const flags = vnet[0];
+    const gso = vnet[1];
     if (gso !== 0 && gso !== 1) this.fail(where, `virtio_net_hdr gso_type ${gso}`);
     let start = -1;
     let offset = 0;
@@ -469,5 +469,5 @@ export class OutputOracle {
 }
 
 function tcpHeaderLen(p: Buffer, ihl: number): number {
-  return p.length >= ihl + 13 ? (p[ihl + 12]! >> 4) * 4 : 0;
+  return p.length >= ihl + 13 ? (p[ihl + 12] >> 4) * 4 : 0;
 }

@@ -52,7 +52,7 @@ function onesComplementSum(chunks: Buffer[]): number {
   const all = Buffer.concat(chunks);
   let sum = 0;
   for (let i = 0; i < all.length; i += 2) {
-    sum += all[i]! * 256 + (i + 1 < all.length ? all[i + 1]! : 0);
+    sum += all[i] * 256 + (i + 1 < all.length ? all[i + 1] : 0);
     sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
   }
   return sum;
@@ -69,17 +69,17 @@ function pseudo(buf: Buffer, protocol: number, l4len: number): Buffer {
 /** Decode an IPv4 packet (TCP, UDP and ICMP headers too) without validating checksums. */
 export function decodePacket(buf: Buffer): Decoded {
   if (buf.length < 20) throw new Error(`decodePacket: ${buf.length} bytes is shorter than an IPv4 header`);
-  const headerLen = (buf[0]! & 0x0f) * 4;
+  const headerLen = (buf[0] & 0x0f) * 4;
   const totalLen = buf.readUInt16BE(2);
   const ff = buf.readUInt16BE(6);
-  const protocol = buf[9]!;
+  const protocol = buf[9];
   const end = Math.min(totalLen, buf.length);
   const d: Decoded = {
     src: dotted(buf, 12),
     dst: dotted(buf, 16),
-    ttl: buf[8]!,
+    ttl: buf[8],
     id: buf.readUInt16BE(4),
-    tos: buf[1]!,
+    tos: buf[1],
     protocol,
     totalLen,
     headerLen,
@@ -91,12 +91,12 @@ export function decodePacket(buf: Buffer): Decoded {
   const l4 = headerLen;
   const isFirstFragment = (ff & 0x1fff) === 0;
   if (protocol === 6 && isFirstFragment && end - l4 >= 20) {
-    const dataOff = (buf[l4 + 12]! >> 4) * 4;
+    const dataOff = (buf[l4 + 12] >> 4) * 4;
     d.sport = buf.readUInt16BE(l4);
     d.dport = buf.readUInt16BE(l4 + 2);
     d.seq = buf.readUInt32BE(l4 + 4);
     d.ack = buf.readUInt32BE(l4 + 8);
-    d.flags = flagLetters(buf[l4 + 13]!);
+    d.flags = flagLetters(buf[l4 + 13]);
     d.window = buf.readUInt16BE(l4 + 14);
     d.l4Checksum = buf.readUInt16BE(l4 + 16);
     d.payload = Buffer.from(buf.subarray(Math.min(l4 + dataOff, end), end));
@@ -107,7 +107,7 @@ export function decodePacket(buf: Buffer): Decoded {
     d.l4Checksum = buf.readUInt16BE(l4 + 6);
     d.payload = Buffer.from(buf.subarray(l4 + 8, end));
   } else if (protocol === 1 && isFirstFragment && end - l4 >= 8) {
-    d.icmp = { type: buf[l4]!, code: buf[l4 + 1]!, rest: buf.readUInt32BE(l4 + 4) };
+    d.icmp = { type: buf[l4], code: buf[l4 + 1], rest: buf.readUInt32BE(l4 + 4) };
     d.l4Checksum = buf.readUInt16BE(l4 + 2);
     d.payload = Buffer.from(buf.subarray(l4 + 8, end));
   }
@@ -124,8 +124,8 @@ export function decodePacket(buf: Buffer): Decoded {
  */
 export function expectValidPacket(buf: Buffer, opts: { partialL4?: boolean } = {}): Decoded {
   expect(buf.length, 'packet shorter than an IPv4 header').toBeGreaterThanOrEqual(20);
-  expect(buf[0]! >> 4, 'IPv4 version').toBe(4);
-  const headerLen = (buf[0]! & 0x0f) * 4;
+  expect(buf[0] >> 4, 'IPv4 version').toBe(4);
+  const headerLen = (buf[0] & 0x0f) * 4;
   expect(headerLen, 'IPv4 IHL * 4').toBeGreaterThanOrEqual(20);
   expect(buf.readUInt16BE(2), 'IPv4 total length vs buffer length').toBe(buf.length);
   expect(onesComplementSum([buf.subarray(0, headerLen)]), 'IPv4 header checksum').toBe(0xffff);
@@ -135,7 +135,7 @@ export function expectValidPacket(buf: Buffer, opts: { partialL4?: boolean } = {
   const l4 = buf.subarray(headerLen);
   if (d.protocol === 6) {
     expect(l4.length, 'TCP segment shorter than 20 bytes').toBeGreaterThanOrEqual(20);
-    const dataOff = (l4[12]! >> 4) * 4;
+    const dataOff = (l4[12] >> 4) * 4;
     expect(dataOff, 'TCP data offset').toBeGreaterThanOrEqual(20);
     expect(dataOff, 'TCP data offset vs segment length').toBeLessThanOrEqual(l4.length);
     if (!(opts.partialL4 && isPartial(buf, 6, l4.length, d.l4Checksum!))) {

@@ -20,7 +20,7 @@ let nextId = 1;
 
 export function ipv4(dotted: string): number {
   const p = dotted.split('.').map(Number);
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
 }
 
 /** A service using `sched`, with no dests yet and `initService` already called. */
@@ -84,7 +84,7 @@ export function setOverloaded(dest: Dest, on: boolean): void {
 export function serviceWith(sched: Scheduler, specs: DestSpec[]): { svc: Service; d: Record<string, Dest> } {
   const svc = makeService(sched);
   const d: Record<string, Dest> = {};
-  for (let i = specs.length - 1; i >= 0; i--) d[specs[i]!.name] = addDest(svc, specs[i]!);
+  for (let i = specs.length - 1; i >= 0; i--) d[specs[i].name] = addDest(svc, specs[i]);
   return { svc, d };
 }
 

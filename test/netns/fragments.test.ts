@@ -99,7 +99,7 @@ describe.skipIf(why !== undefined)('NAT with the director as the bottleneck towa
       ['sh', '-c', `curl -sS --max-time 20 http://${VIP}/bytes/1048576 | sha256sum`],
       30_000,
     );
-    expect(r.stdout.split(' ')[0]! + r.stderr).toBe(
+    expect(r.stdout.split(' ')[0] + r.stderr).toBe(
       createHash('sha256')
         .update(pattern(1 << 20))
         .digest('hex'),

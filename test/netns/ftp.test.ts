@@ -91,7 +91,7 @@ async function download(lab: Lab, opts: string[]): Promise<string> {
     ['sh', '-c', `curl -sS --max-time 20 ${opts.join(' ')} ftp://${VIP}/file.bin | sha256sum`],
     30_000,
   );
-  return r.stdout.split(' ')[0]! + r.stderr;
+  return r.stdout.split(' ')[0] + r.stderr;
 }
 
 async function upload(lab: Lab, opts: string[], name: string, roots: string[]): Promise<string> {

@@ -92,7 +92,7 @@ async function table(lab: Lab): Promise<Map<string, Dest[]>> {
       continue;
     }
     const d = /^\s+->\s+(\d+\.\d+\.\d+\.\d+:\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(line);
-    if (d && cur) cur.push({ addr: d[1]!, fwd: d[2]!, weight: +d[3]!, active: +d[4]!, inact: +d[5]! });
+    if (d && cur) cur.push({ addr: d[1], fwd: d[2], weight: +d[3], active: +d[4], inact: +d[5] });
   }
   for (const ds of out.values()) ds.sort((a, b) => a.addr.localeCompare(b.addr));
   return out;
@@ -123,7 +123,7 @@ async function checks(lab: Lab): Promise<CheckRow[]> {
   for (const line of (await lab.lvsadmOk('-L', '-n', '--checks')).split('\n')) {
     // The weight is '-' for a server not in the table.
     const m = /^\s+->\s+(\d+\.\d+\.\d+\.\d+:\d+)\s+(\S+)\s+(\d+|-)\s*(.*)$/.exec(line);
-    if (m) rows.push({ addr: m[1]!, state: m[2]!, weight: m[3] === '-' ? -1 : +m[3]!, text: m[4]! });
+    if (m) rows.push({ addr: m[1], state: m[2], weight: m[3] === '-' ? -1 : +m[3], text: m[4] });
   }
   return rows;
 }
@@ -265,7 +265,7 @@ async function hold(lab: Lab, want: string, port = 80): Promise<Holder> {
   if (!m) throw new Error(`no connection to ${want} held: ${out}`);
   return {
     port: Number(m[1]),
-    replies: () => [...out.matchAll(/^reply \d+ (\S*)$/gm)].map((r) => r[1]!),
+    replies: () => [...out.matchAll(/^reply \d+ (\S*)$/gm)].map((r) => r[1]),
     output: () => out,
   };
 }
@@ -311,8 +311,8 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     const lab = newLab('h', async (lab) => {
       await lab.up('nat');
       [servers.rs1, servers.rs2] = await Promise.all([
-        httpServer(lab, lab.rs[0]!, 'rs1', 80),
-        httpServer(lab, lab.rs[1]!, 'rs2', 80),
+        httpServer(lab, lab.rs[0], 'rs1', 80),
+        httpServer(lab, lab.rs[1], 'rs2', 80),
       ]);
       // notify_down / notify_up append to a file, so the test sees that each ran once.
       const notify = join(lab.tmp, 'notify.sh');
@@ -370,7 +370,7 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     it(
       'puts rs2 back at weight 3 when its server runs again, and curls reach both',
       async () => {
-        servers.rs2 = await httpServer(lab, lab.rs[1]!, 'rs2', 80);
+        servers.rs2 = await httpServer(lab, lab.rs[1], 'rs2', 80);
         const ds = await until(
           () => dests(lab),
           (v) => find(v, `${RS2}:80`) !== undefined,
@@ -404,9 +404,9 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     const lab = newLab('i', async (lab) => {
       await lab.up('nat');
       [servers.rs1, servers.rs2, servers.hc2] = await Promise.all([
-        httpServer(lab, lab.rs[0]!, 'rs1', 80),
-        httpServer(lab, lab.rs[1]!, 'rs2', 80),
-        httpServer(lab, lab.rs[1]!, 'hc2', 8080),
+        httpServer(lab, lab.rs[0], 'rs1', 80),
+        httpServer(lab, lab.rs[1], 'rs2', 80),
+        httpServer(lab, lab.rs[1], 'hc2', 8080),
       ]);
       const conf = writeConf(
         lab,
@@ -449,7 +449,7 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     it(
       'gives rs2 its weight back when the check passes again',
       async () => {
-        servers.hc2 = await httpServer(lab, lab.rs[1]!, 'hc2', 8080);
+        servers.hc2 = await httpServer(lab, lab.rs[1], 'hc2', 8080);
         const ds = await until(
           () => dests(lab),
           (v) => find(v, `${RS2}:80`)?.weight === 2,
@@ -477,9 +477,9 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     const lab = newLab('s', async (lab) => {
       await lab.up('nat');
       [servers.rs1, servers.rs2, servers.sorry] = await Promise.all([
-        httpServer(lab, lab.rs[0]!, 'rs1', 80),
-        httpServer(lab, lab.rs[1]!, 'rs2', 80),
-        httpServer(lab, lab.rs[0]!, 'sorry', 8080),
+        httpServer(lab, lab.rs[0], 'rs1', 80),
+        httpServer(lab, lab.rs[1], 'rs2', 80),
+        httpServer(lab, lab.rs[0], 'sorry', 8080),
       ]);
       const conf = writeConf(
         lab,
@@ -518,7 +518,7 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
     it(
       'takes the sorry server out when a real server comes back, which then answers',
       async () => {
-        servers.rs2 = await httpServer(lab, lab.rs[1]!, 'rs2', 80);
+        servers.rs2 = await httpServer(lab, lab.rs[1], 'rs2', 80);
         const ds = await until(
           () => dests(lab),
           (v) => addrs(v).join() === `${RS2}:80`,
@@ -626,8 +626,8 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
       await lab.up('dr');
       await lab.startRealservers('dr', VIP);
       [servers.rs1, servers.rs2] = await Promise.all([
-        httpServer(lab, lab.rs[0]!, 'rs1', 80),
-        httpServer(lab, lab.rs[1]!, 'rs2', 80),
+        httpServer(lab, lab.rs[0], 'rs1', 80),
+        httpServer(lab, lab.rs[1], 'rs2', 80),
       ]);
       const conf = writeConf(
         lab,
@@ -658,7 +658,7 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
         );
         expect(addrs(ds)).toEqual([`${DR1}:80`]);
         expect(await curls(lab, 6)).toEqual(Array(6).fill('rs1'));
-        servers.rs2 = await httpServer(lab, lab.rs[1]!, 'rs2', 80);
+        servers.rs2 = await httpServer(lab, lab.rs[1], 'rs2', 80);
         ds = await until(
           () => dests(lab),
           (v) => find(v, `${DR2}:80`) !== undefined,
@@ -673,7 +673,7 @@ describe.skipIf(why !== undefined)('keepalived-style health checks: lvsd --keepa
   describe('UDP_CHECK on a UDP virtual service', () => {
     const servers: Record<string, ChildProcess> = {};
     const udpEcho = (lab: Lab, i: number) =>
-      lab.spawn(lab.rs[i - 1]!, [process.execPath, join(ROOT, 'netns/udp-echo.js'), `rs${i}`, '5353'], 'listening');
+      lab.spawn(lab.rs[i - 1], [process.execPath, join(ROOT, 'netns/udp-echo.js'), `rs${i}`, '5353'], 'listening');
     // The echo answers "rsN <datagram>": require_reply "rs" (hex 7273) accepts both servers.
     const udpCheck = block('UDP_CHECK', 'require_reply 7273', ...TIMING);
     const lab = newLab('u', async (lab) => {

@@ -80,7 +80,7 @@ class Holder {
     const deadline = Date.now() + ms;
     for (;;) {
       const i = this.lines.findIndex((l) => re.test(l));
-      if (i >= 0) return this.lines.splice(i, 1)[0]!;
+      if (i >= 0) return this.lines.splice(i, 1)[0];
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`holder: no line matching ${re} in ${ms} ms; got ${JSON.stringify(this.lines)}`);
       await new Promise<void>((r) => {
@@ -138,7 +138,7 @@ describe.skipIf(why !== undefined)(`lvsd --max-conns ${MAX_CONNS} with real TCP 
     // The held connections still carry requests and answers (rr: two on each server).
     for (let i = 0; i < MAX_CONNS; i++) h.send(`get ${i}`);
     const answers: string[] = [];
-    for (let i = 0; i < MAX_CONNS; i++) answers.push((await h.line(/^answer \d rs\d$/)).split(' ')[2]!);
+    for (let i = 0; i < MAX_CONNS; i++) answers.push((await h.line(/^answer \d rs\d$/)).split(' ')[2]);
     expect(answers.sort()).toEqual(['rs1', 'rs1', 'rs2', 'rs2']);
 
     // Closed with resets, the 4 entries sit in CLOSE and still fill the table...

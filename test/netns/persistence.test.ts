@@ -210,16 +210,11 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
       .map((l) => l.trim().split(/\s+/));
     expect(conns).toHaveLength(6);
     for (const c of conns) {
-      expect([hexAddr(c[1]!), hexAddr(c[3]!), Number.parseInt(c[4]!, 16), c[7]]).toEqual([
-        '192.168.0.2',
-        VIP,
-        53,
-        'UDP',
-      ]);
-      expect(['172.16.0.1', '172.16.0.2']).toContain(hexAddr(c[5]!));
+      expect([hexAddr(c[1]), hexAddr(c[3]), Number.parseInt(c[4], 16), c[7]]).toEqual(['192.168.0.2', VIP, 53, 'UDP']);
+      expect(['172.16.0.1', '172.16.0.2']).toContain(hexAddr(c[5]));
     }
     const totals = proc('net/ip_vs_stats')
-      .split('\n')[2]!
+      .split('\n')[2]
       .trim()
       .split(/\s+/)
       .map((h) => Number.parseInt(h, 16));

@@ -53,7 +53,7 @@ interface Result {
 function exec(ns: string | null, cmd: string[], timeoutMs = 10_000): Promise<Result> {
   const argv = ns === null ? cmd : ['ip', 'netns', 'exec', ns, ...cmd];
   return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(argv[0], argv.slice(1), { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
       resolve({ stdout, stderr, code });
     });

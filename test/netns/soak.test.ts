@@ -51,7 +51,7 @@ async function traffic(s: Site, until: number): Promise<void> {
 async function churn(s: Site, until: number): Promise<number> {
   let edits = 0;
   for (let i = 0; Date.now() < until; i++) {
-    const rs = s.servers[i % 2]!;
+    const rs = s.servers[i % 2];
     for (const svc of [
       ['-t', `${VIP}:80`],
       ['-u', `${VIP}:53`],

@@ -75,7 +75,7 @@ describe('SeqAdjust: one resized segment', () => {
     s.update(C, SEQ_IN, initSeq, -7); // a 30-byte segment became 23 bytes
     const i = C * 2 + SEQ_IN;
     const kernelFixAck = (ack: number) =>
-      seqAfter(ack, initSeq + s.delta[i]!) ? ack - s.delta[i]! : ack - s.previousDelta[i]!;
+      seqAfter(ack, initSeq + s.delta[i]) ? ack - s.delta[i] : ack - s.previousDelta[i];
     // The receiver acks everything before the resized segment (e.g. a duplicate ACK after it was lost).
     expect(s.fixAck(C, SEQ_IN, 5000)).toBe(5000);
     expect(kernelFixAck(5000)).toBe(5007); // 7 bytes of the lost segment would count as delivered
@@ -305,7 +305,7 @@ class Flow {
     const n = 1 + (this.rnd() % 3);
     for (let i = first.id; i < Math.min(first.id + n, this.segments.length); i++) {
       this.retransmissions++;
-      this.transmit(this.segments[i]!, false);
+      this.transmit(this.segments[i], false);
     }
   }
 
@@ -329,8 +329,8 @@ class Flow {
   private deliverAck(): void {
     // Reordering: any queued ACK may arrive next.
     const k = this.rnd() % this.acks.length;
-    const ack = this.acks[k]!;
-    this.acks[k] = this.acks[this.acks.length - 1]!;
+    const ack = this.acks[k];
+    this.acks[k] = this.acks[this.acks.length - 1];
     this.acks.pop();
     const exact = this.wireToSender.get(ack);
     expect(exact).toBeDefined();
@@ -358,7 +358,7 @@ describe('SeqAdjust: model check of a resized byte stream', () => {
     const flows = [new Flow(s, c, SEQ_IN, isn, 400, rnd), new Flow(s, c, SEQ_OUT, (isn ^ 0x5a5a5a5a) >>> 0, 400, rnd)];
     let steps = 0;
     while (!flows.every((f) => f.done)) {
-      const f = flows[rnd() % 2]!;
+      const f = flows[rnd() % 2];
       if (!f.done) f.step();
       expect(++steps).toBeLessThan(200_000);
     }

@@ -73,7 +73,7 @@ describe('lvsd --config-file', () => {
       'FILE:4: No such service',
       'FILE:6: not a configuration command, ignored',
     ]);
-    expect(d.engine.services.list[0]!.dests.map((x) => x.addr)).toEqual([0xc0a8010c]);
+    expect(d.engine.services.list[0].dests.map((x) => x.addr)).toEqual([0xc0a8010c]);
     expect(await loadConfig(join(dir, 'missing.conf'), d.balancer, () => {})).toEqual({ applied: 0, failed: 0 });
   });
 });

@@ -75,7 +75,7 @@ describe('the control socket with bad clients', () => {
     ['sysctl with an object for a value', '{"cmd":"sysctl","name":"secure_tcp","value":{}}\n'],
   ])('answers %s with an error and changes nothing', async (_what, line) => {
     const out = await raw(line);
-    const res = JSON.parse(out.trim().split('\n')[0]!) as { ok: boolean; errno?: string };
+    const res = JSON.parse(out.trim().split('\n')[0]) as { ok: boolean; errno?: string };
     expect(res.ok).toBe(false);
     expect(typeof res.errno).toBe('string');
     expect(await table()).toBe(before);

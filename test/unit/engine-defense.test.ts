@@ -131,7 +131,7 @@ describe('drop_entry', () => {
     const halfOpen = left.filter((x) => x === 'SYN_RECV').length;
     expect(halfOpen).toBeLessThan(150);
     expect(d.engine.defense.counts.entriesDropped).toBe(300 - halfOpen);
-    const dest = d.engine.services.list[0]!.dests[0]!;
+    const dest = d.engine.services.list[0].dests[0];
     expect([dest.activeConns, dest.inactConns]).toEqual([1, halfOpen]);
   });
 });

@@ -61,22 +61,22 @@ describe('fragments through NAT', () => {
     const whole = datagram(CLIENT, VIP, 40000, 53, 4000);
     const parts = fragments(whole);
     expect(parts).toHaveLength(3);
-    expect(d.send(parts[2]!, parts[0]!)).toEqual([]);
-    d.io.push(parts[1]!);
+    expect(d.send(parts[2], parts[0])).toEqual([]);
+    d.io.push(parts[1]);
     expect(d.io.sentDev).toEqual([TX_DEV_TUN]);
     const out = d.io.takeSent();
     expect(out).toHaveLength(1);
-    const p = expectValidPacket(out[0]!);
+    const p = expectValidPacket(out[0]);
     expect(p).toMatchObject({ src: CLIENT, dst: RS2, sport: 40000, dport: 5353, ttl: 64 });
-    expect(out[0]!.length).toBe(whole.length);
-    expect(out[0]!.subarray(28).equals(whole.subarray(28))).toBe(true);
+    expect(out[0].length).toBe(whole.length);
+    expect(out[0].subarray(28).equals(whole.subarray(28))).toBe(true);
     expect(drops(d)).toEqual({});
   });
 
   it('sends each datagram whole to one real server, several reassembled in one batch', () => {
     const a = fragments(datagram(CLIENT, VIP, 40000, 53, 3000, 1));
     const b = fragments(datagram('192.168.0.3', VIP, 40001, 53, 3000, 1));
-    const out = d.send(a[0]!, b[1]!, b[0]!, a[1]!, a[2]!, b[2]!);
+    const out = d.send(a[0], b[1], b[0], a[1], a[2], b[2]);
     expect(out.map((o) => [decodePacket(o).src, decodePacket(o).dst, o.length])).toEqual([
       [CLIENT, RS2, 3028],
       ['192.168.0.3', RS1, 3028],
@@ -89,28 +89,28 @@ describe('fragments through NAT', () => {
     const reply = datagram(RS2, CLIENT, 5353, 40000, 4004, 0x777);
     const out = d.send(...fragments(reply));
     expect(out).toHaveLength(1);
-    expect(expectValidPacket(out[0]!)).toMatchObject({ src: VIP, dst: CLIENT, sport: 53, dport: 40000 });
-    expect(out[0]!.length).toBe(4032);
+    expect(expectValidPacket(out[0])).toMatchObject({ src: VIP, dst: CLIENT, sport: 53, dport: 40000 });
+    expect(out[0].length).toBe(4032);
   });
 
   it('drops overlapping fragments (whole datagram), keeps a duplicate from spoiling it', () => {
     const parts = fragments(datagram(CLIENT, VIP, 40000, 53, 4000, 9));
-    expect(d.send(parts[0]!, parts[0]!)).toEqual([]);
-    const out = d.send(parts[1]!, parts[2]!);
+    expect(d.send(parts[0], parts[0])).toEqual([]);
+    const out = d.send(parts[1], parts[2]);
     expect(out).toHaveLength(1);
     const bad = fragments(datagram(CLIENT, VIP, 40000, 53, 4000, 10));
     // A second "middle" fragment starting 8 bytes into the first one's data.
-    const overlap = Buffer.from(bad[1]!);
-    overlap.writeUInt16BE(IPV4_MF | ((bad[1]!.readUInt16BE(6) & 0x1fff) - 1), 6);
+    const overlap = Buffer.from(bad[1]);
+    overlap.writeUInt16BE(IPV4_MF | ((bad[1].readUInt16BE(6) & 0x1fff) - 1), 6);
     overlap.writeUInt16BE(0, 10);
     overlap.writeUInt16BE(checksum(overlap, 0, 20), 10);
-    expect(d.send(bad[0]!, bad[1]!, overlap, bad[2]!)).toEqual([]);
+    expect(d.send(bad[0], bad[1], overlap, bad[2])).toEqual([]);
     expect(drops(d)).toEqual({ frag_duplicate: 1, frag_overlap: 1 });
   });
 
   it('answers a datagram that stays incomplete for 30 s with ICMP reassembly time exceeded', () => {
     const parts = fragments(datagram(CLIENT, VIP, 40000, 53, 4000, 0x99));
-    d.send(parts[0]!, parts[2]!);
+    d.send(parts[0], parts[2]);
     expect(d.advance(29)).toBe(0);
     expect(d.io.takeSent()).toEqual([]);
     d.advance(1);
@@ -118,9 +118,9 @@ describe('fragments through NAT', () => {
     const p = expectValidPacket(icmp!);
     expect(p).toMatchObject({ src: VIP, dst: CLIENT, icmp: { type: 11, code: 1, rest: 0 } });
     // It quotes the first fragment (header and the start of its data).
-    expect(p.payload.equals(parts[0]!.subarray(0, 548))).toBe(true);
+    expect(p.payload.equals(parts[0].subarray(0, 548))).toBe(true);
     // A late fragment starts a new datagram, which never completes either.
-    expect(d.send(parts[1]!)).toEqual([]);
+    expect(d.send(parts[1])).toEqual([]);
     expect(d.engine.frags.expired).toBe(1);
   });
 
@@ -130,7 +130,7 @@ describe('fragments through NAT', () => {
     d.io.push(datagram(CLIENT, VIP, 40000, 53, 1400));
     expect(d.io.sentDev).toEqual([TX_DEV_TUN]);
     const out = d.io.takeSent();
-    expect(expectValidPacket(out[0]!)).toMatchObject({ dst: RS2, ttl: 64 });
+    expect(expectValidPacket(out[0])).toMatchObject({ dst: RS2, ttl: 64 });
   });
 });
 

@@ -46,7 +46,7 @@ function fromServer(rs: string, flags: string, seq: number, ack: number, text = 
 
 function one(out: Buffer[]) {
   expect(out).toHaveLength(1);
-  const p = expectValidPacket(out[0]!);
+  const p = expectValidPacket(out[0]);
   return { ...p, text: p.payload.toString() };
 }
 
@@ -106,7 +106,7 @@ describe('FTP helper on a NAT service', () => {
     expect(d.engine.ftp.counts.pasv).toBe(2);
     expect(conns(d).filter((x) => x.includes(':30000'))).toHaveLength(1);
     const c = d.engine.conns.lookupIn(6, ipToU32(CLIENT), CPORT, ipToU32(VIP), 21);
-    expect(d.engine.conns.flags[c]! & CONN_F_OUT_SEQ).toBe(CONN_F_OUT_SEQ);
+    expect(d.engine.conns.flags[c] & CONN_F_OUT_SEQ).toBe(CONN_F_OUT_SEQ);
   });
 
   it('EPSV: the 229 reply is left alone and the data connection expected on its port', () => {
@@ -179,7 +179,7 @@ describe('FTP through DR with persistence', () => {
     await d.balancer.addService(key);
     await d.balancer.addDest(key, destSpec(RS1, 21, { fwd: FWD_DROUTE }));
     await d.balancer.addDest(key, destSpec(RS2, 21, { fwd: FWD_DROUTE }));
-    const to = (p: Buffer) => d.send(p)[0]!.subarray(0, 6).toString('hex');
+    const to = (p: Buffer) => d.send(p)[0].subarray(0, 6).toString('hex');
     const first = to(fromClient('S', 1, 0));
     // Passive data ports (unprivileged) and the active data port 20 find the FTP service.
     expect(to(fromClient('S', 1, 0, '', 30000, 41000))).toBe(first);
@@ -187,6 +187,6 @@ describe('FTP through DR with persistence', () => {
     // A privileged port other than 20 does not.
     expect(d.send(fromClient('S', 1, 0, '', 443, 41002))).toHaveLength(1);
     expect(drops(d)).toEqual({ no_service: 1 });
-    expect(decodePacket(d.send(fromClient('S', 1, 0, '', 30001, 41003))[0]!.subarray(14)).dport).toBe(30001);
+    expect(decodePacket(d.send(fromClient('S', 1, 0, '', 30001, 41003))[0].subarray(14)).dport).toBe(30001);
   });
 });

@@ -208,7 +208,7 @@ function vnetHdr(flags: number, csumStart: number, csumOffset: number): Buffer {
 /** Folded one's-complement sum of buf[from, to) plus `init`. */
 function sum16(buf: Buffer, from: number, to: number, init = 0): number {
   let s = init;
-  for (let i = from; i < to; i += 2) s += (buf[i]! << 8) | (i + 1 < to ? buf[i + 1]! : 0);
+  for (let i = from; i < to; i += 2) s += (buf[i] << 8) | (i + 1 < to ? buf[i + 1] : 0);
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return s;
 }
@@ -216,7 +216,7 @@ function sum16(buf: Buffer, from: number, to: number, init = 0): number {
 /** A TCP packet as an offload TUN hands it over: NEEDS_CSUM, the field holding the pseudo-header sum. */
 function partialTcp(ip: Buffer): Buffer {
   const p = Buffer.from(ip);
-  const ihl = (p[0]! & 0x0f) * 4;
+  const ihl = (p[0] & 0x0f) * 4;
   p.writeUInt16BE(sum16(p, 12, 20, 6 + p.length - ihl), ihl + 16);
   return Buffer.concat([vnetHdr(1, ihl, 16), p]);
 }
@@ -224,7 +224,7 @@ function partialTcp(ip: Buffer): Buffer {
 /** What the kernel makes of a TUN write: the packet, its checksum completed if the header says partial. */
 function asKernelCompletes(write: Buffer): Buffer {
   const ip = Buffer.from(write.subarray(10));
-  if ((write[0]! & 1) !== 0) {
+  if ((write[0] & 1) !== 0) {
     const start = write.readUInt16LE(6);
     ip.writeUInt16BE(~sum16(ip, start, ip.length) & 0xffff, start + write.readUInt16LE(8));
   }
@@ -281,7 +281,7 @@ describe('regressions found by the fuzzer (fixed)', () => {
     error.writeUInt16BE(0, 22); // partial: ICMP has no pseudo-header, so the sum to add is 0
     const out = d.send(Buffer.concat([vnetHdr(1, 20, 2), error]));
     expect(out).toHaveLength(1);
-    expect(expectValidPacket(out[0]!)).toMatchObject({ src: VIP, dst: CLIENT, icmp: { type: 3, code: 3 } });
+    expect(expectValidPacket(out[0])).toMatchObject({ src: VIP, dst: CLIENT, icmp: { type: 3, code: 3 } });
   });
 
   // Found in the offload lab (round seed 0xa137540a of the default seed; also through

@@ -43,28 +43,28 @@ describe('firewall-mark services', () => {
   });
 
   it('balances marked packets; a dest with port 0 keeps the original port', () => {
-    const a = decodePacket(marked(d, 7, tcp(CLIENT, 40000, MARKED, 8080, 'S'))[0]!);
-    const b = decodePacket(marked(d, 7, tcp(CLIENT, 40001, MARKED, 8080, 'S'))[0]!);
+    const a = decodePacket(marked(d, 7, tcp(CLIENT, 40000, MARKED, 8080, 'S'))[0]);
+    const b = decodePacket(marked(d, 7, tcp(CLIENT, 40001, MARKED, 8080, 'S'))[0]);
     expect([a.dst, a.dport, b.dst, b.dport]).toEqual([RS2, 8080, RS1, 80]);
     // The same address without the mark is no virtual service: forwarded unchanged.
     const plain = tcp(CLIENT, 40002, MARKED, 8080, 'S');
-    expect(d.send(plain)[0]!.toString('hex')).toBe(plain.toString('hex'));
+    expect(d.send(plain)[0].toString('hex')).toBe(plain.toString('hex'));
     // Another mark finds no service either.
-    expect(marked(d, 8, plain)[0]!.toString('hex')).toBe(plain.toString('hex'));
+    expect(marked(d, 8, plain)[0].toString('hex')).toBe(plain.toString('hex'));
   });
 
   it('follows the connection both ways, the reply rewritten to the marked address', () => {
     marked(d, 7, tcp(CLIENT, 40000, MARKED, 8080, 'S'));
-    const reply = d.send(tcp(RS2, 8080, CLIENT, 40000, 'SA'))[0]!;
+    const reply = d.send(tcp(RS2, 8080, CLIENT, 40000, 'SA'))[0];
     const r = expectValidPacket(reply);
     expect([r.src, r.sport, r.dst, r.dport]).toEqual([MARKED, 8080, CLIENT, 40000]);
-    expect(decodePacket(marked(d, 7, tcp(CLIENT, 40000, MARKED, 8080, 'A'))[0]!).dst).toBe(RS2);
+    expect(decodePacket(marked(d, 7, tcp(CLIENT, 40000, MARKED, 8080, 'A'))[0]).dst).toBe(RS2);
   });
 
   it('keys persistence templates by the mark (<IPPROTO_IP, client, 0, mark, 0>)', async () => {
     await d.balancer.editService({ ...key, flags: SVC_F_PERSISTENT, timeout: 300 });
     const to = (port: number, sport: number) =>
-      decodePacket(marked(d, 7, tcp(CLIENT, sport, MARKED, port, 'S'))[0]!).dst;
+      decodePacket(marked(d, 7, tcp(CLIENT, sport, MARKED, port, 'S'))[0]).dst;
     expect([to(8080, 40000), to(443, 40001), to(22, 40002)]).toEqual([RS2, RS2, RS2]);
     const t = d.balancer.connections().filter((c) => c.flags & CONN_F_TEMPLATE);
     expect(t.map((c) => [c.protocol, c.state, c.caddr, c.cport, c.vaddr, c.vport, c.daddr, c.dport])).toEqual([

@@ -34,7 +34,7 @@ describe('ICMP errors from a NAT real server or a router before it (ip_vs_out_ic
       .udp({ sport: 5000, dport: 53 })
       .payload('query')
       .build();
-    forwarded = d.send(sent)[0]!;
+    forwarded = d.send(sent)[0];
   });
 
   it('relays port unreachable to the client from the VIP, quoting what the client sent', () => {
@@ -87,9 +87,9 @@ describe('ICMP errors from a NAT real server or a router before it (ip_vs_out_ic
   it('passes errors about other flows, and other ICMP, unchanged', () => {
     const other = packet().ipv4({ src: CLIENT, dst: RS1 }).udp({ sport: 6000, dport: 5353 }).payload('x').build();
     const unrelated = icmpError(RS1, CLIENT, 3, 3, other);
-    expect(d.send(unrelated)[0]!.toString('hex')).toBe(unrelated.toString('hex'));
+    expect(d.send(unrelated)[0].toString('hex')).toBe(unrelated.toString('hex'));
     const echo = packet().ipv4({ src: RS1, dst: CLIENT }).icmp({ type: 8, code: 0, rest: 1 }).payload('p').build();
-    expect(d.send(echo)[0]!.toString('hex')).toBe(echo.toString('hex'));
+    expect(d.send(echo)[0].toString('hex')).toBe(echo.toString('hex'));
   });
 });
 
@@ -103,7 +103,7 @@ describe('ICMP errors towards a virtual address (ip_vs_in_icmp)', () => {
     // The real server's answer, as it left the director (from the VIP), and a router's error about it.
     const reply = d.send(
       packet().ipv4({ src: RS1, dst: CLIENT, ttl: 63 }).udp({ sport: 5353, dport: 5000 }).payload('a').build(),
-    )[0]!;
+    )[0];
     expect(decodePacket(reply).src).toBe(VIP);
     const [out] = d.send(icmpError('10.9.9.1', VIP, 3, 4, reply));
     const o = expectValidPacket(out!);

@@ -32,7 +32,7 @@ function reply(rs: string, cport: number): Buffer {
 function forwarded(d: TestDirector, pkt: Buffer): ReturnType<typeof decodePacket> {
   const out = d.send(pkt);
   expect(out, 'one packet forwarded').toHaveLength(1);
-  return expectValidPacket(out[0]!);
+  return expectValidPacket(out[0]);
 }
 
 function tableFull(d: TestDirector): number {
@@ -97,7 +97,7 @@ describe(`--max-conns ${MAX}: the connection table's hard limit`, () => {
       const cport = 40000 + i;
       const inbound = forwarded(d, tcp(cport, 'A'));
       expect([inbound.dst, inbound.sport]).toEqual([rs[i], cport]);
-      const outbound = forwarded(d, reply(rs[i]!, cport));
+      const outbound = forwarded(d, reply(rs[i], cport));
       expect([outbound.src, outbound.sport, outbound.dst, outbound.dport]).toEqual([VIP, 80, CLIENT, cport]);
       // A new connection in between still finds the table full.
       expect(d.send(tcp(41000 + i, 'S'))).toEqual([]);

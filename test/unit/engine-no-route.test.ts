@@ -37,8 +37,8 @@ describe('a real server without a route', () => {
       const out = d.send(syn(40002));
       expect(out).toHaveLength(1);
       // DR frames the packet, unchanged, to the server's MAC; NAT and TUN address it to RS1.
-      if (fwd === FWD_DROUTE) expect(out[0]!.subarray(0, 6)).toEqual(RS_MAC);
-      else expect(decodePacket(out[0]!).dst).toBe(RS1);
+      if (fwd === FWD_DROUTE) expect(out[0].subarray(0, 6)).toEqual(RS_MAC);
+      else expect(decodePacket(out[0]).dst).toBe(RS1);
       expect(drops(d)).toEqual({ no_route: 2 });
     });
   }

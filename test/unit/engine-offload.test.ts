@@ -25,8 +25,8 @@ const DEV_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 
 /** The folded (uncomplemented) pseudo-header sum of an IPv4 TCP/UDP packet: its partial checksum. */
 function pseudoSum(pkt: Buffer): number {
-  const ihl = (pkt[0]! & 0x0f) * 4;
-  let sum = pkt[9]! + (pkt.readUInt16BE(2) - ihl);
+  const ihl = (pkt[0] & 0x0f) * 4;
+  let sum = pkt[9] + (pkt.readUInt16BE(2) - ihl);
   for (let i = 12; i < 20; i += 2) sum += pkt.readUInt16BE(i);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return sum;
@@ -34,7 +34,7 @@ function pseudoSum(pkt: Buffer): number {
 
 /** Offsets of the L4 checksum field from the IPv4 header. */
 function csumAt(pkt: Buffer): number {
-  return (pkt[0]! & 0x0f) * 4 + (pkt[9] === 6 ? 16 : 6);
+  return (pkt[0] & 0x0f) * 4 + (pkt[9] === 6 ? 16 : 6);
 }
 
 /** A 10-byte virtio_net_hdr. */
@@ -59,10 +59,10 @@ function vnet(
 /** What an offload TUN hands over for `pkt`: with a partial checksum, optionally as GSO. */
 function offloaded(pkt: Buffer, gsoSize = 0): Buffer {
   const p = Buffer.from(pkt);
-  const ihl = (p[0]! & 0x0f) * 4;
+  const ihl = (p[0] & 0x0f) * 4;
   p.writeUInt16BE(pseudoSum(p), csumAt(p));
   const tcp = p[9] === 6;
-  const hdrLen = tcp ? ihl + (p[ihl + 12]! >> 4) * 4 : ihl + 8;
+  const hdrLen = tcp ? ihl + (p[ihl + 12] >> 4) * 4 : ihl + 8;
   const h = vnet(VNET_F_NEEDS_CSUM, gsoSize > 0 ? VNET_GSO_TCPV4 : VNET_GSO_NONE, hdrLen, gsoSize, ihl, tcp ? 16 : 6);
   return Buffer.concat([h, p]);
 }
@@ -211,7 +211,7 @@ describe('NAT path MTU (ip_vs_nat_xmit), with and without GSO', () => {
     expect(e.payload.subarray(0, 40).toString('hex')).toBe(big.subarray(0, 40).toString('hex'));
     // A GSO packet is measured by its segments: 1448-byte ones do not fit, 1360-byte ones do.
     expect(
-      decodePacket(d.send(offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(9000) }), 1448))[0]!).icmp,
+      decodePacket(d.send(offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(9000) }), 1448))[0]).icmp,
     ).toEqual({ type: 3, code: 4, rest: 1400 });
     const { dev } = run(d, offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(9000) }), 1360));
     expect(dev).toEqual([TX_DEV_TUN]);
@@ -318,7 +318,7 @@ describe('TUN with offloads: GSO packets segmented in user space, then encapsula
     segs.forEach((s, k) => {
       const p = expectValidPacket(s);
       expect(s.subarray(40, 52).toString('hex')).toBe(options.toString('hex'));
-      expect((s[33]! & 0x80) !== 0).toBe(k === 0);
+      expect((s[33] & 0x80) !== 0).toBe(k === 0);
       expect(p.payload.length).toBe(1000);
     });
   });

@@ -32,10 +32,10 @@ describe('one-packet scheduling', () => {
 
   it('schedules each datagram of one client port on its own and keeps no connection', async () => {
     await udpService(d, SVC_F_ONEPACKET);
-    const dsts = [0, 1, 2, 3].map(() => decodePacket(d.send(datagram(CLIENT, 5000, VIP, 53))[0]!).dst);
+    const dsts = [0, 1, 2, 3].map(() => decodePacket(d.send(datagram(CLIENT, 5000, VIP, 53))[0]).dst);
     expect(dsts).toEqual([RS2, RS1, RS2, RS1]);
     expect(d.engine.conns.count).toBe(0);
-    const svc = d.engine.services.list[0]!;
+    const svc = d.engine.services.list[0];
     expect(svc.stats.conns).toBe(4);
     expect(svc.stats.inPkts).toBe(4);
     expect(svc.dests.map((x) => [x.activeConns, x.inactConns, x.stats.conns])).toEqual([
@@ -48,12 +48,12 @@ describe('one-packet scheduling', () => {
     await udpService(d, SVC_F_ONEPACKET);
     d.send(datagram(CLIENT, 5000, VIP, 53));
     const reply = datagram(RS2, 53, CLIENT, 5000);
-    expect(d.send(reply)[0]!.toString('hex')).toBe(reply.toString('hex'));
+    expect(d.send(reply)[0].toString('hex')).toBe(reply.toString('hex'));
   });
 
   it('without --ops keeps the client on one dest', async () => {
     await udpService(d, 0);
-    const dsts = [0, 1, 2].map(() => decodePacket(d.send(datagram(CLIENT, 5000, VIP, 53))[0]!).dst);
+    const dsts = [0, 1, 2].map(() => decodePacket(d.send(datagram(CLIENT, 5000, VIP, 53))[0]).dst);
     expect(dsts).toEqual([RS2, RS2, RS2]);
     expect(d.engine.conns.count).toBe(1);
   });

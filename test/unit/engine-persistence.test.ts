@@ -19,7 +19,7 @@ function syn(client: string, sport: number, dport = 80): Buffer {
 
 /** The real server a new connection went to. */
 function to(d: TestDirector, pkt: Buffer): string {
-  return decodePacket(d.send(pkt)[0]!).dst;
+  return decodePacket(d.send(pkt)[0]).dst;
 }
 
 function templates(d: TestDirector) {
@@ -52,7 +52,7 @@ describe('persistence', () => {
       `NONE 192.168.1.10:0 ${VIP}:80 ${RS2}:80 360`,
       `NONE 192.168.1.20:0 ${VIP}:80 ${RS1}:80 360`,
     ]);
-    const [rs2, rs1] = d.engine.services.list[0]!.dests;
+    const [rs2, rs1] = d.engine.services.list[0].dests;
     expect([rs2!.persistConns, rs2!.inactConns, rs1!.persistConns, rs1!.inactConns]).toEqual([1, 3, 1, 1]);
   });
 
@@ -73,7 +73,7 @@ describe('persistence', () => {
     d.advance(60);
     expect(templates(d)).toEqual([]);
     expect(d.engine.conns.count).toBe(0);
-    expect(d.engine.services.list[0]!.dests.map((x) => x.persistConns)).toEqual([0, 0]);
+    expect(d.engine.services.list[0].dests.map((x) => x.persistConns)).toEqual([0, 0]);
     // The next connection is scheduled again: rr moves on to the other dest.
     expect(to(d, syn('192.168.1.10', 40001))).toBe(RS1);
   });
@@ -107,8 +107,8 @@ describe('persistence', () => {
 
   it('an "any port" service (port 0) matches every port and keeps the original port', async () => {
     await setup(0, 360);
-    const a = decodePacket(d.send(syn('192.168.1.10', 40000, 443))[0]!);
-    const b = decodePacket(d.send(syn('192.168.1.10', 40001, 8443))[0]!);
+    const a = decodePacket(d.send(syn('192.168.1.10', 40000, 443))[0]);
+    const b = decodePacket(d.send(syn('192.168.1.10', 40001, 8443))[0]);
     expect([a.dst, a.dport, b.dst, b.dport]).toEqual([RS2, 443, RS2, 8443]);
     expect(templates(d)).toEqual([`NONE 192.168.1.10:0 ${VIP}:0 ${RS2}:0 360`]);
   });

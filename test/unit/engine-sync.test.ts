@@ -179,7 +179,7 @@ describe('sync backup', () => {
     await backup.balancer.addDest(key, destSpec(RS1, 80, { fwd: FWD_MASQ }));
     const { m, sent } = master(primary);
     const out = primary.send(tcp('S'), tcp('A', 40000, 1001), tcp('PA', 40000, 1001));
-    expect(decodePacket(out[0]!).dst).toBe(RS2);
+    expect(decodePacket(out[0]).dst).toBe(RS2);
     m.send();
     replicate(sent);
 
@@ -198,7 +198,7 @@ describe('sync backup', () => {
         flags: FWD_MASQ | CONN_F_SYNC,
       },
     ]);
-    const rs2 = backup.engine.services.list[0]!.dests.find((x) => x.addr === 0xac100002)!;
+    const rs2 = backup.engine.services.list[0].dests.find((x) => x.addr === 0xac100002)!;
     expect([rs2.activeConns, rs2.inactConns]).toEqual([1, 0]);
     // Failover: the client's next segment reaches the backup, which forwards it to RS2.
     const fwd = backup.send(tcp('PA', 40000, 1002));
@@ -218,7 +218,7 @@ describe('sync backup', () => {
     replicate(sent);
     const [copy] = backup.balancer.connections();
     expect(copy).toMatchObject({ state: 'CLOSE_WAIT', expires: 60, flags: FWD_MASQ | CONN_F_SYNC | 0x100 });
-    const dests = backup.engine.services.list[0]!.dests;
+    const dests = backup.engine.services.list[0].dests;
     expect(dests.map((x) => [x.activeConns, x.inactConns])).toEqual([
       [0, 1],
       [0, 0],
@@ -239,7 +239,7 @@ describe('sync backup', () => {
     await backup.balancer.addService(key);
     await backup.balancer.addDest(key, destSpec(RS2, 80, { fwd: FWD_MASQ }));
     expect(backup.send(tcp('PA', 40000, 1003)).map((p) => decodePacket(p).dst)).toEqual([RS2]);
-    expect(backup.engine.services.list[0]!.dests[0]!.activeConns).toBe(1);
+    expect(backup.engine.services.list[0].dests[0].activeConns).toBe(1);
   });
 
   it("copies templates too: the client's next connection on the backup sticks to the same dest", async () => {
@@ -264,7 +264,7 @@ describe('sync backup', () => {
     expect(backup.balancer.connections().map((c) => c.daddr)).toEqual([RS1]);
     applySyncConn(backup.engine, { ...e, daddr: 0xac100002 });
     expect(backup.balancer.connections().map((c) => c.daddr)).toEqual([RS2]);
-    const dests = backup.engine.services.list[0]!.dests;
+    const dests = backup.engine.services.list[0].dests;
     expect(dests.map((x) => x.addr === 0xac100002 && x.activeConns)).toContain(1);
     expect(dests.reduce((n, x) => n + x.activeConns + x.inactConns, 0)).toBe(1);
     expect(backup.engine.synced).toEqual({ created: 2, updated: 0, ignored: 1 });

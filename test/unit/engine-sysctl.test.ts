@@ -60,7 +60,7 @@ describe('conn_reuse_mode', () => {
     d.engine.conns.state[c] = TCP_S_TIME_WAIT;
     return c;
   }
-  const dst = (out: Buffer[]) => decodePacket(out[0]!).dst;
+  const dst = (out: Buffer[]) => decodePacket(out[0]).dst;
 
   beforeEach(() => {
     d = director();
@@ -82,13 +82,13 @@ describe('conn_reuse_mode', () => {
     await finished();
     d.engine.connReuseMode = 0;
     expect(dst(d.send(tcp('S')))).toBe(RS2);
-    expect(d.engine.services.list[0]!.stats.conns).toBe(1);
+    expect(d.engine.services.list[0].stats.conns).toBe(1);
   });
 
   it('bit 2 also takes over a DR connection in FIN_WAIT; bit 1 alone does not', async () => {
     const c = await finished(FWD_DROUTE);
     d.engine.conns.state[c] = TCP_S_FIN_WAIT;
-    const frameTo = (out: Buffer[]) => out[0]!.subarray(0, 6).toString('hex');
+    const frameTo = (out: Buffer[]) => out[0].subarray(0, 6).toString('hex');
     expect(frameTo(d.send(tcp('S')))).toBe('030303030303'); // RS2 again
     d.engine.conns.state[c] = TCP_S_FIN_WAIT; // the revived entry moved on; put it back
     d.engine.connReuseMode = 3;
@@ -114,7 +114,7 @@ describe('expire_nodest_conn', () => {
     await d.balancer.addService(svcSpec(VIP, 80, { sched: 'rr' }));
     await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS1, 80, { fwd: FWD_MASQ }));
     await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS2, 80, { fwd: FWD_MASQ }));
-    expect(decodePacket(d.send(tcp('S'))[0]!).dst).toBe(RS2);
+    expect(decodePacket(d.send(tcp('S'))[0]).dst).toBe(RS2);
     d.send(tcp('A'));
     await d.balancer.deleteDest(svcSpec(VIP, 80), destSpec(RS2, 80));
   });
@@ -131,7 +131,7 @@ describe('expire_nodest_conn', () => {
     expect(d.send(tcp('A')).map((p) => decodePacket(p).flags)).toEqual(['R']);
     expect(drops(d)).toEqual({ no_conn: 1 });
     expect(d.engine.conns.count).toBe(0);
-    expect(decodePacket(d.send(tcp('S'))[0]!).dst).toBe(RS1);
+    expect(decodePacket(d.send(tcp('S'))[0]).dst).toBe(RS1);
   });
 
   it('1: a SYN on the tuple of a connection to a quiescent dest is rescheduled', async () => {
@@ -140,12 +140,12 @@ describe('expire_nodest_conn', () => {
     d.send(tcp('S', 41000)); // to RS1, the only dest left
     await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS2, 80, { fwd: FWD_MASQ }));
     await d.balancer.editDest(svcSpec(VIP, 80), destSpec(RS1, 80, { fwd: FWD_MASQ, weight: 0 }));
-    expect(decodePacket(d.send(tcp('S', 41000))[0]!).dst).toBe(RS2);
+    expect(decodePacket(d.send(tcp('S', 41000))[0]).dst).toBe(RS2);
     e.expireNodestConn = 0;
     d.send(tcp('S', 41001)); // to RS2 (RS1 is quiescent)
     await d.balancer.editDest(svcSpec(VIP, 80), destSpec(RS2, 80, { fwd: FWD_MASQ, weight: 0 }));
     await d.balancer.editDest(svcSpec(VIP, 80), destSpec(RS1, 80, { fwd: FWD_MASQ, weight: 1 }));
     // Without the setting the SYN_RECV entry keeps its quiescent dest.
-    expect(decodePacket(d.send(tcp('S', 41001))[0]!).dst).toBe(RS2);
+    expect(decodePacket(d.send(tcp('S', 41001))[0]).dst).toBe(RS2);
   });
 });

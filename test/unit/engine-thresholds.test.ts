@@ -32,7 +32,7 @@ describe('thresholds', () => {
   async function setup(u: number, l: number): Promise<void> {
     await d.balancer.addService(svcSpec(VIP, 80, { sched: 'rr' }));
     await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS1, 80, { fwd: FWD_MASQ, uThreshold: u, lThreshold: l }));
-    rs1 = d.engine.services.list[0]!.dests[0]!;
+    rs1 = d.engine.services.list[0].dests[0];
   }
 
   /** One new connection per second from client n (SYN_RECV: expires 60 s after it came). */
@@ -85,7 +85,7 @@ describe('thresholds', () => {
   it('sends new connections to the other dest while one is overloaded', async () => {
     await setup(1, 0);
     await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS2, 80, { fwd: FWD_MASQ }));
-    const dsts = [1, 2, 3, 4].map((n) => decodePacket(d.send(syn(n))[0]!).dst);
+    const dsts = [1, 2, 3, 4].map((n) => decodePacket(d.send(syn(n))[0]).dst);
     // rr starts at the newest dest (RS2); RS1 takes one connection and is then skipped.
     expect(dsts).toEqual([RS2, RS1, RS2, RS2]);
   });

@@ -262,9 +262,9 @@ describe('EstimatorSet', () => {
     const set = new EstimatorSet();
     const all = [newStats(), newStats(), newStats()];
     for (const s of all) set.add(s);
-    all[0]!.inPkts += 1000;
-    all[1]!.inPkts += 2000;
-    all[2]!.inPkts += 4000;
+    all[0].inPkts += 1000;
+    all[1].inPkts += 2000;
+    all[2].inPkts += 4000;
     set.tickAll();
     expect(all.map((s) => set.get(s)!.rates().inPkts)).toEqual([125, 250, 500]);
   });
@@ -291,14 +291,14 @@ describe('EstimatorSet', () => {
       const ests = all.map((s) => set.add(s));
       for (const s of all) s.inPkts += 1000;
       set.tickAll();
-      expect(set.remove(all[gone]!)).toBe(true);
-      expect(set.remove(all[gone]!)).toBe(false);
-      expect(set.get(all[gone]!)).toBeUndefined();
+      expect(set.remove(all[gone])).toBe(true);
+      expect(set.remove(all[gone])).toBe(false);
+      expect(set.get(all[gone])).toBeUndefined();
       expect(set.size).toBe(2);
       for (const s of all) s.inPkts += 1000;
       set.tickAll();
       expect(ests.map((e) => e.inPps)).toEqual([0, 1, 2].map((i) => (i === gone ? 128000 : 224000)));
-      for (let i = 0; i < 3; i++) if (i !== gone) expect(set.get(all[i]!)).toBe(ests[i]);
+      for (let i = 0; i < 3; i++) if (i !== gone) expect(set.get(all[i])).toBe(ests[i]);
     }
   });
 

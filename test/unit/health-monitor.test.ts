@@ -211,7 +211,7 @@ describe('HealthMonitor: failures and recoveries', () => {
     prober.pass('10.1.0.1:80');
     await at(1012);
     expect(table.dests()).toEqual(['10.1.0.1:80/2', '10.1.0.2:80/3']);
-    expect(mon.snapshot()[0]!.servers[0]).toMatchObject({ state: 'up', weight: 2, inTable: true });
+    expect(mon.snapshot()[0].servers[0]).toMatchObject({ state: 'up', weight: 2, inTable: true });
   });
 
   it('a server is down while any of its checkers is, and up again when all are', async () => {
@@ -245,7 +245,7 @@ virtual_server 10.0.0.1 80 {
     prober.pass('TCP_CHECK 10.1.0.1:80');
     await at(1030);
     expect(table.dests()).toEqual(['10.1.0.1:80/1']);
-    expect(mon.snapshot()[0]!.servers[0]!.checkers).toEqual([
+    expect(mon.snapshot()[0].servers[0].checkers).toEqual([
       { type: 'TCP_CHECK', up: true, why: 'fine' },
       { type: 'MISC_CHECK', up: true, why: 'fine' },
     ]);
@@ -305,7 +305,7 @@ describe('HealthMonitor: quorum and the sorry server', () => {
     expect(logs).toContain(
       'health: TCP 10.0.0.1:80 lost quorum (live weight 0 < 2); sorry server 10.2.0.9:8080 in, real servers out',
     );
-    expect(mon.snapshot()[0]!.servers.at(-1)).toMatchObject({ addr: '10.2.0.9', state: 'sorry', weight: 1 });
+    expect(mon.snapshot()[0].servers.at(-1)).toMatchObject({ addr: '10.2.0.9', state: 'sorry', weight: 1 });
     // 10.1.0.1 (weight 2) back: 2 < quorum + hysteresis = 4, so the sorry server stays.
     prober.pass('10.1.0.1:80');
     await at(1022);
@@ -323,7 +323,7 @@ describe('HealthMonitor: quorum and the sorry server', () => {
     await mon.load(conf(TWO('sorry_server 10.2.0.9 8080\n  sorry_server_inhibit\n  sorry_server_lvs_method DR')));
     expect(table.dests()).toEqual(['10.1.0.1:80/2', '10.1.0.2:80/3', '10.2.0.9:8080/0']);
     expect(table.services.get('10.0.0.1:80')!.dests.get('10.2.0.9:8080')!.fwd).toBe(FWD_DROUTE);
-    expect(mon.snapshot()[0]!.servers.at(-1)).toMatchObject({ state: 'standby', inTable: true });
+    expect(mon.snapshot()[0].servers.at(-1)).toMatchObject({ state: 'standby', inTable: true });
   });
 
   it('starts on the sorry server when every real server starts down (alpha)', async () => {
@@ -444,7 +444,7 @@ describe('HealthMonitor: scheduling', () => {
     for (let i = 0; i < 5; i++) await Promise.resolve();
     await mon.settled();
     expect(mon.stats()).toMatchObject({ checksFailed: 2, serversDown: 2 });
-    expect(mon.snapshot()[0]!.servers.map((s) => s.checkers[0]!.why)).toEqual(['boom', 'bang']);
+    expect(mon.snapshot()[0].servers.map((s) => s.checkers[0].why)).toEqual(['boom', 'bang']);
   });
 });
 
@@ -470,7 +470,7 @@ describe('HealthMonitor: reload applies only the difference', () => {
     ]);
     // rs1 kept its checker state across the reload: still down, not re-added.
     expect(table.dests()).toEqual(['10.1.0.2:80/4']);
-    expect(mon.snapshot()[0]!.servers[0]).toMatchObject({ state: 'down', inTable: false });
+    expect(mon.snapshot()[0].servers[0]).toMatchObject({ state: 'down', inTable: false });
 
     // A changed checker is a new checker: rs1 starts over (up, since no alpha).
     table.calls.length = 0;

@@ -298,7 +298,7 @@ describe('TCP_CHECK', () => {
   it('connects, reports "connected" and closes the connection at once', async () => {
     const n = tcpConns.length;
     expect(await runCheck(tcpCheck(), { addr: LO, port: tcpPort })).toEqual({ ok: true, why: 'connected' });
-    await waitFor(() => tcpConns.length === n + 1 && tcpConns[n]!.closed);
+    await waitFor(() => tcpConns.length === n + 1 && tcpConns[n].closed);
   });
 
   it('fails with the errno on a closed port', async () => {
@@ -334,7 +334,7 @@ describe('HTTP_GET', () => {
     expect(await runCheck(httpCheck([url('/ok')]), rs())).toEqual({ ok: true, why: 'HTTP 200' });
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ url: '/ok', httpVersion: '1.0' });
-    expect(seen[0]!.headers).toEqual({ 'user-agent': 'KeepAliveClient', host: `${LO}:${webPort}` });
+    expect(seen[0].headers).toEqual({ 'user-agent': 'KeepAliveClient', host: `${LO}:${webPort}` });
   });
 
   it('fails on a status outside status_code, naming the ranges', async () => {
@@ -417,22 +417,22 @@ describe('HTTP_GET', () => {
     const c = httpCheck([url('/chunked', { digest: md5('hello world'), regex: 'o w' })], { httpProtocol: '1.1' });
     expect(await runCheck(c, rs())).toEqual({ ok: true, why: 'HTTP 200' });
     expect(seen[0]).toMatchObject({ httpVersion: '1.1' });
-    expect(seen[0]!.headers.connection).toBe('close');
+    expect(seen[0].headers.connection).toBe('close');
   });
 
   it('sends Connection: close on HTTP/1.0 for http_protocol 1.0C', async () => {
     seen = [];
     expect(await runCheck(httpCheck([url('/ok')], { httpProtocol: '1.0C' }), rs())).toMatchObject({ ok: true });
     expect(seen[0]).toMatchObject({ httpVersion: '1.0' });
-    expect(seen[0]!.headers.connection).toBe('close');
+    expect(seen[0].headers.connection).toBe('close');
   });
 
   it('connects from bindto, and to connect_ip:connect_port when given', async () => {
     seen = [];
     const c = httpCheck([url('/ok')], { bindto: '127.0.0.2', connectIp: LO, connectPort: webPort });
     expect(await runCheck(c, { addr: '127.0.0.9', port: 1 })).toEqual({ ok: true, why: 'HTTP 200' });
-    expect(seen[0]!.remoteAddress).toBe('127.0.0.2');
-    expect(seen[0]!.headers.host).toBe(`${LO}:${webPort}`);
+    expect(seen[0].remoteAddress).toBe('127.0.0.2');
+    expect(seen[0].headers.host).toBe(`${LO}:${webPort}`);
   });
 
   it('fails with the errno when nothing listens', async () => {
@@ -530,13 +530,13 @@ describe('SSL_GET', () => {
       ok: true,
       why: 'HTTP 200',
     });
-    expect(seen[0]!.servername).toBe(false);
+    expect(seen[0].servername).toBe(false);
   });
 
   it('connects from bindto', async () => {
     seen = [];
     expect(await runCheck(ssl([url('/ok')], { bindto: '127.0.0.4' }), rs())).toEqual({ ok: true, why: 'HTTP 200' });
-    expect(seen[0]!.remoteAddress).toBe('127.0.0.4');
+    expect(seen[0].remoteAddress).toBe('127.0.0.4');
   });
 
   it('sends the virtualhost as SNI with enable_sni, and sni_name in preference', async () => {
@@ -604,7 +604,7 @@ describe('UDP_CHECK', () => {
   it("sends keepalived's 32-byte default payload and is ok on any reply without require_reply", async () => {
     got.length = 0;
     expect(await runCheck(udpCheck(), { addr: LO, port: echoPort })).toEqual({ ok: true, why: 'reply of 32 bytes' });
-    expect(got[0]!.msg.toString()).toBe('keepalived check - keepalived ch');
+    expect(got[0].msg.toString()).toBe('keepalived check - keepalived ch');
     expect(UDP_DEFAULT_PAYLOAD).toHaveLength(32);
   });
 
@@ -622,7 +622,7 @@ describe('UDP_CHECK', () => {
     for (const [over, okWanted, why] of cases) {
       got.length = 0;
       expect(await runCheck(udpCheck({ payload: 'deadbeef', ...over }), rs)).toEqual({ ok: okWanted, why });
-      expect(got[0]!.msg.toString('hex')).toBe('deadbeef');
+      expect(got[0].msg.toString('hex')).toBe('deadbeef');
     }
   });
 
@@ -763,8 +763,8 @@ describe('DNS_CHECK', () => {
     queries.length = 0;
     expect(await runCheck(dnsCheck(), { addr: LO, port: dnsPort })).toEqual({ ok: true, why: 'DNS NOERROR, 1 answer' });
     expect(queries).toHaveLength(1);
-    expect(queries[0]!.header).toMatchObject({ qr: false, rd: true, opcode: 0, qdcount: 1, ancount: 0 });
-    expect(queries[0]!.question).toEqual({ name: 'example.com', qtype: 1, qclass: 1 });
+    expect(queries[0].header).toMatchObject({ qr: false, rd: true, opcode: 0, qdcount: 1, ancount: 0 });
+    expect(queries[0].question).toEqual({ name: 'example.com', qtype: 1, qclass: 1 });
   });
 
   it("asks keepalived's default, SOA for the root, and each type by its number", async () => {
@@ -961,15 +961,15 @@ describe('httpRequest', () => {
 
   it("is keepalived's template for each http_protocol", () => {
     const c = httpCheck([url('/health')]);
-    expect(httpRequest(c, c.urls[0]!, dst)).toBe(
+    expect(httpRequest(c, c.urls[0], dst)).toBe(
       'GET /health HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 10.1.2.3:8080\r\n\r\n',
     );
     const c10c = httpCheck([url('/')], { httpProtocol: '1.0C', virtualhost: 'v.test' });
-    expect(httpRequest(c10c, c10c.urls[0]!, dst)).toBe(
+    expect(httpRequest(c10c, c10c.urls[0], dst)).toBe(
       'GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: v.test\r\n\r\n',
     );
     const c11 = httpCheck([url('')], { httpProtocol: '1.1' });
-    expect(httpRequest(c11, c11.urls[0]!, { addr: '::1', port: 80 })).toBe(
+    expect(httpRequest(c11, c11.urls[0], { addr: '::1', port: 80 })).toBe(
       'GET / HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: [::1]:80\r\n\r\n',
     );
   });

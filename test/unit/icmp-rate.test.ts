@@ -232,7 +232,7 @@ describe('the bounded destination table', () => {
     expect(sent(rate, 10, newcomer)).toBe(6);
     expect(rate.counts.peerEvictions).toBe(1);
     // dsts[0] lost its entry: back, it evicts the next least recently used (dsts[1]) and gets a fresh burst.
-    expect(sent(rate, 10, dsts[0]!)).toBe(6);
+    expect(sent(rate, 10, dsts[0])).toBe(6);
     expect(rate.counts.peerEvictions).toBe(2);
     // The others kept theirs and stay limited.
     for (const dst of dsts.slice(2)) expect(rate.allow(...PORT_UNREACH, dst)).toBe(false);

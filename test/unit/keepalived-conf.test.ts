@@ -35,7 +35,7 @@ function memFs(files: Record<string, string>) {
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     const names = new Set<string>();
     for (const p of Object.keys(files)) {
-      if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split('/')[0]!);
+      if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split('/')[0]);
     }
     return [...names];
   };
@@ -352,7 +352,7 @@ virtual_server 10.1.1.1 53 {
 
 describe('checkers', () => {
   const conf = parseOne(ALL_CHECKERS_CONF);
-  const checkers = conf.virtualServers[0]!.realServers[0]!.checkers;
+  const checkers = conf.virtualServers[0].realServers[0].checkers;
   const byType = <T extends Checker['type']>(t: T) => checkers.find((c) => c.type === t) as Checker & { type: T };
 
   it('parses every checker type in order without warnings', () => {
@@ -399,7 +399,7 @@ describe('checkers', () => {
       'virtual_server 10.0.0.1 80 {\n virtualhost www.example.com\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n  SSL_GET {\n   virtualhost own.example.com\n   url {\n    path /\n   }\n  }\n }\n}\n',
     );
     expect(conf.warnings).toEqual([]);
-    const [http, ssl] = conf.virtualServers[0]!.realServers[0]!.checkers;
+    const [http, ssl] = conf.virtualServers[0].realServers[0].checkers;
     expect(http?.type === 'HTTP_GET' && http.virtualhost).toBe('www.example.com');
     expect(ssl?.type === 'SSL_GET' && ssl.virtualhost).toBe('own.example.com');
   });
@@ -438,7 +438,7 @@ describe('checkers', () => {
   });
 
   it('lb_algo/lb_kind are aliases and the method is case-insensitive', () => {
-    const vs = conf.virtualServers[0]!;
+    const vs = conf.virtualServers[0];
     expect(vs.sched).toBe('wlc');
     expect(vs.method).toBe('DR');
     expect(vs.protocol).toBe('UDP');
@@ -465,8 +465,8 @@ virtual_server 10.0.0.1 80 {
     delay_loop 30      # after the real_server: still applies to its checkers
 }
 `);
-  const vs = conf.virtualServers[0]!;
-  const [tcp, http, dns, misc] = vs.realServers[0]!.checkers;
+  const vs = conf.virtualServers[0];
+  const [tcp, http, dns, misc] = vs.realServers[0].checkers;
 
   it('virtual_server: wlc, NAT, TCP, no persistence, quorum 1, hysteresis 0', () => {
     expect(conf.warnings).toEqual([]);
@@ -494,18 +494,18 @@ virtual_server 10.0.0.1 80 {
   });
 
   it('a url without status_code accepts 200-299', () => {
-    expect(http!.type === 'HTTP_GET' && http.urls[0]!.statusCodes).toEqual([[200, 299]]);
+    expect(http!.type === 'HTTP_GET' && http.urls[0].statusCodes).toEqual([[200, 299]]);
   });
 
   it('delay_loop defaults to 60 s when not given anywhere', () => {
     const c = parseOne('virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n TCP_CHECK {\n }\n }\n}\n');
-    expect(c.virtualServers[0]!.delayLoop).toBe(60);
-    expect(c.virtualServers[0]!.realServers[0]!.checkers[0]!.delayLoop).toBe(60);
+    expect(c.virtualServers[0].delayLoop).toBe(60);
+    expect(c.virtualServers[0].realServers[0].checkers[0].delayLoop).toBe(60);
   });
 
   it('persistence_timeout without a value is IPVS default of 360 s', () => {
     const c = parseOne('virtual_server 10.0.0.1 80 {\n persistence_timeout\n}\n');
-    expect(c.virtualServers[0]!.persistenceTimeout).toBe(DEFAULT_PERSISTENCE_TIMEOUT);
+    expect(c.virtualServers[0].persistenceTimeout).toBe(DEFAULT_PERSISTENCE_TIMEOUT);
     expect(DEFAULT_PERSISTENCE_TIMEOUT).toBe(360);
   });
 
@@ -518,9 +518,9 @@ virtual_server 10.0.0.1 80 {
     }
   }
 }`);
-    const rs = c.virtualServers[0]!.realServers[0]!;
+    const rs = c.virtualServers[0].realServers[0];
     expect(rs.inhibitOnFailure).toBe(true);
-    expect(rs.checkers[0]!.alpha).toBe(true);
+    expect(rs.checkers[0].alpha).toBe(true);
   });
 });
 
@@ -535,15 +535,15 @@ virtual_server 10.0.0.1 80 { # trailing
     }
 }`);
     expect(conf.warnings).toEqual([]);
-    const vs = conf.virtualServers[0]!;
+    const vs = conf.virtualServers[0];
     expect(vs.quorumUp).toBe('/bin/echo #not-a-comment !neither');
-    expect(vs.realServers[0]!.weight).toBe(4);
+    expect(vs.realServers[0].weight).toBe(4);
   });
 
   it('accepts braces glued to words and blocks opened on the next line', () => {
     const conf = parseOne('virtual_server 10.0.0.1 80\n{\n real_server 10.0.1.1 80{ weight 7 }\n}\n');
     expect(conf.warnings).toEqual([]);
-    expect(conf.virtualServers[0]!.realServers[0]!.weight).toBe(7);
+    expect(conf.virtualServers[0].realServers[0].weight).toBe(7);
   });
 
   it('reports further keywords on one line (a block written on one line) instead of losing them silently', () => {
@@ -554,15 +554,15 @@ virtual_server 10.0.0.1 80 { # trailing
       `${MAIN}:4: 'path' takes one value; 'status_code 200' ignored (one keyword per line)`,
       `${MAIN}:5: 'connect_timeout' takes one value; 'retry 3' ignored (one keyword per line)`,
     ]);
-    const c = conf.virtualServers[0]!.realServers[0]!.checkers[0]!;
+    const c = conf.virtualServers[0].realServers[0].checkers[0];
     expect(c.connectTimeout).toBe(2);
-    expect(c.type === 'HTTP_GET' && c.urls[0]!.path).toBe('/');
+    expect(c.type === 'HTTP_GET' && c.urls[0].path).toBe('/');
   });
 
   it('reports an unterminated quote and keeps the rest of the line as one word', () => {
     const conf = parseOne('virtual_server 10.0.0.1 80 {\n quorum_up "/bin/x arg\n}\n');
     expect(conf.warnings).toEqual([`${MAIN}:2: unterminated quoted string`]);
-    expect(conf.virtualServers[0]!.quorumUp).toBe('/bin/x arg');
+    expect(conf.virtualServers[0].quorumUp).toBe('/bin/x arg');
   });
 });
 
@@ -582,8 +582,8 @@ describe('include', () => {
       { kind: 'addr', addr: '10.0.0.1', port: 80 },
       { kind: 'addr', addr: '10.0.0.2', port: 80 },
     ]);
-    expect(conf.virtualServers[1]!.realServers.map((r) => r.addr)).toEqual(['10.0.1.1', '10.0.1.2']);
-    expect(conf.virtualServers[1]!.realServers[1]!.pos).toEqual({ file: '/etc/keepalived/rs/b-2.rs', line: 1 });
+    expect(conf.virtualServers[1].realServers.map((r) => r.addr)).toEqual(['10.0.1.1', '10.0.1.2']);
+    expect(conf.virtualServers[1].realServers[1].pos).toEqual({ file: '/etc/keepalived/rs/b-2.rs', line: 1 });
     // A warning inside a nested include names that file and line.
     expect(conf.warnings).toEqual(["/etc/keepalived/rs/b-2.rs:2: unknown keyword 'bogus_key' in real_server ignored"]);
   });
@@ -639,9 +639,9 @@ describe('include', () => {
     const conf = parseKeepalivedConf(join(__dirname, '../fixtures/keepalived/keepalived.conf'));
     expect(conf.errors).toEqual([]);
     expect(conf.warnings).toEqual([]);
-    const vs = conf.virtualServers[0]!;
+    const vs = conf.virtualServers[0];
     expect(vs.target).toEqual({ kind: 'group', name: 'WEB' });
-    expect(vs.realServers.map((r) => [r.addr, r.weight, r.checkers[0]!.type])).toEqual([
+    expect(vs.realServers.map((r) => [r.addr, r.weight, r.checkers[0].type])).toEqual([
       ['10.0.0.11', 3, 'HTTP_GET'],
       ['10.0.0.12', 1, 'TCP_CHECK'],
     ]);
@@ -697,12 +697,12 @@ stray_top_keyword
 
   it('skips the content of an unknown block entirely and keeps the known keywords around it', () => {
     expect(conf.virtualServers).toHaveLength(1);
-    const vs = conf.virtualServers[0]!;
+    const vs = conf.virtualServers[0];
     expect(vs.sched).toBe('rr');
     expect(vs.realServers.map((r) => r.addr)).toEqual(['10.0.1.1']);
-    expect(vs.realServers[0]!.weight).toBe(2);
-    expect(vs.realServers[0]!.checkers).toHaveLength(1);
-    expect(vs.realServers[0]!.checkers[0]!.connectTimeout).toBe(2);
+    expect(vs.realServers[0].weight).toBe(2);
+    expect(vs.realServers[0].checkers).toHaveLength(1);
+    expect(vs.realServers[0].checkers[0].connectTimeout).toBe(2);
   });
 
   it('ignores an invalid value with a warning and keeps the default', () => {
@@ -714,8 +714,8 @@ stray_top_keyword
       `${MAIN}:3: unknown protocol 'QUIC'; TCP used`,
       `${MAIN}:5: 'weight' value '-3' is invalid (expected 0..2147483647); ignored`,
     ]);
-    expect(c.virtualServers[0]!.delayLoop).toBe(60);
-    expect(c.virtualServers[0]!.realServers[0]!.weight).toBe(1);
+    expect(c.virtualServers[0].delayLoop).toBe(60);
+    expect(c.virtualServers[0].realServers[0].weight).toBe(1);
   });
 
   it('warns about unbalanced braces and still loads', () => {
@@ -725,7 +725,7 @@ stray_top_keyword
       `${MAIN}:3: missing '}' for the block opened here`,
       `${MAIN}:2: missing '}' for the block opened here`,
     ]);
-    expect(c.virtualServers[0]!.realServers).toHaveLength(1);
+    expect(c.virtualServers[0].realServers).toHaveLength(1);
   });
 });
 
@@ -784,8 +784,8 @@ virtual_server 10.0.0.6 80
 
   it('loads the rest: the good real server beside a bad one, and the good checker beside bad ones', () => {
     expect(conf.virtualServers.map((v) => v.target.kind === 'addr' && v.target.addr)).toEqual(['10.0.0.4', '10.0.0.5']);
-    expect(conf.virtualServers[0]!.realServers.map((r) => r.addr)).toEqual(['10.0.1.2']);
-    expect(conf.virtualServers[1]!.realServers[0]!.checkers.map((c) => c.type)).toEqual(['TCP_CHECK']);
+    expect(conf.virtualServers[0].realServers.map((r) => r.addr)).toEqual(['10.0.1.2']);
+    expect(conf.virtualServers[1].realServers[0].checkers.map((c) => c.type)).toEqual(['TCP_CHECK']);
     // A checker directly in a virtual_server is not a keyword there.
     expect(conf.warnings).toEqual([`${MAIN}:24: unknown block 'HTTP_GET' in virtual_server ignored`]);
   });
@@ -847,7 +847,7 @@ virtual_server_group VIPS {
   });
 
   it('expands every address of every range into its own service with the same dests', () => {
-    const services = toIpvsServices(conf.virtualServers[0]!, conf.groups);
+    const services = toIpvsServices(conf.virtualServers[0], conf.groups);
     expect(services.map((s) => (s.svc.fwmark ? `fwmark ${s.svc.fwmark}` : `${s.svc.addr}:${s.svc.port}`))).toEqual([
       '10.0.0.1:53',
       '10.0.0.10:53',
@@ -863,7 +863,7 @@ virtual_server_group VIPS {
       '10.0.3.3:53',
       'fwmark 7',
     ]);
-    const first = services[0]!;
+    const first = services[0];
     expect(first.svc).toEqual({
       protocol: IPPROTO_UDP,
       addr: '10.0.0.1',
@@ -940,7 +940,7 @@ describe('fwmark virtual_server and sched flags', () => {
     }
 }`);
     expect(conf.errors).toEqual([]);
-    const [s] = toIpvsServices(conf.virtualServers[0]!, conf.groups);
+    const [s] = toIpvsServices(conf.virtualServers[0], conf.groups);
     expect(s!.svc).toEqual({
       protocol: 0,
       addr: '0.0.0.0',
@@ -952,7 +952,7 @@ describe('fwmark virtual_server and sched flags', () => {
       netmask: '255.255.0.0',
       pe: '',
     });
-    expect(s!.dests[0]!.fwd).toBe(FWD_DROUTE);
+    expect(s!.dests[0].fwd).toBe(FWD_DROUTE);
   });
 });
 
@@ -1027,7 +1027,7 @@ describe('hostile input', () => {
     for (let n = 0; n < 2000; n++) {
       const words: string[] = [];
       const len = Math.floor(rnd() * 120);
-      for (let i = 0; i < len; i++) words.push(WORDS[Math.floor(rnd() * WORDS.length)]!);
+      for (let i = 0; i < len; i++) words.push(WORDS[Math.floor(rnd() * WORDS.length)]);
       const text = words.join(rnd() < 0.5 ? ' ' : '\n');
       const conf = parse({ [MAIN]: text, '/etc/keepalived/x': text.slice(0, 40) });
       for (const vs of conf.virtualServers) {

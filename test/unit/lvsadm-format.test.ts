@@ -73,7 +73,7 @@ describe('-L default listing', () => {
         timeout: 1999999,
       }),
     );
-    expect(formatListService(s.services[0]!, numeric)).toBe(
+    expect(formatListService(s.services[0], numeric)).toBe(
       lines(
         TITLE1,
         TITLE2,

@@ -87,7 +87,7 @@ describe('lvsadm -R', () => {
 /** A random configuration, as lvsadm command lines. */
 function randomConfig(seed: number): string[][] {
   const next = mulberry32(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[next() % xs.length]!;
+  const pick = <T>(xs: readonly T[]): T => xs[next() % xs.length];
   const scheds = schedulerNames();
   const cmds: string[][] = [];
   const nSvc = 1 + (next() % 4);

@@ -55,7 +55,7 @@ describe('the byte encoder of the connection files', () => {
   it('writes every row as the printf format would, across flushes of a small buffer', () => {
     const next = mulberry32(77);
     const conns = Array.from({ length: 500 }, () => {
-      const protocol = [0, 6, 17, 132, 99][next() % 5]!;
+      const protocol = [0, 6, 17, 132, 99][next() % 5];
       return {
         protocol,
         caddr: u32ToIp(next()),
@@ -64,8 +64,8 @@ describe('the byte encoder of the connection files', () => {
         vport: next() & 0xffff,
         daddr: u32ToIp(next()),
         dport: next() & 0xffff,
-        state: ['ESTABLISHED', 'SYN_RECV', 'NONE', 'UDP', 'CLOSE_WAIT'][next() % 5]!,
-        expires: [(next() % 4000) - 100, 0x7fffffff, 9999999, 10000000][next() % 4]!,
+        state: ['ESTABLISHED', 'SYN_RECV', 'NONE', 'UDP', 'CLOSE_WAIT'][next() % 5],
+        expires: [(next() % 4000) - 100, 0x7fffffff, 9999999, 10000000][next() % 4],
         flags: next() % 3 === 0 ? CONN_F_SYNC : 0,
       };
     });

@@ -263,7 +263,7 @@ describe('/proc/net/ip_vs_conn', () => {
 
 describe('/proc/net/ip_vs_conn_sync', () => {
   it('adds the Origin column: LOCAL, or SYNC for entries flagged IP_VS_CONN_F_SYNC', () => {
-    const rows = formatProcIpVsConnSync([CONNS[0]!, CONNS[5]!, { ...CONNS[1]!, flags: 0x0020 }]);
+    const rows = formatProcIpVsConnSync([CONNS[0], CONNS[5], { ...CONNS[1], flags: 0x0020 }]);
     expect(rows).toBe(
       lines(
         'Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires',
@@ -338,7 +338,7 @@ function sscanf(input: string, format: string): (string | number)[] {
   const out: (string | number)[] = [];
   let pos = 0;
   for (const directive of format.split(' ')) {
-    while (pos < input.length && /\s/.test(input[pos]!)) pos++;
+    while (pos < input.length && /\s/.test(input[pos])) pos++;
     if (pos >= input.length) break;
     const rest = input.slice(pos);
     const m =

@@ -56,7 +56,7 @@ class FakeHost implements HostOps {
   async ip(args: readonly string[]): Promise<string> {
     const a = [...args];
     if (a[0] === '-j' && a[2] === 'addr' && a[3] === 'show') {
-      const dev = a[5]!;
+      const dev = a[5];
       const list = this.addrs.get(dev);
       if (list === undefined) throw new Error(`Device "${dev}" does not exist.`);
       return JSON.stringify([
@@ -64,12 +64,12 @@ class FakeHost implements HostOps {
       ]);
     }
     if (a[0] === 'link' && a[1] === 'show') {
-      if (!this.addrs.has(a[3]!)) throw new Error(`Device "${a[3]}" does not exist.`);
+      if (!this.addrs.has(a[3])) throw new Error(`Device "${a[3]}" does not exist.`);
       return '';
     }
     this.act(`ip ${a.join(' ')}`);
     if (a[0] === 'addr' && (a[1] === 'add' || a[1] === 'del')) {
-      const [cidr, dev] = [a[2]!, a[4]!];
+      const [cidr, dev] = [a[2], a[4]];
       const list = this.addrs.get(dev);
       if (list === undefined) throw new Error(`Cannot find device "${dev}"`);
       const i = list.indexOf(cidr);

@@ -41,7 +41,7 @@ const IPIP_UDP = fromHex(`
 /** RFC 1071 checksum, written out slowly here so the test does not trust the code under test. */
 function slowChecksum(b: Buffer): number {
   let sum = 0;
-  for (let i = 0; i < b.length; i += 2) sum += (b[i]! << 8) | (i + 1 < b.length ? b[i + 1]! : 0);
+  for (let i = 0; i < b.length; i += 2) sum += (b[i] << 8) | (i + 1 < b.length ? b[i + 1] : 0);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return ~sum & 0xffff;
 }
@@ -87,7 +87,7 @@ function udpTo(dst: string, tos = 0, data = 'hello'): Buffer {
 
 /** Recompute a header checksum after the test pokes at a header field. */
 function refreshChecksum(b: Buffer, off: number): void {
-  const hlen = (b[off]! & 0x0f) * 4;
+  const hlen = (b[off] & 0x0f) * 4;
   b.writeUInt16BE(0, off + 10);
   b.writeUInt16BE(slowChecksum(b.subarray(off, off + hlen)), off + 10);
 }
@@ -229,7 +229,7 @@ describe('Decapsulator: drop reasons', () => {
       'a bad inner header checksum',
       () => {
         const inner = udpTo(VIP);
-        inner[10]! ^= 0xff;
+        inner[10] ^= 0xff;
         return encap(inner);
       },
       DROP_INNER_BAD_CHECKSUM,

@@ -40,11 +40,11 @@ function kernelBucket(addr: number): number {
  */
 function expectedTrim(stale: number[], first: number, goal: number): { dropped: Set<number>; last: number } {
   const byPos: number[][] = Array.from({ length: 1024 }, () => []);
-  for (const a of stale) byPos[(kernelBucket(a) - first + 1024) % 1024]!.push(a);
+  for (const a of stale) byPos[(kernelBucket(a) - first + 1024) % 1024].push(a);
   const dropped = new Set<number>();
   let pos = 0;
   for (; pos < 1024; pos++) {
-    for (const a of byPos[pos]!) dropped.add(a);
+    for (const a of byPos[pos]) dropped.add(a);
     if (dropped.size >= goal) break;
   }
   return { dropped, last: (first + Math.min(pos, 1023)) % 1024 };

@@ -335,9 +335,9 @@ describe('lblcr', () => {
 
     // Walk buckets 1, 2, ... dropping every stale entry of each, until 400 are gone.
     const byBucket: number[][] = Array.from({ length: 1024 }, () => []);
-    for (const a of addrs) byBucket[kernelBucket(a)]!.push(a);
+    for (const a of addrs) byBucket[kernelBucket(a)].push(a);
     const dropped = new Set<number>();
-    for (let b = 1; dropped.size < 400; b++) for (const a of byBucket[b]!) dropped.add(a);
+    for (let b = 1; dropped.size < 400; b++) for (const a of byBucket[b]) dropped.add(a);
     expect(lblcrEntryCount(svc)).toBe(n + 2 - dropped.size);
     for (const a of addrs) expect(lblcrServerSet(svc, a).length === 0).toBe(dropped.has(a));
     expect(setOf(svc, '203.0.113.1')).toEqual(['A']);

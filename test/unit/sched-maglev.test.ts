@@ -64,7 +64,7 @@ function keyOf(k0: bigint, k1: bigint) {
 
 function counts(table: Int32Array, n: number): number[] {
   const c = new Array<number>(n).fill(0);
-  for (const i of table) if (i >= 0) c[i]!++;
+  for (const i of table) if (i >= 0) c[i]++;
   return c;
 }
 
@@ -80,7 +80,7 @@ function extraMoves(before: Int32Array, after: Int32Array, gone: number): number
   let moved = 0;
   for (let s = 0; s < before.length; s++) {
     if (before[s] === gone) continue;
-    const a = after[s]!;
+    const a = after[s];
     if (before[s] !== (a >= gone ? a + 1 : a)) moved++;
   }
   return moved;
@@ -201,11 +201,11 @@ describe('the Maglev table', () => {
       for (let trial = 0; trial < 20; trial++) {
         const n = 1 + (rnd() % 30);
         const backends = randomBackends(rnd, size, n, () => rnd() % 6);
-        if (backends.every((b) => b.weight === 0)) backends[rnd() % n]!.weight = 1;
+        if (backends.every((b) => b.weight === 0)) backends[rnd() % n].weight = 1;
         const table = buildTable(size, backends);
         expect(table.length).toBe(size);
         let bad = 0;
-        for (const i of table) if (!(i >= 0 && i < n && backends[i]!.weight > 0)) bad++;
+        for (const i of table) if (!(i >= 0 && i < n && backends[i].weight > 0)) bad++;
         expect(bad).toBe(0);
       }
     }
@@ -251,7 +251,7 @@ describe('the Maglev table', () => {
       for (let trial = 0; trial < 20; trial++) {
         const n = 1 + (rnd() % 12);
         const backends = randomBackends(rnd, size, n, () => rnd() % 9);
-        if (backends.every((b) => b.weight === 0)) backends[0]!.weight = 3;
+        if (backends.every((b) => b.weight === 0)) backends[0].weight = 3;
         const turns = weightTurns(
           size,
           backends.map((b) => b.weight),
@@ -259,7 +259,7 @@ describe('the Maglev table', () => {
         const total = turns.reduce((a, t) => a + t, 0);
         const c = counts(buildTable(size, backends), n);
         c.forEach((count, i) => {
-          const t = turns[i]!;
+          const t = turns[i];
           expect(Math.abs(count - (size * t) / total)).toBeLessThanOrEqual(t);
         });
       }
@@ -274,7 +274,7 @@ describe('the Maglev table', () => {
     });
     const table = buildTable(4093, backends);
     const c = counts(table, 3);
-    for (let i = 0; i < 3; i++) expect(Math.abs(c[i]! - (4093 * (i + 1)) / 6)).toBeLessThanOrEqual(3);
+    for (let i = 0; i < 3; i++) expect(Math.abs(c[i] - (4093 * (i + 1)) / 6)).toBeLessThanOrEqual(3);
     expect(
       buildTable(
         4093,
@@ -287,9 +287,9 @@ describe('the Maglev table', () => {
     const rnd = mulberry32(6);
     const backends = randomBackends(rnd, 1021, 6, () => 1 + (rnd() % 3));
     const without = buildTable(1021, backends);
-    const withZero = buildTable(1021, [...backends.slice(0, 3), { ...backends[0]!, weight: 0 }, ...backends.slice(3)]);
+    const withZero = buildTable(1021, [...backends.slice(0, 3), { ...backends[0], weight: 0 }, ...backends.slice(3)]);
     for (let s = 0; s < 1021; s++) {
-      const i = withZero[s]!;
+      const i = withZero[s];
       expect(i).not.toBe(3);
       expect(i > 3 ? i - 1 : i).toBe(without[s]);
     }
@@ -331,7 +331,7 @@ describe('the Maglev table', () => {
         let between = 0;
         for (let s = 0; s < size; s++) {
           if (after[s] === 0) toNew++;
-          else if (after[s]! - 1 !== before[s]) between++;
+          else if (after[s] - 1 !== before[s]) between++;
         }
         expect(Math.abs(toNew - size / (n + 1))).toBeLessThanOrEqual(1);
         expect(between).toBeLessThanOrEqual(size / (n + 1));
@@ -345,7 +345,7 @@ describe('the Maglev table', () => {
     const backends = randomBackends(rnd, size, 8, () => 1 + (rnd() % 4));
     for (let gone = 0; gone < backends.length; gone++) {
       const before = buildTable(size, backends);
-      const share = counts(before, backends.length)[gone]!;
+      const share = counts(before, backends.length)[gone];
       const after = buildTable(
         size,
         backends.filter((_, i) => i !== gone),

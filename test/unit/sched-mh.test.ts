@@ -65,17 +65,17 @@ function shares(picks: (string | null)[]): Record<string, number> {
 function kernelPicker(size: number, dests: Dest[], weights: number[]) {
   const table = buildTable(
     size,
-    dests.map((d, i) => backendFromSeed(size, (d.addr + d.port) >>> 0, weights[i]!)),
+    dests.map((d, i) => backendFromSeed(size, (d.addr + d.port) >>> 0, weights[i])),
   );
   return (saddr: number, port: number, fallback: boolean): Dest | null => {
     const slot = (off: number) => hsiphash32(MH_KEY_OFFSET, (off + port + saddr) >>> 0) % size;
     const first = slot(0);
-    if (table[first]! < 0) return null;
-    const d = dests[table[first]!]!;
+    if (table[first] < 0) return null;
+    const d = dests[table[first]];
     if (destUsable(d)) return d;
     if (!fallback) return null;
     for (let i = 0; i < size; i++) {
-      const c = dests[table[slot((first + i) % size)]!]!;
+      const c = dests[table[slot((first + i) % size)]];
       if (destUsable(c)) return c;
     }
     return null;
@@ -135,9 +135,9 @@ describe('mh', () => {
       { name: '172.16.0.3', weight: 3 },
     ]);
     const s = shares(mapping(svc, sources(20000, 4)));
-    expect(Math.abs(s['172.16.0.1']! - 1 / 6)).toBeLessThan(0.02);
-    expect(Math.abs(s['172.16.0.2']! - 2 / 6)).toBeLessThan(0.02);
-    expect(Math.abs(s['172.16.0.3']! - 3 / 6)).toBeLessThan(0.02);
+    expect(Math.abs(s['172.16.0.1'] - 1 / 6)).toBeLessThan(0.02);
+    expect(Math.abs(s['172.16.0.2'] - 2 / 6)).toBeLessThan(0.02);
+    expect(Math.abs(s['172.16.0.3'] - 3 / 6)).toBeLessThan(0.02);
   });
 
   it('with mh-port, spreads one client address over every dest by source port (TCP and UDP)', () => {
@@ -180,7 +180,7 @@ describe('mh', () => {
     const { svc, d } = serviceWith(mh, FOUR);
     const addrs = sources(2000, 8);
     const before = mapping(svc, addrs);
-    setWeight(svc, d['172.16.0.2']!, 0);
+    setWeight(svc, d['172.16.0.2'], 0);
     const during = mapping(svc, addrs);
     let nulls = 0;
     during.forEach((p, i) => {
@@ -190,7 +190,7 @@ describe('mh', () => {
       } else expect(p).toBe(before[i]);
     });
     expect(nulls).toBeGreaterThan(300);
-    setWeight(svc, d['172.16.0.2']!, 1);
+    setWeight(svc, d['172.16.0.2'], 1);
     expect(mapping(svc, addrs)).toEqual(before);
   });
 
@@ -199,7 +199,7 @@ describe('mh', () => {
     svc.flags |= SVC_F_SCHED1;
     const addrs = sources(2000, 9);
     const before = mapping(svc, addrs);
-    setWeight(svc, d['172.16.0.3']!, 0);
+    setWeight(svc, d['172.16.0.3'], 0);
     const after = mapping(svc, addrs);
     // The quiesced dest keeps its slots (built from its last weight, 1); only the probing differs.
     const kernel = kernelPicker(4093, svc.dests, [1, 1, 1, 1]);
@@ -207,7 +207,7 @@ describe('mh', () => {
       if (before[i] === '172.16.0.3') {
         expect(p).not.toBeNull();
         expect(p).not.toBe('172.16.0.3');
-        expect(svc.sched.schedule(svc, pkt(addrs[i]!), 0)).toBe(kernel(addrs[i]!, 0, true));
+        expect(svc.sched.schedule(svc, pkt(addrs[i]), 0)).toBe(kernel(addrs[i], 0, true));
       } else expect(p).toBe(before[i]);
     });
     // The moved sources do not all pile onto one dest.
@@ -219,7 +219,7 @@ describe('mh', () => {
     const { svc, d } = serviceWith(mh, FOUR);
     const addrs = sources(1000, 10);
     const before = mapping(svc, addrs);
-    setOverloaded(d['172.16.0.4']!, true);
+    setOverloaded(d['172.16.0.4'], true);
     const without = mapping(svc, addrs);
     svc.flags |= SVC_F_SCHED1;
     const withFallback = mapping(svc, addrs);
@@ -233,15 +233,15 @@ describe('mh', () => {
         expect(withFallback[i]).toBe(p);
       }
     });
-    setOverloaded(d['172.16.0.4']!, false);
+    setOverloaded(d['172.16.0.4'], false);
     expect(mapping(svc, addrs)).toEqual(before);
   });
 
   it('with mh-fallback and no usable dest at all, returns null', () => {
     const { svc, d } = serviceWith(mh, [{ name: '172.16.0.1' }, { name: '172.16.0.2' }]);
     svc.flags |= SVC_F_SCHED1;
-    setWeight(svc, d['172.16.0.1']!, 0);
-    setOverloaded(d['172.16.0.2']!, true);
+    setWeight(svc, d['172.16.0.1'], 0);
+    setOverloaded(d['172.16.0.2'], true);
     expect(mapping(svc, sources(20, 11)).every((p) => p === null)).toBe(true);
   });
 
@@ -249,7 +249,7 @@ describe('mh', () => {
     const { svc, d } = serviceWith(mh, FIVE);
     const addrs = sources(4000, 12);
     const before = mapping(svc, addrs);
-    delDest(svc, d['172.16.0.2']!);
+    delDest(svc, d['172.16.0.2']);
     const after = mapping(svc, addrs);
     let others = 0;
     let moved = 0;
@@ -279,9 +279,9 @@ describe('mh', () => {
   it('rebuilds on a weight change: raising one of three dests from 1 to 2 takes its share from 1/3 to 1/2', () => {
     const { svc, d } = serviceWith(mh, FOUR.slice(0, 3));
     const addrs = sources(12000, 14);
-    expect(Math.abs(shares(mapping(svc, addrs))['172.16.0.1']! - 1 / 3)).toBeLessThan(0.02);
-    setWeight(svc, d['172.16.0.1']!, 2);
-    expect(Math.abs(shares(mapping(svc, addrs))['172.16.0.1']! - 1 / 2)).toBeLessThan(0.02);
+    expect(Math.abs(shares(mapping(svc, addrs))['172.16.0.1'] - 1 / 3)).toBeLessThan(0.02);
+    setWeight(svc, d['172.16.0.1'], 2);
+    expect(Math.abs(shares(mapping(svc, addrs))['172.16.0.1'] - 1 / 2)).toBeLessThan(0.02);
   });
 
   it('a dest added with weight 0 gets no sources and displaces nobody; a weight brings it in', () => {

@@ -75,12 +75,12 @@ function counts(names: (string | null)[]): Record<string, number> {
 function refFallback(buckets: readonly (Dest | null)[], addr: number, port: number): Dest | null {
   const usable = (d: Dest) => d.weight > 0 && (d.flags & 0x2) === 0;
   const ihash = refHashKey(addr, port, 0);
-  const first = buckets[ihash]!;
+  const first = buckets[ihash];
   if (first === null) return null;
   if (usable(first)) return first;
   for (let offset = 0; offset < 256; offset++) {
     const roffset = (offset + ihash) % 256;
-    const d = buckets[refHashKey(addr, port, roffset)]!;
+    const d = buckets[refHashKey(addr, port, roffset)];
     if (d === null) break;
     if (usable(d)) return d;
   }
@@ -234,7 +234,7 @@ describe('sh scheduling', () => {
     const rnd = mulberry32(0xabc);
     const n = 40000;
     const c = { A: 0, B: 0 } as Record<string, number>;
-    for (let i = 0; i < n; i++) c[nameOf(sh.schedule(svc, pktFrom(rnd()), 0))!]!++;
+    for (let i = 0; i < n; i++) c[nameOf(sh.schedule(svc, pktFrom(rnd()), 0))!]++;
     expect(c.A! / n).toBeGreaterThan(0.73);
     expect(c.A! / n).toBeLessThan(0.77);
   });
@@ -270,7 +270,7 @@ describe('sh-port (SVC_F_SCHED2)', () => {
     const saddr = ipv4('192.168.0.1');
     const c = counts(Array.from({ length: 4096 }, (_, i) => nameOf(sh.schedule(svc, pktFrom(saddr, 1024 + i), 0))));
     expect(Object.keys(c).sort()).toEqual(['A', 'B', 'C', 'D']);
-    for (const k of ['A', 'B', 'C', 'D']) expect(Math.abs(c[k]! / 4096 - 0.25)).toBeLessThan(0.03);
+    for (const k of ['A', 'B', 'C', 'D']) expect(Math.abs(c[k] / 4096 - 0.25)).toBeLessThan(0.03);
   });
 
   it('picks the bucket of hash_32(addr + sport): the same (address, port) always gets the same dest', () => {

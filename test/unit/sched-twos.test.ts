@@ -10,7 +10,7 @@ function scripted(values: number[]): { random: () => number; calls: () => number
   return {
     random: () => {
       if (i >= values.length) throw new Error('scripted random source exhausted');
-      return values[i++]!;
+      return values[i++];
     },
     calls: () => i,
   };
@@ -99,7 +99,7 @@ describe('twos', () => {
     const { svc } = serviceWith(makeTwos(scripted([0, 2, 2, 0]).random), specs);
     expect(pick(svc, 2)).toEqual(['B', 'B']);
     const worse = serviceWith(makeTwos(scripted([0, 2, 2, 0]).random), [
-      specs[0]!,
+      specs[0],
       { name: 'B', weight: 3, inactive: 310 },
     ]).svc;
     expect(pick(worse, 2)).toEqual(['A', 'A']);
@@ -120,7 +120,7 @@ describe('twos', () => {
       n,
     );
     const expected: Record<string, number> = { A: 2 / 11, B: 2 / 11, C: 3 / 11, D: 4 / 11 };
-    for (const name of Object.keys(expected)) expect(Math.abs(counts[name]! / n - expected[name]!)).toBeLessThan(0.01);
+    for (const name of Object.keys(expected)) expect(Math.abs(counts[name] / n - expected[name])).toBeLessThan(0.01);
   });
 
   it('with every dest idle, still picks in proportion to weight', () => {
@@ -152,7 +152,7 @@ describe('twos', () => {
       n,
     );
     const expected: Record<string, number> = { A: 12 / 25, L: 1 / 25, B: 6 / 25, C: 6 / 25 };
-    for (const name of Object.keys(expected)) expect(Math.abs(counts[name]! / n - expected[name]!)).toBeLessThan(0.01);
+    for (const name of Object.keys(expected)) expect(Math.abs(counts[name] / n - expected[name])).toBeLessThan(0.01);
   });
 
   it('never picks a weight-0 or overloaded dest, even when it is idle and the others are loaded', () => {

@@ -84,7 +84,7 @@ for (const [dir, rows] of Object.entries(EXPECTED)) {
     const next = row.split(' ');
     if (next.length !== COLUMNS.length) throw new Error(`EXPECTED.${dir}.${event} has ${next.length} entries`);
     COLUMNS.forEach((from, i) => {
-      cells.push([dir, event, from, next[i]!, DIR_OFFSET[dir]!, EVENT_FLAGS[event]!, STATE_BY_ABBREV[from]!]);
+      cells.push([dir, event, from, next[i], DIR_OFFSET[dir], EVENT_FLAGS[event], STATE_BY_ABBREV[from]]);
     });
   }
 }
@@ -148,7 +148,7 @@ function expectWalk(steps: Step[]): void {
   let state = TCP_S_NONE;
   for (const [dir, flags] of steps) {
     state = tcpNextState(state, dir, flags);
-    seen.push(TCP_STATE_NAMES[state]!);
+    seen.push(TCP_STATE_NAMES[state]);
   }
   expect(seen).toEqual(steps.map(([, , expected]) => TCP_STATE_NAMES[expected]));
 }
@@ -236,7 +236,7 @@ describe('state names and timeouts', () => {
   it('default timeouts match tcp_timeouts[] (seconds)', () => {
     const bySeconds: Record<string, number> = {};
     TCP_STATE_NAMES.forEach((name, s) => {
-      bySeconds[name] = DEFAULT_TCP_TIMEOUTS[s]!;
+      bySeconds[name] = DEFAULT_TCP_TIMEOUTS[s];
     });
     expect(bySeconds).toEqual({
       NONE: 2,

@@ -13,8 +13,8 @@ import { mulberry32 } from '../helpers/prng';
 function referenceChecksum(buf: Buffer, off: number, len: number, initial = 0): number {
   let sum = initial === 0 ? 0 : ((initial - 1) % 0xffff) + 1; // initial folded, keeping 0xffff as 0xffff
   for (let i = 0; i < len; i += 2) {
-    const hi = buf[off + i]!;
-    const lo = i + 1 < len ? buf[off + i + 1]! : 0;
+    const hi = buf[off + i];
+    const lo = i + 1 < len ? buf[off + i + 1] : 0;
     sum += hi * 256 + lo;
     if (sum > 0xffff) sum -= 0xffff; // end-around carry: 0x10000 + x == 1 + x
   }

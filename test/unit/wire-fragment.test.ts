@@ -34,7 +34,7 @@ function udpDatagram(size: number, seed: number, options?: Buffer): Buffer {
 }
 
 function headerChecksumOk(b: Buffer): boolean {
-  return fold(sum16(b, 0, (b[IPV4.VER_IHL]! & 0x0f) << 2)) === 0xffff;
+  return fold(sum16(b, 0, (b[IPV4.VER_IHL] & 0x0f) << 2)) === 0xffff;
 }
 
 // Options: Record Route (type 7, not copied, 7 bytes), Loose Source Route (type 0x83, copied,
@@ -98,13 +98,13 @@ describe('fragmentCount / writeFragment: shapes', () => {
 describe('fragmentCount / writeFragment: options (RFC 791 copied flag)', () => {
   it('the first fragment keeps every option; later ones only copied options, padded to 4', () => {
     const p = udpDatagram(1000, 6, OPTIONS);
-    expect((p[0]! & 0x0f) * 4).toBe(36);
+    expect((p[0] & 0x0f) * 4).toBe(36);
     expect(laterFragmentHeaderLen(p, 0)).toBe(28);
     const frags = fragmentsOf(p, 300);
     // First: (300 - 36) & ~7 = 264 bytes; later: (300 - 28) & ~7 = 272 bytes.
     expect(frags.map((f) => decodePacket(f).headerLen)).toEqual([36, 28, 28, 28]);
     expect(frags.map((f) => f.length - decodePacket(f).headerLen)).toEqual([264, 272, 272, 1008 - 264 - 544]);
-    expect(frags[0]!.subarray(20, 36)).toEqual(OPTIONS);
+    expect(frags[0].subarray(20, 36)).toEqual(OPTIONS);
     for (const f of frags.slice(1)) expect(f.subarray(20, 28)).toEqual(fromHex(`${LSRR} 00`));
     for (const f of frags) expect(headerChecksumOk(f)).toBe(true);
     const joined = Buffer.concat(frags.map((f) => f.subarray(decodePacket(f).headerLen)));
@@ -120,7 +120,7 @@ describe('fragmentCount / writeFragment: options (RFC 791 copied flag)', () => {
   it('a malformed option (length 1) ends the walk: only the options before it are copied', () => {
     const p = udpDatagram(600, 8, fromHex('94 04 00 00 88 01 00 00'));
     expect(laterFragmentHeaderLen(p, 0)).toBe(24);
-    const later = fragmentsOf(p, 400)[1]!;
+    const later = fragmentsOf(p, 400)[1];
     expect(later.subarray(20, 24)).toEqual(fromHex('94 04 00 00'));
   });
 });
@@ -180,11 +180,10 @@ describe('fragmentCount / writeFragment: fragments as input, refusals', () => {
     p.copy(slab, 64);
     const slots = [0, 64 + p.length, 64 + p.length + 1400, 64 + p.length + 2800];
     const lens: number[] = [];
-    for (let i = expected.length - 1; i >= 1; i--) lens[i] = writeFragment(slab, 64, 1400, i, slab, slots[i]!);
+    for (let i = expected.length - 1; i >= 1; i--) lens[i] = writeFragment(slab, 64, 1400, i, slab, slots[i]);
     lens[0] = writeFragment(slab, 64, 1400, 0, slab, 64);
-    expect(slab.subarray(64, 64 + lens[0]!)).toEqual(expected[0]);
-    for (let i = 1; i < expected.length; i++)
-      expect(slab.subarray(slots[i], slots[i]! + lens[i]!)).toEqual(expected[i]);
+    expect(slab.subarray(64, 64 + lens[0])).toEqual(expected[0]);
+    for (let i = 1; i < expected.length; i++) expect(slab.subarray(slots[i], slots[i] + lens[i])).toEqual(expected[i]);
   });
 });
 

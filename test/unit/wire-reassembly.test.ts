@@ -89,13 +89,13 @@ function shuffle<T>(items: T[], seed: number): T[] {
   const a = items.slice();
   for (let i = a.length - 1; i > 0; i--) {
     const j = next() % (i + 1);
-    [a[i], a[j]] = [a[j]!, a[i]!];
+    [a[i], a[j]] = [a[j], a[i]];
   }
   return a;
 }
 
 function headerChecksumOk(b: Buffer): boolean {
-  return fold(sum16(b, 0, (b[IPV4.VER_IHL]! & 0x0f) << 2)) === 0xffff;
+  return fold(sum16(b, 0, (b[IPV4.VER_IHL] & 0x0f) << 2)) === 0xffff;
 }
 
 function reassembler(opts: ReassemblerOptions = {}): Reassembler {
@@ -183,7 +183,7 @@ describe('Reassembler: whole datagrams', () => {
     expect(done.length).toBe(5);
     const byId = (b: Buffer) => b.readUInt16BE(IPV4.ID);
     done.sort((a, b) => byId(a) - byId(b));
-    expect(done.map((d, k) => d.equals(origs[k]!))).toEqual([true, true, true, true, true]);
+    expect(done.map((d, k) => d.equals(origs[k]))).toEqual([true, true, true, true, true]);
   });
 
   it('the key is <source, destination, protocol, id>: changing any one makes another datagram', () => {
@@ -270,7 +270,7 @@ describe('Reassembler: duplicates and overlaps', () => {
     const frags = fragmentsOf(orig, 1500);
     const r = reassembler();
     expect(feed(r, frags)).toEqual([FRAG_HELD, FRAG_COMPLETE]);
-    expect(r.add(frags[0]!, 0, frags[0]!.length, 0)).toBe(FRAG_HELD);
+    expect(r.add(frags[0], 0, frags[0].length, 0)).toBe(FRAG_HELD);
     expect(r.completeLen).toBe(0); // add() handed the completed slot back
     expect(r.expire(DEFAULT_FRAG_TIMEOUT)).toBe(1);
   });
@@ -356,7 +356,7 @@ describe('Reassembler: limits', () => {
     const starts = [1, 2, 3, 4].map((id) => frag({ offset: 0, mf: true, data: 8, id, src: `10.0.1.${id}` }));
     expect(feed(r, starts, 0)).toEqual([FRAG_HELD, FRAG_HELD, FRAG_HELD, FRAG_NO_MEMORY]);
     expect(r.add(frag({ offset: 8, mf: false, data: 8, id: 2, src: '10.0.1.2' }), 0, 28, 0)).toBe(FRAG_COMPLETE);
-    expect(r.add(starts[3]!, 0, 28, 10)).toBe(FRAG_HELD);
+    expect(r.add(starts[3], 0, 28, 10)).toBe(FRAG_HELD);
     expect(r.add(frag({ offset: 0, mf: true, data: 8, id: 5 }), 0, 28, 10)).toBe(FRAG_NO_MEMORY);
     expect(r.expire(DEFAULT_FRAG_TIMEOUT)).toBe(2);
     expect(r.add(frag({ offset: 0, mf: true, data: 8, id: 5 }), 0, 28, 10)).toBe(FRAG_HELD);
@@ -404,10 +404,10 @@ describe('Reassembler: limits', () => {
         next(),
       );
       for (const k of order) {
-        const f = lasts[k]!;
+        const f = lasts[k];
         // MTU 44: 24 payload bytes a fragment, and 25..48 bytes of IPv4 payload: two fragments.
         expect(r.add(f, 0, f.length, 0)).toBe(FRAG_COMPLETE);
-        expect(takeComplete(r).equals(origs[k]!)).toBe(true);
+        expect(takeComplete(r).equals(origs[k])).toBe(true);
       }
       expect([r.queues, r.heldBytes]).toEqual([0, 0]);
     }
