@@ -34,8 +34,10 @@ const DPORT = 2;
 
 export class IcmpRelay {
   private readonly icmp = new IcmpView();
-  /** The IPv4 header the error quotes (with 8 bytes of its payload). */
+  /** The IPv4 header the error quotes (with 8 bytes of its payload), and its ports. */
   private readonly quoted = new Ipv4View();
+  private sport = 0;
+  private dport = 0;
 
   constructor(private readonly dests: DestLookup) {}
 
@@ -47,13 +49,7 @@ export class IcmpRelay {
     const l4 = q.payloadOffset;
     const conns = x.conns;
     // The quoted packet went VIP:vport → client:cport: its reverse is the connection's client tuple.
-    const c = conns.lookupIn(
-      q.protocol,
-      q.dstAddr,
-      buf.readUInt16BE(l4 + DPORT),
-      q.srcAddr,
-      buf.readUInt16BE(l4 + SPORT),
-    );
+    const c = conns.lookupIn(q.protocol, q.dstAddr, this.dport, q.srcAddr, this.sport);
     if (c === NIL) return D_NO_CONN;
     const dest = this.dests.get(conns.dest[c]);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
@@ -75,13 +71,7 @@ export class IcmpRelay {
     const l4 = q.payloadOffset;
     const conns = x.conns;
     // The quoted packet went client:cport → RIP:rport: its reverse is the connection's reply tuple.
-    const c = conns.lookupOut(
-      q.protocol,
-      q.dstAddr,
-      buf.readUInt16BE(l4 + DPORT),
-      q.srcAddr,
-      buf.readUInt16BE(l4 + SPORT),
-    );
+    const c = conns.lookupOut(q.protocol, q.dstAddr, this.dport, q.srcAddr, this.sport);
     if (c === NIL || conns.xmit[c] !== FWD_MASQ) return bypass(x);
     if (x.csumStart === 0 && !this.icmp.verifyChecksum()) return V_BAD_CHECKSUM;
     const vaddr = conns.vaddr[c];
@@ -94,7 +84,8 @@ export class IcmpRelay {
 
   /**
    * Is the packet (ICMP, checkLen passed) an error IPVS relays, quoting an IPv4 header and 8
-   * bytes of a TCP or UDP packet? Points the views at the message and the quoted header.
+   * bytes of a TCP or UDP packet? Points the views at the message and the quoted header, and
+   * reads the quoted ports.
    */
   private quotesFlow(x: PacketContext): boolean {
     const ip = x.ip;
@@ -107,7 +98,10 @@ export class IcmpRelay {
     q.reset(ip.buf, icmp.payloadOffset, icmp.payloadLen);
     if (q.checkHeaderLen() !== V_OK || icmp.payloadLen < q.headerLen + ICMP_QUOTED_L4_LEN) return false;
     const p = q.protocol;
-    return p === IPPROTO_TCP || p === IPPROTO_UDP;
+    if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) return false;
+    this.sport = q.buf.readUInt16BE(q.payloadOffset + SPORT);
+    this.dport = q.buf.readUInt16BE(q.payloadOffset + DPORT);
+    return true;
   }
 
   /** The message was rewritten: its checksum is recomputed, whole whatever the offload header said. */
