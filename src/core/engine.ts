@@ -259,7 +259,8 @@ export class Engine {
     const conns = this.conns;
 
     let c = conns.lookupIn(protocol, saddr, pkt.sport, daddr, pkt.dport);
-    if (c === NIL) c = this.expect.fillCport(protocol, saddr, pkt.sport, daddr, pkt.dport);
+    if (c === NIL && this.expect.waitingForPort !== 0)
+      c = this.expect.fillCport(protocol, saddr, pkt.sport, daddr, pkt.dport);
     if (c !== NIL) {
       if (!((this.expireNodestConn !== 0 || h.opensConn(pkt)) && this.life.retires(c, h, pkt)))
         return this.inHook(c, h);

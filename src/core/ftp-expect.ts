@@ -58,10 +58,9 @@ export class FtpExpectations {
 
   /**
    * A connection expected without a client port for this tuple: its client port is filled in
-   * now, or NIL. Free when nothing waits (the engine's lookup miss path).
+   * now, or NIL. The engine asks only while some wait (waitingForPort), off the common path.
    */
   fillCport(protocol: number, caddr: number, cport: number, vaddr: number, vport: number): number {
-    if (this.waiting === 0) return NIL;
     const conns = this.engine.conns;
     const c = conns.lookupIn(protocol, caddr, 0, vaddr, vport);
     if (c === NIL || (conns.flags[c] & CONN_F_NO_CPORT) === 0) return NIL;

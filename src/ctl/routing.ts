@@ -48,9 +48,8 @@ interface HostState {
   tun: string;
   table: number;
   rulePref: number;
+  /** NAT reply rules; each interface among them also has a rule for its forwarded ICMP. */
   rules: { addr: string; dev: string }[];
-  /** Interfaces whose forwarded ICMP goes into the TUN (NAT real servers lie beyond them). */
-  icmpRules?: string[];
   proxies: { addr: string; dev: string }[];
   /** Managed neighbour entries lvsd created for DR real servers. */
   neighbours: { addr: string; dev: string }[];
@@ -96,7 +95,7 @@ async function undo(state: HostState): Promise<void> {
   for (const r of state.rules) {
     await ipQuiet('rule', 'del', 'from', `${r.addr}/32`, 'iif', r.dev, 'lookup', String(state.table));
   }
-  for (const dev of state.icmpRules ?? []) {
+  for (const dev of new Set(state.rules.map((r) => r.dev))) {
     await ipQuiet('rule', 'del', 'iif', dev, 'ipproto', 'icmp', 'lookup', String(state.table));
   }
   // Rules of ours that the state file missed (killed between adding and recording).
@@ -128,7 +127,6 @@ export class IpRouteNet implements HostNet {
       table: opts.table,
       rulePref: opts.rulePref,
       rules: [],
-      icmpRules: [],
       proxies: [],
       neighbours: [],
       sysctls: {},
@@ -194,7 +192,6 @@ export class IpRouteNet implements HostNet {
   async teardown(): Promise<void> {
     await undo(this.state);
     this.state.rules = [];
-    this.state.icmpRules = [];
     this.state.proxies = [];
     this.state.neighbours = [];
     this.state.sysctls = {};
@@ -260,11 +257,8 @@ export class IpRouteNet implements HostNet {
     if (dev === this.opts.tun) return;
     const table = String(this.opts.table);
     const pref = String(this.opts.rulePref);
-    this.state.icmpRules ??= [];
-    const icmpRules = this.state.icmpRules;
     const firstOnDev = !this.state.rules.some((r) => r.dev === dev);
     this.state.rules.push({ addr: rip, dev });
-    if (firstOnDev && !icmpRules.includes(dev)) icmpRules.push(dev);
     this.save();
     await ip('rule', 'add', 'from', `${rip}/32`, 'iif', dev, 'lookup', table, 'pref', pref);
     if (firstOnDev) await ip('rule', 'add', 'iif', dev, 'ipproto', 'icmp', 'lookup', table, 'pref', pref);
@@ -277,9 +271,7 @@ export class IpRouteNet implements HostNet {
     const [r] = this.state.rules.splice(i, 1);
     const table = String(this.opts.table);
     await ipQuiet('rule', 'del', 'from', `${rip}/32`, 'iif', r.dev, 'lookup', table);
-    const icmpRules = this.state.icmpRules ?? [];
-    if (!this.state.rules.some((o) => o.dev === r.dev) && icmpRules.includes(r.dev)) {
-      icmpRules.splice(icmpRules.indexOf(r.dev), 1);
+    if (!this.state.rules.some((o) => o.dev === r.dev)) {
       await ipQuiet('rule', 'del', 'iif', r.dev, 'ipproto', 'icmp', 'lookup', table);
     }
     this.save();
