@@ -7,7 +7,8 @@
 //   A packet only rewrites `expires` (no relinking on the hot path); the tick walks the slot of
 //   each elapsed second, expires what is due and re-files the rest by their current `expires`.
 //   The slot lists are doubly linked, so a connection removed before its time (unlink) leaves
-//   its slot at once and its storage is free for the next insert.
+//   its slot at once and its storage is free for the next insert, and one whose timeout a state
+//   change shortens (touch) moves to the earlier slot at once.
 //
 // - Persistence templates (CONN_F_TEMPLATE, ip_vs_sched_persist) live in the same table with
 //   client port 0; the packet lookups never return them, `lookupTemplate` finds only them. A
@@ -269,9 +270,22 @@ export class ConnTable {
     this.hash(c);
   }
 
-  /** Restart the connection's timer with its current timeout (every packet does this). */
+  /**
+   * Restart the connection's timer with its current timeout (every packet does this). Most
+   * touches only move `expires` later, and the tick re-files the entry when its slot comes. A
+   * state change to a shorter timeout (FIN, RST: ESTABLISHED's 900 s to CLOSE's 10 s) may move
+   * it before the slot the entry is filed in, which the tick would reach only then: the entry
+   * is filed again at its new time, as mod_timer moves the kernel's timer. (Never inside the
+   * tick's onExpire, where a touch only moves `expires` later.)
+   */
   touch(c: number, now: number): void {
-    this.expires[c] = now + this.timeout[c];
+    const expires = now + this.timeout[c];
+    const old = this.expires[c];
+    this.expires[c] = expires;
+    if (expires < old) {
+      this.unfile(c);
+      this.file(c, Math.max(expires, this.wheelTime + 1) & WHEEL_MASK);
+    }
   }
 
   /**

@@ -53,6 +53,27 @@ describe('ConnTable', () => {
     expect(t.count).toBe(0);
   });
 
+  it('expires at once the shorter timeout a state change sets, whatever slot the entry was filed in', () => {
+    const t = new ConnTable(100, 16, 1);
+    const c = add(t, 1, 100, 2);
+    const never = () => true;
+    // At 101 a packet moves it to a long timeout (ESTABLISHED); at 102 the tick re-files it at 1001.
+    t.timeout[c] = 900;
+    t.touch(c, 101);
+    expect(t.tick(102, never)).toBe(0);
+    // At 105 a reset moves it to CLOSE's 10 s: it must go at 115, not at 1001.
+    t.timeout[c] = 10;
+    t.touch(c, 105);
+    expect(t.tick(114, never)).toBe(0);
+    expect(t.tick(115, never)).toBe(1);
+    expect(t.count).toBe(0);
+    // A timeout of 0 at the current second goes with the next tick, not a wheel turn later.
+    const d = add(t, 2, 115, 60);
+    t.timeout[d] = 0;
+    t.touch(d, 115);
+    expect(t.tick(116, never)).toBe(1);
+  });
+
   it('handles timeouts longer than the wheel and a clock that jumps far ahead', () => {
     const t = new ConnTable(0, 16, 1);
     add(t, 1, 0, 900);
