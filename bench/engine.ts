@@ -5,6 +5,7 @@
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { EnginePlane } from '../src/core/data-plane';
 import { Engine } from '../src/core/engine';
 import { Balancer } from '../src/ctl/balancer';
 import { NoHostNet } from '../src/ctl/host-net';
@@ -40,7 +41,7 @@ function tcpPacket(src: number, sport: number, dst: number, dport: number, flags
 async function director(): Promise<{ engine: Engine; io: MemoryIo }> {
   const io = new MemoryIo(undefined, false);
   const engine = new Engine(io, { maxBatchesPerWakeup: 1 });
-  const b = new Balancer(engine, new NoHostNet());
+  const b = new Balancer(new EnginePlane(engine), new NoHostNet());
   const svc = { protocol: IPPROTO_TCP, addr: VIP, port: 80, fwmark: 0 };
   await b.addService({ ...svc, sched: 'wlc', flags: 0, timeout: 0, netmask: '255.255.255.255', pe: '' });
   for (const rs of ['172.16.0.1', '172.16.0.2']) {

@@ -5,9 +5,9 @@
 
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Balancer } from '../ctl/balancer';
-import type { ConfigStore } from '../ctl/daemon';
 import type { ServiceKey } from '../ctl/protocol';
 import { dispatch } from '../ctl/server';
+import type { ConfigStore } from '../lvsd/daemon';
 import { type ArgResolver, DEFAULT_LIST_FORMAT, parseArgs, restoreLineWords } from './lvsadm-args';
 import { formatSave, NUMERIC_NAMES } from './lvsadm-format';
 

@@ -1,13 +1,13 @@
 // lvsd: the director daemon. Owns the TUN device, the packet engine, the routes and rules that
 // steer traffic into it, and the control socket lvsadm talks to. This file parses argv, prints
-// --help and --version, and starts the Daemon (ctl/daemon.ts), which wires the rest. Exit
+// --help and --version, and starts the Daemon (lvsd/daemon.ts), which wires the rest. Exit
 // status: 2 for bad options, 1 when it cannot start; a running lvsd exits 0 on SIGINT/SIGTERM.
 
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_CONNS } from '../core/engine';
-import { Daemon, type DaemonOptions } from '../ctl/daemon';
 import { DEFAULT_RULE_PREF, DEFAULT_TABLE } from '../ctl/routing';
 import { parseAssignment } from '../ctl/sysctl';
+import { Daemon, type DaemonOptions } from '../lvsd/daemon';
 import { parseListen } from '../metrics/server';
 import { RUN_ROOT } from '../run-dir';
 import { configFileStore } from './config-file';

@@ -25,7 +25,7 @@
 // GSO size) and an unusable one drops the packet as bad_offload; the transmitters act on it
 // (xmit/common.ts). Where the rest lives: persistence templates conn/templates.ts, ICMP relay
 // proto/icmp.ts, FTP expectations core/ftp-expect.ts, sync decisions core/sync-conn.ts (and
-// applying received messages sync/apply.ts), the ICMP rate limit core/icmp-rate.ts.
+// applying received messages core/sync-apply.ts), the ICMP rate limit core/icmp-rate.ts.
 
 import { FtpHelper } from '../app/ftp-helper';
 import { ConnTable, NIL } from '../conn/conn-table';
@@ -145,7 +145,7 @@ export class Engine {
   readonly defense = new Defense();
   /** The master sync daemon's sink, or null when no master runs. */
   syncSink: SyncSink | null = null;
-  /** Connections created and updated from sync messages (a backup's work, sync/apply.ts). */
+  /** Connections created and updated from sync messages (a backup's work, sync-apply.ts). */
   readonly synced = { created: 0, updated: 0, ignored: 0 };
   /** The kernel's limits on the ICMP errors the director originates (icmp-rate.ts), on the engine clock. */
   readonly icmpRate = new IcmpRateLimit(() => this.clock() * 1000);

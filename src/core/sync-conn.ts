@@ -1,14 +1,16 @@
 // The engine's side of connection sync (ip_vs_sync.c): which connections a master offers its
 // sync daemon as packets pass (ip_vs_sync_conn's conditions), and how a synced connection,
 // which arrives naming only addresses, is bound to this director's dest (ip_vs_find_dest,
-// ip_vs_bind_dest). Applying a received message is sync/apply.ts.
+// ip_vs_bind_dest). Applying a received message is sync-apply.ts.
 
+import { SEQ_IN, SEQ_OUT, type SeqAdjust } from '../app/seq-adjust';
 import { NIL } from '../conn/conn-table';
 import {
   CONN_F_APP,
   CONN_F_FWD_MASK,
   CONN_F_NOOUTPUT,
   CONN_F_ONE_PACKET,
+  CONN_F_SEQ_MASK,
   CONN_F_TEMPLATE,
   type Dest,
   destBind,
@@ -17,6 +19,7 @@ import {
   IPPROTO_TCP,
 } from '../ip-vs';
 import { TCP_S_CLOSE, TCP_S_CLOSE_WAIT, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT } from '../proto/tcp-states';
+import { newSyncConn, type SyncConn } from '../wire/sync';
 import type { Engine } from './engine';
 
 /**
@@ -35,7 +38,44 @@ const TCP_SYNC_STATES =
 
 /** Where a master sync daemon takes the connections to send (src/sync/daemon.ts). */
 export interface SyncSink {
-  add(c: number): void;
+  /** Connection `e`, in a record reused for the next (encode it now, keep no reference). */
+  add(e: SyncConn): void;
+}
+
+/** The record every offered connection is described in. */
+const entry = newSyncConn();
+
+/**
+ * Describe connection c in `out` as a sync message carries it: its addresses, state, flags
+ * without lvs-ts's own CONN_F_APP, the FTP sequence fix-ups when it has them, and the firewall
+ * mark (a mark service's template carries it as its address, its connections by their service).
+ */
+export function describeConn(e: Engine, c: number, out: SyncConn): SyncConn {
+  const t = e.conns;
+  const flags = t.flags[c] & ~CONN_F_APP;
+  out.protocol = t.protocol[c];
+  out.flags = flags;
+  if ((flags & CONN_F_SEQ_MASK) !== 0) {
+    const s = e.ftp.seq;
+    copySeq(s, c * 2 + SEQ_IN, out.inSeq);
+    copySeq(s, c * 2 + SEQ_OUT, out.outSeq);
+  }
+  out.state = t.state[c];
+  out.caddr = t.caddr[c];
+  out.cport = t.cport[c];
+  out.vaddr = t.vaddr[c];
+  out.vport = t.vport[c];
+  out.daddr = t.daddr[c];
+  out.dport = t.dport[c];
+  out.fwmark = out.protocol === IPPROTO_IP ? out.vaddr : (e.dests.get(t.dest[c])?.svc.fwmark ?? 0);
+  out.timeout = t.timeout[c];
+  return out;
+}
+
+function copySeq(s: SeqAdjust, i: number, q: SyncConn['inSeq']): void {
+  q.initSeq = s.initSeq[i] ?? 0;
+  q.delta = (s.delta[i] ?? 0) >>> 0;
+  q.previousDelta = (s.previousDelta[i] ?? 0) >>> 0;
 }
 
 /**
@@ -48,7 +88,7 @@ export interface SyncSink {
 export function syncConn(e: Engine, sink: SyncSink, c: number, pkts: number): void {
   const conns = e.conns;
   for (;;) {
-    if ((conns.flags[c] & CONN_F_ONE_PACKET) === 0 && syncNeeded(e, c, pkts)) sink.add(c);
+    if ((conns.flags[c] & CONN_F_ONE_PACKET) === 0 && syncNeeded(e, c, pkts)) sink.add(describeConn(e, c, entry));
     const t = conns.control[c];
     if (t === NIL) return;
     c = t;

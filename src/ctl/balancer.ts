@@ -1,10 +1,11 @@
 // The control plane: the verbs ipvsadm drives (add/edit/delete services and dests, flush, zero,
-// timeouts, listings), checked as the kernel checks them and applied to the engine's tables.
+// timeouts, listings), checked as the kernel checks them and applied to the data path through
+// its one narrow interface (core/data-plane.ts).
 // Host side effects (routes into the TUN, proxy ARP, reply rules) go through the injected
 // HostNet, so tests run the whole control plane without touching the host. What the data path
 // needs to reach each dest (MTU, DR MAC, tunnel source) is kept by DestPaths (dest-paths.ts).
 
-import type { Engine } from '../core/engine';
+import type { DataPlane } from '../core/data-plane';
 import { ExistsError, InvalidError, LvsError, NoSuchServiceError, NotFoundError } from '../errors';
 import {
   CONN_TAB_SIZE,
@@ -80,28 +81,24 @@ export class Balancer {
   health: { snapshot(): VirtualServerSnapshot[]; stats(): HealthCounters } | undefined;
 
   constructor(
-    readonly engine: Engine,
+    readonly plane: DataPlane,
     private readonly host: HostNet,
     log: (msg: string) => void = () => {},
   ) {
-    this.estimators.add(engine.stats);
-    this.sync = new SyncDaemons(engine, log);
-    this.paths = new DestPaths(
-      { services: engine.services, openFrameDev: (dev) => engine.io.openFrameDev(dev) },
-      host,
-      log,
-    );
+    this.estimators.add(plane.stats);
+    this.sync = new SyncDaemons(plane, log);
+    this.paths = new DestPaths(plane, host, log);
   }
 
   /** The director's global counters (/proc/net/ip_vs_stats). */
   globalStats(): StatsSnapshot {
-    return copyStats(this.engine.stats);
+    return copyStats(this.plane.stats);
   }
 
-  /** The engine's drops by reason name (only reasons that occurred). */
-  dropCounts(): Record<string, number> {
+  /** The data path's drops by reason name (only reasons that occurred). */
+  dropCounts(counts = this.plane.counters().drops): Record<string, number> {
     const drops: Record<string, number> = {};
-    this.engine.drops.forEach((n, i) => {
+    counts.forEach((n, i) => {
       if (i > 0 && n > 0) drops[DROP_NAMES[i]] = n;
     });
     return drops;
@@ -109,7 +106,7 @@ export class Balancer {
 
   /** The director's global rates. */
   globalRates(): Rates {
-    return this.ratesOf(this.engine.stats);
+    return this.ratesOf(this.plane.stats);
   }
 
   private ratesOf(stats: Stats): Rates {
@@ -118,7 +115,7 @@ export class Balancer {
   }
 
   private findService(key: ServiceKey): Service | undefined {
-    const services = this.engine.services;
+    const services = this.plane.services;
     if (key.fwmark) return services.findMark(key.fwmark);
     return services.get(key.protocol, parseAddr(key.addr, 'virtual'), key.port);
   }
@@ -160,13 +157,13 @@ export class Balancer {
     };
     sched.initService?.(svc);
     this.estimators.add(svc.stats);
-    const services = this.engine.services;
-    const firstOnVip = !svc.fwmark && !services.isVip(svc.addr);
-    services.add(svc);
+    const plane = this.plane;
+    const firstOnVip = !svc.fwmark && !plane.services.isVip(svc.addr);
+    plane.addService(svc);
     if (firstOnVip) await this.host.addVip(svc.addr);
     if (svc.fwmark) {
       // Marked packets need a way in: an input device of their own, which the host routes them to.
-      const dev = this.engine.io.openMarkDev(svc.fwmark);
+      const dev = plane.openMarkDev(svc.fwmark);
       await this.host.addFwmark(svc.fwmark, dev);
     }
   }
@@ -196,18 +193,18 @@ export class Balancer {
     for (const dest of [...svc.dests]) await this.removeDest(svc, dest);
     svc.sched.doneService?.(svc);
     this.estimators.remove(svc.stats);
-    const services = this.engine.services;
+    const plane = this.plane;
     if (svc.fwmark) {
-      services.remove(svc);
+      plane.removeService(svc);
       await this.host.delFwmark(svc.fwmark);
-      this.engine.io.closeMarkDev(svc.fwmark);
-    } else if (services.remove(svc)) {
+      plane.closeMarkDev(svc.fwmark);
+    } else if (plane.removeService(svc)) {
       await this.host.delVip(svc.addr);
     }
   }
 
   async flush(): Promise<void> {
-    for (const svc of [...this.engine.services.list]) await this.removeService(svc);
+    for (const svc of [...this.plane.services.list]) await this.removeService(svc);
   }
 
   private findDest(svc: Service, key: DestKey): Dest | undefined {
@@ -245,7 +242,7 @@ export class Balancer {
       tunPort: spec.tunPort,
       tunFlags: spec.tunFlags,
     };
-    this.engine.dests.register(dest);
+    this.plane.addDest(dest);
     this.estimators.add(dest.stats);
     await this.paths.add(dest);
     // IPVS links a new dest at the head of the service's list.
@@ -284,7 +281,7 @@ export class Balancer {
     svc.sched.delDest?.(svc, dest);
     svc.dests.splice(svc.dests.indexOf(dest), 1);
     dest.flags &= ~DEST_F_AVAILABLE;
-    this.engine.dests.retire(dest);
+    this.plane.retireDest(dest);
     this.estimators.remove(dest.stats);
     await this.paths.remove(dest);
   }
@@ -302,8 +299,8 @@ export class Balancer {
   /** -Z: counters to 0 and their estimators restarted (ip_vs_zero_stats / ip_vs_zero_estimator). */
   zero(key?: ServiceKey): void {
     if (key === undefined) {
-      for (const svc of this.engine.services.list) this.zeroService(svc);
-      this.zeroStats(this.engine.stats);
+      for (const svc of this.plane.services.list) this.zeroService(svc);
+      this.zeroStats(this.plane.stats);
       return;
     }
     this.zeroService(this.mustFindService(key));
@@ -324,24 +321,26 @@ export class Balancer {
     for (const v of [t.tcp, t.tcpfin, t.udp]) {
       if (!Number.isInteger(v) || v < 0 || v > MAX_TIMEOUT) throw new InvalidError('invalid timeout');
     }
-    const tcp = this.engine.timeouts[IPPROTO_TCP];
-    const udp = this.engine.timeouts[IPPROTO_UDP];
-    if (t.tcp) tcp[TCP_S_ESTABLISHED] = t.tcp;
-    if (t.tcpfin) tcp[TCP_S_FIN_WAIT] = t.tcpfin;
-    if (t.udp) udp[UDP_S_NORMAL] = t.udp;
+    const p = this.plane;
+    if (t.tcp) p.setTimeout(IPPROTO_TCP, TCP_S_ESTABLISHED, t.tcp);
+    if (t.tcpfin) p.setTimeout(IPPROTO_TCP, TCP_S_FIN_WAIT, t.tcpfin);
+    if (t.udp) p.setTimeout(IPPROTO_UDP, UDP_S_NORMAL, t.udp);
   }
 
   getTimeouts(): Timeouts {
-    const tcp = this.engine.timeouts[IPPROTO_TCP];
-    const udp = this.engine.timeouts[IPPROTO_UDP];
-    return { tcp: tcp[TCP_S_ESTABLISHED], tcpfin: tcp[TCP_S_FIN_WAIT], udp: udp[UDP_S_NORMAL] };
+    const p = this.plane;
+    return {
+      tcp: p.timeout(IPPROTO_TCP, TCP_S_ESTABLISHED),
+      tcpfin: p.timeout(IPPROTO_TCP, TCP_S_FIN_WAIT),
+      udp: p.timeout(IPPROTO_UDP, UDP_S_NORMAL),
+    };
   }
 
   snapshot(): Snapshot {
     return {
       version: IPVS_VERSION,
       size: CONN_TAB_SIZE,
-      services: this.engine.services.list.map((svc) => this.serviceSnapshot(svc)),
+      services: this.plane.services.list.map((svc) => this.serviceSnapshot(svc)),
     };
   }
 
@@ -381,34 +380,24 @@ export class Balancer {
     };
   }
 
-  /**
-   * The state name /proc/net/ip_vs_conn and `-L -c` print for connection c (a template is in its
-   * protocol's state 0: NONE for TCP, UDP for UDP; a protocol without names, fwmark's IP, NONE).
-   */
-  connStateName(c: number): string {
-    const conns = this.engine.conns;
-    return this.engine.protos[conns.protocol[c]]?.stateNames[conns.state[c]] ?? 'NONE';
-  }
-
+  /** Every connection, as `-L -c` lists it (a template is in its protocol's state 0). */
   connections(): ConnSnapshot[] {
-    const e = this.engine;
-    const conns = e.conns;
+    const r = this.plane.connRows();
     const out: ConnSnapshot[] = [];
-    conns.forEach((c) => {
-      const expires = conns.expires[c] - e.now;
+    for (let i = 0; i < r.n; i++) {
       out.push({
-        protocol: conns.protocol[c],
-        caddr: u32ToIp(conns.caddr[c]),
-        cport: conns.cport[c],
-        vaddr: u32ToIp(conns.vaddr[c]),
-        vport: conns.vport[c],
-        daddr: u32ToIp(conns.daddr[c]),
-        dport: conns.dport[c],
-        state: this.connStateName(c),
-        expires: Math.max(expires, 0),
-        flags: conns.flags[c],
+        protocol: r.protocol[i],
+        caddr: u32ToIp(r.caddr[i]),
+        cport: r.cport[i],
+        vaddr: u32ToIp(r.vaddr[i]),
+        vport: r.vport[i],
+        daddr: u32ToIp(r.daddr[i]),
+        dport: r.dport[i],
+        state: r.stateNames[r.protocol[i]]?.[r.state[i]] ?? 'NONE',
+        expires: Math.max(r.expires[i], 0),
+        flags: r.flags[i],
       });
-    });
+    }
     return out;
   }
 }

@@ -16,7 +16,8 @@
 // a full resolve (HostNet.destPath: `ip route get`, `ip link`, `ip neigh`) happens per dest
 // every FULL_REFRESH_MS, or at once when it has no path or the data path asked for one.
 
-import { type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, type Service } from '../ip-vs';
+import type { DataPlane } from '../core/data-plane';
+import { type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../ip-vs';
 import { u32ToIp } from '../wire/addr';
 import { ETH, ETH_ALEN, ethernetHeader } from '../wire/ethernet';
 import type { HostNet } from './host-net';
@@ -30,12 +31,8 @@ const FULL_REFRESH_MS = 30_000;
 const PMTU_AGE_MS = 600_000;
 
 /** What path upkeep needs of the data plane. */
-export interface PathPlane {
-  /** The services in table order, each with its dests. */
-  readonly services: { readonly list: readonly Service[] };
-  /** The frame device (txDev) of interface `dev`'s packet socket, opened on first use. */
-  openFrameDev(dev: string): number;
-}
+/** What path upkeep needs of the data plane: the services with their dests, and frame devices. */
+export type PathPlane = Pick<DataPlane, 'services' | 'openFrameDev'>;
 
 /** Add `delta` to a per-address count; returns the new count (entries at 0 are removed). */
 function refCount(counts: Map<number, number>, addr: number, delta: number): number {

@@ -58,19 +58,19 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
     case 'list-daemons':
       return b.sync.list();
     case 'sysctl': {
-      if (req.name === undefined) return readSysctls(b.engine);
+      if (req.name === undefined) return readSysctls(b.plane);
       if (typeof req.name !== 'string' || (req.value !== undefined && typeof req.value !== 'string')) {
         throw new LvsError('EINVAL', 'malformed sysctl request');
       }
-      if (req.value !== undefined) writeSysctl(b.engine, req.name, req.value);
-      return [{ name: req.name, value: sysctlDef(req.name).get(b.engine) }];
+      if (req.value !== undefined) writeSysctl(b.plane, req.name, req.value);
+      return [{ name: req.name, value: b.plane.setting(sysctlDef(req.name).setting) }];
     }
     case 'list-checks':
       return b.health?.snapshot() ?? [];
     case 'engine-stats': {
-      const e = b.engine;
-      const drops = b.dropCounts();
-      return { conns: e.conns.count, txPackets: e.txPackets, stats: { ...e.stats }, drops, offload: { ...e.offload } };
+      const c = b.plane.counters();
+      const drops = b.dropCounts(c.drops);
+      return { conns: c.conns, txPackets: c.txPackets, stats: b.globalStats(), drops, offload: c.offload };
     }
     default:
       throw new LvsError('EINVAL', `unknown command ${(req as { cmd?: unknown }).cmd}`);

@@ -1,52 +1,22 @@
 // The IPVS settings lvsd implements, named as the kernel's /proc/sys/net/ipv4/vs/* (REFERENCE.md
 // §1.13) with the kernel's defaults and accepted values. Set with `lvsd --sysctl name=value`
-// at start or `lvsadm --sysctl name=value` at run time; each lives as a plain field on the
-// engine, which reads it on the data path.
+// at start or `lvsadm --sysctl name=value` at run time; the data path keeps each (DataPlane's
+// setting()); a change to a defense setting re-decides the strategies at once.
 
-import type { Engine } from '../core/engine';
+import type { DataPlane, Setting } from '../core/data-plane';
 import { InvalidError, NotFoundError } from '../errors';
 
 export interface SysctlDef {
   readonly name: string;
   readonly min: number;
   readonly max: number;
-  readonly get: (e: Engine) => number;
-  readonly set: (e: Engine, v: number) => void;
+  /** Where the data path keeps it. */
+  readonly setting: Setting;
 }
 
-/** The engine fields that hold settings. */
-type SettingField = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate';
-/** The defense settings (core/defense.ts). */
-type DefenseField = 'dropEntry' | 'dropPacket' | 'secureTcp' | 'amemthresh' | 'amDroprate';
-
-/** A setting kept in engine field `field`, valid in 0..max. */
-function setting(name: string, field: SettingField, max: number): SysctlDef {
-  return {
-    name,
-    min: 0,
-    max,
-    get: (e) => e[field],
-    set: (e, v) => {
-      e[field] = v;
-    },
-  };
-}
-
-/**
- * A defense setting, valid in 0..max; it takes effect at once, as the kernel's proc handler
- * re-decides the strategies.
- */
-function defense(name: string, field: DefenseField, max: number): SysctlDef {
-  return {
-    name,
-    min: 0,
-    max,
-    get: (e) => e.defense[field],
-    set: (e, v) => {
-      e.defense[field] = v;
-      e.defense.update();
-    },
-  };
+/** Setting `name`, kept as `setting`, valid in 0..max. */
+function setting(name: string, field: Setting, max: number): SysctlDef {
+  return { name, min: 0, max, setting: field };
 }
 
 export const SYSCTLS: readonly SysctlDef[] = [
@@ -64,19 +34,19 @@ export const SYSCTLS: readonly SysctlDef[] = [
   // amemthresh pages, 2 meaning "on now"), 3 (always on): drop_entry drops half-open and idle
   // entries at random, drop_packet one new connection in a rate, secure_tcp uses the stricter
   // TCP state table (ESTABLISHED only after the real server's SYN-ACK).
-  defense('drop_entry', 'dropEntry', 3),
-  defense('drop_packet', 'dropPacket', 3),
-  defense('secure_tcp', 'secureTcp', 3),
-  defense('amemthresh', 'amemthresh', 0x7fffffff),
+  setting('drop_entry', 'dropEntry', 3),
+  setting('drop_packet', 'dropPacket', 3),
+  setting('secure_tcp', 'secureTcp', 3),
+  setting('amemthresh', 'amemthresh', 0x7fffffff),
   // drop_packet's rate in mode 3: one new connection in am_droprate is dropped.
-  defense('am_droprate', 'amDroprate', 0x7fffffff),
+  setting('am_droprate', 'amDroprate', 0x7fffffff),
 ];
 
 const BY_NAME = new Map(SYSCTLS.map((d) => [d.name, d]));
 
 /** Every setting's current value, in definition order. */
-export function readSysctls(e: Engine): { name: string; value: number }[] {
-  return SYSCTLS.map((d) => ({ name: d.name, value: d.get(e) }));
+export function readSysctls(p: DataPlane): { name: string; value: number }[] {
+  return SYSCTLS.map((d) => ({ name: d.name, value: p.setting(d.setting) }));
 }
 
 /** One setting's definition; unknown names are ENOENT, as a missing /proc/sys file is. */
@@ -97,9 +67,9 @@ export function parseSysctl(name: string, text: string): { def: SysctlDef; value
 }
 
 /** Set a setting from its text. */
-export function writeSysctl(e: Engine, name: string, text: string): number {
+export function writeSysctl(p: DataPlane, name: string, text: string): number {
   const { def, value } = parseSysctl(name, text);
-  def.set(e, value);
+  p.setSetting(def.setting, value);
   return value;
 }
 

@@ -3,27 +3,21 @@
 
 import { createServer, type Server } from 'node:http';
 import type { Balancer } from '../ctl/balancer';
-import { FRAG_COMPLETE } from '../wire/reassembly';
 import { formatMetrics, type MetricsInput } from './format';
 
 export function metricsInput(b: Balancer): MetricsInput {
-  const e = b.engine;
+  const c = b.plane.counters();
   return {
     snapshot: b.snapshot(),
     global: b.globalStats(),
     globalRates: b.globalRates(),
-    connections: e.conns.count,
-    drops: b.dropCounts(),
-    txPackets: e.txPackets,
-    rxPackets: e.rxPackets,
-    batches: e.batches,
-    offload: { ...e.offload },
-    reassembly: {
-      datagrams: e.frags.queues,
-      bytes: e.frags.heldBytes,
-      completed: e.frags.counts[FRAG_COMPLETE],
-      expired: e.frags.expired,
-    },
+    connections: c.conns,
+    drops: b.dropCounts(c.drops),
+    txPackets: c.txPackets,
+    rxPackets: c.rxPackets,
+    batches: c.batches,
+    offload: c.offload,
+    reassembly: c.reassembly,
     sync: [
       ...(b.sync.master ? [{ role: 'master' as const, ...b.sync.master.counters }] : []),
       ...(b.sync.backup ? [{ role: 'backup' as const, ...b.sync.backup.counters }] : []),

@@ -1,74 +1,12 @@
 // The two connection files of lvsd's /proc hierarchy (net/ip_vs_conn, net/ip_vs_conn_sync),
-// made from a compact snapshot of the connection table: the data path's thread takes the
-// snapshot (plain typed arrays, about 30 bytes a connection), and a worker thread encodes and
-// writes the files (worker.ts) through one reused buffer, so a table of hundreds of
-// thousands of connections costs the data path a copy, and the worker no garbage: the text of
-// 28k connections as strings grew lvsd by 70-140 MB (RSS), a heap it then kept.
+// made from a compact copy of the connection table (conn/conn-rows.ts, taken on the data path's
+// thread), which a worker thread encodes and writes (worker.ts) through one reused buffer: a
+// table of hundreds of thousands of connections costs the data path a copy, and the worker no
+// garbage (the text of 28k connections as strings grew lvsd by 70-140 MB RSS, a heap it kept).
 
-import type { Engine } from '../core/engine';
+import type { ConnRows } from '../conn/conn-rows';
 import { CONN_F_SYNC, ipVsProtoName } from '../ip-vs';
 import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin } from './format';
-
-export interface ConnRows {
-  n: number;
-  protocol: Uint8Array;
-  state: Uint8Array;
-  flags: Uint16Array;
-  caddr: Uint32Array;
-  vaddr: Uint32Array;
-  daddr: Uint32Array;
-  cport: Uint16Array;
-  vport: Uint16Array;
-  dport: Uint16Array;
-  /** Seconds until expiry (may be negative: printed as 0). */
-  expires: Int32Array;
-  /** State names by protocol number (a template's protocol has none: NONE). */
-  stateNames: Record<number, readonly string[]>;
-}
-
-/** Room for `n` rows, none filled yet (n = 0). */
-export function newConnRows(n: number): ConnRows {
-  return {
-    n: 0,
-    protocol: new Uint8Array(n),
-    state: new Uint8Array(n),
-    flags: new Uint16Array(n),
-    caddr: new Uint32Array(n),
-    vaddr: new Uint32Array(n),
-    daddr: new Uint32Array(n),
-    cport: new Uint16Array(n),
-    vport: new Uint16Array(n),
-    dport: new Uint16Array(n),
-    expires: new Int32Array(n),
-    stateNames: {},
-  };
-}
-
-/** Copy what the files show of every live connection. */
-export function snapshotConns(e: Engine): ConnRows {
-  const t = e.conns;
-  const n = t.count;
-  const rows = newConnRows(n);
-  for (const h of e.protos) if (h !== undefined) rows.stateNames[h.protocol] = h.stateNames;
-  const now = e.now;
-  let i = 0;
-  t.forEach((c) => {
-    if (i === n) return;
-    rows.protocol[i] = t.protocol[c];
-    rows.state[i] = t.state[c];
-    rows.flags[i] = t.flags[c];
-    rows.caddr[i] = t.caddr[c];
-    rows.vaddr[i] = t.vaddr[c];
-    rows.daddr[i] = t.daddr[c];
-    rows.cport[i] = t.cport[c];
-    rows.vport[i] = t.vport[c];
-    rows.dport[i] = t.dport[c];
-    rows.expires[i] = t.expires[c] - now;
-    i++;
-  });
-  rows.n = i;
-  return rows;
-}
 
 /** The longest row either file can have, in bytes (a 10-digit expiry, an 11-letter state). */
 const ROW_MAX = 96;
@@ -158,11 +96,4 @@ export function formatConnFiles(r: ConnRows): { conn: string; sync: string } {
     return out;
   };
   return { conn: text(false), sync: text(true) };
-}
-
-/** The typed arrays of a snapshot, to transfer to the worker without copying. */
-export function connRowsBuffers(r: ConnRows): ArrayBuffer[] {
-  return [r.protocol, r.state, r.flags, r.caddr, r.vaddr, r.daddr, r.cport, r.vport, r.dport, r.expires].map(
-    (a) => a.buffer as ArrayBuffer,
-  );
 }

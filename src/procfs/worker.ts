@@ -5,8 +5,9 @@
 
 import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import type { ConnRows } from '../conn/conn-rows';
 import { writeAtomicWith } from './atomic-write';
-import { type ConnRows, emitConnFile } from './conns';
+import { emitConnFile } from './conns';
 
 /** The one buffer every refresh encodes through. */
 const buf = Buffer.allocUnsafe(1 << 16);

@@ -22,10 +22,11 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { connRowsBuffers } from '../conn/conn-rows';
 import type { Balancer } from '../ctl/balancer';
 import { readSysctls } from '../ctl/sysctl';
 import { writeAtomic } from './atomic-write';
-import { connRowsBuffers, formatConnFiles, snapshotConns } from './conns';
+import { formatConnFiles } from './conns';
 import { formatProcIpVs, formatProcIpVsStats, formatSysctlValue } from './format';
 
 /**
@@ -65,20 +66,20 @@ export class ProcfsWriter {
     const b = this.balancer;
     this.write('net/ip_vs', formatProcIpVs(b.snapshot()));
     this.write('net/ip_vs_stats', formatProcIpVsStats(b.globalStats(), b.globalRates()));
-    for (const s of readSysctls(b.engine)) this.write(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
+    for (const s of readSysctls(b.plane)) this.write(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
     if (--this.connDue > 0) return;
     if (this.worker !== null) {
       if (this.busy) {
         this.skipped++;
         return;
       }
-      const rows = snapshotConns(b.engine);
+      const rows = b.plane.connRows();
       this.busy = true;
       this.worker.postMessage({ root: this.root, rows }, connRowsBuffers(rows));
       return;
     }
     const started = performance.now();
-    const { conn, sync } = formatConnFiles(snapshotConns(b.engine));
+    const { conn, sync } = formatConnFiles(b.plane.connRows());
     this.write('net/ip_vs_conn', conn);
     this.write('net/ip_vs_conn_sync', sync);
     this.pace(performance.now() - started, CONN_BUDGET_MS);

@@ -1,13 +1,13 @@
 // The connection sync daemons (ip_vs_sync.c, REFERENCE.md §1.10), started and stopped with
 // `lvsadm --start-daemon master|backup` / `--stop-daemon`:
 //
-// - master: the engine offers connections on the data path (Engine.syncConn → SyncMaster.add),
+// - master: the engine offers connections on the data path (core/sync-conn.ts → SyncMaster.add),
 //   each is encoded at once into the current v1 message (src/wire/sync.ts); a message leaves
 //   when the next entry would not fit in sync_maxlen, or when it has waited SYNC_FLUSH_MS.
 //   It goes by UDP to the multicast group (224.0.0.81:8848 by default) out of the named
 //   interface, with TTL 1 and no loopback.
 // - backup: joins the group on the named interface and applies every entry of every message
-//   whose syncid matches (0: any) to the engine (apply.ts): the backup then holds
+//   whose syncid matches (0: any) to the data plane (core/sync-apply.ts): the backup then holds
 //   copies of the master's connections, so after a failover their packets keep going to the
 //   same real servers.
 //
@@ -17,11 +17,10 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { SEQ_IN, SEQ_OUT } from '../app/seq-adjust';
-import type { Engine, SyncSink } from '../core/engine';
+import type { DataPlane } from '../core/data-plane';
+import type { SyncSink } from '../core/sync-conn';
 import type { DaemonSpec } from '../ctl/protocol';
 import { ExistsError, InvalidError, LvsError } from '../errors';
-import { CONN_F_APP, CONN_F_SEQ_MASK, IPPROTO_IP } from '../ip-vs';
 import {
   appendEntry,
   beginMessage,
@@ -35,7 +34,6 @@ import {
   SYNC_REASON_NAMES,
   type SyncConn,
 } from '../wire/sync';
-import { applySyncConn } from './apply';
 
 /** A message waits at most this long for more entries (IPVS_SYNC_FLUSH_TIME, 2 s). */
 export const SYNC_FLUSH_MS = 2000;
@@ -99,7 +97,6 @@ export class SyncMaster implements SyncSink {
   private buf: Buffer;
   private size = 0;
   private firstUse = 0;
-  private readonly entry: SyncConn = newSyncConn();
   private readonly timer: NodeJS.Timeout;
   /** Buffers of sent messages, back from the socket, for reuse. */
   private readonly pool: Buffer[] = [];
@@ -109,7 +106,6 @@ export class SyncMaster implements SyncSink {
    * reused; `clock` is in milliseconds.
    */
   constructor(
-    private readonly engine: Engine,
     readonly spec: DaemonSpec,
     private readonly transmit: (msg: Buffer, size: number, done: (err?: Error | null) => void) => void,
     private readonly clock: () => number = () => performance.now(),
@@ -119,37 +115,9 @@ export class SyncMaster implements SyncSink {
     this.timer.unref();
   }
 
-  /** Encode connection c into the current message (ip_vs_sync_conn). */
-  add(c: number): void {
-    const t = this.engine.conns;
-    const e = this.entry;
-    // CONN_F_APP is lvs-ts's own bit: never on the wire.
-    const flags = t.flags[c] & ~CONN_F_APP;
-    e.protocol = t.protocol[c];
-    e.flags = flags;
-    if ((flags & CONN_F_SEQ_MASK) !== 0) {
-      const s = this.engine.ftp.seq;
-      for (const [dir, q] of [
-        [SEQ_IN, e.inSeq],
-        [SEQ_OUT, e.outSeq],
-      ] as const) {
-        const i = c * 2 + dir;
-        q.initSeq = s.initSeq[i] ?? 0;
-        q.delta = (s.delta[i] ?? 0) >>> 0;
-        q.previousDelta = (s.previousDelta[i] ?? 0) >>> 0;
-      }
-    }
-    e.state = t.state[c];
-    e.caddr = t.caddr[c];
-    e.cport = t.cport[c];
-    e.vaddr = t.vaddr[c];
-    e.vport = t.vport[c];
-    e.daddr = t.daddr[c];
-    e.dport = t.dport[c];
-    // A firewall-mark service's template carries the mark as its address; its connections
-    // carry the mark of their service.
-    e.fwmark = e.protocol === IPPROTO_IP ? e.vaddr : (this.engine.dests.get(t.dest[c])?.svc.fwmark ?? 0);
-    e.timeout = t.timeout[c];
+  /** Encode connection `e` into the current message (ip_vs_sync_conn). */
+  add(e: SyncConn): void {
+    const flags = e.flags;
     const len = entryLen(flags);
     if (this.size !== 0) {
       const pad = (4 - (this.size & 3)) & 3;
@@ -188,17 +156,17 @@ export class SyncMaster implements SyncSink {
   }
 }
 
-/** The backup: receives the group's messages and applies them to the engine. */
+/** The backup: receives the group's messages and applies them to the data plane. */
 export class SyncBackup {
   readonly counters = newCounters();
   private readonly entry: SyncConn = newSyncConn();
   private readonly apply = (e: SyncConn): void => {
     this.counters.conns++;
-    applySyncConn(this.engine, e);
+    this.plane.applySync(e);
   };
 
   constructor(
-    private readonly engine: Engine,
+    private readonly plane: DataPlane,
     readonly spec: DaemonSpec,
   ) {}
 
@@ -232,7 +200,7 @@ export class SyncDaemons {
   private backupSocket: Socket | null = null;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly plane: DataPlane,
     private readonly log: (msg: string) => void = () => {},
   ) {}
 
@@ -259,14 +227,12 @@ export class SyncDaemons {
       throw new InvalidError(`cannot start the ${full.state} sync daemon: ${(err as Error).message}`);
     }
     if (full.state === 'master') {
-      const master = new SyncMaster(this.engine, full, (msg, size, done) =>
-        socket.send(msg, 0, size, full.port, full.group, done),
-      );
+      const master = new SyncMaster(full, (msg, size, done) => socket.send(msg, 0, size, full.port, full.group, done));
       this.master = master;
       this.masterSocket = socket;
-      this.engine.syncSink = master;
+      this.plane.setSyncSink(master);
     } else {
-      const backup = new SyncBackup(this.engine, full);
+      const backup = new SyncBackup(this.plane, full);
       socket.on('message', (msg) => backup.receive(msg, 0, msg.length));
       this.backup = backup;
       this.backupSocket = socket;
@@ -279,7 +245,7 @@ export class SyncDaemons {
   /** --stop-daemon: ESRCH when that daemon does not run ("No daemon is running"). */
   stop(state: 'master' | 'backup'): void {
     if (state === 'master' && this.master !== null) {
-      this.engine.syncSink = null;
+      this.plane.setSyncSink(null);
       this.master.close();
       this.masterSocket?.close();
       this.master = null;

@@ -1,6 +1,7 @@
 // An in-process director for unit tests: an Engine on a MemoryIo with a fake clock, driven by the
 // real Balancer (with no host side effects), plus the request specs lvsadm would send.
 
+import { EnginePlane } from '../../src/core/data-plane';
 import { Engine } from '../../src/core/engine';
 import { Balancer } from '../../src/ctl/balancer';
 import { type DestPath, NoHostNet } from '../../src/ctl/host-net';
@@ -69,6 +70,8 @@ export const DEV_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 export interface TestDirector {
   io: MemoryIo;
   engine: Engine;
+  /** The engine as the control plane reaches it. */
+  plane: EnginePlane;
   balancer: Balancer;
   clock: { now: number };
   host: FakeHost;
@@ -87,7 +90,8 @@ export function director(opts: { offload?: boolean; maxConns?: number } = {}): T
   const io = new MemoryIo(opts.offload ? Slab.forOffload() : new Slab());
   const engine = new Engine(io, { clock: () => clock.now, maxConns: opts.maxConns });
   const host = new FakeHost();
-  const balancer = new Balancer(engine, host);
+  const plane = new EnginePlane(engine);
+  const balancer = new Balancer(plane, host);
   io.start(
     () => engine.poll(),
     (err) => {
@@ -97,6 +101,7 @@ export function director(opts: { offload?: boolean; maxConns?: number } = {}): T
   return {
     io,
     engine,
+    plane,
     balancer,
     clock,
     host,

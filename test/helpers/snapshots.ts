@@ -1,8 +1,8 @@
 // Control-socket snapshots for lvsadm tests: a dest or a service with ipvsadm's defaults and
 // zero counters, overridden field by field.
 
+import { type ConnRows, newConnRows } from '../../src/conn/conn-rows';
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, StatsSnapshot } from '../../src/ctl/protocol';
-import { type ConnRows, newConnRows } from '../../src/procfs/conns';
 import { ipToU32 } from '../../src/wire/addr';
 
 export const ZERO: StatsSnapshot = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };

@@ -1,6 +1,7 @@
 // The control plane's verbs: kernel errno semantics, what they ask of the host, snapshots.
 
 import { describe, expect, it } from 'vitest';
+import { EnginePlane } from '../../src/core/data-plane';
 import { Engine } from '../../src/core/engine';
 import { Balancer } from '../../src/ctl/balancer';
 import type { DestPath } from '../../src/ctl/host-net';
@@ -25,7 +26,7 @@ function path(dev: string): DestPath {
 
 function setup() {
   const host = new FakeHost();
-  const b = new Balancer(new Engine(new MemoryIo()), host);
+  const b = new Balancer(new EnginePlane(new Engine(new MemoryIo())), host);
   return { b, host };
 }
 
@@ -100,7 +101,7 @@ describe('Balancer', () => {
     expect(b.snapshot().services[0].dests.map((d) => d.addr)).toEqual(['172.16.0.3', '172.16.0.2', '172.16.0.1']);
     // Nothing can be installed yet: no interface leads to them.
     expect(host.calls).toEqual(['addVip 192.168.0.1']);
-    const dests = b.engine.services.list[0].dests;
+    const dests = b.plane.services.list[0].dests;
     expect(dests.map((d) => d.noRoute)).toEqual([true, true, true]);
 
     // The network comes up: the next refresh installs the reply rule and the neighbour entry.
@@ -125,7 +126,7 @@ describe('Balancer', () => {
     const { b } = setup();
     await b.addService(SVC);
     await b.addDest(SVC, destSpec('172.16.0.1', 80));
-    expect(b.engine.services.list[0].dests[0].noRoute).toBe(false);
+    expect(b.plane.services.list[0].dests[0].noRoute).toBe(false);
   });
 
   it('edits a service in place: scheduler, persistence, netmask', async () => {

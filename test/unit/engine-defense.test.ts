@@ -47,7 +47,7 @@ describe('secure_tcp', () => {
 
   it("NAT: the client's ACK alone does not make a connection ESTABLISHED; the server's SYN-ACK first", async () => {
     await service(FWD_MASQ);
-    writeSysctl(d.engine, 'secure_tcp', '3');
+    writeSysctl(d.plane, 'secure_tcp', '3');
     d.send(fromClient('S'), fromClient('A'));
     expect(states(d)).toEqual(['SYN_RECV 60']);
     d.send(fromServer('SA'));
@@ -58,7 +58,7 @@ describe('secure_tcp', () => {
     d.send(fromServer('A'));
     expect(states(d)).toEqual(['ESTABLISHED 900']);
     // Off again: the normal table.
-    writeSysctl(d.engine, 'secure_tcp', '0');
+    writeSysctl(d.plane, 'secure_tcp', '0');
     d.send(fromClient('S', 40001), fromClient('A', 40001));
     expect(states(d)[1]).toBe('ESTABLISHED 900');
   });
@@ -66,7 +66,7 @@ describe('secure_tcp', () => {
   it("DR: a client SYN starts in SYNACK (input only), and the handshake's ACK makes it ESTABLISHED", async () => {
     await service(FWD_DROUTE);
     await d.balancer.refreshPaths();
-    writeSysctl(d.engine, 'secure_tcp', '3');
+    writeSysctl(d.plane, 'secure_tcp', '3');
     d.send(fromClient('S'));
     expect(states(d)).toEqual(['SYNACK 120']);
     d.send(fromClient('A'));
@@ -75,7 +75,7 @@ describe('secure_tcp', () => {
 
   it('follows free memory in the automatic modes: 1 <-> 2 around amemthresh', async () => {
     await service(FWD_MASQ);
-    writeSysctl(d.engine, 'secure_tcp', '1');
+    writeSysctl(d.plane, 'secure_tcp', '1');
     d.engine.defense.update(5000);
     expect([d.engine.defense.secureTcp, d.engine.defense.secureTcpOn]).toEqual([1, false]);
     d.engine.defense.update(1000);
@@ -90,8 +90,8 @@ describe('drop_packet', () => {
     const d = director();
     await d.balancer.addService(svcSpec(VIP, 80, { sched: 'rr' }));
     await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS1, 80, { fwd: FWD_MASQ }));
-    writeSysctl(d.engine, 'am_droprate', '5');
-    writeSysctl(d.engine, 'drop_packet', '3');
+    writeSysctl(d.plane, 'am_droprate', '5');
+    writeSysctl(d.plane, 'drop_packet', '3');
     const sent = (n: number, base: number) =>
       Array.from({ length: n }, (_, i) => d.send(fromClient('S', base + i)).length).join('');
     // The counter starts spent, as the kernel's: the first new connection goes.
@@ -99,7 +99,7 @@ describe('drop_packet', () => {
     expect(drops(d)).toEqual({ defense: 2 });
     // Established connections are never dropped.
     expect(d.send(fromClient('A', 1001))).toHaveLength(1);
-    writeSysctl(d.engine, 'drop_packet', '1');
+    writeSysctl(d.plane, 'drop_packet', '1');
     d.engine.defense.update(768); // a quarter of amemthresh missing: one in 4
     expect(d.engine.defense.dropPacket).toBe(2);
     expect(sent(8, 2000)).toBe('11101110');
@@ -121,7 +121,7 @@ describe('drop_entry', () => {
     for (let i = 0; i < 300; i++) d.send(fromClient('S', 1000 + i, `10.1.${i >> 8}.${i & 255}`));
     d.send(fromClient('S', 999), fromClient('A', 999));
     d.send(packet().ipv4({ src: CLIENT, dst: VIP }).udp({ sport: 5000, dport: 53 }).build());
-    writeSysctl(d.engine, 'drop_entry', '3');
+    writeSysctl(d.plane, 'drop_entry', '3');
     for (let s = 0; s < 40; s++) d.advance(1);
     // The sweep looks at a random 1/32 of the table a second: by now most half-open entries
     // (whose own 60 s are not over) are gone; the established and the UDP one are not.

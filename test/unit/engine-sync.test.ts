@@ -4,9 +4,9 @@
 // SyncBackup on the second director, whose copies then carry the connection on after a failover.
 
 import { beforeEach, describe, expect, it } from 'vitest';
+import { applySyncConn } from '../../src/core/sync-apply';
 import type { DaemonSpec } from '../../src/ctl/protocol';
 import { CONN_F_SYNC, CONN_F_TEMPLATE, FWD_DROUTE, FWD_MASQ, SVC_F_PERSISTENT } from '../../src/ip-vs';
-import { applySyncConn } from '../../src/sync/apply';
 import { SyncBackup, SyncMaster } from '../../src/sync/daemon';
 import { decodeMessage, newSyncConn, type SyncConn } from '../../src/wire/sync';
 import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
@@ -40,7 +40,6 @@ function udp(sport: number): Buffer {
 function master(d: TestDirector, ms = { now: 0 }) {
   const sent: Buffer[] = [];
   const m = new SyncMaster(
-    d.engine,
     SPEC,
     (msg, size, done) => {
       sent.push(Buffer.from(msg.subarray(0, size)));
@@ -163,7 +162,7 @@ describe('sync backup', () => {
   beforeEach(async () => {
     primary = director();
     backup = director();
-    b = new SyncBackup(backup.engine, { ...SPEC, state: 'backup' });
+    b = new SyncBackup(backup.plane, { ...SPEC, state: 'backup' });
   });
 
   function replicate(sent: Buffer[]): void {

@@ -22,7 +22,7 @@ function tcp(flags: string, sport = 40000): Buffer {
 
 describe('the setting table', () => {
   it('lists the kernel names with the kernel defaults', () => {
-    expect(readSysctls(director().engine)).toEqual([
+    expect(readSysctls(director().plane)).toEqual([
       { name: 'conn_reuse_mode', value: 1 },
       { name: 'expire_nodest_conn', value: 0 },
       { name: 'expire_quiescent_template', value: 0 },
@@ -35,12 +35,14 @@ describe('the setting table', () => {
   });
 
   it('sets values in range and refuses the rest with ENOENT / EINVAL, changing nothing', () => {
-    const e = director().engine;
-    expect(writeSysctl(e, 'conn_reuse_mode', ' 3\n')).toBe(3);
+    const { engine: e, plane } = director();
+    expect(writeSysctl(plane, 'conn_reuse_mode', ' 3\n')).toBe(3);
     expect(e.connReuseMode).toBe(3);
-    expect(() => writeSysctl(e, 'nosuch', '1')).toThrow(expect.objectContaining({ errno: 'ENOENT' }));
+    expect(() => writeSysctl(plane, 'nosuch', '1')).toThrow(expect.objectContaining({ errno: 'ENOENT' }));
     for (const bad of ['4', '-1', 'x', '', '1.5']) {
-      expect(() => writeSysctl(e, 'conn_reuse_mode', bad), bad).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+      expect(() => writeSysctl(plane, 'conn_reuse_mode', bad), bad).toThrow(
+        expect.objectContaining({ errno: 'EINVAL' }),
+      );
     }
     expect(e.connReuseMode).toBe(3);
   });

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { CONN_F_SYNC, FWD_MASQ, SVC_F_PERSISTENT } from '../../src/ip-vs';
-import { emitConnFile, formatConnFiles, snapshotConns } from '../../src/procfs/conns';
+import { emitConnFile, formatConnFiles } from '../../src/procfs/conns';
 import { CONN_HEADER, CONN_SYNC_HEADER } from '../../src/procfs/format';
 import { ipToU32, u32ToIp } from '../../src/wire/addr';
 import { destSpec, director, RS1, RS2, svcSpec, VIP } from '../helpers/engine-lab';
@@ -34,7 +34,7 @@ describe('connection files from a table snapshot', () => {
       );
     }
     d.advance(7);
-    const rows = snapshotConns(d.engine);
+    const rows = d.plane.connRows();
     expect(rows.n).toBe(15);
     const { conn, sync } = formatConnFiles(rows);
     // The same text from the listing -L -c shows (its state names and expiries).

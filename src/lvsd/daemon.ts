@@ -11,7 +11,17 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
+import { type DataPlane, EnginePlane } from '../core/data-plane';
 import { Engine } from '../core/engine';
+import { Balancer } from '../ctl/balancer';
+import { EST_INTERVAL_MS } from '../ctl/estimator';
+import { type HostNet, NoHostNet } from '../ctl/host-net';
+import { type InstanceLock, lockInstance } from '../ctl/instance-lock';
+import { parseTunnelFragNeeded, smallestLinkMtu } from '../ctl/pmtu';
+import { defaultSocket, type ServiceKey, socketPath } from '../ctl/protocol';
+import { IpRouteNet } from '../ctl/routing';
+import { ControlServer, socketAlive } from '../ctl/server';
+import type { SysctlDef } from '../ctl/sysctl';
 import { parseKeepalivedConf } from '../health/keepalived-conf';
 import { HealthMonitor, type HealthTarget } from '../health/monitor';
 import { ProbeThread } from '../health/probe-thread';
@@ -22,15 +32,6 @@ import { Slab } from '../native/packet-io';
 import { RawReceiver } from '../native/raw-receiver';
 import { ProcfsWriter } from '../procfs/writer';
 import { currentNetns, type NetnsId, removeRunDirIfEmpty } from '../run-dir';
-import { Balancer } from './balancer';
-import { EST_INTERVAL_MS } from './estimator';
-import { type HostNet, NoHostNet } from './host-net';
-import { type InstanceLock, lockInstance } from './instance-lock';
-import { parseTunnelFragNeeded, smallestLinkMtu } from './pmtu';
-import { defaultSocket, type ServiceKey, socketPath } from './protocol';
-import { IpRouteNet } from './routing';
-import { ControlServer, socketAlive } from './server';
-import type { SysctlDef } from './sysctl';
 
 /** The engine's timer wheel, defense strategies, /proc files and DR/TUN paths advance this often. */
 const TICK_MS = 1000;
@@ -94,6 +95,8 @@ export class Daemon {
   private readonly lock: InstanceLock;
   private readonly io: NativeIo;
   private readonly engine: Engine;
+  /** The control plane's only way to the engine (core/data-plane.ts). */
+  private readonly plane: DataPlane;
   private readonly balancer: Balancer;
   private readonly routing: IpRouteNet | undefined;
   private readonly procfs: ProcfsWriter;
@@ -180,12 +183,11 @@ export class Daemon {
 
     const engine = new Engine(io, { maxConns: opts.maxConns });
     this.engine = engine;
-    for (const s of opts.sysctls) s.def.set(engine, s.value);
-    if (opts.ftpPorts !== undefined) {
-      engine.ftp.ports.clear();
-      for (const p of opts.ftpPorts) engine.ftp.ports.add(p);
-    }
-    const balancer = new Balancer(engine, host, log);
+    const plane = new EnginePlane(engine);
+    this.plane = plane;
+    for (const s of opts.sysctls) plane.setSetting(s.def.setting, s.value);
+    if (opts.ftpPorts !== undefined) plane.setFtpPorts(opts.ftpPorts);
+    const balancer = new Balancer(plane, host, log);
     this.balancer = balancer;
     // One lvsd per socket: another socket (another lvsd, a test lab) keeps its files beside it.
     const procRoot = opts.procfsRoot ?? (sock === defaultSocket() ? join(dirname(sock), 'proc') : `${sock}.proc`);
@@ -222,9 +224,8 @@ export class Daemon {
 
   /** Once a second. */
   private tick(): void {
-    this.engine.defense.update(availablePages());
-    this.engine.tick();
-    this.engine.replyMtu = smallestLinkMtu(this.ownDevice);
+    this.plane.tick(availablePages());
+    this.plane.setReplyMtu(smallestLinkMtu(this.ownDevice));
     this.writeProcfs();
     // DR/TUN paths: neighbour changes and learnt path MTUs reach the data path within a second.
     this.balancer.refreshPaths().catch((err: Error) => this.log(`path refresh: ${err.message}`));
@@ -285,7 +286,7 @@ export class Daemon {
       () => this.engine.poll(),
       (err) => log(`data path error (packet processing continues): ${(err as Error)?.stack ?? String(err)}`),
     );
-    this.engine.replyMtu = smallestLinkMtu(this.ownDevice);
+    this.plane.setReplyMtu(smallestLinkMtu(this.ownDevice));
     this.writeProcfs();
     health?.start();
     log(`ready: tun ${this.io.tunName}, control socket ${this.sock}${opts.routes ? '' : ' (no routes)'}`);

@@ -7,8 +7,6 @@
 
 import { SEQ_IN, SEQ_OUT } from '../app/seq-adjust';
 import { NIL, newConnInit } from '../conn/conn-table';
-import type { Engine } from '../core/engine';
-import { bindSyncedDest, SYNC_THRESHOLD } from '../core/sync-conn';
 import {
   CONN_F_BACKUP_MASK,
   CONN_F_BACKUP_UPD_MASK,
@@ -22,6 +20,8 @@ import {
 } from '../ip-vs';
 import type { SyncConn } from '../wire/sync';
 import { D_TABLE_FULL } from '../xmit/verdict';
+import type { Engine } from './engine';
+import { bindSyncedDest, SYNC_THRESHOLD } from './sync-conn';
 
 /** Template states a sync message may carry (IP_VS_CTPL_S_NONE, _ASSURED). */
 const TEMPLATE_STATES = 2;

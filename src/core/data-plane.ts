@@ -1,0 +1,197 @@
+// The seam between the control plane and the data path (shared/DESIGN.md's "one narrow
+// data-plane interface"): everything the Balancer, the sync daemons, /proc and the metrics do
+// to the packet engine or ask of it goes through DataPlane, never through the engine's fields.
+// With one engine it is EnginePlane below; with one engine per queue it is where a table change
+// fans out to every engine and where counters and connection copies are gathered from all.
+
+import { type ConnRows, copyConnRows } from '../conn/conn-rows';
+import type { Dest, Service, Stats } from '../ip-vs';
+import { FRAG_COMPLETE } from '../wire/reassembly';
+import type { SyncConn } from '../wire/sync';
+import type { Engine } from './engine';
+import { applySyncConn } from './sync-apply';
+import type { SyncSink } from './sync-conn';
+
+/** The virtual services as the data path sees them, read-only. */
+export interface ServiceView {
+  readonly list: readonly Service[];
+  get(protocol: number, addr: number, port: number): Service | undefined;
+  findMark(mark: number): Service | undefined;
+  isVip(addr: number): boolean;
+}
+
+/** The IPVS settings the data path reads (sysctl.ts names them as /proc/sys/net/ipv4/vs/*). */
+export type Setting = EngineSetting | DefenseSetting;
+type EngineSetting = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate';
+type DefenseSetting = 'dropEntry' | 'dropPacket' | 'secureTcp' | 'amemthresh' | 'amDroprate';
+
+const DEFENSE_SETTINGS: ReadonlySet<Setting> = new Set([
+  'dropEntry',
+  'dropPacket',
+  'secureTcp',
+  'amemthresh',
+  'amDroprate',
+]);
+
+function isDefense(name: Setting): name is DefenseSetting {
+  return DEFENSE_SETTINGS.has(name);
+}
+
+/** The data path's own counters, beside the IPVS stats blocks. */
+export interface PlaneCounters {
+  /** Connections tracked (templates included). */
+  conns: number;
+  rxPackets: number;
+  batches: number;
+  txPackets: number;
+  /** Drops by reason (index = verdict; index 0 unused), a copy. */
+  drops: Float64Array;
+  offload: { partial: number; gso: number };
+  reassembly: { datagrams: number; bytes: number; completed: number; expired: number };
+  synced: { created: number; updated: number; ignored: number };
+}
+
+export interface DataPlane {
+  readonly services: ServiceView;
+  /** The director's global stats block (/proc/net/ip_vs_stats). */
+  readonly stats: Stats;
+  addService(svc: Service): void;
+  /** Remove `svc`; true when it was the last service on its address (the VIP may go). */
+  removeService(svc: Service): boolean;
+  /** Give `dest` its id, so connections can name it (before it is linked to its service). */
+  addDest(dest: Dest): void;
+  /** Unlinked `dest` is gone for new connections; its id is freed with its last connection. */
+  retireDest(dest: Dest): void;
+  /** An input device for packets with firewall mark `mark`; returns its name. */
+  openMarkDev(mark: number): string;
+  closeMarkDev(mark: number): void;
+  /** A link-layer output on interface `dev` (DR); returns its index for dests to name. */
+  openFrameDev(dev: string): number;
+  /** Timeout (seconds) of `protocol`'s `state`. */
+  timeout(protocol: number, state: number): number;
+  setTimeout(protocol: number, state: number, seconds: number): void;
+  setting(name: Setting): number;
+  setSetting(name: Setting, value: number): void;
+  /** The TCP ports whose NAT connections get the FTP helper. */
+  setFtpPorts(ports: Iterable<number>): void;
+  /** Where connections worth syncing are offered (a master sync daemon), or null. */
+  setSyncSink(sink: SyncSink | null): void;
+  /** Apply one connection of a received sync message (a backup's work). */
+  applySync(e: SyncConn): void;
+  /** The director's smallest link MTU, for the ICMP errors it originates. */
+  setReplyMtu(mtu: number): void;
+  /** Once a second: expire what is due; `freePages` re-decides the defense strategies. */
+  tick(freePages: number): void;
+  counters(): PlaneCounters;
+  /** A copy of every connection, for `-L -c` and /proc/net/ip_vs_conn. */
+  connRows(): ConnRows;
+}
+
+/** The data plane of one engine. */
+export class EnginePlane implements DataPlane {
+  constructor(readonly engine: Engine) {}
+
+  get services(): ServiceView {
+    return this.engine.services;
+  }
+
+  get stats(): Stats {
+    return this.engine.stats;
+  }
+
+  addService(svc: Service): void {
+    this.engine.services.add(svc);
+  }
+
+  removeService(svc: Service): boolean {
+    return this.engine.services.remove(svc);
+  }
+
+  addDest(dest: Dest): void {
+    this.engine.dests.register(dest);
+  }
+
+  retireDest(dest: Dest): void {
+    this.engine.dests.retire(dest);
+  }
+
+  openMarkDev(mark: number): string {
+    return this.engine.io.openMarkDev(mark);
+  }
+
+  closeMarkDev(mark: number): void {
+    this.engine.io.closeMarkDev(mark);
+  }
+
+  openFrameDev(dev: string): number {
+    return this.engine.io.openFrameDev(dev);
+  }
+
+  timeout(protocol: number, state: number): number {
+    return this.engine.timeouts[protocol][state];
+  }
+
+  setTimeout(protocol: number, state: number, seconds: number): void {
+    this.engine.timeouts[protocol][state] = seconds;
+  }
+
+  setting(name: Setting): number {
+    return isDefense(name) ? this.engine.defense[name] : this.engine[name];
+  }
+
+  setSetting(name: Setting, value: number): void {
+    const e = this.engine;
+    if (isDefense(name)) {
+      e.defense[name] = value;
+      // The kernel's proc handler re-decides the strategies at once.
+      e.defense.update();
+    } else {
+      e[name] = value;
+    }
+  }
+
+  setFtpPorts(ports: Iterable<number>): void {
+    const set = this.engine.ftp.ports;
+    set.clear();
+    for (const p of ports) set.add(p);
+  }
+
+  setSyncSink(sink: SyncSink | null): void {
+    this.engine.syncSink = sink;
+  }
+
+  applySync(e: SyncConn): void {
+    applySyncConn(this.engine, e);
+  }
+
+  setReplyMtu(mtu: number): void {
+    this.engine.replyMtu = mtu;
+  }
+
+  tick(freePages: number): void {
+    this.engine.defense.update(freePages);
+    this.engine.tick();
+  }
+
+  counters(): PlaneCounters {
+    const e = this.engine;
+    const f = e.frags;
+    return {
+      conns: e.conns.count,
+      rxPackets: e.rxPackets,
+      batches: e.batches,
+      txPackets: e.txPackets,
+      drops: e.drops.slice(),
+      offload: { ...e.offload },
+      reassembly: { datagrams: f.queues, bytes: f.heldBytes, completed: f.counts[FRAG_COMPLETE], expired: f.expired },
+      synced: { ...e.synced },
+    };
+  }
+
+  connRows(): ConnRows {
+    const e = this.engine;
+    const names: Record<number, readonly string[]> = {};
+    for (const h of e.protos) if (h !== undefined) names[h.protocol] = h.stateNames;
+    return copyConnRows(e.conns, e.now, names);
+  }
+}
