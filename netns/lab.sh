@@ -33,12 +33,18 @@
 #        DR real servers) plus NAT real servers rs3 172.16.0.3 and rs4 172.16.0.4 behind the
 #        director's br0 172.16.0.254/24
 #
-#   netns/lab.sh up PREFIX [nat|dr|tun|sync|routed|mixed]    build the lab (default nat)
+#   selftest  the topology of the kernel's IPVS selftest (tools/testing/selftests/net/netfilter/
+#        ipvs.sh): PREFIX-client (its ns0) bridges veth01 and veth02 on br0 10.0.0.2/24;
+#        PREFIX-dir (ns1) veth10 10.0.0.1/24, veth12 172.16.0.1/24; PREFIX-rs1 (ns2) veth21
+#        172.16.0.2/24, veth20 10.0.0.3/24 (on the client's bridge). No routes, no VIP: the
+#        test adds them as the selftest does.
+#
+#   netns/lab.sh up PREFIX [nat|dr|tun|sync|routed|mixed|selftest]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
 set -Eeuo pipefail
 
-cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed]}
-P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed]}
+cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed|selftest]}
+P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed|selftest]}
 MODE=${3:-nat}
 RS_MTU=${RS_MTU:-1500}
 C=$P-client D=$P-dir D2=$P-dir2 R1=$P-rs1 R2=$P-rs2 R3=$P-rs3 R4=$P-rs4 SW=$P-sw RT=$P-rtr RT2=$P-rtr2
@@ -113,6 +119,28 @@ up_nat() {
     ip -n "$R1" link set eth0 mtu "$RS_MTU"
     ip -n "$R2" link set eth0 mtu "$RS_MTU"
   fi
+}
+
+up_selftest() {
+  ns_add "$C" "$D" "$R1"
+  ip link add veth01 netns "$C" type veth peer name veth10 netns "$D"
+  ip link add veth02 netns "$C" type veth peer name veth20 netns "$R1"
+  ip link add veth12 netns "$D" type veth peer name veth21 netns "$R1"
+  ip -n "$C" link set veth01 up
+  ip -n "$C" link set veth02 up
+  ip -n "$C" link add br0 type bridge
+  ip -n "$C" link set veth01 master br0
+  ip -n "$C" link set veth02 master br0
+  ip -n "$C" link set br0 up
+  ip -n "$C" addr add 10.0.0.2/24 dev br0
+  ip -n "$D" link set veth10 up
+  ip -n "$D" addr add 10.0.0.1/24 dev veth10
+  ip -n "$D" link set veth12 up
+  ip -n "$D" addr add 172.16.0.1/24 dev veth12
+  ip -n "$R1" link set veth21 up
+  ip -n "$R1" addr add 172.16.0.2/24 dev veth21
+  ip -n "$R1" link set veth20 up
+  ip -n "$R1" addr add 10.0.0.3/24 dev veth20
 }
 
 up_dr() {
@@ -202,15 +230,16 @@ case "$cmd" in
       sync) up_sync ;;
       routed) up_routed ;;
       mixed) up_mixed ;;
+      selftest) up_selftest ;;
       *)
-        echo "lab.sh: unknown mode $MODE (nat, dr, tun, sync, routed or mixed)" >&2
+        echo "lab.sh: unknown mode $MODE (nat, dr, tun, sync, routed, mixed or selftest)" >&2
         exit 2
         ;;
     esac
     ;;
   down) down ;;
   *)
-    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed]" >&2
+    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed|selftest]" >&2
     exit 2
     ;;
 esac

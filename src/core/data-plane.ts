@@ -78,6 +78,8 @@ export interface DataPlane {
   setSyncSink(sink: SyncSink | null): void;
   /** Apply one connection of a received sync message (a backup's work). */
   applySync(e: SyncConn): void;
+  /** The director's own addresses: a virtual address among them is also a local one. */
+  setLocalAddrs(addrs: ReadonlySet<number>): void;
   /** The director's smallest link MTU, for the ICMP errors it originates. */
   setReplyMtu(mtu: number): void;
   /** Once a second: expire what is due; `freePages` re-decides the defense strategies. */
@@ -162,6 +164,10 @@ export class EnginePlane implements DataPlane {
 
   applySync(e: SyncConn): void {
     applySyncConn(this.engine, e);
+  }
+
+  setLocalAddrs(addrs: ReadonlySet<number>): void {
+    this.engine.services.setLocalAddrs(addrs);
   }
 
   setReplyMtu(mtu: number): void {

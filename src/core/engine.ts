@@ -56,7 +56,7 @@ import { ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../wire/icmp';
 import type { Reassembler } from '../wire/reassembly';
 import { V_OK } from '../wire/verdict';
 import { readVnetHdr, VNET_HDR_LEN } from '../wire/vnet';
-import { bypass } from '../xmit/bypass';
+import { bypass, bypassLocal } from '../xmit/bypass';
 import { mayAnswer, sendIcmpError } from '../xmit/icmp-error';
 import { TRANSMITTERS } from '../xmit/index';
 import { PacketContext } from '../xmit/packet-context';
@@ -244,8 +244,9 @@ export class Engine {
     const daddr = ip.dstAddr;
     const h = this.protos[ip.protocol];
     if (h === undefined) {
-      if (ip.protocol !== IPPROTO_ICMP) return this.services.isVip(daddr) ? D_NO_SERVICE : bypass(x);
-      return this.services.isVip(daddr) ? this.icmp.toVip(x) : this.icmp.fromRealServer(x);
+      if (ip.protocol !== IPPROTO_ICMP) return this.toOther(daddr);
+      if (!this.services.isVip(daddr)) return this.icmp.fromRealServer(x);
+      return this.icmp.toVip(x, !this.services.isRemoteVip(daddr));
     }
     const pkt = x.meta;
     const pv = h.parse(ip, pkt);
@@ -277,11 +278,18 @@ export class Engine {
       this.services.find(protocol, daddr, pkt.dport) ??
       this.ftpDataService(protocol, daddr, pkt.dport);
     if (svc !== undefined) return this.schedule(svc, h);
-    if (this.services.isVip(daddr)) {
-      if (protocol === IPPROTO_TCP) sendTcpReset(x);
-      return D_NO_SERVICE;
-    }
-    return bypass(x);
+    if (this.services.isRemoteVip(daddr) && protocol === IPPROTO_TCP) sendTcpReset(x);
+    return this.toOther(daddr);
+  }
+
+  /**
+   * A packet for no service and no connection: to a virtual address dropped, unless that is
+   * also a local address (then the local stack's); anything else forwarded unchanged.
+   */
+  private toOther(daddr: number): number {
+    const services = this.services;
+    if (!services.isVip(daddr)) return bypass(this.x);
+    return services.isRemoteVip(daddr) ? D_NO_SERVICE : bypassLocal(this.x);
   }
 
   /**

@@ -25,6 +25,8 @@ export class ServiceTable {
   private readonly vips = new Map<number, number>();
   /** Services in the order they were added (the kernel lists its hash order; ipvsadm sorts). */
   readonly list: Service[] = [];
+  /** The director's own IPv4 addresses. */
+  private local: ReadonlySet<number> = new Set();
   /** TCP services on the FTP port 21 (the kernel's ftpsvc_counter). */
   ftpServices = 0;
 
@@ -45,6 +47,20 @@ export class ServiceTable {
 
   isVip(addr: number): boolean {
     return this.vips.has(addr);
+  }
+
+  /**
+   * A virtual address that is not also an address of the director: lvsd answers for all that is
+   * sent to it. What reaches the engine for a local one and is not its services' (a fragment, an
+   * ICMP error about the host's own traffic) goes on to the local stack, as with the kernel.
+   */
+  isRemoteVip(addr: number): boolean {
+    return this.vips.has(addr) && !this.local.has(addr);
+  }
+
+  /** The director's own addresses (lvsd refreshes them every second). */
+  setLocalAddrs(addrs: ReadonlySet<number>): void {
+    this.local = addrs;
   }
 
   add(svc: Service): void {

@@ -160,7 +160,11 @@ export class Balancer {
     const plane = this.plane;
     const firstOnVip = !svc.fwmark && !plane.services.isVip(svc.addr);
     plane.addService(svc);
-    if (firstOnVip) await this.host.addVip(svc.addr);
+    if (firstOnVip) {
+      plane.setLocalAddrs(this.host.localAddrs());
+      await this.host.addVip(svc.addr);
+    }
+    if (!svc.fwmark) await this.host.addService(svc.protocol, svc.addr, svc.port);
     if (svc.fwmark) {
       // Marked packets need a way in: an input device of their own, which the host routes them to.
       const dev = plane.openMarkDev(svc.fwmark);
@@ -198,8 +202,9 @@ export class Balancer {
       plane.removeService(svc);
       await this.host.delFwmark(svc.fwmark);
       plane.closeMarkDev(svc.fwmark);
-    } else if (plane.removeService(svc)) {
-      await this.host.delVip(svc.addr);
+    } else {
+      await this.host.delService(svc.protocol, svc.addr, svc.port);
+      if (plane.removeService(svc)) await this.host.delVip(svc.addr);
     }
   }
 
@@ -286,9 +291,16 @@ export class Balancer {
     await this.paths.remove(dest);
   }
 
-  /** Keep every dest's path current (DestPaths.refresh); lvsd calls it every second. */
-  refreshPaths(now = Date.now()): Promise<void> {
-    return this.paths.refresh(now);
+  /**
+   * Keep what depends on the host current; lvsd calls it every second: which virtual addresses
+   * are also local ones (added or removed by hand or by keepalived), and every dest's path
+   * (DestPaths.refresh).
+   */
+  async refreshPaths(now = Date.now()): Promise<void> {
+    const local = this.host.localAddrs();
+    this.plane.setLocalAddrs(local);
+    await this.host.updateVips(local);
+    await this.paths.refresh(now);
   }
 
   /** A router's frag-needed error about a tunnel packet from `src` to `dst` (DestPaths.notePathMtu). */

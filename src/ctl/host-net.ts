@@ -27,6 +27,19 @@ export interface HostNet {
   /** The last service on a virtual address was deleted. */
   delVip(addr: number): Promise<void>;
   /**
+   * Take the packets of service <protocol, addr, port> (port 0: any port) into the TUN even
+   * when `addr` is a local address of the director (intercept.ts).
+   */
+  addService(protocol: number, addr: number, port: number): Promise<void>;
+  delService(protocol: number, addr: number, port: number): Promise<void>;
+  /** The director's own IPv4 addresses, now. */
+  localAddrs(): ReadonlySet<number>;
+  /**
+   * Virtual addresses became, or stopped being, local addresses (`local`): the kernel answers
+   * ARP for a local one, lvsd (proxy ARP) for the others.
+   */
+  updateVips(local: ReadonlySet<number>): Promise<void>;
+  /**
    * Steer the replies of NAT real server `addr`, arriving on interface `dev` (where the route
    * towards it leaves), into the TUN, with the ICMP errors routers beyond `dev` send to clients
    * about packets to it. Called once its first NAT dest has a route, and again with the new
@@ -57,6 +70,12 @@ export class NoHostNet implements HostNet {
   readonly resolves: boolean = false;
   async addVip(_addr: number): Promise<void> {}
   async delVip(_addr: number): Promise<void> {}
+  async addService(_protocol: number, _addr: number, _port: number): Promise<void> {}
+  async delService(_protocol: number, _addr: number, _port: number): Promise<void> {}
+  localAddrs(): ReadonlySet<number> {
+    return new Set();
+  }
+  async updateVips(_local: ReadonlySet<number>): Promise<void> {}
   async addNatServer(_addr: number, _dev: string): Promise<void> {}
   async delNatServer(_addr: number): Promise<void> {}
   async destPath(_addr: number, _neighbour: boolean): Promise<DestPath | undefined> {

@@ -189,6 +189,8 @@ export interface HealthCounters {
 
 export interface EngineStats {
   conns: number;
+  /** Packets the engine read, and sent. */
+  rxPackets: number;
   txPackets: number;
   stats: StatsSnapshot;
   /** Drop reason → packets (only reasons that occurred). */

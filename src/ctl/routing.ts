@@ -1,6 +1,7 @@
 // Host routing for lvsd (DESIGN.md "Ingress"), done with iproute2 and /proc/sys:
 //
 //   (net.ipv6.conf.<tun>.disable_ipv6=1 and rp_filter=2 first)
+//   (accept_local=1, ip addr add 169.254.76.83/32 dev <tun> scope host: NAT replies from a local VIP)
 //   ip link set <tun> up mtu 1500 txqueuelen 10000
 //   ip route add default dev <tun> table <T>              NAT replies go into the TUN ...
 //   ip rule add from <RIP> iif <dev> lookup <T> pref <P>  ... one rule per NAT real server
@@ -9,25 +10,40 @@
 //   ip route add <VIP>/32 dev <tun>                        virtual addresses go into the TUN
 //   ip neigh add proxy <VIP> dev <lan>                     the director answers ARP for the VIP
 //   ip neigh replace <RIP> dev <dev> managed               the kernel keeps a DR server's MAC resolved
-//   ip rule add fwmark <N> lookup <T+k> pref <P>           marked packets (fwmark services) ...
+//     (only while the VIP is not a local address: the kernel answers ARP for a local one)
+//   ip rule add fwmark <N> lookup <T+k> (before local)     marked packets (fwmark services) ...
 //   ip route add default dev <lvsm..> table <T+k>          ... into the mark's own input TUN
+//   nft table ip lvs<T>, ip rule add fwmark <M> lookup <T> (before local)
+//                                                          services' packets to a VIP that is
+//                                                          also a local address (intercept.ts)
 //   net.ipv4.ip_forward=1, net.ipv4.neigh.<lan>.proxy_delay=0
 //
 // Everything added is recorded in a state file (written atomically) so that `teardown` removes
 // exactly that, and a later lvsd can remove the leftovers of one that was killed. Routes via the
 // TUN vanish with the device; rules, proxy entries and sysctls do not.
 
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { networkInterfaces } from 'node:os';
 import { type NetnsId, recordOrigin } from '../run-dir';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
 import type { DestPath, HostNet } from './host-net';
-
-const run = promisify(execFile);
+import {
+  addRuleBeforeLocal,
+  delRule,
+  hasNft,
+  interceptRule,
+  interceptRuleset,
+  nft,
+  nftTableName,
+  repairLocalRule,
+  serviceElements,
+} from './intercept';
+import { ip, ipQuiet } from './ip-cmd';
 
 export const DEFAULT_TABLE = 19542;
+/** The TUN's own address (host scope, link-local range; see setup()). */
+export const TUN_ADDR = '169.254.76.83/32';
 export const DEFAULT_RULE_PREF = 19542;
 
 export interface RoutingOptions {
@@ -57,21 +73,8 @@ interface HostState {
   sysctls: Record<string, string>;
   /** Firewall marks routed into their input devices, each through its own table. */
   marks?: { mark: number; table: number }[];
-}
-
-async function ip(...args: string[]): Promise<string> {
-  const { stdout } = await run('ip', args, { encoding: 'utf8' });
-  return stdout;
-}
-
-/** Run `ip`, ignoring failure (for removals of things that may already be gone). */
-async function ipQuiet(...args: string[]): Promise<boolean> {
-  try {
-    await ip(...args);
-    return true;
-  } catch {
-    return false;
-  }
+  /** The nftables table and the rule before `local` that take services' packets (intercept.ts). */
+  intercept?: boolean;
 }
 
 function readSysctl(path: string): string {
@@ -101,8 +104,13 @@ async function undo(state: HostState): Promise<void> {
   // Rules of ours that the state file missed (killed between adding and recording).
   while (await ipQuiet('rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
   for (const m of state.marks ?? []) {
-    await ipQuiet('rule', 'del', 'fwmark', String(m.mark), 'lookup', String(m.table));
+    await delRule(['fwmark', String(m.mark), 'lookup', String(m.table)]);
     await ipQuiet('route', 'flush', 'table', String(m.table));
+  }
+  if (state.intercept) {
+    await delRule(interceptRule(state.table));
+    await nft(`delete table ip ${nftTableName(state.table)}\n`).catch(() => {});
+    await repairLocalRule();
   }
   for (const p of state.proxies) await ipQuiet('neigh', 'del', 'proxy', p.addr, 'dev', p.dev);
   for (const n of state.neighbours ?? []) await ipQuiet('neigh', 'del', n.addr, 'dev', n.dev);
@@ -119,6 +127,8 @@ async function undo(state: HostState): Promise<void> {
 export class IpRouteNet implements HostNet {
   readonly resolves = true;
   private readonly state: HostState;
+  /** The virtual addresses (addVip), each with whether it was a local address when last seen. */
+  private readonly vips = new Map<number, boolean>();
 
   constructor(private readonly opts: RoutingOptions) {
     this.state = {
@@ -184,9 +194,23 @@ export class IpRouteNet implements HostNet {
     // come from clients, virtual and real-server addresses: loose mode, whatever `all` says
     // (the kernel uses the larger of `all` and the device's value, so 0 could still mean strict).
     this.setSysctl(`/proc/sys/net/ipv4/conf/${tun}/rp_filter`, '2');
+    // ... and from a VIP that is also a local address (NAT replies): not a martian source, and
+    // the reverse-path check needs the device to have an address of its own (without one, any
+    // rp_filter drops them): one of host scope, never a source towards anyone.
+    this.setSysctl(`/proc/sys/net/ipv4/conf/${tun}/accept_local`, '1');
+    await ip('addr', 'replace', TUN_ADDR, 'dev', tun, 'scope', 'host');
     await ip('link', 'set', 'dev', tun, 'up', 'mtu', '1500', 'txqueuelen', '10000');
     await ip('route', 'replace', 'default', 'dev', tun, 'table', String(table));
     this.setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
+    // Services' packets to a VIP that is also a local address (intercept.ts).
+    if (!hasNft()) {
+      this.opts.log('nft (nftables) is not installed: a VIP that is also a local address gets none of its packets');
+      return;
+    }
+    this.state.intercept = true;
+    this.save();
+    await nft(interceptRuleset(table, tun));
+    await addRuleBeforeLocal(interceptRule(table));
   }
 
   async teardown(): Promise<void> {
@@ -222,7 +246,17 @@ export class IpRouteNet implements HostNet {
 
   async addVip(addr: number): Promise<void> {
     const vip = u32ToIp(addr);
+    const local = this.localAddrs().has(addr);
+    this.vips.set(addr, local);
     await ip('route', 'replace', `${vip}/32`, 'dev', this.opts.tun);
+    if (this.state.intercept) await nft(`add element ip ${nftTableName(this.opts.table)} vips { ${vip} }\n`);
+    // A local VIP: the kernel answers ARP for it.
+    if (!local) await this.addProxy(addr);
+  }
+
+  /** Answer ARP for VIP `addr` on the interface whose subnet holds it, if one does. */
+  private async addProxy(addr: number): Promise<void> {
+    const vip = u32ToIp(addr);
     const dev = await this.lanDevFor(addr);
     if (dev === undefined) {
       this.opts.log(`${vip}: no local subnet holds it; not answering ARP for it (route it to this host)`);
@@ -236,7 +270,16 @@ export class IpRouteNet implements HostNet {
 
   async delVip(addr: number): Promise<void> {
     const vip = u32ToIp(addr);
+    this.vips.delete(addr);
     await ipQuiet('route', 'del', `${vip}/32`, 'dev', this.opts.tun);
+    if (this.state.intercept) {
+      await nft(`delete element ip ${nftTableName(this.opts.table)} vips { ${vip} }\n`).catch(() => {});
+    }
+    await this.delProxy(addr);
+  }
+
+  private async delProxy(addr: number): Promise<void> {
+    const vip = u32ToIp(addr);
     const i = this.state.proxies.findIndex((p) => p.addr === vip);
     if (i < 0) return;
     const [p] = this.state.proxies.splice(i, 1);
@@ -277,6 +320,38 @@ export class IpRouteNet implements HostNet {
     this.save();
   }
 
+  async addService(protocol: number, addr: number, port: number): Promise<void> {
+    if (!this.state.intercept) return;
+    const elements = serviceElements(this.opts.table, protocol, addr, port);
+    await nft(elements.map((e) => `add element ${e}\n`).join(''));
+  }
+
+  async delService(protocol: number, addr: number, port: number): Promise<void> {
+    if (!this.state.intercept) return;
+    for (const e of serviceElements(this.opts.table, protocol, addr, port)) {
+      await nft(`delete element ${e}\n`).catch(() => {});
+    }
+  }
+
+  localAddrs(): ReadonlySet<number> {
+    const out = new Set<number>();
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) if (a.family === 'IPv4') out.add(ipToU32(a.address));
+    }
+    return out;
+  }
+
+  async updateVips(local: ReadonlySet<number>): Promise<void> {
+    for (const [addr, was] of this.vips) {
+      const now = local.has(addr);
+      if (now === was) continue;
+      this.vips.set(addr, now);
+      this.opts.log(`${u32ToIp(addr)} is ${now ? 'now' : 'no longer'} a local address`);
+      if (now) await this.delProxy(addr);
+      else await this.addProxy(addr);
+    }
+  }
+
   async addFwmark(mark: number, dev: string): Promise<void> {
     this.state.marks ??= [];
     const marks = this.state.marks;
@@ -290,7 +365,8 @@ export class IpRouteNet implements HostNet {
     writeSysctl(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
     await ip('link', 'set', 'dev', dev, 'up', 'mtu', '1500', 'txqueuelen', '10000');
     await ip('route', 'replace', 'default', 'dev', dev, 'table', String(table));
-    await ip('rule', 'add', 'fwmark', String(mark), 'lookup', String(table), 'pref', String(this.opts.rulePref));
+    // Before the local table: a marked packet to a local address is a service's too, as with IPVS.
+    await addRuleBeforeLocal(['fwmark', String(mark), 'lookup', String(table)]);
     this.opts.log(`fwmark ${mark}: marked packets go into ${dev} (table ${table})`);
   }
 
@@ -299,7 +375,7 @@ export class IpRouteNet implements HostNet {
     const i = marks.findIndex((m) => m.mark === mark);
     if (i < 0) return;
     const [m] = marks.splice(i, 1);
-    await ipQuiet('rule', 'del', 'fwmark', String(m!.mark), 'lookup', String(m!.table));
+    await delRule(['fwmark', String(m!.mark), 'lookup', String(m!.table)]);
     await ipQuiet('route', 'flush', 'table', String(m!.table));
     this.save();
   }

@@ -70,7 +70,14 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
     case 'engine-stats': {
       const c = b.plane.counters();
       const drops = b.dropCounts(c.drops);
-      return { conns: c.conns, txPackets: c.txPackets, stats: b.globalStats(), drops, offload: c.offload };
+      return {
+        conns: c.conns,
+        rxPackets: c.rxPackets,
+        txPackets: c.txPackets,
+        stats: b.globalStats(),
+        drops,
+        offload: c.offload,
+      };
     }
     default:
       throw new LvsError('EINVAL', `unknown command ${(req as { cmd?: unknown }).cmd}`);

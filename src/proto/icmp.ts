@@ -6,7 +6,8 @@
 //   toVip           an error to a virtual address, about a packet a real server sent a client
 //                   through us (the quoted packet: VIP → client): on to that real server,
 //                   through the connection's method (NAT: to the real server's address,
-//                   quoting its own packet, RIP:rport → client); an echo request is answered.
+//                   quoting its own packet, RIP:rport → client); an echo request is answered,
+//                   unless the VIP is also a local address: then the rest is the local stack's.
 //   fromRealServer  an error about a packet we sent a NAT real server (quoted: client → RIP),
 //                   from the server or from a router before it, addressed to the client: from
 //                   the VIP, quoting the client's own packet (client → VIP:vport), so its stack
@@ -21,7 +22,7 @@ import { DEST_F_AVAILABLE, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 import { ICMP_DEST_UNREACH, ICMP_QUOTED_L4_LEN, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED, IcmpView } from '../wire/icmp';
 import { Ipv4View } from '../wire/ipv4';
 import { V_BAD_CHECKSUM, V_OK } from '../wire/verdict';
-import { bypass } from '../xmit/bypass';
+import { bypass, bypassLocal } from '../xmit/bypass';
 import { sendRouted } from '../xmit/common';
 import { answerEcho } from '../xmit/icmp-echo';
 import { TRANSMITTERS } from '../xmit/index';
@@ -41,16 +42,19 @@ export class IcmpRelay {
 
   constructor(private readonly dests: DestLookup) {}
 
-  /** ICMP to a virtual address (ip_vs_in_icmp). */
-  toVip(x: PacketContext): number {
-    if (!this.quotesFlow(x)) return answerEcho(x);
+  /**
+   * ICMP to a virtual address (ip_vs_in_icmp). When the address is also the director's own
+   * (`local`), what is not about a connection is the local stack's: passed on to it.
+   */
+  toVip(x: PacketContext, local: boolean): number {
+    if (!this.quotesFlow(x)) return local ? bypassLocal(x) : answerEcho(x);
     const q = this.quoted;
     const buf = q.buf;
     const l4 = q.payloadOffset;
     const conns = x.conns;
     // The quoted packet went VIP:vport → client:cport: its reverse is the connection's client tuple.
     const c = conns.lookupIn(q.protocol, q.dstAddr, this.dport, q.srcAddr, this.sport);
-    if (c === NIL) return D_NO_CONN;
+    if (c === NIL) return local ? bypassLocal(x) : D_NO_CONN;
     const dest = this.dests.get(conns.dest[c]);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     x.dest = dest;

@@ -21,6 +21,12 @@ export class FakeHost extends NoHostNet {
   readonly calls: string[] = [];
   /** Paths by real-server address (dotted). */
   readonly paths = new Map<string, DestPath>();
+  /** The host's own addresses (localAddrs). */
+  readonly local = new Set<number>();
+
+  override localAddrs(): ReadonlySet<number> {
+    return this.local;
+  }
 
   override async addVip(a: number): Promise<void> {
     this.calls.push(`addVip ${u32ToIp(a)}`);
