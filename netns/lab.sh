@@ -22,6 +22,13 @@
 #        two directors for connection sync (sync0: 10.9.0.1/30 in dir, 10.9.0.2/30 in dir2); the
 #        client reaches the VIP through a host route via 192.168.0.254, which a failover moves
 #
+#   ha   the sync lab without the client's route: keepalived's VRRP puts the VIP on the master
+#
+#   hanat  two NAT directors: the client LAN (bridge br0 in PREFIX-sw: client 192.168.0.2, dir
+#        eth0 192.168.0.254, dir2 eth0 192.168.0.252), the real servers' LAN (br1: dir eth1
+#        172.16.0.253, dir2 eth1 172.16.0.252, rs1 172.16.0.1, rs2 172.16.0.2, whose gateway
+#        172.16.0.254 the VRRP master holds) and sync0 between the directors, as in ha
+#
 #   routed  NAT real servers two routers beyond the director, with a narrow link between the
 #        routers: client 192.168.0.2 ── director (cli0 192.168.0.254, up0 10.1.0.1/30) ──
 #        rtr (10.1.0.2/30, 10.2.0.1/30) ══ MTU $LINK_MTU (default 1280) ══ rtr2 (10.2.0.2/30,
@@ -39,12 +46,12 @@
 #        172.16.0.2/24, veth20 10.0.0.3/24 (on the client's bridge). No routes, no VIP: the
 #        test adds them as the selftest does.
 #
-#   netns/lab.sh up PREFIX [nat|dr|tun|sync|routed|mixed|selftest]    build the lab (default nat)
+#   netns/lab.sh up PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
 set -Eeuo pipefail
 
-cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed|selftest]}
-P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed|selftest]}
+cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]}
+P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]}
 MODE=${3:-nat}
 RS_MTU=${RS_MTU:-1500}
 C=$P-client D=$P-dir D2=$P-dir2 R1=$P-rs1 R2=$P-rs2 R3=$P-rs3 R4=$P-rs4 SW=$P-sw RT=$P-rtr RT2=$P-rtr2
@@ -153,7 +160,7 @@ up_dr() {
   port "$R2" eth0 192.168.0.12/24 "$SW" br0 rs2
 }
 
-up_sync() {
+up_ha() {
   up_dr
   ns_add "$D2"
   port "$D2" eth0 192.168.0.252/24 "$SW" br0 dir2
@@ -162,6 +169,32 @@ up_sync() {
   ip -n "$D2" addr add 10.9.0.2/30 dev sync0
   ip -n "$D" link set sync0 up
   ip -n "$D2" link set sync0 up
+}
+
+up_hanat() {
+  ns_add "$C" "$D" "$D2" "$R1" "$R2" "$SW"
+  ip -n "$SW" link add br0 type bridge
+  ip -n "$SW" link set br0 up
+  ip -n "$SW" link add br1 type bridge
+  ip -n "$SW" link set br1 up
+  port "$C" eth0 192.168.0.2/24 "$SW" br0 cli
+  port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
+  port "$D2" eth0 192.168.0.252/24 "$SW" br0 dir2
+  port "$D" eth1 172.16.0.253/24 "$SW" br1 dirr
+  port "$D2" eth1 172.16.0.252/24 "$SW" br1 dir2r
+  port "$R1" eth0 172.16.0.1/24 "$SW" br1 rs1
+  port "$R2" eth0 172.16.0.2/24 "$SW" br1 rs2
+  ip -n "$R1" route add default via 172.16.0.254
+  ip -n "$R2" route add default via 172.16.0.254
+  ip -n "$D" link add sync0 type veth peer name sync0 netns "$D2"
+  ip -n "$D" addr add 10.9.0.1/30 dev sync0
+  ip -n "$D2" addr add 10.9.0.2/30 dev sync0
+  ip -n "$D" link set sync0 up
+  ip -n "$D2" link set sync0 up
+}
+
+up_sync() {
+  up_ha
   ip -n "$C" route add 192.168.0.1/32 via 192.168.0.254
 }
 
@@ -228,18 +261,20 @@ case "$cmd" in
       dr) up_dr ;;
       tun) up_tun ;;
       sync) up_sync ;;
+      ha) up_ha ;;
+      hanat) up_hanat ;;
       routed) up_routed ;;
       mixed) up_mixed ;;
       selftest) up_selftest ;;
       *)
-        echo "lab.sh: unknown mode $MODE (nat, dr, tun, sync, routed, mixed or selftest)" >&2
+        echo "lab.sh: unknown mode $MODE (nat, dr, tun, sync, ha, hanat, routed, mixed or selftest)" >&2
         exit 2
         ;;
     esac
     ;;
   down) down ;;
   *)
-    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync|routed|mixed|selftest]" >&2
+    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]" >&2
     exit 2
     ;;
 esac

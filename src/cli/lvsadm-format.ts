@@ -19,6 +19,7 @@ import type {
   Snapshot,
   Timeouts,
   VirtualServerSnapshot,
+  VrrpSnapshot,
 } from '../ctl/protocol';
 import {
   FWD_DROUTE,
@@ -423,6 +424,19 @@ export function formatDaemons(daemons: readonly DaemonSpec[]): string {
     if (d.port) out += `, port=${d.port}`;
     if (d.ttl) out += `, ttl=${d.ttl}`;
     out += ')\n';
+  }
+  return out;
+}
+
+/**
+ * keepalived's VRRP as lvsd runs it (lvs-ts; `-L --daemon` and `--checks` end with it): one line
+ * per instance and sync group, as `vrrp instance VI_1: MASTER for 1m15s (priority 150, eth0, vrid 51)`.
+ */
+export function formatVrrp(list: readonly VrrpSnapshot[]): string {
+  let out = '';
+  for (const v of list) {
+    const what = v.kind === 'instance' ? ` (priority ${v.priority}, ${v.iface}, vrid ${v.vrid})` : '';
+    out += `vrrp ${v.kind} ${v.name}: ${v.state} for ${formatAge(v.since)}${what}\n`;
   }
   return out;
 }

@@ -16,6 +16,7 @@ import type {
   Snapshot,
   Timeouts,
   VirtualServerSnapshot,
+  VrrpSnapshot,
 } from '../ctl/protocol';
 import { socketPath } from '../ctl/protocol';
 import {
@@ -49,6 +50,7 @@ import {
   formatListService,
   formatSave,
   formatTimeouts,
+  formatVrrp,
   listedAddresses,
   type NameLookup,
   NUMERIC_NAMES,
@@ -269,6 +271,7 @@ const ERROR_COMMAND: Readonly<Record<Request['cmd'], CtlCommand>> = {
   'list-daemons': 'list',
   'engine-stats': 'list',
   'list-checks': 'list',
+  'list-vrrp': 'list',
   sysctl: 'set',
 };
 
@@ -318,6 +321,11 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
   };
   const names = async (numeric: boolean, addrs: () => string[]): Promise<NameLookup> =>
     numeric ? NUMERIC_NAMES : deps.resolveNames(addrs());
+  /** keepalived's VRRP states (nothing unless lvsd runs keepalived; an older lvsd: nothing). */
+  const vrrpLines = async (): Promise<string> => {
+    const res = await deps.send(path, { cmd: 'list-vrrp' });
+    return res.ok && Array.isArray(res.result) ? formatVrrp(res.result as VrrpSnapshot[]) : '';
+  };
 
   switch (command.kind) {
     case 'help':
@@ -374,14 +382,14 @@ async function run(command: LvsadmCommand, path: string, deps: MainDeps): Promis
       const result = await fetch({ cmd: 'list-daemons' });
       if (result === null) return 1;
       if (!Array.isArray(result)) throw new BadReplyError('not a list of daemons');
-      deps.stdout(formatDaemons(result as DaemonSpec[]));
+      deps.stdout(formatDaemons(result as DaemonSpec[]) + (await vrrpLines()));
       return 0;
     }
     case 'list-checks': {
       const result = await fetch({ cmd: 'list-checks' });
       if (result === null) return 1;
       if (!Array.isArray(result)) throw new BadReplyError('not a list of virtual servers');
-      deps.stdout(formatChecks(result as VirtualServerSnapshot[]));
+      deps.stdout(formatChecks(result as VirtualServerSnapshot[]) + (await vrrpLines()));
       return 0;
     }
     case 'restore':

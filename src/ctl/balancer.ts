@@ -48,6 +48,7 @@ import type {
   StatsSnapshot,
   Timeouts,
   VirtualServerSnapshot,
+  VrrpSnapshot,
 } from './protocol';
 
 const MAX_TIMEOUT = 2678400;
@@ -79,6 +80,8 @@ export class Balancer {
   readonly sync: SyncDaemons;
   /** The health monitor, when lvsd runs one (--keepalived-conf): what `list-checks` and the metrics show. */
   health: { snapshot(): VirtualServerSnapshot[]; stats(): HealthCounters } | undefined;
+  /** keepalived's VRRP, when lvsd runs it (--keepalived-conf with vrrp_instance blocks): `list-vrrp`. */
+  vrrp: { snapshot(): VrrpSnapshot[] } | undefined;
 
   constructor(
     readonly plane: DataPlane,

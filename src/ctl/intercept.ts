@@ -27,8 +27,6 @@
 // between, so local delivery never stops, even if lvsd is killed there.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { FTP_PORT, IPPROTO_TCP } from '../ip-vs';
 import { u32ToIp } from '../wire/addr';
 import { ip, ipQuiet } from './ip-cmd';
@@ -74,13 +72,6 @@ export function interceptRuleset(table: number, tun: string): string {
     '}',
     '',
   ].join('\n');
-}
-
-/** Whether the nft program is on the PATH. */
-export function hasNft(): boolean {
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
-    .split(':')
-    .some((dir) => dir !== '' && existsSync(join(dir, 'nft')));
 }
 
 /** Run `nft -f -` on `script`. */

@@ -137,11 +137,27 @@ export type Request =
   | { cmd: 'engine-stats' }
   /** The health monitor's view (lvsd --keepalived-conf): VirtualServerSnapshot[]. Not an ipvsadm command. */
   | { cmd: 'list-checks' }
+  /** keepalived's VRRP as lvsd runs it (lvsd --keepalived-conf): VrrpSnapshot[]. Not an ipvsadm command. */
+  | { cmd: 'list-vrrp' }
   /**
    * IPVS settings (src/ctl/sysctl.ts): all of them without a name, one with a name, and set it
    * first with a value. The result is a list of { name, value }. Not an ipvsadm command.
    */
   | { cmd: 'sysctl'; name?: string; value?: string };
+
+/** One VRRP instance or sync group, as `list-vrrp` shows it. */
+export interface VrrpSnapshot {
+  kind: 'instance' | 'group';
+  name: string;
+  /** MASTER, BACKUP, FAULT, STOP, or INIT before keepalived's first report. */
+  state: string;
+  /** Instances: as configured (priority, interface, virtual_router_id); groups: 0 and ''. */
+  priority: number;
+  iface: string;
+  vrid: number;
+  /** Seconds in this state. */
+  since: number;
+}
 
 /** One checker of a real server, as `list-checks` shows it. */
 export interface CheckerSnapshot {

@@ -31,7 +31,6 @@ import type { DestPath, HostNet } from './host-net';
 import {
   addRuleBeforeLocal,
   delRule,
-  hasNft,
   interceptRule,
   interceptRuleset,
   nft,
@@ -39,7 +38,7 @@ import {
   repairLocalRule,
   serviceElements,
 } from './intercept';
-import { ip, ipQuiet } from './ip-cmd';
+import { findProgram, ip, ipQuiet } from './ip-cmd';
 
 export const DEFAULT_TABLE = 19542;
 /** The TUN's own address (host scope, link-local range; see setup()). */
@@ -129,6 +128,8 @@ export class IpRouteNet implements HostNet {
   private readonly state: HostState;
   /** The virtual addresses (addVip), each with whether it was a local address when last seen. */
   private readonly vips = new Map<number, boolean>();
+  /** Addresses keepalived places (virtual_ipaddress): never routed or proxied by lvsd. */
+  private managed: ReadonlySet<number> = new Set();
 
   constructor(private readonly opts: RoutingOptions) {
     this.state = {
@@ -203,7 +204,7 @@ export class IpRouteNet implements HostNet {
     await ip('route', 'replace', 'default', 'dev', tun, 'table', String(table));
     this.setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
     // Services' packets to a VIP that is also a local address (intercept.ts).
-    if (!hasNft()) {
+    if (findProgram('nft') === undefined) {
       this.opts.log('nft (nftables) is not installed: a VIP that is also a local address gets none of its packets');
       return;
     }
@@ -244,8 +245,18 @@ export class IpRouteNet implements HostNet {
     return undefined;
   }
 
+  /** Addresses keepalived's VRRP places: lvsd serves them only where they are local. */
+  manage(addrs: ReadonlySet<number>): void {
+    this.managed = addrs;
+  }
+
   async addVip(addr: number): Promise<void> {
     const vip = u32ToIp(addr);
+    if (this.managed.has(addr)) {
+      // Only for its fragments and ICMP errors (intercept.ts); no route, no proxy ARP.
+      if (this.state.intercept) await nft(`add element ip ${nftTableName(this.opts.table)} vips { ${vip} }\n`);
+      return;
+    }
     const local = this.localAddrs().has(addr);
     this.vips.set(addr, local);
     await ip('route', 'replace', `${vip}/32`, 'dev', this.opts.tun);

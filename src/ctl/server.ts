@@ -65,6 +65,8 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
       if (req.value !== undefined) writeSysctl(b.plane, req.name, req.value);
       return [{ name: req.name, value: b.plane.setting(sysctlDef(req.name).setting) }];
     }
+    case 'list-vrrp':
+      return b.vrrp?.snapshot() ?? [];
     case 'list-checks':
       return b.health?.snapshot() ?? [];
     case 'engine-stats': {
@@ -215,6 +217,7 @@ export class ControlServer {
           req.cmd !== 'get-timeouts' &&
           req.cmd !== 'engine-stats' &&
           req.cmd !== 'list-checks' &&
+          req.cmd !== 'list-vrrp' &&
           !(req.cmd === 'sysctl' && req.value === undefined)
         ) {
           this.log(`${req.cmd} ${describe(req)}`);

@@ -245,7 +245,8 @@ export type ListDirFn = (dir: string) => string[];
 // ---------------------------------------------------------------------------------------------
 // Stage 1: tokens
 
-interface Token {
+/** A word of the configuration, with where it was written. */
+export interface Token {
   text: string;
   quoted: boolean;
   file: string;
@@ -383,7 +384,8 @@ function tokenizeFile(file: string, io: Io, diag: Diag, stack: string[], out: To
 // ---------------------------------------------------------------------------------------------
 // Stage 2: statements
 
-interface Stmt {
+/** A statement: a keyword, the arguments on its line, and its `{ ... }` block if any. */
+export interface Stmt {
   kw: Token;
   args: Token[];
   block: Stmt[] | null;
@@ -1269,6 +1271,22 @@ const defaultListDir: ListDirFn = (dir) => readdirSync(dir);
 const defaultReadFile: ReadFileFn = (p) => readFileSync(p, 'utf8');
 
 /**
+ * The statements of the configuration at `path` (includes spliced in), uninterpreted: what the
+ * VRRP half (cluster/vrrp-conf.ts) is made from. Never throws.
+ */
+export function readKeepalivedTree(
+  path: string,
+  readFile: ReadFileFn = defaultReadFile,
+  listDir: ListDirFn = defaultListDir,
+): { tree: Stmt[]; unreadable: boolean; warnings: string[]; errors: string[] } {
+  const diag: Diag = { warnings: [], errors: [] };
+  const toks: Token[] = [];
+  const unreadable = !tokenizeFile(path, { readFile, listDir }, diag, [], toks, null);
+  const tree = new TreeBuilder(toks, diag).build(null);
+  return { tree, unreadable, warnings: diag.warnings, errors: diag.errors };
+}
+
+/**
  * Parse the LVS half of the keepalived configuration at `path` (following includes). Never
  * throws: unknown keywords become `warnings`, rejected blocks `errors`, both as "file:line: ...".
  */
@@ -1277,10 +1295,7 @@ export function parseKeepalivedConf(
   readFile: ReadFileFn = defaultReadFile,
   listDir: ListDirFn = defaultListDir,
 ): KeepalivedConf {
-  const diag: Diag = { warnings: [], errors: [] };
-  const toks: Token[] = [];
-  const unreadable = !tokenizeFile(path, { readFile, listDir }, diag, [], toks, null);
-  const tree = new TreeBuilder(toks, diag).build(null);
+  const { tree, unreadable, ...diag } = readKeepalivedTree(path, readFile, listDir);
   const ip = new Interp(diag);
   const groups = new Map<string, VirtualServerGroup>();
   const parsed: VirtualServer[] = [];

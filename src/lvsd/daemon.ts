@@ -11,18 +11,22 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
+import { HighAvailability } from '../cluster/ha';
+import { keepalivedFiles } from '../cluster/keepalived';
+import { buildVrrpConf } from '../cluster/vrrp-conf';
 import { type DataPlane, EnginePlane } from '../core/data-plane';
 import { Engine } from '../core/engine';
 import { Balancer } from '../ctl/balancer';
 import { EST_INTERVAL_MS } from '../ctl/estimator';
 import { type HostNet, NoHostNet } from '../ctl/host-net';
 import { type InstanceLock, lockInstance } from '../ctl/instance-lock';
+import { findProgram } from '../ctl/ip-cmd';
 import { parseTunnelFragNeeded, smallestLinkMtu } from '../ctl/pmtu';
 import { defaultSocket, type ServiceKey, socketPath } from '../ctl/protocol';
 import { IpRouteNet } from '../ctl/routing';
 import { ControlServer, socketAlive } from '../ctl/server';
 import type { SysctlDef } from '../ctl/sysctl';
-import { parseKeepalivedConf } from '../health/keepalived-conf';
+import { parseKeepalivedConf, readKeepalivedTree } from '../health/keepalived-conf';
 import { HealthMonitor, type HealthTarget } from '../health/monitor';
 import { ProbeThread } from '../health/probe-thread';
 import { IPPROTO_ICMP } from '../ip-vs';
@@ -107,6 +111,8 @@ export class Daemon {
   private readonly estTicker: NodeJS.Timeout;
   private readonly ticker: NodeJS.Timeout;
   private metrics: Server | undefined;
+  /** keepalived's VRRP, when the keepalived configuration has vrrp_instance blocks. */
+  private ha: HighAvailability | undefined;
   private stopping = false;
 
   /**
@@ -260,12 +266,16 @@ export class Daemon {
     const { opts, log, health } = this;
     try {
       if (this.routing) await this.routing.setup();
+      if (opts.keepalivedConf !== undefined) this.ha = this.prepareHa(opts.keepalivedConf);
+      // keepalived places its virtual addresses: lvsd must not answer for them itself.
+      if (this.ha && this.routing) this.routing.manage(this.ha.managedVips());
       if (opts.config !== undefined) {
         const { applied, failed } = await opts.config.load(this.balancer, log);
         if (applied + failed > 0) log(`${opts.config.path}: ${applied} commands applied, ${failed} refused`);
         this.saveConfig();
       }
       if (health && opts.keepalivedConf !== undefined) await this.loadKeepalived(opts.keepalivedConf, health, false);
+      await this.ha?.start();
       await this.server.listen();
       if (opts.metrics !== undefined) this.metrics = await startMetricsServer(opts.metrics, this.balancer);
     } catch (err) {
@@ -316,6 +326,38 @@ export class Daemon {
     log(`${file}: ${conf.virtualServers.length} virtual servers, ${servers} real servers`);
   }
 
+  /**
+   * keepalived's VRRP for the vrrp_instance blocks of `file` (cluster/ha.ts), or undefined when
+   * it has none. Throws when it has some and keepalived is not installed.
+   */
+  private prepareHa(file: string): HighAvailability | undefined {
+    const { tree } = readKeepalivedTree(file);
+    if (!tree.some((s) => s.kw.text === 'vrrp_instance')) return undefined;
+    const program = findProgram('keepalived');
+    if (program === undefined) {
+      throw new Error(
+        `${file} has vrrp_instance blocks, but keepalived is not installed (Debian package keepalived; scripts/setup.sh installs it)`,
+      );
+    }
+    const files = keepalivedFiles(this.sock);
+    const conf = buildVrrpConf(tree, {
+      pid: process.pid,
+      fifo: files.fifo,
+      killPath: findProgram('kill') ?? '/bin/kill',
+    });
+    for (const w of conf.warnings) this.log(`warning: ${w}`);
+    const ha = new HighAvailability(
+      conf,
+      program,
+      files,
+      this.balancer.sync,
+      (fn) => this.server.exclusive(fn),
+      this.log,
+    );
+    this.balancer.vrrp = ha;
+    return ha;
+  }
+
   /** SIGHUP: reload --keepalived-conf, applying only the difference. */
   reload(): void {
     const file = this.opts.keepalivedConf;
@@ -342,6 +384,8 @@ export class Daemon {
   /** Stop the timers and servers, close the devices, undo the host changes. */
   private async release(): Promise<void> {
     const { log } = this;
+    // First: keepalived hands the addresses over while this director still forwards.
+    await this.ha?.stop().catch((err: Error) => log(`keepalived: ${err.message}`));
     clearInterval(this.ticker);
     clearInterval(this.estTicker);
     this.health?.shutdown();

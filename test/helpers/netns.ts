@@ -129,7 +129,7 @@ export class Lab {
 
   /** Build the lab for `mode` (netns/lab.sh); env (e.g. RS_MTU) is passed to the script. */
   async up(
-    mode: 'nat' | 'dr' | 'tun' | 'sync' | 'routed' | 'mixed' | 'selftest' = 'nat',
+    mode: 'nat' | 'dr' | 'tun' | 'sync' | 'ha' | 'hanat' | 'routed' | 'mixed' | 'selftest' = 'nat',
     env: Record<string, string> = {},
   ): Promise<void> {
     await run('bash', [LAB, 'up', this.prefix, mode], { env: { ...process.env, ...env } });

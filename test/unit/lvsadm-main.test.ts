@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type MainDeps, main } from '../../src/cli/lvsadm';
 import type { ArgResolver } from '../../src/cli/lvsadm-args';
 import { request } from '../../src/ctl/client';
-import type { Request, Response, Snapshot } from '../../src/ctl/protocol';
+import type { Request, Response, Snapshot, VrrpSnapshot } from '../../src/ctl/protocol';
 import { ControlSocketError } from '../../src/errors';
 import { dest, service } from '../helpers/snapshots';
 
@@ -14,6 +14,8 @@ import { dest, service } from '../helpers/snapshots';
 class FakeLvsd {
   readonly received: Request[] = [];
   reply: (req: Request) => Response = () => ({ ok: true });
+  /** What `list-vrrp` answers (the listings that end with VRRP lines ask for it). */
+  vrrp: VrrpSnapshot[] = [];
   private server: Server | undefined;
 
   constructor(readonly path: string) {}
@@ -28,7 +30,8 @@ class FakeLvsd {
         if (nl < 0) return;
         const req = JSON.parse(buf.slice(0, nl)) as Request;
         this.received.push(req);
-        sock.end(`${JSON.stringify(this.reply(req))}\n`);
+        const res = req.cmd === 'list-vrrp' ? { ok: true, result: this.vrrp } : this.reply(req);
+        sock.end(`${JSON.stringify(res)}\n`);
       });
     });
     return new Promise((resolve) => this.server!.listen(this.path, resolve));
@@ -90,6 +93,7 @@ afterAll(async () => {
 afterEach(() => {
   lvsd.received.length = 0;
   lvsd.reply = () => ({ ok: true });
+  lvsd.vrrp = [];
 });
 
 describe('lvsadm main against a fake lvsd', () => {
@@ -371,7 +375,7 @@ describe('lvsadm main without a daemon', () => {
       ].join('\n'),
       stderr: '',
     });
-    expect(lvsd.received).toEqual([{ cmd: 'list-checks' }]);
+    expect(lvsd.received).toEqual([{ cmd: 'list-checks' }, { cmd: 'list-vrrp' }]);
   });
 
   it('-L --checks with no health monitor prints the titles only', async () => {
@@ -382,7 +386,23 @@ describe('lvsadm main without a daemon', () => {
   it('-L --daemon prints nothing when no sync daemon runs, exit 0', async () => {
     lvsd.reply = () => ({ ok: true, result: [] });
     expect(await run(S('-L', '--daemon'))).toEqual({ code: 0, stdout: '', stderr: '' });
-    expect(lvsd.received).toEqual([{ cmd: 'list-daemons' }]);
+    expect(lvsd.received).toEqual([{ cmd: 'list-daemons' }, { cmd: 'list-vrrp' }]);
+  });
+
+  it('-L --daemon and --checks end with the VRRP states when lvsd runs keepalived', async () => {
+    lvsd.reply = () => ({
+      ok: true,
+      result: [{ state: 'master', mcastIfn: 'sync0', syncid: 5, maxlen: 1472, group: '', port: 0, ttl: 0 }],
+    });
+    lvsd.vrrp = [
+      { kind: 'instance', name: 'VI_1', state: 'MASTER', priority: 150, iface: 'eth0', vrid: 51, since: 75 },
+      { kind: 'group', name: 'G1', state: 'MASTER', priority: 0, iface: '', vrid: 0, since: 75 },
+    ];
+    expect((await run(S('-L', '--daemon'))).stdout).toBe(
+      'master sync daemon (mcast=sync0, syncid=5, maxlen=1472)\n' +
+        'vrrp instance VI_1: MASTER for 1m15s (priority 150, eth0, vrid 51)\n' +
+        'vrrp group G1: MASTER for 1m15s\n',
+    );
   });
 
   it('-L --daemon prints each running daemon as ipvsadm does, master first', async () => {

@@ -1,0 +1,227 @@
+// High availability with keepalived's VRRP, end to end (cluster/ha.ts): two directors each run
+// `lvsd --keepalived-conf` with the same file but for the priority, keepalived puts the VIP on
+// the master, lvsd's sync daemon follows lvs_sync_daemon's instance, and when the master's lvsd
+// is killed the backup takes the VIP and carries the open connections on; when it comes back it
+// takes them back (preempt after preempt_delay).
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findProgram } from '../../src/ctl/ip-cmd';
+import { Lab, netnsUnavailable, ROOT } from '../helpers/netns';
+
+const why = netnsUnavailable(() =>
+  findProgram('keepalived') === undefined ? 'keepalived is not installed: run scripts/setup.sh' : undefined,
+);
+if (why) console.warn(`skipping netns HA tests: ${why}`);
+
+const VIP = '192.168.0.1';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The keepalived.conf of both directors, as a kernel-IPVS user writes it. NAT: a second instance
+ * holds the real servers' gateway, in a sync group with the VIP's so both move together.
+ */
+function keepalivedConf(kind: 'dr' | 'nat', name: string, priority: number): string {
+  const instance = (vi: string, dev: string, vrid: number, addr: string) => `vrrp_instance ${vi} {
+  state BACKUP
+  interface ${dev}
+  virtual_router_id ${vrid}
+  priority ${priority}
+  advert_int 1
+  preempt_delay 3
+  authentication {
+    auth_type PASS
+    auth_pass lvs-ts
+  }
+  virtual_ipaddress {
+    ${addr} dev ${dev}
+  }
+}
+`;
+  const servers = kind === 'dr' ? ['192.168.0.11', '192.168.0.12'] : ['172.16.0.1', '172.16.0.2'];
+  return `global_defs {
+  router_id ${name}
+  lvs_sync_daemon sync0 VI_1 id 7
+}
+${kind === 'nat' ? 'vrrp_sync_group G1 {\n  group {\n    VI_1\n    VI_GW\n  }\n}\n' : ''}${instance('VI_1', 'eth0', 51, `${VIP}/24`)}${
+  kind === 'nat' ? instance('VI_GW', 'eth1', 52, '172.16.0.254/24') : ''
+}virtual_server ${VIP} 80 {
+  delay_loop 2
+  lb_algo rr
+  lb_kind ${kind.toUpperCase()}
+  protocol TCP
+${servers.map((rs) => `  real_server ${rs} 80 {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('')}}
+`;
+}
+
+for (const kind of ['dr', 'nat'] as const) {
+  describe.skipIf(why !== undefined)(`two directors with keepalived's VRRP (${kind.toUpperCase()})`, () => {
+    const lab = new Lab(kind === 'dr' ? 'h' : 'k');
+    const conf1 = join(lab.tmp, 'dir1.conf');
+    const conf2 = join(lab.tmp, 'dir2.conf');
+    const socket2 = join(lab.tmp, 'lvsd2.sock');
+
+    const lvsadm = (ns: string, ...args: string[]) =>
+      lab.exec(ns, [
+        'env',
+        `LVS_SOCKET=${ns === lab.dir ? lab.socket : socket2}`,
+        process.execPath,
+        join(ROOT, 'bin/lvsadm.js'),
+        ...args,
+      ]);
+
+    /** Wait until `ns`'s lvsd reports VI_1 in `state` (and returns its -L --daemon text). */
+    async function waitFor(ns: string, state: string, ms = 15_000): Promise<string> {
+      const until = Date.now() + ms;
+      let out = '';
+      while (Date.now() < until) {
+        out = (await lvsadm(ns, '-L', '--daemon')).stdout;
+        if (out.includes(`vrrp instance VI_1: ${state} `)) return out;
+        await sleep(200);
+      }
+      throw new Error(`${ns} never reached ${state}: ${out}`);
+    }
+
+    /** A rate-limited download through the VIP, running in the background: its sha256 at the end. */
+    function download(bytes: number, rate: string): { done: Promise<string>; proc: ChildProcess } {
+      const proc = spawn('ip', [
+        'netns',
+        'exec',
+        lab.client,
+        'sh',
+        '-c',
+        `curl -sS --max-time 60 --limit-rate ${rate} http://${VIP}/bytes/${bytes} | sha256sum`,
+      ]);
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      proc.stderr.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      return {
+        proc,
+        done: new Promise((r) => proc.on('exit', () => r(out.split(' ')[0] + out.replace(/^\S+\s+-\n?/, '')))),
+      };
+    }
+
+    /** The lab's download pattern's sha256 (netns/http-server.js /bytes/N). */
+    async function expected(bytes: number): Promise<string> {
+      const r = await lab.exec(lab.client, ['sh', '-c', `curl -sS http://${VIP}/bytes/${bytes} | sha256sum`]);
+      return r.stdout.split(' ')[0];
+    }
+
+    /** Seconds until a new connection through the VIP succeeds again. */
+    async function recovery(from: number): Promise<number> {
+      for (;;) {
+        const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '0.5', `http://${VIP}/`]);
+        if (r.code === 0 && /^rs[12]/.test(r.stdout)) return (Date.now() - from) / 1000;
+        if (Date.now() - from > 20_000) throw new Error('no new connection within 20 s');
+        await sleep(100);
+      }
+    }
+
+    beforeAll(async () => {
+      await lab.up(kind === 'dr' ? 'ha' : 'hanat');
+      if (kind === 'dr') await lab.startRealservers('dr', VIP);
+      await lab.startHttpServers();
+      writeFileSync(conf1, keepalivedConf(kind, 'dir1', 150));
+      writeFileSync(conf2, keepalivedConf(kind, 'dir2', 100));
+      await lab.startLvsd(['--keepalived-conf', conf1]);
+      await lab.spawn(
+        lab.dir2,
+        [
+          process.execPath,
+          join(ROOT, 'dist/cli/lvsd.js'),
+          '--socket',
+          socket2,
+          '--procfs-root',
+          `${socket2}.proc`,
+          '--keepalived-conf',
+          conf2,
+        ],
+        'ready:',
+      );
+    }, 60_000);
+
+    afterAll(async () => {
+      await lab.down();
+    });
+
+    it('elects the higher priority master: it holds the VIP and runs the master sync daemon', async () => {
+      const master = await waitFor(lab.dir, 'MASTER');
+      expect(master).toMatch(/^master sync daemon \(mcast=sync0, syncid=7/);
+      const backup = await waitFor(lab.dir2, 'BACKUP');
+      expect(backup).toMatch(/^backup sync daemon \(mcast=sync0, syncid=7/);
+      expect((await lab.exec(lab.dir, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout).toContain(`${VIP}/24`);
+      expect((await lab.exec(lab.dir2, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout).not.toContain(VIP);
+      if (kind === 'nat') {
+        // The real servers' gateway moves with the VIP (the sync group).
+        expect((await lab.exec(lab.dir, ['ip', '-br', 'addr', 'show', 'eth1'])).stdout).toContain('172.16.0.254/24');
+      }
+      // No split brain: the backup answers no ARP for it (no proxy entry), the master's kernel does.
+      expect((await lab.exec(lab.dir2, ['ip', 'neigh', 'show', 'proxy'])).stdout).toBe('');
+      const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '2', `http://${VIP}/`]);
+      expect(r.stdout).toMatch(/^rs[12]/);
+    });
+
+    it("carries a download on when the master's lvsd is killed, and new connections within 4 s", async () => {
+      const size = 20 << 20;
+      const want = await expected(size);
+      const dl = download(size, '2M');
+      await sleep(2500);
+      // The copy of the connection is on the backup before the failover.
+      expect((await lvsadm(lab.dir2, '-L', '-n', '-c')).stdout).toMatch(
+        kind === 'dr'
+          ? /TCP \d\d:\d\d +ESTABLISHED +192\.168\.0\.2:\d+ +192\.168\.0\.1:80 +192\.168\.0\.1[12]:80/
+          : /TCP \d\d:\d\d +ESTABLISHED +192\.168\.0\.2:\d+ +192\.168\.0\.1:80 +172\.16\.0\.[12]:80/,
+      );
+      expect(dl.proc.exitCode).toBeNull();
+      const killed = Date.now();
+      await lab.stopLvsd('SIGKILL');
+      const took = await recovery(killed);
+      expect(took).toBeLessThan(4);
+      await waitFor(lab.dir2, 'MASTER');
+      expect((await lvsadm(lab.dir2, '-L', '--daemon')).stdout).toMatch(/^master sync daemon/);
+      expect(await dl.done).toBe(want);
+      console.log(`failover: new connections again ${took.toFixed(1)} s after the master's lvsd was killed`);
+    }, 60_000);
+
+    it('takes the VIP back when the old master returns, losing nothing', async () => {
+      // 15 s at 2 MB/s: lvsd's start, keepalived's and preempt_delay's 3 s all fall inside it.
+      const size = 30 << 20;
+      const want = await expected(size);
+      const dl = download(size, '2M');
+      await sleep(1000);
+      // lvsd again on the first director: it stops the keepalived its killed predecessor left,
+      // starts its own, learns the connections as backup, and preempts after preempt_delay.
+      await lab.startLvsd(['--keepalived-conf', conf1]);
+      await waitFor(lab.dir, 'MASTER', 20_000);
+      await waitFor(lab.dir2, 'BACKUP');
+      expect(dl.proc.exitCode).toBeNull();
+      expect(await dl.done).toBe(want);
+      const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '2', `http://${VIP}/`]);
+      expect(r.stdout).toMatch(/^rs[12]/);
+    }, 60_000);
+
+    it('hands over at once when the master stops cleanly, and leaves nothing behind', async () => {
+      const stopped = Date.now();
+      expect(await lab.stopLvsd('SIGTERM')).toBe(0);
+      const took = await recovery(stopped);
+      expect(took).toBeLessThan(4);
+      expect((await lab.exec(lab.dir, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout).not.toContain(VIP);
+      // keepalived went with lvsd: no process of that name is left in the director's namespace.
+      const pids = (await lab.exec(lab.dir, ['ip', 'netns', 'pids', lab.dir])).stdout.split('\n').filter(Boolean);
+      const comm = (pid: string) => {
+        try {
+          return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        } catch {
+          return '';
+        }
+      };
+      expect(pids.map(comm)).not.toContain('keepalived');
+    }, 30_000);
+  });
+}
