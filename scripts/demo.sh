@@ -4,13 +4,15 @@
 # chosen forwarding method, send requests from the client and show them alternating, then the
 # listing with live counters. The lab is torn down at the end, on Ctrl-C and on failure.
 #
-#   sudo bash scripts/demo.sh [--no-setup] [nat|dr|tun|health]
+#   sudo bash scripts/demo.sh [--no-setup] [nat|dr|tun|health|ha]
 #
 #   nat     masquerading (-m): real servers behind the director, replies come back through it
 #   dr      direct routing (-g): one LAN, real servers own the VIP on lo and answer directly
 #   tun     IP-in-IP (-i): real servers behind a router, they decapsulate and answer directly
 #   health  NAT configured by a keepalived.conf with HTTP_GET checks: one real server's HTTP
 #           server is stopped and leaves the table, then is started again and comes back
+#   ha      two NAT directors with keepalived's VRRP: a download through the VIP goes on when
+#           the master's lvsd is killed (scripts/demo-ha.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,9 +22,9 @@ MODE=nat
 for arg in "$@"; do
   case "$arg" in
     --no-setup) SETUP=0 ;;
-    nat | dr | tun | health) MODE=$arg ;;
+    nat | dr | tun | health | ha) MODE=$arg ;;
     -h | --help)
-      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -37,6 +39,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 [ "$SETUP" -eq 1 ] && bash scripts/setup.sh
+[ "$MODE" = ha ] && exec bash scripts/demo-ha.sh
 
 P="lvsdemo$$"
 DIR_NS="$P-dir"

@@ -53,8 +53,44 @@ ${kind === 'nat' ? 'vrrp_sync_group G1 {\n  group {\n    VI_1\n    VI_GW\n  }\n}
   lb_kind ${kind.toUpperCase()}
   protocol TCP
 ${servers.map((rs) => `  real_server ${rs} 80 {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('')}}
+virtual_server ${VIP} 53 {
+  lb_algo rr
+  lb_kind ${kind.toUpperCase()}
+  protocol UDP
+  persistence_timeout 120
+${servers.map((rs) => `  real_server ${rs} 53 {\n  }\n`).join('')}}
 `;
 }
+
+/**
+ * A client sending one UDP request every 100 ms for `seconds` to VIP:53, each from a new source
+ * port (persistence, not the connection, keeps them on one real server); prints one line per
+ * request: its send time (ms) and the answering server, or "lost".
+ */
+const UDP_STREAM = `
+const dgram = require('dgram');
+const [vip, seconds] = [process.argv[1], Number(process.argv[2])];
+const t0 = Date.now();
+let sent = 0, done = 0;
+const total = seconds * 10;
+const timer = setInterval(() => {
+  if (sent === total) { clearInterval(timer); return; }
+  const at = Date.now() - t0;
+  const s = dgram.createSocket('udp4');
+  let answered = false;
+  const finish = (what) => {
+    if (answered) return;
+    answered = true;
+    console.log(at + ' ' + what);
+    try { s.close(); } catch {}
+    if (++done === total) process.exit(0);
+  };
+  s.on('message', (m) => finish(String(m).split(' ')[0]));
+  s.send('q' + sent, 53, vip);
+  setTimeout(() => finish('lost'), 500);
+  sent++;
+}, 100);
+`;
 
 for (const kind of ['dr', 'nat'] as const) {
   describe.skipIf(why !== undefined)(`two directors with keepalived's VRRP (${kind.toUpperCase()})`, () => {
@@ -123,10 +159,37 @@ for (const kind of ['dr', 'nat'] as const) {
       }
     }
 
+    /** UDP_STREAM from the client, in the background: resolves with its lines. */
+    function udpStream(seconds: number): Promise<{ at: number; who: string }[]> {
+      return lab
+        .exec(lab.client, [process.execPath, '-e', UDP_STREAM, VIP, String(seconds)], (seconds + 5) * 1000)
+        .then((r) =>
+          r.stdout
+            .trim()
+            .split('\n')
+            .map((l) => ({ at: Number(l.split(' ')[0]), who: l.split(' ')[1] ?? '' })),
+        );
+    }
+
+    /**
+     * A stream across a failover at `event` (ms into it): at most 4 s of it lost, and every
+     * answer, before and after, from the one real server persistence chose.
+     */
+    function expectStream(lines: { at: number; who: string }[], event: number): void {
+      const answered = lines.filter((l) => l.who !== 'lost');
+      expect(lines.length).toBeGreaterThan(60);
+      expect(new Set(answered.map((l) => l.who)).size).toBe(1);
+      expect(lines.filter((l) => l.who === 'lost').length).toBeLessThanOrEqual(40);
+      expect(answered.some((l) => l.at < event) && answered.some((l) => l.at > event + 1500)).toBe(true);
+      const lost = lines.filter((l) => l.who === 'lost').length;
+      console.log(`udp stream: ${lines.length} requests, ${lost} lost, all answered by ${answered[0]?.who}`);
+    }
+
     beforeAll(async () => {
       await lab.up(kind === 'dr' ? 'ha' : 'hanat');
       if (kind === 'dr') await lab.startRealservers('dr', VIP);
       await lab.startHttpServers();
+      await lab.startUdpEchoServers(53, kind === 'dr' ? VIP : '0.0.0.0');
       writeFileSync(conf1, keepalivedConf(kind, 'dir1', 150));
       writeFileSync(conf2, keepalivedConf(kind, 'dir2', 100));
       await lab.startLvsd(['--keepalived-conf', conf1]);
@@ -171,6 +234,8 @@ for (const kind of ['dr', 'nat'] as const) {
       const size = 20 << 20;
       const want = await expected(size);
       const dl = download(size, '2M');
+      const streamStart = Date.now();
+      const stream = udpStream(10);
       await sleep(2500);
       // The copy of the connection is on the backup before the failover.
       expect((await lvsadm(lab.dir2, '-L', '-n', '-c')).stdout).toMatch(
@@ -186,6 +251,7 @@ for (const kind of ['dr', 'nat'] as const) {
       await waitFor(lab.dir2, 'MASTER');
       expect((await lvsadm(lab.dir2, '-L', '--daemon')).stdout).toMatch(/^master sync daemon/);
       expect(await dl.done).toBe(want);
+      expectStream(await stream, killed - streamStart);
       console.log(`failover: new connections again ${took.toFixed(1)} s after the master's lvsd was killed`);
     }, 60_000);
 
@@ -194,14 +260,21 @@ for (const kind of ['dr', 'nat'] as const) {
       const size = 30 << 20;
       const want = await expected(size);
       const dl = download(size, '2M');
+      const streamStart = Date.now();
+      const stream = udpStream(16);
       await sleep(1000);
       // lvsd again on the first director: it stops the keepalived its killed predecessor left,
       // starts its own, learns the connections as backup, and preempts after preempt_delay.
       await lab.startLvsd(['--keepalived-conf', conf1]);
       await waitFor(lab.dir, 'MASTER', 20_000);
+      const back = Date.now();
       await waitFor(lab.dir2, 'BACKUP');
       expect(dl.proc.exitCode).toBeNull();
       expect(await dl.done).toBe(want);
+      const lines = await stream;
+      expectStream(lines, back - streamStart);
+      // A failback loses (almost) nothing: both directors forward throughout.
+      expect(lines.filter((l) => l.who === 'lost').length).toBeLessThanOrEqual(10);
       const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '2', `http://${VIP}/`]);
       expect(r.stdout).toMatch(/^rs[12]/);
     }, 60_000);
@@ -223,5 +296,19 @@ for (const kind of ['dr', 'nat'] as const) {
       };
       expect(pids.map(comm)).not.toContain('keepalived');
     }, 30_000);
+
+    it('gives up the mastership when its link goes down, and takes it back when the link returns', async () => {
+      await lab.startLvsd(['--keepalived-conf', conf1]);
+      await waitFor(lab.dir, 'MASTER', 20_000);
+      const down = Date.now();
+      await lab.exec(lab.dir, ['ip', 'link', 'set', 'eth0', 'down']);
+      expect(await recovery(down)).toBeLessThan(4);
+      await waitFor(lab.dir2, 'MASTER');
+      await waitFor(lab.dir, 'FAULT');
+      await lab.exec(lab.dir, ['ip', 'link', 'set', 'eth0', 'up']);
+      await waitFor(lab.dir, 'MASTER', 20_000);
+      const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '2', `http://${VIP}/`]);
+      expect(r.stdout).toMatch(/^rs[12]/);
+    }, 60_000);
   });
 }
