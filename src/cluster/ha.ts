@@ -26,7 +26,7 @@ export class HighAvailability {
   private stopped = false;
 
   constructor(
-    private readonly conf: VrrpConf,
+    private conf: VrrpConf,
     program: string,
     private readonly files: KeepalivedFiles,
     private readonly sync: SyncControl,
@@ -46,6 +46,14 @@ export class HighAvailability {
   async start(): Promise<void> {
     await stopOrphan(this.files, this.log);
     this.keepalived.start(this.conf.text);
+  }
+
+  /** SIGHUP: a changed VRRP half goes to keepalived (which reloads it); false when unchanged. */
+  reload(conf: VrrpConf): boolean {
+    if (conf.text === this.conf.text) return false;
+    this.conf = conf;
+    this.keepalived.reload(conf.text);
+    return true;
   }
 
   stop(): Promise<void> {

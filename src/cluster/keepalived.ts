@@ -153,6 +153,12 @@ export class KeepalivedVrrp {
     });
   }
 
+  /** A changed configuration: keepalived reads it again on SIGHUP (its own reload). */
+  reload(conf: string): void {
+    writeFileSync(this.files.conf, conf, { mode: 0o600 });
+    this.child?.kill('SIGHUP');
+  }
+
   /** Stop keepalived (it releases its addresses and tells the peers) and remove the files. */
   async stop(): Promise<void> {
     this.stopping = true;

@@ -13,7 +13,7 @@ import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { HighAvailability } from '../cluster/ha';
 import { keepalivedFiles } from '../cluster/keepalived';
-import { buildVrrpConf } from '../cluster/vrrp-conf';
+import { buildVrrpConf, type VrrpConf } from '../cluster/vrrp-conf';
 import { type DataPlane, EnginePlane } from '../core/data-plane';
 import { Engine } from '../core/engine';
 import { Balancer } from '../ctl/balancer';
@@ -339,13 +339,8 @@ export class Daemon {
         `${file} has vrrp_instance blocks, but keepalived is not installed (Debian package keepalived; scripts/setup.sh installs it)`,
       );
     }
+    const conf = this.vrrpConf(file);
     const files = keepalivedFiles(this.sock);
-    const conf = buildVrrpConf(tree, {
-      pid: process.pid,
-      fifo: files.fifo,
-      killPath: findProgram('kill') ?? '/bin/kill',
-    });
-    for (const w of conf.warnings) this.log(`warning: ${w}`);
     const ha = new HighAvailability(
       conf,
       program,
@@ -358,6 +353,15 @@ export class Daemon {
     return ha;
   }
 
+  /** The VRRP half of keepalived configuration `file` (cluster/vrrp-conf.ts), warnings logged. */
+  private vrrpConf(file: string): VrrpConf {
+    const { tree } = readKeepalivedTree(file);
+    const fifo = keepalivedFiles(this.sock).fifo;
+    const conf = buildVrrpConf(tree, { pid: process.pid, fifo, killPath: findProgram('kill') ?? '/bin/kill' });
+    for (const w of conf.warnings) this.log(`warning: ${w}`);
+    return conf;
+  }
+
   /** SIGHUP: reload --keepalived-conf, applying only the difference. */
   reload(): void {
     const file = this.opts.keepalivedConf;
@@ -367,6 +371,15 @@ export class Daemon {
     }
     this.log(`SIGHUP: reloading ${file}`);
     this.loadKeepalived(file, this.health, true).catch((err: Error) => this.log(`reload: ${err.message}`));
+    if (this.ha !== undefined) {
+      const conf = this.vrrpConf(file);
+      if (this.ha.reload(conf)) {
+        this.routing?.manage(this.ha.managedVips());
+        this.log('SIGHUP: the VRRP half changed: keepalived reloads it');
+      }
+    } else if (readKeepalivedTree(file).tree.some((s) => s.kw.text === 'vrrp_instance')) {
+      this.log('SIGHUP: vrrp_instance blocks appeared: restart lvsd to start keepalived for them');
+    }
   }
 
   /**

@@ -193,7 +193,7 @@ for (const kind of ['dr', 'nat'] as const) {
       writeFileSync(conf1, keepalivedConf(kind, 'dir1', 150));
       writeFileSync(conf2, keepalivedConf(kind, 'dir2', 100));
       await lab.startLvsd(['--keepalived-conf', conf1]);
-      await lab.spawn(
+      lvsd2 = await lab.spawn(
         lab.dir2,
         [
           process.execPath,
@@ -208,6 +208,7 @@ for (const kind of ['dr', 'nat'] as const) {
         'ready:',
       );
     }, 60_000);
+    let lvsd2: ChildProcess;
 
     afterAll(async () => {
       await lab.down();
@@ -307,6 +308,16 @@ for (const kind of ['dr', 'nat'] as const) {
       await waitFor(lab.dir, 'FAULT');
       await lab.exec(lab.dir, ['ip', 'link', 'set', 'eth0', 'up']);
       await waitFor(lab.dir, 'MASTER', 20_000);
+      const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '2', `http://${VIP}/`]);
+      expect(r.stdout).toMatch(/^rs[12]/);
+    }, 60_000);
+
+    it('passes a changed VRRP half to keepalived on SIGHUP: a higher priority takes over', async () => {
+      writeFileSync(conf2, keepalivedConf(kind, 'dir2', 200));
+      lvsd2.kill('SIGHUP');
+      await waitFor(lab.dir2, 'MASTER', 20_000);
+      await waitFor(lab.dir, 'BACKUP');
+      expect((await lab.exec(lab.dir2, ['ip', '-br', 'addr', 'show', 'eth0'])).stdout).toContain(`${VIP}/24`);
       const r = await lab.exec(lab.client, ['curl', '-sS', '--max-time', '2', `http://${VIP}/`]);
       expect(r.stdout).toMatch(/^rs[12]/);
     }, 60_000);
