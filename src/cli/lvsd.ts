@@ -45,7 +45,9 @@ Options:
                      serve Prometheus metrics at http://ADDR:PORT/metrics (README lists them)
   --sysctl NAME=VAL  an IPVS setting, named as /proc/sys/net/ipv4/vs/NAME (repeatable):
                      conn_reuse_mode (default 1), expire_nodest_conn (0),
-                     expire_quiescent_template (0); lvsadm --sysctl changes them later
+                     expire_quiescent_template (0), sloppy_tcp (0), sloppy_sctp (0),
+                     drop_entry, drop_packet, secure_tcp (0), amemthresh (1024),
+                     am_droprate (10); lvsadm --sysctl changes them later
   --config-file FILE keep the virtual services in FILE (lvsadm -S -n form and a --set line):
                      loaded at start, rewritten atomically after every change, so a
                      restarted lvsd comes back with the same table

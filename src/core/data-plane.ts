@@ -22,7 +22,7 @@ export interface ServiceView {
 
 /** The IPVS settings the data path reads (sysctl.ts names them as /proc/sys/net/ipv4/vs/*). */
 export type Setting = EngineSetting | DefenseSetting;
-type EngineSetting = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate';
+type EngineSetting = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate' | 'sloppyTcp' | 'sloppySctp';
 type DefenseSetting = 'dropEntry' | 'dropPacket' | 'secureTcp' | 'amemthresh' | 'amDroprate';
 
 const DEFENSE_SETTINGS: ReadonlySet<Setting> = new Set([

@@ -141,6 +141,10 @@ export class Engine {
   expireNodestConn = 0;
   /** expire_quiescent_template: a template whose dest has weight 0 is dropped (and rescheduled). */
   expireQuiescentTemplate = 0;
+  /** sloppy_tcp: any TCP packet without RST may start a connection, not only a SYN. */
+  sloppyTcp = 0;
+  /** sloppy_sctp: kept for SCTP, which lvs-ts does not forward yet. */
+  sloppySctp = 0;
   /** The defense strategies (drop_entry, drop_packet, secure_tcp; defense.ts). */
   readonly defense = new Defense();
   /** The master sync daemon's sink, or null when no master runs. */
@@ -299,7 +303,7 @@ export class Engine {
   private schedule(svc: Service, h: ProtoHandler): number {
     const x = this.x;
     const pkt = x.meta;
-    if (!h.canSchedule(pkt)) {
+    if (!h.canSchedule(pkt, pkt.protocol === IPPROTO_TCP && this.sloppyTcp !== 0)) {
       if (pkt.protocol === IPPROTO_TCP) sendTcpReset(x);
       return D_NO_CONN;
     }

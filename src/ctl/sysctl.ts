@@ -30,6 +30,12 @@ export const SYSCTLS: readonly SysctlDef[] = [
   // 1: a persistence template whose dest is quiescent (weight 0) is dropped, so the client's
   // next connection is scheduled to a dest with weight.
   setting('expire_quiescent_template', 'expireQuiescentTemplate', 1),
+  // 1: any TCP packet without RST to a service starts a connection, not only a SYN, in the state
+  // the packet leads to from NONE (an ACK: ESTABLISHED): a flow ECMP moves to this director, or
+  // one that outlived a failover without its sync copy, goes on (to the same real server with
+  // mh or sh on every director, and DR or TUN). sloppy_sctp: the same for SCTP, once supported.
+  setting('sloppy_tcp', 'sloppyTcp', 1),
+  setting('sloppy_sctp', 'sloppySctp', 1),
   // The defense strategies, each 0 (off), 1/2 (automatic: on while free memory is below
   // amemthresh pages, 2 meaning "on now"), 3 (always on): drop_entry drops half-open and idle
   // entries at random, drop_packet one new connection in a rate, secure_tcp uses the stricter

@@ -29,8 +29,8 @@ export interface ProtoHandler {
   readonly initialState: number;
   /** Point the view at the L4 header behind `ip`, fill ports and flags. Returns a wire verdict. */
   parse(ip: Ipv4View, pkt: PacketMeta): number;
-  /** May this packet create a new connection? */
-  canSchedule(pkt: PacketMeta): boolean;
+  /** May this packet create a new connection? (`sloppy`: the protocol's sloppy_* setting is on.) */
+  canSchedule(pkt: PacketMeta, sloppy: boolean): boolean;
   /** Is this packet the start of a new connection (a TCP SYN), for conn_reuse_mode? */
   opensConn(pkt: PacketMeta): boolean;
   /**

@@ -107,7 +107,7 @@ const TCP_STATES: readonly (readonly number[])[] = [
   /* INPUT */
   /* syn */ [sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR],
   /* fin */ [sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW],
-  /* ack */ [sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES],
+  /* ack */ [sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES],
   /* rst */ [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR],
   /* OUTPUT */
   /* syn */ [sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR],
@@ -117,7 +117,7 @@ const TCP_STATES: readonly (readonly number[])[] = [
   /* INPUT_ONLY */
   /* syn */ [sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR],
   /* fin */ [sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW],
-  /* ack */ [sCL, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES],
+  /* ack */ [sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES],
   /* rst */ [sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL],
 ];
 

@@ -44,7 +44,10 @@ export const tcp: ProtoHandler = {
 
   // A connection is created by a SYN without RST (tcp_conn_schedule). SYN+ACK is allowed too:
   // active FTP's data connection is opened from the real server's side.
-  canSchedule(pkt: PacketMeta): boolean {
+  canSchedule(pkt: PacketMeta, sloppy: boolean): boolean {
+    // sloppy_tcp: a flow that arrives mid-way (moved here by ECMP, or after a failover without
+    // its sync copy) is scheduled from its first packet; a reset never starts one.
+    if (sloppy) return (pkt.tcpFlags & TCP_RST) === 0;
     return (pkt.tcpFlags & (TCP_SYN | TCP_RST)) === TCP_SYN;
   },
 

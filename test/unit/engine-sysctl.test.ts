@@ -1,11 +1,12 @@
 // The IPVS settings lvsd implements (src/ctl/sysctl.ts) and what each changes on the data path:
 // conn_reuse_mode (a SYN on a finished connection's tuple), expire_nodest_conn (connections of a
-// deleted or quiescent dest), and the setting table itself (names, ranges, errors).
+// deleted or quiescent dest), sloppy_tcp (flows arriving mid-way), and the setting table itself
+// (names, ranges, errors).
 
 import { beforeEach, describe, expect, it } from 'vitest';
 import { readSysctls, writeSysctl } from '../../src/ctl/sysctl';
 import { FWD_DROUTE, FWD_MASQ, SVC_F_PERSISTENT } from '../../src/ip-vs';
-import { TCP_S_FIN_WAIT, TCP_S_TIME_WAIT } from '../../src/proto/tcp-states';
+import { TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT } from '../../src/proto/tcp-states';
 import { ipToU32 } from '../../src/wire/addr';
 import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { decodePacket } from '../helpers/packet-assert';
@@ -26,6 +27,8 @@ describe('the setting table', () => {
       { name: 'conn_reuse_mode', value: 1 },
       { name: 'expire_nodest_conn', value: 0 },
       { name: 'expire_quiescent_template', value: 0 },
+      { name: 'sloppy_tcp', value: 0 },
+      { name: 'sloppy_sctp', value: 0 },
       { name: 'drop_entry', value: 0 },
       { name: 'drop_packet', value: 0 },
       { name: 'secure_tcp', value: 0 },
@@ -149,5 +152,77 @@ describe('expire_nodest_conn', () => {
     await d.balancer.editDest(svcSpec(VIP, 80), destSpec(RS1, 80, { fwd: FWD_MASQ, weight: 1 }));
     // Without the setting the SYN_RECV entry keeps its quiescent dest.
     expect(decodePacket(d.send(tcp('S', 41001))[0]).dst).toBe(RS2);
+  });
+});
+
+describe('sloppy_tcp', () => {
+  /** A director with a DR service over four real servers (mh, as every ECMP director has it). */
+  async function drDirector(sched = 'mh'): Promise<TestDirector> {
+    const d = director();
+    await d.balancer.addService(svcSpec(VIP, 80, { sched }));
+    for (let i = 1; i <= 4; i++) {
+      const rs = `172.16.0.${i}`;
+      d.host.paths.set(rs, { dev: 'eth1', src: 0, mtu: 1500, devMac: Buffer.alloc(6, 9), mac: Buffer.alloc(6, i) });
+      await d.balancer.addDest(svcSpec(VIP, 80), destSpec(rs, 80, { fwd: FWD_DROUTE }));
+    }
+    await d.balancer.refreshPaths();
+    return d;
+  }
+  /** The real server (its MAC's last byte) a DR frame went to. */
+  const frameTo = (out: Buffer[]) => out[0]?.[5];
+
+  it('0 (default): a packet of a flow this director has not seen, not a SYN, is answered with a reset', async () => {
+    const d = await drDirector();
+    const out = d.send(tcp('A'));
+    expect(decodePacket(out[0]).flags).toContain('R');
+    expect(drops(d)).toEqual({ no_conn: 1 });
+  });
+
+  it('1: it is scheduled, the connection ESTABLISHED (an ACK) or CLOSE (a FIN) from NONE; a RST never', async () => {
+    const d = await drDirector();
+    writeSysctl(d.plane, 'sloppy_tcp', '1');
+    expect(frameTo(d.send(tcp('A', 40001)))).toBeGreaterThan(0);
+    const c = d.engine.conns.lookupIn(6, ipToU32(CLIENT), 40001, ipToU32(VIP), 80);
+    expect(d.engine.conns.state[c]).toBe(TCP_S_ESTABLISHED);
+    expect(d.balancer.connections()[0].state).toBe('ESTABLISHED');
+    d.send(tcp('FA', 40002));
+    const f = d.engine.conns.lookupIn(6, ipToU32(CLIENT), 40002, ipToU32(VIP), 80);
+    expect(d.engine.conns.state[f]).toBe(TCP_S_CLOSE);
+    expect(d.send(tcp('R', 40003))).toEqual([]);
+    expect(drops(d)).toEqual({ no_conn: 1 });
+  });
+
+  it('1 with mh on every director: a flow moved to another director keeps its real server', async () => {
+    // Two directors configured alike (the same dests added in the same order): each flow that
+    // one has scheduled, the other schedules mid-way to the same real server.
+    const a = await drDirector();
+    const b = await drDirector();
+    writeSysctl(b.plane, 'sloppy_tcp', '1');
+    const moved: number[] = [];
+    for (let i = 1; i <= 200; i++) {
+      const from = (flags: string) =>
+        packet()
+          .ipv4({ src: `10.1.${i >> 8}.${i & 255}`, dst: VIP })
+          .tcp({ sport: 40000, dport: 80, flags })
+          .build();
+      const first = frameTo(a.send(from('S')));
+      expect(frameTo(b.send(from('A')))).toBe(first);
+      moved.push(first!);
+    }
+    // ... and the flows are spread over all four.
+    expect(new Set(moved).size).toBe(4);
+  });
+
+  it('1 with wlc instead: the moved flows land wherever that director balances them', async () => {
+    const a = await drDirector('wlc');
+    const b = await drDirector('wlc');
+    writeSysctl(b.plane, 'sloppy_tcp', '1');
+    b.send(tcp('S', 40999)); // b has balanced a flow of its own: the two directors' counts differ
+    let same = 0;
+    for (let port = 41000; port < 41100; port++) {
+      if (frameTo(a.send(tcp('S', port))) === frameTo(b.send(tcp('A', port)))) same++;
+    }
+    // wlc follows each director's own counts: a quarter of the moved flows or so keep theirs.
+    expect(same).toBeLessThan(50);
   });
 });

@@ -31,13 +31,16 @@ const A = 0x10;
 const U = 0x20;
 
 // The normal transition table, copied by hand from REFERENCE.md §1.4 (ip_vs_proto_tcp.c
-// tcp_states[]). Columns: the current state in the order below; each entry the expected next state.
+// tcp_states[]), with Part B5's correction for current kernels: an ACK in NONE (INPUT and
+// INPUT_ONLY) leads to ESTABLISHED, not CLOSE (2.6.3x's table), which is what a connection that
+// sloppy_tcp starts from a mid-flow ACK needs. Columns: the current state in the order below;
+// each entry the expected next state.
 const COLUMNS = ['NO', 'ES', 'SS', 'SR', 'FW', 'TW', 'CL', 'CW', 'LA', 'LI', 'SA'];
 const EXPECTED: Record<string, Record<string, string>> = {
   INPUT: {
     syn: 'SR ES ES SR SR SR SR SR SR SR SR',
     fin: 'CL CW SS TW TW TW CL CW LA LI TW',
-    ack: 'CL ES SS ES FW TW CL CW CL LI ES',
+    ack: 'ES ES SS ES FW TW CL CW CL LI ES',
     rst: 'CL CL CL SR CL CL CL CL LA LI SR',
   },
   OUTPUT: {
@@ -49,7 +52,7 @@ const EXPECTED: Record<string, Record<string, string>> = {
   INPUT_ONLY: {
     syn: 'SR ES ES SR SR SR SR SR SR SR SR',
     fin: 'CL FW SS TW FW TW CL CW LA LI TW',
-    ack: 'CL ES SS ES FW TW CL CW CL LI ES',
+    ack: 'ES ES SS ES FW TW CL CW CL LI ES',
     rst: 'CL CL CL SR CL CL CL CL LA LI CL',
   },
 };
