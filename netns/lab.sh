@@ -29,6 +29,11 @@
 #        172.16.0.253, dir2 eth1 172.16.0.252, rs1 172.16.0.1, rs2 172.16.0.2, whose gateway
 #        172.16.0.254 the VRRP master holds) and sync0 between the directors, as in ha
 #
+#   ecmp three active directors behind a router with kernel ECMP (layer-4 hash): client
+#        10.0.0.2 ── rtr (cli0 10.0.0.1, eth1 192.168.0.1) ── LAN (bridge in PREFIX-sw): dir,
+#        dir2, dir3 192.168.0.11-13, DR real servers rs1 192.168.0.21, rs2 192.168.0.22; every
+#        host on the LAN routes through rtr. The test starts the routing daemons (BIRD)
+#
 #   routed  NAT real servers two routers beyond the director, with a narrow link between the
 #        routers: client 192.168.0.2 ── director (cli0 192.168.0.254, up0 10.1.0.1/30) ──
 #        rtr (10.1.0.2/30, 10.2.0.1/30) ══ MTU $LINK_MTU (default 1280) ══ rtr2 (10.2.0.2/30,
@@ -46,16 +51,16 @@
 #        172.16.0.2/24, veth20 10.0.0.3/24 (on the client's bridge). No routes, no VIP: the
 #        test adds them as the selftest does.
 #
-#   netns/lab.sh up PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]    build the lab (default nat)
+#   netns/lab.sh up PREFIX [nat|dr|tun|sync|ha|hanat|ecmp|routed|mixed|selftest]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
 set -Eeuo pipefail
 
-cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]}
-P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]}
+cmd=${1:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|ecmp|routed|mixed|selftest]}
+P=${2:?usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|ecmp|routed|mixed|selftest]}
 MODE=${3:-nat}
 RS_MTU=${RS_MTU:-1500}
-C=$P-client D=$P-dir D2=$P-dir2 R1=$P-rs1 R2=$P-rs2 R3=$P-rs3 R4=$P-rs4 SW=$P-sw RT=$P-rtr RT2=$P-rtr2
-ALL=("$C" "$D" "$D2" "$R1" "$R2" "$R3" "$R4" "$SW" "$RT" "$RT2")
+C=$P-client D=$P-dir D2=$P-dir2 D3=$P-dir3 R1=$P-rs1 R2=$P-rs2 R3=$P-rs3 R4=$P-rs4 SW=$P-sw RT=$P-rtr RT2=$P-rtr2
+ALL=("$C" "$D" "$D2" "$D3" "$R1" "$R2" "$R3" "$R4" "$SW" "$RT" "$RT2")
 
 down() {
   for ns in "${ALL[@]}"; do
@@ -193,6 +198,26 @@ up_hanat() {
   ip -n "$D2" link set sync0 up
 }
 
+up_ecmp() {
+  ns_add "$C" "$RT" "$SW" "$D" "$D2" "$D3" "$R1" "$R2"
+  ip -n "$C" link add eth0 type veth peer name cli0 netns "$RT"
+  ip -n "$C" addr add 10.0.0.2/24 dev eth0
+  ip -n "$C" link set eth0 up
+  ip -n "$C" route add default via 10.0.0.1
+  ip -n "$RT" addr add 10.0.0.1/24 dev cli0
+  ip -n "$RT" link set cli0 up
+  ip -n "$SW" link add br0 type bridge
+  ip -n "$SW" link set br0 up
+  port "$RT" eth1 192.168.0.1/24 "$SW" br0 rtr
+  port "$D" eth0 192.168.0.11/24 "$SW" br0 dir
+  port "$D2" eth0 192.168.0.12/24 "$SW" br0 dir2
+  port "$D3" eth0 192.168.0.13/24 "$SW" br0 dir3
+  port "$R1" eth0 192.168.0.21/24 "$SW" br0 rs1
+  port "$R2" eth0 192.168.0.22/24 "$SW" br0 rs2
+  for ns in "$D" "$D2" "$D3" "$R1" "$R2"; do ip -n "$ns" route add default via 192.168.0.1; done
+  ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+}
+
 up_sync() {
   up_ha
   ip -n "$C" route add 192.168.0.1/32 via 192.168.0.254
@@ -263,18 +288,19 @@ case "$cmd" in
       sync) up_sync ;;
       ha) up_ha ;;
       hanat) up_hanat ;;
+      ecmp) up_ecmp ;;
       routed) up_routed ;;
       mixed) up_mixed ;;
       selftest) up_selftest ;;
       *)
-        echo "lab.sh: unknown mode $MODE (nat, dr, tun, sync, ha, hanat, routed, mixed or selftest)" >&2
+        echo "lab.sh: unknown mode $MODE (nat, dr, tun, sync, ha, hanat, ecmp, routed, mixed or selftest)" >&2
         exit 2
         ;;
     esac
     ;;
   down) down ;;
   *)
-    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|routed|mixed|selftest]" >&2
+    echo "usage: lab.sh up|down PREFIX [nat|dr|tun|sync|ha|hanat|ecmp|routed|mixed|selftest]" >&2
     exit 2
     ;;
 esac

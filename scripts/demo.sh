@@ -4,7 +4,7 @@
 # chosen forwarding method, send requests from the client and show them alternating, then the
 # listing with live counters. The lab is torn down at the end, on Ctrl-C and on failure.
 #
-#   sudo bash scripts/demo.sh [--no-setup] [nat|dr|tun|health|ha]
+#   sudo bash scripts/demo.sh [--no-setup] [nat|dr|tun|health|ha|ecmp]
 #
 #   nat     masquerading (-m): real servers behind the director, replies come back through it
 #   dr      direct routing (-g): one LAN, real servers own the VIP on lo and answer directly
@@ -13,6 +13,8 @@
 #           server is stopped and leaves the table, then is started again and comes back
 #   ha      two NAT directors with keepalived's VRRP: a download through the VIP goes on when
 #           the master's lvsd is killed (scripts/demo-ha.sh)
+#   ecmp    three DR directors behind an ECMP router (BIRD): one leaves and joins while
+#           long-lived connections keep going (scripts/demo-ecmp.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -22,9 +24,9 @@ MODE=nat
 for arg in "$@"; do
   case "$arg" in
     --no-setup) SETUP=0 ;;
-    nat | dr | tun | health | ha) MODE=$arg ;;
+    nat | dr | tun | health | ha | ecmp) MODE=$arg ;;
     -h | --help)
-      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -40,6 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 [ "$SETUP" -eq 1 ] && bash scripts/setup.sh
 [ "$MODE" = ha ] && exec bash scripts/demo-ha.sh
+[ "$MODE" = ecmp ] && exec bash scripts/demo-ecmp.sh
 
 P="lvsdemo$$"
 DIR_NS="$P-dir"

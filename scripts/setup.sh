@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iputils-ping curl ca-certificates python3 make g++ procps coreutils tcpdump iperf3 wrk haproxy nftables nginx-light vsftpd hping3 python3-scapy socat keepalived)
+packages=(iproute2 iputils-ping curl ca-certificates python3 make g++ procps coreutils tcpdump iperf3 wrk haproxy nftables nginx-light vsftpd hping3 python3-scapy socat keepalived bird2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

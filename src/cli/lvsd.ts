@@ -31,6 +31,10 @@ Options:
                      (default: the interface whose subnet holds the VIP)
   --table N          routing table for NAT replies (default: ${DEFAULT_TABLE})
   --rule-pref N      preference of the reply rules (default: ${DEFAULT_RULE_PREF})
+  --announce-table N keep a route VIP/32 via the TUN in routing table N for every virtual
+                     address with a usable real server, for a routing daemon (BIRD, FRR) to
+                     announce: it goes when the last real server goes, and with the TUN
+                     when lvsd stops or dies (README: several active directors behind ECMP)
   --no-routes        install no route, rule, proxy-ARP entry or sysctl; the operator
                      steers traffic into the TUN
   --batch N          packets per read/send batch (default: 64)
@@ -90,6 +94,8 @@ function daemonOptions(values: Values): DaemonOptions {
   const ftpPorts = ftp?.split(',').map((p) => intOption(p.trim(), 'ftp port', 0, 1, 65535));
   const table = intOption(values.table as string | undefined, 'table', DEFAULT_TABLE, 1, 0xfffffffe);
   const rulePref = intOption(values['rule-pref'] as string | undefined, 'rule-pref', DEFAULT_RULE_PREF, 1, 32765);
+  const announce = values['announce-table'] as string | undefined;
+  const announceTable = announce === undefined ? undefined : intOption(announce, 'announce-table', 0, 1, 0xfffffffe);
   const batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
   const maxConns = intOption(values['max-conns'] as string | undefined, 'max-conns', DEFAULT_MAX_CONNS, 1, 1 << 24);
   const metrics = values.metrics as string | undefined;
@@ -108,6 +114,7 @@ function daemonOptions(values: Values): DaemonOptions {
     vipDev: values['vip-dev'] as string | undefined,
     table,
     rulePref,
+    announceTable,
     routes: !values['no-routes'],
     batch,
     maxConns,
@@ -132,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
         'vip-dev': { type: 'string' },
         table: { type: 'string' },
         'rule-pref': { type: 'string' },
+        'announce-table': { type: 'string' },
         'no-routes': { type: 'boolean', default: false },
         batch: { type: 'string' },
         'max-conns': { type: 'string' },

@@ -80,6 +80,8 @@ export class Balancer {
   readonly sync: SyncDaemons;
   /** The health monitor, when lvsd runs one (--keepalived-conf): what `list-checks` and the metrics show. */
   health: { snapshot(): VirtualServerSnapshot[]; stats(): HealthCounters } | undefined;
+  /** Virtual addresses with a usable real server, as last told to the host (HostNet.announce). */
+  private readonly announced = new Set<number>();
   /** keepalived's VRRP, when lvsd runs it (--keepalived-conf with vrrp_instance blocks): `list-vrrp`. */
   vrrp: { snapshot(): VrrpSnapshot[] } | undefined;
 
@@ -175,6 +177,28 @@ export class Balancer {
     }
   }
 
+  /**
+   * Announce each virtual address while some service on it has a usable real server (weight
+   * above 0, available, routable) and withdraw it when none has (--announce-table).
+   */
+  private async updateAnnounced(): Promise<void> {
+    const usable = new Set<number>();
+    for (const svc of this.plane.services.list) {
+      if (svc.fwmark !== 0) continue;
+      if (svc.dests.some((d) => d.weight > 0 && (d.flags & DEST_F_AVAILABLE) !== 0 && !d.noRoute)) usable.add(svc.addr);
+    }
+    for (const a of this.announced) {
+      if (usable.has(a)) continue;
+      this.announced.delete(a);
+      await this.host.announce(a, false);
+    }
+    for (const a of usable) {
+      if (this.announced.has(a)) continue;
+      this.announced.add(a);
+      await this.host.announce(a, true);
+    }
+  }
+
   async editService(spec: ServiceSpec): Promise<void> {
     const svc = this.mustFindService(spec);
     this.checkServiceSpec(spec);
@@ -194,6 +218,7 @@ export class Balancer {
 
   async deleteService(key: ServiceKey): Promise<void> {
     await this.removeService(this.mustFindService(key));
+    await this.updateAnnounced();
   }
 
   private async removeService(svc: Service): Promise<void> {
@@ -213,6 +238,7 @@ export class Balancer {
 
   async flush(): Promise<void> {
     for (const svc of [...this.plane.services.list]) await this.removeService(svc);
+    await this.updateAnnounced();
   }
 
   private findDest(svc: Service, key: DestKey): Dest | undefined {
@@ -256,6 +282,7 @@ export class Balancer {
     // IPVS links a new dest at the head of the service's list.
     svc.dests.unshift(dest);
     svc.sched.addDest?.(svc, dest);
+    await this.updateAnnounced();
   }
 
   async editDest(key: ServiceKey, spec: DestSpec): Promise<void> {
@@ -276,6 +303,7 @@ export class Balancer {
     dest.uThreshold = spec.uThreshold;
     dest.lThreshold = spec.lThreshold;
     svc.sched.updDest?.(svc, dest);
+    await this.updateAnnounced();
   }
 
   async deleteDest(key: ServiceKey, dkey: DestKey): Promise<void> {
@@ -283,6 +311,7 @@ export class Balancer {
     const dest = this.findDest(svc, dkey);
     if (dest === undefined) throw new NotFoundError('No such destination');
     await this.removeDest(svc, dest);
+    await this.updateAnnounced();
   }
 
   private async removeDest(svc: Service, dest: Dest): Promise<void> {
@@ -304,6 +333,7 @@ export class Balancer {
     this.plane.setLocalAddrs(local);
     await this.host.updateVips(local);
     await this.paths.refresh(now);
+    await this.updateAnnounced();
   }
 
   /** A router's frag-needed error about a tunnel packet from `src` to `dst` (DestPaths.notePathMtu). */

@@ -32,6 +32,11 @@ export interface HostNet {
    */
   addService(protocol: number, addr: number, port: number): Promise<void>;
   delService(protocol: number, addr: number, port: number): Promise<void>;
+  /**
+   * Virtual address `addr` got its first usable real server (`on`), or lost its last: a route a
+   * routing daemon announces (--announce-table) comes or goes.
+   */
+  announce(addr: number, on: boolean): Promise<void>;
   /** The director's own IPv4 addresses, now. */
   localAddrs(): ReadonlySet<number>;
   /**
@@ -75,6 +80,7 @@ export class NoHostNet implements HostNet {
   localAddrs(): ReadonlySet<number> {
     return new Set();
   }
+  async announce(_addr: number, _on: boolean): Promise<void> {}
   async updateVips(_local: ReadonlySet<number>): Promise<void> {}
   async addNatServer(_addr: number, _dev: string): Promise<void> {}
   async delNatServer(_addr: number): Promise<void> {}

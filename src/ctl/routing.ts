@@ -49,6 +49,8 @@ export interface RoutingOptions {
   tun: string;
   table: number;
   rulePref: number;
+  /** Where announce() keeps VIP routes for a routing daemon (--announce-table), if anywhere. */
+  announceTable?: number;
   stateFile: string;
   /** The network namespace lvsd runs in (recorded, so a later start knows where the record belongs). */
   netns: NetnsId;
@@ -329,6 +331,15 @@ export class IpRouteNet implements HostNet {
       await ipQuiet('rule', 'del', 'iif', r.dev, 'ipproto', 'icmp', 'lookup', table);
     }
     this.save();
+  }
+
+  async announce(addr: number, on: boolean): Promise<void> {
+    const table = this.opts.announceTable;
+    if (table === undefined) return;
+    // Through the TUN: the route vanishes with it when lvsd dies, and the daemon withdraws it.
+    if (on) await ip('route', 'replace', `${u32ToIp(addr)}/32`, 'dev', this.opts.tun, 'table', String(table));
+    else await ipQuiet('route', 'del', `${u32ToIp(addr)}/32`, 'dev', this.opts.tun, 'table', String(table));
+    this.opts.log(`${u32ToIp(addr)}: ${on ? 'announced' : 'withdrawn'} (table ${table})`);
   }
 
   async addService(protocol: number, addr: number, port: number): Promise<void> {

@@ -60,6 +60,8 @@ export interface DaemonOptions {
   vipDev: string | undefined;
   table: number;
   rulePref: number;
+  /** --announce-table: where usable VIPs get a route for a routing daemon to announce. */
+  announceTable: number | undefined;
   /** Install routes, rules, proxy-ARP entries and sysctls (false: --no-routes). */
   routes: boolean;
   batch: number;
@@ -179,6 +181,7 @@ export class Daemon {
         tun: io.tunName,
         table: opts.table,
         rulePref: opts.rulePref,
+        announceTable: opts.announceTable,
         stateFile: claimed.stateFile,
         netns: claimed.netns,
         vipDev: opts.vipDev,

@@ -27,6 +27,12 @@ export class FakeHost extends NoHostNet {
   override localAddrs(): ReadonlySet<number> {
     return this.local;
   }
+  /** announce() calls, as "ADDR on|off" (apart from `calls`, which the path tests compare whole). */
+  readonly announcements: string[] = [];
+
+  override async announce(a: number, on: boolean): Promise<void> {
+    this.announcements.push(`${u32ToIp(a)} ${on ? 'on' : 'off'}`);
+  }
 
   override async addVip(a: number): Promise<void> {
     this.calls.push(`addVip ${u32ToIp(a)}`);

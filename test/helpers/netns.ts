@@ -86,8 +86,9 @@ export class Lab {
   readonly prefix: string;
   readonly client: string;
   readonly dir: string;
-  /** The second director of the sync lab. */
+  /** The second director of the sync, ha and ecmp labs; the third of the ecmp lab. */
   readonly dir2: string;
+  readonly dir3: string;
   readonly rs: string[];
   readonly sw: string;
   readonly router: string;
@@ -107,6 +108,7 @@ export class Lab {
     this.client = `${this.prefix}-client`;
     this.dir = `${this.prefix}-dir`;
     this.dir2 = `${this.prefix}-dir2`;
+    this.dir3 = `${this.prefix}-dir3`;
     this.rs = [`${this.prefix}-rs1`, `${this.prefix}-rs2`];
     this.sw = `${this.prefix}-sw`;
     this.router = `${this.prefix}-rtr`;
@@ -129,7 +131,7 @@ export class Lab {
 
   /** Build the lab for `mode` (netns/lab.sh); env (e.g. RS_MTU) is passed to the script. */
   async up(
-    mode: 'nat' | 'dr' | 'tun' | 'sync' | 'ha' | 'hanat' | 'routed' | 'mixed' | 'selftest' = 'nat',
+    mode: 'nat' | 'dr' | 'tun' | 'sync' | 'ha' | 'hanat' | 'ecmp' | 'routed' | 'mixed' | 'selftest' = 'nat',
     env: Record<string, string> = {},
   ): Promise<void> {
     await run('bash', [LAB, 'up', this.prefix, mode], { env: { ...process.env, ...env } });
@@ -140,7 +142,7 @@ export class Lab {
     for (const p of this.procs) p.kill('SIGKILL');
     // What killed programs left in the namespaces' run-time directories (run-dir.ts) goes with
     // the namespaces.
-    for (const ns of [this.client, this.dir, this.dir2, ...this.rs, this.sw, this.router]) {
+    for (const ns of [this.client, this.dir, this.dir2, this.dir3, ...this.rs, this.sw, this.router]) {
       if (!existsSync(`/run/netns/${ns}`)) continue;
       rmSync(join(RUN_ROOT, `netns-${statSync(`/run/netns/${ns}`).ino}`), { recursive: true, force: true });
     }

@@ -169,3 +169,24 @@ describe('Balancer', () => {
     expect(b.getTimeouts()).toEqual({ tcp: 3600, tcpfin: 120, udp: 60 });
   });
 });
+
+describe('announcing virtual addresses (--announce-table)', () => {
+  it('announces a VIP while some service on it has a usable real server, and withdraws it after', async () => {
+    const { b, host } = setup();
+    const udp = svcSpec('192.168.0.1', 53, { protocol: IPPROTO_UDP });
+    await b.addService(SVC);
+    await b.addService(udp);
+    expect(host.announcements).toEqual([]);
+    await b.addDest(SVC, destSpec('172.16.0.1', 80));
+    await b.addDest(udp, destSpec('172.16.0.1', 53));
+    expect(host.announcements).toEqual(['192.168.0.1 on']);
+    // Weight 0 on the TCP one: the UDP service still has a usable server.
+    await b.editDest(SVC, destSpec('172.16.0.1', 80, { weight: 0 }));
+    expect(host.announcements).toEqual(['192.168.0.1 on']);
+    await b.deleteDest(udp, destSpec('172.16.0.1', 53));
+    expect(host.announcements).toEqual(['192.168.0.1 on', '192.168.0.1 off']);
+    await b.editDest(SVC, destSpec('172.16.0.1', 80, { weight: 1 }));
+    await b.flush();
+    expect(host.announcements).toEqual(['192.168.0.1 on', '192.168.0.1 off', '192.168.0.1 on', '192.168.0.1 off']);
+  });
+});
