@@ -72,23 +72,27 @@ describe.skipIf(why !== undefined)('three active directors behind an ECMP router
   const sock = (n: number) => join(lab.tmp, `lvsd${n}.sock`);
   const lvsd: (ChildProcess | undefined)[] = [];
 
-  const lvsadm = (n: number, ...args: string[]) =>
-    lab.exec(dirs()[n - 1], ['env', `LVS_SOCKET=${sock(n)}`, process.execPath, join(ROOT, 'bin/lvsadm.js'), ...args]);
-
-  /** lvsd on director `n`, configured as on every director: the same dests in the same order. */
+  /**
+   * lvsd on director `n`, configured as on every director: the same `lvsadm -R` file, so the
+   * same dests in the same order and so the same Maglev table.
+   */
   async function startDirector(n: number, sched = 'mh', sloppy = true): Promise<void> {
     const args = [join(ROOT, 'dist/cli/lvsd.js'), '--socket', sock(n), '--procfs-root', `${sock(n)}.proc`];
     args.push('--announce-table', ANNOUNCE_TABLE);
     if (sloppy) args.push('--sysctl', 'sloppy_tcp=1');
     lvsd[n - 1] = await lab.spawn(dirs()[n - 1], [process.execPath, ...args], 'ready:');
-    for (const cmd of [
-      ['-A', '-t', `${VIP}:7`, '-s', sched],
-      ['-a', '-t', `${VIP}:7`, '-r', '192.168.0.21', '-g'],
-      ['-a', '-t', `${VIP}:7`, '-r', '192.168.0.22', '-g'],
-    ]) {
-      const r = await lvsadm(n, ...cmd);
-      if (r.code !== 0) throw new Error(`lvsadm ${cmd.join(' ')}: ${r.stderr}`);
-    }
+    const rules = join(lab.tmp, `rules-${sched}`);
+    writeFileSync(
+      rules,
+      `-A -t ${VIP}:7 -s ${sched}\n-a -t ${VIP}:7 -r 192.168.0.21:7 -g -w 1\n-a -t ${VIP}:7 -r 192.168.0.22:7 -g -w 1\n`,
+    );
+    const lvsadmJs = join(ROOT, 'bin/lvsadm.js');
+    const r = await lab.exec(dirs()[n - 1], [
+      'sh',
+      '-c',
+      `LVS_SOCKET=${sock(n)} ${process.execPath} ${lvsadmJs} -R < ${rules}`,
+    ]);
+    if (r.code !== 0) throw new Error(`lvsadm -R: ${r.stderr}`);
   }
 
   async function stopDirector(n: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
