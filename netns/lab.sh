@@ -169,6 +169,17 @@ up_ha() {
   up_dr
   ns_add "$D2"
   port "$D2" eth0 192.168.0.252/24 "$SW" br0 dir2
+  sync_link
+}
+
+# bridge NS NAME: a bridge, up.
+bridge() {
+  ip -n "$1" link add "$2" type bridge
+  ip -n "$1" link set "$2" up
+}
+
+# sync_link: the directors' link for connection sync, sync0 10.9.0.1/30 (dir) -- 10.9.0.2/30 (dir2).
+sync_link() {
   ip -n "$D" link add sync0 type veth peer name sync0 netns "$D2"
   ip -n "$D" addr add 10.9.0.1/30 dev sync0
   ip -n "$D2" addr add 10.9.0.2/30 dev sync0
@@ -178,10 +189,8 @@ up_ha() {
 
 up_hanat() {
   ns_add "$C" "$D" "$D2" "$R1" "$R2" "$SW"
-  ip -n "$SW" link add br0 type bridge
-  ip -n "$SW" link set br0 up
-  ip -n "$SW" link add br1 type bridge
-  ip -n "$SW" link set br1 up
+  bridge "$SW" br0
+  bridge "$SW" br1
   port "$C" eth0 192.168.0.2/24 "$SW" br0 cli
   port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
   port "$D2" eth0 192.168.0.252/24 "$SW" br0 dir2
@@ -191,11 +200,7 @@ up_hanat() {
   port "$R2" eth0 172.16.0.2/24 "$SW" br1 rs2
   ip -n "$R1" route add default via 172.16.0.254
   ip -n "$R2" route add default via 172.16.0.254
-  ip -n "$D" link add sync0 type veth peer name sync0 netns "$D2"
-  ip -n "$D" addr add 10.9.0.1/30 dev sync0
-  ip -n "$D2" addr add 10.9.0.2/30 dev sync0
-  ip -n "$D" link set sync0 up
-  ip -n "$D2" link set sync0 up
+  sync_link
 }
 
 up_ecmp() {
@@ -206,8 +211,7 @@ up_ecmp() {
   ip -n "$C" route add default via 10.0.0.1
   ip -n "$RT" addr add 10.0.0.1/24 dev cli0
   ip -n "$RT" link set cli0 up
-  ip -n "$SW" link add br0 type bridge
-  ip -n "$SW" link set br0 up
+  bridge "$SW" br0
   port "$RT" eth1 192.168.0.1/24 "$SW" br0 rtr
   port "$D" eth0 192.168.0.11/24 "$SW" br0 dir
   port "$D2" eth0 192.168.0.12/24 "$SW" br0 dir2

@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=scripts/demo-lib.sh
+source scripts/demo-lib.sh
 
 P="lvsecmp$$"
 C="$P-client" RT="$P-rtr"
@@ -18,25 +20,10 @@ PIDS=()
 LVSD=()
 LOGS=$(mktemp -d)
 
-cleanup() {
-  trap - EXIT INT TERM
-  echo
-  echo "== tearing down the lab"
-  for pid in "${LVSD[@]}" "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 1
-  bash netns/lab.sh down "$P" || true
-  rm -rf "$LOGS"
-}
+cleanup() { teardown "${LVSD[@]}" "${PIDS[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { printf '\n== %s\n' "$*"; }
-on() {
-  local ns=$1
-  shift
-  printf '# [%s] %s\n' "${ns#"$P"-}" "$*"
-  ip netns exec "$ns" "$@"
-}
 hops() { ip netns exec "$RT" ip route show "$VIP" | grep -c via || true; }
 wait_hops() {
   for _ in $(seq 150); do

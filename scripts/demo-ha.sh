@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=scripts/demo-lib.sh
+source scripts/demo-lib.sh
 
 P="lvsha$$"
 C="$P-client" D1="$P-dir" D2="$P-dir2"
@@ -17,25 +19,10 @@ unset LVS_SOCKET
 PIDS=()
 LOGS=$(mktemp -d)
 
-cleanup() {
-  trap - EXIT INT TERM
-  echo
-  echo "== tearing down the lab"
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 1.5
-  bash netns/lab.sh down "$P" || true
-  rm -rf "$LOGS"
-}
+cleanup() { teardown "${PIDS[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { printf '\n== %s\n' "$*"; }
-on() {
-  local ns=$1
-  shift
-  printf '# [%s] %s\n' "${ns#"$P"-}" "$*"
-  ip netns exec "$ns" "$@"
-}
 state_of() { ip netns exec "$1" "$ROOT/bin/lvsadm.js" -L --daemon 2>/dev/null | sed -n 's/^vrrp instance VI_1: \([A-Z]*\).*/\1/p'; }
 wait_state() {
   for _ in $(seq 100); do

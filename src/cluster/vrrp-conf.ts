@@ -15,28 +15,11 @@
 // the sync groups, and global_defs `lvs_sync_daemon IFACE INSTANCE [id N] [maxlen N] [port N]
 // [ttl N] [group ADDR]` (lvsd's sync daemon follows that instance's state).
 
-import type { Stmt, Token } from '../health/keepalived-conf';
+import { type Stmt, type Token, VRRP_TOP_LEVEL } from '../health/keepalived-conf';
 import { ipToU32, isValidIpv4 } from '../wire/addr';
 
 /** The name of the vrrp_script lvsd adds. */
 export const ALIVE_SCRIPT = 'lvsd_alive';
-
-/** Top-level blocks keepalived's VRRP process needs, passed on unchanged. */
-const VRRP_TOP_LEVEL: ReadonlySet<string> = new Set([
-  'vrrp_instance',
-  'vrrp_sync_group',
-  'vrrp_script',
-  'vrrp_track_file',
-  'track_file',
-  'vrrp_track_process',
-  'track_process',
-  'static_ipaddress',
-  'static_routes',
-  'static_rules',
-  'garp_group',
-  'linkbeat_interfaces',
-  'linkbeat_use_polling',
-]);
 
 export interface VrrpInstance {
   name: string;

@@ -441,9 +441,8 @@ class TreeBuilder {
 // ---------------------------------------------------------------------------------------------
 // Stage 3: interpretation
 
-/** Top-level blocks of keepalived's other half (VRRP, BFD, globals): skipped silently. */
-const NON_LVS_TOP_LEVEL: ReadonlySet<string> = new Set([
-  'global_defs',
+/** Top-level blocks keepalived's VRRP process reads (cluster/vrrp-conf.ts passes them on). */
+export const VRRP_TOP_LEVEL: ReadonlySet<string> = new Set([
   'vrrp_instance',
   'vrrp_sync_group',
   'vrrp_script',
@@ -454,14 +453,20 @@ const NON_LVS_TOP_LEVEL: ReadonlySet<string> = new Set([
   'static_ipaddress',
   'static_routes',
   'static_rules',
-  'linkbeat_interfaces',
-  'bfd_instance',
   'garp_group',
+  'linkbeat_interfaces',
+  'linkbeat_use_polling',
+]);
+
+/** Top-level blocks of keepalived's other half (VRRP, BFD, globals): skipped silently. */
+const NON_LVS_TOP_LEVEL: ReadonlySet<string> = new Set([
+  ...VRRP_TOP_LEVEL,
+  'global_defs',
+  'bfd_instance',
   'net_namespace',
   'net_namespace_ipvs',
   'instance',
   'use_pid_dir',
-  'linkbeat_use_polling',
   'SSL',
   '$',
 ]);
