@@ -20,7 +20,7 @@ import type { DataPlane } from '../core/data-plane';
 import { type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../ip-vs';
 import { u32ToIp } from '../wire/addr';
 import { ETH, ETH_ALEN, ethernetHeader } from '../wire/ethernet';
-import type { HostNet } from './host-net';
+import type { DestPath, HostNet } from './host-net';
 
 /** A new DR server's MAC is polled this many times, this often, before its first packets. */
 const NEIGH_WAIT_TRIES = 20;
@@ -49,8 +49,8 @@ export class DestPaths {
   private readonly natSteered = new Map<number, string>();
   /** DR real-server address → number of DR dests using it (one managed neighbour entry each). */
   private readonly drServers = new Map<number, number>();
-  /** DR server addresses whose neighbour entry the host keeps resolved for us. */
-  private readonly drNeighbours = new Set<number>();
+  /** DR server address → the interface the host keeps its neighbour entry resolved on. */
+  private readonly drNeighbours = new Map<number, string>();
   /** How each DR/TUN server address was last fully resolved (interface, our MAC there, when). */
   private readonly resolved = new Map<number, { dev: string; devMac: Buffer; at: number }>();
   /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
@@ -124,9 +124,17 @@ export class DestPaths {
    * what its method needs from the host the first time a route shows (a NAT server's reply
    * rule, a DR server's managed neighbour entry).
    */
-  private async resolvePath(dest: Dest, now = Date.now()): Promise<void> {
+  private async resolvePath(dest: Dest, now = Date.now(), pass?: Map<string, DestPath | undefined>): Promise<void> {
     const dr = dest.fwd === FWD_DROUTE;
-    const path = await this.host.destPath(dest.addr, dr);
+    // One lookup per address (and kind) in a refresh pass, however many dests share it.
+    const key = `${dest.addr}/${dr}`;
+    let path: DestPath | undefined;
+    if (pass?.has(key)) {
+      path = pass.get(key);
+    } else {
+      path = await this.host.destPath(dest.addr, dr);
+      pass?.set(key, path);
+    }
     dest.pathWanted = false;
     dest.noRoute = path === undefined && this.host.resolves;
     if (path === undefined) {
@@ -141,10 +149,21 @@ export class DestPaths {
     if (!dr) return;
     dest.l2Dev = this.plane.openFrameDev(path.dev);
     this.applyMac(dest, path.mac, path.devMac);
-    if (this.drServers.has(dest.addr) && !this.drNeighbours.has(dest.addr)) {
-      this.drNeighbours.add(dest.addr);
-      await this.host.addDrServer(dest.addr, path.dev);
-    }
+    if (this.drServers.has(dest.addr)) await this.keepNeighbour(dest.addr, path.dev);
+  }
+
+  /**
+   * DR real server `addr` is reached through `dev` now: have the kernel keep its MAC resolved
+   * there (moving the managed entry when the route moved to another interface).
+   */
+  private async keepNeighbour(addr: number, dev: string): Promise<void> {
+    const was = this.drNeighbours.get(addr);
+    if (was === dev) return;
+    if (was !== undefined) await this.host.delDrServer(addr);
+    this.drNeighbours.set(addr, dev);
+    await this.host.addDrServer(addr, dev);
+    if (was !== undefined)
+      this.log(`${u32ToIp(addr)}: the route moved from ${was} to ${dev}; its neighbour entry follows`);
   }
 
   /** Point a DR dest's frames at `mac` (or hold them while it is unknown). */
@@ -176,11 +195,14 @@ export class DestPaths {
     this.refreshing = true;
     try {
       let macs: Map<number, { mac: Buffer; dev: string }> | undefined;
+      const pass = new Map<string, DestPath | undefined>();
       for (const svc of [...this.plane.services.list]) {
         for (const dest of [...svc.dests]) {
           const known = this.resolved.get(dest.addr);
-          if (known === undefined || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
-            await this.resolvePath(dest, now);
+          // A dest whose address this pass already looked up takes that path too, at no cost.
+          const looked = pass.has(`${dest.addr}/${dest.fwd === FWD_DROUTE}`);
+          if (known === undefined || looked || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
+            await this.resolvePath(dest, now, pass);
           } else if (dest.fwd === FWD_DROUTE) {
             macs ??= await this.host.neighbourMacs();
             const n = macs.get(dest.addr);

@@ -46,7 +46,11 @@ export class FakeHost extends NoHostNet {
   override async delNatServer(a: number): Promise<void> {
     this.calls.push(`delNat ${u32ToIp(a)}`);
   }
+  /** destPath() calls (each an `ip route get` in lvsd). */
+  destPathCalls = 0;
+
   override async destPath(a: number, neighbour: boolean): Promise<DestPath | undefined> {
+    this.destPathCalls++;
     const p = this.paths.get(u32ToIp(a));
     if (p === undefined) return undefined;
     return neighbour ? p : { ...p, mac: undefined };

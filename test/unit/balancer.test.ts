@@ -114,12 +114,18 @@ describe('Balancer', () => {
     expect(dests[1].l2Header?.subarray(0, 6)).toEqual(RS_MAC);
 
     // The route to the NAT server moves to another interface: its rule follows (within the full
-    // refresh period).
+    // refresh period); so does the DR server's managed neighbour entry when its route moves.
     host.paths.set('172.16.0.1', path('eth2'));
+    host.paths.set('172.16.0.2', { ...path('eth3'), mac: RS_MAC });
     await b.refreshPaths(Date.now() + 60_000);
-    expect(host.calls.slice(3)).toEqual(['delNat 172.16.0.1', 'addNat 172.16.0.1 eth2']);
+    expect(host.calls.slice(3)).toEqual([
+      'delDr 172.16.0.2',
+      'addDr 172.16.0.2 eth3',
+      'delNat 172.16.0.1',
+      'addNat 172.16.0.1 eth2',
+    ]);
     await b.flush();
-    expect(host.calls.slice(5)).toEqual(['delDr 172.16.0.2', 'delNat 172.16.0.1', 'delVip 192.168.0.1']);
+    expect(host.calls.slice(7)).toEqual(['delDr 172.16.0.2', 'delNat 172.16.0.1', 'delVip 192.168.0.1']);
   });
 
   it('without routing of its own (--no-routes) knows nothing of routes and drops nothing for it', async () => {
@@ -188,5 +194,25 @@ describe('announcing virtual addresses (--announce-table)', () => {
     await b.editDest(SVC, destSpec('172.16.0.1', 80, { weight: 1 }));
     await b.flush();
     expect(host.announcements).toEqual(['192.168.0.1 on', '192.168.0.1 off', '192.168.0.1 on', '192.168.0.1 off']);
+  });
+});
+
+describe('path upkeep', () => {
+  it('looks up each real-server address once a refresh, however many dests share it', async () => {
+    const { b, host } = setup();
+    host.resolves = true;
+    for (const port of [80, 81, 82]) {
+      await b.addService(svcSpec('192.168.0.1', port));
+      await b.addDest(svcSpec('192.168.0.1', port), destSpec('172.16.0.1', port));
+    }
+    // No route yet: every refresh asks again, once for the address, not once per dest.
+    host.destPathCalls = 0;
+    await b.refreshPaths();
+    expect(host.destPathCalls).toBe(1);
+    // The route appears: all three dests take it from that one lookup.
+    host.paths.set('172.16.0.1', path('eth1'));
+    await b.refreshPaths();
+    expect(host.destPathCalls).toBe(2);
+    expect(b.plane.services.list.map((s) => s.dests[0].noRoute)).toEqual([false, false, false]);
   });
 });
