@@ -144,7 +144,9 @@ export interface Dest {
    * How the data path reaches the dest (kept current by the control plane):
    * DR: `l2Dev` is the frame device (txDev) towards it and `l2Header` the 14-byte Ethernet header
    * (destination = the real server's MAC from the neighbour table); null while unresolved.
-   * TUN: `tunSrc` is the director's source address towards it, `mtu` the path MTU.
+   * TUN: `tunSrc` is the director's source address towards it, `mtu` the path MTU, and `l2Dev`
+   * / `l2Header` frame the encapsulated packet for the next hop (the route's gateway, or the
+   * server on a LAN of ours); null while that MAC is unknown (then the raw socket).
    */
   l2Dev: number;
   l2Header: Buffer | null;

@@ -42,6 +42,14 @@ function refCount(counts: Map<number, number>, addr: number, delta: number): num
   return n;
 }
 
+/**
+ * Whether `dest`'s packets leave framed on a packet socket (DR: to the server's MAC; TUN: the
+ * encapsulated packet to the next hop's MAC, sparing the kernel's IP output per segment).
+ */
+function framedMethod(dest: Dest): boolean {
+  return dest.fwd === FWD_DROUTE || dest.fwd === FWD_TUNNEL;
+}
+
 export class DestPaths {
   /** NAT real-server address → number of NAT dests using it (one reply rule each). */
   private readonly natServers = new Map<number, number>();
@@ -52,7 +60,7 @@ export class DestPaths {
   /** DR server address → the interface the host keeps its neighbour entry resolved on. */
   private readonly drNeighbours = new Map<number, string>();
   /** How each DR/TUN server address was last fully resolved (interface, our MAC there, when). */
-  private readonly resolved = new Map<number, { dev: string; devMac: Buffer; at: number }>();
+  private readonly resolved = new Map<number, { dev: string; devMac: Buffer; nextHop: number; at: number }>();
   /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
   private readonly learntMtu = new Map<number, { mtu: number; until: number }>();
   private refreshing = false;
@@ -126,13 +134,14 @@ export class DestPaths {
    */
   private async resolvePath(dest: Dest, now = Date.now(), pass?: Map<string, DestPath | undefined>): Promise<void> {
     const dr = dest.fwd === FWD_DROUTE;
+    const framed = framedMethod(dest);
     // One lookup per address (and kind) in a refresh pass, however many dests share it.
-    const key = `${dest.addr}/${dr}`;
+    const key = `${dest.addr}/${framed}`;
     let path: DestPath | undefined;
     if (pass?.has(key)) {
       path = pass.get(key);
     } else {
-      path = await this.host.destPath(dest.addr, dr);
+      path = await this.host.destPath(dest.addr, framed);
       pass?.set(key, path);
     }
     dest.pathWanted = false;
@@ -141,15 +150,15 @@ export class DestPaths {
       dest.l2Header = null;
       return;
     }
-    this.resolved.set(dest.addr, { dev: path.dev, devMac: path.devMac, at: now });
+    this.resolved.set(dest.addr, { dev: path.dev, devMac: path.devMac, nextHop: path.nextHop ?? dest.addr, at: now });
     const learnt = this.learntMtu.get(dest.addr);
     dest.mtu = learnt !== undefined && learnt.until > now ? Math.min(path.mtu, learnt.mtu) : path.mtu;
     dest.tunSrc = path.src;
     if (dest.fwd === FWD_MASQ) await this.steerNat(dest.addr, path.dev);
-    if (!dr) return;
+    if (!framed) return;
     dest.l2Dev = this.plane.openFrameDev(path.dev);
     this.applyMac(dest, path.mac, path.devMac);
-    if (this.drServers.has(dest.addr)) await this.keepNeighbour(dest.addr, path.dev);
+    if (dr && this.drServers.has(dest.addr)) await this.keepNeighbour(dest.addr, path.dev);
   }
 
   /**
@@ -200,12 +209,12 @@ export class DestPaths {
         for (const dest of [...svc.dests]) {
           const known = this.resolved.get(dest.addr);
           // A dest whose address this pass already looked up takes that path too, at no cost.
-          const looked = pass.has(`${dest.addr}/${dest.fwd === FWD_DROUTE}`);
+          const looked = pass.has(`${dest.addr}/${framedMethod(dest)}`);
           if (known === undefined || looked || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
             await this.resolvePath(dest, now, pass);
-          } else if (dest.fwd === FWD_DROUTE) {
+          } else if (framedMethod(dest)) {
             macs ??= await this.host.neighbourMacs();
-            const n = macs.get(dest.addr);
+            const n = macs.get(known.nextHop);
             this.applyMac(dest, n !== undefined && n.dev === known.dev ? n.mac : undefined, known.devMac);
           }
         }

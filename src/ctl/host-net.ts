@@ -12,7 +12,12 @@ export interface DestPath {
   mtu: number;
   /** The interface's own MAC address (6 bytes). */
   devMac: Buffer;
-  /** The real server's MAC from the neighbour table, when the entry is usable. */
+  /**
+   * The address frames towards it go to: the route's gateway, or the server itself on a LAN of
+   * ours (absent: the server itself).
+   */
+  nextHop?: number;
+  /** The next hop's MAC from the neighbour table, when the entry is usable (asked for only). */
   mac?: Buffer;
 }
 

@@ -430,9 +430,11 @@ export class IpRouteNet implements HostNet {
       src: ipToU32(route.prefsrc),
       mtu: route.metrics?.find((m) => m.mtu !== undefined)?.mtu ?? link.mtu,
       devMac: link.mac,
+      nextHop: route.gateway !== undefined && isValidIpv4(route.gateway) ? ipToU32(route.gateway) : addr,
     };
     if (neighbour) {
-      const entries = JSON.parse(await ip('-j', 'neigh', 'show', 'to', rip, 'dev', route.dev)) as NeighShow[];
+      const hop = route.gateway ?? rip;
+      const entries = JSON.parse(await ip('-j', 'neigh', 'show', 'to', hop, 'dev', route.dev)) as NeighShow[];
       const n = entries.find((e) => e.lladdr !== undefined && (e.state ?? []).some((st) => USABLE.has(st)));
       if (n?.lladdr !== undefined) path.mac = macBytes(n.lladdr);
     }

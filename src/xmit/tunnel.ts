@@ -1,6 +1,8 @@
 // IP-in-IP tunnelling (-i, ip_vs_tunnel_xmit): a new outer IPv4 header (protocol 4, from the
 // director's address towards the real server to the real server) in front of the unchanged
-// packet, sent on the raw socket. The outer header copies the inner TOS and TTL, and DF
+// packet, framed for the next hop's MAC on the packet socket of the interface towards the real
+// server (as DR frames, sparing the kernel's IP output of every segment), or sent on the raw
+// socket while that MAC is unknown. The outer header copies the inner TOS and TTL, and DF
 // (pmtu_disc = 1). Over the path MTU: with DF the client gets ICMP fragmentation needed
 // (next-hop MTU = path MTU - 20); without DF the outer datagram is fragmented. Offloads: a
 // partial checksum is completed first, and a GSO packet is segmented first (gso.ts), each
@@ -9,6 +11,7 @@
 import { IPPROTO_IPIP } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { IPV4, IPV4_DF, IPV4_MF, writeIpv4Header } from '../wire/ipv4';
+import { VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
 import { bypass } from './bypass';
 import { completeChecksum, type Transmitter, wireLen } from './common';
 import { segmentTcp } from './gso';
@@ -17,6 +20,36 @@ import type { PacketContext } from './packet-context';
 import { D_FRAG_NEEDED, D_NO_ROUTE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 const OUTER = IPV4.MIN_HEADER;
+const ETH_HEADER = 14;
+
+/**
+ * Where the finished outer packet at buf[off, off + len) leaves: framed to the next hop (the
+ * Ethernet header, and a plain virtio_net_hdr with offloads, written in the headroom before it)
+ * when its MAC is known, else the raw socket. Sets the context's outOff/outLen/outDev.
+ */
+function place(x: PacketContext, off: number, len: number): void {
+  const dest = x.dest;
+  const header = dest.l2Header;
+  if (header === null) {
+    x.outOff = off;
+    x.outLen = len;
+    x.outDev = TX_DEV_RAW;
+    return;
+  }
+  const buf = x.ip.buf;
+  const vnet = x.vnetHdr;
+  header.copy(buf, off - ETH_HEADER, 0, ETH_HEADER);
+  if (vnet !== 0) writeVnetHdr(buf, off - ETH_HEADER - vnet, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+  x.outOff = off - ETH_HEADER - vnet;
+  x.outLen = vnet + ETH_HEADER + len;
+  x.outDev = dest.l2Dev;
+}
+
+/** Queue the outer packet at buf[off, off + len) where place() says. */
+function queueOuter(x: PacketContext, off: number, len: number): boolean {
+  place(x, off, len);
+  return x.queue(x.outOff, x.outLen, x.outDev);
+}
 
 /** Send the inner packet at (off, len) as outer fragments of at most `mtu` bytes each. */
 function fragment(
@@ -35,7 +68,7 @@ function fragment(
   // The first fragment is built in place, in front of the inner packet.
   const first = Math.min(chunk, len);
   writeIpv4Header(buf, off - OUTER, tos, OUTER + first, id, IPV4_MF, ttl, IPPROTO_IPIP, dest.tunSrc, dest.addr);
-  if (!x.queue(off - OUTER, OUTER + first, TX_DEV_RAW)) return D_TOO_BIG;
+  if (!queueOuter(x, off - OUTER, OUTER + first)) return D_TOO_BIG;
   for (let done = first; done < len; done += chunk) {
     const part = Math.min(chunk, len - done);
     const g = x.genSlot();
@@ -43,7 +76,7 @@ function fragment(
     const more = done + part < len ? IPV4_MF : 0;
     buf.copy(buf, g + OUTER, off + done, off + done + part);
     writeIpv4Header(buf, g, tos, OUTER + part, id, more | (done >> 3), ttl, IPPROTO_IPIP, dest.tunSrc, dest.addr);
-    if (!x.queue(g, OUTER + part, TX_DEV_RAW)) return D_TOO_BIG;
+    if (!queueOuter(x, g, OUTER + part)) return D_TOO_BIG;
   }
   return TX_QUEUED;
 }
@@ -66,7 +99,7 @@ function queueSegment(x: PacketContext, off: number, len: number): number {
     dest.tunSrc,
     dest.addr,
   );
-  return x.queue(outer, len + OUTER, TX_DEV_RAW) ? TX_QUEUED : D_TOO_BIG;
+  return queueOuter(x, outer, len + OUTER) ? TX_QUEUED : D_TOO_BIG;
 }
 
 export const tunnel: Transmitter = {
@@ -98,9 +131,7 @@ export const tunnel: Transmitter = {
       dest.tunSrc,
       dest.addr,
     );
-    x.outOff = off;
-    x.outLen = len + OUTER;
-    x.outDev = TX_DEV_RAW;
+    place(x, off, len + OUTER);
     return TX;
   },
   // Only NAT handles replies; anything else from the real server is forwarded as is.

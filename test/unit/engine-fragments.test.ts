@@ -194,8 +194,11 @@ describe('fragments through DR and TUN', () => {
   it('TUN: the reassembled datagram is encapsulated and the outer packet fragmented', async () => {
     await service(FWD_TUNNEL);
     const whole = datagram(CLIENT, VIP, 40000, 53, 4000);
-    const out = d.send(...fragments(whole));
-    expect(out.length).toBe(3);
+    // Framed for the next hop (here the real server itself, on the director's LAN).
+    const frames = d.send(...fragments(whole));
+    expect(frames.length).toBe(3);
+    for (const f of frames) expect([f.subarray(0, 6), f.subarray(6, 12)]).toEqual([RS_MAC, DEV_MAC]);
+    const out = frames.map((f) => f.subarray(14));
     const r = new Reassembler();
     let inner = Buffer.alloc(0);
     for (const o of out) {
@@ -208,5 +211,16 @@ describe('fragments through DR and TUN', () => {
       }
     }
     expect(inner.equals(whole)).toBe(true);
+  });
+
+  it('TUN: while the next hop has no known MAC the outer packets go on the raw socket', async () => {
+    d.host.paths.set(RS1, { dev: 'eth1', src: ipToU32(DIRECTOR), mtu: 1500, devMac: DEV_MAC });
+    await service(FWD_TUNNEL);
+    d.io.push(...fragments(datagram(CLIENT, VIP, 40000, 53, 4000)));
+    expect(d.io.sentDev).toEqual([0, 0, 0]);
+    const out = d.io.takeSent();
+    expect(out.map((o) => decodePacket(o)).every((p) => p.src === DIRECTOR && p.dst === RS1 && p.protocol === 4)).toBe(
+      true,
+    );
   });
 });

@@ -36,9 +36,13 @@ describe('a real server without a route', () => {
       await d.balancer.refreshPaths();
       const out = d.send(syn(40002));
       expect(out).toHaveLength(1);
-      // DR frames the packet, unchanged, to the server's MAC; NAT and TUN address it to RS1.
+      // DR frames the packet, unchanged, to the server's MAC; TUN frames the encapsulated packet,
+      // addressed to RS1, to the next hop's (here RS1's) MAC; NAT addresses it to RS1.
       if (fwd === FWD_DROUTE) expect(out[0].subarray(0, 6)).toEqual(RS_MAC);
-      else expect(decodePacket(out[0]).dst).toBe(RS1);
+      else if (fwd === FWD_TUNNEL) {
+        expect(out[0].subarray(0, 6)).toEqual(RS_MAC);
+        expect(decodePacket(out[0].subarray(14))).toMatchObject({ dst: RS1, protocol: 4 });
+      } else expect(decodePacket(out[0]).dst).toBe(RS1);
       expect(drops(d)).toEqual({ no_route: 2 });
     });
   }
