@@ -43,6 +43,8 @@ export class ProcfsWriter {
   /** The worker writing the connection files (null where its compiled file is absent: tests). */
   private readonly worker: Worker | null;
   private busy = false;
+  /** The text each small file was last written with. */
+  private readonly written = new Map<string, string>();
   /** Refreshes of the connection files skipped because the previous one was still being written. */
   skipped = 0;
 
@@ -64,9 +66,11 @@ export class ProcfsWriter {
   /** Write every file now (call once a second). */
   refresh(): void {
     const b = this.balancer;
-    this.write('net/ip_vs', formatProcIpVs(b.snapshot()));
-    this.write('net/ip_vs_stats', formatProcIpVsStats(b.globalStats(), b.globalRates()));
-    for (const s of readSysctls(b.plane)) this.write(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
+    this.writeIfChanged('net/ip_vs', formatProcIpVs(b.snapshot()));
+    this.writeIfChanged('net/ip_vs_stats', formatProcIpVsStats(b.globalStats(), b.globalRates()));
+    for (const s of readSysctls(b.plane)) {
+      this.writeIfChanged(`sys/net/ipv4/vs/${s.name}`, formatSysctlValue(s.value));
+    }
     if (--this.connDue > 0) return;
     if (this.worker !== null) {
       if (this.busy) {
@@ -98,5 +102,15 @@ export class ProcfsWriter {
 
   private write(rel: string, text: string): void {
     writeAtomic(this.root, rel, text);
+  }
+
+  /**
+   * The small files, rewritten only when their text changed: most seconds the settings and an
+   * idle table did not, and each rewrite is four syscalls on the data path's thread.
+   */
+  private writeIfChanged(rel: string, text: string): void {
+    if (this.written.get(rel) === text) return;
+    this.write(rel, text);
+    this.written.set(rel, text);
   }
 }

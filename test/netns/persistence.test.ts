@@ -220,6 +220,13 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
       .map((h) => Number.parseInt(h, 16));
     expect(totals).toEqual([6, 6, 6, inBytes, outBytes]);
     expect(proc('sys/net/ipv4/vs/conn_reuse_mode')).toBe('1\n');
+    // A setting changed at run time reaches its file within a second (the files are rewritten
+    // only when they change).
+    await lab.lvsadmOk('--sysctl', 'sloppy_tcp=1');
+    for (let i = 0; i < 30 && proc('sys/net/ipv4/vs/sloppy_tcp') !== '1\n'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(proc('sys/net/ipv4/vs/sloppy_tcp')).toBe('1\n');
+    await lab.lvsadmOk('--sysctl', 'sloppy_tcp=0');
     // The Prometheus endpoint agrees with --stats.
     const scrape = (await lab.exec(lab.dir, ['curl', '-sS', 'http://127.0.0.1:9101/metrics'])).stdout;
     const svc = `protocol="udp",address="${VIP}",port="53",scheduler="rr"`;
