@@ -350,6 +350,34 @@ export class Lab {
     return this.exec(this.client, ['curl', '-sS', '--max-time', '5', ...extra, url]);
   }
 
+  /**
+   * In the director, an nftables table `name` whose prerouting rule marks TCP to addr:port with
+   * `mark` (what an operator writes for a firewall-mark service); `nft delete table ip NAME`
+   * removes it.
+   */
+  async markTcp(name: string, addr: string, port: number, mark: number): Promise<void> {
+    const nft = (...args: string[]) => this.exec(this.dir, ['nft', ...args]);
+    await nft('add', 'table', 'ip', name);
+    await nft('add', 'chain', 'ip', name, 'pre', '{ type filter hook prerouting priority mangle; }');
+    await nft(
+      'add',
+      'rule',
+      'ip',
+      name,
+      'pre',
+      'ip',
+      'daddr',
+      addr,
+      'tcp',
+      'dport',
+      String(port),
+      'meta',
+      'mark',
+      'set',
+      String(mark),
+    );
+  }
+
   /** Resident memory (KiB) of the lvsd running in namespace `ns` (default: the director). */
   async lvsdRss(ns = this.dir): Promise<number> {
     // lvsd is the largest node process in a director's namespace (lvsadm runs there briefly).

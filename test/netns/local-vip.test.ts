@@ -180,25 +180,7 @@ describe.skipIf(why !== undefined)("NAT with the VIP on the director's client-si
 
   it('takes what a firewall-mark service marks, to the local VIP too', async () => {
     const nft = (...args: string[]) => lab.exec(lab.dir, ['nft', ...args]);
-    await nft('add', 'table', 'ip', 'usermark');
-    await nft('add', 'chain', 'ip', 'usermark', 'pre', '{ type filter hook prerouting priority mangle; }');
-    await nft(
-      'add',
-      'rule',
-      'ip',
-      'usermark',
-      'pre',
-      'ip',
-      'daddr',
-      VIP,
-      'tcp',
-      'dport',
-      '8080',
-      'meta',
-      'mark',
-      'set',
-      '7',
-    );
+    await lab.markTcp('usermark', VIP, 8080, 7);
     await lab.lvsadmOk('-A', '-f', '7', '-s', 'rr');
     await lab.lvsadmOk('-a', '-f', '7', '-r', '172.16.0.1:80', '-m');
     await lab.lvsadmOk('-a', '-f', '7', '-r', '172.16.0.2:80', '-m');

@@ -139,25 +139,7 @@ describe.skipIf(why !== undefined)('schedulers, persistence and --ops through lv
 
   it('-f: a firewall-mark service balances what an nftables rule marks', async () => {
     const nft = (...args: string[]) => lab.exec(lab.dir, ['nft', ...args]);
-    await nft('add', 'table', 'ip', 'lvsmark');
-    await nft('add', 'chain', 'ip', 'lvsmark', 'pre', '{ type filter hook prerouting priority mangle; }');
-    await nft(
-      'add',
-      'rule',
-      'ip',
-      'lvsmark',
-      'pre',
-      'ip',
-      'daddr',
-      '192.168.0.50',
-      'tcp',
-      'dport',
-      '8080',
-      'meta',
-      'mark',
-      'set',
-      '7',
-    );
+    await lab.markTcp('lvsmark', '192.168.0.50', 8080, 7);
     // lvsd does not know the marked addresses: answering ARP for them is the operator's part
     // (proxy ARP answers only for an address routed out of another interface, here lo).
     await lab.exec(lab.dir, ['ip', 'route', 'add', '192.168.0.50/32', 'dev', 'lo']);
