@@ -8,6 +8,15 @@ import { type HostChanges, ipv4ConfPath } from './host-changes';
 export const DR_VIP_DEV = 'lo';
 
 export async function setupDr(changes: HostChanges, vips: readonly string[]): Promise<void> {
+  hideVipsFromArp(changes);
+  for (const vip of vips) await changes.addAddress(`${vip}/32`, DR_VIP_DEV);
+}
+
+/**
+ * Never claim a VIP on a LAN (DR; TUN real servers on a LAN where clients or routers ask for
+ * the VIP, as on the director's own): the VIP's packets must come through the director.
+ */
+export function hideVipsFromArp(changes: HostChanges): void {
   // The kernel takes the larger of conf/all and conf/<dev> for both arp_ignore and arp_announce
   // (IN_DEV_ARP_IGNORE / IN_DEV_ARP_ANNOUNCE are IN_DEV_MAXCONF in include/linux/inetdevice.h), so
   // setting them on `all` covers every interface, present and future; the per-interface copies
@@ -19,5 +28,4 @@ export async function setupDr(changes: HostChanges, vips: readonly string[]): Pr
   // Both are set before the VIP exists: there is no moment in which this host answers for it.
   changes.raiseSysctl(ipv4ConfPath('all', 'arp_ignore'), 1);
   changes.raiseSysctl(ipv4ConfPath('all', 'arp_announce'), 2);
-  for (const vip of vips) await changes.addAddress(`${vip}/32`, DR_VIP_DEV);
 }

@@ -4,6 +4,7 @@
 // from the VIP, through its normal routes.
 
 import type { TunDevice } from '../native/addon';
+import { hideVipsFromArp } from './dr-setup';
 import { type HostChanges, type HostLog, type HostOps, ipv4ConfPath } from './host-changes';
 
 /** The native calls this needs (openTun / closeFd from src/native/native-io.ts). */
@@ -44,6 +45,10 @@ export async function setupTun(
   changes.setSysctl(ipv4ConfPath(tun.name, 'rp_filter'), '0');
   changes.setSysctl(ipv4ConfPath('all', 'rp_filter'), '0');
 
+  // A local address is answered for in ARP on every interface unless arp_ignore says otherwise:
+  // on a LAN where the VIP is asked for (the director's own), this host would take the clients'
+  // packets from the director, as a DR real server would without the same settings.
+  hideVipsFromArp(changes);
   // The VIPs as /32 on the TUN: the local stack owns them (delivers what we write in) and replies
   // from them; a /32 adds no subnet route, so nothing is routed into the TUN.
   for (const vip of vips) await changes.addAddress(`${vip}/32`, tun.name);

@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * The keepalived.conf of both directors, as a kernel-IPVS user writes it. NAT: a second instance
  * holds the real servers' gateway, in a sync group with the VIP's so both move together.
  */
-function keepalivedConf(kind: 'dr' | 'nat', name: string, priority: number): string {
+function keepalivedConf(kind: 'dr' | 'nat' | 'tun', name: string, priority: number): string {
   const instance = (vi: string, dev: string, vrid: number, addr: string) => `vrrp_instance ${vi} {
   state BACKUP
   interface ${dev}
@@ -40,7 +40,7 @@ function keepalivedConf(kind: 'dr' | 'nat', name: string, priority: number): str
   }
 }
 `;
-  const servers = kind === 'dr' ? ['192.168.0.11', '192.168.0.12'] : ['172.16.0.1', '172.16.0.2'];
+  const servers = kind === 'nat' ? ['172.16.0.1', '172.16.0.2'] : ['192.168.0.11', '192.168.0.12'];
   return `global_defs {
   router_id ${name}
   lvs_sync_daemon sync0 VI_1 id 7
@@ -92,9 +92,9 @@ const timer = setInterval(() => {
 }, 100);
 `;
 
-for (const kind of ['dr', 'nat'] as const) {
+for (const kind of ['dr', 'nat', 'tun'] as const) {
   describe.skipIf(why !== undefined)(`two directors with keepalived's VRRP (${kind.toUpperCase()})`, () => {
-    const lab = new Lab(kind === 'dr' ? 'h' : 'k');
+    const lab = new Lab({ dr: 'h', nat: 'k', tun: 'i' }[kind]);
     const conf1 = join(lab.tmp, 'dir1.conf');
     const conf2 = join(lab.tmp, 'dir2.conf');
     const socket2 = join(lab.tmp, 'lvsd2.sock');
@@ -186,10 +186,11 @@ for (const kind of ['dr', 'nat'] as const) {
     }
 
     beforeAll(async () => {
-      await lab.up(kind === 'dr' ? 'ha' : 'hanat');
-      if (kind === 'dr') await lab.startRealservers('dr', VIP);
+      // TUN: the same LAN as DR, the real servers decapsulating (lvs-realserver tun).
+      await lab.up(kind === 'nat' ? 'hanat' : 'ha');
+      if (kind !== 'nat') await lab.startRealservers(kind, VIP);
       await lab.startHttpServers();
-      await lab.startUdpEchoServers(53, kind === 'dr' ? VIP : '0.0.0.0');
+      await lab.startUdpEchoServers(53, kind === 'nat' ? '0.0.0.0' : VIP);
       writeFileSync(conf1, keepalivedConf(kind, 'dir1', 150));
       writeFileSync(conf2, keepalivedConf(kind, 'dir2', 100));
       await lab.startLvsd(['--keepalived-conf', conf1]);
@@ -240,7 +241,7 @@ for (const kind of ['dr', 'nat'] as const) {
       await sleep(2500);
       // The copy of the connection is on the backup before the failover.
       expect((await lvsadm(lab.dir2, '-L', '-n', '-c')).stdout).toMatch(
-        kind === 'dr'
+        kind !== 'nat'
           ? /TCP \d\d:\d\d +ESTABLISHED +192\.168\.0\.2:\d+ +192\.168\.0\.1:80 +192\.168\.0\.1[12]:80/
           : /TCP \d\d:\d\d +ESTABLISHED +192\.168\.0\.2:\d+ +192\.168\.0\.1:80 +172\.16\.0\.[12]:80/,
       );
