@@ -69,8 +69,9 @@ down() {
       kill $(ip netns pids "$ns") 2>/dev/null || true
     fi
   done
-  # Give lvsd and lvs-realserver a moment to undo what they installed.
-  for _ in $(seq 20); do
+  # Give lvsd and lvs-realserver a moment to undo what they installed (lvsd first stops the
+  # keepalived it runs, which may take a few seconds to hand over).
+  for _ in $(seq 60); do
     busy=0
     for ns in "${ALL[@]}"; do
       [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && busy=1
