@@ -204,6 +204,11 @@ export class IpRouteNet implements HostNet {
     await ip('addr', 'replace', TUN_ADDR, 'dev', tun, 'scope', 'host');
     await ip('link', 'set', 'dev', tun, 'up', 'mtu', '1500', 'txqueuelen', '10000');
     await ip('route', 'replace', 'default', 'dev', tun, 'table', String(table));
+    // Behind it, a blackhole: if lvsd dies, the TUN and the route through it go, and what the
+    // rules still send here (a local VIP's service packets, NAT replies) is dropped rather than
+    // delivered locally, where a VIP's stack would reset the clients' connections before
+    // keepalived has moved the VIP away (the next lvsd, or teardown, flushes the table).
+    await ip('route', 'replace', 'blackhole', 'default', 'table', String(table), 'metric', '4294967295');
     this.setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
     // Services' packets to a VIP that is also a local address (intercept.ts).
     if (findProgram('nft') === undefined) {
