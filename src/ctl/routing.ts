@@ -4,6 +4,7 @@
 //   (accept_local=1, ip addr add 169.254.76.83/32 dev <tun> scope host: NAT replies from a local VIP)
 //   ip link set <tun> up mtu 1500 txqueuelen 10000
 //   ip route add default dev <tun> table <T>              NAT replies go into the TUN ...
+//   ip route add blackhole default table <T> metric max   (... dropped, not delivered, if lvsd dies)
 //   ip rule add from <RIP> iif <dev> lookup <T> pref <P>  ... one rule per NAT real server
 //   ip rule add iif <dev> ipproto icmp lookup <T> pref <P> ... and routers' ICMP errors from beyond
 //                                                          it (one rule per interface of such servers)
