@@ -334,15 +334,15 @@ export class Daemon {
    * it has none. Throws when it has some and keepalived is not installed.
    */
   private prepareHa(file: string): HighAvailability | undefined {
-    const { tree } = readKeepalivedTree(file);
-    if (!tree.some((s) => s.kw.text === 'vrrp_instance')) return undefined;
+    const conf = this.vrrpConf(file);
+    if (conf.instances.length === 0) return undefined;
     const program = findProgram('keepalived');
     if (program === undefined) {
       throw new Error(
         `${file} has vrrp_instance blocks, but keepalived is not installed (Debian package keepalived; scripts/setup.sh installs it)`,
       );
     }
-    const conf = this.vrrpConf(file);
+    for (const w of conf.warnings) this.log(`warning: ${w}`);
     const files = keepalivedFiles(this.sock);
     const ha = new HighAvailability(
       conf,
@@ -356,13 +356,11 @@ export class Daemon {
     return ha;
   }
 
-  /** The VRRP half of keepalived configuration `file` (cluster/vrrp-conf.ts), warnings logged. */
+  /** The VRRP half of keepalived configuration `file` (cluster/vrrp-conf.ts), read once. */
   private vrrpConf(file: string): VrrpConf {
     const { tree } = readKeepalivedTree(file);
     const fifo = keepalivedFiles(this.sock).fifo;
-    const conf = buildVrrpConf(tree, { pid: process.pid, fifo, killPath: findProgram('kill') ?? '/bin/kill' });
-    for (const w of conf.warnings) this.log(`warning: ${w}`);
-    return conf;
+    return buildVrrpConf(tree, { pid: process.pid, fifo, killPath: findProgram('kill') ?? '/bin/kill' });
   }
 
   /** SIGHUP: reload --keepalived-conf, applying only the difference. */
@@ -374,13 +372,14 @@ export class Daemon {
     }
     this.log(`SIGHUP: reloading ${file}`);
     this.loadKeepalived(file, this.health, true).catch((err: Error) => this.log(`reload: ${err.message}`));
+    const conf = this.vrrpConf(file);
     if (this.ha !== undefined) {
-      const conf = this.vrrpConf(file);
+      for (const w of conf.warnings) this.log(`warning: ${w}`);
       if (this.ha.reload(conf)) {
         this.routing?.manage(this.ha.managedVips());
         this.log('SIGHUP: the VRRP half changed: keepalived reloads it');
       }
-    } else if (readKeepalivedTree(file).tree.some((s) => s.kw.text === 'vrrp_instance')) {
+    } else if (conf.instances.length > 0) {
       this.log('SIGHUP: vrrp_instance blocks appeared: restart lvsd to start keepalived for them');
     }
   }
