@@ -14,6 +14,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "steer.h"
 #include "syscalls.h"
 
 #define MAX_ARGS 6
@@ -223,34 +224,113 @@ static bool get_bool(napi_env env, napi_value v, const char *what, bool *out) {
   return true;
 }
 
-/* tunOpen(name, offload) -> { fd, name, vnetHdr } */
+/*
+ * tunOpen(name, offload[, queues]) -> { fd, fds, name, vnetHdr }. With queues > 1 the device is
+ * multi-queue and `fds` holds one fd per queue (`fd` is the first); else `fds` is [fd].
+ */
+#define MAX_TUN_QUEUES 256
 static napi_value tun_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_value argv[3];
+  size_t argc = 3;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_napi_failure(env, "napi_get_cb_info");
+    return NULL;
+  }
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "Expected 2 arguments, got fewer");
+    return NULL;
+  }
   char name[LVS_IFNAMSIZ];
   bool offload;
+  double queues = 1;
   if (!get_ifname(env, argv[0], "TUN device name", name) || !get_bool(env, argv[1], "offload", &offload)) return NULL;
+  if (argc >= 3 && !get_integer(env, argv[2], "queues", 1, MAX_TUN_QUEUES, &queues)) return NULL;
 
+  int fds[MAX_TUN_QUEUES] = {-1};
+  int n = (int)queues;
   char actual[LVS_IFNAMSIZ];
   const char *failed_call = "open";
-  int fd = lvs_tun_open(name, offload, actual, &failed_call);
-  if (fd < 0) {
-    return throw_errno(env, -fd, failed_call,
-                       strcmp(failed_call, "open") == 0 ? "open /dev/net/tun" : "ioctl TUNSETIFF");
+  for (int q = 0; q < n; q++) {
+    /* The first open names (or creates) the device; the others attach to it by its name. */
+    int fd = lvs_tun_open(q == 0 ? name : actual, offload, n > 1, actual, &failed_call);
+    if (fd < 0) {
+      for (int k = 0; k < q; k++) lvs_fd_close(fds[k]);
+      return throw_errno(env, -fd, failed_call,
+                         strcmp(failed_call, "open") == 0 ? "open /dev/net/tun" : "ioctl TUNSETIFF");
+    }
+    fds[q] = fd;
   }
 
-  napi_value result, fd_value, name_value, vnet_value;
-  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, fd, &fd_value) != napi_ok ||
-      napi_set_named_property(env, result, "fd", fd_value) != napi_ok ||
-      napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &name_value) != napi_ok ||
-      napi_set_named_property(env, result, "name", name_value) != napi_ok ||
-      napi_create_int32(env, offload ? LVS_VNET_HDR : 0, &vnet_value) != napi_ok ||
-      napi_set_named_property(env, result, "vnetHdr", vnet_value) != napi_ok) {
-    lvs_fd_close(fd);
+  napi_value result, fd_value, fds_value, name_value, vnet_value;
+  bool ok = napi_create_object(env, &result) == napi_ok && napi_create_int32(env, fds[0], &fd_value) == napi_ok &&
+            napi_set_named_property(env, result, "fd", fd_value) == napi_ok &&
+            napi_create_array_with_length(env, (size_t)n, &fds_value) == napi_ok &&
+            napi_set_named_property(env, result, "fds", fds_value) == napi_ok &&
+            napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &name_value) == napi_ok &&
+            napi_set_named_property(env, result, "name", name_value) == napi_ok &&
+            napi_create_int32(env, offload ? LVS_VNET_HDR : 0, &vnet_value) == napi_ok &&
+            napi_set_named_property(env, result, "vnetHdr", vnet_value) == napi_ok;
+  for (int q = 0; ok && q < n; q++) {
+    napi_value v;
+    ok = napi_create_int32(env, fds[q], &v) == napi_ok && napi_set_element(env, fds_value, (uint32_t)q, v) == napi_ok;
+  }
+  if (!ok) {
+    for (int q = 0; q < n; q++) lvs_fd_close(fds[q]);
     throw_napi_failure(env, "building the tunOpen result");
     return NULL;
   }
   return result;
+}
+
+/* ---- queue steering (steer.c) ------------------------------------------------------------- */
+
+/* steerMapCreate(maxVips) -> fd */
+static napi_value steer_map_create(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  double max;
+  if (!get_args(env, info, 1, argv) || !get_integer(env, argv[0], "maxVips", 1, 1 << 24, &max)) return NULL;
+  int fd = lvs_steer_map_create((uint32_t)max);
+  if (fd < 0) return throw_errno(env, -fd, "bpf", "bpf BPF_MAP_CREATE");
+  return make_u32(env, (uint32_t)fd);
+}
+
+/* steerMapSet(mapFd, addr, present) */
+static napi_value steer_map_set(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  uint32_t addr;
+  bool present;
+  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd) || !get_u32(env, argv[1], "addr", &addr) ||
+      !get_bool(env, argv[2], "present", &present)) {
+    return NULL;
+  }
+  int rc = lvs_steer_map_set(fd, addr, present);
+  if (rc < 0) return throw_errno(env, -rc, "bpf", present ? "bpf BPF_MAP_UPDATE_ELEM" : "bpf BPF_MAP_DELETE_ELEM");
+  return NULL;
+}
+
+/* steerAttach(tunFd, mapFd, clientIsSource) */
+static napi_value steer_attach(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int tun_fd, map_fd;
+  bool client_is_source;
+  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &tun_fd) || !get_fd(env, argv[1], &map_fd) ||
+      !get_bool(env, argv[2], "clientIsSource", &client_is_source)) {
+    return NULL;
+  }
+  enum { LOG_LEN = 16384 };
+  char *log = malloc(LOG_LEN);
+  const char *failed_call = "bpf";
+  int rc = lvs_steer_attach(tun_fd, map_fd, client_is_source, log, log != NULL ? LOG_LEN : 0, &failed_call);
+  if (rc < 0 && log != NULL && strcmp(failed_call, "bpf") == 0 && log[0] != '\0') {
+    fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
+  }
+  free(log);
+  if (rc < 0) {
+    return throw_errno(env, -rc, failed_call,
+                       strcmp(failed_call, "bpf") == 0 ? "bpf BPF_PROG_LOAD" : "ioctl TUNSETSTEERINGEBPF");
+  }
+  return NULL;
 }
 
 /*
@@ -775,6 +855,9 @@ NAPI_MODULE_INIT() {
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netnsCookie", NULL, netns_cookie, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"steerMapCreate", NULL, steer_map_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"steerMapSet", NULL, steer_map_set, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"steerAttach", NULL, steer_attach, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) {
     throw_napi_failure(env, "napi_define_properties");

@@ -21,7 +21,8 @@
 
 #define LVS_SOCK_BUF (4 * 1024 * 1024)
 
-int lvs_tun_open(const char *name, int offload, char out_name[LVS_IFNAMSIZ], const char **failed_call) {
+int lvs_tun_open(const char *name, int offload, int multi_queue, char out_name[LVS_IFNAMSIZ],
+                 const char **failed_call) {
   size_t name_len = strlen(name);
   if (name_len >= LVS_IFNAMSIZ) {
     /* The kernel would silently truncate it; the glue rejects this first, this is a backstop. */
@@ -37,7 +38,7 @@ int lvs_tun_open(const char *name, int offload, char out_name[LVS_IFNAMSIZ], con
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof(ifr));
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) | (multi_queue ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr.ifr_name, name, name_len);
   *failed_call = "ioctl";
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;

@@ -35,9 +35,12 @@
  * read or written) and the offloads TUN_F_CSUM | TUN_F_TSO4: the kernel may hand over TCP
  * segments of up to 64 KiB and packets whose L4 checksum is left partial. On success returns the
  * fd and writes the kernel's device name to `out_name`. On failure returns -errno and points
- * `*failed_call` at the syscall that failed ("open" or "ioctl").
+ * `*failed_call` at the syscall that failed ("open" or "ioctl"). With `multi_queue`
+ * (IFF_MULTI_QUEUE) the fd is one queue of the device; opening the same name again with the same
+ * flags adds a queue (the kernel spreads what it sends into the device over the queues).
  */
-int lvs_tun_open(const char *name, int offload, char out_name[LVS_IFNAMSIZ], const char **failed_call);
+int lvs_tun_open(const char *name, int offload, int multi_queue, char out_name[LVS_IFNAMSIZ],
+                 const char **failed_call);
 
 /*
  * Read up to `max_count` packets from a non-blocking fd. Packet i lands at

@@ -35,7 +35,10 @@ export interface WatchHandle {
 }
 
 export interface TunDevice {
+  /** The first queue's fd (the only one of a single-queue device). */
   fd: number;
+  /** One fd per queue; [fd] for a single-queue device. */
+  fds: number[];
   /** The kernel's name for the device (differs from the request when it ended in `%d` or was empty). */
   name: string;
   /** Bytes of virtio_net_hdr in front of every packet read or written: 10 with offloads, else 0. */
@@ -58,9 +61,20 @@ export interface LvsNative {
    * Open /dev/net/tun and attach/create TUN `name` (IFF_TUN | IFF_NO_PI, O_NONBLOCK, O_CLOEXEC).
    * With `offload`: IFF_VNET_HDR (a 10-byte virtio_net_hdr in front of every packet read and
    * written) and TUN_F_CSUM | TUN_F_TSO4, so the kernel hands over TCP segments of up to 64 KiB
-   * and packets with a partial L4 checksum.
+   * and packets with a partial L4 checksum. With `queues` > 1 (at most 256) the device is
+   * multi-queue (IFF_MULTI_QUEUE) and `fds` has one fd per queue.
    */
-  tunOpen(name: string, offload: boolean): TunDevice;
+  tunOpen(name: string, offload: boolean, queues?: number): TunDevice;
+  /** A BPF hash map for up to `maxVips` virtual addresses, for steerAttach. Returns its fd. */
+  steerMapCreate(maxVips: number): number;
+  /** Add (`present`) or remove the host-order address `addr` in the map `mapFd`. */
+  steerMapSet(mapFd: number, addr: number, present: boolean): void;
+  /**
+   * Load the queue-steering program (native/src/steer.c, mirrored by src/wire/steer-hash.ts) over
+   * map `mapFd` and attach it to the multi-queue TUN of `tunFd` (TUNSETSTEERINGEBPF). A verifier
+   * failure prints the verifier's log to stderr.
+   */
+  steerAttach(tunFd: number, mapFd: number, clientIsSource: boolean): void;
   /**
    * Read packets until EAGAIN or `maxCount`: packet i at `(firstSlot + i) * slotSize + headroom`,
    * length in `lens[firstSlot + i]` (clamped to `slotSize - headroom`), its `vnetLen`-byte

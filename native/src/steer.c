@@ -1,0 +1,292 @@
+/*
+ * Queue steering for a multi-queue TUN (TUNSETSTEERINGEBPF): a socket-filter eBPF program the
+ * kernel runs for every packet it sends into the TUN, whose return value (modulo the number of
+ * queues) picks the queue. It hashes the address and port of the flow's client side, which both
+ * directions of a NAT connection share:
+ *
+ *   request   client:cport -> VIP:vport       the destination is a VIP: the client is the source
+ *   NAT reply RIP:rport    -> client:cport    the destination is no VIP: the client is the destination
+ *
+ * The VIPs are the keys of a BPF hash map that lvsd keeps. An ICMP error is steered by the packet
+ * it quotes (that packet went the other way: the client is its destination when its source is a
+ * VIP, else its source). Fragments carry no ports after the first, so every fragment, the first
+ * included, is steered by the address alone; so is anything else without ports. The same
+ * function in TypeScript (src/native/steer.ts) must agree bit for bit; the netns test compares.
+ *
+ * The program is assembled here, instruction by instruction; no compiler or libbpf is needed.
+ */
+#include "steer.h"
+
+#include <errno.h>
+#include <linux/bpf.h>
+#include <linux/if_tun.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- a tiny eBPF assembler ----------------------------------------------------------------- */
+
+#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
+#define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
+#define MOV32_IMM(d, i) INSN(BPF_ALU | BPF_MOV | BPF_K, d, 0, 0, i)
+#define ALU32_IMM(op, d, i) INSN(BPF_ALU | (op) | BPF_K, d, 0, 0, i)
+#define ALU32_REG(op, d, s) INSN(BPF_ALU | (op) | BPF_X, d, s, 0, 0)
+#define ALU64_IMM(op, d, i) INSN(BPF_ALU64 | (op) | BPF_K, d, 0, 0, i)
+#define ALU64_REG(op, d, s) INSN(BPF_ALU64 | (op) | BPF_X, d, s, 0, 0)
+/* r0 = the packet's big-endian byte/half/word at `off` (host order); r1-r5 are clobbered. */
+#define LD_ABS(size, off) INSN(BPF_LD | (size) | BPF_ABS, 0, 0, 0, off)
+/* r0 = the packet's value at src + off. */
+#define LD_IND(size, s, off) INSN(BPF_LD | (size) | BPF_IND, 0, s, 0, off)
+#define STX_W(d, off, s) INSN(BPF_STX | BPF_MEM | BPF_W, d, s, off, 0)
+#define LDX_W(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, off, 0)
+#define ST_W(d, off, i) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, off, i)
+#define JEQ_IMM(d, i, off) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, off, i)
+#define JNE_IMM(d, i, off) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, off, i)
+#define JA(off) INSN(BPF_JMP | BPF_JA, 0, 0, off, 0)
+#define CALL(fn) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, fn)
+#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+/* r = the map of fd `fd`: a 64-bit immediate, two instructions (the second all zero here). */
+#define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd)
+
+/* Labels: the program is built in one pass with forward jumps patched at the end. */
+enum {
+  L_OUTER_ADDR_ONLY,
+  L_ICMP,
+  L_OUTER_PORTS,
+  L_INNER_NO_PORTS,
+  L_INNER_CHOOSE,
+  L_CLIENT_SRC,
+  L_HASH,
+  L_COUNT
+};
+
+typedef struct {
+  struct bpf_insn insn[160];
+  int n;
+  int label[L_COUNT];
+  struct {
+    int at, label;
+  } fix[32];
+  int nfix;
+} prog_buf;
+
+static void emit(prog_buf *p, struct bpf_insn i) { p->insn[p->n++] = i; }
+static void place(prog_buf *p, int label) { p->label[label] = p->n; }
+/* A jump to `label` (placed later): its offset is patched by resolve(). */
+static void emit_jump(prog_buf *p, struct bpf_insn i, int label) {
+  p->fix[p->nfix].at = p->n;
+  p->fix[p->nfix].label = label;
+  p->nfix++;
+  emit(p, i);
+}
+static void resolve(prog_buf *p) {
+  for (int k = 0; k < p->nfix; k++) p->insn[p->fix[k].at].off = (int16_t)(p->label[p->fix[k].label] - p->fix[k].at - 1);
+}
+
+/* Stack slots (r10 is the frame pointer). */
+#define S_SADDR (-4)
+#define S_DADDR (-8)
+#define S_SPORT (-12)
+#define S_DPORT (-16)
+
+/* The map lookup of the u32 at stack slot `slot`: r0 = value pointer or 0. Clobbers r1-r5. */
+static void emit_is_vip(prog_buf *p, int map_fd, int slot) {
+  emit(p, LD_MAP_FD(BPF_REG_1, map_fd));
+  emit(p, INSN(0, 0, 0, 0, 0));
+  emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, slot));
+  emit(p, CALL(BPF_FUNC_map_lookup_elem));
+}
+
+static void build(prog_buf *p, int map_fd, int client_is_source) {
+  memset(p, 0, sizeof(*p));
+  /* r6 = the skb (LD_ABS/LD_IND need it there); r7 = IP header length. */
+  emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
+  emit(p, LD_ABS(BPF_B, 0));
+  emit(p, ALU32_IMM(BPF_AND, BPF_REG_0, 0x0f));
+  emit(p, ALU32_IMM(BPF_LSH, BPF_REG_0, 2));
+  emit(p, MOV64_REG(BPF_REG_7, BPF_REG_0));
+  /* The outer addresses. */
+  emit(p, LD_ABS(BPF_W, 12));
+  emit(p, STX_W(BPF_REG_10, S_SADDR, BPF_REG_0));
+  emit(p, LD_ABS(BPF_W, 16));
+  emit(p, STX_W(BPF_REG_10, S_DADDR, BPF_REG_0));
+  emit(p, ST_W(BPF_REG_10, S_SPORT, 0));
+  emit(p, ST_W(BPF_REG_10, S_DPORT, 0));
+  /* r8 = protocol. A fragment (more-fragments flag or an offset): the addresses alone. */
+  emit(p, LD_ABS(BPF_B, 9));
+  emit(p, MOV64_REG(BPF_REG_8, BPF_REG_0));
+  emit(p, LD_ABS(BPF_H, 6));
+  emit(p, ALU32_IMM(BPF_AND, BPF_REG_0, 0x3fff));
+  emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_OUTER_ADDR_ONLY);
+  emit_jump(p, JEQ_IMM(BPF_REG_8, 1, 0), L_ICMP);
+  emit_jump(p, JEQ_IMM(BPF_REG_8, 6, 0), L_OUTER_PORTS);
+  emit_jump(p, JEQ_IMM(BPF_REG_8, 17, 0), L_OUTER_PORTS);
+  emit_jump(p, JEQ_IMM(BPF_REG_8, 132, 0), L_OUTER_PORTS);
+  emit_jump(p, JA(0), L_OUTER_ADDR_ONLY);
+
+  place(p, L_OUTER_PORTS);
+  emit(p, LD_IND(BPF_H, BPF_REG_7, 0));
+  emit(p, STX_W(BPF_REG_10, S_SPORT, BPF_REG_0));
+  emit(p, LD_IND(BPF_H, BPF_REG_7, 2));
+  emit(p, STX_W(BPF_REG_10, S_DPORT, BPF_REG_0));
+  /* fall through */
+  place(p, L_OUTER_ADDR_ONLY);
+  /* The outer packet: the client is the source when the destination is a VIP. */
+  if (client_is_source) {
+    emit_jump(p, JA(0), L_CLIENT_SRC);
+  } else {
+    emit_is_vip(p, map_fd, S_DADDR);
+    emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_CLIENT_SRC);
+    emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
+    emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
+    emit_jump(p, JA(0), L_HASH);
+  }
+
+  place(p, L_ICMP);
+  /* Errors only (unreachable 3, source quench 4, redirect 5, time exceeded 11, parameter 12). */
+  emit(p, LD_IND(BPF_B, BPF_REG_7, 0));
+  emit(p, JEQ_IMM(BPF_REG_0, 3, 5));
+  emit(p, JEQ_IMM(BPF_REG_0, 4, 4));
+  emit(p, JEQ_IMM(BPF_REG_0, 5, 3));
+  emit(p, JEQ_IMM(BPF_REG_0, 11, 2));
+  emit(p, JEQ_IMM(BPF_REG_0, 12, 1));
+  emit_jump(p, JA(0), L_OUTER_ADDR_ONLY);
+  /* The quoted packet at r7 + 8: its addresses, r8 = its protocol, r9 = its L4 offset. */
+  emit(p, LD_IND(BPF_W, BPF_REG_7, 8 + 12));
+  emit(p, STX_W(BPF_REG_10, S_SADDR, BPF_REG_0));
+  emit(p, LD_IND(BPF_W, BPF_REG_7, 8 + 16));
+  emit(p, STX_W(BPF_REG_10, S_DADDR, BPF_REG_0));
+  emit(p, LD_IND(BPF_B, BPF_REG_7, 8 + 9));
+  emit(p, MOV64_REG(BPF_REG_8, BPF_REG_0));
+  emit(p, LD_IND(BPF_B, BPF_REG_7, 8));
+  emit(p, ALU32_IMM(BPF_AND, BPF_REG_0, 0x0f));
+  emit(p, ALU32_IMM(BPF_LSH, BPF_REG_0, 2));
+  emit(p, ALU64_REG(BPF_ADD, BPF_REG_0, BPF_REG_7));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_0, 8));
+  emit(p, MOV64_REG(BPF_REG_9, BPF_REG_0));
+  /* Its ports, unless it is a fragment or has none. */
+  emit(p, LD_IND(BPF_H, BPF_REG_7, 8 + 6));
+  emit(p, ALU32_IMM(BPF_AND, BPF_REG_0, 0x3fff));
+  emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_INNER_NO_PORTS);
+  emit(p, JEQ_IMM(BPF_REG_8, 6, 3));
+  emit(p, JEQ_IMM(BPF_REG_8, 17, 2));
+  emit(p, JEQ_IMM(BPF_REG_8, 132, 1));
+  emit_jump(p, JA(0), L_INNER_NO_PORTS);
+  emit(p, LD_IND(BPF_H, BPF_REG_9, 0));
+  emit(p, STX_W(BPF_REG_10, S_SPORT, BPF_REG_0));
+  emit(p, LD_IND(BPF_H, BPF_REG_9, 2));
+  emit(p, STX_W(BPF_REG_10, S_DPORT, BPF_REG_0));
+  emit_jump(p, JA(0), L_INNER_CHOOSE);
+  place(p, L_INNER_NO_PORTS);
+  place(p, L_INNER_CHOOSE);
+  /* The quoted packet went the other way: the client is its destination when its source is a VIP. */
+  if (client_is_source) {
+    emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
+    emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
+    emit_jump(p, JA(0), L_HASH);
+  } else {
+    emit_is_vip(p, map_fd, S_SADDR);
+    emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_CLIENT_SRC);
+    emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
+    emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
+    emit_jump(p, JA(0), L_HASH);
+  }
+
+  place(p, L_CLIENT_SRC);
+  emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_SADDR));
+  emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_SPORT));
+
+  /* h = fmix32(addr ^ port * 0x9e3779b1), in 32-bit arithmetic. */
+  place(p, L_HASH);
+  emit(p, MOV64_REG(BPF_REG_0, BPF_REG_2));
+  emit(p, ALU32_IMM(BPF_MUL, BPF_REG_0, (int32_t)0x9e3779b1));
+  emit(p, ALU32_REG(BPF_XOR, BPF_REG_0, BPF_REG_1));
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_0));
+  emit(p, ALU32_IMM(BPF_RSH, BPF_REG_1, 16));
+  emit(p, ALU32_REG(BPF_XOR, BPF_REG_0, BPF_REG_1));
+  emit(p, ALU32_IMM(BPF_MUL, BPF_REG_0, (int32_t)0x85ebca6b));
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_0));
+  emit(p, ALU32_IMM(BPF_RSH, BPF_REG_1, 13));
+  emit(p, ALU32_REG(BPF_XOR, BPF_REG_0, BPF_REG_1));
+  emit(p, ALU32_IMM(BPF_MUL, BPF_REG_0, (int32_t)0xc2b2ae35));
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_0));
+  emit(p, ALU32_IMM(BPF_RSH, BPF_REG_1, 16));
+  emit(p, ALU32_REG(BPF_XOR, BPF_REG_0, BPF_REG_1));
+  emit(p, EXIT());
+  resolve(p);
+}
+
+static long sys_bpf(int cmd, union bpf_attr *attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
+
+int lvs_steer_map_create(uint32_t max_vips) {
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.map_type = BPF_MAP_TYPE_HASH;
+  attr.key_size = 4;
+  attr.value_size = 4;
+  attr.max_entries = max_vips;
+  attr.map_flags = BPF_F_NO_PREALLOC;
+  memcpy(attr.map_name, "lvs_vips", 9);
+  long fd = sys_bpf(BPF_MAP_CREATE, &attr);
+  return fd < 0 ? -errno : (int)fd;
+}
+
+int lvs_steer_map_set(int map_fd, uint32_t addr, int present) {
+  union bpf_attr attr;
+  uint32_t value = 1;
+  memset(&attr, 0, sizeof(attr));
+  attr.map_fd = (uint32_t)map_fd;
+  attr.key = (uint64_t)(uintptr_t)&addr;
+  if (present) {
+    attr.value = (uint64_t)(uintptr_t)&value;
+    attr.flags = BPF_ANY;
+    return sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
+  }
+  if (sys_bpf(BPF_MAP_DELETE_ELEM, &attr) < 0 && errno != ENOENT) return -errno;
+  return 0;
+}
+
+int lvs_steer_attach(int tun_fd, int map_fd, int client_is_source, char *log, size_t log_len,
+                     const char **failed_call) {
+  prog_buf *p = malloc(sizeof(*p));
+  if (p == NULL) {
+    *failed_call = "malloc";
+    return -ENOMEM;
+  }
+  build(p, map_fd, client_is_source);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+  attr.insns = (uint64_t)(uintptr_t)p->insn;
+  attr.insn_cnt = (uint32_t)p->n;
+  attr.license = (uint64_t)(uintptr_t)"GPL";
+  if (log != NULL && log_len > 0) {
+    log[0] = '\0';
+    attr.log_buf = (uint64_t)(uintptr_t)log;
+    attr.log_size = (uint32_t)log_len;
+    attr.log_level = 1;
+  }
+  memcpy(attr.prog_name, "lvs_steer", 10);
+  *failed_call = "bpf";
+  long prog = sys_bpf(BPF_PROG_LOAD, &attr);
+  if (prog < 0 && errno == ENOSPC && log != NULL) {
+    /* The log did not fit: load again without one, for the errno alone. */
+    attr.log_buf = 0;
+    attr.log_size = 0;
+    attr.log_level = 0;
+    prog = sys_bpf(BPF_PROG_LOAD, &attr);
+  }
+  int err = errno;
+  free(p);
+  if (prog < 0) return -err;
+  *failed_call = "ioctl";
+  int pfd = (int)prog;
+  int rc = ioctl(tun_fd, TUNSETSTEERINGEBPF, &pfd) < 0 ? -errno : 0;
+  /* The TUN holds its own reference to the program. */
+  close(pfd);
+  return rc;
+}

@@ -1,0 +1,60 @@
+// Queue steering of a multi-queue TUN: the eBPF program of native/src/steer.c, attached to the
+// device, and the map of virtual addresses it reads (which side of a packet is the client's).
+// lvsd keeps the map equal to its set of VIPs; src/wire/steer-hash.ts is the same hash in
+// TypeScript.
+
+import { type LvsNative, loadNative } from './addon';
+
+/** The most virtual addresses the map holds (its entries are allocated as they are added). */
+export const STEER_MAX_VIPS = 1 << 20;
+
+export class TunSteering {
+  private readonly vips = new Set<number>();
+  private closed = false;
+
+  private constructor(
+    private readonly native: LvsNative,
+    private readonly mapFd: number,
+  ) {}
+
+  /**
+   * Steer the queues of the multi-queue TUN that `tunFd` is a queue of. `clientIsSource`: the
+   * device carries requests only (a firewall-mark device), and the map is never read.
+   */
+  static attach(tunFd: number, clientIsSource: boolean): TunSteering {
+    const native = loadNative();
+    const mapFd = native.steerMapCreate(STEER_MAX_VIPS);
+    try {
+      native.steerAttach(tunFd, mapFd, clientIsSource);
+    } catch (err) {
+      native.close(mapFd);
+      throw err;
+    }
+    return new TunSteering(native, mapFd);
+  }
+
+  /** Make the map hold exactly `addrs` (host order). */
+  setVips(addrs: Iterable<number>): void {
+    if (this.closed) return;
+    const want = new Set(addrs);
+    for (const a of this.vips) {
+      if (!want.has(a)) {
+        this.native.steerMapSet(this.mapFd, a, false);
+        this.vips.delete(a);
+      }
+    }
+    for (const a of want) {
+      if (!this.vips.has(a)) {
+        this.native.steerMapSet(this.mapFd, a, true);
+        this.vips.add(a);
+      }
+    }
+  }
+
+  /** Close the map's fd (the program attached to the TUN keeps the map while the TUN lives). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close(this.mapFd);
+  }
+}

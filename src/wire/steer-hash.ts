@@ -1,0 +1,85 @@
+// The flow hash that steers a packet to one queue of lvsd's multi-queue TUN, as the kernel runs
+// it (the eBPF program in native/src/steer.c): both must agree bit for bit, so an engine can tell
+// which engine owns a flow (a reassembled datagram, a synced connection) without asking.
+//
+// The key is the flow's client side: address and port. A packet to a virtual address comes from
+// the client (its source); anything else is a reply on its way to the client (its destination).
+// An ICMP error is steered by the packet it quotes, which went the other way. Fragments, and
+// packets without ports, hash the address alone. A read past the packet's end ends the kernel's
+// program with 0, and so here.
+
+import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
+
+/** The 32-bit mix both sides use: fmix32(addr ^ port * 0x9e3779b1). */
+export function steerMix(addr: number, port: number): number {
+  let h = Math.imul(port, 0x9e3779b1) ^ addr;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function hasPorts(protocol: number): boolean {
+  return protocol === IPPROTO_TCP || protocol === IPPROTO_UDP || protocol === IPPROTO_SCTP;
+}
+
+function isIcmpError(type: number): boolean {
+  return type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+}
+
+function u16(b: Uint8Array, at: number): number {
+  return (b[at]! << 8) | b[at + 1]!;
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
+/**
+ * The steering hash of the IPv4 packet `b[off, off + len)` (the kernel takes it modulo the number
+ * of queues). `isVip` answers for a host-order address; `clientIsSource` is the variant for input
+ * devices that carry only requests (firewall-mark devices), which never consults it.
+ */
+export function steerHash(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  isVip: (addr: number) => boolean,
+  clientIsSource: boolean,
+): number {
+  if (len < 20) return 0;
+  const ihl = (b[off]! & 0x0f) << 2;
+  let saddr = u32(b, off + 12);
+  let daddr = u32(b, off + 16);
+  let sport = 0;
+  let dport = 0;
+  const protocol = b[off + 9]!;
+  const fragment = (u16(b, off + 6) & 0x3fff) !== 0;
+  if (!fragment && protocol === IPPROTO_ICMP) {
+    if (ihl + 1 > len) return 0;
+    if (isIcmpError(b[off + ihl]!)) {
+      const q = ihl + 8;
+      if (q + 20 > len) return 0;
+      saddr = u32(b, off + q + 12);
+      daddr = u32(b, off + q + 16);
+      const innerProto = b[off + q + 9]!;
+      const l4 = q + ((b[off + q]! & 0x0f) << 2);
+      if ((u16(b, off + q + 6) & 0x3fff) === 0 && hasPorts(innerProto)) {
+        if (l4 + 4 > len) return 0;
+        sport = u16(b, off + l4);
+        dport = u16(b, off + l4 + 2);
+      }
+      // The quoted packet went the other way.
+      if (clientIsSource || isVip(saddr)) return steerMix(daddr, dport);
+      return steerMix(saddr, sport);
+    }
+  } else if (!fragment && hasPorts(protocol)) {
+    if (ihl + 4 > len) return 0;
+    sport = u16(b, off + ihl);
+    dport = u16(b, off + ihl + 2);
+  }
+  if (clientIsSource || isVip(daddr)) return steerMix(saddr, sport);
+  return steerMix(daddr, dport);
+}
