@@ -119,27 +119,32 @@ export function zeroStats(s: Stats): void {
   s.outBytes = 0;
 }
 
-/** A real server of one virtual service. */
-export interface Dest {
+/** Slots of a dest's shared state (`Dest.shared`). */
+const D_ACTIVE = 0;
+const D_INACT = 1;
+const D_PERSIST = 2;
+const D_FLAGS = 3;
+const D_PATH_WANTED = 4;
+/** Int32 slots in `Dest.shared`. */
+export const DEST_SHARED_INTS = 5;
+
+/**
+ * A real server of one virtual service. What the engines change (the connection counts, the
+ * flags, the path request) lives in `shared`, an Int32Array that every engine's copy of the dest
+ * sees (on a SharedArrayBuffer when there are several engines; the kernel's atomic counters), and
+ * changes with Atomics: the schedulers of all engines see one count per dest.
+ */
+export class Dest {
   /** Index in the engine's dest registry; connections refer to their dest by it. */
-  id: number;
-  svc: Service;
-  /** Host-order IPv4 address. */
-  addr: number;
-  port: number;
-  fwd: FwdMethod;
-  weight: number;
-  uThreshold: number;
-  lThreshold: number;
-  /** IP_VS_DEST_F_* */
-  flags: number;
-  tunType: number;
-  tunPort: number;
-  tunFlags: number;
-  activeConns: number;
-  inactConns: number;
-  persistConns: number;
-  stats: Stats;
+  id = -1;
+  fwd: FwdMethod = FWD_DROUTE;
+  weight = DEFAULT_WEIGHT;
+  uThreshold = 0;
+  lThreshold = 0;
+  tunType = TUN_TYPE_IPIP;
+  tunPort = 0;
+  tunFlags = 0;
+  stats: Stats = newStats();
   /**
    * How the data path reaches the dest (kept current by the control plane):
    * DR: `l2Dev` is the frame device (txDev) towards it and `l2Header` the 14-byte Ethernet header
@@ -148,17 +153,69 @@ export interface Dest {
    * / `l2Header` frame the encapsulated packet for the next hop (the route's gateway, or the
    * server on a LAN of ours); null while that MAC is unknown (then the raw socket).
    */
-  l2Dev: number;
-  l2Header: Buffer | null;
-  tunSrc: number;
-  mtu: number;
-  /** Set by the data path when a packet found the path unresolved; the control plane clears it. */
-  pathWanted: boolean;
+  l2Dev = 0;
+  l2Header: Buffer | null = null;
+  tunSrc = 0;
+  mtu = 1500;
   /**
    * The host has no route to the dest (yet): the kernel accepts such a dest, and drops what it
    * cannot send to it; so does the data path (no_route) until the control plane finds one.
    */
-  noRoute: boolean;
+  noRoute = false;
+  /** [active, inactive, persistent connections, IP_VS_DEST_F_* flags, path wanted]. */
+  shared = new Int32Array(DEST_SHARED_INTS);
+
+  constructor(
+    public svc: Service,
+    /** Host-order IPv4 address. */
+    public addr: number,
+    public port: number,
+  ) {
+    this.shared[D_FLAGS] = DEST_F_AVAILABLE;
+  }
+
+  get activeConns(): number {
+    return this.shared[D_ACTIVE]!;
+  }
+  set activeConns(n: number) {
+    Atomics.store(this.shared, D_ACTIVE, n);
+  }
+  get inactConns(): number {
+    return this.shared[D_INACT]!;
+  }
+  set inactConns(n: number) {
+    Atomics.store(this.shared, D_INACT, n);
+  }
+  get persistConns(): number {
+    return this.shared[D_PERSIST]!;
+  }
+  set persistConns(n: number) {
+    Atomics.store(this.shared, D_PERSIST, n);
+  }
+  /** IP_VS_DEST_F_*; change single bits with setFlag / clearFlag (other engines may be changing others). */
+  get flags(): number {
+    return this.shared[D_FLAGS]!;
+  }
+  set flags(f: number) {
+    Atomics.store(this.shared, D_FLAGS, f);
+  }
+  setFlag(bit: number): void {
+    Atomics.or(this.shared, D_FLAGS, bit);
+  }
+  clearFlag(bit: number): void {
+    Atomics.and(this.shared, D_FLAGS, ~bit);
+  }
+  /** Set by the data path when a packet found the path unresolved; the control plane clears it. */
+  get pathWanted(): boolean {
+    return this.shared[D_PATH_WANTED] !== 0;
+  }
+  set pathWanted(v: boolean) {
+    Atomics.store(this.shared, D_PATH_WANTED, v ? 1 : 0);
+  }
+  /** Add `n` to the counts (0 active, 1 inactive, 2 persistent) atomically. */
+  count(slot: 0 | 1 | 2, n: number): void {
+    Atomics.add(this.shared, slot, n);
+  }
 }
 
 /** A virtual service: `<protocol, vaddr, vport>` or a firewall mark. */
@@ -234,30 +291,7 @@ export function newService(protocol = 0, addr = 0, port = 0, fwmark = 0, sched: 
 
 /** A dest with ipvsadm's defaults (DR, weight 1, no thresholds), available, path unresolved. */
 export function newDest(svc: Service, addr: number, port: number): Dest {
-  return {
-    id: -1,
-    svc,
-    addr,
-    port,
-    fwd: FWD_DROUTE,
-    weight: DEFAULT_WEIGHT,
-    uThreshold: 0,
-    lThreshold: 0,
-    flags: DEST_F_AVAILABLE,
-    tunType: TUN_TYPE_IPIP,
-    tunPort: 0,
-    tunFlags: 0,
-    activeConns: 0,
-    inactConns: 0,
-    persistConns: 0,
-    stats: newStats(),
-    l2Dev: 0,
-    l2Header: null,
-    tunSrc: 0,
-    mtu: 1500,
-    pathWanted: false,
-    noRoute: false,
-  };
+  return new Dest(svc, addr, port);
 }
 
 /** `ip_vs_dest_conn_overhead`: active connections weigh 256 times an inactive one. */
@@ -270,29 +304,24 @@ export function destOverhead(d: Dest): number {
  * template), inactive or active, then the upper threshold is checked. destUnbind undoes it.
  */
 export function destBind(d: Dest, flags: number): void {
-  if ((flags & CONN_F_TEMPLATE) !== 0) d.persistConns++;
-  else if ((flags & CONN_F_INACTIVE) !== 0) d.inactConns++;
-  else d.activeConns++;
+  d.count(countSlot(flags), 1);
   overloadOnBind(d);
+}
+
+function countSlot(flags: number): 0 | 1 | 2 {
+  return (flags & CONN_F_TEMPLATE) !== 0 ? D_PERSIST : (flags & CONN_F_INACTIVE) !== 0 ? D_INACT : D_ACTIVE;
 }
 
 /** A connection with `flags` leaves `d` (ip_vs_unbind_dest): destBind undone. */
 export function destUnbind(d: Dest, flags: number): void {
-  if ((flags & CONN_F_TEMPLATE) !== 0) d.persistConns--;
-  else if ((flags & CONN_F_INACTIVE) !== 0) d.inactConns--;
-  else d.activeConns--;
+  d.count(countSlot(flags), -1);
   overloadOnUnbind(d);
 }
 
 /** A (non-template) connection of `d` turns inactive, or active again. */
 export function destActivity(d: Dest, inactive: boolean): void {
-  if (inactive) {
-    d.activeConns--;
-    d.inactConns++;
-  } else {
-    d.activeConns++;
-    d.inactConns--;
-  }
+  d.count(D_ACTIVE, inactive ? -1 : 1);
+  d.count(D_INACT, inactive ? 1 : -1);
 }
 
 /**
@@ -300,7 +329,7 @@ export function destActivity(d: Dest, inactive: boolean): void {
  * (`-x`, 0 = none) the dest is flagged overloaded and schedulers skip it (ip_vs_bind_dest).
  */
 function overloadOnBind(d: Dest): void {
-  if (d.uThreshold !== 0 && d.activeConns + d.inactConns >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
+  if (d.uThreshold !== 0 && d.activeConns + d.inactConns >= d.uThreshold) d.setFlag(DEST_F_OVERLOAD);
 }
 
 /**
@@ -312,11 +341,11 @@ function overloadOnUnbind(d: Dest): void {
   if ((d.flags & DEST_F_OVERLOAD) === 0) return;
   const conns = d.activeConns + d.inactConns;
   if (d.lThreshold !== 0) {
-    if (conns < d.lThreshold) d.flags &= ~DEST_F_OVERLOAD;
+    if (conns < d.lThreshold) d.clearFlag(DEST_F_OVERLOAD);
   } else if (d.uThreshold !== 0) {
-    if (conns * 4 < d.uThreshold * 3) d.flags &= ~DEST_F_OVERLOAD;
+    if (conns * 4 < d.uThreshold * 3) d.clearFlag(DEST_F_OVERLOAD);
   } else {
-    d.flags &= ~DEST_F_OVERLOAD;
+    d.clearFlag(DEST_F_OVERLOAD);
   }
 }
 

@@ -10,7 +10,9 @@
  * The VIPs are the keys of a BPF hash map that lvsd keeps. An ICMP error is steered by the packet
  * it quotes (that packet went the other way: the client is its destination when its source is a
  * VIP, else its source). Fragments carry no ports after the first, so every fragment, the first
- * included, is steered by the address alone; so is anything else without ports. The same
+ * included, is steered by the address alone; so is anything else without ports, and everything
+ * while the map holds the key 0.0.0.0 (never a VIP): persistence needs all of a client's
+ * connections on the engine that holds its template. The same
  * function in TypeScript (src/native/steer.ts) must agree bit for bit; the netns test compares.
  *
  * The program is assembled here, instruction by instruction; no compiler or libbpf is needed.
@@ -91,6 +93,9 @@ static void resolve(prog_buf *p) {
 #define S_DADDR (-8)
 #define S_SPORT (-12)
 #define S_DPORT (-16)
+#define S_ADDR (-20)
+#define S_PORT (-24)
+#define S_ZERO (-28)
 
 /* The map lookup of the u32 at stack slot `slot`: r0 = value pointer or 0. Clobbers r1-r5. */
 static void emit_is_vip(prog_buf *p, int map_fd, int slot) {
@@ -200,8 +205,17 @@ static void build(prog_buf *p, int map_fd, int client_is_source) {
   emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_SADDR));
   emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_SPORT));
 
-  /* h = fmix32(addr ^ port * 0x9e3779b1), in 32-bit arithmetic. */
+  /* With key 0 in the map (persistence: all of a client's connections on one engine) the port is left out. */
   place(p, L_HASH);
+  emit(p, STX_W(BPF_REG_10, S_ADDR, BPF_REG_1));
+  emit(p, STX_W(BPF_REG_10, S_PORT, BPF_REG_2));
+  emit(p, ST_W(BPF_REG_10, S_ZERO, 0));
+  emit_is_vip(p, map_fd, S_ZERO);
+  emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_ADDR));
+  emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_PORT));
+  emit(p, JEQ_IMM(BPF_REG_0, 0, 1));
+  emit(p, MOV32_IMM(BPF_REG_2, 0));
+  /* h = fmix32(addr ^ port * 0x9e3779b1), in 32-bit arithmetic. */
   emit(p, MOV64_REG(BPF_REG_0, BPF_REG_2));
   emit(p, ALU32_IMM(BPF_MUL, BPF_REG_0, (int32_t)0x9e3779b1));
   emit(p, ALU32_REG(BPF_XOR, BPF_REG_0, BPF_REG_1));

@@ -12,7 +12,10 @@
 /* A BPF hash map for up to `max_vips` virtual addresses (u32 keys, host order). Returns its fd. */
 int lvs_steer_map_create(uint32_t max_vips);
 
-/* Add (present) or remove virtual address `addr` (host order) in map `map_fd`. Returns 0. */
+/*
+ * Add (present) or remove virtual address `addr` (host order) in map `map_fd`. Returns 0. The
+ * address 0 is a switch: while present, every packet is steered by the client's address alone.
+ */
 int lvs_steer_map_set(int map_fd, uint32_t addr, int present);
 
 /*

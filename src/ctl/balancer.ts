@@ -266,16 +266,14 @@ export class Balancer {
     const svc = this.mustFindService(key);
     const addr = this.checkDestSpec(spec);
     if (this.findDest(svc, spec) !== undefined) throw new ExistsError('Destination already exists');
-    const dest: Dest = {
-      ...newDest(svc, addr, spec.port),
-      fwd: spec.fwd as FwdMethod,
-      weight: spec.weight,
-      uThreshold: spec.uThreshold,
-      lThreshold: spec.lThreshold,
-      tunType: spec.tunType,
-      tunPort: spec.tunPort,
-      tunFlags: spec.tunFlags,
-    };
+    const dest = newDest(svc, addr, spec.port);
+    dest.fwd = spec.fwd as FwdMethod;
+    dest.weight = spec.weight;
+    dest.uThreshold = spec.uThreshold;
+    dest.lThreshold = spec.lThreshold;
+    dest.tunType = spec.tunType;
+    dest.tunPort = spec.tunPort;
+    dest.tunFlags = spec.tunFlags;
     this.plane.addDest(dest);
     this.estimators.add(dest.stats);
     await this.paths.add(dest);
@@ -299,7 +297,7 @@ export class Balancer {
     dest.tunType = spec.tunType;
     dest.tunPort = spec.tunPort;
     dest.tunFlags = spec.tunFlags;
-    if (spec.uThreshold === 0 || spec.uThreshold > dest.uThreshold) dest.flags &= ~DEST_F_OVERLOAD;
+    if (spec.uThreshold === 0 || spec.uThreshold > dest.uThreshold) dest.clearFlag(DEST_F_OVERLOAD);
     dest.uThreshold = spec.uThreshold;
     dest.lThreshold = spec.lThreshold;
     svc.sched.updDest?.(svc, dest);
@@ -317,7 +315,7 @@ export class Balancer {
   private async removeDest(svc: Service, dest: Dest): Promise<void> {
     svc.sched.delDest?.(svc, dest);
     svc.dests.splice(svc.dests.indexOf(dest), 1);
-    dest.flags &= ~DEST_F_AVAILABLE;
+    dest.clearFlag(DEST_F_AVAILABLE);
     this.plane.retireDest(dest);
     this.estimators.remove(dest.stats);
     await this.paths.remove(dest);

@@ -11,6 +11,7 @@ export const STEER_MAX_VIPS = 1 << 20;
 export class TunSteering {
   private readonly vips = new Set<number>();
   private closed = false;
+  addrOnly = false;
 
   private constructor(
     private readonly native: LvsNative,
@@ -33,10 +34,21 @@ export class TunSteering {
     return new TunSteering(native, mapFd);
   }
 
-  /** Make the map hold exactly `addrs` (host order). */
+  /**
+   * Steer by the client's address alone (the map's key 0): while a persistent service exists,
+   * every connection of a client must reach the engine that holds the client's template.
+   */
+  setAddrOnly(on: boolean): void {
+    if (this.closed || on === this.addrOnly) return;
+    this.native.steerMapSet(this.mapFd, 0, on);
+    this.addrOnly = on;
+  }
+
+  /** Make the map hold exactly `addrs` (host order; 0 is never a VIP). */
   setVips(addrs: Iterable<number>): void {
     if (this.closed) return;
     const want = new Set(addrs);
+    want.delete(0);
     for (const a of this.vips) {
       if (!want.has(a)) {
         this.native.steerMapSet(this.mapFd, a, false);

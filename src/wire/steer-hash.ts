@@ -5,7 +5,9 @@
 // The key is the flow's client side: address and port. A packet to a virtual address comes from
 // the client (its source); anything else is a reply on its way to the client (its destination).
 // An ICMP error is steered by the packet it quotes, which went the other way. Fragments, and
-// packets without ports, hash the address alone. A read past the packet's end ends the kernel's
+// packets without ports, hash the address alone; so does everything while `addrOnly` is on (lvsd
+// turns it on while a persistent service exists: a client's connections must all reach the engine
+// that holds its persistence template). A read past the packet's end ends the kernel's
 // program with 0, and so here.
 
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
@@ -40,7 +42,8 @@ function u32(b: Uint8Array, at: number): number {
 /**
  * The steering hash of the IPv4 packet `b[off, off + len)` (the kernel takes it modulo the number
  * of queues). `isVip` answers for a host-order address; `clientIsSource` is the variant for input
- * devices that carry only requests (firewall-mark devices), which never consults it.
+ * devices that carry only requests (firewall-mark devices), which never consults it. `addrOnly`:
+ * the map holds the address 0 (ports left out).
  */
 export function steerHash(
   b: Uint8Array,
@@ -48,8 +51,26 @@ export function steerHash(
   len: number,
   isVip: (addr: number) => boolean,
   clientIsSource: boolean,
+  addrOnly = false,
 ): number {
-  if (len < 20) return 0;
+  const h = steerKey(b, off, len, isVip, clientIsSource);
+  if (h < 0) return 0;
+  return steerMix(keyAddr, addrOnly ? 0 : keyPort);
+}
+
+/** The key steerKey found (module state: no allocation per packet). */
+let keyAddr = 0;
+let keyPort = 0;
+
+/** Find the client side's address and port into keyAddr/keyPort; -1 where the kernel's program reads past the end. */
+function steerKey(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  isVip: (addr: number) => boolean,
+  clientIsSource: boolean,
+): number {
+  if (len < 20) return -1;
   const ihl = (b[off]! & 0x0f) << 2;
   let saddr = u32(b, off + 12);
   let daddr = u32(b, off + 16);
@@ -58,28 +79,34 @@ export function steerHash(
   const protocol = b[off + 9]!;
   const fragment = (u16(b, off + 6) & 0x3fff) !== 0;
   if (!fragment && protocol === IPPROTO_ICMP) {
-    if (ihl + 1 > len) return 0;
+    if (ihl + 1 > len) return -1;
     if (isIcmpError(b[off + ihl]!)) {
       const q = ihl + 8;
-      if (q + 20 > len) return 0;
+      if (q + 20 > len) return -1;
       saddr = u32(b, off + q + 12);
       daddr = u32(b, off + q + 16);
       const innerProto = b[off + q + 9]!;
       const l4 = q + ((b[off + q]! & 0x0f) << 2);
       if ((u16(b, off + q + 6) & 0x3fff) === 0 && hasPorts(innerProto)) {
-        if (l4 + 4 > len) return 0;
+        if (l4 + 4 > len) return -1;
         sport = u16(b, off + l4);
         dport = u16(b, off + l4 + 2);
       }
       // The quoted packet went the other way.
-      if (clientIsSource || isVip(saddr)) return steerMix(daddr, dport);
-      return steerMix(saddr, sport);
+      if (clientIsSource || isVip(saddr)) return found(daddr, dport);
+      return found(saddr, sport);
     }
   } else if (!fragment && hasPorts(protocol)) {
-    if (ihl + 4 > len) return 0;
+    if (ihl + 4 > len) return -1;
     sport = u16(b, off + ihl);
     dport = u16(b, off + ihl + 2);
   }
-  if (clientIsSource || isVip(daddr)) return steerMix(saddr, sport);
-  return steerMix(daddr, dport);
+  if (clientIsSource || isVip(daddr)) return found(saddr, sport);
+  return found(daddr, dport);
+}
+
+function found(addr: number, port: number): number {
+  keyAddr = addr;
+  keyPort = port;
+  return 0;
 }

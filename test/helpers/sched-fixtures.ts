@@ -40,14 +40,12 @@ export interface DestSpec {
 }
 
 function makeDest(svc: Service, spec: DestSpec): Dest {
-  const dest: Dest = {
-    ...newDest(svc, /^\d+\.\d+\.\d+\.\d+$/.test(spec.name) ? ipv4(spec.name) : 0, 80),
-    id: nextId++,
-    weight: spec.weight ?? 1,
-    flags: spec.overloaded ? DEST_F_OVERLOAD : 0,
-    activeConns: spec.active ?? 0,
-    inactConns: spec.inactive ?? 0,
-  };
+  const dest = newDest(svc, /^\d+\.\d+\.\d+\.\d+$/.test(spec.name) ? ipv4(spec.name) : 0, 80);
+  dest.id = nextId++;
+  dest.weight = spec.weight ?? 1;
+  dest.flags = spec.overloaded ? DEST_F_OVERLOAD : 0;
+  dest.activeConns = spec.active ?? 0;
+  dest.inactConns = spec.inactive ?? 0;
   names.set(dest, spec.name);
   return dest;
 }

@@ -27,6 +27,7 @@ interface Probe {
   vips: string[];
   packets: Sent[];
   received: { queue: number; hex: string }[];
+  receivedAddrOnly: { queue: number; hex: string }[];
 }
 
 function createNamespace(): string | undefined {
@@ -91,5 +92,22 @@ describe.skipIf(skipReason !== undefined)('multi-queue TUN steering (TUNSETSTEER
       const b = Buffer.from(p.hex, 'hex');
       expect(steerHash(b, 0, b.length, isVip, false) % QUEUES, `${p.flow} ${p.kind}`).toBe(queueOf.get(p.hex));
     }
+  });
+
+  it('with the address-only switch on, steers by the client address alone, and the mirror agrees', () => {
+    const vips = new Set(r.vips.map((v) => v.split('.').reduce((a, o) => a * 256 + Number(o), 0)));
+    const isVip = (a: number): boolean => vips.has(a);
+    const q2 = new Map(r.receivedAddrOnly.map((x) => [x.hex, x.queue]));
+    const byClient = new Map<number, Set<number>>();
+    for (const p of r.packets) {
+      const b = Buffer.from(p.hex, 'hex');
+      expect(steerHash(b, 0, b.length, isVip, false, true) % QUEUES, `${p.flow} ${p.kind}`).toBe(q2.get(p.hex));
+      if (p.kind === 'request') {
+        const client = b.readUInt32BE(12);
+        if (!byClient.has(client)) byClient.set(client, new Set());
+        byClient.get(client)!.add(q2.get(p.hex)!);
+      }
+    }
+    for (const queues of byClient.values()) expect(queues.size).toBe(1);
   });
 });

@@ -113,17 +113,24 @@ packets.forEach((p, k) => {
   offs[k] = k * 2048;
   lens[k] = p.pkt.length;
 });
-const sent = native.sendBatch(raw, slab, offs, lens, packets.length);
-
-// Everything is in the queues once the send returned (local output is synchronous); read them.
 const rx = Buffer.alloc(256 * 2048);
 const rxLens = new Uint32Array(256);
-const received = [];
-for (let q = 0; q < QUEUES; q++) {
-  const n = native.tunRead(tun.fds[q], rx, 2048, 0, 256, rxLens, 0, 0);
-  for (let k = 0; k < n; k++)
-    received.push({ queue: q, hex: rx.subarray(k * 2048, k * 2048 + rxLens[k]).toString('hex') });
+
+/** Send every packet, then read every queue (local output is synchronous: all is queued by then). */
+function round() {
+  const sent = native.sendBatch(raw, slab, offs, lens, packets.length);
+  const received = [];
+  for (let q = 0; q < QUEUES; q++) {
+    const n = native.tunRead(tun.fds[q], rx, 2048, 0, 256, rxLens, 0, 0);
+    for (let k = 0; k < n; k++)
+      received.push({ queue: q, hex: rx.subarray(k * 2048, k * 2048 + rxLens[k]).toString('hex') });
+  }
+  return { sent, received };
 }
+const { sent, received } = round();
+// The persistence switch: the client's address alone.
+steering.setAddrOnly(true);
+const addrOnly = round();
 steering.close();
 native.close(raw);
 for (const fd of tun.fds) native.close(fd);
@@ -136,5 +143,6 @@ process.stdout.write(
     vips: VIPS,
     packets: packets.map((p) => ({ flow: p.flow, kind: p.kind, hex: p.pkt.toString('hex') })),
     received,
+    receivedAddrOnly: addrOnly.received,
   })}\n`,
 );
