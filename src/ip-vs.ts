@@ -163,7 +163,7 @@ export class Dest {
    */
   noRoute = false;
   /** [active, inactive, persistent connections, IP_VS_DEST_F_* flags, path wanted]. */
-  shared = new Int32Array(DEST_SHARED_INTS);
+  shared: Int32Array<ArrayBufferLike> = new Int32Array(DEST_SHARED_INTS);
 
   constructor(
     public svc: Service,

@@ -49,6 +49,8 @@ export interface PlaneCounters {
   offload: { partial: number; gso: number };
   reassembly: { datagrams: number; bytes: number; completed: number; expired: number };
   synced: { created: number; updated: number; ignored: number };
+  /** Per engine: connections held and packets read (one entry with one engine). */
+  engines: { conns: number; rxPackets: number }[];
 }
 
 export interface DataPlane {
@@ -84,9 +86,15 @@ export interface DataPlane {
   setReplyMtu(mtu: number): void;
   /** Once a second: expire what is due; `freePages` re-decides the defense strategies. */
   tick(freePages: number): void;
-  counters(): PlaneCounters;
+  /**
+   * The services or dests changed in place (settings, weights, paths): engines that keep a copy
+   * of the table take the new one (the control plane calls it after every change).
+   */
+  tableChanged(): void;
+  /** The data path's counters, summed over its engines. */
+  counters(): Promise<PlaneCounters>;
   /** A copy of every connection, for `-L -c` and /proc/net/ip_vs_conn. */
-  connRows(): ConnRows;
+  connRows(): Promise<ConnRows>;
 }
 
 /** The data plane of one engine. */
@@ -179,7 +187,19 @@ export class EnginePlane implements DataPlane {
     this.engine.tick();
   }
 
-  counters(): PlaneCounters {
+  tableChanged(): void {
+    // The one engine shares the control plane's objects.
+  }
+
+  async counters(): Promise<PlaneCounters> {
+    return this.countersNow();
+  }
+
+  async connRows(): Promise<ConnRows> {
+    return this.connRowsNow();
+  }
+
+  countersNow(): PlaneCounters {
     const e = this.engine;
     const f = e.frags;
     return {
@@ -191,10 +211,11 @@ export class EnginePlane implements DataPlane {
       offload: { ...e.offload },
       reassembly: { datagrams: f.queues, bytes: f.heldBytes, completed: f.counts[FRAG_COMPLETE], expired: f.expired },
       synced: { ...e.synced },
+      engines: [{ conns: e.conns.count, rxPackets: e.rxPackets }],
     };
   }
 
-  connRows(): ConnRows {
+  connRowsNow(): ConnRows {
     const e = this.engine;
     const names: Record<number, readonly string[]> = {};
     for (const h of e.protos) if (h !== undefined) names[h.protocol] = h.stateNames;

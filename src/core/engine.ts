@@ -98,6 +98,8 @@ export interface EngineOptions {
   maxConns?: number;
   /** Batches handled per readiness callback before yielding to the event loop. */
   maxBatchesPerWakeup?: number;
+  /** The director's stats block to count into (one engine of several: its shared slice). */
+  stats?: Stats;
 }
 
 /** The FTP data port: with an FTP service, TCP to it or to an unprivileged port finds that service. */
@@ -122,7 +124,7 @@ export class Engine {
   readonly protos: (ProtoHandler | undefined)[] = new Array(256).fill(undefined);
   /** Timeouts (seconds) by IP protocol number and state. */
   readonly timeouts: number[][] = [];
-  readonly stats = newStats();
+  readonly stats: Stats;
   /** Drops by reason (index = verdict; index 0 unused). */
   readonly drops = new Float64Array(VERDICT_COUNT);
   /** Packets read, and the batches they came in. */
@@ -172,6 +174,7 @@ export class Engine {
     opts: EngineOptions = {},
   ) {
     this.clock = opts.clock ?? monotonicSeconds;
+    this.stats = opts.stats ?? newStats();
     this.maxBatches = opts.maxBatchesPerWakeup ?? 16;
     this.now = Math.floor(this.clock());
     this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? DEFAULT_MAX_CONNS);

@@ -116,6 +116,30 @@ export class DestRegistry {
     return id;
   }
 
+  /**
+   * Register `dest` under the id another registry gave it (an engine's copy of the control
+   * plane's table): whatever had that id, a retired dest whose connections are all gone, is
+   * forgotten.
+   */
+  registerAs(dest: Dest, id: number): void {
+    this.dests[id] = dest;
+    dest.id = id;
+    this.trash.delete(id);
+    const f = this.freeIds.indexOf(id);
+    if (f >= 0) this.freeIds.splice(f, 1);
+  }
+
+  /** Free the ids of retired dests with no connections left (counted by engines elsewhere). */
+  sweep(): void {
+    for (const id of this.trash) {
+      const d = this.dests[id]!;
+      if (d.activeConns + d.inactConns + d.persistConns === 0) {
+        this.trash.delete(id);
+        this.free(id);
+      }
+    }
+  }
+
   /** The dest left its service: free its id now or when its last connection goes. */
   retire(dest: Dest): void {
     if (dest.activeConns + dest.inactConns + dest.persistConns === 0) this.free(dest.id);

@@ -5,6 +5,7 @@
 // HostNet, so tests run the whole control plane without touching the host. What the data path
 // needs to reach each dest (MTU, DR MAC, tunnel source) is kept by DestPaths (dest-paths.ts).
 
+import type { ConnRows } from '../conn/conn-rows';
 import type { DataPlane } from '../core/data-plane';
 import { ExistsError, InvalidError, LvsError, NoSuchServiceError, NotFoundError } from '../errors';
 import {
@@ -101,7 +102,7 @@ export class Balancer {
   }
 
   /** The data path's drops by reason name (only reasons that occurred). */
-  dropCounts(counts = this.plane.counters().drops): Record<string, number> {
+  dropCounts(counts: Float64Array): Record<string, number> {
     const drops: Record<string, number> = {};
     counts.forEach((n, i) => {
       if (i > 0 && n > 0) drops[DROP_NAMES[i]] = n;
@@ -161,10 +162,11 @@ export class Balancer {
       peName: spec.pe,
     };
     sched.initService?.(svc);
-    this.estimators.add(svc.stats);
     const plane = this.plane;
     const firstOnVip = !svc.fwmark && !plane.services.isVip(svc.addr);
+    // First: with several engines the plane gives the service its shared counters.
     plane.addService(svc);
+    this.estimators.add(svc.stats);
     if (firstOnVip) {
       plane.setLocalAddrs(this.host.localAddrs());
       await this.host.addVip(svc.addr);
@@ -182,6 +184,8 @@ export class Balancer {
    * above 0, available, routable) and withdraw it when none has (--announce-table).
    */
   private async updateAnnounced(): Promise<void> {
+    // After every verb and path refresh: engines with a copy of the table take the new one.
+    this.plane.tableChanged();
     const usable = new Set<number>();
     for (const svc of this.plane.services.list) {
       if (svc.fwmark !== 0) continue;
@@ -214,6 +218,7 @@ export class Balancer {
     svc.timeout = spec.timeout;
     svc.netmask = ipToU32(spec.netmask || '255.255.255.255');
     svc.peName = spec.pe;
+    this.plane.tableChanged();
   }
 
   async deleteService(key: ServiceKey): Promise<void> {
@@ -337,6 +342,7 @@ export class Balancer {
   /** A router's frag-needed error about a tunnel packet from `src` to `dst` (DestPaths.notePathMtu). */
   notePathMtu(dst: number, src: number, mtu: number, now = Date.now()): void {
     this.paths.notePathMtu(dst, src, mtu, now);
+    this.plane.tableChanged();
   }
 
   /** -Z: counters to 0 and their estimators restarted (ip_vs_zero_stats / ip_vs_zero_estimator). */
@@ -424,23 +430,27 @@ export class Balancer {
   }
 
   /** Every connection, as `-L -c` lists it (a template is in its protocol's state 0). */
-  connections(): ConnSnapshot[] {
-    const r = this.plane.connRows();
-    const out: ConnSnapshot[] = [];
-    for (let i = 0; i < r.n; i++) {
-      out.push({
-        protocol: r.protocol[i],
-        caddr: u32ToIp(r.caddr[i]),
-        cport: r.cport[i],
-        vaddr: u32ToIp(r.vaddr[i]),
-        vport: r.vport[i],
-        daddr: u32ToIp(r.daddr[i]),
-        dport: r.dport[i],
-        state: r.stateNames[r.protocol[i]]?.[r.state[i]] ?? 'NONE',
-        expires: Math.max(r.expires[i], 0),
-        flags: r.flags[i],
-      });
-    }
-    return out;
+  async connections(): Promise<ConnSnapshot[]> {
+    return connSnapshots(await this.plane.connRows());
   }
+}
+
+/** Connection rows as `-L -c` lists them. */
+export function connSnapshots(r: ConnRows): ConnSnapshot[] {
+  const out: ConnSnapshot[] = [];
+  for (let i = 0; i < r.n; i++) {
+    out.push({
+      protocol: r.protocol[i],
+      caddr: u32ToIp(r.caddr[i]),
+      cport: r.cport[i],
+      vaddr: u32ToIp(r.vaddr[i]),
+      vport: r.vport[i],
+      daddr: u32ToIp(r.daddr[i]),
+      dport: r.dport[i],
+      state: r.stateNames[r.protocol[i]]?.[r.state[i]] ?? 'NONE',
+      expires: Math.max(r.expires[i], 0),
+      flags: r.flags[i],
+    });
+  }
+  return out;
 }

@@ -70,7 +70,7 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
     case 'list-checks':
       return b.health?.snapshot() ?? [];
     case 'engine-stats': {
-      const c = b.plane.counters();
+      const c = await b.plane.counters();
       const drops = b.dropCounts(c.drops);
       return {
         conns: c.conns,
@@ -79,6 +79,7 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
         stats: b.globalStats(),
         drops,
         offload: c.offload,
+        engines: c.engines,
       };
     }
     default:

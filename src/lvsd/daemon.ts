@@ -34,6 +34,7 @@ import { startMetricsServer } from '../metrics/server';
 import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
 import { RawReceiver } from '../native/raw-receiver';
+import { MultiPlane } from '../plane/multi-plane';
 import { ProcfsWriter } from '../procfs/writer';
 import { currentNetns, type NetnsId, removeRunDirIfEmpty } from '../run-dir';
 
@@ -65,6 +66,8 @@ export interface DaemonOptions {
   /** Install routes, rules, proxy-ARP entries and sysctls (false: --no-routes). */
   routes: boolean;
   batch: number;
+  /** Packet engines (threads, TUN queues); 1: the engine runs on the main thread. */
+  workers: number;
   maxConns: number;
   offload: boolean;
   /** --ftp-ports; undefined keeps the FTP helper's default ports. */
@@ -93,14 +96,19 @@ interface Claimed {
   stateFile: string;
   netns: NetnsId;
   lock: InstanceLock;
-  io: NativeIo;
+  /** The one engine's TUN and sockets, or the engines in their threads (--workers). */
+  data: { io: NativeIo } | { multi: MultiPlane };
 }
 
 export class Daemon {
   private readonly sock: string;
   private readonly lock: InstanceLock;
-  private readonly io: NativeIo;
-  private readonly engine: Engine;
+  /** The TUN's name (the kernel's). */
+  private readonly tunName: string;
+  /** With one engine: it and its I/O (on this thread); undefined with --workers above 1. */
+  private readonly io: NativeIo | undefined;
+  private readonly engine: Engine | undefined;
+  private readonly multi: MultiPlane | undefined;
   /** The control plane's only way to the engine (core/data-plane.ts). */
   private readonly plane: DataPlane;
   private readonly balancer: Balancer;
@@ -149,10 +157,23 @@ export class Daemon {
       }
     }
 
-    let io: NativeIo;
+    let data: Claimed['data'];
     try {
-      const slab = opts.offload ? Slab.forOffload(opts.batch) : new Slab(opts.batch);
-      io = NativeIo.open({ tunName: opts.tun, offload: opts.offload, slab });
+      if (opts.workers > 1) {
+        data = {
+          multi: new MultiPlane({
+            tunName: opts.tun,
+            offload: opts.offload,
+            batch: opts.batch,
+            maxConns: Math.ceil(opts.maxConns / opts.workers),
+            workers: opts.workers,
+            log,
+          }),
+        };
+      } else {
+        const slab = opts.offload ? Slab.forOffload(opts.batch) : new Slab(opts.batch);
+        data = { io: NativeIo.open({ tunName: opts.tun, offload: opts.offload, slab }) };
+      }
     } catch (err) {
       log(`cannot open TUN device ${opts.tun}: ${(err as Error).message}`);
       lock.release();
@@ -160,7 +181,7 @@ export class Daemon {
       return undefined;
     }
 
-    const daemon = new Daemon(opts, log, { sock, stateFile, netns, lock, io });
+    const daemon = new Daemon(opts, log, { sock, stateFile, netns, lock, data });
     return (await daemon.run()) ? daemon : undefined;
   }
 
@@ -170,15 +191,26 @@ export class Daemon {
     private readonly log: (msg: string) => void,
     claimed: Claimed,
   ) {
-    const { sock, io } = claimed;
+    const { sock, data } = claimed;
     this.sock = sock;
     this.lock = claimed.lock;
-    this.io = io;
+    let plane: DataPlane;
+    if ('io' in data) {
+      this.io = data.io;
+      this.engine = new Engine(data.io, { maxConns: opts.maxConns });
+      plane = new EnginePlane(this.engine);
+      this.tunName = data.io.tunName;
+    } else {
+      this.multi = data.multi;
+      plane = data.multi;
+      this.tunName = data.multi.tunName;
+    }
+    this.plane = plane;
 
     let host: HostNet = new NoHostNet();
     if (opts.routes) {
       this.routing = new IpRouteNet({
-        tun: io.tunName,
+        tun: this.tunName,
         table: opts.table,
         rulePref: opts.rulePref,
         announceTable: opts.announceTable,
@@ -190,10 +222,6 @@ export class Daemon {
       host = this.routing;
     }
 
-    const engine = new Engine(io, { maxConns: opts.maxConns });
-    this.engine = engine;
-    const plane = new EnginePlane(engine);
-    this.plane = plane;
     for (const s of opts.sysctls) plane.setSetting(s.def.setting, s.value);
     if (opts.ftpPorts !== undefined) plane.setFtpPorts(opts.ftpPorts);
     const balancer = new Balancer(plane, host, log);
@@ -241,7 +269,7 @@ export class Daemon {
   }
 
   /** lvsd's own devices (the TUN, the firewall-mark input devices), not links to anywhere. */
-  private readonly ownDevice = (name: string): boolean => name === this.io.tunName || name.startsWith(MARK_DEV_PREFIX);
+  private readonly ownDevice = (name: string): boolean => name === this.tunName || name.startsWith(MARK_DEV_PREFIX);
 
   private writeProcfs(): void {
     try {
@@ -295,14 +323,16 @@ export class Daemon {
       void this.stop('internal error', 1);
     });
 
-    this.io.start(
-      () => this.engine.poll(),
+    const { io, engine } = this;
+    io?.start(
+      () => engine!.poll(),
       (err) => log(`data path error (packet processing continues): ${(err as Error)?.stack ?? String(err)}`),
     );
     this.plane.setReplyMtu(smallestLinkMtu(this.ownDevice));
     this.writeProcfs();
     health?.start();
-    log(`ready: tun ${this.io.tunName}, control socket ${this.sock}${opts.routes ? '' : ' (no routes)'}`);
+    const engines = this.multi === undefined ? '' : `, ${opts.workers} engines`;
+    log(`ready: tun ${this.tunName}${engines}, control socket ${this.sock}${opts.routes ? '' : ' (no routes)'}`);
     return true;
   }
 
@@ -409,7 +439,8 @@ export class Daemon {
     this.metrics?.close();
     await this.procfs.remove();
     await this.server.close().catch(() => {});
-    this.io.close();
+    this.io?.close();
+    await this.multi?.close().catch((err: Error) => log(`engines: ${err.message}`));
     this.icmpIn.close();
     if (this.routing) await this.routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
     this.lock.release();

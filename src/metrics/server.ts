@@ -5,8 +5,8 @@ import { createServer, type Server } from 'node:http';
 import type { Balancer } from '../ctl/balancer';
 import { formatMetrics, type MetricsInput } from './format';
 
-export function metricsInput(b: Balancer): MetricsInput {
-  const c = b.plane.counters();
+export async function metricsInput(b: Balancer): Promise<MetricsInput> {
+  const c = await b.plane.counters();
   return {
     snapshot: b.snapshot(),
     global: b.globalStats(),
@@ -43,9 +43,11 @@ export function startMetricsServer(arg: string, b: Balancer): Promise<Server> {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
       return;
     }
-    res
-      .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
-      .end(formatMetrics(metricsInput(b)));
+    metricsInput(b).then(
+      (input) =>
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(formatMetrics(input)),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

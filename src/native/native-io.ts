@@ -125,6 +125,33 @@ export class NativeIo implements PacketIo {
     return new NativeIo(native, slab, tun.name, tun.fd, rawFd);
   }
 
+  /**
+   * A NativeIo on one queue of a multi-queue TUN that another thread opened (`tunFd`, by number:
+   * fds belong to the process). It opens its own raw socket; close() leaves the queue's fd open
+   * for its owner unless `ownsTun`.
+   */
+  static onQueue(tunFd: number, tunName: string, slab: Slab, ownsTun: boolean): NativeIo {
+    const native = loadNative();
+    const io = new NativeIo(native, slab, tunName, tunFd, native.rawOpen());
+    io.ownsTun = ownsTun;
+    return io;
+  }
+
+  /** close() closes the TUN fd (false: another thread owns it). */
+  private ownsTun = true;
+
+  /**
+   * Read firewall mark `mark`'s packets from `fd` (one queue of a multi-queue mark device opened
+   * elsewhere); closeMarkDev closes it.
+   */
+  addMarkDev(mark: number, fd: number, name: string): void {
+    if (this.closed) throw closedError();
+    if (this.markDevs.some((m) => m.mark === mark)) return;
+    const dev: MarkDev = { mark, fd, name, watch: null };
+    if (this.readable !== null) dev.watch = this.native.watch(fd, this.readable, this.readError!);
+    this.markDevs.push(dev);
+  }
+
   recv(): number {
     if (this.closed) throw closedError();
     const s = this.slab;
@@ -293,7 +320,8 @@ export class NativeIo implements PacketIo {
       this.watchHandle = null;
     }
     for (const m of this.markDevs) if (m.watch !== null) this.native.unwatch(m.watch);
-    const fds = [this.tunFd, this.rawFd, ...this.markDevs.map((m) => m.fd)];
+    const fds = [this.rawFd, ...this.markDevs.map((m) => m.fd)];
+    if (this.ownsTun) fds.push(this.tunFd);
     this.markDevs.length = 0;
     for (let d = 1; d < this.frameDevs.length; d++) fds.push(this.frameDevs[d]!.fd);
     this.frameDevs.length = 1;

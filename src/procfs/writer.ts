@@ -77,16 +77,24 @@ export class ProcfsWriter {
         this.skipped++;
         return;
       }
-      const rows = b.plane.connRows();
       this.busy = true;
-      this.worker.postMessage({ root: this.root, rows }, connRowsBuffers(rows));
+      const worker = this.worker;
+      b.plane.connRows().then(
+        (rows) => worker.postMessage({ root: this.root, rows }, connRowsBuffers(rows)),
+        (err: Error) => {
+          this.busy = false;
+          this.log(`procfs ${this.root}: ${err.message}`);
+        },
+      );
       return;
     }
     const started = performance.now();
-    const { conn, sync } = formatConnFiles(b.plane.connRows());
-    this.write('net/ip_vs_conn', conn);
-    this.write('net/ip_vs_conn_sync', sync);
-    this.pace(performance.now() - started, CONN_BUDGET_MS);
+    void b.plane.connRows().then((rows) => {
+      const { conn, sync } = formatConnFiles(rows);
+      this.write('net/ip_vs_conn', conn);
+      this.write('net/ip_vs_conn_sync', sync);
+      this.pace(performance.now() - started, CONN_BUDGET_MS);
+    });
   }
 
   /** The connection files took `ms`: wait enough seconds that they cost at most `budget` ms a second. */

@@ -3,9 +3,9 @@
 
 import { EnginePlane } from '../../src/core/data-plane';
 import { Engine } from '../../src/core/engine';
-import { Balancer } from '../../src/ctl/balancer';
+import { Balancer, connSnapshots } from '../../src/ctl/balancer';
 import { type DestPath, NoHostNet } from '../../src/ctl/host-net';
-import type { DestSpec, ServiceSpec } from '../../src/ctl/protocol';
+import type { ConnSnapshot, DestSpec, ServiceSpec } from '../../src/ctl/protocol';
 import { FWD_MASQ, IPPROTO_TCP } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
 import { Slab } from '../../src/native/packet-io';
@@ -95,6 +95,8 @@ export interface TestDirector {
   send(...packets: Buffer[]): Buffer[];
   /** Advance the fake clock by `seconds` and run the expiry tick. */
   advance(seconds: number): number;
+  /** Every connection as `-L -c` lists it, taken now. */
+  connections(): ConnSnapshot[];
 }
 
 /**
@@ -124,6 +126,9 @@ export function director(opts: { offload?: boolean; maxConns?: number } = {}): T
     send(...packets: Buffer[]): Buffer[] {
       io.push(...packets);
       return io.takeSent();
+    },
+    connections(): ConnSnapshot[] {
+      return connSnapshots(plane.connRowsNow());
     },
     advance(seconds: number): number {
       clock.now += seconds;

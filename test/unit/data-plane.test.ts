@@ -20,7 +20,7 @@ describe('EnginePlane', () => {
     expect(d.send(SYN(40000), SYN(40001))).toHaveLength(2);
     // Port 81 on the VIP has no service: dropped, and the client is answered with a reset.
     expect(d.send(SYN(40003, 81))).toHaveLength(1);
-    const c = d.plane.counters();
+    const c = d.plane.countersNow();
     expect(c).toMatchObject({ conns: 2, rxPackets: 3, batches: 2, txPackets: 3 });
     expect(c.drops[D_NO_SERVICE]).toBe(1);
     expect(d.balancer.dropCounts(c.drops)).toEqual({ no_service: 1 });
@@ -28,7 +28,7 @@ describe('EnginePlane', () => {
     c.offload.gso = 99;
     expect(d.engine.drops[D_NO_SERVICE]).toBe(1);
     expect(d.engine.offload.gso).toBe(0);
-    const rows = d.plane.connRows();
+    const rows = d.plane.connRowsNow();
     expect(rows.n).toBe(2);
     expect([...rows.cport.subarray(0, 2)].sort()).toEqual([40000, 40001]);
     expect(rows.stateNames[IPPROTO_TCP][rows.state[0]]).toBe('SYN_RECV');

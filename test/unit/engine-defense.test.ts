@@ -30,7 +30,7 @@ function fromServer(flags: string, sport = 40000): Buffer {
 }
 
 function states(d: TestDirector): string[] {
-  return d.balancer.connections().map((c) => `${c.state} ${c.expires}`);
+  return d.connections().map((c) => `${c.state} ${c.expires}`);
 }
 
 describe('secure_tcp', () => {
@@ -125,7 +125,7 @@ describe('drop_entry', () => {
     for (let s = 0; s < 40; s++) d.advance(1);
     // The sweep looks at a random 1/32 of the table a second: by now most half-open entries
     // (whose own 60 s are not over) are gone; the established and the UDP one are not.
-    const left = d.balancer.connections().map((c) => c.state);
+    const left = d.connections().map((c) => c.state);
     expect(left).toContain('ESTABLISHED');
     expect(left).toContain('UDP');
     const halfOpen = left.filter((x) => x === 'SYN_RECV').length;

@@ -51,7 +51,7 @@ function one(out: Buffer[]) {
 }
 
 function conns(d: TestDirector): string[] {
-  return d.balancer
+  return d
     .connections()
     .map((c) => `${c.state} ${c.caddr}:${c.cport} ${c.vaddr}:${c.vport} ${c.daddr}:${c.dport}`)
     .sort();

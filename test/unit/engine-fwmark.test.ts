@@ -66,7 +66,7 @@ describe('firewall-mark services', () => {
     const to = (port: number, sport: number) =>
       decodePacket(marked(d, 7, tcp(CLIENT, sport, MARKED, port, 'S'))[0]).dst;
     expect([to(8080, 40000), to(443, 40001), to(22, 40002)]).toEqual([RS2, RS2, RS2]);
-    const t = d.balancer.connections().filter((c) => c.flags & CONN_F_TEMPLATE);
+    const t = d.connections().filter((c) => c.flags & CONN_F_TEMPLATE);
     expect(t.map((c) => [c.protocol, c.state, c.caddr, c.cport, c.vaddr, c.vport, c.daddr, c.dport])).toEqual([
       [0, 'NONE', CLIENT, 0, '0.0.0.7', 0, RS2, 0],
     ]);

@@ -53,7 +53,7 @@ function destCounts(d: TestDirector): number[] {
 }
 
 function templates(d: TestDirector) {
-  return d.balancer.connections().filter((c) => (c.flags & CONN_F_TEMPLATE) !== 0);
+  return d.connections().filter((c) => (c.flags & CONN_F_TEMPLATE) !== 0);
 }
 
 async function addNatService(d: TestDirector, port: number, over: Parameters<typeof svcSpec>[2] = {}): Promise<void> {

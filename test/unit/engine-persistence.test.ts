@@ -23,7 +23,7 @@ function to(d: TestDirector, pkt: Buffer): string {
 }
 
 function templates(d: TestDirector) {
-  return d.balancer
+  return d
     .connections()
     .filter((c) => (c.flags & CONN_F_TEMPLATE) !== 0)
     .map((c) => `${c.state} ${c.caddr}:${c.cport} ${c.vaddr}:${c.vport} ${c.daddr}:${c.dport} ${c.expires}`);

@@ -182,7 +182,7 @@ describe('sync backup', () => {
     m.send();
     replicate(sent);
 
-    const copies = backup.balancer.connections();
+    const copies = backup.connections();
     expect(copies).toEqual([
       {
         protocol: 6,
@@ -215,7 +215,7 @@ describe('sync backup', () => {
     primary.send(tcp('FA', 40000, 1002));
     m.send();
     replicate(sent);
-    const [copy] = backup.balancer.connections();
+    const [copy] = backup.connections();
     expect(copy).toMatchObject({ state: 'CLOSE_WAIT', expires: 60, flags: FWD_MASQ | CONN_F_SYNC | 0x100 });
     const dests = backup.engine.services.list[0].dests;
     expect(dests.map((x) => [x.activeConns, x.inactConns])).toEqual([
@@ -231,7 +231,7 @@ describe('sync backup', () => {
     primary.send(tcp('S'), tcp('A', 40000, 1001), tcp('PA', 40000, 1001));
     m.send();
     replicate(sent);
-    expect(backup.balancer.connections()).toHaveLength(1);
+    expect(backup.connections()).toHaveLength(1);
     expect(backup.send(tcp('PA', 40000, 1002))).toEqual([]);
     expect(drops(backup)).toEqual({ dest_unavailable: 1 });
     const key = svcSpec(VIP, 80, { sched: 'rr' });
@@ -260,9 +260,9 @@ describe('sync backup', () => {
     const e = established();
     applySyncConn(backup.engine, e);
     applySyncConn(backup.engine, { ...e, daddr: 0xac100002, flags: FWD_MASQ | 0x100, state: 5 });
-    expect(backup.balancer.connections().map((c) => c.daddr)).toEqual([RS1]);
+    expect(backup.connections().map((c) => c.daddr)).toEqual([RS1]);
     applySyncConn(backup.engine, { ...e, daddr: 0xac100002 });
-    expect(backup.balancer.connections().map((c) => c.daddr)).toEqual([RS2]);
+    expect(backup.connections().map((c) => c.daddr)).toEqual([RS2]);
     const dests = backup.engine.services.list[0].dests;
     expect(dests.map((x) => x.addr === 0xac100002 && x.activeConns)).toContain(1);
     expect(dests.reduce((n, x) => n + x.activeConns + x.inactConns, 0)).toBe(1);
@@ -279,6 +279,6 @@ describe('sync backup', () => {
     applySyncConn(backup.engine, { ...e, flags: CONN_F_TEMPLATE, state: 2, cport: 0 });
     expect(backup.engine.synced).toEqual({ created: 0, updated: 0, ignored: 3 });
     applySyncConn(backup.engine, e);
-    expect(backup.balancer.connections().map((c) => c.flags)).toEqual([FWD_DROUTE | 0x0080 | CONN_F_SYNC]);
+    expect(backup.connections().map((c) => c.flags)).toEqual([FWD_DROUTE | 0x0080 | CONN_F_SYNC]);
   });
 });

@@ -184,7 +184,7 @@ describe('sloppy_tcp', () => {
     expect(frameTo(d.send(tcp('A', 40001)))).toBeGreaterThan(0);
     const c = d.engine.conns.lookupIn(6, ipToU32(CLIENT), 40001, ipToU32(VIP), 80);
     expect(d.engine.conns.state[c]).toBe(TCP_S_ESTABLISHED);
-    expect(d.balancer.connections()[0].state).toBe('ESTABLISHED');
+    expect(d.connections()[0].state).toBe('ESTABLISHED');
     d.send(tcp('FA', 40002));
     const f = d.engine.conns.lookupIn(6, ipToU32(CLIENT), 40002, ipToU32(VIP), 80);
     expect(d.engine.conns.state[f]).toBe(TCP_S_CLOSE);

@@ -34,11 +34,11 @@ describe('connection files from a table snapshot', () => {
       );
     }
     d.advance(7);
-    const rows = d.plane.connRows();
+    const rows = d.plane.connRowsNow();
     expect(rows.n).toBe(15);
     const { conn, sync } = formatConnFiles(rows);
     // The same text from the listing -L -c shows (its state names and expiries).
-    const listed = formatConnFiles(connRows(d.balancer.connections()));
+    const listed = formatConnFiles(connRows(d.connections()));
     expect(conn).toBe(listed.conn);
     expect(sync).toBe(listed.sync);
     expect(conn).toMatch(/\nTCP C0A80101 0000 C0A80001 0050 AC10000[12] 0050 NONE +293\n/);

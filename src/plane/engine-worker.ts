@@ -1,0 +1,122 @@
+// One engine in its own thread (worker_threads): lvsd --workers N runs N of these, engine k on
+// queue k of the multi-queue TUN that the main thread opened and steers (native/steering.ts). It
+// keeps a copy of the control plane's table (table-image.ts), counts into its slice of the
+// shared counters, and answers the control plane's questions (counters, connection copies) by
+// message. Nothing here decides anything: MultiPlane (multi-plane.ts) is the other end.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { connRowsBuffers } from '../conn/conn-rows';
+import { EnginePlane } from '../core/data-plane';
+import { Engine } from '../core/engine';
+import type { Dest } from '../ip-vs';
+import { NativeIo } from '../native/native-io';
+import { Slab } from '../native/packet-io';
+import { newSyncConn, type SyncConn } from '../wire/sync';
+import { SliceStats } from './shared-stats';
+import { applyTableImage } from './table-image';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
+
+const slab = init.offload ? Slab.forOffload(init.batch) : new Slab(init.batch);
+const io = NativeIo.onQueue(init.tunFd, init.tunName, slab, false);
+const engine = new Engine(io, { maxConns: init.maxConns, stats: new SliceStats(init.stats, init.k) });
+const plane = new EnginePlane(engine);
+/** The control plane's unique number of each dest copy (table-image.ts). */
+const uids = new WeakMap<Dest, number>();
+
+/** Connections offered for sync, sent to the control plane's master daemon after each wake-up. */
+let syncOut: SyncConn[] = [];
+let syncFlush = false;
+const syncSink = {
+  add(e: SyncConn): void {
+    syncOut.push(structuredClone(e));
+    if (!syncFlush) {
+      syncFlush = true;
+      setImmediate(() => {
+        syncFlush = false;
+        post({ t: 'sync', entries: syncOut });
+        syncOut = [];
+      });
+    }
+  },
+};
+
+function handle(m: ToWorker): void {
+  switch (m.t) {
+    case 'table':
+      applyTableImage(engine.services, engine.dests, m.image, init.k, uids);
+      return;
+    case 'timeout':
+      plane.setTimeout(m.protocol, m.state, m.seconds);
+      return;
+    case 'setting':
+      plane.setSetting(m.name, m.value);
+      return;
+    case 'ftpPorts':
+      plane.setFtpPorts(m.ports);
+      return;
+    case 'localAddrs':
+      plane.setLocalAddrs(new Set(m.addrs));
+      return;
+    case 'replyMtu':
+      plane.setReplyMtu(m.mtu);
+      return;
+    case 'tick':
+      plane.tick(m.freePages);
+      return;
+    case 'frameDev': {
+      const index = io.openFrameDev(m.name);
+      if (index !== m.index)
+        post({ t: 'log', msg: `engine ${init.k}: frame device ${m.name} is ${index}, not ${m.index}` });
+      return;
+    }
+    case 'markDev':
+      io.addMarkDev(m.mark, m.fd, m.name);
+      return;
+    case 'closeMarkDev':
+      io.closeMarkDev(m.mark);
+      return;
+    case 'syncSink':
+      engine.syncSink = m.on ? syncSink : null;
+      return;
+    case 'applySync': {
+      const e = newSyncConn();
+      for (const entry of m.entries) plane.applySync(Object.assign(e, entry));
+      return;
+    }
+    case 'counters':
+      post({ t: 'counters', id: m.id, counters: plane.countersNow() });
+      return;
+    case 'connRows': {
+      const rows = plane.connRowsNow();
+      post({ t: 'connRows', id: m.id, rows }, connRowsBuffers(rows));
+      return;
+    }
+    case 'stop':
+      io.close();
+      post({ t: 'stopped' });
+      port.close();
+      return;
+  }
+}
+
+for (const m of init.replay) handle(m);
+port.on('message', (m: ToWorker) => {
+  try {
+    handle(m);
+  } catch (err) {
+    post({ t: 'log', msg: `engine ${init.k}: ${(err as Error).stack ?? String(err)}` });
+  }
+});
+io.start(
+  () => engine.poll(),
+  (err) =>
+    post({
+      t: 'log',
+      msg: `engine ${init.k}: data path error (processing continues): ${(err as Error)?.stack ?? String(err)}`,
+    }),
+);
+post({ t: 'ready' });

@@ -1,0 +1,392 @@
+// lvsd --workers N: N engines, each in its own thread on one queue of a multi-queue TUN, behind
+// the one DataPlane the control plane knows. The kernel picks the queue of every packet it sends
+// into the TUN with lvsd's steering program (native/steering.ts): both directions of a flow reach
+// the engine that holds it, as both directions of a connection reach one CPU's view of kernel
+// IPVS's shared table.
+//
+// What is shared, and how:
+// - The table (services, dests, their settings and paths) is the control plane's; after every
+//   change it is sent whole to every engine (table-image.ts), which updates its copy between two
+//   batches, so no packet sees half a change.
+// - Each dest's connection counts and flags are one Int32Array on shared memory (Dest.shared,
+//   changed with Atomics): lc, wlc and the thresholds see every engine's connections, as the
+//   kernel's atomic counters do. The traffic counters are shared memory too, a slice per engine,
+//   summed when read (shared-stats.ts).
+// - Per engine: connections (a flow lives on its queue's engine), scheduler cursors (rr and wrr
+//   go round per engine), the defense strategies' decisions, the fragment queues.
+// - Gathered by message: counters() and connRows() ask every engine and merge the answers.
+//
+// A worker that dies is started again on its queue with the current table and settings; the
+// connections it held are gone, and their next packets are handled as packets of unknown
+// connections (a TCP segment that is not a SYN is answered with a reset, unless sloppy_tcp).
+
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { type ConnRows, newConnRows } from '../conn/conn-rows';
+import { type DataPlane, EnginePlane, type PlaneCounters, type ServiceView, type Setting } from '../core/data-plane';
+import { Engine } from '../core/engine';
+import type { SyncSink } from '../core/sync-conn';
+import { type Dest, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
+import { loadNative } from '../native/addon';
+import { MemoryIo } from '../native/memory-io';
+import { MARK_DEV_PREFIX } from '../native/native-io';
+import { TunSteering } from '../native/steering';
+import { steerMix } from '../wire/steer-hash';
+import type { SyncConn } from '../wire/sync';
+import { SumStats, statsBuffer } from './shared-stats';
+import { tableImage } from './table-image';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
+
+const WORKER_FILE = join(__dirname, 'engine-worker.js');
+
+export interface MultiPlaneOptions {
+  tunName: string;
+  offload: boolean;
+  batch: number;
+  maxConns: number;
+  /** Engines (and TUN queues), at least 2. */
+  workers: number;
+  log: (msg: string) => void;
+}
+
+interface EngineThread {
+  k: number;
+  worker: Worker;
+}
+
+interface MarkDev {
+  name: string;
+  fds: number[];
+  steering: TunSteering;
+}
+
+export class MultiPlane implements DataPlane {
+  readonly tunName: string;
+  readonly stats: Stats;
+  private readonly n: number;
+  private readonly fds: number[];
+  private readonly steering: TunSteering;
+  /**
+   * The control plane's copy of the table and settings: an engine that never sees a packet (its
+   * service table and dest ids are the ones the Balancer edits; its settings answer setting()).
+   */
+  private readonly table: EnginePlane;
+  private readonly threads: EngineThread[] = [];
+  private readonly globalStats: Float64Array;
+  /** What a restarted worker must be told again, by a key per setting. */
+  private readonly replay = new Map<string, ToWorker>();
+  private readonly frameDevs: string[] = [];
+  private readonly markDevs = new Map<number, MarkDev>();
+  private syncSink: SyncSink | null = null;
+  private readonly pending = new Map<number, (m: FromWorker) => void>();
+  private nextId = 1;
+  private imageQueued = false;
+  private applyQueue: SyncConn[][] = [];
+  private applyQueued = false;
+  private stopping = false;
+  private readonly uids = new WeakMap<Dest, number>();
+  private nextUid = 1;
+  private readonly uidOf = (d: Dest): number => {
+    let u = this.uids.get(d);
+    if (u === undefined) {
+      u = this.nextUid++;
+      this.uids.set(d, u);
+    }
+    return u;
+  };
+
+  constructor(private readonly opts: MultiPlaneOptions) {
+    const native = loadNative();
+    this.n = opts.workers;
+    const tun = native.tunOpen(opts.tunName, opts.offload, opts.workers);
+    this.tunName = tun.name;
+    this.fds = tun.fds;
+    try {
+      this.steering = TunSteering.attach(tun.fd, false);
+    } catch (err) {
+      for (const fd of tun.fds) native.close(fd);
+      throw err;
+    }
+    this.table = new EnginePlane(new Engine(new MemoryIo()));
+    this.globalStats = statsBuffer(this.n);
+    this.stats = new SumStats(this.globalStats);
+    for (let k = 0; k < this.n; k++) this.threads.push(this.spawn(k));
+  }
+
+  private spawn(k: number): EngineThread {
+    const { opts } = this;
+    const replay: ToWorker[] = [...this.replay.values()];
+    for (const [mark, m] of this.markDevs) replay.push({ t: 'markDev', mark, fd: m.fds[k]!, name: m.name });
+    const init: WorkerInit = {
+      k,
+      engines: this.n,
+      tunFd: this.fds[k]!,
+      tunName: this.tunName,
+      offload: opts.offload,
+      batch: opts.batch,
+      maxConns: opts.maxConns,
+      stats: this.globalStats,
+      replay,
+    };
+    const worker = new Worker(WORKER_FILE, { workerData: init });
+    const thread: EngineThread = { k, worker };
+    worker.on('message', (m: FromWorker) => this.received(m));
+    worker.on('error', (err) => opts.log(`engine ${k}: ${err.stack ?? err.message}`));
+    worker.on('exit', (code) => {
+      if (this.stopping) return;
+      opts.log(`engine ${k} ended (exit code ${code}); starting it again with the table (its connections are lost)`);
+      this.threads[k] = this.spawn(k);
+    });
+    return thread;
+  }
+
+  private received(m: FromWorker): void {
+    switch (m.t) {
+      case 'counters':
+      case 'connRows': {
+        const done = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        done?.(m);
+        return;
+      }
+      case 'sync':
+        if (this.syncSink !== null) for (const e of m.entries) this.syncSink.add(e);
+        return;
+      case 'log':
+        this.opts.log(m.msg);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private broadcast(m: ToWorker, replayKey?: string): void {
+    if (replayKey !== undefined) this.replay.set(replayKey, m);
+    for (const t of this.threads) t.worker.postMessage(m);
+  }
+
+  /** Ask every engine; resolves with their answers (an engine that has ended answers nothing). */
+  private ask(t: 'counters' | 'connRows'): Promise<FromWorker[]> {
+    return Promise.all(
+      this.threads.map(
+        (th) =>
+          new Promise<FromWorker>((resolve) => {
+            const id = this.nextId++;
+            this.pending.set(id, resolve);
+            th.worker.postMessage({ t, id } satisfies ToWorker);
+          }),
+      ),
+    );
+  }
+
+  get services(): ServiceView {
+    return this.table.services;
+  }
+
+  tableChanged(): void {
+    if (this.imageQueued) return;
+    this.imageQueued = true;
+    setImmediate(() => {
+      this.imageQueued = false;
+      const list = this.table.services.list;
+      this.steering.setVips(list.filter((s) => s.fwmark === 0).map((s) => s.addr));
+      const addrOnly = list.some((s) => (s.flags & SVC_F_PERSISTENT) !== 0);
+      this.steering.setAddrOnly(addrOnly);
+      for (const m of this.markDevs.values()) m.steering.setAddrOnly(addrOnly);
+      this.broadcast({ t: 'table', image: tableImage(list, this.uidOf) }, 'table');
+    });
+  }
+
+  addService(svc: Service): void {
+    svc.stats = new SumStats(statsBuffer(this.n));
+    this.table.addService(svc);
+    this.tableChanged();
+  }
+
+  removeService(svc: Service): boolean {
+    const last = this.table.removeService(svc);
+    this.tableChanged();
+    return last;
+  }
+
+  addDest(dest: Dest): void {
+    const shared = new Int32Array(new SharedArrayBuffer(dest.shared.byteLength));
+    shared.set(dest.shared);
+    dest.shared = shared;
+    dest.stats = new SumStats(statsBuffer(this.n));
+    this.table.addDest(dest);
+    this.tableChanged();
+  }
+
+  retireDest(dest: Dest): void {
+    this.table.retireDest(dest);
+    this.tableChanged();
+  }
+
+  openMarkDev(mark: number): string {
+    const known = this.markDevs.get(mark);
+    if (known !== undefined) return known.name;
+    const native = loadNative();
+    const tun = native.tunOpen(`${MARK_DEV_PREFIX}%d`, this.opts.offload, this.n);
+    let steering: TunSteering;
+    try {
+      steering = TunSteering.attach(tun.fd, true);
+      steering.setAddrOnly(this.steering.addrOnly);
+    } catch (err) {
+      for (const fd of tun.fds) native.close(fd);
+      throw err;
+    }
+    this.markDevs.set(mark, { name: tun.name, fds: tun.fds, steering });
+    for (const t of this.threads) t.worker.postMessage({ t: 'markDev', mark, fd: tun.fds[t.k]!, name: tun.name });
+    return tun.name;
+  }
+
+  closeMarkDev(mark: number): void {
+    const m = this.markDevs.get(mark);
+    if (m === undefined) return;
+    this.markDevs.delete(mark);
+    m.steering.close();
+    // Each engine closes its queue's fd once it stopped watching it.
+    this.broadcast({ t: 'closeMarkDev', mark });
+  }
+
+  openFrameDev(dev: string): number {
+    const known = this.frameDevs.indexOf(dev);
+    if (known >= 0) return known + 1;
+    // Fail here, as a single engine would, for an interface that cannot be opened.
+    const native = loadNative();
+    native.close(native.packetOpen(dev, this.opts.offload).fd);
+    this.frameDevs.push(dev);
+    const index = this.frameDevs.length;
+    this.broadcast({ t: 'frameDev', name: dev, index }, `frameDev ${index}`);
+    return index;
+  }
+
+  timeout(protocol: number, state: number): number {
+    return this.table.timeout(protocol, state);
+  }
+
+  setTimeout(protocol: number, state: number, seconds: number): void {
+    this.table.setTimeout(protocol, state, seconds);
+    this.broadcast({ t: 'timeout', protocol, state, seconds }, `timeout ${protocol} ${state}`);
+  }
+
+  setting(name: Setting): number {
+    return this.table.setting(name);
+  }
+
+  setSetting(name: Setting, value: number): void {
+    this.table.setSetting(name, value);
+    this.broadcast({ t: 'setting', name, value }, `setting ${name}`);
+  }
+
+  setFtpPorts(ports: Iterable<number>): void {
+    const list = [...ports];
+    this.table.setFtpPorts(list);
+    this.broadcast({ t: 'ftpPorts', ports: list }, 'ftpPorts');
+  }
+
+  setSyncSink(sink: SyncSink | null): void {
+    this.syncSink = sink;
+    this.broadcast({ t: 'syncSink', on: sink !== null }, 'syncSink');
+  }
+
+  /** A received connection goes to the engine its packets will reach (the steering hash). */
+  applySync(e: SyncConn): void {
+    const k = steerMix(e.caddr, this.steering.addrOnly ? 0 : e.cport) % this.n;
+    if (this.applyQueue.length === 0) this.applyQueue = Array.from({ length: this.n }, () => []);
+    this.applyQueue[k]!.push({ ...e, inSeq: { ...e.inSeq }, outSeq: { ...e.outSeq } });
+    if (this.applyQueued) return;
+    this.applyQueued = true;
+    setImmediate(() => {
+      this.applyQueued = false;
+      const q = this.applyQueue;
+      this.applyQueue = [];
+      for (const t of this.threads) if (q[t.k]!.length > 0) t.worker.postMessage({ t: 'applySync', entries: q[t.k]! });
+    });
+  }
+
+  setLocalAddrs(addrs: ReadonlySet<number>): void {
+    this.table.setLocalAddrs(addrs);
+    this.broadcast({ t: 'localAddrs', addrs: [...addrs] }, 'localAddrs');
+  }
+
+  setReplyMtu(mtu: number): void {
+    this.broadcast({ t: 'replyMtu', mtu }, 'replyMtu');
+  }
+
+  tick(freePages: number): void {
+    this.broadcast({ t: 'tick', freePages });
+    // Retired dests' ids are freed once no engine has a connection on them.
+    this.table.engine.dests.sweep();
+  }
+
+  async counters(): Promise<PlaneCounters> {
+    const sum: PlaneCounters = await this.table.counters();
+    sum.engines = [];
+    for (const m of await this.ask('counters')) {
+      if (m.t !== 'counters') continue;
+      const c = m.counters;
+      sum.conns += c.conns;
+      sum.rxPackets += c.rxPackets;
+      sum.batches += c.batches;
+      sum.txPackets += c.txPackets;
+      for (let i = 0; i < sum.drops.length; i++) sum.drops[i]! += c.drops[i]!;
+      sum.offload.partial += c.offload.partial;
+      sum.offload.gso += c.offload.gso;
+      for (const f of ['datagrams', 'bytes', 'completed', 'expired'] as const) sum.reassembly[f] += c.reassembly[f];
+      for (const f of ['created', 'updated', 'ignored'] as const) sum.synced[f] += c.synced[f];
+      sum.engines.push(...c.engines);
+    }
+    return sum;
+  }
+
+  async connRows(): Promise<ConnRows> {
+    const parts: ConnRows[] = [];
+    for (const m of await this.ask('connRows')) if (m.t === 'connRows') parts.push(m.rows);
+    const total = parts.reduce((n, r) => n + r.n, 0);
+    const out = newConnRows(total);
+    for (const r of parts) {
+      for (const f of [
+        'protocol',
+        'state',
+        'flags',
+        'caddr',
+        'vaddr',
+        'daddr',
+        'cport',
+        'vport',
+        'dport',
+        'expires',
+      ] as const) {
+        (out[f] as Uint32Array).set((r[f] as Uint32Array).subarray(0, r.n), out.n);
+      }
+      out.n += r.n;
+      Object.assign(out.stateNames, r.stateNames);
+    }
+    return out;
+  }
+
+  /** Stop the engines, then close the queues and the steering maps. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.threads.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            t.worker.once('exit', () => resolve());
+            t.worker.postMessage({ t: 'stop' } satisfies ToWorker);
+            setTimeout(() => void t.worker.terminate(), 2000).unref();
+          }),
+      ),
+    );
+    const native = loadNative();
+    for (const m of this.markDevs.values()) {
+      m.steering.close();
+      for (const fd of m.fds) native.close(fd);
+    }
+    this.markDevs.clear();
+    this.steering.close();
+    for (const fd of this.fds) native.close(fd);
+  }
+}

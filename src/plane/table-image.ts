@@ -1,0 +1,219 @@
+// The virtual-service table as the control plane hands it to engines in other threads: plain,
+// structured-clonable records (the counters and dest state travel as shared memory, not copies),
+// and how an engine brings its own copy of the table to match one (applyTableImage). The engine's
+// scheduler hooks run as the Balancer runs them in the single-engine case: delDest before a dest
+// leaves the list, addDest and updDest after the list has its new order.
+
+import { type DestRegistry, type ServiceTable, serviceKey } from '../core/services';
+import { type Dest, type FwdMethod, newDest, newService, type Service } from '../ip-vs';
+import { getScheduler } from '../sched/registry';
+import { SliceStats, type SumStats } from './shared-stats';
+
+export interface DestImage {
+  id: number;
+  /**
+   * Unique for the life of the control plane: a freed id may be given to a new dest, and shared
+   * memory arrives as a new object with every message, so neither tells two dests apart.
+   */
+  uid: number;
+  addr: number;
+  port: number;
+  fwd: FwdMethod;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
+  l2Dev: number;
+  l2Header: Uint8Array | null;
+  tunSrc: number;
+  mtu: number;
+  noRoute: boolean;
+  /** Dest.shared (a SharedArrayBuffer view): the same counts and flags in every engine. */
+  shared: Int32Array;
+  stats: Float64Array;
+}
+
+export interface ServiceImage {
+  protocol: number;
+  addr: number;
+  port: number;
+  fwmark: number;
+  schedName: string;
+  flags: number;
+  timeout: number;
+  netmask: number;
+  peName: string;
+  stats: Float64Array;
+  /** In the service's order (the kernel's: the most recently added first). */
+  dests: DestImage[];
+}
+
+export interface TableImage {
+  services: ServiceImage[];
+}
+
+/** The image of the control plane's services (their stats are SumStats over shared memory). */
+export function tableImage(services: readonly Service[], uidOf: (d: Dest) => number): TableImage {
+  return {
+    services: services.map((s) => ({
+      protocol: s.protocol,
+      addr: s.addr,
+      port: s.port,
+      fwmark: s.fwmark,
+      schedName: s.schedName,
+      flags: s.flags,
+      timeout: s.timeout,
+      netmask: s.netmask,
+      peName: s.peName,
+      stats: (s.stats as SumStats).a,
+      dests: s.dests.map((d) => ({
+        id: d.id,
+        uid: uidOf(d),
+        addr: d.addr,
+        port: d.port,
+        fwd: d.fwd,
+        weight: d.weight,
+        uThreshold: d.uThreshold,
+        lThreshold: d.lThreshold,
+        tunType: d.tunType,
+        tunPort: d.tunPort,
+        tunFlags: d.tunFlags,
+        l2Dev: d.l2Dev,
+        l2Header: d.l2Header,
+        tunSrc: d.tunSrc,
+        mtu: d.mtu,
+        noRoute: d.noRoute,
+        shared: d.shared,
+        stats: (d.stats as SumStats).a,
+      })),
+    })),
+  };
+}
+
+function keyOf(s: { protocol: number; addr: number; port: number; fwmark: number }): number {
+  return s.fwmark !== 0 ? -s.fwmark : serviceKey(s.protocol, s.addr, s.port);
+}
+
+/** What decides scheduling: a change calls the scheduler's updDest. */
+function configChanged(d: Dest, i: DestImage): boolean {
+  return (
+    d.fwd !== i.fwd ||
+    d.weight !== i.weight ||
+    d.uThreshold !== i.uThreshold ||
+    d.lThreshold !== i.lThreshold ||
+    d.tunType !== i.tunType ||
+    d.tunPort !== i.tunPort ||
+    d.tunFlags !== i.tunFlags
+  );
+}
+
+function copyDest(d: Dest, i: DestImage): void {
+  d.fwd = i.fwd;
+  d.weight = i.weight;
+  d.uThreshold = i.uThreshold;
+  d.lThreshold = i.lThreshold;
+  d.tunType = i.tunType;
+  d.tunPort = i.tunPort;
+  d.tunFlags = i.tunFlags;
+  d.l2Dev = i.l2Dev;
+  d.l2Header = i.l2Header === null ? null : Buffer.from(i.l2Header.buffer, i.l2Header.byteOffset, i.l2Header.length);
+  d.tunSrc = i.tunSrc;
+  d.mtu = i.mtu;
+  d.noRoute = i.noRoute;
+}
+
+/**
+ * Make engine `k`'s table (`services`, `dests`) equal to `image`: services and dests are matched
+ * by key and id (and shared state, since a freed id may name a new dest), kept objects are
+ * updated in place so scheduler state and connections stay with them.
+ */
+export function applyTableImage(
+  services: ServiceTable,
+  dests: DestRegistry,
+  image: TableImage,
+  k: number,
+  uids: WeakMap<Dest, number>,
+): void {
+  const existing = new Map<number, Service>();
+  for (const s of services.list) existing.set(keyOf(s), s);
+  for (const si of image.services) {
+    const key = keyOf(si);
+    let svc = existing.get(key);
+    existing.delete(key);
+    const sched = getScheduler(si.schedName);
+    if (sched === undefined) continue;
+    if (svc === undefined) {
+      svc = newService(si.protocol, si.addr, si.port, si.fwmark, sched);
+      svc.stats = new SliceStats(si.stats, k);
+      svc.flags = si.flags;
+      svc.timeout = si.timeout;
+      svc.netmask = si.netmask;
+      svc.peName = si.peName;
+      sched.initService?.(svc);
+      services.add(svc);
+    } else {
+      svc.flags = si.flags;
+      svc.timeout = si.timeout;
+      svc.netmask = si.netmask;
+      svc.peName = si.peName;
+      if (svc.schedName !== si.schedName) {
+        svc.sched.doneService?.(svc);
+        svc.sched = sched;
+        svc.schedName = sched.name;
+        svc.schedData = undefined;
+        sched.initService?.(svc);
+      }
+    }
+    applyDests(svc, si.dests, dests, k, uids);
+  }
+  for (const gone of existing.values()) {
+    for (const d of gone.dests) {
+      gone.sched.delDest?.(gone, d);
+      dests.retire(d);
+    }
+    gone.sched.doneService?.(gone);
+    services.remove(gone);
+  }
+}
+
+function applyDests(
+  svc: Service,
+  images: DestImage[],
+  dests: DestRegistry,
+  k: number,
+  uids: WeakMap<Dest, number>,
+): void {
+  const old = new Map<number, Dest>();
+  for (const d of svc.dests) old.set(d.id, d);
+  const next: Dest[] = [];
+  const added: Dest[] = [];
+  const changed: Dest[] = [];
+  for (const di of images) {
+    let d = old.get(di.id);
+    if (d !== undefined && uids.get(d) !== di.uid) d = undefined;
+    if (d === undefined) {
+      d = newDest(svc, di.addr, di.port);
+      uids.set(d, di.uid);
+      d.shared = di.shared;
+      d.stats = new SliceStats(di.stats, k);
+      copyDest(d, di);
+      dests.registerAs(d, di.id);
+      added.push(d);
+    } else {
+      old.delete(di.id);
+      if (configChanged(d, di)) changed.push(d);
+      copyDest(d, di);
+    }
+    next.push(d);
+  }
+  for (const gone of old.values()) {
+    svc.sched.delDest?.(svc, gone);
+    // Its id may already name the dest that replaced it (registered above): leave that alone.
+    if (dests.get(gone.id) === gone) dests.retire(gone);
+  }
+  svc.dests = next;
+  for (const d of added) svc.sched.addDest?.(svc, d);
+  for (const d of changed) svc.sched.updDest?.(svc, d);
+}

@@ -1,0 +1,49 @@
+// The messages between lvsd's control plane (MultiPlane) and its engine threads
+// (engine-worker.ts). Plain structured-clonable records; counters and dest state are shared
+// memory inside them (table-image.ts), not copies.
+
+import type { ConnRows } from '../conn/conn-rows';
+import type { PlaneCounters, Setting } from '../core/data-plane';
+import type { SyncConn } from '../wire/sync';
+import type { TableImage } from './table-image';
+
+/** What a worker is started with (workerData). */
+export interface WorkerInit {
+  /** This engine's number: its queue of the TUN and its slice of the shared counters. */
+  k: number;
+  engines: number;
+  tunFd: number;
+  tunName: string;
+  offload: boolean;
+  batch: number;
+  maxConns: number;
+  /** The director's stats block (shared, a slice per engine). */
+  stats: Float64Array;
+  /** Everything the engine is told after it starts, replayed for a restarted worker. */
+  replay: ToWorker[];
+}
+
+export type ToWorker =
+  | { t: 'table'; image: TableImage }
+  | { t: 'timeout'; protocol: number; state: number; seconds: number }
+  | { t: 'setting'; name: Setting; value: number }
+  | { t: 'ftpPorts'; ports: number[] }
+  | { t: 'localAddrs'; addrs: number[] }
+  | { t: 'replyMtu'; mtu: number }
+  | { t: 'tick'; freePages: number }
+  | { t: 'frameDev'; name: string; index: number }
+  | { t: 'markDev'; mark: number; fd: number; name: string }
+  | { t: 'closeMarkDev'; mark: number }
+  | { t: 'syncSink'; on: boolean }
+  | { t: 'applySync'; entries: SyncConn[] }
+  | { t: 'counters'; id: number }
+  | { t: 'connRows'; id: number }
+  | { t: 'stop' };
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'counters'; id: number; counters: PlaneCounters }
+  | { t: 'connRows'; id: number; rows: ConnRows }
+  | { t: 'sync'; entries: SyncConn[] }
+  | { t: 'log'; msg: string }
+  | { t: 'stopped' };

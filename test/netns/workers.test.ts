@@ -1,0 +1,119 @@
+// lvsd --workers 2: two engines in two threads on two queues of a multi-queue TUN, steered by
+// lvsd's eBPF program (both directions of a flow to one engine). Real curl and UDP clients,
+// real servers, NAT: every connection must work whichever engine it lands on, the control plane
+// must show one table (connections, counts and counters summed over the engines), lc must see
+// every engine's connections, and persistence must hold across them.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, netnsUnavailable } from '../helpers/netns';
+
+const why = netnsUnavailable();
+if (why) console.warn(`skipping netns worker tests: ${why}`);
+
+const VIP = '192.168.0.1';
+
+describe.skipIf(why !== undefined)('lvsd --workers 2 (one engine per TUN queue)', () => {
+  const lab = new Lab('w');
+
+  beforeAll(async () => {
+    await lab.up();
+    await lab.startHttpServers();
+    await lab.startUdpEchoServers(53);
+    await lab.startLvsd(['--workers', '2']);
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('forwards NAT connections on both engines; -L -n counts them all, -L -c lists them all', async () => {
+    await lab.addVirtualService(['-t', `${VIP}:80`], ['172.16.0.1:80', '172.16.0.2:80'], '-m');
+    const seen = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const r = await lab.curl(`http://${VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      seen.add(r.stdout.trim());
+    }
+    expect([...seen].sort()).toEqual(['rs1', 'rs2']);
+    const engines = (await lab.engineStats()).engines;
+    expect(engines).toHaveLength(2);
+    // 24 client ports: both engines held connections (the chance of one engine taking all is 2^-23).
+    for (const e of engines) expect(e.conns).toBeGreaterThan(0);
+    expect(engines[0]!.conns + engines[1]!.conns).toBe(24);
+    // The dest counts are shared: every closed connection is in one dest's InActConn.
+    const listing = await lab.lvsadmOk('-L', '-n');
+    const inact = [...listing.matchAll(/Masq {4}1 {6}0 {10}(\d+)/g)].map((m) => Number(m[1]));
+    expect(
+      inact.reduce((a, b) => a + b, 0),
+      listing,
+    ).toBe(24);
+    const conns = (await lab.lvsadmOk('-L', '-c', '-n')).split('\n').filter((l) => l.startsWith('TCP'));
+    expect(conns).toHaveLength(24);
+    const stats = await lab.lvsadmOk('-L', '-n', '--stats', '-t', `${VIP}:80`);
+    expect(stats).toMatch(new RegExp(`TCP  ${VIP.replace(/\./g, '\\.')}:80 +24 `));
+  });
+
+  it('forwards UDP through both engines', async () => {
+    await lab.addVirtualService(['-u', `${VIP}:53`], ['172.16.0.1:53', '172.16.0.2:53'], '-m');
+    const answers = await lab.udpQueries(VIP, 53, 12);
+    expect(answers).toHaveLength(12);
+    // Every answer comes from the VIP, both servers answered, and both engines held connections.
+    for (const a of answers) expect(a).toMatch(/^192\.168\.0\.1:53 rs[12] q\d+$/);
+    expect(new Set(answers.map((a) => a.split(' ')[1])).size).toBe(2);
+    const udp = (await lab.lvsadmOk('-L', '-c', '-n')).split('\n').filter((l) => l.startsWith('UDP'));
+    expect(udp).toHaveLength(12);
+    expect((await lab.engineStats()).drops).toEqual({});
+  });
+
+  it('lc sees the connections of both engines: held connections spread evenly', async () => {
+    await lab.lvsadmOk('-A', '-t', `${VIP}:8080`, '-s', 'lc');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:8080`, '-r', '172.16.0.1:80', '-m');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:8080`, '-r', '172.16.0.2:80', '-m');
+    // Eight connections from eight client ports (both engines), each opened once the one before
+    // has its answer, and all held open: with shared counts each is scheduled seeing the others.
+    const hold =
+      'const n=8,ss=[];const next=()=>{if(ss.length===n){console.log("open");' +
+      'setTimeout(()=>{for(const x of ss)x.destroy();process.exit(0)},2500);return}' +
+      'const s=require("net").connect(8080,process.argv[1],()=>s.write("GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"));' +
+      'ss.push(s);s.once("data",next)};next();';
+    const holder = lab.exec(lab.client, [process.execPath, '-e', hold, VIP]);
+    let listing = '';
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      listing = await lab.lvsadmOk('-L', '-n', '-t', `${VIP}:8080`);
+      const active = [...listing.matchAll(/Masq {4}1 {6}(\d+)/g)].map((m) => Number(m[1]));
+      if (active.reduce((a, b) => a + b, 0) === 8) break;
+    }
+    expect((await holder).stdout).toContain('open');
+    // lc with shared counts: 4 and 4. Counted per engine, an engine that got an odd number of the
+    // connections would have put one more on the same server as the other engine's odd one.
+    const active = [...listing.matchAll(/Masq {4}1 {6}(\d+)/g)].map((m) => Number(m[1]));
+    expect(active, listing).toEqual([4, 4]);
+  });
+
+  it('persistence holds across engines: every connection of a client reaches one real server', async () => {
+    await lab.lvsadmOk('-A', '-t', `${VIP}:81`, '-s', 'rr', '-p', '60');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:81`, '-r', '172.16.0.1:80', '-m');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:81`, '-r', '172.16.0.2:80', '-m');
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const r = await lab.curl(`http://${VIP}:81/`);
+      expect(r.code, r.stderr).toBe(0);
+      seen.add(r.stdout.trim());
+    }
+    expect(seen.size).toBe(1);
+    const templates = (await lab.lvsadmOk('-L', '-c', '-n'))
+      .split('\n')
+      .filter((l) => l.includes(':81 ') && l.includes('NONE'));
+    expect(templates).toHaveLength(1);
+  });
+
+  it('weight changes reach every engine: a weight-0 server gets no new connection', async () => {
+    await lab.lvsadmOk('-e', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m', '-w', '0');
+    for (let i = 0; i < 10; i++) {
+      const r = await lab.curl(`http://${VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('rs2');
+    }
+  });
+});
