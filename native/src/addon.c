@@ -294,17 +294,17 @@ static napi_value steer_map_create(napi_env env, napi_callback_info info) {
   return make_u32(env, (uint32_t)fd);
 }
 
-/* steerMapSet(mapFd, addr, present) */
+/* steerMapSet(mapFd, addr, value, present) */
 static napi_value steer_map_set(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   int fd;
-  uint32_t addr;
+  uint32_t addr, value;
   bool present;
-  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd) || !get_u32(env, argv[1], "addr", &addr) ||
-      !get_bool(env, argv[2], "present", &present)) {
+  if (!get_args(env, info, 4, argv) || !get_fd(env, argv[0], &fd) || !get_u32(env, argv[1], "addr", &addr) ||
+      !get_u32(env, argv[2], "value", &value) || !get_bool(env, argv[3], "present", &present)) {
     return NULL;
   }
-  int rc = lvs_steer_map_set(fd, addr, present);
+  int rc = lvs_steer_map_set(fd, addr, value, present);
   if (rc < 0) return throw_errno(env, -rc, "bpf", present ? "bpf BPF_MAP_UPDATE_ELEM" : "bpf BPF_MAP_DELETE_ELEM");
   return NULL;
 }

@@ -11,8 +11,9 @@
  * it quotes (that packet went the other way: the client is its destination when its source is a
  * VIP, else its source). Fragments carry no ports after the first, so every fragment, the first
  * included, is steered by the address alone; so is anything else without ports, and everything
- * while the map holds the key 0.0.0.0 (never a VIP): persistence needs all of a client's
- * connections on the engine that holds its template. The same
+ * while the map holds the key 0.0.0.0 (never a VIP), whose value then masks the address:
+ * persistence needs all the connections of a client's network (the service's netmask) on the
+ * engine that holds its template. The same
  * function in TypeScript (src/native/steer.ts) must agree bit for bit; the netns test compares.
  *
  * The program is assembled here, instruction by instruction; no compiler or libbpf is needed.
@@ -205,7 +206,10 @@ static void build(prog_buf *p, int map_fd, int client_is_source) {
   emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_SADDR));
   emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_SPORT));
 
-  /* With key 0 in the map (persistence: all of a client's connections on one engine) the port is left out. */
+  /*
+   * With key 0 in the map (persistence: all of a client's connections on one engine) the port is
+   * left out and the address masked with the key's value (the persistence netmask).
+   */
   place(p, L_HASH);
   emit(p, STX_W(BPF_REG_10, S_ADDR, BPF_REG_1));
   emit(p, STX_W(BPF_REG_10, S_PORT, BPF_REG_2));
@@ -213,7 +217,9 @@ static void build(prog_buf *p, int map_fd, int client_is_source) {
   emit_is_vip(p, map_fd, S_ZERO);
   emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_ADDR));
   emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_PORT));
-  emit(p, JEQ_IMM(BPF_REG_0, 0, 1));
+  emit(p, JEQ_IMM(BPF_REG_0, 0, 3));
+  emit(p, LDX_W(BPF_REG_3, BPF_REG_0, 0));
+  emit(p, ALU32_REG(BPF_AND, BPF_REG_1, BPF_REG_3));
   emit(p, MOV32_IMM(BPF_REG_2, 0));
   /* h = fmix32(addr ^ port * 0x9e3779b1), in 32-bit arithmetic. */
   emit(p, MOV64_REG(BPF_REG_0, BPF_REG_2));
@@ -249,9 +255,8 @@ int lvs_steer_map_create(uint32_t max_vips) {
   return fd < 0 ? -errno : (int)fd;
 }
 
-int lvs_steer_map_set(int map_fd, uint32_t addr, int present) {
+int lvs_steer_map_set(int map_fd, uint32_t addr, uint32_t value, int present) {
   union bpf_attr attr;
-  uint32_t value = 1;
   memset(&attr, 0, sizeof(attr));
   attr.map_fd = (uint32_t)map_fd;
   attr.key = (uint64_t)(uintptr_t)&addr;

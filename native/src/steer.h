@@ -13,10 +13,11 @@
 int lvs_steer_map_create(uint32_t max_vips);
 
 /*
- * Add (present) or remove virtual address `addr` (host order) in map `map_fd`. Returns 0. The
- * address 0 is a switch: while present, every packet is steered by the client's address alone.
+ * Add (present, with `value`) or remove virtual address `addr` (host order) in map `map_fd`.
+ * Returns 0. The address 0 is a switch: while present, every packet is steered by the client's
+ * address alone, masked with its value.
  */
-int lvs_steer_map_set(int map_fd, uint32_t addr, int present);
+int lvs_steer_map_set(int map_fd, uint32_t addr, uint32_t value, int present);
 
 /*
  * Load the steering program over `map_fd` and attach it to the multi-queue TUN of `tun_fd`

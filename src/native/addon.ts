@@ -67,8 +67,11 @@ export interface LvsNative {
   tunOpen(name: string, offload: boolean, queues?: number): TunDevice;
   /** A BPF hash map for up to `maxVips` virtual addresses, for steerAttach. Returns its fd. */
   steerMapCreate(maxVips: number): number;
-  /** Add (`present`) or remove the host-order address `addr` in the map `mapFd`. */
-  steerMapSet(mapFd: number, addr: number, present: boolean): void;
+  /**
+   * Add (`present`, with `value`) or remove the host-order address `addr` in the map `mapFd`.
+   * Address 0 is the address-only switch; its value masks the client address.
+   */
+  steerMapSet(mapFd: number, addr: number, value: number, present: boolean): void;
   /**
    * Load the queue-steering program (native/src/steer.c, mirrored by src/wire/steer-hash.ts) over
    * map `mapFd` and attach it to the multi-queue TUN of `tunFd` (TUNSETSTEERINGEBPF). A verifier

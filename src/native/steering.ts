@@ -11,7 +11,8 @@ export const STEER_MAX_VIPS = 1 << 20;
 export class TunSteering {
   private readonly vips = new Set<number>();
   private closed = false;
-  addrOnly = false;
+  /** The address-only switch's mask, or null while off. */
+  addrMask: number | null = null;
 
   private constructor(
     private readonly native: LvsNative,
@@ -35,13 +36,14 @@ export class TunSteering {
   }
 
   /**
-   * Steer by the client's address alone (the map's key 0): while a persistent service exists,
-   * every connection of a client must reach the engine that holds the client's template.
+   * Steer by the client's address alone, masked with `mask` (the map's key 0), or by address and
+   * port again (null): while a persistent service exists, every connection from a client's
+   * network (the service's persistence netmask) must reach the engine that holds its template.
    */
-  setAddrOnly(on: boolean): void {
-    if (this.closed || on === this.addrOnly) return;
-    this.native.steerMapSet(this.mapFd, 0, on);
-    this.addrOnly = on;
+  setAddrOnly(mask: number | null): void {
+    if (this.closed || mask === this.addrMask) return;
+    this.native.steerMapSet(this.mapFd, 0, mask ?? 0, mask !== null);
+    this.addrMask = mask;
   }
 
   /** Make the map hold exactly `addrs` (host order; 0 is never a VIP). */
@@ -51,13 +53,13 @@ export class TunSteering {
     want.delete(0);
     for (const a of this.vips) {
       if (!want.has(a)) {
-        this.native.steerMapSet(this.mapFd, a, false);
+        this.native.steerMapSet(this.mapFd, a, 0, false);
         this.vips.delete(a);
       }
     }
     for (const a of want) {
       if (!this.vips.has(a)) {
-        this.native.steerMapSet(this.mapFd, a, true);
+        this.native.steerMapSet(this.mapFd, a, 1, true);
         this.vips.add(a);
       }
     }

@@ -26,6 +26,8 @@ const engine = new Engine(io, { maxConns: init.maxConns, stats: new SliceStats(i
 const plane = new EnginePlane(engine);
 /** The control plane's unique number of each dest copy (table-image.ts). */
 const uids = new WeakMap<Dest, number>();
+let appliedVersion = 0;
+const applied = (): number => appliedVersion;
 
 /** Connections offered for sync, sent to the control plane's master daemon after each wake-up. */
 let syncOut: SyncConn[] = [];
@@ -47,7 +49,8 @@ const syncSink = {
 function handle(m: ToWorker): void {
   switch (m.t) {
     case 'table':
-      applyTableImage(engine.services, engine.dests, m.image, init.k, uids);
+      appliedVersion = m.image.version;
+      applyTableImage(engine.services, engine.dests, m.image, init.k, uids, applied);
       return;
     case 'timeout':
       plane.setTimeout(m.protocol, m.state, m.seconds);

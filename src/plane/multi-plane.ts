@@ -26,13 +26,14 @@ import { type ConnRows, newConnRows } from '../conn/conn-rows';
 import { type DataPlane, EnginePlane, type PlaneCounters, type ServiceView, type Setting } from '../core/data-plane';
 import { Engine } from '../core/engine';
 import type { SyncSink } from '../core/sync-conn';
-import { type Dest, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
+import { type Dest, IPPROTO_TCP, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
 import { loadNative } from '../native/addon';
 import { MemoryIo } from '../native/memory-io';
 import { MARK_DEV_PREFIX } from '../native/native-io';
 import { TunSteering } from '../native/steering';
 import { steerMix } from '../wire/steer-hash';
 import type { SyncConn } from '../wire/sync';
+import { CURSOR_INTS } from './shared-cursor';
 import { SumStats, statsBuffer } from './shared-stats';
 import { tableImage } from './table-image';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
@@ -81,9 +82,19 @@ export class MultiPlane implements DataPlane {
   private readonly pending = new Map<number, (m: FromWorker) => void>();
   private nextId = 1;
   private imageQueued = false;
+  private version = 0;
   private applyQueue: SyncConn[][] = [];
   private applyQueued = false;
   private stopping = false;
+  private readonly cursors = new WeakMap<Service, Int32Array>();
+  private readonly cursorOf = (s: Service): Int32Array => {
+    let c = this.cursors.get(s);
+    if (c === undefined) {
+      c = new Int32Array(new SharedArrayBuffer(4 * CURSOR_INTS));
+      this.cursors.set(s, c);
+    }
+    return c;
+  };
   private readonly uids = new WeakMap<Dest, number>();
   private nextUid = 1;
   private readonly uidOf = (d: Dest): number => {
@@ -190,11 +201,27 @@ export class MultiPlane implements DataPlane {
       this.imageQueued = false;
       const list = this.table.services.list;
       this.steering.setVips(list.filter((s) => s.fwmark === 0).map((s) => s.addr));
-      const addrOnly = list.some((s) => (s.flags & SVC_F_PERSISTENT) !== 0);
-      this.steering.setAddrOnly(addrOnly);
-      for (const m of this.markDevs.values()) m.steering.setAddrOnly(addrOnly);
-      this.broadcast({ t: 'table', image: tableImage(list, this.uidOf) }, 'table');
+      const mask = this.addrMask(list);
+      this.steering.setAddrOnly(mask);
+      for (const m of this.markDevs.values()) m.steering.setAddrOnly(mask);
+      this.broadcast({ t: 'table', image: tableImage(list, this.uidOf, this.cursorOf, ++this.version) }, 'table');
     });
+  }
+
+  /**
+   * Connections that belong together must meet on one engine: those of a persistent service's
+   * clients (the template; all clients of one masked network share it) and an FTP service's (the
+   * data connections its control connection expects). While there is such a service the
+   * client's address alone, masked with every persistent service's netmask, picks the engine.
+   */
+  private addrMask(list: readonly Service[]): number | null {
+    const ftpPorts = this.table.engine.ftp.ports;
+    let mask: number | null = null;
+    for (const s of list) {
+      if ((s.flags & SVC_F_PERSISTENT) !== 0) mask = ((mask ?? 0xffffffff) & s.netmask) >>> 0;
+      else if (s.protocol === IPPROTO_TCP && ftpPorts.has(s.port)) mask ??= 0xffffffff;
+    }
+    return mask;
   }
 
   addService(svc: Service): void {
@@ -231,7 +258,7 @@ export class MultiPlane implements DataPlane {
     let steering: TunSteering;
     try {
       steering = TunSteering.attach(tun.fd, true);
-      steering.setAddrOnly(this.steering.addrOnly);
+      steering.setAddrOnly(this.steering.addrMask);
     } catch (err) {
       for (const fd of tun.fds) native.close(fd);
       throw err;
@@ -284,6 +311,7 @@ export class MultiPlane implements DataPlane {
     const list = [...ports];
     this.table.setFtpPorts(list);
     this.broadcast({ t: 'ftpPorts', ports: list }, 'ftpPorts');
+    this.tableChanged();
   }
 
   setSyncSink(sink: SyncSink | null): void {
@@ -293,7 +321,8 @@ export class MultiPlane implements DataPlane {
 
   /** A received connection goes to the engine its packets will reach (the steering hash). */
   applySync(e: SyncConn): void {
-    const k = steerMix(e.caddr, this.steering.addrOnly ? 0 : e.cport) % this.n;
+    const mask = this.steering.addrMask;
+    const k = (mask === null ? steerMix(e.caddr, e.cport) : steerMix((e.caddr & mask) >>> 0, 0)) % this.n;
     if (this.applyQueue.length === 0) this.applyQueue = Array.from({ length: this.n }, () => []);
     this.applyQueue[k]!.push({ ...e, inSeq: { ...e.inSeq }, outSeq: { ...e.outSeq } });
     if (this.applyQueued) return;

@@ -7,6 +7,7 @@
 import { type DestRegistry, type ServiceTable, serviceKey } from '../core/services';
 import { type Dest, type FwdMethod, newDest, newService, type Service } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
+import { sharesCursor, withSharedCursor } from './shared-cursor';
 import { SliceStats, type SumStats } from './shared-stats';
 
 export interface DestImage {
@@ -46,17 +47,27 @@ export interface ServiceImage {
   netmask: number;
   peName: string;
   stats: Float64Array;
+  /** The shared cursor of an rr or wrr service (shared-cursor.ts). */
+  cursor: Int32Array;
   /** In the service's order (the kernel's: the most recently added first). */
   dests: DestImage[];
 }
 
 export interface TableImage {
+  /** Counts the images sent (shared-cursor.ts compares them). */
+  version: number;
   services: ServiceImage[];
 }
 
 /** The image of the control plane's services (their stats are SumStats over shared memory). */
-export function tableImage(services: readonly Service[], uidOf: (d: Dest) => number): TableImage {
+export function tableImage(
+  services: readonly Service[],
+  uidOf: (d: Dest) => number,
+  cursorOf: (s: Service) => Int32Array,
+  version: number,
+): TableImage {
   return {
+    version,
     services: services.map((s) => ({
       protocol: s.protocol,
       addr: s.addr,
@@ -68,6 +79,7 @@ export function tableImage(services: readonly Service[], uidOf: (d: Dest) => num
       netmask: s.netmask,
       peName: s.peName,
       stats: (s.stats as SumStats).a,
+      cursor: cursorOf(s),
       dests: s.dests.map((d) => ({
         id: d.id,
         uid: uidOf(d),
@@ -135,6 +147,8 @@ export function applyTableImage(
   image: TableImage,
   k: number,
   uids: WeakMap<Dest, number>,
+  /** The version of the image the engine has applied (this one, once this call started). */
+  applied: () => number,
 ): void {
   const existing = new Map<number, Service>();
   for (const s of services.list) existing.set(keyOf(s), s);
@@ -142,8 +156,9 @@ export function applyTableImage(
     const key = keyOf(si);
     let svc = existing.get(key);
     existing.delete(key);
-    const sched = getScheduler(si.schedName);
-    if (sched === undefined) continue;
+    const named = getScheduler(si.schedName);
+    if (named === undefined) continue;
+    const sched = sharesCursor(named.name) ? withSharedCursor(named, si.cursor, applied) : named;
     if (svc === undefined) {
       svc = newService(si.protocol, si.addr, si.port, si.fwmark, sched);
       svc.stats = new SliceStats(si.stats, k);

@@ -5,9 +5,9 @@
 // The key is the flow's client side: address and port. A packet to a virtual address comes from
 // the client (its source); anything else is a reply on its way to the client (its destination).
 // An ICMP error is steered by the packet it quotes, which went the other way. Fragments, and
-// packets without ports, hash the address alone; so does everything while `addrOnly` is on (lvsd
-// turns it on while a persistent service exists: a client's connections must all reach the engine
-// that holds its persistence template). A read past the packet's end ends the kernel's
+// packets without ports, hash the address alone; so does everything, masked, while `addrMask` is
+// set (lvsd sets it while a persistent service exists: the connections of a client's network
+// must all reach the engine that holds their persistence template). A read past the packet's end ends the kernel's
 // program with 0, and so here.
 
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
@@ -42,8 +42,8 @@ function u32(b: Uint8Array, at: number): number {
 /**
  * The steering hash of the IPv4 packet `b[off, off + len)` (the kernel takes it modulo the number
  * of queues). `isVip` answers for a host-order address; `clientIsSource` is the variant for input
- * devices that carry only requests (firewall-mark devices), which never consults it. `addrOnly`:
- * the map holds the address 0 (ports left out).
+ * devices that carry only requests (firewall-mark devices), which never consults it. `addrMask`:
+ * the map holds the address 0 with this value (ports left out, the address masked).
  */
 export function steerHash(
   b: Uint8Array,
@@ -51,11 +51,11 @@ export function steerHash(
   len: number,
   isVip: (addr: number) => boolean,
   clientIsSource: boolean,
-  addrOnly = false,
+  addrMask: number | null = null,
 ): number {
   const h = steerKey(b, off, len, isVip, clientIsSource);
   if (h < 0) return 0;
-  return steerMix(keyAddr, addrOnly ? 0 : keyPort);
+  return addrMask === null ? steerMix(keyAddr, keyPort) : steerMix((keyAddr & addrMask) >>> 0, 0);
 }
 
 /** The key steerKey found (module state: no allocation per packet). */

@@ -240,9 +240,12 @@ export class Lab {
   }
 
   async startLvsd(extra: string[] = []): Promise<void> {
+    // LVS_TEST_WORKERS=N runs every lab's lvsd with --workers N (unless the test chose).
+    const workers = process.env.LVS_TEST_WORKERS;
+    const more = workers !== undefined && !extra.includes('--workers') ? ['--workers', workers] : [];
     const p = spawn(
       'ip',
-      ['netns', 'exec', this.dir, process.execPath, '--no-memory-reducer', LVSD, ...this.socketArgs, ...extra],
+      ['netns', 'exec', this.dir, process.execPath, '--no-memory-reducer', LVSD, ...this.socketArgs, ...extra, ...more],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

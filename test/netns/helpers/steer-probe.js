@@ -128,8 +128,8 @@ function round() {
   return { sent, received };
 }
 const { sent, received } = round();
-// The persistence switch: the client's address alone.
-steering.setAddrOnly(true);
+// The persistence switch: the client's address alone, masked to its /24.
+steering.setAddrOnly(0xffffff00);
 const addrOnly = round();
 steering.close();
 native.close(raw);
