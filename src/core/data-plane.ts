@@ -49,6 +49,8 @@ export interface PlaneCounters {
   offload: { partial: number; gso: number };
   reassembly: { datagrams: number; bytes: number; completed: number; expired: number };
   synced: { created: number; updated: number; ignored: number };
+  /** Reassembled datagrams one engine handed to another (the one holding their flow). */
+  handed: number;
   /** Per engine: connections held and packets read (one entry with one engine). */
   engines: { conns: number; rxPackets: number }[];
 }
@@ -211,6 +213,7 @@ export class EnginePlane implements DataPlane {
       offload: { ...e.offload },
       reassembly: { datagrams: f.queues, bytes: f.heldBytes, completed: f.counts[FRAG_COMPLETE], expired: f.expired },
       synced: { ...e.synced },
+      handed: e.handed.out,
       engines: [{ conns: e.conns.count, rxPackets: e.rxPackets }],
     };
   }

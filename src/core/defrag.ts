@@ -61,6 +61,11 @@ export class Defrag {
     if (tx.bigQueued) tx.flush();
     const big = slab.bigOffset;
     const n = r.copyComplete(slab.buf, big);
+    // A firewall-mark device's datagram stays: the mark does not travel with it.
+    if (e.handoff !== null && x.mark === 0 && e.handoff(slab.buf, big, n)) {
+      e.handed.out++;
+      return TX_HELD;
+    }
     if (x.vnetHdr !== 0) slab.buf.fill(0, big - VNET_HDR_LEN, big);
     x.reassembled = true;
     const v = e.process(slab.buf, big, n);

@@ -130,6 +130,14 @@ export class Engine {
   /** Packets read, and the batches they came in. */
   rxPackets = 0;
   batches = 0;
+  /**
+   * One engine of several: asked about every datagram reassembled here, it hands the datagram to
+   * the engine that holds its flow and answers true (fragments are steered by address alone, the
+   * rest of a flow by address and port), or answers false: this engine decides it.
+   */
+  handoff: ((buf: Buffer, off: number, len: number) => boolean) | null = null;
+  /** Reassembled datagrams handed to another engine, and taken from one. */
+  readonly handed = { out: 0, in: 0 };
   /** Offload TUN: packets read with a partial checksum, and GSO packets among them. */
   readonly offload = { partial: 0, gso: 0 };
   /** Current time, whole seconds on the engine clock (refreshed once per batch). */
@@ -236,6 +244,27 @@ export class Engine {
       if (v === TX) tx.queue(x.outOff, x.outLen, x.outDev);
       else if (v > 0) drops[v]++;
     }
+    tx.flush();
+  }
+
+  /** A datagram another engine reassembled and handed over (handoff): decided as one batch of its own. */
+  processHanded(bytes: Uint8Array): void {
+    const slab = this.io.slab;
+    const x = this.x;
+    const tx = this.tx;
+    if (bytes.length > 65535) return;
+    this.now = Math.floor(this.clock());
+    this.handed.in++;
+    tx.begin();
+    const big = slab.bigOffset;
+    slab.buf.set(bytes, big);
+    if (x.vnetHdr !== 0) slab.buf.fill(0, big - VNET_HDR_LEN, big);
+    x.mark = 0;
+    x.reassembled = true;
+    const v = this.process(slab.buf, big, bytes.length);
+    x.reassembled = false;
+    if (v === TX) tx.queue(x.outOff, x.outLen, x.outDev);
+    else if (v > 0) this.drops[v]++;
     tx.flush();
   }
 

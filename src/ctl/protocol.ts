@@ -213,6 +213,8 @@ export interface EngineStats {
   drops: Record<string, number>;
   /** Packets read from an offload TUN with a partial checksum, and GSO packets among them. */
   offload: { partial: number; gso: number };
+  /** Reassembled datagrams handed from the engine that reassembled them to the one holding their flow. */
+  handed: number;
   /** Per engine (lvsd --workers): connections held and packets read. */
   engines: { conns: number; rxPackets: number }[];
 }

@@ -80,6 +80,7 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
         drops,
         offload: c.offload,
         engines: c.engines,
+        handed: c.handed,
       };
     }
     default:

@@ -11,6 +11,7 @@ import { Engine } from '../core/engine';
 import type { Dest } from '../ip-vs';
 import { NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
+import { steerHash } from '../wire/steer-hash';
 import { newSyncConn, type SyncConn } from '../wire/sync';
 import { SliceStats } from './shared-stats';
 import { applyTableImage } from './table-image';
@@ -27,6 +28,19 @@ const plane = new EnginePlane(engine);
 /** The control plane's unique number of each dest copy (table-image.ts). */
 const uids = new WeakMap<Dest, number>();
 let appliedVersion = 0;
+/** The steering's address-only mask, as the table image says. */
+let addrMask: number | null = null;
+const isVip = (a: number): boolean => engine.services.isVip(a);
+// A datagram reassembled here belongs to the engine its flow is steered to (fragments were
+// steered by address alone): hand it over when that is another one.
+engine.handoff = (buf, off, len) => {
+  const owner = steerHash(buf, off, len, isVip, false, addrMask) % init.engines;
+  if (owner === init.k) return false;
+  const bytes = new Uint8Array(len);
+  bytes.set(buf.subarray(off, off + len));
+  post({ t: 'handoff', to: owner, bytes }, [bytes.buffer]);
+  return true;
+};
 const applied = (): number => appliedVersion;
 
 /** Connections offered for sync, sent to the control plane's master daemon after each wake-up. */
@@ -50,6 +64,7 @@ function handle(m: ToWorker): void {
   switch (m.t) {
     case 'table':
       appliedVersion = m.image.version;
+      addrMask = m.image.addrMask;
       applyTableImage(engine.services, engine.dests, m.image, init.k, uids, applied);
       return;
     case 'timeout':
@@ -98,6 +113,9 @@ function handle(m: ToWorker): void {
       post({ t: 'connRows', id: m.id, rows }, connRowsBuffers(rows));
       return;
     }
+    case 'packet':
+      engine.processHanded(m.bytes);
+      return;
     case 'stop':
       io.close();
       post({ t: 'stopped' });

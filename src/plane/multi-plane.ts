@@ -166,6 +166,11 @@ export class MultiPlane implements DataPlane {
       case 'log':
         this.opts.log(m.msg);
         return;
+      case 'handoff':
+        this.threads[m.to]?.worker.postMessage({ t: 'packet', bytes: m.bytes } satisfies ToWorker, [
+          m.bytes.buffer as ArrayBuffer,
+        ]);
+        return;
       default:
         return;
     }
@@ -204,7 +209,7 @@ export class MultiPlane implements DataPlane {
       const mask = this.addrMask(list);
       this.steering.setAddrOnly(mask);
       for (const m of this.markDevs.values()) m.steering.setAddrOnly(mask);
-      this.broadcast({ t: 'table', image: tableImage(list, this.uidOf, this.cursorOf, ++this.version) }, 'table');
+      this.broadcast({ t: 'table', image: tableImage(list, this.uidOf, this.cursorOf, ++this.version, mask) }, 'table');
     });
   }
 
@@ -366,6 +371,7 @@ export class MultiPlane implements DataPlane {
       for (const f of ['datagrams', 'bytes', 'completed', 'expired'] as const) sum.reassembly[f] += c.reassembly[f];
       for (const f of ['created', 'updated', 'ignored'] as const) sum.synced[f] += c.synced[f];
       sum.engines.push(...c.engines);
+      sum.handed += c.handed;
     }
     return sum;
   }

@@ -56,6 +56,8 @@ export interface ServiceImage {
 export interface TableImage {
   /** Counts the images sent (shared-cursor.ts compares them). */
   version: number;
+  /** The steering's address-only mask (multi-plane.ts), or null: address and port. */
+  addrMask: number | null;
   services: ServiceImage[];
 }
 
@@ -65,9 +67,11 @@ export function tableImage(
   uidOf: (d: Dest) => number,
   cursorOf: (s: Service) => Int32Array,
   version: number,
+  addrMask: number | null,
 ): TableImage {
   return {
     version,
+    addrMask,
     services: services.map((s) => ({
       protocol: s.protocol,
       addr: s.addr,

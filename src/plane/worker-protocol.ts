@@ -38,6 +38,8 @@ export type ToWorker =
   | { t: 'applySync'; entries: SyncConn[] }
   | { t: 'counters'; id: number }
   | { t: 'connRows'; id: number }
+  /** A reassembled datagram another engine handed over (its flow is this engine's). */
+  | { t: 'packet'; bytes: Uint8Array }
   | { t: 'stop' };
 
 export type FromWorker =
@@ -45,5 +47,7 @@ export type FromWorker =
   | { t: 'counters'; id: number; counters: PlaneCounters }
   | { t: 'connRows'; id: number; rows: ConnRows }
   | { t: 'sync'; entries: SyncConn[] }
+  /** A reassembled datagram whose flow engine `to` holds. */
+  | { t: 'handoff'; to: number; bytes: Uint8Array }
   | { t: 'log'; msg: string }
   | { t: 'stopped' };
