@@ -119,20 +119,28 @@ export function zeroStats(s: Stats): void {
   s.outBytes = 0;
 }
 
-/** Slots of a dest's shared state (`Dest.shared`). */
+/** Slots of a dest's shared state (`Dest.shared`): flags, path request, then counts per engine. */
+const D_FLAGS = 0;
+const D_PATH_WANTED = 1;
+const D_COUNTS = 2;
+/** Count slots of one engine, from its base. */
 const D_ACTIVE = 0;
 const D_INACT = 1;
 const D_PERSIST = 2;
-const D_FLAGS = 3;
-const D_PATH_WANTED = 4;
-/** Int32 slots in `Dest.shared`. */
-export const DEST_SHARED_INTS = 5;
+const D_PER_ENGINE = 3;
+
+/** Int32 slots of `Dest.shared` for `engines` engines. */
+export function destSharedInts(engines: number): number {
+  return D_COUNTS + D_PER_ENGINE * engines;
+}
 
 /**
  * A real server of one virtual service. What the engines change (the connection counts, the
  * flags, the path request) lives in `shared`, an Int32Array that every engine's copy of the dest
- * sees (on a SharedArrayBuffer when there are several engines; the kernel's atomic counters), and
- * changes with Atomics: the schedulers of all engines see one count per dest.
+ * sees (on a SharedArrayBuffer when there are several engines), changed with Atomics. Each engine
+ * counts its connections in slots of its own and the counts read as the sum over all engines (the
+ * kernel's atomic counters): the schedulers of every engine weigh every connection, and the
+ * counts of an engine that is gone can be taken out.
  */
 export class Dest {
   /** Index in the engine's dest registry; connections refer to their dest by it. */
@@ -162,8 +170,10 @@ export class Dest {
    * cannot send to it; so does the data path (no_route) until the control plane finds one.
    */
   noRoute = false;
-  /** [active, inactive, persistent connections, IP_VS_DEST_F_* flags, path wanted]. */
-  shared: Int32Array<ArrayBufferLike> = new Int32Array(DEST_SHARED_INTS);
+  /** [IP_VS_DEST_F_* flags, path wanted, then active, inactive, persistent connections per engine]. */
+  shared: Int32Array<ArrayBufferLike> = new Int32Array(destSharedInts(1));
+  /** Where this copy's engine counts (the first engine's slots for the control plane's copy). */
+  countBase = D_COUNTS;
 
   constructor(
     public svc: Service,
@@ -174,23 +184,41 @@ export class Dest {
     this.shared[D_FLAGS] = DEST_F_AVAILABLE;
   }
 
+  /** The sum of every engine's count in slot `k`. */
+  private sum(k: number): number {
+    const s = this.shared;
+    let n = 0;
+    for (let i = D_COUNTS + k; i < s.length; i += D_PER_ENGINE) n += s[i]!;
+    return n;
+  }
+  /** Set the count to `n`: this engine's slot gets it, the others 0 (tests, resets). */
+  private setCount(k: number, n: number): void {
+    const s = this.shared;
+    for (let i = D_COUNTS + k; i < s.length; i += D_PER_ENGINE) Atomics.store(s, i, 0);
+    Atomics.store(s, this.countBase + k, n);
+  }
   get activeConns(): number {
-    return this.shared[D_ACTIVE]!;
+    return this.sum(D_ACTIVE);
   }
   set activeConns(n: number) {
-    Atomics.store(this.shared, D_ACTIVE, n);
+    this.setCount(D_ACTIVE, n);
   }
   get inactConns(): number {
-    return this.shared[D_INACT]!;
+    return this.sum(D_INACT);
   }
   set inactConns(n: number) {
-    Atomics.store(this.shared, D_INACT, n);
+    this.setCount(D_INACT, n);
   }
   get persistConns(): number {
-    return this.shared[D_PERSIST]!;
+    return this.sum(D_PERSIST);
   }
   set persistConns(n: number) {
-    Atomics.store(this.shared, D_PERSIST, n);
+    this.setCount(D_PERSIST, n);
+  }
+  /** Engine `k` is gone: its connections no longer count. */
+  forgetEngine(k: number): void {
+    const base = D_COUNTS + D_PER_ENGINE * k;
+    for (let i = 0; i < D_PER_ENGINE; i++) Atomics.store(this.shared, base + i, 0);
   }
   /** IP_VS_DEST_F_*; change single bits with setFlag / clearFlag (other engines may be changing others). */
   get flags(): number {
@@ -212,9 +240,13 @@ export class Dest {
   set pathWanted(v: boolean) {
     Atomics.store(this.shared, D_PATH_WANTED, v ? 1 : 0);
   }
-  /** Add `n` to the counts (0 active, 1 inactive, 2 persistent) atomically. */
+  /** Add `n` to this engine's count (0 active, 1 inactive, 2 persistent) atomically. */
   count(slot: 0 | 1 | 2, n: number): void {
-    Atomics.add(this.shared, slot, n);
+    Atomics.add(this.shared, this.countBase + slot, n);
+  }
+  /** This copy is engine `k`'s: it counts in the k-th slots. */
+  countAs(k: number): void {
+    this.countBase = D_COUNTS + D_PER_ENGINE * k;
   }
 }
 

@@ -134,6 +134,22 @@ export class ConnTable {
   /** Last second the wheel has processed. */
   private wheelTime: number;
 
+  /**
+   * One table of several engines' (lvsd --workers): every engine's count of live entries, shared,
+   * this table's at `totalSlot`, so maxConns bounds their sum. Null: this table alone.
+   */
+  total: Int32Array | null = null;
+  totalSlot = 0;
+
+  /** Live entries of this table, or of all the tables sharing `total`. */
+  private liveTotal(): number {
+    const t = this.total;
+    if (t === null) return this.count;
+    let n = 0;
+    for (let i = 0; i < t.length; i++) n += Atomics.load(t, i);
+    return n;
+  }
+
   /** Storage never grows beyond this (a power of two, at least maxConns). */
   private readonly maxCapacity: number;
 
@@ -220,7 +236,7 @@ export class ConnTable {
    * maxConns entries (or no slot is free at the largest capacity).
    */
   insert(e: ConnInit, now: number): number {
-    if (this.count >= this.maxConns) return NIL;
+    if (this.liveTotal() >= this.maxConns) return NIL;
     if (this.freeHead === NIL && !this.grow(this.capacity * 2)) return NIL;
     const c = this.freeHead;
     this.freeHead = this.inNext[c];
@@ -246,6 +262,7 @@ export class ConnTable {
     this.hash(c);
     this.file(c, (now + timeout) & WHEEL_MASK);
     this.count++;
+    if (this.total !== null) Atomics.add(this.total, this.totalSlot, 1);
     return c;
   }
 
@@ -297,6 +314,7 @@ export class ConnTable {
     this.unhash(c);
     this.unfile(c);
     this.count--;
+    if (this.total !== null) Atomics.sub(this.total, this.totalSlot, 1);
     this.release(c);
   }
 
@@ -325,6 +343,7 @@ export class ConnTable {
         if (this.expires[c] <= now && onExpire(c) !== false) {
           this.unhash(c);
           this.count--;
+          if (this.total !== null) Atomics.sub(this.total, this.totalSlot, 1);
           expired++;
           this.release(c);
         } else {

@@ -129,6 +129,11 @@ export class DestRegistry {
     if (f >= 0) this.freeIds.splice(f, 1);
   }
 
+  /** Engine `k` is gone: the retired dests' connections it held no longer count. */
+  forgetEngine(k: number): void {
+    for (const id of this.trash) this.dests[id]!.forgetEngine(k);
+  }
+
   /** Free the ids of retired dests with no connections left (counted by engines elsewhere). */
   sweep(): void {
     for (const id of this.trash) {

@@ -165,7 +165,7 @@ export class Daemon {
             tunName: opts.tun,
             offload: opts.offload,
             batch: opts.batch,
-            maxConns: Math.ceil(opts.maxConns / opts.workers),
+            maxConns: opts.maxConns,
             workers: opts.workers,
             log,
           }),

@@ -24,6 +24,8 @@ const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage
 const slab = init.offload ? Slab.forOffload(init.batch) : new Slab(init.batch);
 const io = NativeIo.onQueue(init.tunFd, init.tunName, slab, false);
 const engine = new Engine(io, { maxConns: init.maxConns, stats: new SliceStats(init.stats, init.k) });
+engine.conns.total = init.connTotal;
+engine.conns.totalSlot = init.k;
 const plane = new EnginePlane(engine);
 /** The control plane's unique number of each dest copy (table-image.ts). */
 const uids = new WeakMap<Dest, number>();

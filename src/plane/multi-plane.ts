@@ -26,7 +26,7 @@ import { type ConnRows, newConnRows } from '../conn/conn-rows';
 import { type DataPlane, EnginePlane, type PlaneCounters, type ServiceView, type Setting } from '../core/data-plane';
 import { Engine } from '../core/engine';
 import type { SyncSink } from '../core/sync-conn';
-import { type Dest, IPPROTO_TCP, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
+import { type Dest, destSharedInts, IPPROTO_TCP, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
 import { loadNative } from '../native/addon';
 import { MemoryIo } from '../native/memory-io';
 import { MARK_DEV_PREFIX } from '../native/native-io';
@@ -74,6 +74,8 @@ export class MultiPlane implements DataPlane {
   private readonly table: EnginePlane;
   private readonly threads: EngineThread[] = [];
   private readonly globalStats: Float64Array;
+  /** Every engine's live connections (the --max-conns bound is on their sum). */
+  private readonly connTotal: Int32Array;
   /** What a restarted worker must be told again, by a key per setting. */
   private readonly replay = new Map<string, ToWorker>();
   private readonly frameDevs: string[] = [];
@@ -120,6 +122,7 @@ export class MultiPlane implements DataPlane {
     }
     this.table = new EnginePlane(new Engine(new MemoryIo()));
     this.globalStats = statsBuffer(this.n);
+    this.connTotal = new Int32Array(new SharedArrayBuffer(4 * this.n));
     this.stats = new SumStats(this.globalStats);
     for (let k = 0; k < this.n; k++) this.threads.push(this.spawn(k));
   }
@@ -136,6 +139,7 @@ export class MultiPlane implements DataPlane {
       offload: opts.offload,
       batch: opts.batch,
       maxConns: opts.maxConns,
+      connTotal: this.connTotal,
       stats: this.globalStats,
       replay,
     };
@@ -146,6 +150,9 @@ export class MultiPlane implements DataPlane {
     worker.on('exit', (code) => {
       if (this.stopping) return;
       opts.log(`engine ${k} ended (exit code ${code}); starting it again with the table (its connections are lost)`);
+      Atomics.store(this.connTotal, k, 0);
+      for (const s of this.table.services.list) for (const d of s.dests) d.forgetEngine(k);
+      this.table.engine.dests.forgetEngine(k);
       this.threads[k] = this.spawn(k);
     });
     return thread;
@@ -242,8 +249,8 @@ export class MultiPlane implements DataPlane {
   }
 
   addDest(dest: Dest): void {
-    const shared = new Int32Array(new SharedArrayBuffer(dest.shared.byteLength));
-    shared.set(dest.shared);
+    const shared = new Int32Array(new SharedArrayBuffer(4 * destSharedInts(this.n)));
+    shared.set(dest.shared.subarray(0, destSharedInts(1)));
     dest.shared = shared;
     dest.stats = new SumStats(statsBuffer(this.n));
     this.table.addDest(dest);

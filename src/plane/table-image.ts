@@ -216,6 +216,7 @@ function applyDests(
       d = newDest(svc, di.addr, di.port);
       uids.set(d, di.uid);
       d.shared = di.shared;
+      d.countAs(k);
       d.stats = new SliceStats(di.stats, k);
       copyDest(d, di);
       dests.registerAs(d, di.id);

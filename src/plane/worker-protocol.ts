@@ -16,7 +16,10 @@ export interface WorkerInit {
   tunName: string;
   offload: boolean;
   batch: number;
+  /** Connections (and templates) at most, over all engines. */
   maxConns: number;
+  /** Each engine's connection count, shared (ConnTable.total): engine k's at k. */
+  connTotal: Int32Array;
   /** The director's stats block (shared, a slice per engine). */
   stats: Float64Array;
   /** Everything the engine is told after it starts, replayed for a restarted worker. */
