@@ -270,6 +270,7 @@ const ERROR_COMMAND: Readonly<Record<Request['cmd'], CtlCommand>> = {
   'stop-daemon': 'stop-daemon',
   'list-daemons': 'list',
   'engine-stats': 'list',
+  'restart-engine': 'set',
   'list-checks': 'list',
   'list-vrrp': 'list',
   sysctl: 'set',

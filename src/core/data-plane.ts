@@ -93,6 +93,10 @@ export interface DataPlane {
    * of the table take the new one (the control plane calls it after every change).
    */
   tableChanged(): void;
+  /** Packet engines (lvsd --workers). */
+  readonly engines: number;
+  /** Stop engine `k` and start it again with the table (its connections are lost). */
+  restartEngine(k: number): Promise<void>;
   /** The data path's counters, summed over its engines. */
   counters(): Promise<PlaneCounters>;
   /** A copy of every connection, for `-L -c` and /proc/net/ip_vs_conn. */
@@ -191,6 +195,13 @@ export class EnginePlane implements DataPlane {
 
   tableChanged(): void {
     // The one engine shares the control plane's objects.
+  }
+
+  readonly engines = 1;
+
+  async restartEngine(): Promise<void> {
+    // The one engine runs on lvsd's own thread: there is nothing to restart it from.
+    throw new Error('the engine runs on the main thread (lvsd --workers 1): it cannot be restarted');
   }
 
   async counters(): Promise<PlaneCounters> {

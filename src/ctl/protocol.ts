@@ -135,6 +135,11 @@ export type Request =
   | { cmd: 'list-daemons' }
   /** lvsd's own counters (drops by reason, packets sent): not an ipvsadm command. */
   | { cmd: 'engine-stats' }
+  /**
+   * Stop packet engine `engine` (lvsd --workers) and start it again with the table, as lvsd does
+   * when one dies; its connections are lost. Not an ipvsadm command.
+   */
+  | { cmd: 'restart-engine'; engine: number }
   /** The health monitor's view (lvsd --keepalived-conf): VirtualServerSnapshot[]. Not an ipvsadm command. */
   | { cmd: 'list-checks' }
   /** keepalived's VRRP as lvsd runs it (lvsd --keepalived-conf): VrrpSnapshot[]. Not an ipvsadm command. */

@@ -69,6 +69,14 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
       return b.vrrp?.snapshot() ?? [];
     case 'list-checks':
       return b.health?.snapshot() ?? [];
+    case 'restart-engine': {
+      const k = req.engine;
+      if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k >= b.plane.engines) {
+        throw new LvsError('EINVAL', `no engine ${String(k)} (lvsd runs ${b.plane.engines})`);
+      }
+      await b.plane.restartEngine(k);
+      return undefined;
+    }
     case 'engine-stats': {
       const c = await b.plane.counters();
       const drops = b.dropCounts(c.drops);

@@ -158,6 +158,27 @@ export class MultiPlane implements DataPlane {
     return thread;
   }
 
+  get engines(): number {
+    return this.n;
+  }
+
+  /** Stop engine `k`; its 'exit' starts it again, as when it dies. Resolves once it runs. */
+  async restartEngine(k: number): Promise<void> {
+    const old = this.threads[k]!;
+    await old.worker.terminate();
+    // The exit handler has started the new one; wait until it reads its queue.
+    const fresh = this.threads[k]!;
+    if (fresh === old) return;
+    await new Promise<void>((resolve) => {
+      const onReady = (m: FromWorker): void => {
+        if (m.t !== 'ready') return;
+        fresh.worker.off('message', onReady);
+        resolve();
+      };
+      fresh.worker.on('message', onReady);
+    });
+  }
+
   private received(m: FromWorker): void {
     switch (m.t) {
       case 'counters':

@@ -396,12 +396,17 @@ export class Lab {
 
   /** lvsd's own counters over the control socket. */
   async engineStats(): Promise<EngineStats> {
+    return (await this.control({ cmd: 'engine-stats' })).result as EngineStats;
+  }
+
+  /** One request on lvsd's control socket; its response. */
+  async control(req: object): Promise<{ ok: boolean; result?: unknown; error?: unknown }> {
     const script =
       'const s=require("net").createConnection(process.argv[1]);let b="";' +
-      's.on("connect",()=>s.write(JSON.stringify({cmd:"engine-stats"})+"\\n"));' +
+      's.on("connect",()=>s.write(process.argv[2]+"\\n"));' +
       's.on("data",(d)=>{b+=d;if(b.includes("\\n")){process.stdout.write(b);s.end();}});';
-    const r = await this.exec(this.dir, [process.execPath, '-e', script, this.socket]);
-    return (JSON.parse(r.stdout) as { result: EngineStats }).result;
+    const r = await this.exec(this.dir, [process.execPath, '-e', script, this.socket, JSON.stringify(req)]);
+    return JSON.parse(r.stdout) as { ok: boolean; result?: unknown; error?: unknown };
   }
 }
 

@@ -135,4 +135,31 @@ describe.skipIf(why !== undefined)('lvsd --workers 2 (one engine per TUN queue)'
       expect(r.stdout.trim()).toBe('rs2');
     }
   });
+
+  it('restarts an engine with the table: its connections are gone from the counts, new ones work', async () => {
+    const before = await lab.lvsadmOk('-L', '-n');
+    const engines = (await lab.engineStats()).engines;
+    const inactBefore = [...before.matchAll(/Masq {4}\d+ +\d+ +(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(inactBefore).toBeGreaterThan(0);
+    for (const k of [0, 1]) expect((await lab.control({ cmd: 'restart-engine', engine: k })).ok).toBe(true);
+    expect((await lab.control({ cmd: 'restart-engine', engine: 2 })).ok).toBe(false);
+    expect(lab.lvsdOutput).toMatch(/engine 0 ended .*starting it again/);
+    // The table is the same; the connections the engines held are gone, and so are their counts.
+    const after = await lab.lvsadmOk('-L', '-n');
+    expect(after.replace(/ +\d+ +\d+ +$/gm, '')).toBe(before.replace(/ +\d+ +\d+ +$/gm, ''));
+    const stats = await lab.engineStats();
+    expect(stats.engines.map((e) => e.conns)).toEqual([0, 0]);
+    expect(engines.reduce((n, e) => n + e.conns, 0)).toBeGreaterThan(0);
+    const counts = [...after.matchAll(/Masq {4}\d+ +(\d+) +(\d+)/g)].map((m) => Number(m[1]) + Number(m[2]));
+    expect(
+      counts.reduce((a, b) => a + b, 0),
+      after,
+    ).toBe(0);
+    for (let i = 0; i < 6; i++) {
+      const r = await lab.curl(`http://${VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const answers = await lab.udpQueries(VIP, 53, 6);
+    expect(answers).toHaveLength(6);
+  });
 });
