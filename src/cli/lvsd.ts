@@ -39,7 +39,8 @@ Options:
                      steers traffic into the TUN
   --batch N          packets per read/send batch (default: 64)
   --workers N        packet engines, each in its own thread on its own queue of a multi-queue
-                     TUN, both directions of a flow steered to one engine (default: 1)
+                     TUN, both directions of a flow steered to one engine (default: one per
+                     CPU; 1 runs the engine on lvsd's main thread)
   --max-conns N      connections (and persistence templates) tracked at most; beyond, new
                      connections are dropped and counted as table_full (default: 4194304)
   --procfs-root DIR  where to keep the kernel-format /proc files (net/ip_vs, net/ip_vs_conn,
@@ -99,7 +100,8 @@ function daemonOptions(values: Values): DaemonOptions {
   const announce = values['announce-table'] as string | undefined;
   const announceTable = announce === undefined ? undefined : intOption(announce, 'announce-table', 0, 1, 0xfffffffe);
   const batch = intOption(values.batch as string | undefined, 'batch', 64, 1, 1024);
-  const workers = intOption(values.workers as string | undefined, 'workers', 1, 1, 64);
+  const workersArg = values.workers as string | undefined;
+  const workers = workersArg === undefined ? undefined : intOption(workersArg, 'workers', 1, 1, 64);
   const maxConns = intOption(values['max-conns'] as string | undefined, 'max-conns', DEFAULT_MAX_CONNS, 1, 1 << 24);
   const metrics = values.metrics as string | undefined;
   if (metrics !== undefined) parseListen(metrics);

@@ -10,6 +10,7 @@
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { HighAvailability } from '../cluster/ha';
 import { keepalivedFiles } from '../cluster/keepalived';
@@ -37,6 +38,9 @@ import { RawReceiver } from '../native/raw-receiver';
 import { MultiPlane } from '../plane/multi-plane';
 import { ProcfsWriter } from '../procfs/writer';
 import { currentNetns, type NetnsId, removeRunDirIfEmpty } from '../run-dir';
+
+/** Packet engines lvsd runs without --workers: one per CPU, up to this many. */
+const MAX_DEFAULT_WORKERS = 16;
 
 /** The engine's timer wheel, defense strategies, /proc files and DR/TUN paths advance this often. */
 const TICK_MS = 1000;
@@ -66,8 +70,11 @@ export interface DaemonOptions {
   /** Install routes, rules, proxy-ARP entries and sysctls (false: --no-routes). */
   routes: boolean;
   batch: number;
-  /** Packet engines (threads, TUN queues); 1: the engine runs on the main thread. */
-  workers: number;
+  /**
+   * Packet engines (threads, TUN queues); 1: the engine runs on the main thread. Undefined: one
+   * per CPU, and one on the main thread where several cannot run (no eBPF steering).
+   */
+  workers: number | undefined;
   maxConns: number;
   offload: boolean;
   /** --ftp-ports; undefined keeps the FTP helper's default ports. */
@@ -157,20 +164,27 @@ export class Daemon {
       }
     }
 
-    let data: Claimed['data'];
+    let data: Claimed['data'] | undefined;
     try {
-      if (opts.workers > 1) {
-        data = {
-          multi: new MultiPlane({
-            tunName: opts.tun,
-            offload: opts.offload,
-            batch: opts.batch,
-            maxConns: opts.maxConns,
-            workers: opts.workers,
-            log,
-          }),
-        };
-      } else {
+      const workers = opts.workers ?? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS);
+      if (workers > 1) {
+        try {
+          data = {
+            multi: new MultiPlane({
+              tunName: opts.tun,
+              offload: opts.offload,
+              batch: opts.batch,
+              maxConns: opts.maxConns,
+              workers,
+              log,
+            }),
+          };
+        } catch (err) {
+          if (opts.workers !== undefined) throw err;
+          log(`cannot run ${workers} packet engines (${(err as Error).message}): running one`);
+        }
+      }
+      if (data === undefined) {
         const slab = opts.offload ? Slab.forOffload(opts.batch) : new Slab(opts.batch);
         data = { io: NativeIo.open({ tunName: opts.tun, offload: opts.offload, slab }) };
       }
@@ -331,7 +345,7 @@ export class Daemon {
     this.plane.setReplyMtu(smallestLinkMtu(this.ownDevice));
     this.writeProcfs();
     health?.start();
-    const engines = this.multi === undefined ? '' : `, ${opts.workers} engines`;
+    const engines = this.multi === undefined ? '' : `, ${this.plane.engines} engines`;
     log(`ready: tun ${this.tunName}${engines}, control socket ${this.sock}${opts.routes ? '' : ' (no routes)'}`);
     return true;
   }

@@ -39,6 +39,10 @@ import { tableImage } from './table-image';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
 
 const WORKER_FILE = join(__dirname, 'engine-worker.js');
+/** Fields of a table image that are shared memory or its number: not part of what changed. */
+const SHARED_FIELDS: ReadonlySet<string> = new Set(['shared', 'stats', 'cursor', 'version']);
+/** How long counters() and connRows() wait for an engine's answer. */
+const ASK_TIMEOUT_MS = 2000;
 
 export interface MultiPlaneOptions {
   tunName: string;
@@ -84,6 +88,8 @@ export class MultiPlane implements DataPlane {
   private readonly pending = new Map<number, (m: FromWorker) => void>();
   private nextId = 1;
   private imageQueued = false;
+  /** The last image sent, without its shared memory and version, to compare the next with. */
+  private lastImage = '';
   private version = 0;
   private applyQueue: SyncConn[][] = [];
   private applyQueued = false;
@@ -209,14 +215,24 @@ export class MultiPlane implements DataPlane {
     for (const t of this.threads) t.worker.postMessage(m);
   }
 
-  /** Ask every engine; resolves with their answers (an engine that has ended answers nothing). */
+  /**
+   * Ask every engine; resolves with their answers. An engine that ended before answering (it is
+   * being restarted) is left out after ASK_TIMEOUT_MS rather than holding the caller forever.
+   */
   private ask(t: 'counters' | 'connRows'): Promise<FromWorker[]> {
     return Promise.all(
       this.threads.map(
         (th) =>
           new Promise<FromWorker>((resolve) => {
             const id = this.nextId++;
-            this.pending.set(id, resolve);
+            const timer = setTimeout(() => {
+              this.pending.delete(id);
+              resolve({ t: 'stopped' });
+            }, ASK_TIMEOUT_MS);
+            this.pending.set(id, (m) => {
+              clearTimeout(timer);
+              resolve(m);
+            });
             th.worker.postMessage({ t, id } satisfies ToWorker);
           }),
       ),
@@ -237,7 +253,14 @@ export class MultiPlane implements DataPlane {
       const mask = this.addrMask(list);
       this.steering.setAddrOnly(mask);
       for (const m of this.markDevs.values()) m.steering.setAddrOnly(mask);
-      this.broadcast({ t: 'table', image: tableImage(list, this.uidOf, this.cursorOf, ++this.version, mask) }, 'table');
+      const image = tableImage(list, this.uidOf, this.cursorOf, this.version + 1, mask);
+      // The control plane reports a possible change after every verb and every path refresh
+      // (each second); the engines only hear of real ones.
+      const text = JSON.stringify(image, (key, value) => (SHARED_FIELDS.has(key) ? undefined : value));
+      if (text === this.lastImage) return;
+      this.lastImage = text;
+      this.version++;
+      this.broadcast({ t: 'table', image }, 'table');
     });
   }
 

@@ -1,5 +1,7 @@
 // NAT end to end: real lvsd in a director namespace, real HTTP/UDP servers in two real-server
-// namespaces, real curl in a client namespace, configured with lvsadm exactly as ipvsadm.
+// namespaces, real curl in a client namespace, configured with lvsadm exactly as ipvsadm. The
+// first lvsd runs with --workers 1 (the engine on its main thread), the later ones with the
+// default (an engine per CPU).
 
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +19,8 @@ describe.skipIf(why !== undefined)('NAT through lvsd in network namespaces', () 
     await lab.up();
     await lab.startHttpServers();
     await lab.startUdpEchoServers(53);
-    await lab.startLvsd();
+    // One engine on lvsd's main thread; the other labs run the default, one engine per CPU.
+    await lab.startLvsd(['--workers', '1']);
   });
 
   afterAll(async () => {

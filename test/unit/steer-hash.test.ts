@@ -65,6 +65,17 @@ describe('steerHash (the multi-queue TUN steering program, in TypeScript)', () =
     expect(h(aboutReply)).toBe(steerMix(CLIENT, 40000));
   });
 
+  it('with an address mask (persistence) drops the port and masks the client address', () => {
+    const req = ipv4(CLIENT, VIP, 6, ports(40000, 80));
+    const neighbour = ipv4(CLIENT + 5, VIP, 6, ports(40001, 80));
+    const reply = ipv4(RIP, CLIENT + 5, 6, ports(8080, 40001));
+    const masked = steerMix((CLIENT & 0xffffff00) >>> 0, 0);
+    expect(steerHash(req, 0, req.length, isVip, false, 0xffffff00)).toBe(masked);
+    expect(steerHash(neighbour, 0, neighbour.length, isVip, false, 0xffffff00)).toBe(masked);
+    expect(steerHash(reply, 0, reply.length, isVip, false, 0xffffff00)).toBe(masked);
+    expect(steerHash(req, 0, req.length, isVip, false, 0xffffffff)).toBe(steerMix(CLIENT, 0));
+  });
+
   it('with clientIsSource always takes the source (a device that carries only requests)', () => {
     expect(h(ipv4(CLIENT, 0x01020304, 6, ports(40000, 80)), true)).toBe(steerMix(CLIENT, 40000));
   });
