@@ -107,6 +107,23 @@ static void emit_is_vip(prog_buf *p, int map_fd, int slot) {
   emit(p, CALL(BPF_FUNC_map_lookup_elem));
 }
 
+/* r1, r2 = the destination's address and port (the client's), then on to the hash. */
+static void emit_client_dst(prog_buf *p) {
+  emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
+  emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
+  emit_jump(p, JA(0), L_HASH);
+}
+
+/*
+ * The client is the source (L_CLIENT_SRC) when the address at `vip_slot` is a VIP and
+ * `vip_means_source`, or when it is none and not `vip_means_source`; else the destination.
+ */
+static void emit_choose(prog_buf *p, int map_fd, int vip_slot, int vip_means_source) {
+  emit_is_vip(p, map_fd, vip_slot);
+  emit_jump(p, vip_means_source ? JNE_IMM(BPF_REG_0, 0, 0) : JEQ_IMM(BPF_REG_0, 0, 0), L_CLIENT_SRC);
+  emit_client_dst(p);
+}
+
 static void build(prog_buf *p, int map_fd, int client_is_source) {
   memset(p, 0, sizeof(*p));
   /* r6 = the skb (LD_ABS/LD_IND need it there); r7 = IP header length. */
@@ -145,11 +162,7 @@ static void build(prog_buf *p, int map_fd, int client_is_source) {
   if (client_is_source) {
     emit_jump(p, JA(0), L_CLIENT_SRC);
   } else {
-    emit_is_vip(p, map_fd, S_DADDR);
-    emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_CLIENT_SRC);
-    emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
-    emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
-    emit_jump(p, JA(0), L_HASH);
+    emit_choose(p, map_fd, S_DADDR, 1);
   }
 
   place(p, L_ICMP);
@@ -191,15 +204,9 @@ static void build(prog_buf *p, int map_fd, int client_is_source) {
   place(p, L_INNER_CHOOSE);
   /* The quoted packet went the other way: the client is its destination when its source is a VIP. */
   if (client_is_source) {
-    emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
-    emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
-    emit_jump(p, JA(0), L_HASH);
+    emit_client_dst(p);
   } else {
-    emit_is_vip(p, map_fd, S_SADDR);
-    emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_CLIENT_SRC);
-    emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
-    emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
-    emit_jump(p, JA(0), L_HASH);
+    emit_choose(p, map_fd, S_SADDR, 0);
   }
 
   place(p, L_CLIENT_SRC);
