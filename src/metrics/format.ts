@@ -40,6 +40,8 @@ export interface MetricsInput {
   /** Packets the engine read, and the batches they came in. */
   rxPackets: number;
   batches: number;
+  /** Per packet engine (lvsd --workers): connections held and packets read from its queue. */
+  engines: { conns: number; rxPackets: number }[];
   /** Packets read from an offload TUN with a partial checksum, and GSO packets among them. */
   offload: { partial: number; gso: number };
   /** Fragment reassembly: datagrams and bytes held now, datagrams completed and timed out. */
@@ -130,6 +132,18 @@ const DOC = [
     type: 'counter',
     labels: '',
     help: 'Batches the engine processed (received packets / batches = the mean batch size).',
+  },
+  {
+    name: 'lvs_engine_queue_connections',
+    type: 'gauge',
+    labels: 'engine',
+    help: 'Connections held by each packet engine (its TUN queue), persistence templates included.',
+  },
+  {
+    name: 'lvs_engine_queue_received_packets_total',
+    type: 'counter',
+    labels: 'engine',
+    help: 'Packets each packet engine read from its TUN queue.',
   },
   { name: 'lvs_dropped_packets_total', type: 'counter', labels: 'reason', help: 'Packets dropped by lvsd, by reason.' },
   {
@@ -360,6 +374,15 @@ function perBackend(value: (d: DestSnapshot) => number): SampleWriter {
   };
 }
 
+/** One sample per packet engine. */
+function perEngine(value: (e: MetricsInput['engines'][number]) => number): SampleWriter {
+  return (name, s, out) => {
+    s.input.engines.forEach((e, k) => {
+      out.push(`${name}{engine="${k}"} ${formatValue(value(e))}`);
+    });
+  };
+}
+
 /** One sample per drop reason present in the input. */
 const perDropReason: SampleWriter = (name, s, out) => {
   for (const [reason, n] of Object.entries(s.input.drops)) {
@@ -398,6 +421,8 @@ const SAMPLES: Record<MetricName, SampleWriter> = {
   lvs_transmitted_packets_total: unlabelled((m) => m.txPackets),
   lvs_engine_received_packets_total: unlabelled((m) => m.rxPackets),
   lvs_engine_batches_total: unlabelled((m) => m.batches),
+  lvs_engine_queue_connections: perEngine((e) => e.conns),
+  lvs_engine_queue_received_packets_total: perEngine((e) => e.rxPackets),
   lvs_dropped_packets_total: perDropReason,
   lvs_offload_partial_checksum_packets_total: unlabelled((m) => m.offload.partial),
   lvs_offload_gso_packets_total: unlabelled((m) => m.offload.gso),

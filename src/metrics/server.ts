@@ -16,6 +16,7 @@ export async function metricsInput(b: Balancer): Promise<MetricsInput> {
     txPackets: c.txPackets,
     rxPackets: c.rxPackets,
     batches: c.batches,
+    engines: c.engines,
     offload: c.offload,
     reassembly: c.reassembly,
     sync: [

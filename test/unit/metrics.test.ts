@@ -31,6 +31,7 @@ function input(services: ServiceSnapshot[], over: Partial<MetricsInput> = {}): M
     txPackets: 0,
     rxPackets: 0,
     batches: 0,
+    engines: [],
     offload: { partial: 0, gso: 0 },
     reassembly: { datagrams: 0, bytes: 0, completed: 0, expired: 0 },
     sync: [],
@@ -180,6 +181,10 @@ const SMALL = input([WEB, MARKED], {
   txPackets: 395,
   rxPackets: 400,
   batches: 30,
+  engines: [
+    { conns: 5, rxPackets: 250 },
+    { conns: 4, rxPackets: 150 },
+  ],
   offload: { partial: 12, gso: 4 },
   reassembly: { datagrams: 2, bytes: 2960, completed: 7, expired: 1 },
   sync: [
@@ -264,6 +269,14 @@ const GOLDEN = lines(
   '# HELP lvs_engine_batches_total Batches the engine processed (received packets / batches = the mean batch size).',
   '# TYPE lvs_engine_batches_total counter',
   'lvs_engine_batches_total 30',
+  '# HELP lvs_engine_queue_connections Connections held by each packet engine (its TUN queue), persistence templates included.',
+  '# TYPE lvs_engine_queue_connections gauge',
+  'lvs_engine_queue_connections{engine="0"} 5',
+  'lvs_engine_queue_connections{engine="1"} 4',
+  '# HELP lvs_engine_queue_received_packets_total Packets each packet engine read from its TUN queue.',
+  '# TYPE lvs_engine_queue_received_packets_total counter',
+  'lvs_engine_queue_received_packets_total{engine="0"} 250',
+  'lvs_engine_queue_received_packets_total{engine="1"} 150',
   '# HELP lvs_dropped_packets_total Packets dropped by lvsd, by reason.',
   '# TYPE lvs_dropped_packets_total counter',
   'lvs_dropped_packets_total{reason="no_service"} 3',
@@ -452,7 +465,8 @@ describe('formatMetrics', () => {
   });
 
   it('names families lvs_*, counters ending in _total, labels from a bounded set as METRICS_DOC lists them', () => {
-    // Service, real server and drop reason only: nothing per connection or per client.
+    // Service, real server, drop reason and engine (at most --workers) only: nothing per
+    // connection or per client.
     const bounded = [
       'protocol',
       'address',
@@ -466,6 +480,7 @@ describe('formatMetrics', () => {
       'result',
       'to',
       'virtual_server',
+      'engine',
     ];
     const e = parseExposition(formatMetrics(SMALL));
     for (const d of METRICS_DOC) {
@@ -532,6 +547,10 @@ describe('formatMetrics', () => {
       txPackets: 94,
       rxPackets: 97,
       batches: 98,
+      engines: [
+        { conns: 86, rxPackets: 87 },
+        { conns: 88, rxPackets: 89 },
+      ],
       offload: { partial: 95, gso: 96 },
       reassembly: { datagrams: 61, bytes: 62, completed: 63, expired: 64 },
       sync: [{ role: 'backup', messages: 65, conns: 66 }],
@@ -565,6 +584,10 @@ describe('formatMetrics', () => {
     add('lvs_transmitted_packets_total', {}, 94);
     add('lvs_engine_received_packets_total', {}, 97);
     add('lvs_engine_batches_total', {}, 98);
+    add('lvs_engine_queue_connections', { engine: '0' }, 86);
+    add('lvs_engine_queue_connections', { engine: '1' }, 88);
+    add('lvs_engine_queue_received_packets_total', { engine: '0' }, 87);
+    add('lvs_engine_queue_received_packets_total', { engine: '1' }, 89);
     for (const [reason, n] of Object.entries(m.drops)) add('lvs_dropped_packets_total', { reason }, n);
     add('lvs_offload_partial_checksum_packets_total', {}, 95);
     add('lvs_offload_gso_packets_total', {}, 96);
