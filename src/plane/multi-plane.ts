@@ -41,6 +41,8 @@ import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
 const WORKER_FILE = join(__dirname, 'engine-worker.js');
 /** Fields of a table image that are shared memory or its number: not part of what changed. */
 const SHARED_FIELDS: ReadonlySet<string> = new Set(['shared', 'stats', 'cursor', 'version']);
+/** An engine that ended sooner than this after its start is started again this much later. */
+const RESPAWN_PAUSE_MS = 1000;
 /** How long counters() and connRows() wait for an engine's answer. */
 const ASK_TIMEOUT_MS = 2000;
 
@@ -151,6 +153,7 @@ export class MultiPlane implements DataPlane {
     };
     const worker = new Worker(WORKER_FILE, { workerData: init });
     const thread: EngineThread = { k, worker };
+    const started = Date.now();
     worker.on('message', (m: FromWorker) => this.received(m));
     worker.on('error', (err) => opts.log(`engine ${k}: ${err.stack ?? err.message}`));
     worker.on('exit', (code) => {
@@ -159,7 +162,14 @@ export class MultiPlane implements DataPlane {
       Atomics.store(this.connTotal, k, 0);
       for (const s of this.table.services.list) for (const d of s.dests) d.forgetEngine(k);
       this.table.engine.dests.forgetEngine(k);
-      this.threads[k] = this.spawn(k);
+      // One that dies as it starts is started again after a pause, not in a tight loop.
+      if (Date.now() - started >= RESPAWN_PAUSE_MS) {
+        this.threads[k] = this.spawn(k);
+        return;
+      }
+      setTimeout(() => {
+        if (!this.stopping) this.threads[k] = this.spawn(k);
+      }, RESPAWN_PAUSE_MS).unref();
     });
     return thread;
   }
