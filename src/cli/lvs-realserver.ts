@@ -36,10 +36,10 @@ director, for the forwarding methods in which the real server owns the virtual I
         net.ipv4.conf.all.arp_ignore=1 and net.ipv4.conf.all.arp_announce=2, so this host
         accepts packets for the VIP but never answers ARP for it (the director does).
   tun   IP-in-IP tunnelling (lvsadm -i), without the kernel's ipip module: creates a TUN
-        device that owns the VIPs and decapsulates in user space: each IP-in-IP datagram
-        whose inner destination is a VIP is handed to the local stack (a batch per sendmmsg
-        on a raw socket), and this host answers the client directly, from the VIP. Prints
-        its packet counters on exit.
+        device that owns the VIPs, turns rp_filter off on it and on all, and decapsulates
+        in user space: each IP-in-IP datagram whose inner destination is a VIP is written
+        into the TUN, and this host answers the client directly, from the VIP. Prints its
+        packet counters on exit.
 
 It stays in the foreground, prints each change it makes, and undoes all of them on SIGINT,
 SIGTERM or SIGHUP. The changes are recorded in a state file, so that --down (or the next
@@ -160,8 +160,8 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
       await setupDr(changes, cmd.vips);
     } else {
       const native = loadNative();
-      await setupTun(changes, ops, log, { openTun, closeFd }, cmd.dev, cmd.vips);
-      loop = DecapLoop.open(native, cmd.vips.map(ipToU32));
+      const tunFd = await setupTun(changes, ops, log, { openTun, closeFd }, cmd.dev, cmd.vips);
+      loop = DecapLoop.open(native, tunFd, cmd.vips.map(ipToU32));
       loop.start((err) => log.warn(`decapsulation: ${(err as Error)?.message ?? String(err)}`));
     }
     log.info(`ready: ${cmd.mode} real server for ${cmd.vips.join(', ')}; changes recorded in ${cmd.stateFile}`);

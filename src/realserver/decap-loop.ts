@@ -1,10 +1,7 @@
 // The data path of a TUN-mode real server: IP-in-IP datagrams in from a raw protocol-4 socket, in
-// batches (recvmmsg into one preallocated slab), the decision made by the pure Decapsulator, and
-// the batch's inner packets handed to the local stack in one sendmmsg on a raw IPv4 socket: each
-// is addressed to a VIP, an address of this host, so the kernel delivers it locally (over lo,
-// keeping the route it looked up, so no reverse-path check applies) and the server answers the
-// client directly. One system call per batch, where writing each into the TUN took one per
-// packet. Nothing is allocated per packet; what is dropped is counted by reason.
+// batches (recvmmsg into one preallocated slab), the decision made by the pure Decapsulator, each
+// inner packet written into the local TUN device. Nothing is allocated per packet; what is dropped
+// is counted by reason.
 
 import { IPPROTO_IPIP } from '../ip-vs';
 import type { LvsNative, WatchHandle } from '../native/addon';
@@ -21,46 +18,30 @@ export class DecapLoop {
   readonly decap: Decapsulator;
   /** Datagrams read from the raw socket. */
   received = 0;
-  /** Inner packets the local stack accepted. */
+  /** Inner packets the TUN accepted. */
   delivered = 0;
-  /** Inner packets the local stack refused (the send failed). */
-  deliverErrors = 0;
+  /** Inner packets the TUN refused (write failed). */
+  tunWriteErrors = 0;
   private readonly slab: Buffer;
   private readonly lens: Uint32Array;
-  /** The batch's inner packets: offsets and lengths in the slab. */
-  private readonly innerOff: Uint32Array;
-  private readonly innerLen: Uint32Array;
   private handle: WatchHandle | null = null;
   private closed = false;
 
   private constructor(
     private readonly native: LvsNative,
     private readonly rawFd: number,
-    private readonly sendFd: number,
+    private readonly tunFd: number,
     vips: readonly number[],
     private readonly batch: number,
   ) {
     this.decap = new Decapsulator(vips);
     this.slab = Buffer.alloc(batch * RECV_SLOT);
     this.lens = new Uint32Array(batch);
-    this.innerOff = new Uint32Array(batch);
-    this.innerLen = new Uint32Array(batch);
   }
 
-  /**
-   * Open the protocol-4 raw socket that receives and the raw IPv4 socket that delivers (needs
-   * CAP_NET_RAW). The VIPs must be local addresses (tun-setup.ts puts them on a TUN).
-   */
-  static open(native: LvsNative, vips: readonly number[], batch = RECV_BATCH): DecapLoop {
-    const rawFd = native.rawOpenProto(IPPROTO_IPIP);
-    let sendFd: number;
-    try {
-      sendFd = native.rawOpen();
-    } catch (err) {
-      native.close(rawFd);
-      throw err;
-    }
-    return new DecapLoop(native, rawFd, sendFd, vips, batch);
+  /** Open the protocol-4 raw socket (needs CAP_NET_RAW) for delivering into TUN `tunFd`. */
+  static open(native: LvsNative, tunFd: number, vips: readonly number[], batch = RECV_BATCH): DecapLoop {
+    return new DecapLoop(native, native.rawOpenProto(IPPROTO_IPIP), tunFd, vips, batch);
   }
 
   /** Start handling datagrams as they arrive; `onError` gets what a callback throws. */
@@ -82,26 +63,18 @@ export class DecapLoop {
 
   /** Handle what is waiting: up to MAX_BATCHES_PER_WAKEUP batches. Returns the datagrams read. */
   poll(): number {
-    const { native, slab, lens, batch, decap, rawFd, sendFd, innerOff, innerLen } = this;
+    const { native, slab, lens, batch, decap, rawFd, tunFd } = this;
     let total = 0;
     for (let round = 0; round < MAX_BATCHES_PER_WAKEUP; round++) {
       const n = native.recvBatch(rawFd, slab, RECV_SLOT, 0, batch, lens);
-      let count = 0;
       for (let i = 0; i < n; i++) {
         if (decap.decide(slab, i * RECV_SLOT, lens[i]) !== DECAP_OK) continue;
-        innerOff[count] = decap.innerOff;
-        innerLen[count] = decap.innerLen;
-        count++;
-      }
-      if (count > 0) {
-        let accepted = 0;
         try {
-          accepted = native.sendBatch(sendFd, slab, innerOff, innerLen, count);
+          native.tunWrite(tunFd, slab, decap.innerOff, decap.innerLen);
+          this.delivered++;
         } catch {
-          accepted = 0;
+          this.tunWriteErrors++;
         }
-        this.delivered += accepted;
-        this.deliverErrors += count - accepted;
       }
       total += n;
       if (n < batch) break;
@@ -117,11 +90,11 @@ export class DecapLoop {
     for (let v = 0; v < c.length; v++) {
       if (v !== DECAP_OK && c[v] > 0) lines.push(`dropped ${c[v]} ${DECAP_VERDICT_NAMES[v]}`);
     }
-    if (this.deliverErrors > 0) lines.push(`dropped ${this.deliverErrors} deliver_error`);
+    if (this.tunWriteErrors > 0) lines.push(`dropped ${this.tunWriteErrors} tun_write_error`);
     return lines;
   }
 
-  /** Stop watching and close the raw sockets. Idempotent. */
+  /** Stop watching and close the raw socket (not the TUN: its owner closes it). Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -130,6 +103,5 @@ export class DecapLoop {
       this.handle = null;
     }
     this.native.close(this.rawFd);
-    this.native.close(this.sendFd);
   }
 }

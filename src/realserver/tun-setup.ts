@@ -1,11 +1,11 @@
 // An IP-in-IP (TUN) real server (REFERENCE.md §1.3, DESIGN.md "Real servers") on a kernel with no
-// `ipip` module: a local TUN device owns the VIPs (a device of lvs-realserver's own, gone with it),
-// and decap-loop.ts hands each decapsulated packet to the local stack, which answers the client
-// directly, from the VIP, through its normal routes.
+// `ipip` module: a local TUN device owns the VIPs, and decap-loop.ts writes each decapsulated
+// packet into it, so the local stack receives it as if from a wire and answers the client directly,
+// from the VIP, through its normal routes.
 
 import type { TunDevice } from '../native/addon';
 import { hideVipsFromArp } from './dr-setup';
-import type { HostChanges, HostLog, HostOps } from './host-changes';
+import { type HostChanges, type HostLog, type HostOps, ipv4ConfPath } from './host-changes';
 
 /** The native calls this needs (openTun / closeFd from src/native/native-io.ts). */
 export interface TunNative {
@@ -38,6 +38,12 @@ export async function setupTun(
   // dropped when its queue is full.
   await ops.ip(['link', 'set', 'dev', tun.name, 'up']);
   log.info(`set ${tun.name} up`);
+
+  // The decapsulated packets come in on the TUN with the client's source address, whose route
+  // points out of another interface: reverse-path filtering would drop them. The kernel takes the
+  // larger of conf/all and conf/<dev> (IN_DEV_RPFILTER is IN_DEV_MAXCONF), so both must be 0.
+  changes.setSysctl(ipv4ConfPath(tun.name, 'rp_filter'), '0');
+  changes.setSysctl(ipv4ConfPath('all', 'rp_filter'), '0');
 
   // A local address is answered for in ARP on every interface unless arp_ignore says otherwise:
   // on a LAN where the VIP is asked for (the director's own), this host would take the clients'

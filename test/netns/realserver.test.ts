@@ -189,16 +189,15 @@ describe.skipIf(why !== undefined)('lvs-realserver in network namespaces', () =>
       return JSON.parse(r) as { accepted: number; replies: { data: string; from: string }[] };
     }
 
-    it('sets up: the TUN device holds the VIP as /32, and reverse-path filtering stays on', async () => {
+    it('sets up: the TUN device holds the VIP as /32 and rp_filter is 0 on it and on all', async () => {
       rs = realserver('tun', '--vip', VIP, '--state', state());
       await rs.waitFor('ready');
       expect((await addresses(NS_B))[TUN_DEV]).toEqual([`${VIP}/32`]);
-      // Decapsulated packets reach the stack over lo with their route attached: no reverse-path
-      // check, so rp_filter need not be turned off.
-      expect(await sysctl(NS_B, 'net.ipv4.conf.all.rp_filter')).toBe('1');
+      expect(await sysctl(NS_B, `net.ipv4.conf.${TUN_DEV}.rp_filter`)).toBe('0');
+      expect(await sysctl(NS_B, 'net.ipv4.conf.all.rp_filter')).toBe('0');
       expect(rs.output).toContain(`lvs-realserver: created TUN device ${TUN_DEV}`);
       expect(rs.output).toContain(`lvs-realserver: added ${VIP}/32 on ${TUN_DEV}`);
-      expect(rs.output).not.toContain('rp_filter');
+      expect(rs.output).toContain('lvs-realserver: net.ipv4.conf.all.rp_filter 1 -> 0');
       expect(existsSync(state())).toBe(true);
       const echo = [process.execPath, join(ROOT, 'netns/udp-echo.js'), 'rs', String(UDP_PORT), VIP];
       await start(NS_B, echo).waitFor('listening');
@@ -243,6 +242,7 @@ describe.skipIf(why !== undefined)('lvs-realserver in network namespaces', () =>
       expect(rs.output).toMatch(/lvs-realserver: received \d+ IP-in-IP datagrams, delivered \d+ inner packets/);
       expect(rs.output).toContain('lvs-realserver: dropped 1 not_vip');
       expect(rs.output).toContain(`lvs-realserver: removed ${VIP}/32 from ${TUN_DEV}`);
+      expect(rs.output).toContain('lvs-realserver: net.ipv4.conf.all.rp_filter 0 -> 1 (restored)');
       expect(rs.output).toContain(`lvs-realserver: removed TUN device ${TUN_DEV}`);
       expect(await linkExists(NS_B, TUN_DEV)).toBe(false);
       expect(JSON.stringify(await addresses(NS_B))).not.toContain(VIP);

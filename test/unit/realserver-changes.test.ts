@@ -342,7 +342,7 @@ describe('setups: what they change, in which order', () => {
     ]);
   });
 
-  it('tun: creates the device, brings it up, hides the VIPs from ARP as DR does, then adds them', async () => {
+  it('tun: creates the device, brings it up, turns rp_filter off on it and on all, hides the VIPs from ARP as DR does, then adds them', async () => {
     const c = new HostChanges(host, file, 'tun', log, 4242);
     c.begin();
     const closed: number[] = [];
@@ -356,11 +356,13 @@ describe('setups: what they change, in which order', () => {
     expect(await setupTun(c, host, log, native, 'lvsrs0', ['192.168.0.1'])).toBe(77);
     expect(host.actions).toEqual([
       'ip link set dev lvsrs0 up',
+      'write net.ipv4.conf.lvsrs0.rp_filter 0',
+      'write net.ipv4.conf.all.rp_filter 0',
       'write net.ipv4.conf.all.arp_ignore 1',
       'write net.ipv4.conf.all.arp_announce 2',
       'ip addr add 192.168.0.1/32 dev lvsrs0',
     ]);
-    expect(c.changes.map((x) => x.kind)).toEqual(['tun', 'sysctl', 'sysctl', 'addr']);
+    expect(c.changes.map((x) => x.kind)).toEqual(['tun', 'sysctl', 'sysctl', 'sysctl', 'sysctl', 'addr']);
     await c.undoAll();
     expect(closed).toEqual([77]);
   });
