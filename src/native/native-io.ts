@@ -137,6 +137,17 @@ export class NativeIo implements PacketIo {
     return io;
   }
 
+  /**
+   * The sockets this NativeIo opened itself: the raw socket and the frame devices' packet
+   * sockets (not the TUN or mark devices it was given). For an owner that must close them when
+   * the thread using them is gone without closing them.
+   */
+  socketFds(): number[] {
+    const fds = [this.rawFd];
+    for (let d = 1; d < this.frameDevs.length; d++) fds.push(this.frameDevs[d]!.fd);
+    return fds;
+  }
+
   /** close() closes the TUN fd (false: another thread owns it). */
   private ownsTun = true;
 

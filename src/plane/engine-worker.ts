@@ -27,6 +27,13 @@ const engine = new Engine(io, { maxConns: init.maxConns, stats: new SliceStats(i
 engine.conns.total = init.connTotal;
 engine.conns.totalSlot = init.k;
 const plane = new EnginePlane(engine);
+/** Publish the sockets this engine opened (worker-protocol.ts WorkerInit.sockets). */
+function publishSockets(): void {
+  const fds = io.socketFds().slice(0, init.sockets.length - 1);
+  fds.forEach((fd, i) => Atomics.store(init.sockets, i + 1, fd));
+  Atomics.store(init.sockets, 0, fds.length);
+}
+publishSockets();
 /** The control plane's unique number of each dest copy (table-image.ts). */
 const uids = new WeakMap<Dest, number>();
 let appliedVersion = 0;
@@ -89,6 +96,7 @@ function handle(m: ToWorker): void {
       return;
     case 'frameDev': {
       const index = io.openFrameDev(m.name);
+      publishSockets();
       if (index !== m.index)
         post({ t: 'log', msg: `engine ${init.k}: frame device ${m.name} is ${index}, not ${m.index}` });
       return;
@@ -119,6 +127,7 @@ function handle(m: ToWorker): void {
       engine.processHanded(m.bytes);
       return;
     case 'stop':
+      Atomics.store(init.sockets, 0, 0);
       io.close();
       post({ t: 'stopped' });
       port.close();

@@ -29,7 +29,7 @@ import type { SyncSink } from '../core/sync-conn';
 import { type Dest, destSharedInts, IPPROTO_TCP, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
 import { loadNative } from '../native/addon';
 import { MemoryIo } from '../native/memory-io';
-import { MARK_DEV_PREFIX } from '../native/native-io';
+import { MARK_DEV_PREFIX, MAX_FRAME_DEVS } from '../native/native-io';
 import { TunSteering } from '../native/steering';
 import { steerMix } from '../wire/steer-hash';
 import type { SyncConn } from '../wire/sync';
@@ -138,6 +138,7 @@ export class MultiPlane implements DataPlane {
   private spawn(k: number): EngineThread {
     const { opts } = this;
     const replay: ToWorker[] = [...this.replay.values()];
+    const sockets = new Int32Array(new SharedArrayBuffer(4 * (MAX_FRAME_DEVS + 2)));
     for (const [mark, m] of this.markDevs) replay.push({ t: 'markDev', mark, fd: m.fds[k]!, name: m.name });
     const init: WorkerInit = {
       k,
@@ -148,6 +149,7 @@ export class MultiPlane implements DataPlane {
       batch: opts.batch,
       maxConns: opts.maxConns,
       connTotal: this.connTotal,
+      sockets,
       stats: this.globalStats,
       replay,
     };
@@ -160,6 +162,15 @@ export class MultiPlane implements DataPlane {
       if (this.stopping) return;
       opts.log(`engine ${k} ended (exit code ${code}); starting it again with the table (its connections are lost)`);
       Atomics.store(this.connTotal, k, 0);
+      // Its thread is gone but its sockets are not: close them (its queue's fd is ours, kept).
+      const native = loadNative();
+      for (let i = 1; i <= Atomics.load(sockets, 0); i++) {
+        try {
+          native.close(Atomics.load(sockets, i));
+        } catch {
+          // Already closed: nothing to release.
+        }
+      }
       for (const s of this.table.services.list) for (const d of s.dests) d.forgetEngine(k);
       this.table.engine.dests.forgetEngine(k);
       // One that dies as it starts is started again after a pause, not in a tight loop.

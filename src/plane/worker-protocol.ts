@@ -20,6 +20,11 @@ export interface WorkerInit {
   maxConns: number;
   /** Each engine's connection count, shared (ConnTable.total): engine k's at k. */
   connTotal: Int32Array;
+  /**
+   * The sockets the engine opened, [count, fd...] (shared): the control plane closes them when
+   * the engine's thread ends without closing them itself.
+   */
+  sockets: Int32Array;
   /** The director's stats block (shared, a slice per engine). */
   stats: Float64Array;
   /** Everything the engine is told after it starts, replayed for a restarted worker. */

@@ -141,7 +141,14 @@ describe.skipIf(why !== undefined)('lvsd --workers 2 (one engine per TUN queue)'
     const engines = (await lab.engineStats()).engines;
     const inactBefore = [...before.matchAll(/Masq {4}\d+ +\d+ +(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
     expect(inactBefore).toBeGreaterThan(0);
+    // lvsd's open fds: a restarted engine's sockets are closed with it, not leaked.
+    const fdCount = async (): Promise<number> => {
+      const script = `for p in $(ip netns pids ${lab.dir}); do [ "$(cat /proc/$p/comm)" = node ] && ls /proc/$p/fd | wc -l; done`;
+      return Math.max(...(await lab.exec(lab.dir, ['sh', '-c', script])).stdout.trim().split(/\s+/).map(Number));
+    };
+    const fdsBefore = await fdCount();
     for (const k of [0, 1]) expect((await lab.control({ cmd: 'restart-engine', engine: k })).ok).toBe(true);
+    expect(await fdCount()).toBe(fdsBefore);
     expect((await lab.control({ cmd: 'restart-engine', engine: 2 })).ok).toBe(false);
     expect(lab.lvsdOutput).toMatch(/engine 0 ended .*starting it again/);
     // The table is the same; the connections the engines held are gone, and so are their counts.
