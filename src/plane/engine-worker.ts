@@ -30,7 +30,7 @@ const plane = new EnginePlane(engine);
 /** Publish the sockets this engine opened (worker-protocol.ts WorkerInit.sockets). */
 function publishSockets(): void {
   const fds = io.socketFds().slice(0, init.sockets.length - 1);
-  fds.forEach((fd, i) => Atomics.store(init.sockets, i + 1, fd));
+  for (let i = 0; i < fds.length; i++) Atomics.store(init.sockets, i + 1, fds[i]!);
   Atomics.store(init.sockets, 0, fds.length);
 }
 publishSockets();
