@@ -19,20 +19,25 @@ export class TunSteering {
     private readonly mapFd: number,
   ) {}
 
-  /**
-   * Steer the queues of the multi-queue TUN that `tunFd` is a queue of. `clientIsSource`: the
-   * device carries requests only (a firewall-mark device), and the map is never read.
-   */
-  static attach(tunFd: number, clientIsSource: boolean): TunSteering {
+  /** Steer the queues of the multi-queue TUN that `tunFd` is a queue of (lvsd's main TUN). */
+  static attach(tunFd: number): TunSteering {
     const native = loadNative();
     const mapFd = native.steerMapCreate(STEER_MAX_VIPS);
     try {
-      native.steerAttach(tunFd, mapFd, clientIsSource);
+      native.steerAttach(tunFd, mapFd, false);
     } catch (err) {
       native.close(mapFd);
       throw err;
     }
     return new TunSteering(native, mapFd);
+  }
+
+  /**
+   * Steer another multi-queue TUN, one that carries requests only (a firewall-mark device: the
+   * client is every packet's source), by this map: it reads only the address-only switch.
+   */
+  attachRequestsOnly(tunFd: number): void {
+    this.native.steerAttach(tunFd, this.mapFd, true);
   }
 
   /**

@@ -64,7 +64,6 @@ interface EngineThread {
 interface MarkDev {
   name: string;
   fds: number[];
-  steering: TunSteering;
 }
 
 export class MultiPlane implements DataPlane {
@@ -123,7 +122,7 @@ export class MultiPlane implements DataPlane {
     this.tunName = tun.name;
     this.fds = tun.fds;
     try {
-      this.steering = TunSteering.attach(tun.fd, false);
+      this.steering = TunSteering.attach(tun.fd);
     } catch (err) {
       for (const fd of tun.fds) native.close(fd);
       throw err;
@@ -273,7 +272,6 @@ export class MultiPlane implements DataPlane {
       this.steering.setVips(list.filter((s) => s.fwmark === 0).map((s) => s.addr));
       const mask = this.addrMask(list);
       this.steering.setAddrOnly(mask);
-      for (const m of this.markDevs.values()) m.steering.setAddrOnly(mask);
       const image = tableImage(list, this.uidOf, this.cursorOf, this.version + 1, mask);
       // The control plane reports a possible change after every verb and every path refresh
       // (each second); the engines only hear of real ones.
@@ -332,15 +330,13 @@ export class MultiPlane implements DataPlane {
     if (known !== undefined) return known.name;
     const native = loadNative();
     const tun = native.tunOpen(`${MARK_DEV_PREFIX}%d`, this.opts.offload, this.n);
-    let steering: TunSteering;
     try {
-      steering = TunSteering.attach(tun.fd, true);
-      steering.setAddrOnly(this.steering.addrMask);
+      this.steering.attachRequestsOnly(tun.fd);
     } catch (err) {
       for (const fd of tun.fds) native.close(fd);
       throw err;
     }
-    this.markDevs.set(mark, { name: tun.name, fds: tun.fds, steering });
+    this.markDevs.set(mark, { name: tun.name, fds: tun.fds });
     for (const t of this.threads) t.worker.postMessage({ t: 'markDev', mark, fd: tun.fds[t.k]!, name: tun.name });
     return tun.name;
   }
@@ -349,7 +345,6 @@ export class MultiPlane implements DataPlane {
     const m = this.markDevs.get(mark);
     if (m === undefined) return;
     this.markDevs.delete(mark);
-    m.steering.close();
     // Each engine closes its queue's fd once it stopped watching it.
     this.broadcast({ t: 'closeMarkDev', mark });
   }
@@ -474,7 +469,10 @@ export class MultiPlane implements DataPlane {
     return out;
   }
 
-  /** Stop the engines, then close the queues and the steering maps. */
+  /**
+   * Stop the engines, then close the TUN's queues and the steering map. The firewall-mark
+   * devices' queues are the engines' to close (NativeIo.close, as they stop).
+   */
   async close(): Promise<void> {
     this.stopping = true;
     await Promise.all(
@@ -488,10 +486,6 @@ export class MultiPlane implements DataPlane {
       ),
     );
     const native = loadNative();
-    for (const m of this.markDevs.values()) {
-      m.steering.close();
-      for (const fd of m.fds) native.close(fd);
-    }
     this.markDevs.clear();
     this.steering.close();
     for (const fd of this.fds) native.close(fd);

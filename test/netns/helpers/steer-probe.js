@@ -66,7 +66,7 @@ function icmp(type, code, rest) {
 const ip = (...args) => execFileSync('ip', args, { stdio: 'pipe' });
 
 const tun = native.tunOpen('lvq%d', false, QUEUES);
-const steering = TunSteering.attach(tun.fd, false);
+const steering = TunSteering.attach(tun.fd);
 steering.setVips(VIPS.map((a) => addr(a).readUInt32BE(0)));
 ip('link', 'set', 'lo', 'up');
 ip('link', 'set', tun.name, 'up');
