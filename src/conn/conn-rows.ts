@@ -63,9 +63,34 @@ export function copyConnRows(t: ConnTable, now: number, stateNames: Record<numbe
   return rows;
 }
 
+/** The per-connection columns of ConnRows. */
+type Column = 'protocol' | 'state' | 'flags' | 'caddr' | 'vaddr' | 'daddr' | 'cport' | 'vport' | 'dport' | 'expires';
+
+const COLUMNS: readonly Column[] = [
+  'protocol',
+  'state',
+  'flags',
+  'caddr',
+  'vaddr',
+  'daddr',
+  'cport',
+  'vport',
+  'dport',
+  'expires',
+];
+
+/** Several copies (one per engine) as one. */
+export function mergeConnRows(parts: readonly ConnRows[]): ConnRows {
+  const out = newConnRows(parts.reduce((n, r) => n + r.n, 0));
+  for (const r of parts) {
+    for (const c of COLUMNS) (out[c] as Uint32Array).set((r[c] as Uint32Array).subarray(0, r.n), out.n);
+    out.n += r.n;
+    Object.assign(out.stateNames, r.stateNames);
+  }
+  return out;
+}
+
 /** The arrays' buffers, to transfer the rows to a worker without a copy. */
 export function connRowsBuffers(r: ConnRows): ArrayBuffer[] {
-  return [r.protocol, r.state, r.flags, r.caddr, r.vaddr, r.daddr, r.cport, r.vport, r.dport, r.expires].map(
-    (a) => a.buffer as ArrayBuffer,
-  );
+  return COLUMNS.map((c) => r[c].buffer as ArrayBuffer);
 }

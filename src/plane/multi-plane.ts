@@ -22,7 +22,7 @@
 
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { type ConnRows, newConnRows } from '../conn/conn-rows';
+import { type ConnRows, mergeConnRows } from '../conn/conn-rows';
 import { type DataPlane, EnginePlane, type PlaneCounters, type ServiceView, type Setting } from '../core/data-plane';
 import { Engine } from '../core/engine';
 import type { SyncSink } from '../core/sync-conn';
@@ -31,7 +31,7 @@ import { loadNative } from '../native/addon';
 import { MemoryIo } from '../native/memory-io';
 import { MARK_DEV_PREFIX, MAX_FRAME_DEVS } from '../native/native-io';
 import { TunSteering } from '../native/steering';
-import { steerMix } from '../wire/steer-hash';
+import { steerKeyHash } from '../wire/steer-hash';
 import type { SyncConn } from '../wire/sync';
 import { CURSOR_INTS } from './shared-cursor';
 import { SumStats, statsBuffer } from './shared-stats';
@@ -393,8 +393,7 @@ export class MultiPlane implements DataPlane {
 
   /** A received connection goes to the engine its packets will reach (the steering hash). */
   applySync(e: SyncConn): void {
-    const mask = this.steering.addrMask;
-    const k = (mask === null ? steerMix(e.caddr, e.cport) : steerMix((e.caddr & mask) >>> 0, 0)) % this.n;
+    const k = steerKeyHash(e.caddr, e.cport, this.steering.addrMask) % this.n;
     if (this.applyQueue.length === 0) this.applyQueue = Array.from({ length: this.n }, () => []);
     this.applyQueue[k]!.push({ ...e, inSeq: { ...e.inSeq }, outSeq: { ...e.outSeq } });
     if (this.applyQueued) return;
@@ -446,27 +445,7 @@ export class MultiPlane implements DataPlane {
   async connRows(): Promise<ConnRows> {
     const parts: ConnRows[] = [];
     for (const m of await this.ask('connRows')) if (m.t === 'connRows') parts.push(m.rows);
-    const total = parts.reduce((n, r) => n + r.n, 0);
-    const out = newConnRows(total);
-    for (const r of parts) {
-      for (const f of [
-        'protocol',
-        'state',
-        'flags',
-        'caddr',
-        'vaddr',
-        'daddr',
-        'cport',
-        'vport',
-        'dport',
-        'expires',
-      ] as const) {
-        (out[f] as Uint32Array).set((r[f] as Uint32Array).subarray(0, r.n), out.n);
-      }
-      out.n += r.n;
-      Object.assign(out.stateNames, r.stateNames);
-    }
-    return out;
+    return mergeConnRows(parts);
   }
 
   /**

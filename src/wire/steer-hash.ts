@@ -55,7 +55,12 @@ export function steerHash(
 ): number {
   const h = steerKey(b, off, len, isVip, clientIsSource);
   if (h < 0) return 0;
-  return addrMask === null ? steerMix(keyAddr, keyPort) : steerMix((keyAddr & addrMask) >>> 0, 0);
+  return steerKeyHash(keyAddr, keyPort, addrMask);
+}
+
+/** The hash of a flow whose client is `addr`:`port` (a synced connection's, say), as steerHash. */
+export function steerKeyHash(addr: number, port: number, addrMask: number | null): number {
+  return addrMask === null ? steerMix(addr, port) : steerMix((addr & addrMask) >>> 0, 0);
 }
 
 /** The key steerKey found (module state: no allocation per packet). */

@@ -4,13 +4,17 @@
 // counts or picks, the other and the control plane see.
 
 import { describe, expect, it } from 'vitest';
+import { mergeConnRows } from '../../src/conn/conn-rows';
 import { DestRegistry, ServiceTable } from '../../src/core/services';
+import { connSnapshots } from '../../src/ctl/balancer';
+import type { ConnSnapshot } from '../../src/ctl/protocol';
 import { type Dest, destBind, destSharedInts, destUnbind, newDest, newService, type Service } from '../../src/ip-vs';
 import { CURSOR_INTS } from '../../src/plane/shared-cursor';
 import { SliceStats, SumStats, statsBuffer } from '../../src/plane/shared-stats';
 import { applyTableImage, tableImage } from '../../src/plane/table-image';
 import { getScheduler } from '../../src/sched/registry';
 import { PKT } from '../helpers/sched-fixtures';
+import { connRows } from '../helpers/snapshots';
 
 const ENGINES = 2;
 
@@ -223,5 +227,28 @@ describe('table images (lvsd --workers)', () => {
     cp.services.remove(cp.services.get(6, 0x0a000001, 81)!);
     sync();
     expect(e0.services.list.map((s) => s.port)).toEqual([80]);
+  });
+});
+
+describe('mergeConnRows (the engines’ connection copies as one)', () => {
+  const conn = (cport: number, state: string, protocol = 6): ConnSnapshot => ({
+    protocol,
+    caddr: '192.168.0.2',
+    cport,
+    vaddr: '192.168.0.1',
+    vport: 80,
+    daddr: '172.16.0.1',
+    dport: 80,
+    state,
+    expires: 60,
+    flags: 0,
+  });
+
+  it('lists every engine’s connections, in engine order, each with its own state names', () => {
+    const e0 = [conn(40000, 'ESTABLISHED'), conn(40001, 'SYN_RECV')];
+    const e1 = [conn(40002, 'UDP', 17)];
+    const merged = mergeConnRows([connRows(e0), connRows(e1), connRows([])]);
+    expect(merged.n).toBe(3);
+    expect(connSnapshots(merged)).toEqual([...e0, ...e1]);
   });
 });
