@@ -128,12 +128,12 @@ export class NativeIo implements PacketIo {
   /**
    * A NativeIo on one queue of a multi-queue TUN that another thread opened (`tunFd`, by number:
    * fds belong to the process). It opens its own raw socket; close() leaves the queue's fd open
-   * for its owner unless `ownsTun`.
+   * for its owner.
    */
-  static onQueue(tunFd: number, tunName: string, slab: Slab, ownsTun: boolean): NativeIo {
+  static onQueue(tunFd: number, tunName: string, slab: Slab): NativeIo {
     const native = loadNative();
     const io = new NativeIo(native, slab, tunName, tunFd, native.rawOpen());
-    io.ownsTun = ownsTun;
+    io.ownsTun = false;
     return io;
   }
 
@@ -152,8 +152,8 @@ export class NativeIo implements PacketIo {
   private ownsTun = true;
 
   /**
-   * Read firewall mark `mark`'s packets from `fd` (one queue of a multi-queue mark device opened
-   * elsewhere); closeMarkDev closes it.
+   * Read firewall mark `mark`'s packets from `fd` (the device openMarkDev opened, or one queue of
+   * a multi-queue mark device opened elsewhere); closeMarkDev closes it.
    */
   addMarkDev(mark: number, fd: number, name: string): void {
     if (this.closed) throw closedError();
@@ -189,9 +189,7 @@ export class NativeIo implements PacketIo {
     const known = this.markDevs.find((m) => m.mark === mark);
     if (known !== undefined) return known.name;
     const tun = this.native.tunOpen(`${MARK_DEV_PREFIX}%d`, this.slab.vnetHdr > 0);
-    const dev: MarkDev = { mark, fd: tun.fd, name: tun.name, watch: null };
-    if (this.readable !== null) dev.watch = this.native.watch(tun.fd, this.readable, this.readError!);
-    this.markDevs.push(dev);
+    this.addMarkDev(mark, tun.fd, tun.name);
     return tun.name;
   }
 

@@ -22,7 +22,7 @@ const port = parentPort!;
 const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
 
 const slab = init.offload ? Slab.forOffload(init.batch) : new Slab(init.batch);
-const io = NativeIo.onQueue(init.tunFd, init.tunName, slab, false);
+const io = NativeIo.onQueue(init.tunFd, init.tunName, slab);
 const engine = new Engine(io, { maxConns: init.maxConns, stats: new SliceStats(init.stats, init.k) });
 engine.conns.total = init.connTotal;
 engine.conns.totalSlot = init.k;
