@@ -55,20 +55,31 @@ export class Defrag {
     if (status === FRAG_HELD) return TX_HELD;
     if (status !== FRAG_COMPLETE) return FRAG_DROPS[status];
     const slab = e.io.slab;
-    const x = this.x;
-    const tx = this.tx;
     // The big slot may still be queued from this batch: send that first.
-    if (tx.bigQueued) tx.flush();
+    if (this.tx.bigQueued) this.tx.flush();
     const big = slab.bigOffset;
     const n = r.copyComplete(slab.buf, big);
     // A firewall-mark device's datagram stays: the mark does not travel with it.
-    if (e.handoff !== null && x.mark === 0 && e.handoff(slab.buf, big, n)) {
+    if (e.handoff !== null && this.x.mark === 0 && e.handoff(slab.buf, big, n)) {
       e.handed.out++;
       return TX_HELD;
     }
+    return this.decideWhole(n);
+  }
+
+  /**
+   * Decide the whole datagram of `len` bytes in the slab's big slot (reassembled here, or by
+   * another engine) as one packet; what it sends is queued here.
+   */
+  decideWhole(len: number): number {
+    const e = this.e;
+    const slab = e.io.slab;
+    const x = this.x;
+    const tx = this.tx;
+    const big = slab.bigOffset;
     if (x.vnetHdr !== 0) slab.buf.fill(0, big - VNET_HDR_LEN, big);
     x.reassembled = true;
-    const v = e.process(slab.buf, big, n);
+    const v = e.process(slab.buf, big, len);
     x.reassembled = false;
     if (v === TX) {
       // Queued here, so the big slot's use is known to flush() before it is reused.

@@ -250,22 +250,15 @@ export class Engine {
   /** A datagram another engine reassembled and handed over (handoff): decided as one batch of its own. */
   processHanded(bytes: Uint8Array): void {
     const slab = this.io.slab;
-    const x = this.x;
-    const tx = this.tx;
     if (bytes.length > 65535) return;
     this.now = Math.floor(this.clock());
     this.handed.in++;
-    tx.begin();
-    const big = slab.bigOffset;
-    slab.buf.set(bytes, big);
-    if (x.vnetHdr !== 0) slab.buf.fill(0, big - VNET_HDR_LEN, big);
-    x.mark = 0;
-    x.reassembled = true;
-    const v = this.process(slab.buf, big, bytes.length);
-    x.reassembled = false;
-    if (v === TX) tx.queue(x.outOff, x.outLen, x.outDev);
-    else if (v > 0) this.drops[v]++;
-    tx.flush();
+    this.tx.begin();
+    slab.buf.set(bytes, slab.bigOffset);
+    this.x.mark = 0;
+    const v = this.defrag.decideWhole(bytes.length);
+    if (v > 0) this.drops[v]++;
+    this.tx.flush();
   }
 
   /** Decide one packet. Returns TX (with the context's outOff/outLen/outDev set) or a drop reason. */
