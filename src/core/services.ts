@@ -95,6 +95,11 @@ export class ServiceTable {
   }
 }
 
+/** No connection, template or not, is bound to `d` (in any engine). */
+function noConns(d: Dest): boolean {
+  return d.activeConns + d.inactConns + d.persistConns === 0;
+}
+
 /**
  * Dest ids. A deleted dest keeps its id while connections still point at it (the kernel keeps
  * such dests in its "trash"); the id is reused only once the last of them is gone.
@@ -138,7 +143,7 @@ export class DestRegistry {
   sweep(): void {
     for (const id of this.trash) {
       const d = this.dests[id]!;
-      if (d.activeConns + d.inactConns + d.persistConns === 0) {
+      if (noConns(d)) {
         this.trash.delete(id);
         this.free(id);
       }
@@ -147,13 +152,13 @@ export class DestRegistry {
 
   /** The dest left its service: free its id now or when its last connection goes. */
   retire(dest: Dest): void {
-    if (dest.activeConns + dest.inactConns + dest.persistConns === 0) this.free(dest.id);
+    if (noConns(dest)) this.free(dest.id);
     else this.trash.add(dest.id);
   }
 
   /** A connection of `dest` went away: free a retired dest's id once it has none left. */
   connGone(dest: Dest): void {
-    if (this.trash.has(dest.id) && dest.activeConns + dest.inactConns + dest.persistConns === 0) {
+    if (this.trash.has(dest.id) && noConns(dest)) {
       this.trash.delete(dest.id);
       this.free(dest.id);
     }
