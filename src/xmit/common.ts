@@ -29,6 +29,7 @@
 import { IPPROTO_UDP } from '../ip-vs';
 import { TX_DEV_RAW, TX_DEV_TUN } from '../native/packet-io';
 import { checksum } from '../wire/checksum';
+import { ETH } from '../wire/ethernet';
 import { TCP } from '../wire/tcp';
 import { VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
 import type { PacketContext } from './packet-context';
@@ -67,6 +68,21 @@ export function sendRouted(x: PacketContext, restoreTtl: boolean, viaKernel = fa
   x.outLen = ip.totalLen;
   x.outDev = TX_DEV_RAW;
   return TX;
+}
+
+/**
+ * Frame the finished packet at buf[off, off + len) for the packet socket of frame device `dev`:
+ * the Ethernet `header` and, with offloads, a plain virtio_net_hdr (nothing partial, no
+ * segmentation) written in the headroom before it. Sets the context's outOff/outLen/outDev.
+ */
+export function framePlain(x: PacketContext, off: number, len: number, header: Buffer, dev: number): void {
+  const buf = x.ip.buf;
+  const vnet = x.vnetHdr;
+  header.copy(buf, off - ETH.HEADER, 0, ETH.HEADER);
+  if (vnet !== 0) writeVnetHdr(buf, off - ETH.HEADER - vnet, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+  x.outOff = off - ETH.HEADER - vnet;
+  x.outLen = vnet + ETH.HEADER + len;
+  x.outDev = dev;
 }
 
 /** Finish the current packet's partial L4 checksum (what a NIC does for CHECKSUM_PARTIAL). */

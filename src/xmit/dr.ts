@@ -5,15 +5,14 @@
 // is left for the kernel to complete or segment on the way out. A packet over the MTU without
 // DF (a reassembled datagram) leaves as IPv4 fragments, one frame each.
 
+import { ETH } from '../wire/ethernet';
 import { fragmentCount, writeFragment } from '../wire/fragment';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, writeVnetHdr } from '../wire/vnet';
 import { bypass } from './bypass';
-import { completeChecksum, type Transmitter, tcpHeaderLen, wireLen } from './common';
+import { completeChecksum, framePlain, type Transmitter, tcpHeaderLen, wireLen } from './common';
 import { sendFragNeeded } from './icmp-error';
 import type { PacketContext } from './packet-context';
 import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
-
-const ETH_HEADER = 14;
 
 /** The current packet (no DF, not GSO) as fragments of at most `mtu` bytes, one frame each. */
 function sendFragments(x: PacketContext, header: Buffer, mtu: number): number {
@@ -22,15 +21,11 @@ function sendFragments(x: PacketContext, header: Buffer, mtu: number): number {
   const buf = ip.buf;
   const n = fragmentCount(buf, ip.off, mtu);
   if (n === 0 || mtu > x.slotCapacity) return D_TOO_BIG;
-  const vnet = x.vnetHdr;
   const dev = x.dest.l2Dev;
   for (let i = 0; i < n; i++) {
     const g = x.genSlot();
-    const len = writeFragment(buf, ip.off, mtu, i, buf, g);
-    const frame = g - ETH_HEADER - vnet;
-    if (vnet !== 0) writeVnetHdr(buf, frame, 0, VNET_GSO_NONE, 0, 0, 0, 0);
-    header.copy(buf, g - ETH_HEADER, 0, ETH_HEADER);
-    if (!x.queue(frame, vnet + ETH_HEADER + len, dev)) return D_TOO_BIG;
+    framePlain(x, g, writeFragment(buf, ip.off, mtu, i, buf, g), header, dev);
+    if (!x.queue(x.outOff, x.outLen, x.outDev)) return D_TOO_BIG;
   }
   return TX_QUEUED;
 }
@@ -53,11 +48,11 @@ export const dr: Transmitter = {
       return x.gsoSize !== 0 ? D_TOO_BIG : sendFragments(x, header, dest.mtu);
     }
     const vnet = x.vnetHdr;
-    const off = ip.off - ETH_HEADER - vnet;
+    const off = ip.off - ETH.HEADER - vnet;
     if (vnet !== 0) {
       // Offsets in the header count from the frame's first byte: the Ethernet header is added.
       if (x.gsoSize !== 0) {
-        const hdrs = ETH_HEADER + ip.headerLen + tcpHeaderLen(x);
+        const hdrs = ETH.HEADER + ip.headerLen + tcpHeaderLen(x);
         writeVnetHdr(
           ip.buf,
           off,
@@ -65,18 +60,18 @@ export const dr: Transmitter = {
           VNET_GSO_TCPV4,
           hdrs,
           x.gsoSize,
-          ETH_HEADER + x.csumStart,
+          ETH.HEADER + x.csumStart,
           x.csumOffset,
         );
       } else if (x.csumStart !== 0) {
-        writeVnetHdr(ip.buf, off, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, ETH_HEADER + x.csumStart, x.csumOffset);
+        writeVnetHdr(ip.buf, off, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, ETH.HEADER + x.csumStart, x.csumOffset);
       } else {
         writeVnetHdr(ip.buf, off, 0, VNET_GSO_NONE, 0, 0, 0, 0);
       }
     }
-    header.copy(ip.buf, ip.off - ETH_HEADER, 0, ETH_HEADER);
+    header.copy(ip.buf, ip.off - ETH.HEADER, 0, ETH.HEADER);
     x.outOff = off;
-    x.outLen = vnet + ETH_HEADER + len;
+    x.outLen = vnet + ETH.HEADER + len;
     x.outDev = dest.l2Dev;
     return TX;
   },

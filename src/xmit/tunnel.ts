@@ -11,16 +11,14 @@
 import { IPPROTO_IPIP } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { IPV4, IPV4_DF, IPV4_MF, writeIpv4Header } from '../wire/ipv4';
-import { VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
 import { bypass } from './bypass';
-import { completeChecksum, type Transmitter, wireLen } from './common';
+import { completeChecksum, framePlain, type Transmitter, wireLen } from './common';
 import { segmentTcp } from './gso';
 import { sendFragNeeded } from './icmp-error';
 import type { PacketContext } from './packet-context';
 import { D_FRAG_NEEDED, D_NO_ROUTE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 const OUTER = IPV4.MIN_HEADER;
-const ETH_HEADER = 14;
 
 /**
  * Where the finished outer packet at buf[off, off + len) leaves: framed to the next hop (the
@@ -36,13 +34,7 @@ function place(x: PacketContext, off: number, len: number): void {
     x.outDev = TX_DEV_RAW;
     return;
   }
-  const buf = x.ip.buf;
-  const vnet = x.vnetHdr;
-  header.copy(buf, off - ETH_HEADER, 0, ETH_HEADER);
-  if (vnet !== 0) writeVnetHdr(buf, off - ETH_HEADER - vnet, 0, VNET_GSO_NONE, 0, 0, 0, 0);
-  x.outOff = off - ETH_HEADER - vnet;
-  x.outLen = vnet + ETH_HEADER + len;
-  x.outDev = dest.l2Dev;
+  framePlain(x, off, len, header, dest.l2Dev);
 }
 
 /** Queue the outer packet at buf[off, off + len) where place() says. */
