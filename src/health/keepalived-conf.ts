@@ -1283,12 +1283,20 @@ export function readKeepalivedTree(
   path: string,
   readFile: ReadFileFn = defaultReadFile,
   listDir: ListDirFn = defaultListDir,
-): { tree: Stmt[]; unreadable: boolean; warnings: string[]; errors: string[] } {
+): KeepalivedTree {
   const diag: Diag = { warnings: [], errors: [] };
   const toks: Token[] = [];
   const unreadable = !tokenizeFile(path, { readFile, listDir }, diag, [], toks, null);
   const tree = new TreeBuilder(toks, diag).build(null);
   return { tree, unreadable, warnings: diag.warnings, errors: diag.errors };
+}
+
+/** A configuration's statements as readKeepalivedTree read them, with what reading found. */
+export interface KeepalivedTree {
+  tree: Stmt[];
+  unreadable: boolean;
+  warnings: string[];
+  errors: string[];
 }
 
 /**
@@ -1300,7 +1308,15 @@ export function parseKeepalivedConf(
   readFile: ReadFileFn = defaultReadFile,
   listDir: ListDirFn = defaultListDir,
 ): KeepalivedConf {
-  const { tree, unreadable, ...diag } = readKeepalivedTree(path, readFile, listDir);
+  return keepalivedConfOf(readKeepalivedTree(path, readFile, listDir));
+}
+
+/**
+ * The LVS half of a configuration already read (its other half, VRRP, is made from the same
+ * statements: cluster/vrrp-conf.ts). Its warnings and errors follow the reading's.
+ */
+export function keepalivedConfOf(read: KeepalivedTree): KeepalivedConf {
+  const { tree, unreadable, ...diag } = read;
   const ip = new Interp(diag);
   const groups = new Map<string, VirtualServerGroup>();
   const parsed: VirtualServer[] = [];

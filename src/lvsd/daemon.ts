@@ -27,7 +27,7 @@ import { defaultSocket, type ServiceKey, socketPath } from '../ctl/protocol';
 import { IpRouteNet } from '../ctl/routing';
 import { ControlServer, socketAlive } from '../ctl/server';
 import type { SysctlDef } from '../ctl/sysctl';
-import { parseKeepalivedConf, readKeepalivedTree } from '../health/keepalived-conf';
+import { type KeepalivedConf, keepalivedConfOf, readKeepalivedTree } from '../health/keepalived-conf';
 import { HealthMonitor, type HealthTarget } from '../health/monitor';
 import { ProbeThread } from '../health/probe-thread';
 import { IPPROTO_ICMP } from '../ip-vs';
@@ -311,7 +311,10 @@ export class Daemon {
     const { opts, log, health } = this;
     try {
       if (this.routing) await this.routing.setup();
-      if (opts.keepalivedConf !== undefined) this.ha = this.prepareHa(opts.keepalivedConf);
+      // Both halves of the keepalived configuration come from one reading of the file.
+      const file = opts.keepalivedConf;
+      const keepalived = file === undefined ? undefined : { file, ...this.readKeepalived(file) };
+      if (keepalived) this.ha = this.prepareHa(keepalived.file, keepalived.vrrp);
       // keepalived places its virtual addresses: lvsd must not answer for them itself.
       if (this.ha && this.routing) this.routing.manage(this.ha.managedVips());
       if (opts.config !== undefined) {
@@ -319,7 +322,7 @@ export class Daemon {
         if (applied + failed > 0) log(`${opts.config.path}: ${applied} commands applied, ${failed} refused`);
         this.saveConfig();
       }
-      if (health && opts.keepalivedConf !== undefined) await this.loadKeepalived(opts.keepalivedConf, health, false);
+      if (health && keepalived) await this.loadKeepalived(keepalived.file, keepalived.lvs, health, false);
       await this.ha?.start();
       await this.server.listen();
       if (opts.metrics !== undefined) this.metrics = await startMetricsServer(opts.metrics, this.balancer);
@@ -351,13 +354,17 @@ export class Daemon {
   }
 
   /**
-   * Read the keepalived configuration and apply it. At start whatever loads is applied (a
+   * Apply the LVS half of keepalived configuration `file`. At start whatever loads is applied (a
    * rejected block is left out, as keepalived does); a reload with any error, or a file that
    * cannot be read, changes nothing: a typo must not take a running service down.
    */
-  private async loadKeepalived(file: string, monitor: HealthMonitor, reload: boolean): Promise<void> {
+  private async loadKeepalived(
+    file: string,
+    conf: KeepalivedConf,
+    monitor: HealthMonitor,
+    reload: boolean,
+  ): Promise<void> {
     const { log, balancer } = this;
-    const conf = parseKeepalivedConf(file);
     for (const w of conf.warnings) log(`warning: ${w}`);
     for (const e of conf.errors) log(`error: ${e}`);
     if (conf.unreadable || (reload && conf.errors.length > 0)) {
@@ -377,8 +384,7 @@ export class Daemon {
    * keepalived's VRRP for the vrrp_instance blocks of `file` (cluster/ha.ts), or undefined when
    * it has none. Throws when it has some and keepalived is not installed.
    */
-  private prepareHa(file: string): HighAvailability | undefined {
-    const conf = this.vrrpConf(file);
+  private prepareHa(file: string, conf: VrrpConf): HighAvailability | undefined {
     if (conf.instances.length === 0) return undefined;
     const program = findProgram('keepalived');
     if (program === undefined) {
@@ -400,11 +406,12 @@ export class Daemon {
     return ha;
   }
 
-  /** The VRRP half of keepalived configuration `file` (cluster/vrrp-conf.ts), read once. */
-  private vrrpConf(file: string): VrrpConf {
-    const { tree } = readKeepalivedTree(file);
+  /** Both halves of keepalived configuration `file`, from one reading (includes followed). */
+  private readKeepalived(file: string): { lvs: KeepalivedConf; vrrp: VrrpConf } {
+    const read = readKeepalivedTree(file);
     const fifo = keepalivedFiles(this.sock).fifo;
-    return buildVrrpConf(tree, { pid: process.pid, fifo, killPath: findProgram('kill') ?? '/bin/kill' });
+    const vrrp = buildVrrpConf(read.tree, { pid: process.pid, fifo, killPath: findProgram('kill') ?? '/bin/kill' });
+    return { lvs: keepalivedConfOf(read), vrrp };
   }
 
   /** SIGHUP: reload --keepalived-conf, applying only the difference. */
@@ -415,8 +422,8 @@ export class Daemon {
       return;
     }
     this.log(`SIGHUP: reloading ${file}`);
-    this.loadKeepalived(file, this.health, true).catch((err: Error) => this.log(`reload: ${err.message}`));
-    const conf = this.vrrpConf(file);
+    const { lvs, vrrp: conf } = this.readKeepalived(file);
+    this.loadKeepalived(file, lvs, this.health, true).catch((err: Error) => this.log(`reload: ${err.message}`));
     if (this.ha !== undefined) {
       for (const w of conf.warnings) this.log(`warning: ${w}`);
       if (this.ha.reload(conf)) {
