@@ -180,12 +180,19 @@ export class Balancer {
   }
 
   /**
+   * After every verb and path refresh: engines with a copy of the table take the new one, and
+   * the announced virtual addresses follow (when lvsd announces any).
+   */
+  private async changed(): Promise<void> {
+    this.plane.tableChanged();
+    if (this.host.announces) await this.updateAnnounced();
+  }
+
+  /**
    * Announce each virtual address while some service on it has a usable real server (weight
    * above 0, available, routable) and withdraw it when none has (--announce-table).
    */
   private async updateAnnounced(): Promise<void> {
-    // After every verb and path refresh: engines with a copy of the table take the new one.
-    this.plane.tableChanged();
     const usable = new Set<number>();
     for (const svc of this.plane.services.list) {
       if (svc.fwmark !== 0) continue;
@@ -223,7 +230,7 @@ export class Balancer {
 
   async deleteService(key: ServiceKey): Promise<void> {
     await this.removeService(this.mustFindService(key));
-    await this.updateAnnounced();
+    await this.changed();
   }
 
   private async removeService(svc: Service): Promise<void> {
@@ -243,7 +250,7 @@ export class Balancer {
 
   async flush(): Promise<void> {
     for (const svc of [...this.plane.services.list]) await this.removeService(svc);
-    await this.updateAnnounced();
+    await this.changed();
   }
 
   private findDest(svc: Service, key: DestKey): Dest | undefined {
@@ -285,7 +292,7 @@ export class Balancer {
     // IPVS links a new dest at the head of the service's list.
     svc.dests.unshift(dest);
     svc.sched.addDest?.(svc, dest);
-    await this.updateAnnounced();
+    await this.changed();
   }
 
   async editDest(key: ServiceKey, spec: DestSpec): Promise<void> {
@@ -306,7 +313,7 @@ export class Balancer {
     dest.uThreshold = spec.uThreshold;
     dest.lThreshold = spec.lThreshold;
     svc.sched.updDest?.(svc, dest);
-    await this.updateAnnounced();
+    await this.changed();
   }
 
   async deleteDest(key: ServiceKey, dkey: DestKey): Promise<void> {
@@ -314,7 +321,7 @@ export class Balancer {
     const dest = this.findDest(svc, dkey);
     if (dest === undefined) throw new NotFoundError('No such destination');
     await this.removeDest(svc, dest);
-    await this.updateAnnounced();
+    await this.changed();
   }
 
   private async removeDest(svc: Service, dest: Dest): Promise<void> {
@@ -336,7 +343,7 @@ export class Balancer {
     this.plane.setLocalAddrs(local);
     await this.host.updateVips(local);
     await this.paths.refresh(now);
-    await this.updateAnnounced();
+    await this.changed();
   }
 
   /** A router's frag-needed error about a tunnel packet from `src` to `dst` (DestPaths.notePathMtu). */

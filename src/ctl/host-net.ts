@@ -37,6 +37,8 @@ export interface HostNet {
    */
   addService(protocol: number, addr: number, port: number): Promise<void>;
   delService(protocol: number, addr: number, port: number): Promise<void>;
+  /** announce() has somewhere to announce (lvsd --announce-table): worth calling. */
+  readonly announces: boolean;
   /**
    * Virtual address `addr` got its first usable real server (`on`), or lost its last: a route a
    * routing daemon announces (--announce-table) comes or goes.
@@ -78,6 +80,7 @@ export interface HostNet {
 /** Leaves the host alone (routing is the operator's job, or there is no host: tests). */
 export class NoHostNet implements HostNet {
   readonly resolves: boolean = false;
+  readonly announces: boolean = false;
   async addVip(_addr: number): Promise<void> {}
   async delVip(_addr: number): Promise<void> {}
   async addService(_protocol: number, _addr: number, _port: number): Promise<void> {}

@@ -128,6 +128,10 @@ async function undo(state: HostState): Promise<void> {
 
 export class IpRouteNet implements HostNet {
   readonly resolves = true;
+
+  get announces(): boolean {
+    return this.opts.announceTable !== undefined;
+  }
   private readonly state: HostState;
   /** The virtual addresses (addVip), each with whether it was a local address when last seen. */
   private readonly vips = new Map<number, boolean>();

@@ -18,6 +18,7 @@ import { DROP_NAMES } from '../../src/xmit/verdict';
  */
 export class FakeHost extends NoHostNet {
   override resolves = false;
+  override announces = true;
   readonly calls: string[] = [];
   /** Paths by real-server address (dotted). */
   readonly paths = new Map<string, DestPath>();
