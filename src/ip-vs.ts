@@ -84,6 +84,11 @@ export const CONN_F_TEMPLATE = 0x1000;
 export const CONN_F_ONE_PACKET = 0x2000;
 /** lvs-ts's own: an application helper (FTP) is bound to the connection (kernel: cp->app). Never synced. */
 export const CONN_F_APP = 0x8000;
+/**
+ * lvs-ts's own: a connection the SYN proxy opened for a client's cookie, waiting for its real
+ * server's SYN-ACK (core/syn-proxy.ts). Never synced.
+ */
+export const CONN_F_PROXY_WAIT = 0x4000;
 /** The flags a backup accepts from a sync message (IP_VS_CONN_F_BACKUP_MASK), and may update later. */
 export const CONN_F_BACKUP_MASK = 0x1f87;
 export const CONN_F_BACKUP_UPD_MASK = 0x0700;

@@ -54,7 +54,9 @@ Options:
                      conn_reuse_mode (default 1), expire_nodest_conn (0),
                      expire_quiescent_template (0), sloppy_tcp (0), sloppy_sctp (0),
                      drop_entry, drop_packet, secure_tcp (0), amemthresh (1024),
-                     am_droprate (10); lvsadm --sysctl changes them later
+                     am_droprate (10), and lvs-ts's syn_proxy (1024: SYN cookies for NAT
+                     services while an engine holds that many half-open connections; 0
+                     never, 1 always); lvsadm --sysctl changes them later
   --config-file FILE keep the virtual services in FILE (lvsadm -S -n form and a --set line):
                      loaded at start, rewritten atomically after every change, so a
                      restarted lvsd comes back with the same table

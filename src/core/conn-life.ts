@@ -8,6 +8,8 @@ import {
   CONN_F_APP,
   CONN_F_INACTIVE,
   CONN_F_NOOUTPUT,
+  CONN_F_PROXY_WAIT,
+  CONN_F_TEMPLATE,
   DEST_F_AVAILABLE,
   type Dest,
   destActivity,
@@ -19,6 +21,7 @@ import {
 } from '../ip-vs';
 import type { PacketMeta, ProtoHandler } from '../proto/proto';
 import type { Engine } from './engine';
+import { countHalfOpen } from './syn-proxy';
 
 export class ConnLife {
   private readonly init: ConnInit = newConnInit();
@@ -91,6 +94,7 @@ export class ConnLife {
         destActivity(dest, false);
         conns.flags[c] &= ~CONN_F_INACTIVE;
       }
+      if (h.protocol === IPPROTO_TCP) countHalfOpen(e.proxy, conns.state[c], state);
       conns.state[c] = state;
       conns.timeout[c] = e.timeouts[h.protocol][state];
     }
@@ -137,6 +141,10 @@ export class ConnLife {
     const t = conns.control[c];
     if (t !== NIL) conns.nControl[t]--;
     e.expect.gone(c);
+    if (conns.protocol[c] === IPPROTO_TCP && (conns.flags[c] & CONN_F_TEMPLATE) === 0) {
+      countHalfOpen(e.proxy, conns.state[c], -1);
+      if ((conns.flags[c] & CONN_F_PROXY_WAIT) !== 0) e.proxy.gone(c);
+    }
     const dest = e.dests.get(conns.dest[c]);
     if (dest === undefined) return;
     destUnbind(dest, conns.flags[c]);

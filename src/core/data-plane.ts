@@ -22,7 +22,13 @@ export interface ServiceView {
 
 /** The IPVS settings the data path reads (sysctl.ts names them as /proc/sys/net/ipv4/vs/*). */
 export type Setting = EngineSetting | DefenseSetting;
-type EngineSetting = 'connReuseMode' | 'expireNodestConn' | 'expireQuiescentTemplate' | 'sloppyTcp' | 'sloppySctp';
+type EngineSetting =
+  | 'connReuseMode'
+  | 'expireNodestConn'
+  | 'expireQuiescentTemplate'
+  | 'sloppyTcp'
+  | 'sloppySctp'
+  | 'synProxy';
 type DefenseSetting = 'dropEntry' | 'dropPacket' | 'secureTcp' | 'amemthresh' | 'amDroprate';
 
 const DEFENSE_SETTINGS: ReadonlySet<Setting> = new Set([
@@ -51,8 +57,23 @@ export interface PlaneCounters {
   synced: { created: number; updated: number; ignored: number };
   /** Reassembled datagrams one engine handed to another (the one holding their flow). */
   handed: number;
+  /** The SYN proxy (core/syn-proxy.ts): cookies sent, ACKs accepted and rejected, and now. */
+  synProxy: SynProxyCounters;
   /** Per engine: connections held and packets read (one entry with one engine). */
   engines: { conns: number; rxPackets: number }[];
+}
+
+export interface SynProxyCounters {
+  cookies: number;
+  accepted: number;
+  rejected: number;
+  /** SYNs sent again to a real server (the client sent more while it had not answered). */
+  resent: number;
+  /** Real servers that refused a proxied connection (the client was reset). */
+  reset: number;
+  /** Half-open TCP connections, and proxied ones waiting for their real server. */
+  halfOpen: number;
+  waiting: number;
 }
 
 export interface DataPlane {
@@ -225,6 +246,7 @@ export class EnginePlane implements DataPlane {
       reassembly: { datagrams: f.queues, bytes: f.heldBytes, completed: f.counts[FRAG_COMPLETE], expired: f.expired },
       synced: { ...e.synced },
       handed: e.handed.out,
+      synProxy: { ...e.proxy.counts, halfOpen: e.proxy.halfOpen, waiting: e.proxy.waitingCount },
       engines: [{ conns: e.conns.count, rxPackets: e.rxPackets }],
     };
   }

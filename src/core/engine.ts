@@ -32,6 +32,8 @@ import { ConnTable, NIL } from '../conn/conn-table';
 import { PersistTemplates } from '../conn/templates';
 import {
   CONN_F_APP,
+  CONN_F_PROXY_WAIT,
+  CONN_F_SEQ_MASK,
   DEST_F_AVAILABLE,
   type Dest,
   FTP_PORT,
@@ -51,9 +53,11 @@ import type { PacketIo } from '../native/packet-io';
 import { IcmpRelay } from '../proto/icmp';
 import { DIR_IN, DIR_OUT, type ProtoHandler } from '../proto/proto';
 import { tcp } from '../proto/tcp';
+import { TCP_S_SYN_RECV } from '../proto/tcp-states';
 import { udp } from '../proto/udp';
 import { ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../wire/icmp';
 import type { Reassembler } from '../wire/reassembly';
+import { TCP_ACK, TCP_RST, TCP_SYN } from '../wire/tcp';
 import { V_OK } from '../wire/verdict';
 import { readVnetHdr, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass, bypassLocal } from '../xmit/bypass';
@@ -79,6 +83,7 @@ import { Defrag } from './defrag';
 import { FtpExpectations } from './ftp-expect';
 import { IcmpRateLimit } from './icmp-rate';
 import { DestRegistry, ServiceTable } from './services';
+import { SynProxy, shiftSeqIn, shiftSeqOut } from './syn-proxy';
 import { bindSyncedDest, type SyncSink, syncConn } from './sync-conn';
 
 export type { SyncSink } from './sync-conn';
@@ -157,6 +162,17 @@ export class Engine {
   sloppySctp = 0;
   /** The defense strategies (drop_entry, drop_packet, secure_tcp; defense.ts). */
   readonly defense = new Defense();
+  /** SYN cookies for NAT services under a SYN flood (syn-proxy.ts). */
+  readonly proxy = new SynProxy(this);
+  /** syn_proxy (lvs-ts's own): 0 never, 1 always, N >= 2 at N half-open connections (syn-proxy.ts). */
+  get synProxy(): number {
+    return this.proxy.mode;
+  }
+
+  set synProxy(mode: number) {
+    this.proxy.mode = mode;
+  }
+
   /** The master sync daemon's sink, or null when no master runs. */
   syncSink: SyncSink | null = null;
   /** Connections created and updated from sync messages (a backup's work, sync-apply.ts). */
@@ -328,7 +344,16 @@ export class Engine {
   private schedule(svc: Service, h: ProtoHandler): number {
     const x = this.x;
     const pkt = x.meta;
-    if (!h.canSchedule(pkt, pkt.protocol === IPPROTO_TCP && this.sloppyTcp !== 0)) {
+    // Under a SYN flood a SYN to a NAT service is answered with a cookie, and the ACK that
+    // brings a cookie back is scheduled as its SYN would have been (syn-proxy.ts).
+    let cookieMss = 0;
+    if (pkt.protocol === IPPROTO_TCP && this.proxy.mode !== 0) {
+      const proxy = this.proxy;
+      const f = pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST);
+      if (f === TCP_SYN && proxy.engaged(svc)) return proxy.answerSyn(x);
+      if (f === TCP_ACK && proxy.cookiesLive() && proxy.eligible(svc)) cookieMss = proxy.checkAck(x);
+    }
+    if (cookieMss <= 0 && !h.canSchedule(pkt, pkt.protocol === IPPROTO_TCP && this.sloppyTcp !== 0)) {
       if (pkt.protocol === IPPROTO_TCP) sendTcpReset(x);
       return D_NO_CONN;
     }
@@ -350,6 +375,7 @@ export class Engine {
       conns.control[c] = t;
       conns.nControl[t]++;
     }
+    if (cookieMss > 0) return this.openProxied(c, dest, h, cookieMss);
     if ((svc.flags & SVC_F_ONEPACKET) !== 0 && pkt.protocol === IPPROTO_UDP) return this.onePacket(c, h);
     return this.inHook(c, h);
   }
@@ -389,6 +415,20 @@ export class Engine {
     return v;
   }
 
+  /**
+   * Connection c, made for a client's cookie ACK (the current packet): half-open until its real
+   * server answers the SYN the proxy sends it now.
+   */
+  private openProxied(c: number, dest: Dest, h: ProtoHandler, mss: number): number {
+    const conns = this.conns;
+    const x = this.x;
+    x.dest = dest;
+    this.countPacket(dest, false);
+    this.life.setState(c, h, dest, TCP_S_SYN_RECV);
+    conns.inPkts[c]++;
+    return this.proxy.open(x, c, mss);
+  }
+
   /** A client's packet of connection c. */
   private inHook(c: number, h: ProtoHandler): number {
     const conns = this.conns;
@@ -397,10 +437,13 @@ export class Engine {
     const x = this.x;
     x.dest = dest;
     this.countPacket(dest, false);
+    if ((conns.flags[c] & CONN_F_PROXY_WAIT) !== 0) return this.proxy.clientWhileWaiting(x, c);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_IN, x.meta, this.defense.secureTcpOn));
     const pkts = ++conns.inPkts[c];
     if (this.syncSink !== null) syncConn(this, this.syncSink, c, pkts);
-    if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.in(x, c, this.expect);
+    const flags = conns.flags[c];
+    if ((flags & CONN_F_APP) !== 0) this.ftp.in(x, c, this.expect);
+    else if ((flags & CONN_F_SEQ_MASK) !== 0) shiftSeqIn(x, c, this.ftp.seq);
     return TRANSMITTERS[conns.xmit[c]].in(x, c);
   }
 
@@ -413,8 +456,11 @@ export class Engine {
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     x.dest = dest;
     this.countPacket(dest, true);
+    if ((conns.flags[c] & CONN_F_PROXY_WAIT) !== 0) return this.proxy.serverWhileWaiting(x, c, dest);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_OUT, x.meta, this.defense.secureTcpOn));
-    if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.out(x, c, this.expect);
+    const flags = conns.flags[c];
+    if ((flags & CONN_F_APP) !== 0) this.ftp.out(x, c, this.expect);
+    else if ((flags & CONN_F_SEQ_MASK) !== 0) shiftSeqOut(x, c, this.ftp.seq);
     return TRANSMITTERS[conns.xmit[c]].out(x, c);
   }
 

@@ -10,6 +10,7 @@ import {
   CONN_F_FWD_MASK,
   CONN_F_NOOUTPUT,
   CONN_F_ONE_PACKET,
+  CONN_F_PROXY_WAIT,
   CONN_F_SEQ_MASK,
   CONN_F_TEMPLATE,
   type Dest,
@@ -47,12 +48,13 @@ const entry = newSyncConn();
 
 /**
  * Describe connection c in `out` as a sync message carries it: its addresses, state, flags
- * without lvs-ts's own CONN_F_APP, the FTP sequence fix-ups when it has them, and the firewall
+ * without lvs-ts's own CONN_F_APP and CONN_F_PROXY_WAIT, the sequence fix-ups (FTP's, the SYN
+ * proxy's) when it has them, and the firewall
  * mark (a mark service's template carries it as its address, its connections by their service).
  */
 export function describeConn(e: Engine, c: number, out: SyncConn): SyncConn {
   const t = e.conns;
-  const flags = t.flags[c] & ~CONN_F_APP;
+  const flags = t.flags[c] & ~(CONN_F_APP | CONN_F_PROXY_WAIT);
   out.protocol = t.protocol[c];
   out.flags = flags;
   if ((flags & CONN_F_SEQ_MASK) !== 0) {

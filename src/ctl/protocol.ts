@@ -3,6 +3,7 @@
 // Addresses travel as dotted-quad strings, protocols as IP protocol numbers (0 for fwmark).
 
 import { join } from 'node:path';
+import type { SynProxyCounters } from '../core/data-plane';
 import { runDir } from '../run-dir';
 
 /**
@@ -220,6 +221,8 @@ export interface EngineStats {
   offload: { partial: number; gso: number };
   /** Reassembled datagrams handed from the engine that reassembled them to the one holding their flow. */
   handed: number;
+  /** The SYN proxy's counters (syn_proxy; core/syn-proxy.ts). */
+  synProxy: SynProxyCounters;
   /** Per engine (lvsd --workers): connections held and packets read. */
   engines: { conns: number; rxPackets: number }[];
 }

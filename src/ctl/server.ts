@@ -87,6 +87,7 @@ export async function dispatch(b: Balancer, req: Request): Promise<unknown> {
         stats: b.globalStats(),
         drops,
         offload: c.offload,
+        synProxy: c.synProxy,
         engines: c.engines,
         handed: c.handed,
       };

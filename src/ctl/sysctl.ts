@@ -46,6 +46,9 @@ export const SYSCTLS: readonly SysctlDef[] = [
   setting('amemthresh', 'amemthresh', 0x7fffffff),
   // drop_packet's rate in mode 3: one new connection in am_droprate is dropped.
   setting('am_droprate', 'amDroprate', 0x7fffffff),
+  // lvs-ts's own: SYN cookies for NAT services (core/syn-proxy.ts). 0: never; 1: always; N >= 2
+  // (default 1024): while a packet engine holds N or more half-open connections.
+  setting('syn_proxy', 'synProxy', 0x7fffffff),
 ];
 
 const BY_NAME = new Map(SYSCTLS.map((d) => [d.name, d]));

@@ -15,6 +15,7 @@
 // Counters are 64-bit in the kernel and JS numbers here: integers are printed in full with
 // Number.prototype.toString (exact up to 2^53), never in exponent notation.
 
+import type { SynProxyCounters } from '../core/data-plane';
 import type {
   DestSnapshot,
   HealthCounters,
@@ -44,6 +45,8 @@ export interface MetricsInput {
   engines: { conns: number; rxPackets: number }[];
   /** Packets read from an offload TUN with a partial checksum, and GSO packets among them. */
   offload: { partial: number; gso: number };
+  /** The SYN proxy (syn_proxy): cookies sent, ACKs accepted and rejected, half-open connections. */
+  synProxy: SynProxyCounters;
   /** Fragment reassembly: datagrams and bytes held now, datagrams completed and timed out. */
   reassembly: { datagrams: number; bytes: number; completed: number; expired: number };
   /** The running sync daemons' counters: messages and connection entries sent (master) or read (backup). */
@@ -153,6 +156,30 @@ const DOC = [
     help: 'Packets read from an offload TUN with a partial checksum.',
   },
   { name: 'lvs_offload_gso_packets_total', type: 'counter', labels: '', help: 'GSO packets read from an offload TUN.' },
+  {
+    name: 'lvs_syn_cookies_sent_total',
+    type: 'counter',
+    labels: '',
+    help: 'SYNs to NAT services answered with a SYN cookie by the SYN proxy (syn_proxy).',
+  },
+  {
+    name: 'lvs_syn_cookies_accepted_total',
+    type: 'counter',
+    labels: '',
+    help: 'Connections made for ACKs that brought a valid SYN cookie back.',
+  },
+  {
+    name: 'lvs_syn_cookies_rejected_total',
+    type: 'counter',
+    labels: '',
+    help: 'ACKs to NAT services that matched no connection and carried no valid SYN cookie while cookies were in use.',
+  },
+  {
+    name: 'lvs_half_open_connections',
+    type: 'gauge',
+    labels: '',
+    help: 'TCP connections in SYN_RECV (the SYN proxy engages at syn_proxy of them in one engine).',
+  },
   {
     name: 'lvs_reassembly_datagrams',
     type: 'gauge',
@@ -426,6 +453,10 @@ const SAMPLES: Record<MetricName, SampleWriter> = {
   lvs_dropped_packets_total: perDropReason,
   lvs_offload_partial_checksum_packets_total: unlabelled((m) => m.offload.partial),
   lvs_offload_gso_packets_total: unlabelled((m) => m.offload.gso),
+  lvs_syn_cookies_sent_total: unlabelled((m) => m.synProxy.cookies),
+  lvs_syn_cookies_accepted_total: unlabelled((m) => m.synProxy.accepted),
+  lvs_syn_cookies_rejected_total: unlabelled((m) => m.synProxy.rejected),
+  lvs_half_open_connections: unlabelled((m) => m.synProxy.halfOpen),
   lvs_reassembly_datagrams: unlabelled((m) => m.reassembly.datagrams),
   lvs_reassembly_bytes: unlabelled((m) => m.reassembly.bytes),
   lvs_reassembled_datagrams_total: unlabelled((m) => m.reassembly.completed),

@@ -18,6 +18,7 @@ export async function metricsInput(b: Balancer): Promise<MetricsInput> {
     batches: c.batches,
     engines: c.engines,
     offload: c.offload,
+    synProxy: c.synProxy,
     reassembly: c.reassembly,
     sync: [
       ...(b.sync.master ? [{ role: 'master' as const, ...b.sync.master.counters }] : []),

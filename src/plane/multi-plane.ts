@@ -23,7 +23,14 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type ConnRows, mergeConnRows } from '../conn/conn-rows';
-import { type DataPlane, EnginePlane, type PlaneCounters, type ServiceView, type Setting } from '../core/data-plane';
+import {
+  type DataPlane,
+  EnginePlane,
+  type PlaneCounters,
+  type ServiceView,
+  type Setting,
+  type SynProxyCounters,
+} from '../core/data-plane';
 import { Engine } from '../core/engine';
 import type { SyncSink } from '../core/sync-conn';
 import { type Dest, destSharedInts, IPPROTO_TCP, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
@@ -436,6 +443,7 @@ export class MultiPlane implements DataPlane {
       sum.offload.gso += c.offload.gso;
       for (const f of ['datagrams', 'bytes', 'completed', 'expired'] as const) sum.reassembly[f] += c.reassembly[f];
       for (const f of ['created', 'updated', 'ignored'] as const) sum.synced[f] += c.synced[f];
+      for (const f of Object.keys(sum.synProxy) as (keyof SynProxyCounters)[]) sum.synProxy[f] += c.synProxy[f];
       sum.engines.push(...c.engines);
       sum.handed += c.handed;
     }

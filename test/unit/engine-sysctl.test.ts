@@ -34,6 +34,7 @@ describe('the setting table', () => {
       { name: 'secure_tcp', value: 0 },
       { name: 'amemthresh', value: 1024 },
       { name: 'am_droprate', value: 10 },
+      { name: 'syn_proxy', value: 1024 },
     ]);
   });
 

@@ -33,6 +33,7 @@ function input(services: ServiceSnapshot[], over: Partial<MetricsInput> = {}): M
     batches: 0,
     engines: [],
     offload: { partial: 0, gso: 0 },
+    synProxy: { cookies: 0, accepted: 0, rejected: 0, resent: 0, reset: 0, halfOpen: 0, waiting: 0 },
     reassembly: { datagrams: 0, bytes: 0, completed: 0, expired: 0 },
     sync: [],
     health: null,
@@ -186,6 +187,7 @@ const SMALL = input([WEB, MARKED], {
     { conns: 4, rxPackets: 150 },
   ],
   offload: { partial: 12, gso: 4 },
+  synProxy: { cookies: 70, accepted: 71, rejected: 72, resent: 0, reset: 0, halfOpen: 73, waiting: 0 },
   reassembly: { datagrams: 2, bytes: 2960, completed: 7, expired: 1 },
   sync: [
     { role: 'master', messages: 5, conns: 120 },
@@ -287,6 +289,18 @@ const GOLDEN = lines(
   '# HELP lvs_offload_gso_packets_total GSO packets read from an offload TUN.',
   '# TYPE lvs_offload_gso_packets_total counter',
   'lvs_offload_gso_packets_total 4',
+  '# HELP lvs_syn_cookies_sent_total SYNs to NAT services answered with a SYN cookie by the SYN proxy (syn_proxy).',
+  '# TYPE lvs_syn_cookies_sent_total counter',
+  'lvs_syn_cookies_sent_total 70',
+  '# HELP lvs_syn_cookies_accepted_total Connections made for ACKs that brought a valid SYN cookie back.',
+  '# TYPE lvs_syn_cookies_accepted_total counter',
+  'lvs_syn_cookies_accepted_total 71',
+  '# HELP lvs_syn_cookies_rejected_total ACKs to NAT services that matched no connection and carried no valid SYN cookie while cookies were in use.',
+  '# TYPE lvs_syn_cookies_rejected_total counter',
+  'lvs_syn_cookies_rejected_total 72',
+  '# HELP lvs_half_open_connections TCP connections in SYN_RECV (the SYN proxy engages at syn_proxy of them in one engine).',
+  '# TYPE lvs_half_open_connections gauge',
+  'lvs_half_open_connections 73',
   '# HELP lvs_reassembly_datagrams Fragmented datagrams waiting for the rest of their fragments.',
   '# TYPE lvs_reassembly_datagrams gauge',
   'lvs_reassembly_datagrams 2',
@@ -423,6 +437,10 @@ const GLOBAL_FAMILIES = [
   'lvs_dropped_packets_total',
   'lvs_offload_partial_checksum_packets_total',
   'lvs_offload_gso_packets_total',
+  'lvs_syn_cookies_sent_total',
+  'lvs_syn_cookies_accepted_total',
+  'lvs_syn_cookies_rejected_total',
+  'lvs_half_open_connections',
 ];
 
 // --- Tests ----------------------------------------------------------------------------------------
@@ -552,6 +570,7 @@ describe('formatMetrics', () => {
         { conns: 88, rxPackets: 89 },
       ],
       offload: { partial: 95, gso: 96 },
+      synProxy: { cookies: 81, accepted: 82, rejected: 83, resent: 0, reset: 0, halfOpen: 84, waiting: 0 },
       reassembly: { datagrams: 61, bytes: 62, completed: 63, expired: 64 },
       sync: [{ role: 'backup', messages: 65, conns: 66 }],
     });
@@ -591,6 +610,10 @@ describe('formatMetrics', () => {
     for (const [reason, n] of Object.entries(m.drops)) add('lvs_dropped_packets_total', { reason }, n);
     add('lvs_offload_partial_checksum_packets_total', {}, 95);
     add('lvs_offload_gso_packets_total', {}, 96);
+    add('lvs_syn_cookies_sent_total', {}, 81);
+    add('lvs_syn_cookies_accepted_total', {}, 82);
+    add('lvs_syn_cookies_rejected_total', {}, 83);
+    add('lvs_half_open_connections', {}, 84);
     add('lvs_reassembly_datagrams', {}, 61);
     add('lvs_reassembly_bytes', {}, 62);
     add('lvs_reassembled_datagrams_total', {}, 63);
