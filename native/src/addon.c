@@ -4,7 +4,9 @@
  * kernel are thrown as Error with `code` (errno name), `errno` (negative, as Node does) and
  * `syscall`; bad arguments are thrown as TypeError / RangeError before any memory is touched.
  */
+#include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "encap.h"
 #include "steer.h"
 #include "syscalls.h"
 
@@ -331,6 +334,33 @@ static napi_value steer_attach(napi_env env, napi_callback_info info) {
                        strcmp(failed_call, "bpf") == 0 ? "bpf BPF_PROG_LOAD" : "ioctl TUNSETSTEERINGEBPF");
   }
   return NULL;
+}
+
+/* ---- IP-in-IP segmentation by the kernel (encap.c) ---------------------------------------- */
+
+/* ipipGsoAttach(ifname) -> link fd */
+static napi_value ipip_gso_attach(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char name[LVS_IFNAMSIZ];
+  if (!get_ifname(env, argv[0], "interface name", name)) return NULL;
+  unsigned ifindex = if_nametoindex(name);
+  if (ifindex == 0) return throw_errno(env, errno, "if_nametoindex", name);
+  enum { LOG_LEN = 16384 };
+  char *log = malloc(LOG_LEN);
+  const char *failed_call = "bpf";
+  int fd = lvs_encap_attach((int)ifindex, log, log != NULL ? LOG_LEN : 0, &failed_call);
+  if (fd < 0 && log != NULL && strcmp(failed_call, "bpf") == 0 && log[0] != '\0') {
+    fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
+  }
+  free(log);
+  if (fd < 0) {
+    return throw_errno(env, -fd, failed_call,
+                       strcmp(failed_call, "bpf") == 0 ? "bpf BPF_PROG_LOAD" : "bpf BPF_LINK_CREATE (tcx ingress)");
+  }
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) return NULL;
+  return result;
 }
 
 /*
@@ -858,6 +888,7 @@ NAPI_MODULE_INIT() {
       {"steerMapCreate", NULL, steer_map_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"steerMapSet", NULL, steer_map_set, NULL, NULL, NULL, napi_enumerable, NULL},
       {"steerAttach", NULL, steer_attach, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ipipGsoAttach", NULL, ipip_gso_attach, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) {
     throw_napi_failure(env, "napi_define_properties");

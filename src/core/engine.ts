@@ -233,6 +233,15 @@ export class Engine {
     this.x.replyMtu = mtu;
   }
 
+  /** TUN mode may hand GSO packets to the kernel to segment (xmit/tunnel.ts, native/src/encap.c). */
+  get ipipGso(): boolean {
+    return this.x.ipipGso;
+  }
+
+  set ipipGso(on: boolean) {
+    this.x.ipipGso = on;
+  }
+
   /** Drain the input: read and process batches until it is empty (bounded per call). */
   poll(): void {
     const io = this.io;

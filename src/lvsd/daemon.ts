@@ -32,7 +32,7 @@ import { HealthMonitor, type HealthTarget } from '../health/monitor';
 import { ProbeThread } from '../health/probe-thread';
 import { IPPROTO_ICMP } from '../ip-vs';
 import { startMetricsServer } from '../metrics/server';
-import { MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
+import { attachIpipGso, closeFd, MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
 import { RawReceiver } from '../native/raw-receiver';
 import { MultiPlane } from '../plane/multi-plane';
@@ -114,6 +114,8 @@ export class Daemon {
   private readonly tunName: string;
   /** With one engine: it and its I/O (on this thread); undefined with --workers above 1. */
   private readonly io: NativeIo | undefined;
+  /** The IP-in-IP segmentation program's link fd (native/src/encap.c), or -1. */
+  private ipipLink = -1;
   private readonly engine: Engine | undefined;
   private readonly multi: MultiPlane | undefined;
   /** The control plane's only way to the engine (core/data-plane.ts). */
@@ -173,6 +175,7 @@ export class Daemon {
             multi: new MultiPlane({
               tunName: opts.tun,
               offload: opts.offload,
+              ipipGso: opts.offload && opts.routes,
               batch: opts.batch,
               maxConns: opts.maxConns,
               workers,
@@ -234,6 +237,18 @@ export class Daemon {
         log,
       });
       host = this.routing;
+    }
+
+    // TUN mode hands GSO packets to the kernel to segment when lvsd's ingress program is on its
+    // TUN (native/src/encap.c); they re-enter with the director's own source address, which
+    // the TUN's accept_local (set with the routes) admits.
+    if (this.engine !== undefined && opts.offload && opts.routes) {
+      try {
+        this.ipipLink = attachIpipGso(this.tunName);
+        this.engine.ipipGso = true;
+      } catch (err) {
+        log(`IP-in-IP segmentation stays in lvsd: ${(err as Error).message}`);
+      }
     }
 
     for (const s of opts.sysctls) plane.setSetting(s.def.setting, s.value);
@@ -460,6 +475,7 @@ export class Daemon {
     this.metrics?.close();
     await this.procfs.remove();
     await this.server.close().catch(() => {});
+    if (this.ipipLink >= 0) closeFd(this.ipipLink);
     this.io?.close();
     await this.multi?.close().catch((err: Error) => log(`engines: ${err.message}`));
     this.icmpIn.close();

@@ -79,6 +79,12 @@ export interface LvsNative {
    */
   steerAttach(tunFd: number, mapFd: number, clientIsSource: boolean): void;
   /**
+   * Attach lvsd's IP-in-IP segmentation program (native/src/encap.c) at the ingress of
+   * interface `ifname` (a tcx link): encapsulated TCP GSO packets written into it are marked as
+   * IP-in-IP for the kernel's GSO layer. Returns the link's fd; closing it detaches.
+   */
+  ipipGsoAttach(ifname: string): number;
+  /**
    * Read packets until EAGAIN or `maxCount`: packet i at `(firstSlot + i) * slotSize + headroom`,
    * length in `lens[firstSlot + i]` (clamped to `slotSize - headroom`), its `vnetLen`-byte
    * virtio_net_hdr (0 without offloads) in the bytes just before it. Returns the count; 0 when

@@ -54,11 +54,22 @@ export interface NativeIoOptions {
 }
 
 /**
- * Open (or create) TUN device `name` and return its fd and the kernel's name for it, for callers
- * that run their own I/O on it (e.g. lvs-realserver's decapsulation TUN). Close it with `closeFd`.
+ * Open (or create) TUN device `name` with IFF_VNET_HDR (every packet written into it starts with
+ * a 10-byte virtio_net_hdr) and return its fd and the kernel's name for it, for callers that run
+ * their own I/O on it (lvs-realserver's decapsulation TUN, which passes partial checksums on).
+ * Close it with `closeFd`.
  */
 export function openTun(name: string): TunDevice {
-  return loadNative().tunOpen(name, false);
+  return loadNative().tunOpen(name, true);
+}
+
+/**
+ * Attach the IP-in-IP segmentation program (native/src/encap.c) at the ingress of TUN `name`, so
+ * TUN mode may write whole encapsulated GSO packets back into it. Returns the link's fd (close it
+ * with `closeFd` to detach); throws where the kernel cannot (no tcx: before Linux 6.6).
+ */
+export function attachIpipGso(name: string): number {
+  return loadNative().ipipGsoAttach(name);
 }
 
 /** Close an fd returned by `openTun`. */

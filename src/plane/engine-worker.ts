@@ -25,6 +25,7 @@ const slab = init.offload ? Slab.forOffload(init.batch) : new Slab(init.batch);
 const io = NativeIo.onQueue(init.tunFd, init.tunName, slab);
 const engine = new Engine(io, { maxConns: init.maxConns, stats: new SliceStats(init.stats, init.k) });
 engine.conns.total = init.connTotal;
+engine.ipipGso = init.ipipGso;
 engine.conns.totalSlot = init.k;
 const plane = new EnginePlane(engine);
 /** Publish the sockets this engine opened (worker-protocol.ts WorkerInit.sockets). */

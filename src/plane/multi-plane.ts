@@ -56,6 +56,8 @@ const ASK_TIMEOUT_MS = 2000;
 export interface MultiPlaneOptions {
   tunName: string;
   offload: boolean;
+  /** Attach the IP-in-IP segmentation program to the TUN (native/src/encap.c). */
+  ipipGso: boolean;
   batch: number;
   maxConns: number;
   /** Engines (and TUN queues), at least 2. */
@@ -79,6 +81,8 @@ export class MultiPlane implements DataPlane {
   private readonly n: number;
   private readonly fds: number[];
   private readonly steering: TunSteering;
+  /** The IP-in-IP segmentation program's link fd, or -1. */
+  private ipipLink = -1;
   /**
    * The control plane's copy of the table and settings: an engine that never sees a packet (its
    * service table and dest ids are the ones the Balancer edits; its settings answer setting()).
@@ -134,6 +138,14 @@ export class MultiPlane implements DataPlane {
       for (const fd of tun.fds) native.close(fd);
       throw err;
     }
+    // TUN mode's GSO packets segmented by the kernel (native/src/encap.c; daemon.ts says why only with routes).
+    if (opts.ipipGso) {
+      try {
+        this.ipipLink = native.ipipGsoAttach(tun.name);
+      } catch (err) {
+        opts.log(`IP-in-IP segmentation stays in the engines: ${(err as Error).message}`);
+      }
+    }
     this.table = new EnginePlane(new Engine(new MemoryIo()));
     this.globalStats = statsBuffer(this.n);
     this.connTotal = new Int32Array(new SharedArrayBuffer(4 * this.n));
@@ -152,6 +164,7 @@ export class MultiPlane implements DataPlane {
       tunFd: this.fds[k]!,
       tunName: this.tunName,
       offload: opts.offload,
+      ipipGso: this.ipipLink >= 0,
       batch: opts.batch,
       maxConns: opts.maxConns,
       connTotal: this.connTotal,
@@ -475,6 +488,7 @@ export class MultiPlane implements DataPlane {
     const native = loadNative();
     this.markDevs.clear();
     this.steering.close();
+    if (this.ipipLink >= 0) native.close(this.ipipLink);
     for (const fd of this.fds) native.close(fd);
   }
 }

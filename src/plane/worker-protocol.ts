@@ -15,6 +15,8 @@ export interface WorkerInit {
   tunFd: number;
   tunName: string;
   offload: boolean;
+  /** TUN mode may hand GSO packets to the kernel to segment (the main thread attached encap.c's program). */
+  ipipGso: boolean;
   batch: number;
   /** Connections (and templates) at most, over all engines. */
   maxConns: number;

@@ -5,6 +5,8 @@
 
 import { IPPROTO_IPIP } from '../ip-vs';
 import type { LvsNative, WatchHandle } from '../native/addon';
+import { TCP } from '../wire/tcp';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN, writeVnetHdr } from '../wire/vnet';
 import { DECAP_OK, DECAP_VERDICT_NAMES, Decapsulator } from './decap';
 
 /** Receive slot: the largest IPv4 datagram (the stack reassembles fragments before a raw socket). */
@@ -70,7 +72,14 @@ export class DecapLoop {
       for (let i = 0; i < n; i++) {
         if (decap.decide(slab, i * RECV_SLOT, lens[i]) !== DECAP_OK) continue;
         try {
-          native.tunWrite(tunFd, slab, decap.innerOff, decap.innerLen);
+          // The virtio_net_hdr in front, over the end of the outer header.
+          const hdr = decap.innerOff - VNET_HDR_LEN;
+          if (decap.partial) {
+            writeVnetHdr(slab, hdr, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, decap.innerHeaderLen, TCP.CHECKSUM);
+          } else {
+            writeVnetHdr(slab, hdr, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+          }
+          native.tunWrite(tunFd, slab, hdr, decap.innerLen + VNET_HDR_LEN);
           this.delivered++;
         } catch {
           this.tunWriteErrors++;
@@ -91,6 +100,7 @@ export class DecapLoop {
       if (v !== DECAP_OK && c[v] > 0) lines.push(`dropped ${c[v]} ${DECAP_VERDICT_NAMES[v]}`);
     }
     if (this.tunWriteErrors > 0) lines.push(`dropped ${this.tunWriteErrors} tun_write_error`);
+    if (this.decap.partials > 0) lines.push(`passed on ${this.decap.partials} partial TCP checksums`);
     return lines;
   }
 

@@ -10,11 +10,21 @@
 //          header (link padding beyond it is cut off), destination one of the VIPs
 //   ECN    RFC 6040 as INET_ECN_decapsulate(): outer CE marks an ECN-capable inner packet CE;
 //          outer CE over a not-ECN-capable inner packet is dropped
+//   TCP    a checksum left partial is passed on as partial: an inner segment the director's
+//          kernel cut from a GSO packet (lvsd's IP-in-IP segmentation, native/src/encap.c), or
+//          the whole GSO packet, may cross veth with its checksum still to be done
+//          (CHECKSUM_PARTIAL), which a raw socket cannot tell; its field then holds the folded
+//          pseudo-header sum. Such a packet is flagged (`partial`) and written into the TUN with
+//          a virtio_net_hdr saying NEEDS_CSUM, as the kernel had it; the local stack trusts it
+//          as it trusts its own. A complete checksum that happens to equal that sum (1 in
+//          65536) is trusted the same way. A whole GSO packet is larger than the link MTU: the
+//          local stack takes it as it is.
 //
 // Pure: no I/O, no allocation per packet. One Decapsulator serves every datagram; decide() returns
 // a numeric verdict (DECAP_OK or the drop reason) and counts it.
 
-import { IPPROTO_IPIP } from '../ip-vs';
+import { IPPROTO_IPIP, IPPROTO_TCP } from '../ip-vs';
+import { fold, pseudoHeaderSum } from '../wire/checksum';
 import { Ipv4View } from '../wire/ipv4';
 import { V_BAD_TOTAL_LEN, V_OK, V_TRUNCATED } from '../wire/verdict';
 
@@ -75,8 +85,14 @@ export class Decapsulator {
   /** After decide() returned DECAP_OK: offset and length (its total length) of the inner packet. */
   innerOff = 0;
   innerLen = 0;
+  /** Its IPv4 header length (where its TCP header starts). */
+  innerHeaderLen = 0;
   /** How many datagrams got each verdict, indexed by verdict (DECAP_VERDICT_NAMES). */
   readonly counters = new Float64Array(DECAP_VERDICT_COUNT);
+  /** After DECAP_OK: the inner TCP checksum is partial (its field holds the pseudo-header sum). */
+  partial = false;
+  /** Inner TCP packets delivered with a partial checksum. */
+  partials = 0;
 
   /** `vips`: host-order uint32 addresses whose packets this real server accepts. */
   constructor(vips: readonly number[]) {
@@ -124,8 +140,11 @@ export class Decapsulator {
       if ((innerTos & ECN_MASK) !== ECN_CE) inner.setTosWithChecksumUpdate(innerTos | ECN_CE);
     }
 
+    this.partial = inner.protocol === IPPROTO_TCP && !inner.isFragment && isPartial(buf, inner);
+    if (this.partial) this.partials++;
     this.innerOff = innerOff;
     this.innerLen = inner.totalLen;
+    this.innerHeaderLen = inner.headerLen;
     return DECAP_OK;
   }
 
@@ -134,4 +153,12 @@ export class Decapsulator {
     for (let i = 0; i < vips.length; i++) if (vips[i] === addr) return true;
     return false;
   }
+}
+
+/** Does the TCP checksum of `inner` (a whole IPv4 packet) hold only its pseudo-header sum? */
+function isPartial(buf: Buffer, inner: Ipv4View): boolean {
+  const len = inner.totalLen - inner.headerLen;
+  if (len < 20) return false;
+  const at = inner.payloadOffset + 16;
+  return buf.readUInt16BE(at) === fold(pseudoHeaderSum(inner.srcAddr, inner.dstAddr, IPPROTO_TCP, len));
 }

@@ -1,6 +1,6 @@
 // An IP-in-IP (TUN) real server (REFERENCE.md §1.3, DESIGN.md "Real servers") on a kernel with no
-// `ipip` module: a local TUN device owns the VIPs, and decap-loop.ts writes each decapsulated
-// packet into it, so the local stack receives it as if from a wire and answers the client directly,
+// `ipip` module: a local TUN device (with virtio_net_hdr, for partial checksums) owns the VIPs,
+// and decap-loop.ts writes each decapsulated packet into it, so the local stack receives it as if from a wire and answers the client directly,
 // from the VIP, through its normal routes.
 
 import type { TunDevice } from '../native/addon';

@@ -44,6 +44,11 @@ export class PacketContext {
    * answers frag-needed) instead of the raw socket (which would refuse it).
    */
   replyMtu = 0xffff;
+  /**
+   * The kernel segments IP-in-IP GSO packets lvsd writes back into its TUN (lvsd's ingress
+   * program, native/src/encap.c, is attached): TUN mode hands it whole GSO packets.
+   */
+  ipipGso = false;
 
   constructor(
     /** The connection table (transmitters read the connection's addresses and ports). */

@@ -5,14 +5,17 @@
 // socket while that MAC is unknown. The outer header copies the inner TOS and TTL, and DF
 // (pmtu_disc = 1). Over the path MTU: with DF the client gets ICMP fragmentation needed
 // (next-hop MTU = path MTU - 20); without DF the outer datagram is fragmented. Offloads: a
-// partial checksum is completed first, and a GSO packet is segmented first (gso.ts), each
-// segment encapsulated on its own.
+// partial checksum is completed first. A GSO packet is encapsulated whole and written back into
+// the TUN for the kernel to forward and cut into IP-in-IP segments, when lvsd's ingress program
+// on the TUN (native/src/encap.c) tells the kernel it is IP-in-IP (x.ipipGso); without it, it is
+// segmented here first (gso.ts), each segment encapsulated on its own.
 
 import { IPPROTO_IPIP } from '../ip-vs';
-import { TX_DEV_RAW } from '../native/packet-io';
+import { TX_DEV_RAW, TX_DEV_TUN } from '../native/packet-io';
 import { IPV4, IPV4_DF, IPV4_MF, writeIpv4Header } from '../wire/ipv4';
+import { VNET, VNET_F_NEEDS_CSUM, writeVnetHdr } from '../wire/vnet';
 import { bypass } from './bypass';
-import { completeChecksum, framePlain, type Transmitter, wireLen } from './common';
+import { completeChecksum, framePlain, type Transmitter, tcpHeaderLen, wireLen } from './common';
 import { segmentTcp } from './gso';
 import { sendFragNeeded } from './icmp-error';
 import type { PacketContext } from './packet-context';
@@ -94,6 +97,30 @@ function queueSegment(x: PacketContext, off: number, len: number): number {
   return queueOuter(x, outer, len + OUTER) ? TX_QUEUED : D_TOO_BIG;
 }
 
+/**
+ * The current GSO packet encapsulated whole, for the kernel to segment (x.ipipGso): the outer
+ * header in front (TTL + 1, as the kernel's forward decrements it), the virtio_net_hdr moved
+ * before it with its offsets 20 bytes further, written back into the TUN.
+ */
+function encapWhole(x: PacketContext): number {
+  const ip = x.ip;
+  const buf = ip.buf;
+  const dest = x.dest;
+  const vnet = x.vnetHdr;
+  const gsoType = buf[ip.off - vnet + VNET.GSO_TYPE];
+  const hdrLen = OUTER + ip.headerLen + tcpHeaderLen(x);
+  const outer = ip.off - OUTER;
+  const ttl = ip.ttl < 255 ? ip.ttl + 1 : 255;
+  const df = ip.dontFrag ? IPV4_DF : 0;
+  writeIpv4Header(buf, outer, ip.tos, ip.totalLen + OUTER, x.nextIpId(), df, ttl, IPPROTO_IPIP, dest.tunSrc, dest.addr);
+  const { csumStart, csumOffset, gsoSize } = x;
+  writeVnetHdr(buf, outer - vnet, VNET_F_NEEDS_CSUM, gsoType, hdrLen, gsoSize, csumStart + OUTER, csumOffset);
+  x.outOff = outer - vnet;
+  x.outLen = vnet + OUTER + ip.totalLen;
+  x.outDev = TX_DEV_TUN;
+  return TX;
+}
+
 export const tunnel: Transmitter = {
   in(x: PacketContext, _c: number): number {
     const dest = x.dest;
@@ -106,7 +133,11 @@ export const tunnel: Transmitter = {
       sendFragNeeded(x, dest.mtu - OUTER);
       return D_FRAG_NEEDED;
     }
-    if (x.gsoSize !== 0) return tooBig ? D_TOO_BIG : segmentTcp(x, queueSegment);
+    if (x.gsoSize !== 0) {
+      if (tooBig) return D_TOO_BIG;
+      if (x.ipipGso && x.csumStart !== 0 && ip.totalLen + OUTER <= 0xffff) return encapWhole(x);
+      return segmentTcp(x, queueSegment);
+    }
     if (x.csumStart !== 0) completeChecksum(x);
     const len = ip.totalLen;
     if (tooBig) return fragment(x, ip.off, len, dest.mtu, x.nextIpId(), ip.tos, ip.ttl);

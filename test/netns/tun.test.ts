@@ -26,7 +26,7 @@ async function tunLab(tag: string, rsMtu: number): Promise<Lab> {
 
 /** A 1 MiB download and upload through the tunnel, byte-identical. */
 async function transfer(lab: Lab): Promise<void> {
-  // The upload comes as GSO packets, segmented in user space before encapsulation.
+  // The upload comes as GSO packets, encapsulated whole for the kernel to cut.
   await expectOffloadedTransfer(lab, VIP, SIZE, 30);
 }
 
@@ -83,7 +83,26 @@ describe.skipIf(why !== undefined)('TUN through lvsd in network namespaces', () 
   });
 
   it('moves a 1 MiB download and upload byte-identical through the tunnel (PMTU discovery works)', async () => {
+    const atDirector = await lab.capture(lab.dir, 'eth0', ['ip', 'proto', '4']);
     await transfer(lab);
+    // The upload's GSO packets left the director whole, encapsulated, and the kernel cut them
+    // (lvsd's ingress program on its TUN, native/src/encap.c): IP-in-IP bigger than the MTU
+    // crosses the veth, and the router's bridge segments it. Each has the outer header a
+    // segment gets, TTL as the inner packet's.
+    const whole = (await atDirector.stop()).packets
+      .map((f) => ipv4OfFrame(f))
+      .filter((ip): ip is Buffer => ip !== undefined && ip.readUInt16BE(2) > 1500);
+    expect(whole.length).toBeGreaterThan(0);
+    for (const outer of whole) {
+      const inner = outer.subarray(20);
+      expect([dotted(outer, 12), outer[9], outer[8], outer.readUInt16BE(2)]).toEqual([
+        DIRECTOR,
+        4,
+        inner[8],
+        inner.readUInt16BE(2) + 20,
+      ]);
+      expect([dotted(inner, 12), dotted(inner, 16), inner.readUInt16BE(22)]).toEqual([CLIENT, VIP, 80]);
+    }
     // Full-size client segments do not fit in a 1500-byte tunnel: the client was told so.
     expect((await lab.engineStats()).drops.frag_needed ?? 0).toBeGreaterThan(0);
   });

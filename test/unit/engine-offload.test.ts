@@ -335,3 +335,41 @@ describe('TUN with offloads: GSO packets segmented in user space, then encapsula
     expect(drops(d)).toEqual({ frag_needed: 1 });
   });
 });
+
+describe('TUN with offloads, the kernel segmenting IP-in-IP (ipipGso: native/src/encap.c attached)', () => {
+  let d: TestDirector;
+  beforeEach(async () => {
+    d = director({ offload: true });
+    d.engine.ipipGso = true;
+    d.host.paths.set(RS1, { dev: 'eth1', src: ipToU32(DIRECTOR), mtu: 1500, devMac: DEV_MAC });
+    await d.balancer.addService(svcSpec(VIP, 80, { sched: 'rr' }));
+    await d.balancer.addDest(svcSpec(VIP, 80), destSpec(RS1, 80, { fwd: FWD_TUNNEL }));
+    d.send(plain(tcpPacket(CLIENT, VIP, 40000, 80, { flags: 'S' })));
+  });
+
+  it('writes a GSO packet back into the TUN whole, behind its outer header, the virtio_net_hdr moved with it', () => {
+    const input = offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(20000) }), 1400);
+    const { out, dev } = run(d, input);
+    expect(dev).toEqual([TX_DEV_TUN]);
+    const [p] = out;
+    // NEEDS_CSUM, TCPV4, header length (outer + inner IPv4 + TCP), the same segment size, the
+    // checksum's start 20 bytes further.
+    expect(p.subarray(0, 10)).toEqual(vnet(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 60, 1400, 40, 16));
+    const outer = expectValidPacket(p.subarray(10), { partialL4: true });
+    // TTL one above the inner packet's: the kernel's forward takes it off again.
+    expect(outer).toMatchObject({ src: DIRECTOR, dst: RS1, protocol: 4, df: true, ttl: 64, totalLen: 20 + 20040 });
+    // The inner packet untouched, its checksum still partial.
+    expect(p.subarray(30).equals(input.subarray(10))).toBe(true);
+    expect(drops(d)).toEqual({});
+  });
+
+  it('still segments itself what would not fit 64 KiB behind an outer header, and encapsulates plain packets as before', () => {
+    const big = offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(65480) }), 1400);
+    const segs = run(d, big);
+    expect(segs.out.length).toBe(Math.ceil(65480 / 1400));
+    expect(segs.dev.every((v) => v !== TX_DEV_TUN)).toBe(true);
+    const small = run(d, offloaded(tcpPacket(CLIENT, VIP, 40000, 80, { payload: bytes(500) })));
+    expect(small.dev).not.toContain(TX_DEV_TUN);
+    expect(expectValidPacket(small.out[0].subarray(20))).toMatchObject({ src: CLIENT, dst: VIP });
+  });
+});

@@ -296,3 +296,39 @@ describe('Decapsulator: counters', () => {
     expect(d.counters.reduce((a, b) => a + b, 0)).toBe(4);
   });
 });
+
+describe('Decapsulator: partial TCP checksums (segments the director kernel cut, CHECKSUM_PARTIAL over veth)', () => {
+  /** Sum of the IPv4 pseudo-header of `pkt`, folded and not complemented, by hand. */
+  function pseudo(pkt: Buffer): number {
+    let sum = 6 + pkt.readUInt16BE(2) - 20;
+    for (let i = 12; i < 20; i += 2) sum += pkt.readUInt16BE(i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    return sum;
+  }
+  const segment = (): Buffer =>
+    packet()
+      .ipv4({ src: CLIENT, dst: VIP })
+      .tcp({ sport: 40001, dport: 80, flags: 'A' })
+      .payload('x'.repeat(3000))
+      .build();
+
+  it('flags one whose field holds only the pseudo-header sum, with where its TCP header starts', () => {
+    const d = new Decapsulator([ipToU32(VIP)]);
+    const seg = segment();
+    seg.writeUInt16BE(pseudo(seg), 36);
+    expect(decide(d, encap(seg))).toBe(DECAP_OK);
+    expect([d.partial, d.innerHeaderLen, d.partials]).toEqual([true, 20, 1]);
+  });
+
+  it('leaves a complete checksum, UDP and fragments unflagged', () => {
+    const d = new Decapsulator([ipToU32(VIP)]);
+    expect(decide(d, encap(segment()))).toBe(DECAP_OK);
+    expect(d.partial).toBe(false);
+    expect(decide(d, encap(udpTo(VIP)))).toBe(DECAP_OK);
+    expect(d.partial).toBe(false);
+    const frag = packet().ipv4({ src: CLIENT, dst: VIP, mf: true, id: 7 }).tcp({ sport: 1, dport: 2 }).build();
+    frag.writeUInt16BE(pseudo(frag), 36);
+    expect(decide(d, encap(frag))).toBe(DECAP_OK);
+    expect([d.partial, d.partials]).toEqual([false, 0]);
+  });
+});
