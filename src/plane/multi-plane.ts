@@ -40,9 +40,8 @@ import { MARK_DEV_PREFIX, MAX_FRAME_DEVS } from '../native/native-io';
 import { TunSteering } from '../native/steering';
 import { steerKeyHash } from '../wire/steer-hash';
 import type { SyncConn } from '../wire/sync';
-import { CURSOR_INTS } from './shared-cursor';
 import { SumStats, statsBuffer } from './shared-stats';
-import { tableImage } from './table-image';
+import { sharedSchedInts, tableImage } from './table-image';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol';
 
 const WORKER_FILE = join(__dirname, 'engine-worker.js');
@@ -109,8 +108,9 @@ export class MultiPlane implements DataPlane {
   private readonly cursors = new WeakMap<Service, Int32Array>();
   private readonly cursorOf = (s: Service): Int32Array => {
     let c = this.cursors.get(s);
-    if (c === undefined) {
-      c = new Int32Array(new SharedArrayBuffer(4 * CURSOR_INTS));
+    const ints = sharedSchedInts(s.schedName);
+    if (c === undefined || c.length < ints) {
+      c = new Int32Array(new SharedArrayBuffer(4 * ints));
       this.cursors.set(s, c);
     }
     return c;

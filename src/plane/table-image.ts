@@ -7,7 +7,8 @@
 import { type DestRegistry, type ServiceTable, serviceKey } from '../core/services';
 import { type Dest, type FwdMethod, newDest, newService, type Service } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
-import { sharesCursor, withSharedCursor } from './shared-cursor';
+import { CURSOR_INTS, sharesCursor, withSharedCursor } from './shared-cursor';
+import { LOCALITY_INTS, sharesLocality, withSharedLocality } from './shared-locality';
 import { SliceStats, type SumStats } from './shared-stats';
 
 export interface DestImage {
@@ -47,7 +48,10 @@ export interface ServiceImage {
   netmask: number;
   peName: string;
   stats: Float64Array;
-  /** The shared cursor of an rr or wrr service (shared-cursor.ts). */
+  /**
+   * The scheduler's state shared by the engines (sharedSchedInts long): rr's and wrr's cursor
+   * (shared-cursor.ts), lblc's and lblcr's log (shared-locality.ts).
+   */
   cursor: Int32Array;
   /** In the service's order (the kernel's: the most recently added first). */
   dests: DestImage[];
@@ -108,6 +112,11 @@ export function tableImage(
   };
 }
 
+/** Int32 slots of the shared scheduler state a service with scheduler `name` needs. */
+export function sharedSchedInts(name: string): number {
+  return sharesLocality(name) ? LOCALITY_INTS : CURSOR_INTS;
+}
+
 function keyOf(s: { protocol: number; addr: number; port: number; fwmark: number }): number {
   return s.fwmark !== 0 ? -s.fwmark : serviceKey(s.protocol, s.addr, s.port);
 }
@@ -162,7 +171,11 @@ export function applyTableImage(
     existing.delete(key);
     const named = getScheduler(si.schedName);
     if (named === undefined) continue;
-    const sched = sharesCursor(named.name) ? withSharedCursor(named, si.cursor, applied) : named;
+    const sched = sharesCursor(named.name)
+      ? withSharedCursor(named, si.cursor, applied)
+      : sharesLocality(named.name)
+        ? withSharedLocality(named, si.cursor)
+        : named;
     if (svc === undefined) {
       svc = newService(si.protocol, si.addr, si.port, si.fwmark, sched);
       svc.stats = new SliceStats(si.stats, k);

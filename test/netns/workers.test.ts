@@ -127,6 +127,24 @@ describe.skipIf(why !== undefined)('lvsd --workers 2 (one engine per TUN queue)'
     expect(templates).toHaveLength(1);
   });
 
+  it('lblc keeps one table across engines: every connection to the VIP reaches one real server', async () => {
+    // lblc keys on the destination address, here always the VIP: one entry, one real server while
+    // it is not overloaded, whichever engine schedules (an engine of its own would have let
+    // wlc pick the other, less loaded one).
+    await lab.lvsadmOk('-A', '-t', `${VIP}:82`, '-s', 'lblc');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:82`, '-r', '172.16.0.1:80', '-m', '-w', '100');
+    await lab.lvsadmOk('-a', '-t', `${VIP}:82`, '-r', '172.16.0.2:80', '-m', '-w', '100');
+    const seen = new Set<string>();
+    for (let i = 0; i < 16; i++) {
+      const r = await lab.curl(`http://${VIP}:82/`);
+      expect(r.code, r.stderr).toBe(0);
+      seen.add(r.stdout.trim());
+    }
+    expect(seen.size).toBe(1);
+    const engines = (await lab.engineStats()).engines;
+    for (const e of engines) expect(e.conns).toBeGreaterThan(0);
+  });
+
   it('weight changes reach every engine: a weight-0 server gets no new connection', async () => {
     await lab.lvsadmOk('-e', '-t', `${VIP}:80`, '-r', '172.16.0.1:80', '-m', '-w', '0');
     for (let i = 0; i < 10; i++) {

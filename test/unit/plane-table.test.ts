@@ -9,9 +9,11 @@ import { DestRegistry, ServiceTable } from '../../src/core/services';
 import { connSnapshots } from '../../src/ctl/balancer';
 import type { ConnSnapshot } from '../../src/ctl/protocol';
 import { type Dest, destBind, destSharedInts, destUnbind, newDest, newService, type Service } from '../../src/ip-vs';
-import { CURSOR_INTS } from '../../src/plane/shared-cursor';
+import { LOCALITY_SLOTS } from '../../src/plane/shared-locality';
 import { SliceStats, SumStats, statsBuffer } from '../../src/plane/shared-stats';
-import { applyTableImage, tableImage } from '../../src/plane/table-image';
+import { applyTableImage, sharedSchedInts, tableImage } from '../../src/plane/table-image';
+import { lblcCached } from '../../src/sched/lblc';
+import { lblcrServerSet } from '../../src/sched/lblcr';
 import { getScheduler } from '../../src/sched/registry';
 import { PKT } from '../helpers/sched-fixtures';
 import { connRows } from '../helpers/snapshots';
@@ -67,8 +69,8 @@ class ControlTable {
       },
       (s) => {
         const known = this.cursors.get(s);
-        if (known !== undefined) return known;
-        const c = new Int32Array(new SharedArrayBuffer(4 * CURSOR_INTS));
+        if (known !== undefined && known.length >= sharedSchedInts(s.schedName)) return known;
+        const c = new Int32Array(new SharedArrayBuffer(4 * sharedSchedInts(s.schedName)));
         this.cursors.set(s, c);
         return c;
       },
@@ -97,9 +99,9 @@ class EngineTable {
     return this.services.get(6, 0x0a000001, port)!;
   }
 
-  pick(port: number): number {
+  pick(port: number, daddr = PKT.daddr): number {
     const svc = this.svc(port);
-    return svc.sched.schedule(svc, PKT, 0)!.addr;
+    return svc.sched.schedule(svc, { ...PKT, daddr }, 0)!.addr;
   }
 }
 
@@ -184,6 +186,57 @@ describe('table images (lvsd --workers)', () => {
     sync();
     const picks = [1, 0, 1, 1, 0, 0, 1, 0].map((k) => engines[k]!.pick(80));
     expect(picks).toEqual([1, 1, 1, 2, 1, 1, 1, 2]);
+  });
+
+  it('lblc keeps one table per service: a destination address goes where another engine sent it', () => {
+    const { cp, engines, sync } = setup();
+    const svc = cp.addService(80, 'lblc');
+    const a = cp.addDest(svc, 1, 10);
+    cp.addDest(svc, 2, 10);
+    sync();
+    const [e0, e1] = engines as [EngineTable, EngineTable];
+    expect(e0.pick(80)).toBe(2);
+    // With a connection on 2, wlc alone would pick 1; lblc keeps the address on 2 (not
+    // overloaded), in engine 1 as well, which never scheduled it.
+    destBind(e0.dests.get(svc.dests[0]!.id)!, 0);
+    expect(e1.pick(80)).toBe(2);
+    // A new address picked by engine 1 is engine 0's too, from its next pick on.
+    expect(e1.pick(80, 0x0a000009)).toBe(1);
+    expect(lblcCached(e0.svc(80), 0x0a000009)).toBeNull();
+    e0.pick(80, 0x0a000007);
+    expect(lblcCached(e0.svc(80), 0x0a000009)?.addr).toBe(1);
+    // Re-pointed in one engine (its dest gone from the table), re-pointed in the other.
+    cp.removeDest(svc, a);
+    sync();
+    expect(e0.pick(80, 0x0a000009)).toBe(2);
+    expect(lblcCached(e1.svc(80), 0x0a000009)).toBeNull();
+    expect(e1.pick(80, 0x0a000009)).toBe(2);
+  });
+
+  it('lblcr keeps one set per destination address across engines; a restarted engine replays the log', () => {
+    const { cp, engines, sync } = setup();
+    const svc = cp.addService(80, 'lblcr');
+    cp.addDest(svc, 1, 1);
+    cp.addDest(svc, 2, 1);
+    sync();
+    const [e0, e1] = engines as [EngineTable, EngineTable];
+    expect(e0.pick(80)).toBe(2);
+    // 2 overloaded (2 active > weight 1, while 1 has none): the set grows by wlc's pick, 1.
+    const two = e0.dests.get(svc.dests[0]!.id)!;
+    destBind(two, 0);
+    destBind(two, 0);
+    expect(e1.pick(80)).toBe(1);
+    const addrs = (e: EngineTable) => lblcrServerSet(e.svc(80), PKT.daddr).map((d) => d.addr);
+    expect(addrs(e1)).toEqual([1, 2]);
+    expect(addrs(e0)).toEqual([2]);
+    e0.pick(80);
+    expect(addrs(e0)).toEqual([1, 2]);
+    // An engine started now (a restarted worker) begins with what the log holds.
+    const fresh = new EngineTable(1);
+    fresh.apply(cp.image());
+    fresh.pick(80, 0x0a000005);
+    expect(addrs(fresh)).toEqual([1, 2]);
+    expect(LOCALITY_SLOTS).toBeGreaterThan(3);
   });
 
   it('a dest change reaches every engine; a pick made on the older table is not taken over', () => {
