@@ -16,6 +16,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "decap.h"
 #include "encap.h"
 #include "steer.h"
 #include "syscalls.h"
@@ -350,6 +351,76 @@ static napi_value ipip_gso_attach(napi_env env, napi_callback_info info) {
   char *log = malloc(LOG_LEN);
   const char *failed_call = "bpf";
   int fd = lvs_encap_attach((int)ifindex, log, log != NULL ? LOG_LEN : 0, &failed_call);
+  if (fd < 0 && log != NULL && strcmp(failed_call, "bpf") == 0 && log[0] != '\0') {
+    fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
+  }
+  free(log);
+  if (fd < 0) {
+    return throw_errno(env, -fd, failed_call,
+                       strcmp(failed_call, "bpf") == 0 ? "bpf BPF_PROG_LOAD" : "bpf BPF_LINK_CREATE (tcx ingress)");
+  }
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) return NULL;
+  return result;
+}
+
+/* ---- IP-in-IP decapsulation in the kernel, for lvs-realserver (decap.c) -------------------- */
+
+/* decapMapsCreate() -> {vips, counts} */
+static napi_value decap_maps_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  int vips, counts;
+  int rc = lvs_decap_maps_create(&vips, &counts);
+  if (rc < 0) return throw_errno(env, -rc, "bpf", "bpf BPF_MAP_CREATE");
+  napi_value result, v, c;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, vips, &v) != napi_ok ||
+      napi_set_named_property(env, result, "vips", v) != napi_ok || napi_create_int32(env, counts, &c) != napi_ok ||
+      napi_set_named_property(env, result, "counts", c) != napi_ok) {
+    return NULL;
+  }
+  return result;
+}
+
+/* decapVipAdd(vipsFd, addr) */
+static napi_value decap_vip_add(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd;
+  uint32_t addr;
+  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd) || !get_u32(env, argv[1], "addr", &addr)) return NULL;
+  int rc = lvs_decap_vip_add(fd, addr);
+  if (rc < 0) return throw_errno(env, -rc, "bpf", "bpf BPF_MAP_UPDATE_ELEM");
+  return NULL;
+}
+
+/* decapCount(countsFd) -> number */
+static napi_value decap_count(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd)) return NULL;
+  uint64_t n = 0;
+  int rc = lvs_decap_count(fd, &n);
+  if (rc < 0) return throw_errno(env, -rc, "bpf", "bpf BPF_MAP_LOOKUP_ELEM");
+  napi_value result;
+  if (napi_create_double(env, (double)n, &result) != napi_ok) return NULL;
+  return result;
+}
+
+/* decapAttach(ifname, vipsFd, countsFd) -> link fd */
+static napi_value decap_attach(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char name[LVS_IFNAMSIZ];
+  int vips, counts;
+  if (!get_ifname(env, argv[0], "interface name", name) || !get_fd(env, argv[1], &vips) ||
+      !get_fd(env, argv[2], &counts)) {
+    return NULL;
+  }
+  unsigned ifindex = if_nametoindex(name);
+  if (ifindex == 0) return throw_errno(env, errno, "if_nametoindex", name);
+  enum { LOG_LEN = 16384 };
+  char *log = malloc(LOG_LEN);
+  const char *failed_call = "bpf";
+  int fd = lvs_decap_attach((int)ifindex, vips, counts, log, log != NULL ? LOG_LEN : 0, &failed_call);
   if (fd < 0 && log != NULL && strcmp(failed_call, "bpf") == 0 && log[0] != '\0') {
     fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
   }
@@ -889,6 +960,10 @@ NAPI_MODULE_INIT() {
       {"steerMapSet", NULL, steer_map_set, NULL, NULL, NULL, napi_enumerable, NULL},
       {"steerAttach", NULL, steer_attach, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ipipGsoAttach", NULL, ipip_gso_attach, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"decapMapsCreate", NULL, decap_maps_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"decapVipAdd", NULL, decap_vip_add, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"decapCount", NULL, decap_count, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"decapAttach", NULL, decap_attach, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) {
     throw_napi_failure(env, "napi_define_properties");

@@ -19,6 +19,7 @@ import {
   undoState,
 } from '../realserver/host-changes';
 import { SystemHostOps } from '../realserver/host-ops';
+import { decapInterfaces, KernelDecap } from '../realserver/kernel-decap';
 import { setupTun } from '../realserver/tun-setup';
 import { currentNetns, type NetnsId, recordOrigin, removeRunDirIfEmpty } from '../run-dir';
 import { ipToU32 } from '../wire/addr';
@@ -37,9 +38,10 @@ director, for the forwarding methods in which the real server owns the virtual I
         accepts packets for the VIP but never answers ARP for it (the director does).
   tun   IP-in-IP tunnelling (lvsadm -i), without the kernel's ipip module: creates a TUN
         device that owns the VIPs, turns rp_filter off on it and on all, and decapsulates
-        in user space: each IP-in-IP datagram whose inner destination is a VIP is written
-        into the TUN, and this host answers the client directly, from the VIP. Prints its
-        packet counters on exit.
+        each IP-in-IP datagram whose inner destination is a VIP: in the kernel, by an eBPF
+        program at the ingress of every interface (what it cannot take: fragments, outer
+        options, ECN CE), else in user space, writing the inner packet into the TUN. This
+        host answers the client directly, from the VIP. Prints its packet counters on exit.
 
 It stays in the foreground, prints each change it makes, and undoes all of them on SIGINT,
 SIGTERM or SIGHUP. The changes are recorded in a state file, so that --down (or the next
@@ -48,6 +50,7 @@ start) undoes what a killed run left behind.
 Options:
   --vip A.B.C.D[,...]  the virtual IP addresses (repeatable)
   --dev NAME           tun: the TUN device to create (default: lvsrs0)
+  --user-space         tun: decapsulate in user space only, loading no eBPF program
   --state FILE         where the changes are recorded (default: realserver-<mode>.state in
                        the network namespace's run-time directory: /run/lvs/ in the host's
                        namespace, /run/lvs/netns-<inode>/ in any other, so real servers in
@@ -148,6 +151,7 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
   const keepAlive = setInterval(() => {}, 1 << 30);
   let code = 0;
   let loop: DecapLoop | undefined;
+  let kernel: KernelDecap | null = null;
   let changes: HostChanges | undefined;
   let lock: InstanceLock | undefined;
   try {
@@ -163,6 +167,11 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
       const tunFd = await setupTun(changes, ops, log, { openTun, closeFd }, cmd.dev, cmd.vips);
       loop = DecapLoop.open(native, tunFd, cmd.vips.map(ipToU32));
       loop.start((err) => log.warn(`decapsulation: ${(err as Error)?.message ?? String(err)}`));
+      if (!cmd.userSpace) {
+        const ifnames = decapInterfaces(await ops.ip(['-j', 'link', 'show']), cmd.dev);
+        kernel = KernelDecap.open(native, cmd.vips.map(ipToU32), ifnames, (msg) => log.warn(msg));
+        if (kernel !== null) log.info(`decapsulating in the kernel on ${kernel.links.map((l) => l.ifname).join(', ')}`);
+      }
     }
     log.info(`ready: ${cmd.mode} real server for ${cmd.vips.join(', ')}; changes recorded in ${cmd.stateFile}`);
     const sig = await stop.stopped;
@@ -171,6 +180,10 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
     code = fail((err as Error).message);
   } finally {
     try {
+      if (kernel !== null) {
+        log.info(`decapsulated ${kernel.count} IP-in-IP datagrams in the kernel`);
+        kernel.close();
+      }
       loop?.close();
       await changes?.undoAll();
     } catch (err) {

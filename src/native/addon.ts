@@ -85,6 +85,15 @@ export interface LvsNative {
    */
   ipipGsoAttach(ifname: string): number;
   /**
+   * lvs-realserver's kernel decapsulation (native/src/decap.c): the VIP map and the counter
+   * map its program uses; a VIP (host order) into the map; the datagrams decapsulated so far;
+   * the program attached at the ingress of `ifname` (a tcx link: returns its fd).
+   */
+  decapMapsCreate(): { vips: number; counts: number };
+  decapVipAdd(vipsFd: number, addr: number): void;
+  decapCount(countsFd: number): number;
+  decapAttach(ifname: string, vipsFd: number, countsFd: number): number;
+  /**
    * Read packets until EAGAIN or `maxCount`: packet i at `(firstSlot + i) * slotSize + headroom`,
    * length in `lens[firstSlot + i]` (clamped to `slotSize - headroom`), its `vnetLen`-byte
    * virtio_net_hdr (0 without offloads) in the bytes just before it. Returns the count; 0 when

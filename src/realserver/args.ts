@@ -25,7 +25,15 @@ export type RealserverCommand =
   | { kind: 'help' }
   | { kind: 'version' }
   /** Set the host up for `mode` and stay in the foreground until a signal. */
-  | { kind: 'up'; mode: RealserverMode; vips: string[]; dev: string; stateFile: string }
+  | {
+      kind: 'up';
+      mode: RealserverMode;
+      vips: string[];
+      dev: string;
+      stateFile: string;
+      /** tun: decapsulate in user space only (no eBPF program). */
+      userSpace: boolean;
+    }
   /** Undo what a (killed) run recorded in `stateFile`. */
   | { kind: 'down'; mode: RealserverMode; stateFile: string };
 
@@ -76,10 +84,12 @@ export function parseRealserverArgs(argv: readonly string[]): RealserverCommand 
   if (values.state === '') throw new UsageError('--state needs a file name');
   const stateFile = values.state === undefined ? defaultStateFile(mode) : resolve(values.state);
   if (values.dev !== undefined && mode !== 'tun') throw new UsageError('--dev is for tun mode only');
+  if (values['user-space'] && mode !== 'tun') throw new UsageError('--user-space is for tun mode only');
 
   if (values.down) {
     if (values.vip !== undefined) throw new UsageError('--down takes no --vip: it undoes what the state file records');
     if (values.dev !== undefined) throw new UsageError('--down takes no --dev: it undoes what the state file records');
+    if (values['user-space']) throw new UsageError('--down takes no --user-space');
     return { kind: 'down', mode, stateFile };
   }
 
@@ -87,7 +97,7 @@ export function parseRealserverArgs(argv: readonly string[]): RealserverCommand 
   if (vips.length === 0) throw new UsageError('missing --vip A.B.C.D[,...]');
   const dev = values.dev ?? DEFAULT_TUN_DEV;
   if (!IFNAME.test(dev)) throw new UsageError(`invalid device name ${JSON.stringify(dev)}: 1..15 of A-Z a-z 0-9 _ . -`);
-  return { kind: 'up', mode, vips, dev, stateFile };
+  return { kind: 'up', mode, vips, dev, stateFile, userSpace: values['user-space'] };
 }
 
 function parse(argv: readonly string[]) {
@@ -96,6 +106,7 @@ function parse(argv: readonly string[]) {
     options: {
       vip: { type: 'string', multiple: true },
       dev: { type: 'string' },
+      'user-space': { type: 'boolean', default: false },
       state: { type: 'string' },
       down: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },

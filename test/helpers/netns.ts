@@ -316,12 +316,12 @@ export class Lab {
     };
   }
 
-  /** Start lvs-realserver (dr or tun) for `vip` in each real server; resolves once set up. */
-  async startRealservers(mode: 'dr' | 'tun', vip: string): Promise<void> {
+  /** Start lvs-realserver (dr or tun) for `vip` in each real server, with `extra` options; resolves once set up. */
+  async startRealservers(mode: 'dr' | 'tun', vip: string, extra: string[] = []): Promise<void> {
     await Promise.all(
       this.rs.map((ns) => {
         const state = this.explicitSocket === undefined ? [] : ['--state', join(this.tmp, `${ns}.rs.state`)];
-        return this.spawn(ns, [process.execPath, LVS_REALSERVER, mode, '--vip', vip, ...state], 'ready');
+        return this.spawn(ns, [process.execPath, LVS_REALSERVER, mode, '--vip', vip, ...state, ...extra], 'ready');
       }),
     );
   }

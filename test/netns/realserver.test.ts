@@ -239,6 +239,11 @@ describe.skipIf(why !== undefined)('lvs-realserver in network namespaces', () =>
       expect(r.replies).toEqual([]);
 
       expect(await rs.stop('SIGTERM')).toBe(0);
+      // The datagrams for the VIP were decapsulated in the kernel (native/src/decap.c), the one
+      // for no VIP left to the user-space side, which dropped it.
+      expect(rs.output).toMatch(/lvs-realserver: decapsulating in the kernel on [a-z]/);
+      const kernel = /lvs-realserver: decapsulated (\d+) IP-in-IP datagrams in the kernel/.exec(rs.output);
+      expect(Number(kernel?.[1])).toBeGreaterThan(200);
       expect(rs.output).toMatch(/lvs-realserver: received \d+ IP-in-IP datagrams, delivered \d+ inner packets/);
       expect(rs.output).toContain('lvs-realserver: dropped 1 not_vip');
       expect(rs.output).toContain(`lvs-realserver: removed ${VIP}/32 from ${TUN_DEV}`);

@@ -13,10 +13,10 @@ const CLIENT = '192.168.0.2';
 const DIRECTOR = '192.168.0.254';
 const SIZE = 1024 * 1024;
 
-async function tunLab(tag: string, rsMtu: number): Promise<Lab> {
+async function tunLab(tag: string, rsMtu: number, realserver: string[] = []): Promise<Lab> {
   const lab = new Lab(tag);
   await lab.up('tun', { RS_MTU: String(rsMtu) });
-  await lab.startRealservers('tun', VIP);
+  await lab.startRealservers('tun', VIP, realserver);
   await lab.startHttpServers();
   await lab.startUdpEchoServers(53, VIP);
   await lab.startLvsd();
@@ -115,18 +115,23 @@ describe.skipIf(why !== undefined)('TUN through lvsd in network namespaces', () 
   });
 });
 
-describe.skipIf(why !== undefined)('TUN with a lower MTU on the real-server side of the router', () => {
-  let lab: Lab;
+describe.skipIf(why !== undefined)(
+  'TUN with a lower MTU on the real-server side of the router, decapsulated in user space',
+  () => {
+    let lab: Lab;
 
-  beforeAll(async () => {
-    lab = await tunLab('m', 1280);
-  });
+    beforeAll(async () => {
+      // lvs-realserver --user-space: the segments the kernel cut from lvsd's GSO packets reach its
+      // raw socket with their TCP checksums still partial, and go on into its TUN as such.
+      lab = await tunLab('m', 1280, ['--user-space']);
+    });
 
-  afterAll(async () => {
-    await lab?.down();
-  });
+    afterAll(async () => {
+      await lab?.down();
+    });
 
-  it('completes a 1 MiB upload and download: the router’s frag-needed reaches the client as a smaller MTU', async () => {
-    await transfer(lab);
-  });
-});
+    it('completes a 1 MiB upload and download: the router’s frag-needed reaches the client as a smaller MTU', async () => {
+      await transfer(lab);
+    });
+  },
+);

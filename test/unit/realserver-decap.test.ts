@@ -19,6 +19,7 @@ import {
   DROP_OUTER_TRUNCATED,
   DROP_OVERSIZE,
 } from '../../src/realserver/decap';
+import { decapInterfaces } from '../../src/realserver/kernel-decap';
 import { ipToU32 } from '../../src/wire/addr';
 import { expectValidPacket } from '../helpers/packet-assert';
 import { fromHex, packet, toHex } from '../helpers/packet-builder';
@@ -330,5 +331,17 @@ describe('Decapsulator: partial TCP checksums (segments the director kernel cut,
     frag.writeUInt16BE(pseudo(frag), 36);
     expect(decide(d, encap(frag))).toBe(DECAP_OK);
     expect([d.partial, d.partials]).toEqual([false, 0]);
+  });
+});
+
+describe('the kernel decapsulation’s interfaces (ip -j link show)', () => {
+  it('are every interface but loopback and the decapsulation TUN', () => {
+    const json = JSON.stringify([
+      { ifindex: 1, ifname: 'lo', link_type: 'loopback' },
+      { ifindex: 2, ifname: 'eth0', link_type: 'ether' },
+      { ifindex: 3, ifname: 'lvsrs0', link_type: 'none' },
+      { ifindex: 4, ifname: 'eth1', link_type: 'ether' },
+    ]);
+    expect(decapInterfaces(json, 'lvsrs0')).toEqual(['eth0', 'eth1']);
   });
 });

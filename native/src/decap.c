@@ -1,0 +1,221 @@
+/*
+ * IP-in-IP decapsulation in the kernel, for lvs-realserver in TUN mode: a tcx ingress program on
+ * the real server's interfaces that takes the outer IPv4 header off a datagram from the
+ * director (protocol 4) whose inner packet is for one of the VIPs, so the local stack receives
+ * the inner packet as if it had come so, at softirq speed, with no copy to user space and back.
+ * What it leaves alone goes on to lvs-realserver's user-space decapsulator (src/realserver/
+ * decap.ts) through its raw socket, which decides as before: outer headers with options,
+ * fragments (the stack reassembles them first), outer ECN CE (RFC 6040's rules are applied
+ * there), GSO packets, anything not IPv4 inside, and inner destinations that are no VIP (the
+ * user-space side drops and counts them).
+ *
+ * The VIPs are the keys of a BPF hash map (network byte order, as they appear in the packet);
+ * a one-slot array map counts the datagrams decapsulated here. Assembled by hand like the
+ * other programs (steer.c, encap.c); attached with a tcx link per interface.
+ */
+#include "decap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef BPF_TCX_INGRESS
+#define BPF_TCX_INGRESS 46
+#endif
+
+#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
+#define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
+#define MOV64_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
+#define ALU64_IMM(op, d, i) INSN(BPF_ALU64 | (op) | BPF_K, d, 0, 0, i)
+#define LDX_W(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, off, 0)
+#define LDX_B(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_B, d, s, off, 0)
+#define ST_W(d, off, i) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, off, i)
+#define ATOMIC_ADD_DW(d, off, s) INSN(BPF_STX | BPF_ATOMIC | BPF_DW, d, s, off, BPF_ADD)
+#define JEQ_IMM(d, i, off) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, off, i)
+#define JNE_IMM(d, i, off) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, off, i)
+#define CALL(fn) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, fn)
+#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd)
+
+/* The outer and inner IPv4 headers (20 bytes each) are copied to the stack at fp - 40. */
+#define HDRS (-40)
+#define INNER (HDRS + 20)
+#define KEY0 (-44)
+
+enum { L_PASS, L_COUNT };
+
+typedef struct {
+  struct bpf_insn insn[64];
+  int n;
+  int label[L_COUNT];
+  struct {
+    int at, label;
+  } fix[24];
+  int nfix;
+} prog_buf;
+
+static void emit(prog_buf *p, struct bpf_insn i) { p->insn[p->n++] = i; }
+static void emit_jump(prog_buf *p, struct bpf_insn i, int label) {
+  p->fix[p->nfix].at = p->n;
+  p->fix[p->nfix].label = label;
+  p->nfix++;
+  emit(p, i);
+}
+
+static void build(prog_buf *p, int vips_fd, int count_fd) {
+  memset(p, 0, sizeof(*p));
+  emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
+  /* GSO packets (a NIC's GRO of IP-in-IP) go to user space, which takes them whole. */
+  emit(p, LDX_W(BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, gso_size)));
+  emit_jump(p, JNE_IMM(BPF_REG_2, 0, 0), L_PASS);
+  /* IPv4 only (skb->protocol is big-endian in a u32 field: 0x0800 reads as 0x0008 here). */
+  emit(p, LDX_W(BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, protocol)));
+  emit_jump(p, JNE_IMM(BPF_REG_2, (int32_t)htons(0x0800), 0), L_PASS);
+  /* bpf_skb_load_bytes_relative(skb, 0, fp + HDRS, 40, BPF_HDR_START_NET) */
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
+  emit(p, MOV64_IMM(BPF_REG_2, 0));
+  emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_3, HDRS));
+  emit(p, MOV64_IMM(BPF_REG_4, 40));
+  emit(p, MOV64_IMM(BPF_REG_5, BPF_HDR_START_NET));
+  emit(p, CALL(BPF_FUNC_skb_load_bytes_relative));
+  emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
+  /* Outer: no options, protocol 4, not a fragment, not CE. */
+  emit(p, LDX_B(BPF_REG_2, BPF_REG_10, HDRS));
+  emit_jump(p, JNE_IMM(BPF_REG_2, 0x45, 0), L_PASS);
+  emit(p, LDX_B(BPF_REG_2, BPF_REG_10, HDRS + 9));
+  emit_jump(p, JNE_IMM(BPF_REG_2, 4, 0), L_PASS);
+  emit(p, LDX_B(BPF_REG_2, BPF_REG_10, HDRS + 6));
+  emit(p, ALU64_IMM(BPF_AND, BPF_REG_2, 0x3f));
+  emit_jump(p, JNE_IMM(BPF_REG_2, 0, 0), L_PASS);
+  emit(p, LDX_B(BPF_REG_2, BPF_REG_10, HDRS + 7));
+  emit_jump(p, JNE_IMM(BPF_REG_2, 0, 0), L_PASS);
+  emit(p, LDX_B(BPF_REG_2, BPF_REG_10, HDRS + 1));
+  emit(p, ALU64_IMM(BPF_AND, BPF_REG_2, 3));
+  emit_jump(p, JEQ_IMM(BPF_REG_2, 3, 0), L_PASS);
+  /* Inner: IPv4, to a VIP (the map's key is its destination as it stands in the packet). */
+  emit(p, LDX_B(BPF_REG_2, BPF_REG_10, INNER));
+  emit(p, ALU64_IMM(BPF_RSH, BPF_REG_2, 4));
+  emit_jump(p, JNE_IMM(BPF_REG_2, 4, 0), L_PASS);
+  emit(p, LD_MAP_FD(BPF_REG_1, vips_fd));
+  emit(p, INSN(0, 0, 0, 0, 0));
+  emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, INNER + 16));
+  emit(p, CALL(BPF_FUNC_map_lookup_elem));
+  emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_PASS);
+  /* bpf_skb_adjust_room(skb, -20, BPF_ADJ_ROOM_MAC, 0): the outer header out. */
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
+  emit(p, MOV64_IMM(BPF_REG_2, -20));
+  emit(p, MOV64_IMM(BPF_REG_3, BPF_ADJ_ROOM_MAC));
+  emit(p, MOV64_IMM(BPF_REG_4, 0));
+  emit(p, CALL(BPF_FUNC_skb_adjust_room));
+  emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
+  /* Count it: counts[0] += 1. */
+  emit(p, ST_W(BPF_REG_10, KEY0, 0));
+  emit(p, LD_MAP_FD(BPF_REG_1, count_fd));
+  emit(p, INSN(0, 0, 0, 0, 0));
+  emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, KEY0));
+  emit(p, CALL(BPF_FUNC_map_lookup_elem));
+  emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_PASS);
+  emit(p, MOV64_IMM(BPF_REG_1, 1));
+  emit(p, ATOMIC_ADD_DW(BPF_REG_0, 0, BPF_REG_1));
+  p->label[L_PASS] = p->n;
+  emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_OK));
+  emit(p, EXIT());
+  for (int i = 0; i < p->nfix; i++) {
+    struct bpf_insn *in = &p->insn[p->fix[i].at];
+    in->off = (int16_t)(p->label[p->fix[i].label] - p->fix[i].at - 1);
+  }
+}
+
+static long sys_bpf(int cmd, union bpf_attr *attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
+
+static int map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max, const char *name) {
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.map_type = type;
+  attr.key_size = key;
+  attr.value_size = value;
+  attr.max_entries = max;
+  strncpy(attr.map_name, name, sizeof(attr.map_name) - 1);
+  long fd = sys_bpf(BPF_MAP_CREATE, &attr);
+  return fd < 0 ? -errno : (int)fd;
+}
+
+int lvs_decap_maps_create(int *vips_fd, int *count_fd) {
+  int v = map_create(BPF_MAP_TYPE_HASH, 4, 4, 256, "lvs_rs_vips");
+  if (v < 0) return v;
+  int c = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1, "lvs_rs_decap");
+  if (c < 0) {
+    close(v);
+    return c;
+  }
+  *vips_fd = v;
+  *count_fd = c;
+  return 0;
+}
+
+int lvs_decap_vip_add(int vips_fd, uint32_t addr) {
+  uint32_t key = htonl(addr), value = 1;
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.map_fd = (uint32_t)vips_fd;
+  attr.key = (uint64_t)(uintptr_t)&key;
+  attr.value = (uint64_t)(uintptr_t)&value;
+  attr.flags = BPF_ANY;
+  return sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
+}
+
+int lvs_decap_count(int count_fd, uint64_t *out) {
+  uint32_t key = 0;
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.map_fd = (uint32_t)count_fd;
+  attr.key = (uint64_t)(uintptr_t)&key;
+  attr.value = (uint64_t)(uintptr_t)out;
+  return sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) < 0 ? -errno : 0;
+}
+
+int lvs_decap_attach(int ifindex, int vips_fd, int count_fd, char *log, size_t log_len, const char **failed_call) {
+  prog_buf p;
+  build(&p, vips_fd, count_fd);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.prog_type = BPF_PROG_TYPE_SCHED_CLS;
+  attr.expected_attach_type = BPF_TCX_INGRESS;
+  attr.insns = (uint64_t)(uintptr_t)p.insn;
+  attr.insn_cnt = (uint32_t)p.n;
+  attr.license = (uint64_t)(uintptr_t)"GPL";
+  if (log != NULL && log_len > 0) {
+    log[0] = '\0';
+    attr.log_buf = (uint64_t)(uintptr_t)log;
+    attr.log_size = (uint32_t)log_len;
+    attr.log_level = 1;
+  }
+  memcpy(attr.prog_name, "lvs_rs_decap", 13);
+  *failed_call = "bpf";
+  long prog = sys_bpf(BPF_PROG_LOAD, &attr);
+  if (prog < 0 && errno == ENOSPC && log != NULL) {
+    attr.log_buf = 0;
+    attr.log_size = 0;
+    attr.log_level = 0;
+    prog = sys_bpf(BPF_PROG_LOAD, &attr);
+  }
+  if (prog < 0) return -errno;
+  memset(&attr, 0, sizeof(attr));
+  attr.link_create.prog_fd = (uint32_t)prog;
+  attr.link_create.target_ifindex = (uint32_t)ifindex;
+  attr.link_create.attach_type = BPF_TCX_INGRESS;
+  *failed_call = "bpf link";
+  long link = sys_bpf(BPF_LINK_CREATE, &attr);
+  int err = errno;
+  close((int)prog);
+  return link < 0 ? -err : (int)link;
+}
