@@ -313,55 +313,84 @@ static napi_value steer_map_set(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* steerAttach(tunFd, mapFd, clientIsSource) */
-static napi_value steer_attach(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int tun_fd, map_fd;
+/*
+ * What one of the eBPF attach calls needs (steer.c, encap.c, decap.c); `attach` runs it with a
+ * verifier log and returns an fd, 0 or -errno.
+ */
+typedef struct {
+  int fd, map_fd, count_fd, ifindex;
   bool client_is_source;
-  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &tun_fd) || !get_fd(env, argv[1], &map_fd) ||
-      !get_bool(env, argv[2], "clientIsSource", &client_is_source)) {
-    return NULL;
-  }
+  int (*attach)(const void *self, char *log, size_t log_len, const char **failed_call);
+} bpf_attach_args;
+
+/*
+ * Run `a->attach` with a verifier log, printed to stderr when the verifier refused the program.
+ * Returns its result, or throws (`attach_what` names the attach step) and returns -1.
+ */
+static int bpf_attach_call(napi_env env, const bpf_attach_args *a, const char *attach_what) {
   enum { LOG_LEN = 16384 };
   char *log = malloc(LOG_LEN);
   const char *failed_call = "bpf";
-  int rc = lvs_steer_attach(tun_fd, map_fd, client_is_source, log, log != NULL ? LOG_LEN : 0, &failed_call);
-  if (rc < 0 && log != NULL && strcmp(failed_call, "bpf") == 0 && log[0] != '\0') {
-    fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
-  }
+  int rc = a->attach(a, log, log != NULL ? LOG_LEN : 0, &failed_call);
+  bool verifier = strcmp(failed_call, "bpf") == 0;
+  if (rc < 0 && log != NULL && verifier && log[0] != '\0') fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
   free(log);
   if (rc < 0) {
-    return throw_errno(env, -rc, failed_call,
-                       strcmp(failed_call, "bpf") == 0 ? "bpf BPF_PROG_LOAD" : "ioctl TUNSETSTEERINGEBPF");
+    throw_errno(env, -rc, failed_call, verifier ? "bpf BPF_PROG_LOAD" : attach_what);
+    return -1;
   }
+  return rc;
+}
+
+static int steer_attach_fn(const void *self, char *log, size_t log_len, const char **failed_call) {
+  const bpf_attach_args *a = self;
+  return lvs_steer_attach(a->fd, a->map_fd, a->client_is_source, log, log_len, failed_call);
+}
+
+/* steerAttach(tunFd, mapFd, clientIsSource) */
+static napi_value steer_attach(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  bpf_attach_args a = {.attach = steer_attach_fn};
+  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &a.fd) || !get_fd(env, argv[1], &a.map_fd) ||
+      !get_bool(env, argv[2], "clientIsSource", &a.client_is_source)) {
+    return NULL;
+  }
+  bpf_attach_call(env, &a, "ioctl TUNSETSTEERINGEBPF");
   return NULL;
+}
+
+/* The fd of a tcx link made by bpf_attach_call, or NULL (thrown). */
+static napi_value tcx_link_value(napi_env env, const bpf_attach_args *a) {
+  int fd = bpf_attach_call(env, a, "bpf BPF_LINK_CREATE (tcx ingress)");
+  napi_value result;
+  if (fd < 0 || napi_create_int32(env, fd, &result) != napi_ok) return NULL;
+  return result;
+}
+
+/* An interface's index into `a`, or false (thrown). */
+static bool get_ifindex(napi_env env, napi_value v, bpf_attach_args *a) {
+  char name[LVS_IFNAMSIZ];
+  if (!get_ifname(env, v, "interface name", name)) return false;
+  a->ifindex = (int)if_nametoindex(name);
+  if (a->ifindex == 0) {
+    throw_errno(env, errno, "if_nametoindex", name);
+    return false;
+  }
+  return true;
 }
 
 /* ---- IP-in-IP segmentation by the kernel (encap.c) ---------------------------------------- */
 
+static int encap_attach_fn(const void *self, char *log, size_t log_len, const char **failed_call) {
+  return lvs_encap_attach(((const bpf_attach_args *)self)->ifindex, log, log_len, failed_call);
+}
+
 /* ipipGsoAttach(ifname) -> link fd */
 static napi_value ipip_gso_attach(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  char name[LVS_IFNAMSIZ];
-  if (!get_ifname(env, argv[0], "interface name", name)) return NULL;
-  unsigned ifindex = if_nametoindex(name);
-  if (ifindex == 0) return throw_errno(env, errno, "if_nametoindex", name);
-  enum { LOG_LEN = 16384 };
-  char *log = malloc(LOG_LEN);
-  const char *failed_call = "bpf";
-  int fd = lvs_encap_attach((int)ifindex, log, log != NULL ? LOG_LEN : 0, &failed_call);
-  if (fd < 0 && log != NULL && strcmp(failed_call, "bpf") == 0 && log[0] != '\0') {
-    fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
-  }
-  free(log);
-  if (fd < 0) {
-    return throw_errno(env, -fd, failed_call,
-                       strcmp(failed_call, "bpf") == 0 ? "bpf BPF_PROG_LOAD" : "bpf BPF_LINK_CREATE (tcx ingress)");
-  }
-  napi_value result;
-  if (napi_create_int32(env, fd, &result) != napi_ok) return NULL;
-  return result;
+  bpf_attach_args a = {.attach = encap_attach_fn};
+  if (!get_args(env, info, 1, argv) || !get_ifindex(env, argv[0], &a)) return NULL;
+  return tcx_link_value(env, &a);
 }
 
 /* ---- IP-in-IP decapsulation in the kernel, for lvs-realserver (decap.c) -------------------- */
@@ -405,33 +434,20 @@ static napi_value decap_count(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static int decap_attach_fn(const void *self, char *log, size_t log_len, const char **failed_call) {
+  const bpf_attach_args *a = self;
+  return lvs_decap_attach(a->ifindex, a->map_fd, a->count_fd, log, log_len, failed_call);
+}
+
 /* decapAttach(ifname, vipsFd, countsFd) -> link fd */
 static napi_value decap_attach(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  char name[LVS_IFNAMSIZ];
-  int vips, counts;
-  if (!get_ifname(env, argv[0], "interface name", name) || !get_fd(env, argv[1], &vips) ||
-      !get_fd(env, argv[2], &counts)) {
+  bpf_attach_args a = {.attach = decap_attach_fn};
+  if (!get_args(env, info, 3, argv) || !get_ifindex(env, argv[0], &a) || !get_fd(env, argv[1], &a.map_fd) ||
+      !get_fd(env, argv[2], &a.count_fd)) {
     return NULL;
   }
-  unsigned ifindex = if_nametoindex(name);
-  if (ifindex == 0) return throw_errno(env, errno, "if_nametoindex", name);
-  enum { LOG_LEN = 16384 };
-  char *log = malloc(LOG_LEN);
-  const char *failed_call = "bpf";
-  int fd = lvs_decap_attach((int)ifindex, vips, counts, log, log != NULL ? LOG_LEN : 0, &failed_call);
-  if (fd < 0 && log != NULL && strcmp(failed_call, "bpf") == 0 && log[0] != '\0') {
-    fprintf(stderr, "lvs_native: BPF verifier log:\n%s\n", log);
-  }
-  free(log);
-  if (fd < 0) {
-    return throw_errno(env, -fd, failed_call,
-                       strcmp(failed_call, "bpf") == 0 ? "bpf BPF_PROG_LOAD" : "bpf BPF_LINK_CREATE (tcx ingress)");
-  }
-  napi_value result;
-  if (napi_create_int32(env, fd, &result) != napi_ok) return NULL;
-  return result;
+  return tcx_link_value(env, &a);
 }
 
 /*

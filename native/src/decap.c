@@ -17,58 +17,20 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/bpf.h>
 #include <linux/pkt_cls.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef BPF_TCX_INGRESS
-#define BPF_TCX_INGRESS 46
-#endif
-
-#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
-#define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
-#define MOV64_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
-#define ALU64_IMM(op, d, i) INSN(BPF_ALU64 | (op) | BPF_K, d, 0, 0, i)
-#define LDX_W(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, off, 0)
-#define LDX_B(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_B, d, s, off, 0)
-#define ST_W(d, off, i) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, off, i)
-#define ATOMIC_ADD_DW(d, off, s) INSN(BPF_STX | BPF_ATOMIC | BPF_DW, d, s, off, BPF_ADD)
-#define JEQ_IMM(d, i, off) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, off, i)
-#define JNE_IMM(d, i, off) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, off, i)
-#define CALL(fn) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, fn)
-#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
-#define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd)
+#include "bpf-asm.h"
 
 /* The outer and inner IPv4 headers (20 bytes each) are copied to the stack at fp - 40. */
 #define HDRS (-40)
 #define INNER (HDRS + 20)
 #define KEY0 (-44)
 
-enum { L_PASS, L_COUNT };
+enum { L_PASS };
 
-typedef struct {
-  struct bpf_insn insn[64];
-  int n;
-  int label[L_COUNT];
-  struct {
-    int at, label;
-  } fix[24];
-  int nfix;
-} prog_buf;
-
-static void emit(prog_buf *p, struct bpf_insn i) { p->insn[p->n++] = i; }
-static void emit_jump(prog_buf *p, struct bpf_insn i, int label) {
-  p->fix[p->nfix].at = p->n;
-  p->fix[p->nfix].label = label;
-  p->nfix++;
-  emit(p, i);
-}
-
-static void build(prog_buf *p, int vips_fd, int count_fd) {
+static void build(bpf_prog *p, int vips_fd, int count_fd) {
   memset(p, 0, sizeof(*p));
   emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
   /* GSO packets (a NIC's GRO of IP-in-IP) go to user space, which takes them whole. */
@@ -103,8 +65,7 @@ static void build(prog_buf *p, int vips_fd, int count_fd) {
   emit(p, LDX_B(BPF_REG_2, BPF_REG_10, INNER));
   emit(p, ALU64_IMM(BPF_RSH, BPF_REG_2, 4));
   emit_jump(p, JNE_IMM(BPF_REG_2, 4, 0), L_PASS);
-  emit(p, LD_MAP_FD(BPF_REG_1, vips_fd));
-  emit(p, INSN(0, 0, 0, 0, 0));
+  emit_map_fd(p, BPF_REG_1, vips_fd);
   emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
   emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, INNER + 16));
   emit(p, CALL(BPF_FUNC_map_lookup_elem));
@@ -118,24 +79,18 @@ static void build(prog_buf *p, int vips_fd, int count_fd) {
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
   /* Count it: counts[0] += 1. */
   emit(p, ST_W(BPF_REG_10, KEY0, 0));
-  emit(p, LD_MAP_FD(BPF_REG_1, count_fd));
-  emit(p, INSN(0, 0, 0, 0, 0));
+  emit_map_fd(p, BPF_REG_1, count_fd);
   emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
   emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, KEY0));
   emit(p, CALL(BPF_FUNC_map_lookup_elem));
   emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_PASS);
   emit(p, MOV64_IMM(BPF_REG_1, 1));
   emit(p, ATOMIC_ADD_DW(BPF_REG_0, 0, BPF_REG_1));
-  p->label[L_PASS] = p->n;
+  place(p, L_PASS);
   emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_OK));
   emit(p, EXIT());
-  for (int i = 0; i < p->nfix; i++) {
-    struct bpf_insn *in = &p->insn[p->fix[i].at];
-    in->off = (int16_t)(p->label[p->fix[i].label] - p->fix[i].at - 1);
-  }
+  resolve(p);
 }
-
-static long sys_bpf(int cmd, union bpf_attr *attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
 
 static int map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max, const char *name) {
   union bpf_attr attr;
@@ -145,7 +100,7 @@ static int map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max,
   attr.value_size = value;
   attr.max_entries = max;
   strncpy(attr.map_name, name, sizeof(attr.map_name) - 1);
-  long fd = sys_bpf(BPF_MAP_CREATE, &attr);
+  long fd = lvs_sys_bpf(BPF_MAP_CREATE, &attr);
   return fd < 0 ? -errno : (int)fd;
 }
 
@@ -170,7 +125,7 @@ int lvs_decap_vip_add(int vips_fd, uint32_t addr) {
   attr.key = (uint64_t)(uintptr_t)&key;
   attr.value = (uint64_t)(uintptr_t)&value;
   attr.flags = BPF_ANY;
-  return sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
+  return lvs_sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
 }
 
 int lvs_decap_count(int count_fd, uint64_t *out) {
@@ -180,42 +135,11 @@ int lvs_decap_count(int count_fd, uint64_t *out) {
   attr.map_fd = (uint32_t)count_fd;
   attr.key = (uint64_t)(uintptr_t)&key;
   attr.value = (uint64_t)(uintptr_t)out;
-  return sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) < 0 ? -errno : 0;
+  return lvs_sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) < 0 ? -errno : 0;
 }
 
 int lvs_decap_attach(int ifindex, int vips_fd, int count_fd, char *log, size_t log_len, const char **failed_call) {
-  prog_buf p;
+  bpf_prog p;
   build(&p, vips_fd, count_fd);
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof(attr));
-  attr.prog_type = BPF_PROG_TYPE_SCHED_CLS;
-  attr.expected_attach_type = BPF_TCX_INGRESS;
-  attr.insns = (uint64_t)(uintptr_t)p.insn;
-  attr.insn_cnt = (uint32_t)p.n;
-  attr.license = (uint64_t)(uintptr_t)"GPL";
-  if (log != NULL && log_len > 0) {
-    log[0] = '\0';
-    attr.log_buf = (uint64_t)(uintptr_t)log;
-    attr.log_size = (uint32_t)log_len;
-    attr.log_level = 1;
-  }
-  memcpy(attr.prog_name, "lvs_rs_decap", 13);
-  *failed_call = "bpf";
-  long prog = sys_bpf(BPF_PROG_LOAD, &attr);
-  if (prog < 0 && errno == ENOSPC && log != NULL) {
-    attr.log_buf = 0;
-    attr.log_size = 0;
-    attr.log_level = 0;
-    prog = sys_bpf(BPF_PROG_LOAD, &attr);
-  }
-  if (prog < 0) return -errno;
-  memset(&attr, 0, sizeof(attr));
-  attr.link_create.prog_fd = (uint32_t)prog;
-  attr.link_create.target_ifindex = (uint32_t)ifindex;
-  attr.link_create.attach_type = BPF_TCX_INGRESS;
-  *failed_call = "bpf link";
-  long link = sys_bpf(BPF_LINK_CREATE, &attr);
-  int err = errno;
-  close((int)prog);
-  return link < 0 ? -err : (int)link;
+  return lvs_bpf_tcx_ingress(&p, "lvs_rs_decap", ifindex, log, log_len, failed_call);
 }

@@ -17,57 +17,18 @@
  */
 #include "encap.h"
 
-#include <errno.h>
-#include <linux/bpf.h>
 #include <linux/pkt_cls.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-/* The tcx attach point (Linux 6.6); older uapi headers lack the name. */
-#ifndef BPF_TCX_INGRESS
-#define BPF_TCX_INGRESS 46
-#endif
-
-#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
-#define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
-#define MOV64_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
-#define ADD64_IMM(d, i) INSN(BPF_ALU64 | BPF_ADD | BPF_K, d, 0, 0, i)
-#define LDX_W(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, off, 0)
-#define LDX_B(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_B, d, s, off, 0)
-#define JEQ_IMM(d, i, off) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, off, i)
-#define JNE_IMM(d, i, off) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, off, i)
-#define JGT_REG(d, s, off) INSN(BPF_JMP | BPF_JGT | BPF_X, d, s, off, 0)
-#define CALL(fn) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, fn)
-#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#include "bpf-asm.h"
 
 /* Where the outer header waits on the stack while the room is adjusted (20 bytes, 8-aligned). */
 #define SAVE (-24)
 #define OUTER 20
 
-enum { L_PASS, L_DROP, L_COUNT };
+enum { L_PASS, L_DROP };
 
-typedef struct {
-  struct bpf_insn insn[64];
-  int n;
-  int label[L_COUNT];
-  struct {
-    int at, label;
-  } fix[16];
-  int nfix;
-} prog_buf;
-
-static void emit(prog_buf *p, struct bpf_insn i) { p->insn[p->n++] = i; }
-static void emit_jump(prog_buf *p, struct bpf_insn i, int label) {
-  p->fix[p->nfix].at = p->n;
-  p->fix[p->nfix].label = label;
-  p->nfix++;
-  emit(p, i);
-}
-
-static void build(prog_buf *p) {
+static void build(bpf_prog *p) {
   memset(p, 0, sizeof(*p));
   /* r6 = the skb */
   emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
@@ -78,7 +39,7 @@ static void build(prog_buf *p) {
   emit(p, LDX_W(BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, data)));
   emit(p, LDX_W(BPF_REG_3, BPF_REG_6, offsetof(struct __sk_buff, data_end)));
   emit(p, MOV64_REG(BPF_REG_4, BPF_REG_2));
-  emit(p, ADD64_IMM(BPF_REG_4, OUTER));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_4, OUTER));
   emit_jump(p, JGT_REG(BPF_REG_4, BPF_REG_3, 0), L_PASS);
   emit(p, LDX_B(BPF_REG_4, BPF_REG_2, 0));
   emit_jump(p, JNE_IMM(BPF_REG_4, 0x45, 0), L_PASS);
@@ -88,7 +49,7 @@ static void build(prog_buf *p) {
   emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
   emit(p, MOV64_IMM(BPF_REG_2, 0));
   emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
-  emit(p, ADD64_IMM(BPF_REG_3, SAVE));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_3, SAVE));
   emit(p, MOV64_IMM(BPF_REG_4, OUTER));
   emit(p, CALL(BPF_FUNC_skb_load_bytes));
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
@@ -110,59 +71,22 @@ static void build(prog_buf *p) {
   emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
   emit(p, MOV64_IMM(BPF_REG_2, 0));
   emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
-  emit(p, ADD64_IMM(BPF_REG_3, SAVE));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_3, SAVE));
   emit(p, MOV64_IMM(BPF_REG_4, OUTER));
   emit(p, MOV64_IMM(BPF_REG_5, 0));
   emit(p, CALL(BPF_FUNC_skb_store_bytes));
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_DROP);
-  p->label[L_PASS] = p->n;
+  place(p, L_PASS);
   emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_OK));
   emit(p, EXIT());
-  p->label[L_DROP] = p->n;
+  place(p, L_DROP);
   emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_SHOT));
   emit(p, EXIT());
-  for (int i = 0; i < p->nfix; i++) {
-    struct bpf_insn *in = &p->insn[p->fix[i].at];
-    in->off = (int16_t)(p->label[p->fix[i].label] - p->fix[i].at - 1);
-  }
+  resolve(p);
 }
 
-static long sys_bpf(int cmd, union bpf_attr *attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
-
 int lvs_encap_attach(int ifindex, char *log, size_t log_len, const char **failed_call) {
-  prog_buf p;
+  bpf_prog p;
   build(&p);
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof(attr));
-  attr.prog_type = BPF_PROG_TYPE_SCHED_CLS;
-  attr.expected_attach_type = BPF_TCX_INGRESS;
-  attr.insns = (uint64_t)(uintptr_t)p.insn;
-  attr.insn_cnt = (uint32_t)p.n;
-  attr.license = (uint64_t)(uintptr_t)"GPL";
-  if (log != NULL && log_len > 0) {
-    log[0] = '\0';
-    attr.log_buf = (uint64_t)(uintptr_t)log;
-    attr.log_size = (uint32_t)log_len;
-    attr.log_level = 1;
-  }
-  memcpy(attr.prog_name, "lvs_ipip_gso", 13);
-  *failed_call = "bpf";
-  long prog = sys_bpf(BPF_PROG_LOAD, &attr);
-  if (prog < 0 && errno == ENOSPC && log != NULL) {
-    attr.log_buf = 0;
-    attr.log_size = 0;
-    attr.log_level = 0;
-    prog = sys_bpf(BPF_PROG_LOAD, &attr);
-  }
-  if (prog < 0) return -errno;
-  memset(&attr, 0, sizeof(attr));
-  attr.link_create.prog_fd = (uint32_t)prog;
-  attr.link_create.target_ifindex = (uint32_t)ifindex;
-  attr.link_create.attach_type = BPF_TCX_INGRESS;
-  *failed_call = "bpf link";
-  long link = sys_bpf(BPF_LINK_CREATE, &attr);
-  int err = errno;
-  /* The link holds the program. */
-  close((int)prog);
-  return link < 0 ? -err : (int)link;
+  return lvs_bpf_tcx_ingress(&p, "lvs_ipip_gso", ifindex, log, log_len, failed_call);
 }

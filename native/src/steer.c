@@ -21,38 +21,13 @@
 #include "steer.h"
 
 #include <errno.h>
-#include <linux/bpf.h>
 #include <linux/if_tun.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-/* ---- a tiny eBPF assembler ----------------------------------------------------------------- */
-
-#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
-#define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
-#define MOV32_IMM(d, i) INSN(BPF_ALU | BPF_MOV | BPF_K, d, 0, 0, i)
-#define ALU32_IMM(op, d, i) INSN(BPF_ALU | (op) | BPF_K, d, 0, 0, i)
-#define ALU32_REG(op, d, s) INSN(BPF_ALU | (op) | BPF_X, d, s, 0, 0)
-#define ALU64_IMM(op, d, i) INSN(BPF_ALU64 | (op) | BPF_K, d, 0, 0, i)
-#define ALU64_REG(op, d, s) INSN(BPF_ALU64 | (op) | BPF_X, d, s, 0, 0)
-/* r0 = the packet's big-endian byte/half/word at `off` (host order); r1-r5 are clobbered. */
-#define LD_ABS(size, off) INSN(BPF_LD | (size) | BPF_ABS, 0, 0, 0, off)
-/* r0 = the packet's value at src + off. */
-#define LD_IND(size, s, off) INSN(BPF_LD | (size) | BPF_IND, 0, s, 0, off)
-#define STX_W(d, off, s) INSN(BPF_STX | BPF_MEM | BPF_W, d, s, off, 0)
-#define LDX_W(d, s, off) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, off, 0)
-#define ST_W(d, off, i) INSN(BPF_ST | BPF_MEM | BPF_W, d, 0, off, i)
-#define JEQ_IMM(d, i, off) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, off, i)
-#define JNE_IMM(d, i, off) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, off, i)
-#define JA(off) INSN(BPF_JMP | BPF_JA, 0, 0, off, 0)
-#define CALL(fn) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, fn)
-#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
-/* r = the map of fd `fd`: a 64-bit immediate, two instructions (the second all zero here). */
-#define LD_MAP_FD(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd)
+#include "bpf-asm.h"
 
 /* Labels: the program is built in one pass with forward jumps patched at the end. */
 enum {
@@ -66,29 +41,6 @@ enum {
   L_COUNT
 };
 
-typedef struct {
-  struct bpf_insn insn[160];
-  int n;
-  int label[L_COUNT];
-  struct {
-    int at, label;
-  } fix[32];
-  int nfix;
-} prog_buf;
-
-static void emit(prog_buf *p, struct bpf_insn i) { p->insn[p->n++] = i; }
-static void place(prog_buf *p, int label) { p->label[label] = p->n; }
-/* A jump to `label` (placed later): its offset is patched by resolve(). */
-static void emit_jump(prog_buf *p, struct bpf_insn i, int label) {
-  p->fix[p->nfix].at = p->n;
-  p->fix[p->nfix].label = label;
-  p->nfix++;
-  emit(p, i);
-}
-static void resolve(prog_buf *p) {
-  for (int k = 0; k < p->nfix; k++) p->insn[p->fix[k].at].off = (int16_t)(p->label[p->fix[k].label] - p->fix[k].at - 1);
-}
-
 /* Stack slots (r10 is the frame pointer). */
 #define S_SADDR (-4)
 #define S_DADDR (-8)
@@ -99,16 +51,15 @@ static void resolve(prog_buf *p) {
 #define S_ZERO (-28)
 
 /* The map lookup of the u32 at stack slot `slot`: r0 = value pointer or 0. Clobbers r1-r5. */
-static void emit_is_vip(prog_buf *p, int map_fd, int slot) {
-  emit(p, LD_MAP_FD(BPF_REG_1, map_fd));
-  emit(p, INSN(0, 0, 0, 0, 0));
+static void emit_is_vip(bpf_prog *p, int map_fd, int slot) {
+  emit_map_fd(p, BPF_REG_1, map_fd);
   emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
   emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, slot));
   emit(p, CALL(BPF_FUNC_map_lookup_elem));
 }
 
 /* r1, r2 = the destination's address and port (the client's), then on to the hash. */
-static void emit_client_dst(prog_buf *p) {
+static void emit_client_dst(bpf_prog *p) {
   emit(p, LDX_W(BPF_REG_1, BPF_REG_10, S_DADDR));
   emit(p, LDX_W(BPF_REG_2, BPF_REG_10, S_DPORT));
   emit_jump(p, JA(0), L_HASH);
@@ -118,13 +69,13 @@ static void emit_client_dst(prog_buf *p) {
  * The client is the source (L_CLIENT_SRC) when the address at `vip_slot` is a VIP and
  * `vip_means_source`, or when it is none and not `vip_means_source`; else the destination.
  */
-static void emit_choose(prog_buf *p, int map_fd, int vip_slot, int vip_means_source) {
+static void emit_choose(bpf_prog *p, int map_fd, int vip_slot, int vip_means_source) {
   emit_is_vip(p, map_fd, vip_slot);
   emit_jump(p, vip_means_source ? JNE_IMM(BPF_REG_0, 0, 0) : JEQ_IMM(BPF_REG_0, 0, 0), L_CLIENT_SRC);
   emit_client_dst(p);
 }
 
-static void build(prog_buf *p, int map_fd, int client_is_source) {
+static void build(bpf_prog *p, int map_fd, int client_is_source) {
   memset(p, 0, sizeof(*p));
   /* r6 = the skb (LD_ABS/LD_IND need it there); r7 = IP header length. */
   emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
@@ -247,8 +198,6 @@ static void build(prog_buf *p, int map_fd, int client_is_source) {
   resolve(p);
 }
 
-static long sys_bpf(int cmd, union bpf_attr *attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
-
 int lvs_steer_map_create(uint32_t max_vips) {
   union bpf_attr attr;
   memset(&attr, 0, sizeof(attr));
@@ -258,7 +207,7 @@ int lvs_steer_map_create(uint32_t max_vips) {
   attr.max_entries = max_vips;
   attr.map_flags = BPF_F_NO_PREALLOC;
   memcpy(attr.map_name, "lvs_vips", 9);
-  long fd = sys_bpf(BPF_MAP_CREATE, &attr);
+  long fd = lvs_sys_bpf(BPF_MAP_CREATE, &attr);
   return fd < 0 ? -errno : (int)fd;
 }
 
@@ -270,47 +219,26 @@ int lvs_steer_map_set(int map_fd, uint32_t addr, uint32_t value, int present) {
   if (present) {
     attr.value = (uint64_t)(uintptr_t)&value;
     attr.flags = BPF_ANY;
-    return sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
+    return lvs_sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0 ? -errno : 0;
   }
-  if (sys_bpf(BPF_MAP_DELETE_ELEM, &attr) < 0 && errno != ENOENT) return -errno;
+  if (lvs_sys_bpf(BPF_MAP_DELETE_ELEM, &attr) < 0 && errno != ENOENT) return -errno;
   return 0;
 }
 
 int lvs_steer_attach(int tun_fd, int map_fd, int client_is_source, char *log, size_t log_len,
                      const char **failed_call) {
-  prog_buf *p = malloc(sizeof(*p));
+  bpf_prog *p = malloc(sizeof(*p));
   if (p == NULL) {
     *failed_call = "malloc";
     return -ENOMEM;
   }
   build(p, map_fd, client_is_source);
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof(attr));
-  attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
-  attr.insns = (uint64_t)(uintptr_t)p->insn;
-  attr.insn_cnt = (uint32_t)p->n;
-  attr.license = (uint64_t)(uintptr_t)"GPL";
-  if (log != NULL && log_len > 0) {
-    log[0] = '\0';
-    attr.log_buf = (uint64_t)(uintptr_t)log;
-    attr.log_size = (uint32_t)log_len;
-    attr.log_level = 1;
-  }
-  memcpy(attr.prog_name, "lvs_steer", 10);
   *failed_call = "bpf";
-  long prog = sys_bpf(BPF_PROG_LOAD, &attr);
-  if (prog < 0 && errno == ENOSPC && log != NULL) {
-    /* The log did not fit: load again without one, for the errno alone. */
-    attr.log_buf = 0;
-    attr.log_size = 0;
-    attr.log_level = 0;
-    prog = sys_bpf(BPF_PROG_LOAD, &attr);
-  }
-  int err = errno;
+  int prog = lvs_bpf_load(p, BPF_PROG_TYPE_SOCKET_FILTER, 0, "lvs_steer", log, log_len);
   free(p);
-  if (prog < 0) return -err;
+  if (prog < 0) return prog;
   *failed_call = "ioctl";
-  int pfd = (int)prog;
+  int pfd = prog;
   int rc = ioctl(tun_fd, TUNSETSTEERINGEBPF, &pfd) < 0 ? -errno : 0;
   /* The TUN holds its own reference to the program. */
   close(pfd);

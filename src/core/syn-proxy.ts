@@ -11,8 +11,9 @@
 // gets its connection: scheduled then, as a SYN would have been, and opened to the real server
 // by a SYN the director sends in the client's name (the client's address, port and initial
 // sequence number, and its MSS as the cookie kept it). The connection waits (CONN_F_PROXY_WAIT)
-// for the real server's SYN-ACK; a data segment the client sends meanwhile is kept (one per
-// connection), and any client packet re-sends the SYN. The SYN-ACK is answered with the ACK the
+// for the real server's SYN-ACK; the data segments the client sends meanwhile are kept (up to
+// KEPT_SEGMENTS per connection; later ones the client sends again), and any client packet
+// re-sends the SYN. The SYN-ACK is answered with the ACK the
 // client already sent us, the kept data follows, and from then on the real server's sequence
 // numbers are shifted into the cookie's space: a constant offset, kept as the FTP helper keeps
 // its fix-ups (seq-adjust.ts: an OUT_SEQ record whose delta and previous delta are both the
@@ -69,6 +70,8 @@ const COOKIE_WINDOW = 29200;
 const TTL = 64;
 /** TCP header of the SYN-ACK and of the SYN to the real server: 20 bytes and the MSS option. */
 const SYN_TCP_LEN = 24;
+/** Data segments kept per waiting connection. */
+const KEPT_SEGMENTS = 8;
 /** Bytes of client data kept across all waiting connections of an engine. */
 const MAX_KEPT_BYTES = 4 << 20;
 
@@ -78,8 +81,8 @@ interface Waiting {
   cookie: number;
   mss: number;
   window: number;
-  /** The client's first data segment (an IPv4 packet, checksums complete), or null. */
-  data: Buffer | null;
+  /** The client's data segments so far, in arrival order (IPv4 packets; checksums may be partial). */
+  data: Buffer[];
 }
 
 /** A keyed 32-bit hash of four words (murmur3's finalizer between the words). */
@@ -207,7 +210,7 @@ export class SynProxy {
     const ourMss = Math.min(COOKIE_MSS[COOKIE_MSS.length - 1], x.replyMtu - 40);
     const sport = ports >>> 16;
     const dport = ports & 0xffff;
-    writeSyn(x, daddr, dport, saddr, sport, cookie, (isn + 1) >>> 0, TCP_SYN | TCP_ACK, COOKIE_WINDOW, ourMss);
+    writeSegment(x, daddr, dport, saddr, sport, cookie, (isn + 1) >>> 0, TCP_SYN | TCP_ACK, COOKIE_WINDOW, ourMss);
     return TX;
   }
 
@@ -247,7 +250,7 @@ export class SynProxy {
       cookie: (buf.readUInt32BE(t + TCP.ACK) - 1) >>> 0,
       mss,
       window: buf.readUInt16BE(t + TCP.WINDOW),
-      data: null,
+      data: [],
     };
     this.waiting.set(c, w);
     e.conns.flags[c] |= CONN_F_PROXY_WAIT;
@@ -255,7 +258,7 @@ export class SynProxy {
     return this.toServer(x, c, w);
   }
 
-  /** A client's packet of waiting connection c: kept if it is the first data, and the SYN sent again. */
+  /** A client's packet of waiting connection c: its data kept, and the SYN sent again. */
   clientWhileWaiting(x: PacketContext, c: number): number {
     const w = this.waiting.get(c);
     if (w === undefined) return D_NO_CONN;
@@ -319,8 +322,8 @@ export class SynProxy {
     const rsNext = (rsIsn + 1) >>> 0;
     writeSegment(x, caddr, cport, daddr, dport, (w.clientIsn + 1) >>> 0, rsNext, TCP_ACK, w.window);
     x.queue(x.outOff, x.outLen, TX_DEV_RAW);
-    const data = w.data;
-    if (data !== null && data.length <= x.slotCapacity) {
+    for (const data of w.data) {
+      if (data.length > x.slotCapacity) continue;
       const off = x.genSlot();
       data.copy(buf, off);
       // To the real server, its ACK in the server's sequence space.
@@ -347,26 +350,32 @@ export class SynProxy {
   private forget(c: number): void {
     const w = this.waiting.get(c);
     if (w === undefined) return;
-    if (w.data !== null) this.keptBytes -= w.data.length;
+    for (const d of w.data) this.keptBytes -= d.length;
     this.waiting.delete(c);
   }
 
-  /** Keep the current packet's data for waiting connection c (its first only), then send the SYN. */
+  /** Keep the current packet's data for waiting connection c (within the limits), then send the SYN. */
   private toServer(x: PacketContext, c: number, w: Waiting): number {
     const ip = x.ip;
     const buf = ip.buf;
     const t = ip.payloadOffset;
     const dataLen = ip.payloadLen - ((buf[t + TCP.DATA_OFF] >> 4) << 2);
-    if (w.data === null && dataLen > 0 && x.gsoSize === 0 && this.keptBytes + ip.totalLen <= MAX_KEPT_BYTES) {
+    if (
+      dataLen > 0 &&
+      x.gsoSize === 0 &&
+      w.data.length < KEPT_SEGMENTS &&
+      this.keptBytes + ip.totalLen <= MAX_KEPT_BYTES &&
+      !keeps(w, buf.readUInt32BE(t + TCP.SEQ))
+    ) {
       const copy = Buffer.allocUnsafe(ip.totalLen);
       buf.copy(copy, 0, ip.off, ip.off + ip.totalLen);
       // Its checksum may be partial (TUN offloads): the copy is completed when it is sent.
-      w.data = copy;
+      w.data.push(copy);
       this.keptBytes += copy.length;
     }
     if (x.dest.noRoute) return D_NO_ROUTE;
     const conns = this.e.conns;
-    writeSyn(
+    writeSegment(
       x,
       conns.caddr[c],
       conns.cport[c],
@@ -382,50 +391,17 @@ export class SynProxy {
   }
 }
 
-/**
- * Rewrite the current packet in place as a TCP segment with the MSS option and no data (a
- * SYN-ACK to a client, a SYN to a real server), for the raw socket.
- */
-function writeSyn(
-  x: PacketContext,
-  src: number,
-  sport: number,
-  dst: number,
-  dport: number,
-  seq: number,
-  ack: number,
-  flags: number,
-  window: number,
-  mss: number,
-): void {
-  const ip = x.ip;
-  const buf = ip.buf;
-  const off = ip.off;
-  const r = off + 20;
-  buf.writeUInt16BE(sport, r + TCP.SRC_PORT);
-  buf.writeUInt16BE(dport, r + TCP.DST_PORT);
-  buf.writeUInt32BE(seq >>> 0, r + TCP.SEQ);
-  buf.writeUInt32BE(ack >>> 0, r + TCP.ACK);
-  buf[r + TCP.DATA_OFF] = (SYN_TCP_LEN >> 2) << 4;
-  buf[r + TCP.FLAGS] = flags;
-  buf.writeUInt16BE(window, r + TCP.WINDOW);
-  buf.writeUInt16BE(0, r + TCP.CHECKSUM);
-  buf.writeUInt16BE(0, r + TCP.URGENT);
-  buf[r + 20] = 2;
-  buf[r + 21] = 4;
-  buf.writeUInt16BE(mss, r + 22);
-  buf.writeUInt16BE(
-    checksum(buf, r, SYN_TCP_LEN, pseudoHeaderSum(src, dst, IPPROTO_TCP, SYN_TCP_LEN)),
-    r + TCP.CHECKSUM,
-  );
-  writeIpv4Header(buf, off, 0, 20 + SYN_TCP_LEN, 0, IPV4_DF, TTL, IPPROTO_TCP, src, dst);
-  x.csumStart = 0;
-  x.outOff = off;
-  x.outLen = 20 + SYN_TCP_LEN;
-  x.outDev = TX_DEV_RAW;
+/** Does `w` keep a segment with sequence number `seq` already (a retransmission)? */
+function keeps(w: Waiting, seq: number): boolean {
+  for (const d of w.data) if (d.readUInt32BE(((d[0] & 0x0f) << 2) + TCP.SEQ) === seq) return true;
+  return false;
 }
 
-/** Rewrite the current packet in place as a bare TCP segment (an ACK, a RST), for the raw socket. */
+/**
+ * Rewrite the current packet in place as a TCP segment without data for the raw socket: with
+ * the MSS option when `mss` is not 0 (a SYN-ACK to a client, a SYN to a real server), else bare
+ * (an ACK, a RST).
+ */
 function writeSegment(
   x: PacketContext,
   src: number,
@@ -436,28 +412,32 @@ function writeSegment(
   ack: number,
   flags: number,
   window: number,
+  mss = 0,
 ): void {
   const ip = x.ip;
   const buf = ip.buf;
   const off = ip.off;
   const r = off + 20;
+  const len = mss !== 0 ? SYN_TCP_LEN : TCP.MIN_HEADER;
   buf.writeUInt16BE(sport, r + TCP.SRC_PORT);
   buf.writeUInt16BE(dport, r + TCP.DST_PORT);
   buf.writeUInt32BE(seq >>> 0, r + TCP.SEQ);
   buf.writeUInt32BE(ack >>> 0, r + TCP.ACK);
-  buf[r + TCP.DATA_OFF] = (TCP.MIN_HEADER >> 2) << 4;
+  buf[r + TCP.DATA_OFF] = (len >> 2) << 4;
   buf[r + TCP.FLAGS] = flags;
   buf.writeUInt16BE(window, r + TCP.WINDOW);
   buf.writeUInt16BE(0, r + TCP.CHECKSUM);
   buf.writeUInt16BE(0, r + TCP.URGENT);
-  buf.writeUInt16BE(
-    checksum(buf, r, TCP.MIN_HEADER, pseudoHeaderSum(src, dst, IPPROTO_TCP, TCP.MIN_HEADER)),
-    r + TCP.CHECKSUM,
-  );
-  writeIpv4Header(buf, off, 0, 20 + TCP.MIN_HEADER, 0, IPV4_DF, TTL, IPPROTO_TCP, src, dst);
+  if (mss !== 0) {
+    buf[r + 20] = 2;
+    buf[r + 21] = 4;
+    buf.writeUInt16BE(mss, r + 22);
+  }
+  buf.writeUInt16BE(checksum(buf, r, len, pseudoHeaderSum(src, dst, IPPROTO_TCP, len)), r + TCP.CHECKSUM);
+  writeIpv4Header(buf, off, 0, 20 + len, 0, IPV4_DF, TTL, IPPROTO_TCP, src, dst);
   x.csumStart = 0;
   x.outOff = off;
-  x.outLen = 20 + TCP.MIN_HEADER;
+  x.outLen = 20 + len;
   x.outDev = TX_DEV_RAW;
 }
 

@@ -122,18 +122,25 @@ describe('the SYN proxy in the engine (NAT VIP:80 → RS1:8080)', () => {
     ]);
     expect(d.engine.proxy.counts).toMatchObject({ cookies: 1, accepted: 1 });
 
-    // Its request comes before the real server answered: kept, and the SYN sent again.
-    out = d.send(tcp(CLIENT, 40000, VIP, 80, 'PA', 1001, cookie + 1, 'GET /'));
-    expect(out.map((p) => decodePacket(p).flags)).toEqual(['S']);
+    // Its request comes before the real server answered, in two segments, the first one twice:
+    // each kept once, and the SYN sent again for every one.
+    out = d.send(
+      tcp(CLIENT, 40000, VIP, 80, 'A', 1001, cookie + 1, 'GET '),
+      tcp(CLIENT, 40000, VIP, 80, 'A', 1001, cookie + 1, 'GET '),
+      tcp(CLIENT, 40000, VIP, 80, 'PA', 1005, cookie + 1, '/'),
+    );
+    expect(out.map((p) => decodePacket(p).flags)).toEqual(['S', 'S', 'S']);
 
     // The real server's SYN-ACK: answered with the client's ACK, then the kept request follows.
     out = d.send(tcp(RS1, 8080, CLIENT, 40000, 'SA', 7000, 1001));
-    expect(out).toHaveLength(2);
+    expect(out).toHaveLength(3);
     const ack = expectValidPacket(out[0]);
     expect(ack).toMatchObject({ src: CLIENT, dst: RS1, sport: 40000, dport: 8080, flags: 'A', seq: 1001, ack: 7001 });
-    const req = expectValidPacket(out[1]);
-    expect(req).toMatchObject({ src: CLIENT, dst: RS1, dport: 8080, flags: 'PA', seq: 1001, ack: 7001 });
-    expect(req.payload.toString()).toBe('GET /');
+    const req = out.slice(1).map((p) => expectValidPacket(p));
+    expect(req.map((r) => [r.dst, r.dport, r.flags, r.seq, r.ack, r.payload.toString()])).toEqual([
+      [RS1, 8080, 'A', 1001, 7001, 'GET '],
+      [RS1, 8080, 'PA', 1005, 7001, '/'],
+    ]);
     const [conn] = d.connections();
     expect(conn.state).toBe('ESTABLISHED');
 
