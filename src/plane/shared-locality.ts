@@ -68,9 +68,12 @@ function destById(svc: Service, id: number): Dest | undefined {
   return undefined;
 }
 
-/** Apply one logged record to this engine's lblc table. */
-function replayLblc(svc: Service, op: number, daddr: number, id: number, now: number): void {
-  const entries = (svc.schedData as LocalityTable<LblcEntry>).entries;
+/**
+ * Apply one logged record to this engine's table (lblc's or, with `isLblcr`, lblcr's): a use
+ * restarts the entry's idle clock; a change about a dest this engine no longer has is skipped.
+ */
+function replay(svc: Service, isLblcr: boolean, op: number, daddr: number, id: number, now: number): void {
+  const entries = (svc.schedData as LocalityTable<LblcEntry | LblcrEntry>).entries;
   const e = entries.get(daddr);
   if (op === OP_USED) {
     if (e !== undefined) e.lastuse = now;
@@ -78,39 +81,25 @@ function replayLblc(svc: Service, op: number, daddr: number, id: number, now: nu
   }
   const dest = destById(svc, id);
   if (dest === undefined) return;
-  if (e !== undefined) {
-    e.dest = dest;
-    e.lastuse = now;
-  } else {
+  if (!isLblcr) {
     entries.set(daddr, { dest, lastuse: now });
-  }
-}
-
-/** Apply one logged record to this engine's lblcr table. */
-function replayLblcr(svc: Service, op: number, daddr: number, id: number, now: number): void {
-  const entries = (svc.schedData as LocalityTable<LblcrEntry>).entries;
-  const e = entries.get(daddr);
-  if (op === OP_USED) {
-    if (e !== undefined) e.lastuse = now;
     return;
   }
-  const dest = destById(svc, id);
-  if (dest === undefined) return;
   if (op === OP_NEW || e === undefined) {
     if (op !== OP_DEL) entries.set(daddr, { set: [dest], lastmod: now, lastuse: now });
     return;
   }
-  const i = e.set.indexOf(dest);
-  if (op === OP_ADD && i < 0) e.set.unshift(dest);
-  else if (op === OP_DEL && i >= 0) e.set.splice(i, 1);
-  e.lastmod = now;
-  e.lastuse = now;
+  const r = e as LblcrEntry;
+  const i = r.set.indexOf(dest);
+  if (op === OP_ADD && i < 0) r.set.unshift(dest);
+  else if (op === OP_DEL && i >= 0) r.set.splice(i, 1);
+  r.lastmod = now;
+  r.lastuse = now;
 }
 
 /** `inner` (lblc or lblcr) for one service of one engine, its table kept equal to the others' through `sh`. */
 export function withSharedLocality(inner: Scheduler, sh: Int32Array): Scheduler {
   const isLblcr = inner.name === 'lblcr';
-  const replay = isLblcr ? replayLblcr : replayLblc;
   /** The last record this engine has applied (a new engine starts from the ring's oldest). */
   let applied = Math.max(0, Atomics.load(sh, SEQ) - LOCALITY_SLOTS);
   /** An lblcr set as it was before the pick (reused). */
@@ -133,7 +122,7 @@ export function withSharedLocality(inner: Scheduler, sh: Int32Array): Scheduler 
     if (seq - from >= LOCALITY_SLOTS) from = seq - LOCALITY_SLOTS + 1;
     for (let s = from; s <= seq; s++) {
       const at = RING + (s % LOCALITY_SLOTS) * SLOT_INTS;
-      replay(svc, Atomics.load(sh, at), Atomics.load(sh, at + 1) >>> 0, Atomics.load(sh, at + 2), now);
+      replay(svc, isLblcr, Atomics.load(sh, at), Atomics.load(sh, at + 1) >>> 0, Atomics.load(sh, at + 2), now);
     }
     applied = seq;
   }

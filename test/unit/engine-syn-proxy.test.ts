@@ -8,7 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { COOKIE_MSS, CookieJar, mssIndex, synMss } from '../../src/core/syn-proxy';
 import { describeConn } from '../../src/core/sync-conn';
 import { writeSysctl } from '../../src/ctl/sysctl';
-import { CONN_F_OUT_SEQ, FWD_TUNNEL } from '../../src/ip-vs';
+import { CONN_F_OUT_SEQ, FWD_TUNNEL, SVC_F_PERSISTENT } from '../../src/ip-vs';
 import { TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_SYN_RECV } from '../../src/proto/tcp-states';
 import { newSyncConn } from '../../src/wire/sync';
 import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
@@ -233,5 +233,28 @@ describe('the SYN proxy in the engine (NAT VIP:80 → RS1:8080)', () => {
     writeSysctl(d.plane, 'syn_proxy', '0');
     const [fwd] = d.send(tcp(CLIENT, 40000, VIP, 80, 'S', 1000, 0));
     expect(decodePacket(fwd).dst).toBe(RS1);
+  });
+});
+
+describe('the SYN proxy with a persistent NAT service', () => {
+  it('schedules the cookie ACK through the client’s template: every connection to one real server', async () => {
+    const d = director();
+    const key = svcSpec(VIP, 80, { sched: 'rr', flags: SVC_F_PERSISTENT, timeout: 300 });
+    await d.balancer.addService(key);
+    await d.balancer.addDest(key, destSpec(RS1, 8080));
+    await d.balancer.addDest(key, destSpec('172.16.0.2', 8080));
+    writeSysctl(d.plane, 'syn_proxy', '1');
+    const dests = new Set<string>();
+    for (let port = 40000; port < 40004; port++) {
+      const [synAck] = d.send(tcp(CLIENT, port, VIP, 80, 'S', 1000, 0, '', MSS_1460));
+      const cookie = decodePacket(synAck).seq!;
+      const [syn] = d.send(tcp(CLIENT, port, VIP, 80, 'A', 1001, cookie + 1));
+      dests.add(decodePacket(syn).dst);
+    }
+    expect(dests.size).toBe(1);
+    // One template (NONE, port 0) and four connections.
+    const conns = d.connections();
+    expect(conns.filter((c) => c.cport === 0)).toHaveLength(1);
+    expect(conns.filter((c) => c.cport !== 0)).toHaveLength(4);
   });
 });
