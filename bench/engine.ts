@@ -41,6 +41,9 @@ function tcpPacket(src: number, sport: number, dst: number, dport: number, flags
 async function director(): Promise<{ engine: Engine; io: MemoryIo }> {
   const io = new MemoryIo(undefined, false);
   const engine = new Engine(io, { maxBatchesPerWakeup: 1 });
+  // The SYN's own path (schedule, connection, DNAT), as the kernel takes it: the new-connection
+  // and memory figures make far more half-open connections than the SYN proxy lets in.
+  engine.synProxy = 0;
   const b = new Balancer(new EnginePlane(engine), new NoHostNet());
   const svc = { protocol: IPPROTO_TCP, addr: VIP, port: 80, fwmark: 0 };
   await b.addService({ ...svc, sched: 'wlc', flags: 0, timeout: 0, netmask: '255.255.255.255', pe: '' });

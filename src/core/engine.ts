@@ -359,8 +359,8 @@ export class Engine {
     if (pkt.protocol === IPPROTO_TCP && this.proxy.mode !== 0) {
       const proxy = this.proxy;
       const f = pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST);
-      if (f === TCP_SYN && proxy.engaged(svc)) return proxy.answerSyn(x);
-      if (f === TCP_ACK && proxy.cookiesLive() && proxy.eligible(svc)) cookieMss = proxy.checkAck(x);
+      if (f === TCP_SYN && proxy.engaged(svc, x)) return proxy.answerSyn(x);
+      if (f === TCP_ACK && proxy.cookiesLive(x) && proxy.eligible(svc)) cookieMss = proxy.checkAck(x);
     }
     if (cookieMss <= 0 && !h.canSchedule(pkt, pkt.protocol === IPPROTO_TCP && this.sloppyTcp !== 0)) {
       if (pkt.protocol === IPPROTO_TCP) sendTcpReset(x);

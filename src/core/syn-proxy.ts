@@ -171,16 +171,16 @@ export class SynProxy {
 
   constructor(private readonly e: Engine) {}
 
-  /** Is a SYN to `svc` answered with a cookie now? */
-  engaged(svc: Service): boolean {
+  /** Is the current SYN, to `svc`, answered with a cookie now? */
+  engaged(svc: Service, x: PacketContext): boolean {
     const mode = this.mode;
     if (mode === 0 || (mode > 1 && this.halfOpen < mode)) return false;
-    return this.eligible(svc);
+    return fits(x) && this.eligible(svc);
   }
 
-  /** May an ACK to `svc` carry one of our cookies (one was sent within two periods)? */
-  cookiesLive(): boolean {
-    return this.mode !== 0 && (this.e.now >> PERIOD_SHIFT) - this.lastPeriod <= 1;
+  /** May the current ACK carry one of our cookies (one was sent within two periods)? */
+  cookiesLive(x: PacketContext): boolean {
+    return this.mode !== 0 && (this.e.now >> PERIOD_SHIFT) - this.lastPeriod <= 1 && fits(x);
   }
 
   /** A TCP service whose every dest is NAT, without an application helper. */
@@ -374,6 +374,7 @@ export class SynProxy {
       this.keptBytes += copy.length;
     }
     if (x.dest.noRoute) return D_NO_ROUTE;
+    if (!fits(x)) return D_NO_CONN;
     const conns = this.e.conns;
     writeSegment(
       x,
@@ -389,6 +390,15 @@ export class SynProxy {
     );
     return TX;
   }
+}
+
+/**
+ * Has the current packet's buffer room for the SYN or SYN-ACK it is rewritten into (20 + 24
+ * bytes)? Always in lvsd's slab; not where a buffer holds one packet exactly (the engine
+ * benchmark's replayed packets).
+ */
+function fits(x: PacketContext): boolean {
+  return x.ip.off + 20 + SYN_TCP_LEN <= x.ip.buf.length;
 }
 
 /** Does `w` keep a segment with sequence number `seq` already (a retransmission)? */
