@@ -13,6 +13,8 @@
 //   | other ICMP (from real servers' side)            | IcmpRelay.fromRS  | error translated, or bypass   |
 //   | matches a connection's client tuple             | inHook            | conn's transmitter, in        |
 //   | matches a connection's real-server reply tuple  | outHook           | conn's transmitter, out       |
+//   | TCP SYN to a NAT service under a SYN flood      | SynProxy          | cookie SYN-ACK, no connection |
+//   | TCP ACK bringing a SYN cookie back              | SynProxy          | scheduler → new conn → SYN    |
 //   | to a service, may schedule (TCP SYN, any UDP)    | inHook (new conn) | scheduler → new conn → xmit   |
 //   | to a service, may not schedule                   | -                 | drop no_conn                  |
 //   | to a virtual IP, no service / other protocol    | -                 | drop no_service               |
