@@ -323,9 +323,9 @@ for (const kind of ['dr', 'nat', 'tun'] as const) {
       expect(r.stdout).toMatch(/^rs[12]/);
     }, 60_000);
 
-    it.skipIf(kind !== 'nat')(
-      'carries a connection the SYN proxy opened across a failover: the sync message brought its sequence shift',
-      async () => {
+    // NAT only: DR and TUN real servers answer the client themselves, and are never proxied.
+    if (kind === 'nat') {
+      it('carries a connection the SYN proxy opened across a failover: the sync message brought its sequence shift', async () => {
         // Every connection through the SYN proxy (syn_proxy=1), on both directors; the second
         // one is the master now.
         for (const ns of [lab.dir, lab.dir2]) expect((await lvsadm(ns, '--sysctl', 'syn_proxy=1')).code).toBe(0);
@@ -341,8 +341,7 @@ for (const kind of ['dr', 'nat', 'tun'] as const) {
         // The real server's bytes reach the client in the cookie's sequence space on the new
         // master too: otherwise the client would drop them all and the download would stall.
         expect(await dl.done).toBe(want);
-      },
-      60_000,
-    );
+      }, 60_000);
+    }
   });
 }
