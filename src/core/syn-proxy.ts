@@ -314,7 +314,7 @@ export class SynProxy {
     this.forget(c);
     conns.flags[c] = (conns.flags[c] & ~CONN_F_PROXY_WAIT) | CONN_F_OUT_SEQ;
     e.life.setState(c, h, dest, TCP_S_ESTABLISHED);
-    // The handshake's last ACK, as the client sent it to us, then its first data.
+    // The handshake's last ACK, as the client sent it to us, then the data it sent meanwhile.
     const caddr = conns.caddr[c];
     const daddr = conns.daddr[c];
     const cport = conns.cport[c];
