@@ -2,11 +2,11 @@
 // It is bound to the NAT connections of services on an FTP port (21 unless lvsd --ftp-ports
 // says otherwise) and sees each of their packets before the NAT rewrite:
 //
-//   client -> server (in):  acks fixed for the server's resized data; "PASV"/"EPSV" marks the
+//   client -> server (in):  "PASV"/"EPSV" marks the
 //                           connection passive (until the next command); "PORT h1,..,p2" / "EPRT |1|a.b.c.d|p|" makes the
 //                           connection the real server opens from port 20 back to the client
 //                           expected: <client:p, VIP:20 -> RIP:20>, translated to come from the VIP.
-//   server -> client (out): sequence numbers fixed for earlier resizes; on a passive connection
+//   server -> client (out): on a passive connection
 //                           "227 ...(h1,..,p2)" has the real server's address rewritten to the VIP
 //                           (a length change is recorded for the sequence fix-ups: seq-adjust.ts)
 //                           and "229 ...(|||p|)" kept; either makes the client's data connection
@@ -15,16 +15,18 @@
 // Expected data connections are controlled by the control connection (it lives while they do)
 // and are listed by -L -c like any other. Only ESTABLISHED control connections are inspected.
 // GSO packets (never FTP commands in practice) pass unchanged; a packet with a partial checksum
-// has it completed first, since a resized payload needs a full one.
+// has it completed first, since a resized payload needs a full one. The sequence numbers and
+// acks of the packet are fixed for the resizes afterwards, by the engine (seq-adjust.ts
+// shiftSeqIn/shiftSeqOut), as for any connection with fix-ups.
 
-import { CONN_F_IN_SEQ, CONN_F_OUT_SEQ } from '../ip-vs';
+import { CONN_F_OUT_SEQ } from '../ip-vs';
 import { TCP_S_ESTABLISHED } from '../proto/tcp-states';
 import { IPV4 } from '../wire/ipv4';
 import { TcpView } from '../wire/tcp';
 import { completeChecksum } from '../xmit/common';
 import type { PacketContext } from '../xmit/packet-context';
 import { FTP_NOT_PASSIVE, FtpMatch, find227, find229, findEprt, findPort, isPasv, rewriteAddrPort } from './ftp';
-import { SEQ_IN, SEQ_OUT, SeqAdjust } from './seq-adjust';
+import { SEQ_OUT, SeqAdjust } from './seq-adjust';
 
 export const DEFAULT_FTP_PORTS: readonly number[] = [21];
 
@@ -60,9 +62,6 @@ export class FtpHelper {
     if (x.gsoSize !== 0) return;
     const conns = x.conns;
     const tcp = this.pointAt(x);
-    const flags = conns.flags[c];
-    if ((flags & CONN_F_OUT_SEQ) !== 0) tcp.setAckWithChecksumUpdate(this.seq.fixAck(c, SEQ_OUT, tcp.ack));
-    if ((flags & CONN_F_IN_SEQ) !== 0) tcp.setSeqWithChecksumUpdate(this.seq.fixSeq(c, SEQ_IN, tcp.seq));
     const len = tcp.payloadLen;
     if (len === 0 || conns.state[c] !== TCP_S_ESTABLISHED) return;
     const buf = x.ip.buf;
@@ -84,10 +83,7 @@ export class FtpHelper {
     if (x.gsoSize !== 0) return;
     const conns = x.conns;
     const tcp = this.pointAt(x);
-    const flags = conns.flags[c];
     const seq = tcp.seq;
-    if ((flags & CONN_F_OUT_SEQ) !== 0) tcp.setSeqWithChecksumUpdate(this.seq.fixSeq(c, SEQ_OUT, seq));
-    if ((flags & CONN_F_IN_SEQ) !== 0) tcp.setAckWithChecksumUpdate(this.seq.fixAck(c, SEQ_IN, tcp.ack));
     const len = tcp.payloadLen;
     if (len === 0 || conns.state[c] !== TCP_S_ESTABLISHED || c >= this.passive.length || this.passive[c] === 0) {
       return;

@@ -55,6 +55,11 @@
 // - All arithmetic is mod 2^32; after()/before() compare like the kernel's (within 2^31).
 // - SACK blocks are not adjusted.
 
+import { CONN_F_IN_SEQ, CONN_F_OUT_SEQ } from '../ip-vs';
+import { update32 } from '../wire/checksum';
+import { TCP, TCP_ACK } from '../wire/tcp';
+import type { PacketContext } from '../xmit/packet-context';
+
 /** Direction of the data: sent by the client (kernel in_seq). */
 export const SEQ_IN = 0;
 /** Direction of the data: sent by the real server (kernel out_seq). */
@@ -175,4 +180,42 @@ export class SeqAdjust {
     const shift = seqAfter(ack, resizedStart) ? this.delta[i] : previous;
     return (ack - shift) >>> 0;
   }
+}
+
+/**
+ * A client's packet of a connection with sequence fix-ups (an FTP control connection after its
+ * helper saw it, a SYN-proxied one, a backup's synced copy of either): its acknowledgment of
+ * the server's data, and its own sequence number, as the real server counts them. A partial checksum (TUN offloads) covers the
+ * header when it is completed, so it is left alone; a complete one is updated.
+ */
+export function shiftSeqIn(x: PacketContext, c: number, s: SeqAdjust): void {
+  const flags = x.conns.flags[c];
+  const buf = x.ip.buf;
+  const t = x.ip.payloadOffset;
+  if ((flags & CONN_F_OUT_SEQ) !== 0 && (buf[t + TCP.FLAGS] & TCP_ACK) !== 0) {
+    setWord(x, t + TCP.ACK, s.fixAck(c, SEQ_OUT, buf.readUInt32BE(t + TCP.ACK)));
+  }
+  if ((flags & CONN_F_IN_SEQ) !== 0) setWord(x, t + TCP.SEQ, s.fixSeq(c, SEQ_IN, buf.readUInt32BE(t + TCP.SEQ)));
+}
+
+/** The real server's packet of such a connection: its sequence number and acknowledgment as the client counts them. */
+export function shiftSeqOut(x: PacketContext, c: number, s: SeqAdjust): void {
+  const flags = x.conns.flags[c];
+  const buf = x.ip.buf;
+  const t = x.ip.payloadOffset;
+  if ((flags & CONN_F_OUT_SEQ) !== 0) setWord(x, t + TCP.SEQ, s.fixSeq(c, SEQ_OUT, buf.readUInt32BE(t + TCP.SEQ)));
+  if ((flags & CONN_F_IN_SEQ) !== 0 && (buf[t + TCP.FLAGS] & TCP_ACK) !== 0) {
+    setWord(x, t + TCP.ACK, s.fixAck(c, SEQ_IN, buf.readUInt32BE(t + TCP.ACK)));
+  }
+}
+
+/** Write a 32-bit word of the current TCP header at `at`, keeping its checksum right. */
+function setWord(x: PacketContext, at: number, v: number): void {
+  const buf = x.ip.buf;
+  const old = buf.readUInt32BE(at);
+  if (old === v) return;
+  buf.writeUInt32BE(v, at);
+  if (x.csumStart !== 0) return;
+  const sumAt = x.ip.payloadOffset + TCP.CHECKSUM;
+  buf.writeUInt16BE(update32(buf.readUInt16BE(sumAt), old, v), sumAt);
 }

@@ -30,6 +30,7 @@
 // applying received messages core/sync-apply.ts), the ICMP rate limit core/icmp-rate.ts.
 
 import { FtpHelper } from '../app/ftp-helper';
+import { shiftSeqIn, shiftSeqOut } from '../app/seq-adjust';
 import { ConnTable, NIL } from '../conn/conn-table';
 import { PersistTemplates } from '../conn/templates';
 import {
@@ -85,7 +86,7 @@ import { Defrag } from './defrag';
 import { FtpExpectations } from './ftp-expect';
 import { IcmpRateLimit } from './icmp-rate';
 import { DestRegistry, ServiceTable } from './services';
-import { SynProxy, shiftSeqIn, shiftSeqOut } from './syn-proxy';
+import { SynProxy } from './syn-proxy';
 import { bindSyncedDest, type SyncSink, syncConn } from './sync-conn';
 
 export type { SyncSink } from './sync-conn';
@@ -452,9 +453,8 @@ export class Engine {
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_IN, x.meta, this.defense.secureTcpOn));
     const pkts = ++conns.inPkts[c];
     if (this.syncSink !== null) syncConn(this, this.syncSink, c, pkts);
-    const flags = conns.flags[c];
-    if ((flags & CONN_F_APP) !== 0) this.ftp.in(x, c, this.expect);
-    else if ((flags & CONN_F_SEQ_MASK) !== 0) shiftSeqIn(x, c, this.ftp.seq);
+    if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.in(x, c, this.expect);
+    if ((conns.flags[c] & CONN_F_SEQ_MASK) !== 0) shiftSeqIn(x, c, this.ftp.seq);
     return TRANSMITTERS[conns.xmit[c]].in(x, c);
   }
 
@@ -469,9 +469,9 @@ export class Engine {
     this.countPacket(dest, true);
     if ((conns.flags[c] & CONN_F_PROXY_WAIT) !== 0) return this.proxy.serverWhileWaiting(x, c, dest);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_OUT, x.meta, this.defense.secureTcpOn));
-    const flags = conns.flags[c];
-    if ((flags & CONN_F_APP) !== 0) this.ftp.out(x, c, this.expect);
-    else if ((flags & CONN_F_SEQ_MASK) !== 0) shiftSeqOut(x, c, this.ftp.seq);
+    // The helper first: it records a resize by the sender's own sequence number.
+    if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.out(x, c, this.expect);
+    if ((conns.flags[c] & CONN_F_SEQ_MASK) !== 0) shiftSeqOut(x, c, this.ftp.seq);
     return TRANSMITTERS[conns.xmit[c]].out(x, c);
   }
 

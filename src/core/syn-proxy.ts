@@ -40,19 +40,11 @@
 // flight then fails and the client's retransmitted SYN starts again.
 
 import { randomFillSync } from 'node:crypto';
-import { SEQ_IN, SEQ_OUT, type SeqAdjust } from '../app/seq-adjust';
-import {
-  CONN_F_IN_SEQ,
-  CONN_F_OUT_SEQ,
-  CONN_F_PROXY_WAIT,
-  type Dest,
-  FWD_MASQ,
-  IPPROTO_TCP,
-  type Service,
-} from '../ip-vs';
+import { SEQ_OUT } from '../app/seq-adjust';
+import { CONN_F_OUT_SEQ, CONN_F_PROXY_WAIT, type Dest, FWD_MASQ, IPPROTO_TCP, type Service } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_SYN_RECV } from '../proto/tcp-states';
-import { checksum, pseudoHeaderSum, update32 } from '../wire/checksum';
+import { checksum, pseudoHeaderSum } from '../wire/checksum';
 import { IPV4_DF, writeIpv4Header } from '../wire/ipv4';
 import { TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../wire/tcp';
 import type { PacketContext } from '../xmit/packet-context';
@@ -465,42 +457,4 @@ function finishChecksums(buf: Buffer, off: number, len: number, src: number, dst
 export function countHalfOpen(p: SynProxy, from: number, to: number): void {
   if (from === TCP_S_SYN_RECV && p.halfOpen > 0) p.halfOpen--;
   if (to === TCP_S_SYN_RECV) p.halfOpen++;
-}
-
-/**
- * A client's packet of a connection with sequence fix-ups and no application helper (a proxied
- * one, or a backup's synced copy of any): its acknowledgment of the server's data, and its own
- * sequence number, as the real server counts them. A partial checksum (TUN offloads) covers the
- * header when it is completed, so it is left alone; a complete one is updated.
- */
-export function shiftSeqIn(x: PacketContext, c: number, s: SeqAdjust): void {
-  const flags = x.conns.flags[c];
-  const buf = x.ip.buf;
-  const t = x.ip.payloadOffset;
-  if ((flags & CONN_F_OUT_SEQ) !== 0 && (buf[t + TCP.FLAGS] & TCP_ACK) !== 0) {
-    setWord(x, t + TCP.ACK, s.fixAck(c, SEQ_OUT, buf.readUInt32BE(t + TCP.ACK)));
-  }
-  if ((flags & CONN_F_IN_SEQ) !== 0) setWord(x, t + TCP.SEQ, s.fixSeq(c, SEQ_IN, buf.readUInt32BE(t + TCP.SEQ)));
-}
-
-/** The real server's packet of such a connection: its sequence number and acknowledgment as the client counts them. */
-export function shiftSeqOut(x: PacketContext, c: number, s: SeqAdjust): void {
-  const flags = x.conns.flags[c];
-  const buf = x.ip.buf;
-  const t = x.ip.payloadOffset;
-  if ((flags & CONN_F_OUT_SEQ) !== 0) setWord(x, t + TCP.SEQ, s.fixSeq(c, SEQ_OUT, buf.readUInt32BE(t + TCP.SEQ)));
-  if ((flags & CONN_F_IN_SEQ) !== 0 && (buf[t + TCP.FLAGS] & TCP_ACK) !== 0) {
-    setWord(x, t + TCP.ACK, s.fixAck(c, SEQ_IN, buf.readUInt32BE(t + TCP.ACK)));
-  }
-}
-
-/** Write a 32-bit word of the current TCP header at `at`, keeping its checksum right. */
-function setWord(x: PacketContext, at: number, v: number): void {
-  const buf = x.ip.buf;
-  const old = buf.readUInt32BE(at);
-  if (old === v) return;
-  buf.writeUInt32BE(v, at);
-  if (x.csumStart !== 0) return;
-  const sumAt = x.ip.payloadOffset + TCP.CHECKSUM;
-  buf.writeUInt16BE(update32(buf.readUInt16BE(sumAt), old, v), sumAt);
 }
