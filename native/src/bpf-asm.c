@@ -8,6 +8,20 @@
 
 long lvs_sys_bpf(int cmd, union bpf_attr *attr) { return syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
 
+int lvs_bpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries, uint32_t flags,
+                       const char *name) {
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.map_type = type;
+  attr.key_size = key_size;
+  attr.value_size = value_size;
+  attr.max_entries = max_entries;
+  attr.map_flags = flags;
+  strncpy(attr.map_name, name, sizeof(attr.map_name) - 1);
+  long fd = lvs_sys_bpf(BPF_MAP_CREATE, &attr);
+  return fd < 0 ? -errno : (int)fd;
+}
+
 int lvs_bpf_load(const bpf_prog *p, uint32_t type, uint32_t expected_attach, const char *name, char *log,
                  size_t log_len) {
   union bpf_attr attr;

@@ -68,11 +68,43 @@ static inline void emit_map_fd(bpf_prog *p, int reg, int fd) {
   emit(p, LD_MAP_FD(reg, fd));
   emit(p, INSN(0, 0, 0, 0, 0));
 }
+/* r0 = bpf_map_lookup_elem(map `fd`, fp + key_off): the value's address, or 0. Clobbers r1-r5. */
+static inline void emit_map_lookup(bpf_prog *p, int fd, int key_off) {
+  emit_map_fd(p, BPF_REG_1, fd);
+  emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, key_off));
+  emit(p, CALL(BPF_FUNC_map_lookup_elem));
+}
+/*
+ * r0 = helper `fn`(skb in r6, 0, fp + fp_off, len, last): bpf_skb_load_bytes, _store_bytes
+ * (last: flags) or _load_bytes_relative (last: the start header). Clobbers r1-r5.
+ */
+static inline void emit_skb_bytes(bpf_prog *p, int fn, int fp_off, int len, int last) {
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
+  emit(p, MOV64_IMM(BPF_REG_2, 0));
+  emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
+  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_3, fp_off));
+  emit(p, MOV64_IMM(BPF_REG_4, len));
+  emit(p, MOV64_IMM(BPF_REG_5, last));
+  emit(p, CALL(fn));
+}
+/* r0 = bpf_skb_adjust_room(skb in r6, len_diff, BPF_ADJ_ROOM_MAC, flags). Clobbers r1-r5. */
+static inline void emit_adjust_room_mac(bpf_prog *p, int len_diff, int flags) {
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
+  emit(p, MOV64_IMM(BPF_REG_2, len_diff));
+  emit(p, MOV64_IMM(BPF_REG_3, BPF_ADJ_ROOM_MAC));
+  emit(p, MOV64_IMM(BPF_REG_4, flags));
+  emit(p, CALL(BPF_FUNC_skb_adjust_room));
+}
 static inline void resolve(bpf_prog *p) {
   for (int k = 0; k < p->nfix; k++) p->insn[p->fix[k].at].off = (int16_t)(p->label[p->fix[k].label] - p->fix[k].at - 1);
 }
 
 long lvs_sys_bpf(int cmd, union bpf_attr *attr);
+
+/* A BPF map (`flags`: map_flags, e.g. BPF_F_NO_PREALLOC). Returns its fd or -errno. */
+int lvs_bpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries, uint32_t flags,
+                       const char *name);
 
 /*
  * Load program `p` (resolved) of `type`, named `name`, for `expected_attach` (0 for none).

@@ -40,13 +40,7 @@ static void build(bpf_prog *p, int vips_fd, int count_fd) {
   emit(p, LDX_W(BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, protocol)));
   emit_jump(p, JNE_IMM(BPF_REG_2, (int32_t)htons(0x0800), 0), L_PASS);
   /* bpf_skb_load_bytes_relative(skb, 0, fp + HDRS, 40, BPF_HDR_START_NET) */
-  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
-  emit(p, MOV64_IMM(BPF_REG_2, 0));
-  emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
-  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_3, HDRS));
-  emit(p, MOV64_IMM(BPF_REG_4, 40));
-  emit(p, MOV64_IMM(BPF_REG_5, BPF_HDR_START_NET));
-  emit(p, CALL(BPF_FUNC_skb_load_bytes_relative));
+  emit_skb_bytes(p, BPF_FUNC_skb_load_bytes_relative, HDRS, 40, BPF_HDR_START_NET);
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
   /* Outer: no options, protocol 4, not a fragment, not CE. */
   emit(p, LDX_B(BPF_REG_2, BPF_REG_10, HDRS));
@@ -65,24 +59,14 @@ static void build(bpf_prog *p, int vips_fd, int count_fd) {
   emit(p, LDX_B(BPF_REG_2, BPF_REG_10, INNER));
   emit(p, ALU64_IMM(BPF_RSH, BPF_REG_2, 4));
   emit_jump(p, JNE_IMM(BPF_REG_2, 4, 0), L_PASS);
-  emit_map_fd(p, BPF_REG_1, vips_fd);
-  emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
-  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, INNER + 16));
-  emit(p, CALL(BPF_FUNC_map_lookup_elem));
+  emit_map_lookup(p, vips_fd, INNER + 16);
   emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_PASS);
   /* bpf_skb_adjust_room(skb, -20, BPF_ADJ_ROOM_MAC, 0): the outer header out. */
-  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
-  emit(p, MOV64_IMM(BPF_REG_2, -20));
-  emit(p, MOV64_IMM(BPF_REG_3, BPF_ADJ_ROOM_MAC));
-  emit(p, MOV64_IMM(BPF_REG_4, 0));
-  emit(p, CALL(BPF_FUNC_skb_adjust_room));
+  emit_adjust_room_mac(p, -20, 0);
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
   /* Count it: counts[0] += 1. */
   emit(p, ST_W(BPF_REG_10, KEY0, 0));
-  emit_map_fd(p, BPF_REG_1, count_fd);
-  emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
-  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, KEY0));
-  emit(p, CALL(BPF_FUNC_map_lookup_elem));
+  emit_map_lookup(p, count_fd, KEY0);
   emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_PASS);
   emit(p, MOV64_IMM(BPF_REG_1, 1));
   emit(p, ATOMIC_ADD_DW(BPF_REG_0, 0, BPF_REG_1));
@@ -92,22 +76,10 @@ static void build(bpf_prog *p, int vips_fd, int count_fd) {
   resolve(p);
 }
 
-static int map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max, const char *name) {
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof(attr));
-  attr.map_type = type;
-  attr.key_size = key;
-  attr.value_size = value;
-  attr.max_entries = max;
-  strncpy(attr.map_name, name, sizeof(attr.map_name) - 1);
-  long fd = lvs_sys_bpf(BPF_MAP_CREATE, &attr);
-  return fd < 0 ? -errno : (int)fd;
-}
-
 int lvs_decap_maps_create(int *vips_fd, int *count_fd) {
-  int v = map_create(BPF_MAP_TYPE_HASH, 4, 4, 256, "lvs_rs_vips");
+  int v = lvs_bpf_map_create(BPF_MAP_TYPE_HASH, 4, 4, 256, 0, "lvs_rs_vips");
   if (v < 0) return v;
-  int c = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1, "lvs_rs_decap");
+  int c = lvs_bpf_map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0, "lvs_rs_decap");
   if (c < 0) {
     close(v);
     return c;

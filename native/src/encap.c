@@ -46,35 +46,16 @@ static void build(bpf_prog *p) {
   emit(p, LDX_B(BPF_REG_4, BPF_REG_2, 9));
   emit_jump(p, JNE_IMM(BPF_REG_4, 4, 0), L_PASS);
   /* bpf_skb_load_bytes(skb, 0, fp + SAVE, 20): keep the outer header. */
-  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
-  emit(p, MOV64_IMM(BPF_REG_2, 0));
-  emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
-  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_3, SAVE));
-  emit(p, MOV64_IMM(BPF_REG_4, OUTER));
-  emit(p, CALL(BPF_FUNC_skb_load_bytes));
+  emit_skb_bytes(p, BPF_FUNC_skb_load_bytes, SAVE, OUTER, 0);
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
   /* bpf_skb_adjust_room(skb, -20, BPF_ADJ_ROOM_MAC, FIXED_GSO): the outer header out. */
-  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
-  emit(p, MOV64_IMM(BPF_REG_2, -OUTER));
-  emit(p, MOV64_IMM(BPF_REG_3, BPF_ADJ_ROOM_MAC));
-  emit(p, MOV64_IMM(BPF_REG_4, BPF_F_ADJ_ROOM_FIXED_GSO));
-  emit(p, CALL(BPF_FUNC_skb_adjust_room));
+  emit_adjust_room_mac(p, -OUTER, BPF_F_ADJ_ROOM_FIXED_GSO);
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_DROP);
   /* bpf_skb_adjust_room(skb, 20, BPF_ADJ_ROOM_MAC, FIXED_GSO | ENCAP_L3_IPV4): room for it, as an encapsulation. */
-  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
-  emit(p, MOV64_IMM(BPF_REG_2, OUTER));
-  emit(p, MOV64_IMM(BPF_REG_3, BPF_ADJ_ROOM_MAC));
-  emit(p, MOV64_IMM(BPF_REG_4, BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4));
-  emit(p, CALL(BPF_FUNC_skb_adjust_room));
+  emit_adjust_room_mac(p, OUTER, BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4);
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_DROP);
   /* bpf_skb_store_bytes(skb, 0, fp + SAVE, 20, 0): the outer header back. */
-  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_6));
-  emit(p, MOV64_IMM(BPF_REG_2, 0));
-  emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
-  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_3, SAVE));
-  emit(p, MOV64_IMM(BPF_REG_4, OUTER));
-  emit(p, MOV64_IMM(BPF_REG_5, 0));
-  emit(p, CALL(BPF_FUNC_skb_store_bytes));
+  emit_skb_bytes(p, BPF_FUNC_skb_store_bytes, SAVE, OUTER, 0);
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_DROP);
   place(p, L_PASS);
   emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_OK));

@@ -51,12 +51,7 @@ enum {
 #define S_ZERO (-28)
 
 /* The map lookup of the u32 at stack slot `slot`: r0 = value pointer or 0. Clobbers r1-r5. */
-static void emit_is_vip(bpf_prog *p, int map_fd, int slot) {
-  emit_map_fd(p, BPF_REG_1, map_fd);
-  emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
-  emit(p, ALU64_IMM(BPF_ADD, BPF_REG_2, slot));
-  emit(p, CALL(BPF_FUNC_map_lookup_elem));
-}
+static void emit_is_vip(bpf_prog *p, int map_fd, int slot) { emit_map_lookup(p, map_fd, slot); }
 
 /* r1, r2 = the destination's address and port (the client's), then on to the hash. */
 static void emit_client_dst(bpf_prog *p) {
@@ -199,16 +194,7 @@ static void build(bpf_prog *p, int map_fd, int client_is_source) {
 }
 
 int lvs_steer_map_create(uint32_t max_vips) {
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof(attr));
-  attr.map_type = BPF_MAP_TYPE_HASH;
-  attr.key_size = 4;
-  attr.value_size = 4;
-  attr.max_entries = max_vips;
-  attr.map_flags = BPF_F_NO_PREALLOC;
-  memcpy(attr.map_name, "lvs_vips", 9);
-  long fd = lvs_sys_bpf(BPF_MAP_CREATE, &attr);
-  return fd < 0 ? -errno : (int)fd;
+  return lvs_bpf_map_create(BPF_MAP_TYPE_HASH, 4, 4, max_vips, BPF_F_NO_PREALLOC, "lvs_vips");
 }
 
 int lvs_steer_map_set(int map_fd, uint32_t addr, uint32_t value, int present) {
