@@ -45,8 +45,8 @@ import { CONN_F_OUT_SEQ, CONN_F_PROXY_WAIT, type Dest, FWD_MASQ, IPPROTO_TCP, ty
 import { TX_DEV_RAW } from '../native/packet-io';
 import { TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_SYN_RECV } from '../proto/tcp-states';
 import { checksum, pseudoHeaderSum } from '../wire/checksum';
-import { IPV4_DF, writeIpv4Header } from '../wire/ipv4';
-import { TCP, TCP_ACK, TCP_RST, TCP_SYN } from '../wire/tcp';
+import { IPV4_DF, Ipv4View, writeIpv4Header } from '../wire/ipv4';
+import { TCP, TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../wire/tcp';
 import type { PacketContext } from '../xmit/packet-context';
 import { D_NO_CONN, D_NO_ROUTE, TX, TX_QUEUED } from '../xmit/verdict';
 import type { Engine } from './engine';
@@ -323,7 +323,7 @@ export class SynProxy {
       buf.writeUInt32BE(daddr >>> 0, off + 16);
       buf.writeUInt16BE(dport, d + TCP.DST_PORT);
       buf.writeUInt32BE(rsNext, d + TCP.ACK);
-      finishChecksums(buf, off, data.length, caddr, daddr);
+      finishChecksums(buf, off, data.length);
       x.queue(off, data.length, TX_DEV_RAW);
     }
     return TX_QUEUED;
@@ -443,14 +443,14 @@ function writeSegment(
   x.outDev = TX_DEV_RAW;
 }
 
+/** Views for recomputing a kept segment's checksums as it is sent (reused). */
+const keptIp = new Ipv4View();
+const keptTcp = new TcpView();
+
 /** Recompute the IPv4 header checksum and the TCP checksum of the packet at buf[off, off + len). */
-function finishChecksums(buf: Buffer, off: number, len: number, src: number, dst: number): void {
-  const ihl = (buf[off] & 0x0f) << 2;
-  buf.writeUInt16BE(0, off + 10);
-  buf.writeUInt16BE(checksum(buf, off, ihl, 0), off + 10);
-  const t = off + ihl;
-  buf.writeUInt16BE(0, t + TCP.CHECKSUM);
-  buf.writeUInt16BE(checksum(buf, t, len - ihl, pseudoHeaderSum(src, dst, IPPROTO_TCP, len - ihl)), t + TCP.CHECKSUM);
+function finishChecksums(buf: Buffer, off: number, len: number): void {
+  keptIp.reset(buf, off, len).fillChecksum();
+  keptTcp.reset(buf, keptIp.payloadOffset, keptIp.payloadLen).fillChecksum(keptIp.srcAddr, keptIp.dstAddr);
 }
 
 /** The half-open count follows connection c from state `from` to `to` (conn-life.ts). */
