@@ -44,10 +44,10 @@ import { SEQ_OUT } from '../app/seq-adjust';
 import { CONN_F_OUT_SEQ, CONN_F_PROXY_WAIT, type Dest, FWD_MASQ, IPPROTO_TCP, type Service } from '../ip-vs';
 import { TX_DEV_RAW } from '../native/packet-io';
 import { TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_SYN_RECV } from '../proto/tcp-states';
-import { checksum, pseudoHeaderSum } from '../wire/checksum';
-import { IPV4_DF, Ipv4View, writeIpv4Header } from '../wire/ipv4';
+import { Ipv4View } from '../wire/ipv4';
 import { TCP, TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../wire/tcp';
 import type { PacketContext } from '../xmit/packet-context';
+import { TCP_MSS_HEADER, writeTcpSegment } from '../xmit/tcp-reset';
 import { D_NO_CONN, D_NO_ROUTE, TX, TX_QUEUED } from '../xmit/verdict';
 import type { Engine } from './engine';
 
@@ -59,9 +59,6 @@ export const SYN_PROXY_DEFAULT = 1024;
 const PERIOD_SHIFT = 6;
 /** The SYN-ACK's receive window (no scaling: the client's first flight, before the real server answers). */
 const COOKIE_WINDOW = 29200;
-const TTL = 64;
-/** TCP header of the SYN-ACK and of the SYN to the real server: 20 bytes and the MSS option. */
-const SYN_TCP_LEN = 24;
 /** Data segments kept per waiting connection. */
 const KEPT_SEGMENTS = 8;
 /** Bytes of client data kept across all waiting connections of an engine. */
@@ -390,7 +387,7 @@ export class SynProxy {
  * benchmark's replayed packets).
  */
 function fits(x: PacketContext): boolean {
-  return x.ip.off + 20 + SYN_TCP_LEN <= x.ip.buf.length;
+  return x.ip.off + 20 + TCP_MSS_HEADER <= x.ip.buf.length;
 }
 
 /** Does `w` keep a segment with sequence number `seq` already (a retransmission)? */
@@ -416,30 +413,10 @@ function writeSegment(
   window: number,
   mss = 0,
 ): void {
-  const ip = x.ip;
-  const buf = ip.buf;
-  const off = ip.off;
-  const r = off + 20;
-  const len = mss !== 0 ? SYN_TCP_LEN : TCP.MIN_HEADER;
-  buf.writeUInt16BE(sport, r + TCP.SRC_PORT);
-  buf.writeUInt16BE(dport, r + TCP.DST_PORT);
-  buf.writeUInt32BE(seq >>> 0, r + TCP.SEQ);
-  buf.writeUInt32BE(ack >>> 0, r + TCP.ACK);
-  buf[r + TCP.DATA_OFF] = (len >> 2) << 4;
-  buf[r + TCP.FLAGS] = flags;
-  buf.writeUInt16BE(window, r + TCP.WINDOW);
-  buf.writeUInt16BE(0, r + TCP.CHECKSUM);
-  buf.writeUInt16BE(0, r + TCP.URGENT);
-  if (mss !== 0) {
-    buf[r + 20] = 2;
-    buf[r + 21] = 4;
-    buf.writeUInt16BE(mss, r + 22);
-  }
-  buf.writeUInt16BE(checksum(buf, r, len, pseudoHeaderSum(src, dst, IPPROTO_TCP, len)), r + TCP.CHECKSUM);
-  writeIpv4Header(buf, off, 0, 20 + len, 0, IPV4_DF, TTL, IPPROTO_TCP, src, dst);
+  const off = x.ip.off;
+  x.outLen = writeTcpSegment(x.ip.buf, off, src, sport, dst, dport, seq, ack, flags, window, mss);
   x.csumStart = 0;
   x.outOff = off;
-  x.outLen = 20 + len;
   x.outDev = TX_DEV_RAW;
 }
 
