@@ -13,8 +13,8 @@
 #        rs1 192.168.0.11, rs2 192.168.0.12; real servers answer the client directly
 #
 #   tun  client LAN (bridge in PREFIX-sw): client 192.168.0.2, director 192.168.0.254,
-#        router 192.168.0.253; router ── br1 172.16.0.254/24 ─┬─ rs1 172.16.0.1
-#        (MTU $RS_MTU, default 1500)                           └─ rs2 172.16.0.2
+#        router 192.168.0.253; router eth1 172.16.0.254/24 ── br1 (in PREFIX-sw) ─┬─ rs1 172.16.0.1
+#        (MTU $RS_MTU, default 1500)                                           └─ rs2 172.16.0.2
 #        the director reaches the real servers through the router; they answer the client
 #        through the router, never through the director
 #
@@ -230,22 +230,23 @@ up_sync() {
 
 up_tun() {
   ns_add "$C" "$D" "$R1" "$R2" "$SW" "$RT"
-  ip -n "$SW" link add br0 type bridge
-  ip -n "$SW" link set br0 up
+  bridge "$SW" br0
+  bridge "$SW" br1
   port "$C" eth0 192.168.0.2/24 "$SW" br0 cli
   port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
   port "$RT" eth0 192.168.0.253/24 "$SW" br0 rtr
-  ip -n "$RT" link add br1 type bridge
-  ip -n "$RT" addr add 172.16.0.254/24 dev br1
-  ip -n "$RT" link set br1 up mtu "$RS_MTU"
-  port "$R1" eth0 172.16.0.1/24 "$RT" br1 rs1p
-  port "$R2" eth0 172.16.0.2/24 "$RT" br1 rs2p
+  # The real servers' LAN is a switch (a bridge in PREFIX-sw), not a bridge carrying the
+  # router's address: such a bridge has no encapsulation offloads and would cut every IP-in-IP
+  # GSO packet into 1500-byte segments in software, which no switch does.
+  port "$RT" eth1 172.16.0.254/24 "$SW" br1 rtrr
+  port "$R1" eth0 172.16.0.1/24 "$SW" br1 rs1p
+  port "$R2" eth0 172.16.0.2/24 "$SW" br1 rs2p
+  ip -n "$RT" link set eth1 mtu "$RS_MTU"
+  for dev in rtrr rs1p rs2p br1; do ip -n "$SW" link set "$dev" mtu "$RS_MTU"; done
   for ns in "$R1" "$R2"; do
     ip -n "$ns" link set eth0 mtu "$RS_MTU"
     ip -n "$ns" route add default via 172.16.0.254
   done
-  ip -n "$RT" link set rs1p mtu "$RS_MTU"
-  ip -n "$RT" link set rs2p mtu "$RS_MTU"
   ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1
   ip -n "$D" route add 172.16.0.0/24 via 192.168.0.253
 }

@@ -3,10 +3,12 @@
  * the real server's interfaces that takes the outer IPv4 header off a datagram from the
  * director (protocol 4) whose inner packet is for one of the VIPs, so the local stack receives
  * the inner packet as if it had come so, at softirq speed, with no copy to user space and back.
+ * A GSO packet (IP-in-IP that crossed veths and switches whole, or a NIC's GRO of it) loses its
+ * outer header the same way and reaches the stack whole.
  * What it leaves alone goes on to lvs-realserver's user-space decapsulator (src/realserver/
  * decap.ts) through its raw socket, which decides as before: outer headers with options,
  * fragments (the stack reassembles them first), outer ECN CE (RFC 6040's rules are applied
- * there), GSO packets, anything not IPv4 inside, and inner destinations that are no VIP (the
+ * there), anything not IPv4 inside, and inner destinations that are no VIP (the
  * user-space side drops and counts them).
  *
  * The VIPs are the keys of a BPF hash map (network byte order, as they appear in the packet);
@@ -33,9 +35,6 @@ enum { L_PASS };
 static void build(bpf_prog *p, int vips_fd, int count_fd) {
   memset(p, 0, sizeof(*p));
   emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
-  /* GSO packets (a NIC's GRO of IP-in-IP) go to user space, which takes them whole. */
-  emit(p, LDX_W(BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, gso_size)));
-  emit_jump(p, JNE_IMM(BPF_REG_2, 0, 0), L_PASS);
   /* IPv4 only (skb->protocol is big-endian in a u32 field: 0x0800 reads as 0x0008 here). */
   emit(p, LDX_W(BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, protocol)));
   emit_jump(p, JNE_IMM(BPF_REG_2, (int32_t)htons(0x0800), 0), L_PASS);
@@ -61,8 +60,9 @@ static void build(bpf_prog *p, int vips_fd, int count_fd) {
   emit_jump(p, JNE_IMM(BPF_REG_2, 4, 0), L_PASS);
   emit_map_lookup(p, vips_fd, INNER + 16);
   emit_jump(p, JEQ_IMM(BPF_REG_0, 0, 0), L_PASS);
-  /* bpf_skb_adjust_room(skb, -20, BPF_ADJ_ROOM_MAC, 0): the outer header out. */
-  emit_adjust_room_mac(p, -20, 0);
+  /* bpf_skb_adjust_room(skb, -20, BPF_ADJ_ROOM_MAC, FIXED_GSO): the outer header out; a GSO
+   * packet's segment size is the inner payload's and stays. */
+  emit_adjust_room_mac(p, -20, BPF_F_ADJ_ROOM_FIXED_GSO);
   emit_jump(p, JNE_IMM(BPF_REG_0, 0, 0), L_PASS);
   /* Count it: counts[0] += 1. */
   emit(p, ST_W(BPF_REG_10, KEY0, 0));

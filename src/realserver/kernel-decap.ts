@@ -1,7 +1,7 @@
 // lvs-realserver's IP-in-IP decapsulation in the kernel (native/src/decap.c): an eBPF program
 // at the ingress of each interface of the real server takes the outer header off a datagram
 // whose inner packet is for a VIP, and the local stack receives the inner packet as if it came
-// so. What the program leaves alone (outer options, fragments, ECN CE, GSO packets, inner
+// so; GSO packets too, whole. What the program leaves alone (outer options, fragments, ECN CE, inner
 // destinations that are no VIP) still reaches the user-space decapsulator (decap-loop.ts)
 // through its raw socket, which decides as before. Interfaces that appear later, or where the
 // program cannot be attached, are served by the user-space side alone.

@@ -1,5 +1,6 @@
-// IP-in-IP tunnelling end to end: the real servers sit behind a router, decapsulate in user space
-// (lvs-realserver tun: this kernel has no ipip module) and answer the client through the router.
+// IP-in-IP tunnelling end to end: the real servers sit behind a router, decapsulate with
+// lvs-realserver tun (this kernel has no ipip module: an eBPF program, or user space) and answer
+// the client through the router.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOffloadedTransfer, Lab, netnsUnavailable } from '../helpers/netns';
@@ -84,14 +85,19 @@ describe.skipIf(why !== undefined)('TUN through lvsd in network namespaces', () 
 
   it('moves a 1 MiB download and upload byte-identical through the tunnel (PMTU discovery works)', async () => {
     const atDirector = await lab.capture(lab.dir, 'eth0', ['ip', 'proto', '4']);
+    const atServers = await Promise.all(lab.rs.map((ns) => lab.capture(ns, 'eth0', ['ip', 'proto', '4'])));
     await transfer(lab);
-    // The upload's GSO packets left the director whole, encapsulated, and the kernel cut them
-    // (lvsd's ingress program on its TUN, native/src/encap.c): IP-in-IP bigger than the MTU
-    // crosses the veth, and the router's bridge segments it. Each has the outer header a
-    // segment gets, TTL as the inner packet's.
-    const whole = (await atDirector.stop()).packets
-      .map((f) => ipv4OfFrame(f))
-      .filter((ip): ip is Buffer => ip !== undefined && ip.readUInt16BE(2) > 1500);
+    // The upload's GSO packets left the director whole, encapsulated (lvsd's ingress program on
+    // its TUN, native/src/encap.c): IP-in-IP bigger than the MTU crosses the veths, the router
+    // and the switch whole, and the kernel cuts it only where a link needs it. Each has the
+    // outer header a segment gets, TTL as the inner packet's.
+    const big = (frames: Buffer[]) =>
+      frames.map((f) => ipv4OfFrame(f)).filter((ip): ip is Buffer => ip !== undefined && ip.readUInt16BE(2) > 1500);
+    // The real server took them whole too: its decapsulator (native/src/decap.c) strips the
+    // outer header of a GSO packet in the kernel, and the transfer above is byte-identical.
+    const reached = (await Promise.all(atServers.map((c) => c.stop()))).flatMap((c) => big(c.packets));
+    expect(reached.length).toBeGreaterThan(0);
+    const whole = big((await atDirector.stop()).packets);
     expect(whole.length).toBeGreaterThan(0);
     for (const outer of whole) {
       const inner = outer.subarray(20);
