@@ -15,6 +15,7 @@
 #   tun  client LAN (bridge in PREFIX-sw): client 192.168.0.2, director 192.168.0.254,
 #        router 192.168.0.253; router eth1 172.16.0.254/24 ── br1 (in PREFIX-sw) ─┬─ rs1 172.16.0.1
 #        (MTU $RS_MTU, default 1500)                                           └─ rs2 172.16.0.2
+#        TUN_RS_LAN=router: br1 in the router instead, carrying 172.16.0.254 itself
 #        the director reaches the real servers through the router; they answer the client
 #        through the router, never through the director
 #
@@ -231,18 +232,27 @@ up_sync() {
 up_tun() {
   ns_add "$C" "$D" "$R1" "$R2" "$SW" "$RT"
   bridge "$SW" br0
-  bridge "$SW" br1
   port "$C" eth0 192.168.0.2/24 "$SW" br0 cli
   port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
   port "$RT" eth0 192.168.0.253/24 "$SW" br0 rtr
-  # The real servers' LAN is a switch (a bridge in PREFIX-sw), not a bridge carrying the
-  # router's address: such a bridge has no encapsulation offloads and would cut every IP-in-IP
-  # GSO packet into 1500-byte segments in software, which no switch does.
-  port "$RT" eth1 172.16.0.254/24 "$SW" br1 rtrr
-  port "$R1" eth0 172.16.0.1/24 "$SW" br1 rs1p
-  port "$R2" eth0 172.16.0.2/24 "$SW" br1 rs2p
-  ip -n "$RT" link set eth1 mtu "$RS_MTU"
-  for dev in rtrr rs1p rs2p br1; do ip -n "$SW" link set "$dev" mtu "$RS_MTU"; done
+  if [ "${TUN_RS_LAN:-switch}" = router ]; then
+    # The router bridges the real servers' LAN itself (br1 carries its address): such a bridge
+    # has no encapsulation offloads, so the router cuts IP-in-IP GSO packets into segments.
+    ip -n "$RT" link add br1 type bridge
+    ip -n "$RT" addr add 172.16.0.254/24 dev br1
+    ip -n "$RT" link set br1 up mtu "$RS_MTU"
+    port "$R1" eth0 172.16.0.1/24 "$RT" br1 rs1p
+    port "$R2" eth0 172.16.0.2/24 "$RT" br1 rs2p
+    for dev in rs1p rs2p; do ip -n "$RT" link set "$dev" mtu "$RS_MTU"; done
+  else
+    # The real servers' LAN is a switch (a bridge in PREFIX-sw) the router is a port of.
+    bridge "$SW" br1
+    port "$RT" eth1 172.16.0.254/24 "$SW" br1 rtrr
+    port "$R1" eth0 172.16.0.1/24 "$SW" br1 rs1p
+    port "$R2" eth0 172.16.0.2/24 "$SW" br1 rs2p
+    ip -n "$RT" link set eth1 mtu "$RS_MTU"
+    for dev in rtrr rs1p rs2p br1; do ip -n "$SW" link set "$dev" mtu "$RS_MTU"; done
+  fi
   for ns in "$R1" "$R2"; do
     ip -n "$ns" link set eth0 mtu "$RS_MTU"
     ip -n "$ns" route add default via 172.16.0.254
