@@ -287,6 +287,7 @@ export const IPVSADM_TEXT = {
   incompatibleSchedFlag: (flag: string) => `incompatible scheduler flag \`${flag}'`,
   badService: 'illegal virtual server address[:port] specified',
   badNetmask: 'illegal virtual server persistent mask specified',
+  badNetmask6: 'illegal ipv6 netmask specified',
   badRealServer: 'illegal real server address[:port] specified',
   badWeight: 'illegal weight specified',
   badUThreshold: 'illegal u_threshold specified',
@@ -310,5 +311,6 @@ export const IPVSADM_TEXT = {
   zeroPort: 'Zero port specified for non-persistent service',
   opsNotUdp: 'One-Packet Scheduling is only for UDP virtual services',
   tunOptionsNotTunnel: 'Tunnel options conflict with forward method',
+  familyNotTunnel: 'Different address family is allowed only for tunneling servers',
   listConflict: 'options conflicts in the list command',
 } as const;

@@ -12,6 +12,10 @@ export const IPPROTO_UDP = 17;
 export const IPPROTO_SCTP = 132;
 export const IPPROTO_ICMPV6 = 58;
 
+/** Address families, numbered as the kernel numbers them (ServiceKey.af on the control socket). */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
 /** Forwarding methods, numbered as IP_VS_CONN_F_FWD_MASK values. */
 export const FWD_MASQ = 0;
 export const FWD_LOCALNODE = 1;

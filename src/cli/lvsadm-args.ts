@@ -11,10 +11,12 @@
 
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import type { DaemonSpec, DestKey, DestSpec, Request, ServiceKey, ServiceSpec, Timeouts } from '../ctl/protocol';
 import { ArgsError, IPVSADM_TEXT, type ParseFailureKind } from '../errors';
 import {
+  AF_INET,
+  AF_INET6,
   DEFAULT_PERSISTENT_TIMEOUT,
   DEFAULT_SCHEDULER,
   DEFAULT_WEIGHT,
@@ -38,6 +40,7 @@ import {
   TUN_TYPE_NAMES,
 } from '../ip-vs';
 import { inetAton, ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
+import { formatIpv6, parseIpv6 } from '../wire/addr6';
 
 /** The name lvsadm prints where ipvsadm prints its argv[0]. */
 export const PROGRAM = 'lvsadm';
@@ -452,35 +455,51 @@ async function hostToAddr(name: string, resolver: ArgResolver): Promise<number |
 
 /**
  * ipvsadm's parse_service for "host[:port]": null when unusable (SERVICE_NONE), else the address
- * and the port when one was given. `protocol` selects the services database for a port name.
+ * family, the address (IPv6 in inet_ntop's text) and the port when one was given. `protocol`
+ * selects the services database for a port name. As ipvsadm: "[v6]:port" needs the port, a bare
+ * IPv6 address has none, and "[v4]:port" is read as the IPv4 address without its port.
  */
 async function parseService(
   buf: string,
   protocol: number,
   resolver: ArgResolver,
-): Promise<{ addr: number; port: number | null } | null> {
+): Promise<{ af: number; addr: string; port: number | null } | null> {
   if (/^[0-9]*$/.test(buf)) return null;
   let rest = buf;
+  let portStr: string | null = null;
   if (rest[0] === '[') {
     const close = rest.indexOf(']');
     if (close < 0 || rest[close + 1] !== ':') return null;
+    portStr = rest.slice(close + 2);
     rest = rest.slice(1, close);
-    if (isIPv6(rest)) unsupported('IPv6');
-  } else if (isIPv6(rest)) {
-    unsupported('IPv6');
   }
-  const colon = rest.lastIndexOf(':');
-  const host = colon >= 0 ? rest.slice(0, colon) : rest;
-  const portStr = colon >= 0 ? rest.slice(colon + 1) : null;
-  const addr = await hostToAddr(host, resolver);
-  if (addr === null) return null;
-  if (portStr === null) return { addr, port: null };
+  const v6 = parseIpv6(rest);
+  let af = AF_INET6;
+  let addr: string;
+  if (v6 !== null) {
+    addr = formatIpv6(v6);
+  } else {
+    const colon = rest.lastIndexOf(':');
+    portStr = colon >= 0 ? rest.slice(colon + 1) : null;
+    const host = colon >= 0 ? rest.slice(0, colon) : rest;
+    const v4 = await hostToAddr(host, resolver);
+    if (v4 === null) return null;
+    af = AF_INET;
+    addr = u32ToIp(v4);
+  }
+  if (portStr === null) return { af, addr, port: null };
   let port = stringToNumber(portStr, 0, 65535);
   if (port === null) {
     const proto = servicesDbProto(protocol);
     port = proto ? resolver.service(portStr, proto) : null;
   }
-  return port === null ? null : { addr, port };
+  return port === null ? null : { af, addr, port };
+}
+
+/** C's atoi: leading blanks, a sign, the digits up to the first other character; else 0. */
+function atoi(s: string): number {
+  const m = /^[ \t\n\v\f\r]*([+-]?\d+)/.exec(s);
+  return m === null ? 0 : Number.parseInt(m[1], 10) | 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,6 +594,9 @@ interface Entry {
   format: ListFormat;
   /** The service as the request carries it (`protocol` is sent as 0 for a fwmark service). */
   svc: ServiceSpec;
+  /** The service's and the real server's address families (0 until an address sets them). */
+  svcAf: number;
+  destAf: number;
   dest: DestSpec;
   timeouts: Timeouts;
   schedFlagsArg: string;
@@ -597,6 +619,8 @@ function newEntry(cmd: CommandName): Entry {
       netmask: u32ToIp(UINT_MAX),
       pe: '',
     },
+    svcAf: 0,
+    destAf: 0,
     dest: {
       addr: u32ToIp(0),
       port: 0,
@@ -727,7 +751,10 @@ async function applyOption(
       state.nameProto = protocol;
       const parsed = await parseService(optarg, protocol, resolver);
       if (!parsed) fail(IPVSADM_TEXT.badService);
-      e.svc.addr = u32ToIp(parsed.addr);
+      e.svcAf = parsed.af;
+      e.svc.addr = parsed.addr;
+      // An IPv6 service's persistence granularity is a prefix length, 128 until -M says otherwise.
+      if (parsed.af === AF_INET6) e.svc.netmask = '128';
       if (parsed.port !== null) e.svc.port = parsed.port;
       return;
     }
@@ -737,6 +764,7 @@ async function applyOption(
       // but still resolves port names in -r as TCP, as ipvsadm does.
       e.svc.protocol = 0;
       state.nameProto = IPPROTO_TCP;
+      e.svcAf = AF_INET;
       e.svc.fwmark = parseFwmark(optarg);
       return;
     case 'scheduler':
@@ -750,6 +778,13 @@ async function applyOption(
       return;
     case 'netmask': {
       setOption(e, 'netmask');
+      if (e.svcAf === AF_INET6) {
+        // A prefix length for an IPv6 service (-t [v6] or -f N -6 before -M).
+        const plen = atoi(optarg);
+        if (plen < 1 || plen > 128) fail(IPVSADM_TEXT.badNetmask6);
+        e.svc.netmask = String(plen);
+        return;
+      }
       const mask = await hostToAddr(optarg, resolver);
       if (mask === null) fail(IPVSADM_TEXT.badNetmask);
       e.svc.netmask = u32ToIp(mask);
@@ -759,7 +794,8 @@ async function applyOption(
       setOption(e, 'real-server');
       const parsed = await parseService(optarg, state.nameProto, resolver);
       if (!parsed) fail(IPVSADM_TEXT.badRealServer);
-      e.dest.addr = u32ToIp(parsed.addr);
+      e.destAf = parsed.af;
+      e.dest.addr = parsed.addr;
       // Without a port the dest takes the service port known at this point of argv.
       e.dest.port = parsed.port ?? e.svc.port;
       return;
@@ -842,7 +878,8 @@ async function applyOption(
       return;
     case 'ipv6':
       if (!e.svc.fwmark) fail(IPVSADM_TEXT.ipv6BeforeFwmark);
-      unsupported('IPv6');
+      e.svcAf = AF_INET6;
+      e.svc.netmask = '128';
       return;
     case 'ops':
       setOption(e, 'ops');
@@ -859,7 +896,7 @@ async function applyOption(
     case 'mcast-group': {
       setOption(e, 'mcast-group');
       if (optarg.includes(':')) {
-        if (!isIPv6(optarg) || !/^ff/i.test(optarg)) fail(IPVSADM_TEXT.badMcastGroup6(optarg));
+        if (parseIpv6(optarg)?.[0] !== 0xff) fail(IPVSADM_TEXT.badMcastGroup6(optarg));
       } else {
         const first = Number(optarg.split('.')[0]);
         if (!isIPv4(optarg) || first < 224 || first > 239) fail(IPVSADM_TEXT.badMcastGroup4(optarg));
@@ -925,12 +962,14 @@ async function applyOption(
 }
 
 function serviceKey(e: Entry): ServiceKey {
-  return {
+  const key: ServiceKey = {
     protocol: e.svc.fwmark ? 0 : e.svc.protocol,
     addr: e.svc.addr,
     port: e.svc.port,
     fwmark: e.svc.fwmark,
   };
+  if (e.svcAf === AF_INET6) key.af = AF_INET6;
+  return key;
 }
 
 function serviceSpec(e: Entry): ServiceSpec {
@@ -959,6 +998,7 @@ function finish(e: Entry): LvsadmCommand {
   if (e.cmd === 'add-server' || e.cmd === 'edit-server') {
     // DR and tunnelled dests answer on the service port; a fwmark service has none.
     if (!e.svc.fwmark && (e.dest.fwd === FWD_TUNNEL || e.dest.fwd === FWD_DROUTE)) e.dest.port = e.svc.port;
+    if (e.destAf !== e.svcAf && e.dest.fwd !== FWD_TUNNEL) fail(IPVSADM_TEXT.familyNotTunnel);
     const tunOptions: OptionName[] = ['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
     if (tunOptions.some((o) => e.options.has(o)) && e.dest.fwd !== FWD_TUNNEL) fail(IPVSADM_TEXT.tunOptionsNotTunnel);
     tunnelOptCheck(e.dest.tunType, e.options);

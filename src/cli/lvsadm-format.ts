@@ -22,6 +22,7 @@ import type {
   VrrpSnapshot,
 } from '../ctl/protocol';
 import {
+  AF_INET,
   FWD_DROUTE,
   FWD_LOCALNODE,
   FWD_MASQ,
@@ -160,10 +161,12 @@ export function sortDests<T extends { addr: string; port: number }>(dests: reado
 
 /** The snapshot's service with this key (ipvs_get_service), if any. */
 export function findService(snapshot: Snapshot, key: ServiceKey): ServiceSnapshot | undefined {
-  return snapshot.services.find((s) =>
-    key.fwmark
-      ? s.fwmark === key.fwmark
-      : !s.fwmark && s.protocol === key.protocol && s.addr === key.addr && s.port === key.port,
+  return snapshot.services.find(
+    (s) =>
+      (s.af ?? AF_INET) === (key.af ?? AF_INET) &&
+      (key.fwmark
+        ? s.fwmark === key.fwmark
+        : !s.fwmark && s.protocol === key.protocol && s.addr === key.addr && s.port === key.port),
   );
 }
 

@@ -9,6 +9,7 @@ import type { ConnRows } from '../conn/conn-rows';
 import type { DataPlane } from '../core/data-plane';
 import { ExistsError, InvalidError, LvsError, NoSuchServiceError, NotFoundError } from '../errors';
 import {
+  AF_INET6,
   CONN_TAB_SIZE,
   DEST_F_AVAILABLE,
   DEST_F_OVERLOAD,
@@ -32,6 +33,7 @@ import { UDP_S_NORMAL } from '../proto/udp-states';
 import { getScheduler } from '../sched/registry';
 import { SyncDaemons } from '../sync/daemon';
 import { ipToU32, u32ToIp } from '../wire/addr';
+import { parseIpv6 } from '../wire/addr6';
 import { DROP_NAMES } from '../xmit/verdict';
 import { DestPaths } from './dest-paths';
 import { EstimatorSet, newRates, type Rates } from './estimator';
@@ -54,7 +56,17 @@ import type {
 
 const MAX_TIMEOUT = 2678400;
 
+/**
+ * What the kernel answers for what it was built without: lvsd forwards IPv4 only so far, and
+ * answers an IPv6 service or real server as a kernel without CONFIG_IP_VS_IPV6 does (before
+ * anything else is checked); the same for a protocol it has no handler for (SCTP).
+ */
+function afNotSupported(): never {
+  throw new LvsError('EAFNOSUPPORT', 'Operation not supported with specified address family');
+}
+
 function parseAddr(s: string, what: string): number {
+  if (parseIpv6(s) !== null) afNotSupported();
   try {
     return ipToU32(s);
   } catch {
@@ -121,6 +133,7 @@ export class Balancer {
   }
 
   private findService(key: ServiceKey): Service | undefined {
+    if (key.af === AF_INET6) afNotSupported();
     const services = this.plane.services;
     if (key.fwmark) return services.findMark(key.fwmark);
     return services.get(key.protocol, parseAddr(key.addr, 'virtual'), key.port);
@@ -133,9 +146,8 @@ export class Balancer {
   }
 
   private checkServiceSpec(spec: ServiceSpec): void {
-    if (!spec.fwmark && spec.protocol !== IPPROTO_TCP && spec.protocol !== IPPROTO_UDP) {
-      throw new LvsError('EAFNOSUPPORT', 'Operation not supported with specified address family');
-    }
+    if (spec.af === AF_INET6 || (!spec.fwmark && parseIpv6(spec.addr) !== null)) afNotSupported();
+    if (!spec.fwmark && spec.protocol !== IPPROTO_TCP && spec.protocol !== IPPROTO_UDP) afNotSupported();
     if (getScheduler(spec.sched) === undefined) {
       throw new NotFoundError('Scheduler or persistence engine not found');
     }

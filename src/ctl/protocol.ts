@@ -1,6 +1,7 @@
 // Messages between lvsadm (or any client) and lvsd over the control socket: one JSON object per
 // line each way. These are wire types of their own, never the engine's internal objects.
-// Addresses travel as dotted-quad strings, protocols as IP protocol numbers (0 for fwmark).
+// Addresses travel as text (dotted quads, IPv6 as inet_ntop writes it), protocols as IP protocol
+// numbers (0 for fwmark).
 
 import { join } from 'node:path';
 import type { SynProxyCounters } from '../core/data-plane';
@@ -25,6 +26,8 @@ export interface ServiceKey {
   addr: string;
   port: number;
   fwmark: number;
+  /** 10 (AF_INET6) for an IPv6 service (its address is IPv6 text, or `-f N -6`); absent: IPv4. */
+  af?: number;
 }
 
 export interface ServiceSpec extends ServiceKey {
@@ -33,7 +36,7 @@ export interface ServiceSpec extends ServiceKey {
   flags: number;
   /** Persistence timeout, seconds. */
   timeout: number;
-  /** Dotted netmask for persistence granularity. */
+  /** Persistence granularity: a dotted netmask, or for an IPv6 service a prefix length ("64"). */
   netmask: string;
   /** Persistence engine name ('' for none). */
   pe: string;

@@ -36,13 +36,12 @@ export const IPV6 = {
   HEADER: 40,
 } as const;
 
-/** Next-header values of the extension headers and ICMPv6. */
+/** Next-header values of the extension headers (ICMPv6's, 58, is ip-vs.ts's IPPROTO_ICMPV6). */
 export const IPPROTO_HOPOPTS = 0;
 export const IPPROTO_ROUTING = 43;
 export const IPPROTO_FRAGMENT = 44;
 export const IPPROTO_ESP = 50;
 export const IPPROTO_AH = 51;
-export const IPPROTO_ICMPV6 = 58;
 export const IPPROTO_NONE = 59;
 export const IPPROTO_DSTOPTS = 60;
 

@@ -43,6 +43,24 @@ async function errnoOf(p: Promise<unknown>): Promise<string> {
 const SVC = svcSpec('192.168.0.1', 80);
 
 describe('Balancer', () => {
+  it('answers IPv6 as a kernel without CONFIG_IP_VS_IPV6 does, keeping what is configured', async () => {
+    const { b } = setup();
+    await b.addService(SVC);
+    await b.addDest(SVC, destSpec('172.16.0.1', 80));
+    const before = JSON.stringify(b.snapshot());
+    const v6 = svcSpec('2001:db8::1', 80, { netmask: '128', af: 10 });
+    const mark6 = svcSpec('0.0.0.0', 0, { protocol: 0, fwmark: 1, netmask: '128', af: 10 });
+    expect(await errnoOf(b.addService(v6))).toBe('EAFNOSUPPORT');
+    expect(await errnoOf(b.addService(mark6))).toBe('EAFNOSUPPORT');
+    // Not ESRCH: the family is refused before the service is looked for.
+    expect(await errnoOf(b.deleteService(v6))).toBe('EAFNOSUPPORT');
+    expect(await errnoOf(b.editService(mark6))).toBe('EAFNOSUPPORT');
+    // An IPv6 tunnel endpoint of an IPv4 service, and an IPv6 real server to delete.
+    expect(await errnoOf(b.addDest(SVC, destSpec('2001:db8::10', 80, { fwd: FWD_TUNNEL })))).toBe('EAFNOSUPPORT');
+    expect(await errnoOf(b.deleteDest(SVC, destSpec('2001:db8::10', 80)))).toBe('EAFNOSUPPORT');
+    expect(JSON.stringify(b.snapshot())).toBe(before);
+  });
+
   it('returns the errno the kernel returns for each refused command', async () => {
     const { b } = setup();
     expect(await errnoOf(b.editService(SVC))).toBe('ESRCH');

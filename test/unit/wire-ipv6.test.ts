@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidError } from '../../src/errors';
+import { IPPROTO_ICMPV6 } from '../../src/ip-vs';
 import {
   formatIpv6,
   formatIpv6Full,
@@ -10,15 +11,7 @@ import {
   parseIpv6,
 } from '../../src/wire/addr6';
 import { checksum } from '../../src/wire/checksum';
-import {
-  IPPROTO_AH,
-  IPPROTO_FRAGMENT,
-  IPPROTO_ICMPV6,
-  IPV6,
-  IPV6_MAX_EXT_HEADERS,
-  Ipv6Repr,
-  Ipv6View,
-} from '../../src/wire/ipv6';
+import { IPPROTO_AH, IPPROTO_FRAGMENT, IPV6, IPV6_MAX_EXT_HEADERS, Ipv6Repr, Ipv6View } from '../../src/wire/ipv6';
 import { V_BAD_TOTAL_LEN, V_BAD_VERSION, V_OK, V_TRUNCATED, V_UNSUPPORTED } from '../../src/wire/verdict';
 import { fromHex } from '../helpers/packet-builder';
 
