@@ -15,6 +15,11 @@
 //   connection made under a template records it in `control`, and the template counts those in
 //   `nControl` (the engine keeps a template alive while it controls connections).
 //
+// - IPv6 (a table made `wide`): the address columns hold each address's fold (the four words
+//   XORed, wire/addr6.ts ipv6Fold), so hashing and the first comparison cost what IPv4's do, and
+//   a side column `addr6` holds the full client, virtual and dest addresses, compared once the
+//   folds match. The *6 methods take and give addresses as host-order words.
+//
 // Nothing here allocates per packet: lookups hash numbers and walk Int32Array chains.
 
 import { CONN_F_TEMPLATE } from '../ip-vs';
@@ -27,6 +32,24 @@ const INITIAL_CAPACITY = 1024;
 /** Connection lifecycle marker kept in `live`. */
 const FREE = 0;
 const LIVE = 1;
+
+/** Words per connection of a wide table's `addr6`: the client, virtual and dest addresses. */
+export const ADDR6_WORDS = 12;
+/** Where each address starts within a connection's ADDR6_WORDS (and within an insert6 key). */
+export const A6_CLIENT = 0;
+export const A6_VIRTUAL = 4;
+export const A6_DEST = 8;
+
+/** The fold of the four words at w[off] (what the address columns of a wide table hold). */
+function fold4(w: Uint32Array, off: number): number {
+  return (w[off] ^ w[off + 1] ^ w[off + 2] ^ w[off + 3]) >>> 0;
+}
+
+function same4(a: Uint32Array, aOff: number, b: Uint32Array, bOff: number): boolean {
+  return (
+    a[aOff] === b[bOff] && a[aOff + 1] === b[bOff + 1] && a[aOff + 2] === b[bOff + 2] && a[aOff + 3] === b[bOff + 3]
+  );
+}
 
 export interface ConnKey {
   protocol: number;
@@ -124,6 +147,11 @@ export class ConnTable {
   private wheelNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** The previous entry in the connection's wheel slot, or -2 - slot for the slot's first entry. */
   private wheelPrev: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /**
+   * A wide (IPv6) table's full addresses, ADDR6_WORDS a connection (A6_CLIENT, A6_VIRTUAL,
+   * A6_DEST: four host-order words each, the most significant first); empty in an IPv4 table.
+   */
+  addr6: Uint32Array<ArrayBuffer> = new Uint32Array(0);
 
   private inHead: Int32Array<ArrayBuffer> = new Int32Array(0);
   private outHead: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -153,12 +181,16 @@ export class ConnTable {
   /** Storage never grows beyond this (a power of two, at least maxConns). */
   private readonly maxCapacity: number;
 
-  /** `maxConns`: at most this many live entries; insert() refuses more (a table-full drop). */
+  /**
+   * `maxConns`: at most this many live entries; insert() refuses more (a table-full drop).
+   * `wide`: a table of IPv6 connections (insert6 and the *6 lookups).
+   */
   constructor(
     now = 0,
     capacity = INITIAL_CAPACITY,
     seed = (Math.random() * 0x100000000) >>> 0,
     readonly maxConns = 1 << 24,
+    readonly wide = false,
   ) {
     let max = 1;
     while (max < maxConns) max *= 2;
@@ -229,6 +261,97 @@ export class ConnTable {
       c = this.outNext[c];
     }
     return NIL;
+  }
+
+  /**
+   * An IPv6 client's connection (lookupIn for a wide table): `key` holds the client address at
+   * A6_CLIENT and the virtual one at A6_VIRTUAL.
+   */
+  lookupIn6(protocol: number, key: Uint32Array, cport: number, vport: number): number {
+    const caddr = fold4(key, A6_CLIENT);
+    const vaddr = fold4(key, A6_VIRTUAL);
+    const a = this.addr6;
+    let c = this.inHead[this.hashIn(protocol, caddr, cport, vaddr, vport)];
+    while (c !== NIL) {
+      if (
+        this.caddr[c] === caddr &&
+        this.cport[c] === cport &&
+        this.vaddr[c] === vaddr &&
+        this.vport[c] === vport &&
+        this.protocol[c] === protocol &&
+        (this.flags[c] & CONN_F_TEMPLATE) === 0 &&
+        same4(a, c * ADDR6_WORDS + A6_CLIENT, key, A6_CLIENT) &&
+        same4(a, c * ADDR6_WORDS + A6_VIRTUAL, key, A6_VIRTUAL)
+      ) {
+        return c;
+      }
+      c = this.inNext[c];
+    }
+    return NIL;
+  }
+
+  /** lookupTemplate for a wide table: `key` as lookupIn6's (the client address already masked). */
+  lookupTemplate6(protocol: number, key: Uint32Array, vport: number): number {
+    const caddr = fold4(key, A6_CLIENT);
+    const vaddr = fold4(key, A6_VIRTUAL);
+    const a = this.addr6;
+    let c = this.inHead[this.hashIn(protocol, caddr, 0, vaddr, vport)];
+    while (c !== NIL) {
+      if (
+        this.caddr[c] === caddr &&
+        this.cport[c] === 0 &&
+        this.vaddr[c] === vaddr &&
+        this.vport[c] === vport &&
+        this.protocol[c] === protocol &&
+        (this.flags[c] & CONN_F_TEMPLATE) !== 0 &&
+        same4(a, c * ADDR6_WORDS + A6_CLIENT, key, A6_CLIENT) &&
+        same4(a, c * ADDR6_WORDS + A6_VIRTUAL, key, A6_VIRTUAL)
+      ) {
+        return c;
+      }
+      c = this.inNext[c];
+    }
+    return NIL;
+  }
+
+  /**
+   * lookupOut for a wide table: a reply from the real server at `key`'s A6_DEST words to the
+   * client at its A6_CLIENT words.
+   */
+  lookupOut6(protocol: number, key: Uint32Array, dport: number, cport: number): number {
+    const daddr = fold4(key, A6_DEST);
+    const caddr = fold4(key, A6_CLIENT);
+    const a = this.addr6;
+    let c = this.outHead[this.hashIn(protocol, daddr, dport, caddr, cport)];
+    while (c !== NIL) {
+      if (
+        this.daddr[c] === daddr &&
+        this.dport[c] === dport &&
+        this.caddr[c] === caddr &&
+        this.cport[c] === cport &&
+        this.protocol[c] === protocol &&
+        (this.flags[c] & CONN_F_TEMPLATE) === 0 &&
+        same4(a, c * ADDR6_WORDS + A6_DEST, key, A6_DEST) &&
+        same4(a, c * ADDR6_WORDS + A6_CLIENT, key, A6_CLIENT)
+      ) {
+        return c;
+      }
+      c = this.outNext[c];
+    }
+    return NIL;
+  }
+
+  /**
+   * insert for a wide table: `key` holds the client, virtual and dest addresses (ADDR6_WORDS);
+   * the entry's address fields are set to their folds.
+   */
+  insert6(e: ConnInit, key: Uint32Array, now: number): number {
+    e.caddr = fold4(key, A6_CLIENT);
+    e.vaddr = fold4(key, A6_VIRTUAL);
+    e.daddr = fold4(key, A6_DEST);
+    const c = this.insert(e, now);
+    if (c !== NIL) this.addr6.set(key.subarray(0, ADDR6_WORDS), c * ADDR6_WORDS);
+    return c;
   }
 
   /**
@@ -441,6 +564,7 @@ export class ConnTable {
     this.outNext = growI32(this.outNext, capacity);
     this.wheelNext = growI32(this.wheelNext, capacity);
     this.wheelPrev = growI32(this.wheelPrev, capacity);
+    if (this.wide) this.addr6 = growU32(this.addr6, capacity * ADDR6_WORDS);
     this.capacity = capacity;
     // New entries join the free list in ascending order.
     for (let c = capacity - 1; c >= old; c--) {

@@ -1,7 +1,8 @@
 // The connection table: both indexes, expiry through the wheel, reuse of freed slots, growth.
 
 import { describe, expect, it } from 'vitest';
-import { ConnTable, NIL, newConnInit } from '../../src/conn/conn-table';
+import { A6_CLIENT, A6_DEST, A6_VIRTUAL, ADDR6_WORDS, ConnTable, NIL, newConnInit } from '../../src/conn/conn-table';
+import { CONN_F_TEMPLATE } from '../../src/ip-vs';
 
 const TCP = 6;
 const UDP = 17;
@@ -153,5 +154,78 @@ describe('ConnTable', () => {
     // Room again once one is gone.
     t.unlink(ids[0]);
     expect(add(t, 1000, 0)).not.toBe(NIL);
+  });
+});
+
+describe('ConnTable, wide (IPv6)', () => {
+  // Two clients whose addresses fold to the same number (2001:db8::1 and 2001:db8:0:1:0:1:0:1):
+  // the index cannot tell them apart, the full addresses must.
+  const A = [0x20010db8, 0, 0, 1];
+  const B = [0x20010db8, 1, 1, 1];
+  const VIP = [0x20010db8, 0x00ff0000, 0, 0x80];
+  const RS = [0xfd000000, 0, 0, 0x10];
+
+  /** An insert6 key: client, virtual, dest. */
+  const key = (client: number[], vip = VIP, rs = RS) => Uint32Array.from([...client, ...vip, ...rs]);
+
+  function add6(t: ConnTable, client: number[], cport: number, now = 0, flags = 0): number {
+    const e = newConnInit();
+    e.protocol = TCP;
+    e.cport = cport;
+    e.vport = 80;
+    e.dport = 8080;
+    e.dest = 0;
+    e.flags = flags;
+    e.timeout = 60;
+    return t.insert6(e, key(client), now);
+  }
+
+  it('keeps the full addresses beside their folds, and tells equal folds apart', () => {
+    const t = new ConnTable(0, 16, 1, 1 << 20, true);
+    const a = add6(t, A, 40000);
+    const b = add6(t, B, 40000);
+    expect(a).not.toBe(NIL);
+    expect(b).not.toBe(a);
+    expect(t.caddr[a]).toBe(t.caddr[b]);
+    expect(t.lookupIn6(TCP, key(A), 40000, 80)).toBe(a);
+    expect(t.lookupIn6(TCP, key(B), 40000, 80)).toBe(b);
+    expect(t.lookupIn6(TCP, key([0x20010db8, 2, 2, 1]), 40000, 80)).toBe(NIL);
+    expect(t.lookupIn6(TCP, key(A, [0x20010db8, 0x00ff0000, 0, 0x81]), 40000, 80)).toBe(NIL);
+    expect(t.lookupIn6(UDP, key(A), 40000, 80)).toBe(NIL);
+    // Replies: from the real server to each client.
+    expect(t.lookupOut6(TCP, key(A), 8080, 40000)).toBe(a);
+    expect(t.lookupOut6(TCP, key(B), 8080, 40000)).toBe(b);
+    expect(t.lookupOut6(TCP, key(A, VIP, [0xfd000000, 0, 0, 0x11]), 8080, 40000)).toBe(NIL);
+    expect([...t.addr6.subarray(a * ADDR6_WORDS, (a + 1) * ADDR6_WORDS)]).toEqual([...A, ...VIP, ...RS]);
+    expect([...t.addr6.subarray(b * ADDR6_WORDS + A6_CLIENT, b * ADDR6_WORDS + A6_VIRTUAL)]).toEqual(B);
+    expect(t.addr6[b * ADDR6_WORDS + A6_DEST + 3]).toBe(0x10);
+  });
+
+  it('finds templates only through lookupTemplate6, by the full client address', () => {
+    const t = new ConnTable(0, 16, 1, 1 << 20, true);
+    const tpl = add6(t, A, 0, 0, CONN_F_TEMPLATE);
+    expect(t.lookupTemplate6(TCP, key(A), 80)).toBe(tpl);
+    expect(t.lookupTemplate6(TCP, key(B), 80)).toBe(NIL);
+    expect(t.lookupIn6(TCP, key(A), 0, 80)).toBe(NIL);
+  });
+
+  it('keeps the addresses through growth, and a freed slot takes the next connection’s', () => {
+    const t = new ConnTable(0, 16, 1, 1 << 20, true);
+    const ids: number[] = [];
+    for (let i = 0; i < 3000; i++) ids.push(add6(t, [0x20010db8, 0, i >>> 8, i], 1024 + (i & 0xff)));
+    expect(t.capacity).toBe(4096);
+    for (const i of [0, 17, 1500, 2999])
+      expect(t.lookupIn6(TCP, key([0x20010db8, 0, i >>> 8, i]), 1024 + (i & 0xff), 80)).toBe(ids[i]);
+    t.unlink(ids[17]);
+    const c = add6(t, B, 5000);
+    expect(c).toBe(ids[17]);
+    expect(t.lookupIn6(TCP, key(B), 5000, 80)).toBe(c);
+    expect(t.lookupIn6(TCP, key([0x20010db8, 0, 0, 17]), 1024 + 17, 80)).toBe(NIL);
+  });
+
+  it('leaves an IPv4 table without the side column', () => {
+    const t = new ConnTable(0, 16, 1);
+    add(t, 1, 0);
+    expect(t.addr6.length).toBe(0);
   });
 });
