@@ -23,6 +23,7 @@ import type {
 } from '../ctl/protocol';
 import {
   AF_INET,
+  AF_INET6,
   FWD_DROUTE,
   FWD_LOCALNODE,
   FWD_MASQ,
@@ -44,7 +45,8 @@ import {
   TUN_TYPE_IPIP,
   TUN_TYPE_NAMES,
 } from '../ip-vs';
-import { ipToU32 } from '../wire/addr';
+import { ipToU32, isValidIpv4 } from '../wire/addr';
+import { ipv6Word, parseIpv6 } from '../wire/addr6';
 import type { ListFormat } from './lvsadm-args';
 
 const SCHED_FLAGS = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
@@ -103,12 +105,36 @@ function protocolName(protocol: number): string {
   return serviceProtoName(protocol) ?? '?';
 }
 
-/** ipvsadm's addrport_to_anyname, including its 60-byte buffer. */
+/** An address as listings carry it is IPv6 when its text is (IPv4 text has no colon). */
+function isV6(addr: string): boolean {
+  return addr.includes(':');
+}
+
+/** ipvsadm's addrport_to_anyname, including its 60-byte buffer: IPv6 in brackets. */
 function addrPort(addr: string, port: number, protocol: number, numeric: boolean, names: NameLookup): string {
-  const text = numeric
-    ? `${addr}:${port}`
-    : `${names.host(addr) ?? addr}:${names.service(port, protocol) ?? String(port)}`;
+  const host = numeric ? addr : (names.host(addr) ?? addr);
+  const portText = numeric ? String(port) : (names.service(port, protocol) ?? String(port));
+  const text = isV6(addr) ? `[${host}]:${portText}` : `${host}:${portText}`;
   return text.slice(0, 59);
+}
+
+/** An address's four host-order words as libipvs compares them (IPv4: the address, then zeros). */
+function addrWords(addr: string): number[] {
+  const v6 = isV6(addr) ? parseIpv6(addr) : null;
+  if (v6 === null) return [isValidIpv4(addr) ? ipToU32(addr) : 0, 0, 0, 0];
+  return [0, 1, 2, 3].map((i) => ipv6Word(v6, 0, i));
+}
+
+/** libipvs's address comparison: the four words of an IPv6 `a`, else the IPv4 address (wrapped). */
+function compareAddrs(a: string, b: string): number {
+  const wa = addrWords(a);
+  const wb = addrWords(b);
+  if (!isV6(a)) return wrappedDiff(wa[0], wb[0]);
+  for (let i = 0; i < 4; i++) {
+    const r = wrappedDiff(wa[i], wb[i]);
+    if (r !== 0) return r;
+  }
+  return 0;
 }
 
 // --- sorting ---------------------------------------------------------------------------------
@@ -118,19 +144,20 @@ function wrappedDiff(a: number, b: number): number {
   return (a - b) | 0;
 }
 
-/** libipvs ipvs_cmp_services: fwmark, (address family), protocol, address, port. */
+/** libipvs ipvs_cmp_services: fwmark, address family, protocol, address, port. */
 export function compareServices(a: ServiceKey, b: ServiceKey): number {
   return (
     wrappedDiff(a.fwmark, b.fwmark) ||
+    (a.af ?? AF_INET) - (b.af ?? AF_INET) ||
     a.protocol - b.protocol ||
-    wrappedDiff(ipToU32(a.addr), ipToU32(b.addr)) ||
+    compareAddrs(a.addr, b.addr) ||
     a.port - b.port
   );
 }
 
 /** libipvs ipvs_cmp_dests: address, then port. */
 export function compareDests(a: { addr: string; port: number }, b: { addr: string; port: number }): number {
-  return wrappedDiff(ipToU32(a.addr), ipToU32(b.addr)) || a.port - b.port;
+  return compareAddrs(a.addr, b.addr) || a.port - b.port;
 }
 
 /**
@@ -229,7 +256,12 @@ function tunInfo(d: DestSnapshot): string {
 
 /** The service part of a line: `TCP  1.2.3.4:80`, `FWM  5`, or `-t 1.2.3.4:80` for -S. */
 function serviceName(svc: ServiceSnapshot, format: ListFormat, names: NameLookup, rule: boolean): string {
-  if (svc.fwmark) return rule ? `-f ${int32(svc.fwmark)}` : `FWM  ${int32(svc.fwmark)}`;
+  const v6 = svc.af === AF_INET6;
+  if (svc.fwmark) {
+    const mark = int32(svc.fwmark);
+    if (rule) return v6 ? `-f ${mark} -6` : `-f ${mark}`;
+    return v6 ? `FWM  ${mark} IPv6` : `FWM  ${mark}`;
+  }
   const vname = addrPort(svc.addr, svc.port, svc.protocol, format.numeric, names);
   if (rule) {
     const opt =
@@ -242,7 +274,15 @@ function serviceName(svc: ServiceSnapshot, format: ListFormat, names: NameLookup
             : '--xxx-service';
     return `${opt} ${vname}`;
   }
-  return `${left(protocolName(svc.protocol), 4)} ${vname}`.slice(0, 33);
+  const name = `${left(protocolName(svc.protocol), 4)} ${vname}`;
+  // IPv4 names are cut to 33 characters; IPv6 ones are not.
+  return v6 ? name : name.slice(0, 33);
+}
+
+/** The persistence mask a listing shows, if any: IPv4's unless /32, IPv6's prefix unless 128. */
+function shownMask(svc: ServiceSnapshot): string | null {
+  if (svc.af === AF_INET6) return svc.netmask !== '128' ? svc.netmask : null;
+  return svc.netmask !== HOST_MASK ? svc.netmask : null;
 }
 
 function serviceLine(svc: ServiceSnapshot, name: string, format: ListFormat): string {
@@ -259,7 +299,8 @@ function serviceLine(svc: ServiceSnapshot, name: string, format: ListFormat): st
   if (svc.flags & SCHED_FLAGS) line += ` (${schedFlagNames(svc)})`;
   if (svc.flags & SVC_F_PERSISTENT) {
     line += ` persistent ${svc.timeout}`;
-    if (svc.netmask !== HOST_MASK) line += ` mask ${svc.netmask}`;
+    const mask = shownMask(svc);
+    if (mask !== null) line += ` mask ${mask}`;
     if (svc.pe) line += ` pe ${svc.pe}`;
   }
   if (svc.flags & SVC_F_ONEPACKET) line += ' ops';
@@ -308,7 +349,8 @@ function serviceRule(svc: ServiceSnapshot, name: string): string {
   let line = `-A ${name} -s ${svc.sched}`;
   if (svc.flags & SVC_F_PERSISTENT) {
     line += ` -p ${svc.timeout}`;
-    if (svc.netmask !== HOST_MASK) line += ` -M ${svc.netmask}`;
+    const mask = shownMask(svc);
+    if (mask !== null) line += ` -M ${mask}`;
   }
   if (svc.pe) line += ` --pe ${svc.pe}`;
   if (svc.flags & SVC_F_ONEPACKET) line += ' -o';
@@ -329,7 +371,10 @@ function serviceEntry(
   const dests = format.nosort ? svc.dests : sortDests(svc.dests);
   for (const d of dests) {
     const full = addrPort(d.addr, d.port, svc.protocol, format.numeric, names);
-    lines.push(rule ? destRule(d, name, full, thresholds) : destLine(d, full.slice(0, 28), format));
+    // IPv4 names are cut to 28 characters in the columns; IPv6 ones push the columns right.
+    lines.push(
+      rule ? destRule(d, name, full, thresholds) : destLine(d, isV6(d.addr) ? full : full.slice(0, 28), format),
+    );
   }
   return `${lines.join('\n')}\n`;
 }

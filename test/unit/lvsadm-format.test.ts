@@ -452,3 +452,119 @@ describe('-c and --timeout', () => {
     expect(formatTimeouts({ tcp: 900, tcpfin: 120, udp: 300 })).toBe('Timeout (tcp tcpfin udp): 900 120 300\n');
   });
 });
+
+describe('IPv6 in listings, as ipvsadm prints it', () => {
+  const v6 = (addr: string, port: number, dests: DestSnapshot[], over: Partial<ServiceSnapshot> = {}) =>
+    service(6, addr, port, dests, { af: 10, netmask: '128', ...over });
+
+  it('brackets addresses and never cuts an IPv6 name; a long dest pushes the columns right', () => {
+    const s = snap(
+      v6(
+        '2001:db8:1234:5678:9abc:def0:1234:5678',
+        443,
+        [dest('2001:db8::10', 8443), dest('2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff', 80)],
+        { sched: 'rr' },
+      ),
+    );
+    expect(formatList(s, numeric)).toBe(
+      lines(
+        BANNER,
+        TITLE1,
+        TITLE2,
+        'TCP  [2001:db8:1234:5678:9abc:def0:1234:5678]:443 rr',
+        // (0 - 0xaaaabbbb wraps positive: libipvs sorts ::10 after the :aaaa: address.)
+        `  -> [2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff]:80 Masq    1      0          0${PAD9}`,
+        `  -> [2001:db8::10]:8443          Masq    1      0          0${PAD9}`,
+      ),
+    );
+  });
+
+  it("keeps libipvs's wrapped word subtraction: fd00:: sorts before 2001:db8::", () => {
+    const s = snap(v6('2001:db8::1', 80, [dest('2001:db8::10', 80), dest('fd00::1', 80)]));
+    expect(formatList(s, numeric).split('\n').slice(4, 6)).toEqual([
+      `  -> [fd00::1]:80                 Masq    1      0          0${PAD9}`,
+      `  -> [2001:db8::10]:80            Masq    1      0          0${PAD9}`,
+    ]);
+  });
+
+  it('shows an IPv6 mask as a prefix length, and none at 128; fwmark services say IPv6', () => {
+    const s = snap(
+      v6('2001:db8::1', 80, [], { flags: 1, timeout: 300, netmask: '64' }),
+      v6('2001:db8::2', 80, [], { flags: 1, timeout: 300 }),
+      fwm(7, [dest('2001:db8::10', 0, { fwd: 3 })], { af: 10, netmask: '96', flags: 1, timeout: 60 }),
+    );
+    expect(formatList(s, numeric)).toBe(
+      lines(
+        BANNER,
+        TITLE1,
+        TITLE2,
+        'TCP  [2001:db8::1]:80 wlc persistent 300 mask 64',
+        'TCP  [2001:db8::2]:80 wlc persistent 300',
+        'FWM  7 IPv6 wlc persistent 60 mask 96',
+        `  -> [2001:db8::10]:0             Route   1      0          0${PAD9}`,
+      ),
+    );
+    expect(formatSave(s, numeric)).toBe(
+      lines(
+        '-A -t [2001:db8::1]:80 -s wlc -p 300 -M 64',
+        '-A -t [2001:db8::2]:80 -s wlc -p 300',
+        '-A -f 7 -6 -s wlc -p 60 -M 96',
+        '-a -f 7 -6 -r [2001:db8::10]:0 -g -w 1',
+      ),
+    );
+  });
+
+  it('sorts IPv4 services before IPv6 ones, IPv6 by their four words; mixed dests as libipvs does', () => {
+    const order = [
+      v6('2001:db8::1', 80, []),
+      service(17, '10.0.0.1', 53, []),
+      v6('2001:db8::1', 22, []),
+      v6('::ffff:1.2.3.4', 80, []),
+      service(6, '10.0.0.1', 80, []),
+    ].sort(compareServices);
+    expect(order.map((s) => `${s.af ?? 2} ${s.protocol} ${s.addr} ${s.port}`)).toEqual([
+      '2 6 10.0.0.1 80',
+      '2 17 10.0.0.1 53',
+      '10 6 ::ffff:1.2.3.4 80',
+      '10 6 2001:db8::1 22',
+      '10 6 2001:db8::1 80',
+    ]);
+    // An IPv4 dest is compared with the first word of an IPv6 one (the union's first 4 bytes).
+    expect(compareDests(dest('32.1.13.184', 80), dest('2001:db8::1', 80))).toBe(0);
+    expect(compareDests(dest('2001:db8::2', 80), dest('2001:db8::1', 80))).toBeGreaterThan(0);
+  });
+
+  it('names IPv6 hosts in brackets without -n', () => {
+    const names: NameLookup = {
+      host: (a) => (a === '2001:db8::10' ? 'rs1.example' : undefined),
+      service: (p) => (p === 80 ? 'http' : undefined),
+    };
+    const s = snap(v6('2001:db8::1', 80, [dest('2001:db8::10', 80)]));
+    expect(formatList(s, DEFAULT_LIST_FORMAT, names)).toBe(
+      lines(
+        BANNER,
+        TITLE1,
+        TITLE2,
+        'TCP  [2001:db8::1]:http wlc',
+        `  -> [rs1.example]:http           Masq    1      0          0${PAD9}`,
+      ),
+    );
+  });
+
+  it('lets IPv6 connections overflow the 18-character columns of -c', () => {
+    const c: ConnSnapshot = {
+      protocol: 6,
+      caddr: '2001:db8::99',
+      cport: 40000,
+      vaddr: '2001:db8::1',
+      vport: 80,
+      daddr: '2001:db8::10',
+      dport: 8080,
+      state: 'ESTABLISHED',
+      expires: 900,
+      flags: 0,
+    };
+    const out = formatConnections([c], numeric).split('\n');
+    expect(out[2]).toBe('TCP 15:00  ESTABLISHED [2001:db8::99]:40000 [2001:db8::1]:80   [2001:db8::10]:8080');
+  });
+});
