@@ -182,7 +182,8 @@ ${info.notes.length ? `## Notes\n\n${info.notes.map((n) => `- ${n}`).join('\n')}
   ${p.sweepSeconds} s per step at ${p.sweepPps.map((x) => formatValue('pps', x)).join(', ')} pps; packets
   counted at the sink on the real server; the highest step with < 0.5 % loss. A failing step
   is tried once more; the sweep stops at the first step that fails twice (loss, or the sender
-  could not offer the rate).
+  could not offer the rate). Stopped by loss, it bisects twice between the last rate that
+  passed and that one (to the nearest 1k pps).
 - UDP blast: the same sender unpaced for ${p.blastSeconds} s; packets per second delivered at the sink.
 - Connections: \`wrk -t1 -c32 -d${p.connSeconds}s -H 'Connection: close'\` against nginx \`return 200\`.
 - Latency: ${p.latencySamples} TCP ping-pongs (16 bytes) at ${p.latencyRate}/s over one connection to an echo

@@ -183,44 +183,80 @@ async function udpRun(ctx: TestCtx, pps: number, seconds: number): Promise<SendR
   return { ...sent, delivered };
 }
 
+/** Bisection steps between the last rate that passed and the first that lost packets. */
+const SWEEP_REFINE_STEPS = 2;
+
 async function udpSweep(ctx: TestCtx): Promise<TestOutcome> {
   const { sweepPps, sweepSeconds } = ctx.profile;
   const steps: Record<string, unknown>[] = [];
   let best = 0;
   let bestCpu: number | undefined;
   let stopReason = 'every step passed';
-  for (const pps of sweepPps) {
-    // A failing step is tried once more: on this VM a stall of a few milliseconds overflows a
-    // 1000-packet backlog and would end a sweep that the next attempt passes.
-    let passed = false;
-    for (let attempt = 1; attempt <= 2 && !passed; attempt++) {
+  /** One rate; a failing step is tried once more (see below). Whether it passed. */
+  const tryRate = async (pps: number, refining: boolean): Promise<boolean> => {
+    // On this VM a stall of a few milliseconds overflows a 1000-packet backlog and would end a
+    // sweep that the next attempt passes.
+    for (let attempt = 1; attempt <= 2; attempt++) {
       ctx.active.check();
       const { result: s, director } = await withDirector(ctx, () => udpRun(ctx, pps, sweepSeconds));
       const loss = s.sent > 0 ? Math.max(0, 1 - s.delivered / s.sent) : 1;
       const offered = s.sent / s.seconds;
       const generatorShort = s.sent < pps * sweepSeconds * GENERATOR_SHORTFALL;
-      passed = !generatorShort && loss < LOSS_LIMIT;
+      const passed = !generatorShort && loss < LOSS_LIMIT;
       const cpu = perPacketUs(director, s.delivered);
-      steps.push({ pps, attempt, ...s, offered, loss, pass: passed, generatorShort, cpuUsPerPkt: cpu, director });
+      steps.push({
+        pps,
+        attempt,
+        refining,
+        ...s,
+        offered,
+        loss,
+        pass: passed,
+        generatorShort,
+        cpuUsPerPkt: cpu,
+        director,
+      });
       ctx.log(
-        `    ${(pps / 1000).toFixed(0)}k pps${attempt > 1 ? ' (again)' : ''}: sent ${s.sent}, delivered ${s.delivered}, ` +
-          `loss ${(loss * 100).toFixed(2)} %` +
+        `    ${(pps / 1000).toFixed(1)}k pps${refining ? ' (between)' : ''}${attempt > 1 ? ' (again)' : ''}: ` +
+          `sent ${s.sent}, delivered ${s.delivered}, loss ${(loss * 100).toFixed(2)} %` +
           (generatorShort ? ` (sender reached only ${(offered / 1000).toFixed(0)}k pps)` : '') +
           directorNote(director, s.delivered),
       );
       if (passed) {
-        best = pps;
-        bestCpu = cpu;
-      } else {
+        if (pps > best) {
+          best = pps;
+          bestCpu = cpu;
+        }
+        return true;
+      }
+      if (!refining)
         stopReason =
           loss >= LOSS_LIMIT
             ? `${(loss * 100).toFixed(2)} % loss at ${pps} pps`
             : `the sender could not offer ${pps} pps (${offered.toFixed(0)}), nothing lost`;
-      }
     }
-    if (!passed) break;
+    return false;
+  };
+  let failedAt = 0;
+  for (const pps of sweepPps) {
+    if (!(await tryRate(pps, false))) {
+      failedAt = pps;
+      break;
+    }
   }
   const last = steps[steps.length - 1] as { generatorShort: boolean; loss: number } | undefined;
+  // Stopped by loss: the sweep's steps are coarse (50k apart at the top), so the rates between
+  // the last that passed and the first that lost are bisected, to the nearest 1k.
+  if (failedAt > 0 && last !== undefined && !last.generatorShort) {
+    let lo = best;
+    let hi = failedAt;
+    for (let i = 0; i < SWEEP_REFINE_STEPS; i++) {
+      const mid = Math.round((lo + hi) / 2000) * 1000;
+      if (mid <= lo || mid >= hi) break;
+      if (await tryRate(mid, true)) lo = mid;
+      else hi = mid;
+    }
+  }
   const top = best === sweepPps[sweepPps.length - 1];
   if (top) stopReason = 'every step passed';
   // Stopped by a sender that could not offer the rate, without loss: the path was not the limit.
