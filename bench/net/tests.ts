@@ -247,7 +247,7 @@ async function udpSweep(ctx: TestCtx): Promise<TestOutcome> {
   const last = steps[steps.length - 1] as { generatorShort: boolean; loss: number } | undefined;
   // Stopped by loss: the sweep's steps are coarse (50k apart at the top), so the rates between
   // the last that passed and the first that lost are bisected, to the nearest 1k.
-  if (failedAt > 0 && last !== undefined && !last.generatorShort) {
+  if (failedAt > 0 && last !== undefined && last.loss >= LOSS_LIMIT) {
     let lo = best;
     let hi = failedAt;
     for (let i = 0; i < SWEEP_REFINE_STEPS; i++) {
