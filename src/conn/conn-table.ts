@@ -268,6 +268,16 @@ export class ConnTable {
    * A6_CLIENT and the virtual one at A6_VIRTUAL.
    */
   lookupIn6(protocol: number, key: Uint32Array, cport: number, vport: number): number {
+    return this.findIn6(protocol, key, cport, vport, 0);
+  }
+
+  /** lookupTemplate for a wide table: `key` as lookupIn6's (the client address already masked). */
+  lookupTemplate6(protocol: number, key: Uint32Array, vport: number): number {
+    return this.findIn6(protocol, key, 0, vport, CONN_F_TEMPLATE);
+  }
+
+  /** The "in" index's entry for `key`, a template or not as `template` (0 or CONN_F_TEMPLATE) says. */
+  private findIn6(protocol: number, key: Uint32Array, cport: number, vport: number, template: number): number {
     const caddr = fold4(key, A6_CLIENT);
     const vaddr = fold4(key, A6_VIRTUAL);
     const a = this.addr6;
@@ -279,31 +289,7 @@ export class ConnTable {
         this.vaddr[c] === vaddr &&
         this.vport[c] === vport &&
         this.protocol[c] === protocol &&
-        (this.flags[c] & CONN_F_TEMPLATE) === 0 &&
-        same4(a, c * ADDR6_WORDS + A6_CLIENT, key, A6_CLIENT) &&
-        same4(a, c * ADDR6_WORDS + A6_VIRTUAL, key, A6_VIRTUAL)
-      ) {
-        return c;
-      }
-      c = this.inNext[c];
-    }
-    return NIL;
-  }
-
-  /** lookupTemplate for a wide table: `key` as lookupIn6's (the client address already masked). */
-  lookupTemplate6(protocol: number, key: Uint32Array, vport: number): number {
-    const caddr = fold4(key, A6_CLIENT);
-    const vaddr = fold4(key, A6_VIRTUAL);
-    const a = this.addr6;
-    let c = this.inHead[this.hashIn(protocol, caddr, 0, vaddr, vport)];
-    while (c !== NIL) {
-      if (
-        this.caddr[c] === caddr &&
-        this.cport[c] === 0 &&
-        this.vaddr[c] === vaddr &&
-        this.vport[c] === vport &&
-        this.protocol[c] === protocol &&
-        (this.flags[c] & CONN_F_TEMPLATE) !== 0 &&
+        (this.flags[c] & CONN_F_TEMPLATE) === template &&
         same4(a, c * ADDR6_WORDS + A6_CLIENT, key, A6_CLIENT) &&
         same4(a, c * ADDR6_WORDS + A6_VIRTUAL, key, A6_VIRTUAL)
       ) {
