@@ -154,6 +154,9 @@ export function destSharedInts(engines: number): number {
 export class Dest {
   /** Index in the engine's dest registry; connections refer to their dest by it. */
   id = -1;
+  /** AF_INET, or AF_INET6 with `addr6` its address (four host-order words) and `addr` their fold. */
+  af = AF_INET;
+  addr6: Uint32Array | null = null;
   fwd: FwdMethod = FWD_DROUTE;
   weight = DEFAULT_WEIGHT;
   uThreshold = 0;
@@ -262,10 +265,14 @@ export class Dest {
 /** A virtual service: `<protocol, vaddr, vport>` or a firewall mark. */
 export interface Service {
   protocol: number;
-  /** Host-order IPv4 address. */
+  /** Host-order IPv4 address; for an IPv6 service the fold of `addr6` (wire/addr6.ts ipv6Fold). */
   addr: number;
   port: number;
   fwmark: number;
+  /** AF_INET or AF_INET6 (a firewall-mark service too: `-f N -6`). */
+  af: number;
+  /** An IPv6 service's address: four host-order words, the most significant first; else null. */
+  addr6: Uint32Array | null;
   schedName: string;
   sched: Scheduler;
   /** Scheduler-private state (set by `initService`). */
@@ -318,6 +325,8 @@ export function newService(protocol = 0, addr = 0, port = 0, fwmark = 0, sched: 
     addr,
     port,
     fwmark,
+    af: AF_INET,
+    addr6: null,
     schedName: sched.name,
     sched,
     schedData: undefined,

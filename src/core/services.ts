@@ -2,15 +2,32 @@
 // <protocol, vaddr, vport>, the set of virtual addresses, and the dest registry that gives every
 // dest a small numeric id so connections can refer to it from a typed array.
 
-import { type Dest, FTP_PORT, IPPROTO_TCP, IPPROTO_UDP, type Service } from '../ip-vs';
+import { AF_INET, AF_INET6, type Dest, FTP_PORT, IPPROTO_TCP, IPPROTO_UDP, type Service } from '../ip-vs';
 
 function protoIndex(protocol: number): number {
   return protocol === IPPROTO_TCP ? 0 : protocol === IPPROTO_UDP ? 1 : 2;
 }
 
-/** Numeric service key: exact below 2^53 (address 32 bits, port 16, protocol index 2). */
-export function serviceKey(protocol: number, addr: number, port: number): number {
-  return (addr * 65536 + port) * 4 + protoIndex(protocol);
+/**
+ * Numeric service key: exact below 2^53 (family 1 bit, address 32 bits, port 16, protocol index
+ * 2). An IPv6 service's address here is its fold, which two services may share.
+ */
+export function serviceKey(protocol: number, addr: number, port: number, v6 = false): number {
+  return ((v6 ? 0x100000000 : 0) + addr) * 65536 * 4 + port * 4 + protoIndex(protocol);
+}
+
+/** The fold of the four words at w[off] (wire/addr6.ts ipv6Fold, on words). */
+function fold4(w: Uint32Array, off: number): number {
+  return (w[off] ^ w[off + 1] ^ w[off + 2] ^ w[off + 3]) >>> 0;
+}
+
+function same6(a: Uint32Array, w: Uint32Array, off: number): boolean {
+  return a[0] === w[off] && a[1] === w[off + 1] && a[2] === w[off + 2] && a[3] === w[off + 3];
+}
+
+/** The firewall-mark services' key: the mark and the family (`-f N` and `-f N -6` differ). */
+function markKey(mark: number, af: number): number {
+  return mark * 2 + (af === AF_INET6 ? 1 : 0);
 }
 
 function isFtp(svc: Service): boolean {
@@ -19,10 +36,14 @@ function isFtp(svc: Service): boolean {
 
 export class ServiceTable {
   private readonly byKey = new Map<number, Service>();
-  /** Firewall-mark services by mark. */
+  /** IPv6 services by their key (with the fold for the address): those whose folds are equal share it. */
+  private readonly byKey6 = new Map<number, Service[]>();
+  /** Firewall-mark services by markKey. */
   private readonly byMark = new Map<number, Service>();
   /** Virtual address → number of services on it. */
   private readonly vips = new Map<number, number>();
+  /** IPv6 virtual addresses by fold: each address and the number of services on it. */
+  private readonly vips6 = new Map<number, { addr6: Uint32Array; n: number }[]>();
   /** Services in the order they were added (the kernel lists its hash order; ipvsadm sorts). */
   readonly list: Service[] = [];
   /** The director's own IPv4 addresses. */
@@ -40,9 +61,33 @@ export class ServiceTable {
     return this.byKey.get(serviceKey(protocol, addr, port));
   }
 
-  /** The firewall-mark service for `mark`. */
-  findMark(mark: number): Service | undefined {
-    return this.byMark.get(mark);
+  /** The firewall-mark service for `mark` (of family `af`: `-f N -6` is AF_INET6's). */
+  findMark(mark: number, af = AF_INET): Service | undefined {
+    return this.byMark.get(markKey(mark, af));
+  }
+
+  /**
+   * The IPv6 service for <protocol, the address at words[off..off+3], port>, else the address's
+   * port-0 service (find for IPv6). Allocates nothing.
+   */
+  find6(protocol: number, words: Uint32Array, off: number, port: number): Service | undefined {
+    return this.get6(protocol, words, off, port) ?? this.get6(protocol, words, off, 0);
+  }
+
+  /** Exactly the IPv6 service <protocol, the address at words[off..off+3], port>. */
+  get6(protocol: number, words: Uint32Array, off: number, port: number): Service | undefined {
+    const list = this.byKey6.get(serviceKey(protocol, fold4(words, off), port, true));
+    if (list === undefined) return undefined;
+    for (let i = 0; i < list.length; i++) if (same6(list[i].addr6!, words, off)) return list[i];
+    return undefined;
+  }
+
+  /** The address at words[off..off+3] is an IPv6 virtual address. */
+  isVip6(words: Uint32Array, off: number): boolean {
+    const list = this.vips6.get(fold4(words, off));
+    if (list === undefined) return false;
+    for (let i = 0; i < list.length; i++) if (same6(list[i].addr6, words, off)) return true;
+    return false;
   }
 
   isVip(addr: number): boolean {
@@ -65,8 +110,12 @@ export class ServiceTable {
 
   add(svc: Service): void {
     if (svc.fwmark !== 0) {
-      this.byMark.set(svc.fwmark, svc);
+      this.byMark.set(markKey(svc.fwmark, svc.af), svc);
       this.list.push(svc);
+      return;
+    }
+    if (svc.addr6 !== null) {
+      this.add6(svc, svc.addr6);
       return;
     }
     this.byKey.set(serviceKey(svc.protocol, svc.addr, svc.port), svc);
@@ -80,9 +129,10 @@ export class ServiceTable {
     const i = this.list.indexOf(svc);
     if (i >= 0) this.list.splice(i, 1);
     if (svc.fwmark !== 0) {
-      this.byMark.delete(svc.fwmark);
+      this.byMark.delete(markKey(svc.fwmark, svc.af));
       return false;
     }
+    if (svc.addr6 !== null) return this.remove6(svc, svc.addr6);
     this.byKey.delete(serviceKey(svc.protocol, svc.addr, svc.port));
     if (isFtp(svc)) this.ftpServices--;
     const n = (this.vips.get(svc.addr) ?? 1) - 1;
@@ -91,6 +141,36 @@ export class ServiceTable {
       return false;
     }
     this.vips.delete(svc.addr);
+    return true;
+  }
+
+  private add6(svc: Service, addr6: Uint32Array): void {
+    const key = serviceKey(svc.protocol, svc.addr, svc.port, true);
+    const same = this.byKey6.get(key);
+    if (same === undefined) this.byKey6.set(key, [svc]);
+    else same.push(svc);
+    const vips = this.vips6.get(svc.addr);
+    const vip = vips?.find((v) => same6(v.addr6, addr6, 0));
+    if (vip !== undefined) vip.n++;
+    else if (vips !== undefined) vips.push({ addr6, n: 1 });
+    else this.vips6.set(svc.addr, [{ addr6, n: 1 }]);
+    if (isFtp(svc)) this.ftpServices++;
+    this.list.push(svc);
+  }
+
+  private remove6(svc: Service, addr6: Uint32Array): boolean {
+    const key = serviceKey(svc.protocol, svc.addr, svc.port, true);
+    const same = this.byKey6.get(key)?.filter((s) => s !== svc);
+    if (same === undefined || same.length === 0) this.byKey6.delete(key);
+    else this.byKey6.set(key, same);
+    if (isFtp(svc)) this.ftpServices--;
+    const vips = this.vips6.get(svc.addr);
+    const vip = vips?.find((v) => same6(v.addr6, addr6, 0));
+    if (vips === undefined || vip === undefined) return false;
+    if (--vip.n > 0) return false;
+    const left = vips.filter((v) => v !== vip);
+    if (left.length === 0) this.vips6.delete(svc.addr);
+    else this.vips6.set(svc.addr, left);
     return true;
   }
 }

@@ -5,7 +5,7 @@
 // leaves the list, addDest and updDest after the list has its new order.
 
 import { type DestRegistry, type ServiceTable, serviceKey } from '../core/services';
-import { type Dest, type FwdMethod, newDest, newService, type Service } from '../ip-vs';
+import { AF_INET6, type Dest, type FwdMethod, newDest, newService, type Service } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
 import { CURSOR_INTS, sharesCursor, withSharedCursor } from './shared-cursor';
 import { LOCALITY_INTS, sharesLocality, withSharedLocality } from './shared-locality';
@@ -20,6 +20,8 @@ export interface DestImage {
   uid: number;
   addr: number;
   port: number;
+  af: number;
+  addr6: Uint32Array | null;
   fwd: FwdMethod;
   weight: number;
   uThreshold: number;
@@ -42,6 +44,8 @@ export interface ServiceImage {
   addr: number;
   port: number;
   fwmark: number;
+  af: number;
+  addr6: Uint32Array | null;
   schedName: string;
   flags: number;
   timeout: number;
@@ -81,6 +85,8 @@ export function tableImage(
       addr: s.addr,
       port: s.port,
       fwmark: s.fwmark,
+      af: s.af,
+      addr6: s.addr6,
       schedName: s.schedName,
       flags: s.flags,
       timeout: s.timeout,
@@ -93,6 +99,8 @@ export function tableImage(
         uid: uidOf(d),
         addr: d.addr,
         port: d.port,
+        af: d.af,
+        addr6: d.addr6,
         fwd: d.fwd,
         weight: d.weight,
         uThreshold: d.uThreshold,
@@ -117,8 +125,18 @@ export function sharedSchedInts(name: string): number {
   return sharesLocality(name) ? LOCALITY_INTS : CURSOR_INTS;
 }
 
-function keyOf(s: { protocol: number; addr: number; port: number; fwmark: number }): number {
-  return s.fwmark !== 0 ? -s.fwmark : serviceKey(s.protocol, s.addr, s.port);
+/** A service's identity across images: a number for IPv4 and marks, text for IPv6 (folds may collide). */
+function keyOf(s: {
+  protocol: number;
+  addr: number;
+  port: number;
+  fwmark: number;
+  af: number;
+  addr6: Uint32Array | null;
+}): number | string {
+  if (s.fwmark !== 0) return -(s.fwmark * 2 + (s.af === AF_INET6 ? 1 : 0));
+  if (s.addr6 !== null) return `${s.protocol}/${s.addr6.join(':')}/${s.port}`;
+  return serviceKey(s.protocol, s.addr, s.port);
 }
 
 /** What decides scheduling: a change calls the scheduler's updDest. */
@@ -163,7 +181,7 @@ export function applyTableImage(
   /** The version of the image the engine has applied (this one, once this call started). */
   applied: () => number,
 ): void {
-  const existing = new Map<number, Service>();
+  const existing = new Map<number | string, Service>();
   for (const s of services.list) existing.set(keyOf(s), s);
   for (const si of image.services) {
     const key = keyOf(si);
@@ -178,6 +196,8 @@ export function applyTableImage(
         : named;
     if (svc === undefined) {
       svc = newService(si.protocol, si.addr, si.port, si.fwmark, sched);
+      svc.af = si.af;
+      svc.addr6 = si.addr6;
       svc.stats = new SliceStats(si.stats, k);
       svc.flags = si.flags;
       svc.timeout = si.timeout;
@@ -227,6 +247,8 @@ function applyDests(
     if (d !== undefined && uids.get(d) !== di.uid) d = undefined;
     if (d === undefined) {
       d = newDest(svc, di.addr, di.port);
+      d.af = di.af;
+      d.addr6 = di.addr6;
       uids.set(d, di.uid);
       d.shared = di.shared;
       d.countAs(k);

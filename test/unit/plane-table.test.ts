@@ -8,7 +8,16 @@ import { mergeConnRows } from '../../src/conn/conn-rows';
 import { DestRegistry, ServiceTable } from '../../src/core/services';
 import { connSnapshots } from '../../src/ctl/balancer';
 import type { ConnSnapshot } from '../../src/ctl/protocol';
-import { type Dest, destBind, destSharedInts, destUnbind, newDest, newService, type Service } from '../../src/ip-vs';
+import {
+  AF_INET6,
+  type Dest,
+  destBind,
+  destSharedInts,
+  destUnbind,
+  newDest,
+  newService,
+  type Service,
+} from '../../src/ip-vs';
 import { LOCALITY_SLOTS } from '../../src/plane/shared-locality';
 import { SliceStats, SumStats, statsBuffer } from '../../src/plane/shared-stats';
 import { applyTableImage, sharedSchedInts, tableImage } from '../../src/plane/table-image';
@@ -116,6 +125,33 @@ function setup() {
 }
 
 describe('table images (lvsd --workers)', () => {
+  it('carries IPv6 services and dests whole, telling apart two services whose folds are equal', () => {
+    const { cp, engines, sync } = setup();
+    const a = Uint32Array.from([0x20010db8, 0, 0, 1]);
+    const b = Uint32Array.from([0x20010db8, 1, 1, 1]);
+    for (const words of [a, b]) {
+      const svc = cp.addService(80, 'rr');
+      cp.services.remove(svc);
+      svc.af = AF_INET6;
+      svc.addr6 = words;
+      svc.addr = (0x20010db8 ^ 1) >>> 0;
+      cp.services.add(svc);
+      const d = cp.addDest(svc, 7);
+      d.af = AF_INET6;
+      d.addr6 = Uint32Array.from([0xfd000000, 0, 0, words[3] + 9]);
+    }
+    sync();
+    sync();
+    for (const e of engines) {
+      expect(e.services.list).toHaveLength(2);
+      for (const words of [a, b]) {
+        const copy = e.services.get6(6, words, 0, 80)!;
+        expect([copy.af, [...copy.addr6!]]).toEqual([AF_INET6, [...words]]);
+        expect(copy.dests.map((d) => [d.af, [...d.addr6!]])).toEqual([[AF_INET6, [0xfd000000, 0, 0, words[3] + 9]]]);
+      }
+    }
+  });
+
   it('gives every engine the services and dests in the control plane order, by the same ids', () => {
     const { cp, engines, sync } = setup();
     const svc = cp.addService(80, 'wlc');
