@@ -1,6 +1,6 @@
 // The text of kernel IPVS's /proc files (REFERENCE.md §1.12), built from control-socket snapshots.
 // Pure: no I/O; writer.ts writes the results. Each function reproduces the kernel's seq_printf
-// output byte for byte (net/netfilter/ipvs/ip_vs_ctl.c, ip_vs_conn.c), IPv4 only:
+// output byte for byte (net/netfilter/ipvs/ip_vs_ctl.c, ip_vs_conn.c):
 //
 //   formatProcIpVs          /proc/net/ip_vs            ip_vs_info_seq_show
 //   formatProcIpVsStats     /proc/net/ip_vs_stats      ip_vs_stats_show
@@ -16,6 +16,7 @@
 
 import type { Snapshot, StatsSnapshot } from '../ctl/protocol';
 import {
+  AF_INET6,
   CONN_F_SYNC,
   FWD_DROUTE,
   FWD_LOCALNODE,
@@ -25,6 +26,7 @@ import {
   SVC_F_PERSISTENT,
 } from '../ip-vs';
 import { ipToU32 } from '../wire/addr';
+import { formatIpv6Full, parseIpv6 } from '../wire/addr6';
 
 /**
  * The kernel keeps a service's persistence timeout in jiffies (timeout * HZ) and /proc/net/ip_vs
@@ -55,6 +57,17 @@ function hex(n: number, width: number, pad: '0' | ' '): string {
 /** `%08X` of a dotted-quad address in host order (what the kernel prints after ntohl). */
 function hexAddr(dotted: string): string {
   return hex(ipToU32(dotted), 8, '0');
+}
+
+/** The kernel's `[%pI6]` of IPv6 text: bracketed, uncompressed (39 characters inside). */
+function fullAddr6(text: string): string {
+  const b = parseIpv6(text);
+  return `[${b === null ? text : formatIpv6Full(b)}]`;
+}
+
+/** An address of a snapshot is IPv6 when its text is (IPv4 text has no colon). */
+function isV6(text: string): boolean {
+  return text.includes(':');
 }
 
 /** `%04X` of a port. */
@@ -88,17 +101,29 @@ export function formatProcIpVs(s: Snapshot, hz: number = PROC_HZ): string {
   for (const svc of s.services) {
     const sched = svc.sched || 'none';
     const ops = svc.flags & SVC_F_ONEPACKET ? 'ops ' : '';
+    const v6 = svc.af === AF_INET6;
     if (svc.fwmark !== 0) out += `FWM  ${hex(svc.fwmark, 8, '0')} ${sched} ${ops}`;
+    // An IPv6 row has no ops field (and so one blank after the scheduler, not two).
+    else if (v6) out += `${ipVsProtoName(svc.protocol)}  ${fullAddr6(svc.addr)}:${hexPort(svc.port)} ${sched} `;
     else out += `${ipVsProtoName(svc.protocol)}  ${hexAddr(svc.addr)}:${hexPort(svc.port)} ${sched} ${ops} `;
-    if (svc.flags & SVC_F_PERSISTENT) out += `persistent ${svc.timeout * hz} ${hexAddr(svc.netmask)}\n`;
+    // The netmask field is ntohl() of what the kernel keeps: an IPv6 service keeps its prefix
+    // length there in host order, so a little-endian kernel prints 128 as 80000000.
+    const mask = v6 ? hex(byteSwap32(Number(svc.netmask)), 8, '0') : hexAddr(svc.netmask);
+    if (svc.flags & SVC_F_PERSISTENT) out += `persistent ${svc.timeout * hz} ${mask}\n`;
     else out += '\n';
     for (const d of svc.dests) {
+      const addr = isV6(d.addr) ? fullAddr6(d.addr) : hexAddr(d.addr);
       out +=
-        `  -> ${hexAddr(d.addr)}:${hexPort(d.port)}      ${fwdName(d.fwd).padEnd(7)} ` +
+        `  -> ${addr}:${hexPort(d.port)}      ${fwdName(d.fwd).padEnd(7)} ` +
         `${String(d.weight).padEnd(6)} ${String(d.activeConns).padEnd(10)} ${String(d.inactConns).padEnd(10)}\n`;
     }
   }
   return out;
+}
+
+/** A 32-bit value with its bytes reversed (ntohl on a little-endian host). */
+function byteSwap32(n: number): number {
+  return (((n & 0xff) << 24) | ((n & 0xff00) << 8) | ((n >>> 8) & 0xff00) | ((n >>> 24) & 0xff)) >>> 0;
 }
 
 /** `%7u` of the seconds left (the kernel rounds down and never goes below zero). */

@@ -222,6 +222,40 @@ const CONN_ROWS = [
   'IP  C0A80100 0000 00000102 0000 C0A8C804 0000 NONE            360',
 ];
 
+describe('/proc/net/ip_vs with IPv6', () => {
+  it('prints IPv6 services and dests with %pI6 in brackets, no ops field, the prefix length ntohl()ed', () => {
+    const s = snap(
+      service(6, '2001:db8::1', 80, [dest('fd00::10', 8080)], {
+        af: 10,
+        flags: SVC_F_PERSISTENT,
+        timeout: 300,
+        netmask: '64',
+      }),
+      // One-packet scheduling is not shown on an IPv6 row.
+      service(17, '2001:db8::2', 53, [], { af: 10, sched: 'rr', flags: SVC_F_ONEPACKET, netmask: '128' }),
+      // A fwmark row says nothing of its family; its IPv4 tunnel dest is printed as IPv4.
+      fwm(7, [dest('10.0.0.1', 0, { fwd: FWD_TUNNEL })], {
+        af: 10,
+        flags: SVC_F_PERSISTENT,
+        timeout: 60,
+        netmask: '128',
+      }),
+    );
+    expect(formatProcIpVs(s)).toBe(
+      lines(
+        BANNER,
+        TITLE1,
+        TITLE2,
+        'TCP  [2001:0db8:0000:0000:0000:0000:0000:0001]:0050 wlc persistent 75000 40000000',
+        '  -> [fd00:0000:0000:0000:0000:0000:0000:0010]:1F90      Masq    1      0          0         ',
+        'UDP  [2001:0db8:0000:0000:0000:0000:0000:0002]:0035 rr ',
+        'FWM  00000007 wlc persistent 15000 80000000',
+        '  -> 0A000001:0000      Tunnel  1      0          0         ',
+      ),
+    );
+  });
+});
+
 describe('/proc/net/ip_vs_conn', () => {
   it('prints only the title when there are no connections', () => {
     expect(formatProcIpVsConn([])).toBe(lines(CONN_TITLE));
