@@ -8,6 +8,7 @@
 import { SEQ_IN, SEQ_OUT } from '../app/seq-adjust';
 import { NIL, newConnInit } from '../conn/conn-table';
 import {
+  AF_INET,
   CONN_F_BACKUP_MASK,
   CONN_F_BACKUP_UPD_MASK,
   CONN_F_FWD_MASK,
@@ -32,6 +33,11 @@ const init = newConnInit();
 
 /** Apply sync entry `s` to `engine`'s connection table. */
 export function applySyncConn(engine: Engine, s: SyncConn): void {
+  // IPv6 connections wait for the engine's IPv6 path (issue 20); a kernel peer may send them.
+  if (s.af !== AF_INET) {
+    engine.synced.ignored++;
+    return;
+  }
   const conns = engine.conns;
   let flags = (s.flags & CONN_F_BACKUP_MASK) | CONN_F_SYNC;
   const template = (flags & CONN_F_TEMPLATE) !== 0;

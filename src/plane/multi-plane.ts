@@ -415,7 +415,7 @@ export class MultiPlane implements DataPlane {
   applySync(e: SyncConn): void {
     const k = steerKeyHash(e.caddr, e.cport, this.steering.addrMask) % this.n;
     if (this.applyQueue.length === 0) this.applyQueue = Array.from({ length: this.n }, () => []);
-    this.applyQueue[k]!.push({ ...e, inSeq: { ...e.inSeq }, outSeq: { ...e.outSeq } });
+    this.applyQueue[k]!.push({ ...e, addr6: e.addr6.slice(), inSeq: { ...e.inSeq }, outSeq: { ...e.outSeq } });
     if (this.applyQueued) return;
     this.applyQueued = true;
     setImmediate(() => {

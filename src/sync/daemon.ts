@@ -118,7 +118,7 @@ export class SyncMaster implements SyncSink {
   /** Encode connection `e` into the current message (ip_vs_sync_conn). */
   add(e: SyncConn): void {
     const flags = e.flags;
-    const len = entryLen(flags);
+    const len = entryLen(flags, e.af);
     if (this.size !== 0) {
       const pad = (4 - (this.size & 3)) & 3;
       if (this.size + pad + len > this.buf.length || this.buf[4] === SYNC_MAX_CONNS) this.send();

@@ -21,6 +21,9 @@
 //  |  caddr | vaddr | daddr                                        |
 //  | options: type(u8) len(u8) data; SEQ_DATA (1) = in_seq, out_seq |
 //
+// Version 1 IPv6 entry (struct ip_vs_sync_v6, 72 bytes, then options): type has STYPE_F_INET6,
+// the same first 24 bytes, then caddr, vaddr and daddr of 16 bytes each.
+//
 // Version 0 (legacy, received only): header nr_conns(u8) syncid(u8) size(be16); entries of 24
 // bytes (reserved, protocol, cport, vport, dport, caddr, vaddr, daddr, flags(be16),
 // state(be16)), followed by 24 bytes of sequence data when the flags carry IN_SEQ/OUT_SEQ.
@@ -29,7 +32,7 @@
 // entry to a callback through one reused SyncConn record. Bad messages are reported as a reason,
 // never thrown.
 
-import { CONN_F_SEQ_MASK } from '../ip-vs';
+import { AF_INET, AF_INET6, CONN_F_SEQ_MASK } from '../ip-vs';
 
 /** The multicast group (224.0.0.81) and UDP port of IPVS sync. */
 export const SYNC_GROUP = '224.0.0.81';
@@ -80,8 +83,18 @@ export interface SyncSeq {
   previousDelta: number;
 }
 
+/** Byte offsets of the addresses inside a v1 IPv6 entry (the rest is laid out as SYNC_V4). */
+export const SYNC_V6 = { CADDR: 24, VADDR: 40, DADDR: 56 } as const;
+
 /** A decoded entry (one reused object; copy what must outlive the callback). */
 export interface SyncConn {
+  /** AF_INET, or AF_INET6: then `addr6` holds the addresses and caddr, vaddr, daddr their folds. */
+  af: number;
+  /**
+   * An IPv6 entry's client, virtual and dest addresses, four host-order words each in that
+   * order (the layout of the connection table's addr6, conn-table.ts A6_*).
+   */
+  addr6: Uint32Array;
   protocol: number;
   flags: number;
   state: number;
@@ -102,6 +115,8 @@ export interface SyncConn {
 
 export function newSyncConn(): SyncConn {
   return {
+    af: AF_INET,
+    addr6: new Uint32Array(12),
     protocol: 0,
     flags: 0,
     state: 0,
@@ -131,12 +146,13 @@ export function beginMessage(buf: Buffer, off: number, syncid: number): number {
 }
 
 /** Bytes an entry takes (before alignment padding). */
-export function entryLen(flags: number): number {
-  return (flags & CONN_F_SEQ_MASK) !== 0 ? SYNC_CONN_V4 + 2 + SEQ_OPTION_LEN : SYNC_CONN_V4;
+export function entryLen(flags: number, af = AF_INET): number {
+  const base = af === AF_INET6 ? SYNC_CONN_V6 : SYNC_CONN_V4;
+  return (flags & CONN_F_SEQ_MASK) !== 0 ? base + 2 + SEQ_OPTION_LEN : base;
 }
 
 /**
- * Append one IPv4 entry to the message at buf[msg] whose current size is `size` (padding the
+ * Append one entry (IPv4, or IPv6 when e.af says so) to the message at buf[msg] whose current size is `size` (padding the
  * previous entry to 4 bytes first). The caller checked the room: size + pad + entryLen(flags).
  * Returns the new size. `seq` supplies the sequence options when flags carry IN_SEQ/OUT_SEQ.
  */
@@ -144,8 +160,9 @@ export function appendEntry(buf: Buffer, msg: number, size: number, e: SyncConn)
   const pad = (4 - (size & 3)) & 3;
   buf.fill(0, msg + size, msg + size + pad);
   const p = msg + size + pad;
-  const len = entryLen(e.flags);
-  buf[p + SYNC_V4.TYPE] = 0;
+  const v6 = e.af === AF_INET6;
+  const len = entryLen(e.flags, e.af);
+  buf[p + SYNC_V4.TYPE] = v6 ? STYPE_F_INET6 : 0;
   buf[p + SYNC_V4.PROTOCOL] = e.protocol;
   buf.writeUInt16BE(len & 0x0fff, p + SYNC_V4.VER_SIZE);
   buf.writeUInt32BE(e.flags >>> 0, p + SYNC_V4.FLAGS);
@@ -155,11 +172,16 @@ export function appendEntry(buf: Buffer, msg: number, size: number, e: SyncConn)
   buf.writeUInt16BE(e.dport, p + SYNC_V4.DPORT);
   buf.writeUInt32BE(e.fwmark >>> 0, p + SYNC_V4.FWMARK);
   buf.writeUInt32BE(e.timeout >>> 0, p + SYNC_V4.TIMEOUT);
-  buf.writeUInt32BE(e.caddr >>> 0, p + SYNC_V4.CADDR);
-  buf.writeUInt32BE(e.vaddr >>> 0, p + SYNC_V4.VADDR);
-  buf.writeUInt32BE(e.daddr >>> 0, p + SYNC_V4.DADDR);
-  if (len !== SYNC_CONN_V4) {
-    let o = p + SYNC_CONN_V4;
+  if (v6) {
+    for (let i = 0; i < 12; i++) buf.writeUInt32BE(e.addr6[i] >>> 0, p + SYNC_V6.CADDR + 4 * i);
+  } else {
+    buf.writeUInt32BE(e.caddr >>> 0, p + SYNC_V4.CADDR);
+    buf.writeUInt32BE(e.vaddr >>> 0, p + SYNC_V4.VADDR);
+    buf.writeUInt32BE(e.daddr >>> 0, p + SYNC_V4.DADDR);
+  }
+  const base = v6 ? SYNC_CONN_V6 : SYNC_CONN_V4;
+  if (len !== base) {
+    let o = p + base;
     buf[o++] = IPVS_OPT_SEQ_DATA;
     buf[o++] = SEQ_OPTION_LEN;
     for (const s of [e.inSeq, e.outSeq]) {
@@ -186,9 +208,9 @@ export const SYNC_REASON_NAMES: readonly string[] = ['ok', 'short', 'bad_size', 
 /**
  * Walk a received message: checks as ip_vs_process_message does (size field equal to the
  * datagram, syncid when `syncid` is not 0, v1 when reserved=0, version=1, spare=0, else v0),
- * then `onConn` for each IPv4 entry. Entries with IPv6 addresses or unknown mandatory options
- * are skipped; a malformed entry stops the walk (entries before it were delivered). Returns
- * SYNC_OK or the reason.
+ * then `onConn` for each entry (IPv6 ones with e.af = AF_INET6, their addresses in e.addr6).
+ * Entries with unknown mandatory options are skipped; a malformed entry stops the walk (entries
+ * before it were delivered). Returns SYNC_OK or the reason.
  */
 export function decodeMessage(
   buf: Buffer,
@@ -219,9 +241,10 @@ function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
     const type = buf[p + SYNC_V4.TYPE];
     let deliver = true;
     let o: number;
-    if ((type & STYPE_F_INET6) !== 0) {
+    // As ip_vs_proc_sync_conn: the IPv6 bit makes an IPv6 entry whatever else the type holds.
+    const v6 = (type & STYPE_F_INET6) !== 0;
+    if (v6) {
       o = p + SYNC_CONN_V6;
-      deliver = false;
     } else if (type === 0) {
       o = p + SYNC_CONN_V4;
     } else {
@@ -260,9 +283,19 @@ function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
       e.dport = buf.readUInt16BE(p + SYNC_V4.DPORT);
       e.fwmark = buf.readUInt32BE(p + SYNC_V4.FWMARK);
       e.timeout = buf.readUInt32BE(p + SYNC_V4.TIMEOUT);
-      e.caddr = buf.readUInt32BE(p + SYNC_V4.CADDR);
-      e.vaddr = buf.readUInt32BE(p + SYNC_V4.VADDR);
-      e.daddr = buf.readUInt32BE(p + SYNC_V4.DADDR);
+      if (v6) {
+        const w = e.addr6;
+        for (let k = 0; k < 12; k++) w[k] = buf.readUInt32BE(p + SYNC_V6.CADDR + 4 * k);
+        e.af = AF_INET6;
+        e.caddr = (w[0] ^ w[1] ^ w[2] ^ w[3]) >>> 0;
+        e.vaddr = (w[4] ^ w[5] ^ w[6] ^ w[7]) >>> 0;
+        e.daddr = (w[8] ^ w[9] ^ w[10] ^ w[11]) >>> 0;
+      } else {
+        e.af = AF_INET;
+        e.caddr = buf.readUInt32BE(p + SYNC_V4.CADDR);
+        e.vaddr = buf.readUInt32BE(p + SYNC_V4.VADDR);
+        e.daddr = buf.readUInt32BE(p + SYNC_V4.DADDR);
+      }
       onConn(e);
     }
     p += (size + 3) & ~3;
@@ -279,6 +312,7 @@ function decodeV0(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
     const flags = buf.readUInt16BE(p + 20);
     const full = (flags & CONN_F_SEQ_MASK) !== 0;
     if (full && p + SYNC_CONN_V0_FULL > end) return SYNC_BAD_ENTRY;
+    e.af = AF_INET;
     e.protocol = buf[p + 1];
     e.cport = buf.readUInt16BE(p + 2);
     e.vport = buf.readUInt16BE(p + 4);

@@ -123,15 +123,17 @@ describe('sync decoding', () => {
     ]);
   });
 
-  it('skips IPv6 entries and entries with persistence-engine data, keeps the rest', () => {
+  it('skips entries with persistence-engine data, keeps the rest', () => {
     const buf = Buffer.alloc(300);
     let size = beginMessage(buf, 0, 0);
-    // An IPv6 entry: type 1, 72 bytes.
-    buf.writeUInt8(1, size);
-    buf.writeUInt8(6, size + 1);
-    buf.writeUInt16BE(72, size + 2);
-    size += 72;
-    buf[4] = 1;
+    // An entry with a PE name option (type 3): 36 + 2 + 3 bytes.
+    size = appendEntry(buf, 0, size, conn({ cport: 1 }));
+    buf[size - 36 + 3] = 36 + 5;
+    buf.writeUInt16BE(36 + 5, size - 36 + 2);
+    buf[size] = 3;
+    buf[size + 1] = 3;
+    buf.write('sip', size + 2);
+    size += 5;
     buf.writeUInt16BE(size, 2);
     size = appendEntry(buf, 0, size, conn());
     const { why, conns } = decodeAll(buf.subarray(0, size));
@@ -169,5 +171,59 @@ describe('sync decoding', () => {
       }
       expect(() => decodeAll(buf)).not.toThrow();
     }
+  });
+});
+
+describe('sync v1 IPv6 entries (struct ip_vs_sync_v6)', () => {
+  /** 2001:db8::2:40000 -> [2001:db8::1]:80 -> [fd00::10]:8080, TCP, INACTIVE masq, SYN_RECV. */
+  const WORDS = [0x20010db8, 0, 0, 2, 0x20010db8, 0, 0, 1, 0xfd000000, 0, 0, 0x10];
+  const V6_ENTRY =
+    '00 07 0050 01 01 0000' + // header: size 80, one entry
+    '01 06 0048' + // type IPv6, TCP, version 0 / size 72
+    '00000100' + // flags
+    '0003 9c40 0050 1f90' + // state, cport, vport, dport
+    '00000000 0000003c' + // fwmark, timeout 60
+    '20010db8 00000000 00000000 00000002' + // caddr
+    '20010db8 00000000 00000000 00000001' + // vaddr
+    'fd000000 00000000 00000000 00000010'; // daddr
+  const v6conn = () => {
+    const e = conn({ af: 10 });
+    e.addr6 = Uint32Array.from(WORDS);
+    return e;
+  };
+
+  it('writes a 72-byte IPv6 entry byte for byte, with sequence options after it', () => {
+    const buf = Buffer.alloc(200);
+    let size = beginMessage(buf, 0, 7);
+    size = appendEntry(buf, 0, size, v6conn());
+    expect(toHex(buf.subarray(0, size))).toBe(toHex(fromHex(V6_ENTRY)));
+    const seq = v6conn();
+    seq.flags |= 0x0400; // IN_SEQ
+    seq.inSeq = { initSeq: 1, delta: 2, previousDelta: 3 };
+    size = appendEntry(buf, 0, size, seq);
+    expect(size).toBe(80 + 72 + 2 + 24);
+    expect(buf.readUInt16BE(80 + 2)).toBe(98);
+    expect(buf.subarray(80 + 72, 80 + 72 + 2).toString('hex')).toBe('0118');
+  });
+
+  it('reads an IPv6 entry: its family, its addresses as words, their folds in the IPv4 fields', () => {
+    const { why, conns } = decodeAll(fromHex(V6_ENTRY));
+    expect(why).toBe(SYNC_OK);
+    expect(conns).toHaveLength(1);
+    const e = conns[0]!;
+    expect([e.af, e.protocol, e.cport, e.vport, e.dport, e.state, e.timeout]).toEqual([10, 6, 40000, 80, 8080, 3, 60]);
+    expect([...e.addr6]).toEqual(WORDS);
+    expect([e.caddr, e.vaddr, e.daddr]).toEqual([(0x20010db8 ^ 2) >>> 0, (0x20010db8 ^ 1) >>> 0, 0xfd000010]);
+    // An IPv4 entry after it in the same message reads as IPv4 again.
+    const buf = Buffer.alloc(200);
+    fromHex(V6_ENTRY).copy(buf);
+    const size = appendEntry(buf, 0, 80, conn());
+    const both = decodeAll(buf.subarray(0, size)).conns;
+    expect(both.map((c) => c.af)).toEqual([10, 2]);
+  });
+
+  it('refuses an IPv6 entry shorter than 72 bytes', () => {
+    const hex = V6_ENTRY.replace('01 06 0048', '01 06 0024').replace('00 07 0050', '00 07 0050');
+    expect(decodeAll(fromHex(hex)).why).toBe(SYNC_BAD_ENTRY);
   });
 });
