@@ -16,6 +16,15 @@ export const IPPROTO_ICMPV6 = 58;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
+/**
+ * The fold of an IPv6 address held as four host-order words at w[off]: the words XORed, what
+ * the kernel's sh, dh, lblc, lblcr and mh hash, and what lvs-ts's numeric keys of IPv6
+ * connections and services hold (wire/addr6.ts ipv6Fold is the same on bytes).
+ */
+export function ipv6FoldWords(w: Uint32Array, off: number): number {
+  return (w[off] ^ w[off + 1] ^ w[off + 2] ^ w[off + 3]) >>> 0;
+}
+
 /** Forwarding methods, numbered as IP_VS_CONN_F_FWD_MASK values. */
 export const FWD_MASQ = 0;
 export const FWD_LOCALNODE = 1;

@@ -22,7 +22,7 @@
 //
 // Nothing here allocates per packet: lookups hash numbers and walk Int32Array chains.
 
-import { CONN_F_TEMPLATE } from '../ip-vs';
+import { CONN_F_TEMPLATE, ipv6FoldWords } from '../ip-vs';
 
 export const NIL = -1;
 const WHEEL_SLOTS = 1024;
@@ -39,11 +39,6 @@ export const ADDR6_WORDS = 12;
 export const A6_CLIENT = 0;
 export const A6_VIRTUAL = 4;
 export const A6_DEST = 8;
-
-/** The fold of the four words at w[off] (what the address columns of a wide table hold). */
-function fold4(w: Uint32Array, off: number): number {
-  return (w[off] ^ w[off + 1] ^ w[off + 2] ^ w[off + 3]) >>> 0;
-}
 
 function same4(a: Uint32Array, aOff: number, b: Uint32Array, bOff: number): boolean {
   return (
@@ -278,8 +273,8 @@ export class ConnTable {
 
   /** The "in" index's entry for `key`, a template or not as `template` (0 or CONN_F_TEMPLATE) says. */
   private findIn6(protocol: number, key: Uint32Array, cport: number, vport: number, template: number): number {
-    const caddr = fold4(key, A6_CLIENT);
-    const vaddr = fold4(key, A6_VIRTUAL);
+    const caddr = ipv6FoldWords(key, A6_CLIENT);
+    const vaddr = ipv6FoldWords(key, A6_VIRTUAL);
     const a = this.addr6;
     let c = this.inHead[this.hashIn(protocol, caddr, cport, vaddr, vport)];
     while (c !== NIL) {
@@ -305,8 +300,8 @@ export class ConnTable {
    * client at its A6_CLIENT words.
    */
   lookupOut6(protocol: number, key: Uint32Array, dport: number, cport: number): number {
-    const daddr = fold4(key, A6_DEST);
-    const caddr = fold4(key, A6_CLIENT);
+    const daddr = ipv6FoldWords(key, A6_DEST);
+    const caddr = ipv6FoldWords(key, A6_CLIENT);
     const a = this.addr6;
     let c = this.outHead[this.hashIn(protocol, daddr, dport, caddr, cport)];
     while (c !== NIL) {
@@ -332,9 +327,9 @@ export class ConnTable {
    * the entry's address fields are set to their folds.
    */
   insert6(e: ConnInit, key: Uint32Array, now: number): number {
-    e.caddr = fold4(key, A6_CLIENT);
-    e.vaddr = fold4(key, A6_VIRTUAL);
-    e.daddr = fold4(key, A6_DEST);
+    e.caddr = ipv6FoldWords(key, A6_CLIENT);
+    e.vaddr = ipv6FoldWords(key, A6_VIRTUAL);
+    e.daddr = ipv6FoldWords(key, A6_DEST);
     const c = this.insert(e, now);
     if (c !== NIL) this.addr6.set(key.subarray(0, ADDR6_WORDS), c * ADDR6_WORDS);
     return c;

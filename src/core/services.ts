@@ -2,7 +2,16 @@
 // <protocol, vaddr, vport>, the set of virtual addresses, and the dest registry that gives every
 // dest a small numeric id so connections can refer to it from a typed array.
 
-import { AF_INET, AF_INET6, type Dest, FTP_PORT, IPPROTO_TCP, IPPROTO_UDP, type Service } from '../ip-vs';
+import {
+  AF_INET,
+  AF_INET6,
+  type Dest,
+  FTP_PORT,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  ipv6FoldWords,
+  type Service,
+} from '../ip-vs';
 
 function protoIndex(protocol: number): number {
   return protocol === IPPROTO_TCP ? 0 : protocol === IPPROTO_UDP ? 1 : 2;
@@ -14,11 +23,6 @@ function protoIndex(protocol: number): number {
  */
 export function serviceKey(protocol: number, addr: number, port: number, v6 = false): number {
   return ((v6 ? 0x100000000 : 0) + addr) * 65536 * 4 + port * 4 + protoIndex(protocol);
-}
-
-/** The fold of the four words at w[off] (wire/addr6.ts ipv6Fold, on words). */
-function fold4(w: Uint32Array, off: number): number {
-  return (w[off] ^ w[off + 1] ^ w[off + 2] ^ w[off + 3]) >>> 0;
 }
 
 function same6(a: Uint32Array, w: Uint32Array, off: number): boolean {
@@ -76,7 +80,7 @@ export class ServiceTable {
 
   /** Exactly the IPv6 service <protocol, the address at words[off..off+3], port>. */
   get6(protocol: number, words: Uint32Array, off: number, port: number): Service | undefined {
-    const list = this.byKey6.get(serviceKey(protocol, fold4(words, off), port, true));
+    const list = this.byKey6.get(serviceKey(protocol, ipv6FoldWords(words, off), port, true));
     if (list === undefined) return undefined;
     for (let i = 0; i < list.length; i++) if (same6(list[i].addr6!, words, off)) return list[i];
     return undefined;
@@ -84,7 +88,7 @@ export class ServiceTable {
 
   /** The address at words[off..off+3] is an IPv6 virtual address. */
   isVip6(words: Uint32Array, off: number): boolean {
-    const list = this.vips6.get(fold4(words, off));
+    const list = this.vips6.get(ipv6FoldWords(words, off));
     if (list === undefined) return false;
     for (let i = 0; i < list.length; i++) if (same6(list[i].addr6, words, off)) return true;
     return false;

@@ -126,14 +126,7 @@ export function sharedSchedInts(name: string): number {
 }
 
 /** A service's identity across images: a number for IPv4 and marks, text for IPv6 (folds may collide). */
-function keyOf(s: {
-  protocol: number;
-  addr: number;
-  port: number;
-  fwmark: number;
-  af: number;
-  addr6: Uint32Array | null;
-}): number | string {
+function keyOf(s: Pick<Service, 'protocol' | 'addr' | 'port' | 'fwmark' | 'af' | 'addr6'>): number | string {
   if (s.fwmark !== 0) return -(s.fwmark * 2 + (s.af === AF_INET6 ? 1 : 0));
   if (s.addr6 !== null) return `${s.protocol}/${s.addr6.join(':')}/${s.port}`;
   return serviceKey(s.protocol, s.addr, s.port);

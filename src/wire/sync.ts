@@ -32,7 +32,7 @@
 // entry to a callback through one reused SyncConn record. Bad messages are reported as a reason,
 // never thrown.
 
-import { AF_INET, AF_INET6, CONN_F_SEQ_MASK } from '../ip-vs';
+import { AF_INET, AF_INET6, CONN_F_SEQ_MASK, ipv6FoldWords } from '../ip-vs';
 
 /** The multicast group (224.0.0.81) and UDP port of IPVS sync. */
 export const SYNC_GROUP = '224.0.0.81';
@@ -287,9 +287,9 @@ function decodeV1(buf: Buffer, off: number, len: number, e: SyncConn, onConn: (e
         const w = e.addr6;
         for (let k = 0; k < 12; k++) w[k] = buf.readUInt32BE(p + SYNC_V6.CADDR + 4 * k);
         e.af = AF_INET6;
-        e.caddr = (w[0] ^ w[1] ^ w[2] ^ w[3]) >>> 0;
-        e.vaddr = (w[4] ^ w[5] ^ w[6] ^ w[7]) >>> 0;
-        e.daddr = (w[8] ^ w[9] ^ w[10] ^ w[11]) >>> 0;
+        e.caddr = ipv6FoldWords(w, 0);
+        e.vaddr = ipv6FoldWords(w, 4);
+        e.daddr = ipv6FoldWords(w, 8);
       } else {
         e.af = AF_INET;
         e.caddr = buf.readUInt32BE(p + SYNC_V4.CADDR);
