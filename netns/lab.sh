@@ -15,7 +15,7 @@
 #   tun  client LAN (bridge in PREFIX-sw): client 192.168.0.2, director 192.168.0.254,
 #        router 192.168.0.253; router eth1 172.16.0.254/24 ── br1 (in PREFIX-sw) ─┬─ rs1 172.16.0.1
 #        (MTU $RS_MTU, default 1500)                                           └─ rs2 172.16.0.2
-#        TUN_RS_LAN=router: br1 in the router instead, carrying 172.16.0.254 itself
+#        TUN_RS_LAN=router: the real servers' bridge in the router instead, carrying 172.16.0.254
 #        the director reaches the real servers through the router; they answer the client
 #        through the router, never through the director
 #
@@ -236,14 +236,10 @@ up_tun() {
   port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
   port "$RT" eth0 192.168.0.253/24 "$SW" br0 rtr
   if [ "${TUN_RS_LAN:-switch}" = router ]; then
-    # The router bridges the real servers' LAN itself (br1 carries its address): such a bridge
-    # has no encapsulation offloads, so the router cuts IP-in-IP GSO packets into segments.
-    ip -n "$RT" link add br1 type bridge
-    ip -n "$RT" addr add 172.16.0.254/24 dev br1
-    ip -n "$RT" link set br1 up mtu "$RS_MTU"
-    port "$R1" eth0 172.16.0.1/24 "$RT" br1 rs1p
-    port "$R2" eth0 172.16.0.2/24 "$RT" br1 rs2p
-    for dev in rs1p rs2p; do ip -n "$RT" link set "$dev" mtu "$RS_MTU"; done
+    # The router bridges the real servers' LAN itself (its br0 carries its address): such a
+    # bridge has no encapsulation offloads, so the router cuts IP-in-IP GSO packets into segments.
+    rs_lan "$RT" "$R1:172.16.0.1:rs1p" "$R2:172.16.0.2:rs2p"
+    for dev in rs1p rs2p br0; do ip -n "$RT" link set "$dev" mtu "$RS_MTU"; done
   else
     # The real servers' LAN is a switch (a bridge in PREFIX-sw) the router is a port of.
     bridge "$SW" br1
@@ -252,11 +248,9 @@ up_tun() {
     port "$R2" eth0 172.16.0.2/24 "$SW" br1 rs2p
     ip -n "$RT" link set eth1 mtu "$RS_MTU"
     for dev in rtrr rs1p rs2p br1; do ip -n "$SW" link set "$dev" mtu "$RS_MTU"; done
+    for ns in "$R1" "$R2"; do ip -n "$ns" route add default via 172.16.0.254; done
   fi
-  for ns in "$R1" "$R2"; do
-    ip -n "$ns" link set eth0 mtu "$RS_MTU"
-    ip -n "$ns" route add default via 172.16.0.254
-  done
+  for ns in "$R1" "$R2"; do ip -n "$ns" link set eth0 mtu "$RS_MTU"; done
   ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1
   ip -n "$D" route add 172.16.0.0/24 via 192.168.0.253
 }
