@@ -45,8 +45,8 @@ import {
   TUN_TYPE_IPIP,
   TUN_TYPE_NAMES,
 } from '../ip-vs';
-import { ipToU32, isValidIpv4 } from '../wire/addr';
-import { ipv6Word, parseIpv6 } from '../wire/addr6';
+import { ipToU32 } from '../wire/addr';
+import { ipv6Word, isIpv6Text, parseIpv6 } from '../wire/addr6';
 import type { ListFormat } from './lvsadm-args';
 
 const SCHED_FLAGS = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
@@ -105,33 +105,30 @@ function protocolName(protocol: number): string {
   return serviceProtoName(protocol) ?? '?';
 }
 
-/** An address as listings carry it is IPv6 when its text is (IPv4 text has no colon). */
-function isV6(addr: string): boolean {
-  return addr.includes(':');
-}
-
 /** ipvsadm's addrport_to_anyname, including its 60-byte buffer: IPv6 in brackets. */
 function addrPort(addr: string, port: number, protocol: number, numeric: boolean, names: NameLookup): string {
   const host = numeric ? addr : (names.host(addr) ?? addr);
   const portText = numeric ? String(port) : (names.service(port, protocol) ?? String(port));
-  const text = isV6(addr) ? `[${host}]:${portText}` : `${host}:${portText}`;
+  const text = isIpv6Text(addr) ? `[${host}]:${portText}` : `${host}:${portText}`;
   return text.slice(0, 59);
 }
 
-/** An address's four host-order words as libipvs compares them (IPv4: the address, then zeros). */
-function addrWords(addr: string): number[] {
-  const v6 = isV6(addr) ? parseIpv6(addr) : null;
-  if (v6 === null) return [isValidIpv4(addr) ? ipToU32(addr) : 0, 0, 0, 0];
-  return [0, 1, 2, 3].map((i) => ipv6Word(v6, 0, i));
+/** Word `i` (0..3) of an address as libipvs's union holds it: an IPv4 address is word 0, then zeros. */
+function addrWord(addr: string, v6: Uint8Array | null, i: number): number {
+  if (v6 !== null) return ipv6Word(v6, 0, i);
+  return i === 0 ? ipToU32(addr) : 0;
 }
 
-/** libipvs's address comparison: the four words of an IPv6 `a`, else the IPv4 address (wrapped). */
+/**
+ * libipvs's address comparison (wrapped 32-bit differences): the four words when `a` is IPv6,
+ * else the IPv4 address against `b`'s first word.
+ */
 function compareAddrs(a: string, b: string): number {
-  const wa = addrWords(a);
-  const wb = addrWords(b);
-  if (!isV6(a)) return wrappedDiff(wa[0], wb[0]);
-  for (let i = 0; i < 4; i++) {
-    const r = wrappedDiff(wa[i], wb[i]);
+  const va = isIpv6Text(a) ? parseIpv6(a) : null;
+  const vb = isIpv6Text(b) ? parseIpv6(b) : null;
+  const words = va === null ? 1 : 4;
+  for (let i = 0; i < words; i++) {
+    const r = wrappedDiff(addrWord(a, va, i), addrWord(b, vb, i));
     if (r !== 0) return r;
   }
   return 0;
@@ -373,7 +370,7 @@ function serviceEntry(
     const full = addrPort(d.addr, d.port, svc.protocol, format.numeric, names);
     // IPv4 names are cut to 28 characters in the columns; IPv6 ones push the columns right.
     lines.push(
-      rule ? destRule(d, name, full, thresholds) : destLine(d, isV6(d.addr) ? full : full.slice(0, 28), format),
+      rule ? destRule(d, name, full, thresholds) : destLine(d, isIpv6Text(d.addr) ? full : full.slice(0, 28), format),
     );
   }
   return `${lines.join('\n')}\n`;

@@ -149,32 +149,34 @@ export class ServiceTable {
   }
 
   private add6(svc: Service, addr6: Uint32Array): void {
-    const key = serviceKey(svc.protocol, svc.addr, svc.port, true);
+    const fold = ipv6FoldWords(addr6, 0);
+    const key = serviceKey(svc.protocol, fold, svc.port, true);
     const same = this.byKey6.get(key);
     if (same === undefined) this.byKey6.set(key, [svc]);
     else same.push(svc);
-    const vips = this.vips6.get(svc.addr);
+    const vips = this.vips6.get(fold);
     const vip = vips?.find((v) => same6(v.addr6, addr6, 0));
     if (vip !== undefined) vip.n++;
     else if (vips !== undefined) vips.push({ addr6, n: 1 });
-    else this.vips6.set(svc.addr, [{ addr6, n: 1 }]);
+    else this.vips6.set(fold, [{ addr6, n: 1 }]);
     if (isFtp(svc)) this.ftpServices++;
     this.list.push(svc);
   }
 
   private remove6(svc: Service, addr6: Uint32Array): boolean {
-    const key = serviceKey(svc.protocol, svc.addr, svc.port, true);
+    const fold = ipv6FoldWords(addr6, 0);
+    const key = serviceKey(svc.protocol, fold, svc.port, true);
     const same = this.byKey6.get(key)?.filter((s) => s !== svc);
     if (same === undefined || same.length === 0) this.byKey6.delete(key);
     else this.byKey6.set(key, same);
     if (isFtp(svc)) this.ftpServices--;
-    const vips = this.vips6.get(svc.addr);
+    const vips = this.vips6.get(fold);
     const vip = vips?.find((v) => same6(v.addr6, addr6, 0));
     if (vips === undefined || vip === undefined) return false;
     if (--vip.n > 0) return false;
     const left = vips.filter((v) => v !== vip);
-    if (left.length === 0) this.vips6.delete(svc.addr);
-    else this.vips6.set(svc.addr, left);
+    if (left.length === 0) this.vips6.delete(fold);
+    else this.vips6.set(fold, left);
     return true;
   }
 }

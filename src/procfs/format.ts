@@ -26,7 +26,7 @@ import {
   SVC_F_PERSISTENT,
 } from '../ip-vs';
 import { ipToU32 } from '../wire/addr';
-import { formatIpv6Full, parseIpv6 } from '../wire/addr6';
+import { formatIpv6Full, isIpv6Text, parseIpv6 } from '../wire/addr6';
 
 /**
  * The kernel keeps a service's persistence timeout in jiffies (timeout * HZ) and /proc/net/ip_vs
@@ -63,11 +63,6 @@ function hexAddr(dotted: string): string {
 function fullAddr6(text: string): string {
   const b = parseIpv6(text);
   return `[${b === null ? text : formatIpv6Full(b)}]`;
-}
-
-/** An address of a snapshot is IPv6 when its text is (IPv4 text has no colon). */
-function isV6(text: string): boolean {
-  return text.includes(':');
 }
 
 /** `%04X` of a port. */
@@ -112,7 +107,7 @@ export function formatProcIpVs(s: Snapshot, hz: number = PROC_HZ): string {
     if (svc.flags & SVC_F_PERSISTENT) out += `persistent ${svc.timeout * hz} ${mask}\n`;
     else out += '\n';
     for (const d of svc.dests) {
-      const addr = isV6(d.addr) ? fullAddr6(d.addr) : hexAddr(d.addr);
+      const addr = isIpv6Text(d.addr) ? fullAddr6(d.addr) : hexAddr(d.addr);
       out +=
         `  -> ${addr}:${hexPort(d.port)}      ${fwdName(d.fwd).padEnd(7)} ` +
         `${String(d.weight).padEnd(6)} ${String(d.activeConns).padEnd(10)} ${String(d.inactConns).padEnd(10)}\n`;

@@ -60,6 +60,14 @@ export function parseIpv6(s: string): Uint8Array | null {
   return out;
 }
 
+/**
+ * Whether an address as the control socket carries it (dotted quad or IPv6 text) is IPv6: only
+ * IPv6 text has a colon. For addresses known to be one or the other, not for validation.
+ */
+export function isIpv6Text(addr: string): boolean {
+  return addr.includes(':');
+}
+
 /** True if `s` is IPv6 text that parseIpv6 accepts. */
 export function isValidIpv6(s: string): boolean {
   return parseIpv6(s) !== null;
