@@ -13,7 +13,7 @@
  * included, is steered by the address alone; so is anything else without ports, and everything
  * while the map holds the key 0.0.0.0 (never a VIP), whose value then masks the address:
  * persistence needs all the connections of a client's network (the service's netmask) on the
- * engine that holds its template. The same
+ * engine that holds its template. IPv6 goes to queue 0 (one engine forwards IPv6 so far). The same
  * function in TypeScript (src/native/steer.ts) must agree bit for bit; the netns test compares.
  *
  * The program is assembled here, instruction by instruction; no compiler or libbpf is needed.
@@ -75,6 +75,12 @@ static void build(bpf_prog *p, int map_fd, int client_is_source) {
   /* r6 = the skb (LD_ABS/LD_IND need it there); r7 = IP header length. */
   emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
   emit(p, LD_ABS(BPF_B, 0));
+  /* IPv6: every packet to queue 0, whose engine alone forwards IPv6 so far. */
+  emit(p, MOV64_REG(BPF_REG_1, BPF_REG_0));
+  emit(p, ALU32_IMM(BPF_RSH, BPF_REG_1, 4));
+  emit(p, JNE_IMM(BPF_REG_1, 6, 2));
+  emit(p, MOV32_IMM(BPF_REG_0, 0));
+  emit(p, EXIT());
   emit(p, ALU32_IMM(BPF_AND, BPF_REG_0, 0x0f));
   emit(p, ALU32_IMM(BPF_LSH, BPF_REG_0, 2));
   emit(p, MOV64_REG(BPF_REG_7, BPF_REG_0));

@@ -2,8 +2,10 @@
 // ip_vs_bind_dest), moved from state to state with the dest's ActiveConn/InActConn kept as IPVS
 // counts them, retired early when a new connection takes its tuple (ip_vs_conn_expire_now),
 // and taken off the table and its dest when it ends (ip_vs_conn_expire, ip_vs_unbind_dest).
+// One per connection table: the engine's IPv4 table, and its IPv6 one (path6.ts), whose new
+// connections are inserted with their full addresses.
 
-import { type ConnInit, NIL, newConnInit } from '../conn/conn-table';
+import { A6_DEST, type ConnInit, type ConnTable, NIL, newConnInit } from '../conn/conn-table';
 import {
   CONN_F_APP,
   CONN_F_INACTIVE,
@@ -26,13 +28,26 @@ import { countHalfOpen } from './syn-proxy';
 export class ConnLife {
   private readonly init: ConnInit = newConnInit();
 
-  constructor(private readonly e: Engine) {}
+  /**
+   * `key6`: the table is the IPv6 one (wide), and create() takes the client and virtual
+   * addresses from this key (its A6_CLIENT and A6_VIRTUAL words, which the caller has set) and
+   * writes the dest's address into its A6_DEST words.
+   */
+  constructor(
+    private readonly e: Engine,
+    private readonly conns: ConnTable,
+    private readonly key6: Uint32Array | null = null,
+  ) {}
 
   /** A new connection of packet `pkt` to `dest` of `svc` (ip_vs_conn_new), or NIL when the table is full. */
   create(svc: Service, dest: Dest, h: ProtoHandler, pkt: PacketMeta): number {
     const e = this.e;
-    // The FTP helper binds to NAT TCP connections of a service on one of its ports.
-    const app = dest.fwd === FWD_MASQ && pkt.protocol === IPPROTO_TCP && e.ftp.ports.has(svc.port) ? CONN_F_APP : 0;
+    const key6 = this.key6;
+    // The FTP helper binds to NAT TCP connections of a service on one of its ports (IPv4 only yet).
+    const app =
+      key6 === null && dest.fwd === FWD_MASQ && pkt.protocol === IPPROTO_TCP && e.ftp.ports.has(svc.port)
+        ? CONN_F_APP
+        : 0;
     const flags = dest.fwd | CONN_F_INACTIVE | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0) | app;
     const n = this.init;
     n.protocol = pkt.protocol;
@@ -49,7 +64,13 @@ export class ConnLife {
     n.flags = flags;
     n.state = h.initialState;
     n.timeout = e.timeouts[h.protocol][n.state];
-    const c = e.conns.insert(n, e.now);
+    let c: number;
+    if (key6 === null) {
+      c = this.conns.insert(n, e.now);
+    } else {
+      key6.set(dest.addr6!, A6_DEST);
+      c = this.conns.insert6(n, key6, e.now);
+    }
     if (c === NIL) return NIL;
     if (app !== 0) e.ftp.reset(c);
     destBind(dest, flags);
@@ -68,7 +89,7 @@ export class ConnLife {
    */
   retires(c: number, h: ProtoHandler, pkt: PacketMeta): boolean {
     const e = this.e;
-    const conns = e.conns;
+    const conns = this.conns;
     const dest = e.dests.get(conns.dest[c]);
     const mode = e.connReuseMode;
     if (mode !== 0 && h.opensConn(pkt)) {
@@ -84,7 +105,7 @@ export class ConnLife {
    */
   setState(c: number, h: ProtoHandler, dest: Dest, state: number): void {
     const e = this.e;
-    const conns = e.conns;
+    const conns = this.conns;
     if (state !== conns.state[c]) {
       const inactive = (conns.flags[c] & CONN_F_INACTIVE) !== 0;
       if (!inactive && state !== h.activeState) {
@@ -108,15 +129,14 @@ export class ConnLife {
    * and the new connection, hashed in front of it, is the one lookups find.
    */
   retire(c: number): void {
-    const e = this.e;
-    if (e.conns.nControl[c] === 0) this.remove(c);
-    else e.conns.expires[c] = e.now;
+    if (this.conns.nControl[c] === 0) this.remove(c);
+    else this.conns.expires[c] = this.e.now;
   }
 
   /** Take connection c out of the table and off its dest's counters. */
   readonly remove = (c: number): void => {
     this.gone(c);
-    this.e.conns.unlink(c);
+    this.conns.unlink(c);
   };
 
   /**
@@ -126,8 +146,8 @@ export class ConnLife {
    */
   readonly expire = (c: number): boolean => {
     const e = this.e;
-    if (e.conns.nControl[c] !== 0) {
-      e.conns.touch(c, e.now);
+    if (this.conns.nControl[c] !== 0) {
+      this.conns.touch(c, e.now);
       return false;
     }
     this.gone(c);
@@ -137,10 +157,10 @@ export class ConnLife {
   /** Connection c leaves the table: off its template's count, its dest's and the expectations'. */
   private gone(c: number): void {
     const e = this.e;
-    const conns = e.conns;
+    const conns = this.conns;
     const t = conns.control[c];
     if (t !== NIL) conns.nControl[t]--;
-    e.expect.gone(c);
+    if (this.key6 === null) e.expect.gone(c);
     if (conns.protocol[c] === IPPROTO_TCP && (conns.flags[c] & CONN_F_TEMPLATE) === 0) {
       countHalfOpen(e.proxy, conns.state[c], -1);
       if ((conns.flags[c] & CONN_F_PROXY_WAIT) !== 0) e.proxy.gone(c);

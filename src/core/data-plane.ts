@@ -16,8 +16,11 @@ import type { SyncSink } from './sync-conn';
 export interface ServiceView {
   readonly list: readonly Service[];
   get(protocol: number, addr: number, port: number): Service | undefined;
-  findMark(mark: number): Service | undefined;
+  /** Exactly the IPv6 service <protocol, the address at words[off..off+3], port>. */
+  get6(protocol: number, words: Uint32Array, off: number, port: number): Service | undefined;
+  findMark(mark: number, af?: number): Service | undefined;
   isVip(addr: number): boolean;
+  isVip6(words: Uint32Array, off: number): boolean;
 }
 
 /** The IPVS settings the data path reads (sysctl.ts names them as /proc/sys/net/ipv4/vs/*). */
@@ -237,7 +240,7 @@ export class EnginePlane implements DataPlane {
     const e = this.engine;
     const f = e.frags;
     return {
-      conns: e.conns.count,
+      conns: e.conns.count + e.v6.conns.count,
       rxPackets: e.rxPackets,
       batches: e.batches,
       txPackets: e.txPackets,
@@ -247,7 +250,7 @@ export class EnginePlane implements DataPlane {
       synced: { ...e.synced },
       handed: e.handed.out,
       synProxy: { ...e.proxy.counts, halfOpen: e.proxy.halfOpen, waiting: e.proxy.waitingCount },
-      engines: [{ conns: e.conns.count, rxPackets: e.rxPackets }],
+      engines: [{ conns: e.conns.count + e.v6.conns.count, rxPackets: e.rxPackets }],
     };
   }
 
@@ -255,6 +258,6 @@ export class EnginePlane implements DataPlane {
     const e = this.engine;
     const names: Record<number, readonly string[]> = {};
     for (const h of e.protos) if (h !== undefined) names[h.protocol] = h.stateNames;
-    return copyConnRows(e.conns, e.now, names);
+    return copyConnRows(e.conns, e.now, names, e.v6.conns);
   }
 }

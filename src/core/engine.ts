@@ -6,6 +6,7 @@
 //
 //   | the packet                                      | hook              | result                        |
 //   |-------------------------------------------------|-------------------|-------------------------------|
+//   | IPv6 (version nibble 6)                         | path6.ts          | its own table of the same     |
 //   | malformed IPv4 / TCP / UDP header               | -                 | drop, counted by wire verdict |
 //   | a fragment                                      | defragment        | held; the whole datagram is   |
 //   |                                                 |                   | then decided as one packet    |
@@ -85,6 +86,7 @@ import { Defense } from './defense';
 import { Defrag } from './defrag';
 import { FtpExpectations } from './ftp-expect';
 import { IcmpRateLimit } from './icmp-rate';
+import { Path6 } from './path6';
 import { DestRegistry, ServiceTable } from './services';
 import { SynProxy } from './syn-proxy';
 import { bindSyncedDest, type SyncSink, syncConn } from './sync-conn';
@@ -191,7 +193,9 @@ export class Engine {
   /** The FTP helper's expected data connections. */
   readonly expect = new FtpExpectations(this);
   /** Connections made, moved between states, retired and ended (conn-life.ts). */
-  readonly life = new ConnLife(this);
+  readonly life: ConnLife;
+  /** The IPv6 path, with its own connection table (path6.ts). */
+  readonly v6: Path6;
   private readonly defrag: Defrag;
   private readonly clock: Clock;
   private readonly maxBatches: number;
@@ -205,9 +209,20 @@ export class Engine {
     this.maxBatches = opts.maxBatchesPerWakeup ?? 16;
     this.now = Math.floor(this.clock());
     this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? DEFAULT_MAX_CONNS);
+    const conns6 = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? DEFAULT_MAX_CONNS, true);
+    this.life = new ConnLife(this, this.conns);
     this.tx = new TxBatch(io, this.drops);
     const slab = io.slab;
-    this.x = new PacketContext(this.conns, this.tx, slab.vnetHdr, slab.maxPacket, tcp, newDest(newService(), 0, 0));
+    this.x = new PacketContext(
+      this.conns,
+      conns6,
+      this.tx,
+      slab.vnetHdr,
+      slab.maxPacket,
+      tcp,
+      newDest(newService(), 0, 0),
+    );
+    this.v6 = new Path6(this, this.x);
     this.templates = new PersistTemplates(this.conns, this.dests);
     this.icmp = new IcmpRelay(this.dests);
     this.defrag = new Defrag(this, this.x, this.tx);
@@ -291,6 +306,7 @@ export class Engine {
 
   /** Decide one packet. Returns TX (with the context's outOff/outLen/outDev set) or a drop reason. */
   process(buf: Buffer, off: number, len: number): number {
+    if (len !== 0 && buf[off] >>> 4 === 6) return this.v6.process(buf, off, len);
     const x = this.x;
     const ip = x.ip;
     ip.reset(buf, off, len);
@@ -306,7 +322,7 @@ export class Engine {
       return this.icmp.toVip(x, !this.services.isRemoteVip(daddr));
     }
     const pkt = x.meta;
-    const pv = h.parse(ip, pkt);
+    const pv = h.parse(buf, ip.payloadOffset, ip.payloadLen, pkt);
     if (pv !== V_OK) return pv;
     const protocol = h.protocol;
     const saddr = ip.srcAddr;
@@ -490,6 +506,6 @@ export class Engine {
     this.frags.expire(this.now);
     this.tx.flush();
     if (this.defense.dropEntryOn) this.defense.sweep(this.conns, this.now, this.life.remove);
-    return this.conns.tick(this.now, this.life.expire);
+    return this.conns.tick(this.now, this.life.expire) + this.v6.tick(this.now);
   }
 }

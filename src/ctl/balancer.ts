@@ -5,10 +5,11 @@
 // HostNet, so tests run the whole control plane without touching the host. What the data path
 // needs to reach each dest (MTU, DR MAC, tunnel source) is kept by DestPaths (dest-paths.ts).
 
-import type { ConnRows } from '../conn/conn-rows';
+import { A6_CLIENT, A6_DEST, A6_VIRTUAL, ADDR6_WORDS, type ConnRows } from '../conn/conn-rows';
 import type { DataPlane } from '../core/data-plane';
 import { ExistsError, InvalidError, LvsError, NoSuchServiceError, NotFoundError } from '../errors';
 import {
+  AF_INET,
   AF_INET6,
   CONN_TAB_SIZE,
   DEST_F_AVAILABLE,
@@ -21,6 +22,7 @@ import {
   IPPROTO_TCP,
   IPPROTO_UDP,
   IPVS_VERSION,
+  ipv6FoldWords,
   newDest,
   newService,
   type Service,
@@ -33,11 +35,11 @@ import { UDP_S_NORMAL } from '../proto/udp-states';
 import { getScheduler } from '../sched/registry';
 import { SyncDaemons } from '../sync/daemon';
 import { ipToU32, u32ToIp } from '../wire/addr';
-import { parseIpv6 } from '../wire/addr6';
+import { formatIpv6Words, ipv6Words, isIpv6Text, parseIpv6 } from '../wire/addr6';
 import { DROP_NAMES } from '../xmit/verdict';
 import { DestPaths } from './dest-paths';
 import { EstimatorSet, newRates, type Rates } from './estimator';
-import type { HostNet } from './host-net';
+import { type HostAddr, type HostNet, hostAddr } from './host-net';
 import type {
   ConnSnapshot,
   DestKey,
@@ -74,8 +76,47 @@ function parseAddr(s: string, what: string): number {
   }
 }
 
+/** An address of either family as the tables hold it: IPv4 as is, IPv6 as its words and their fold. */
+interface AnyAddr {
+  af: number;
+  addr: number;
+  addr6: Uint32Array | null;
+}
+
+function parseAnyAddr(s: string, what: string): AnyAddr {
+  const w = ipv6Words(s);
+  if (w === null) return { af: AF_INET, addr: parseAddr(s, what), addr6: null };
+  return { af: AF_INET6, addr: ipv6FoldWords(w, 0), addr6: w };
+}
+
+/** The address text of a service or dest: dotted IPv4, or IPv6 as inet_ntop writes it. */
+function addrText(a: { addr: number; addr6: Uint32Array | null }): string {
+  return a.addr6 === null ? u32ToIp(a.addr) : formatIpv6Words(a.addr6);
+}
+
+/** An IPv6 service's persistence prefix length (ipvsadm sends it as text, "128" by default). */
+function prefixLen(netmask: string): number {
+  const plen = Number(netmask || '128');
+  if (!Number.isInteger(plen) || plen < 1 || plen > 128) throw new InvalidError('invalid persistence netmask');
+  return plen;
+}
+
 function copyStats(s: Stats): StatsSnapshot {
   return { conns: s.conns, inPkts: s.inPkts, outPkts: s.outPkts, inBytes: s.inBytes, outBytes: s.outBytes };
+}
+
+/** Two addresses of one family are the same. */
+function sameAddr(d: Dest, a: AnyAddr): boolean {
+  if (a.addr6 === null || d.addr6 === null) return d.addr === a.addr;
+  for (let i = 0; i < 4; i++) if (d.addr6[i] !== a.addr6[i]) return false;
+  return true;
+}
+
+/** An IPv6 unicast address a real server may have: not unspecified, loopback, multicast or link-local. */
+function isUnicast6(w: Uint32Array): boolean {
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && (w[3] === 0 || w[3] === 1)) return false;
+  const top = w[0] >>> 16;
+  return top >>> 8 !== 0xff && (top & 0xffc0) !== 0xfe80;
 }
 
 /** A unicast address a real server may have (the kernel wants RTN_UNICAST or RTN_LOCAL). */
@@ -94,7 +135,7 @@ export class Balancer {
   /** The health monitor, when lvsd runs one (--keepalived-conf): what `list-checks` and the metrics show. */
   health: { snapshot(): VirtualServerSnapshot[]; stats(): HealthCounters } | undefined;
   /** Virtual addresses with a usable real server, as last told to the host (HostNet.announce). */
-  private readonly announced = new Set<number>();
+  private readonly announced = new Set<HostAddr>();
   /** keepalived's VRRP, when lvsd runs it (--keepalived-conf with vrrp_instance blocks): `list-vrrp`. */
   vrrp: { snapshot(): VrrpSnapshot[] } | undefined;
 
@@ -133,10 +174,14 @@ export class Balancer {
   }
 
   private findService(key: ServiceKey): Service | undefined {
-    if (key.af === AF_INET6) afNotSupported();
     const services = this.plane.services;
-    if (key.fwmark) return services.findMark(key.fwmark);
-    return services.get(key.protocol, parseAddr(key.addr, 'virtual'), key.port);
+    if (key.fwmark) {
+      if (key.af === AF_INET6) afNotSupported();
+      return services.findMark(key.fwmark);
+    }
+    const a = parseAnyAddr(key.addr, 'virtual');
+    if (a.addr6 !== null) return services.get6(key.protocol, a.addr6, 0, key.port);
+    return services.get(key.protocol, a.addr, key.port);
   }
 
   private mustFindService(key: ServiceKey): Service {
@@ -146,44 +191,49 @@ export class Balancer {
   }
 
   private checkServiceSpec(spec: ServiceSpec): void {
-    if (spec.af === AF_INET6 || (!spec.fwmark && parseIpv6(spec.addr) !== null)) afNotSupported();
+    // IPv6 firewall-mark services are not routed into the engine yet.
+    if (spec.fwmark && spec.af === AF_INET6) afNotSupported();
     if (!spec.fwmark && spec.protocol !== IPPROTO_TCP && spec.protocol !== IPPROTO_UDP) afNotSupported();
     if (getScheduler(spec.sched) === undefined) {
       throw new NotFoundError('Scheduler or persistence engine not found');
     }
     if (spec.pe) throw new NotFoundError('Scheduler or persistence engine not found');
     if (spec.timeout < 0 || spec.timeout > MAX_TIMEOUT) throw new InvalidError('invalid persistence timeout');
-    parseAddr(spec.netmask || '255.255.255.255', 'netmask');
+    this.netmaskOf(spec);
+  }
+
+  /** The service's netmask field: a host-order IPv4 mask, or an IPv6 service's prefix length. */
+  private netmaskOf(spec: ServiceSpec): number {
+    if (!spec.fwmark && isIpv6Text(spec.addr)) return prefixLen(spec.netmask);
+    return parseAddr(spec.netmask || '255.255.255.255', 'netmask');
   }
 
   async addService(spec: ServiceSpec): Promise<void> {
     if (this.findService(spec) !== undefined) throw new ExistsError('Service already exists');
     this.checkServiceSpec(spec);
     const sched = getScheduler(spec.sched)!;
+    const a = spec.fwmark ? { af: spec.af ?? AF_INET, addr: 0, addr6: null } : parseAnyAddr(spec.addr, 'virtual');
     const svc: Service = {
-      ...newService(
-        spec.fwmark ? 0 : spec.protocol,
-        spec.fwmark ? 0 : parseAddr(spec.addr, 'virtual'),
-        spec.fwmark ? 0 : spec.port,
-        spec.fwmark,
-        sched,
-      ),
+      ...newService(spec.fwmark ? 0 : spec.protocol, a.addr, spec.fwmark ? 0 : spec.port, spec.fwmark, sched),
+      af: a.af,
+      addr6: a.addr6,
       flags: spec.flags,
       timeout: spec.timeout,
-      netmask: ipToU32(spec.netmask || '255.255.255.255'),
+      netmask: this.netmaskOf(spec),
       peName: spec.pe,
     };
     sched.initService?.(svc);
     const plane = this.plane;
-    const firstOnVip = !svc.fwmark && !plane.services.isVip(svc.addr);
+    const firstOnVip =
+      !svc.fwmark && (svc.addr6 !== null ? !plane.services.isVip6(svc.addr6, 0) : !plane.services.isVip(svc.addr));
     // First: with several engines the plane gives the service its shared counters.
     plane.addService(svc);
     this.estimators.add(svc.stats);
     if (firstOnVip) {
       plane.setLocalAddrs(this.host.localAddrs());
-      await this.host.addVip(svc.addr);
+      await this.host.addVip(hostAddr(svc));
     }
-    if (!svc.fwmark) await this.host.addService(svc.protocol, svc.addr, svc.port);
+    if (!svc.fwmark) await this.host.addService(svc.protocol, hostAddr(svc), svc.port);
     if (svc.fwmark) {
       // Marked packets need a way in: an input device of their own, which the host routes them to.
       const dev = plane.openMarkDev(svc.fwmark);
@@ -205,10 +255,12 @@ export class Balancer {
    * above 0, available, routable) and withdraw it when none has (--announce-table).
    */
   private async updateAnnounced(): Promise<void> {
-    const usable = new Set<number>();
+    const usable = new Set<HostAddr>();
     for (const svc of this.plane.services.list) {
       if (svc.fwmark !== 0) continue;
-      if (svc.dests.some((d) => d.weight > 0 && (d.flags & DEST_F_AVAILABLE) !== 0 && !d.noRoute)) usable.add(svc.addr);
+      if (svc.dests.some((d) => d.weight > 0 && (d.flags & DEST_F_AVAILABLE) !== 0 && !d.noRoute)) {
+        usable.add(hostAddr(svc));
+      }
     }
     for (const a of this.announced) {
       if (usable.has(a)) continue;
@@ -235,7 +287,7 @@ export class Balancer {
     }
     svc.flags = spec.flags;
     svc.timeout = spec.timeout;
-    svc.netmask = ipToU32(spec.netmask || '255.255.255.255');
+    svc.netmask = this.netmaskOf(spec);
     svc.peName = spec.pe;
     this.plane.tableChanged();
   }
@@ -255,8 +307,8 @@ export class Balancer {
       await this.host.delFwmark(svc.fwmark);
       plane.closeMarkDev(svc.fwmark);
     } else {
-      await this.host.delService(svc.protocol, svc.addr, svc.port);
-      if (plane.removeService(svc)) await this.host.delVip(svc.addr);
+      await this.host.delService(svc.protocol, hostAddr(svc), svc.port);
+      if (plane.removeService(svc)) await this.host.delVip(hostAddr(svc));
     }
   }
 
@@ -266,13 +318,20 @@ export class Balancer {
   }
 
   private findDest(svc: Service, key: DestKey): Dest | undefined {
-    const addr = parseAddr(key.addr, 'real server');
-    return svc.dests.find((d) => d.addr === addr && d.port === key.port);
+    const a = parseAnyAddr(key.addr, 'real server');
+    return svc.dests.find((d) => d.port === key.port && d.af === a.af && sameAddr(d, a));
   }
 
-  private checkDestSpec(spec: DestSpec): number {
-    const addr = parseAddr(spec.addr, 'real server');
-    if (!isUnicast(addr)) throw new InvalidError('real server address is not unicast');
+  private checkDestSpec(svc: Service, spec: DestSpec): AnyAddr {
+    const a = parseAnyAddr(spec.addr, 'real server');
+    // Mixed families are for tunnels only (ipvsadm says so first); lvs-ts has none of them yet.
+    if (a.af !== svc.af) {
+      if (spec.fwd !== FWD_TUNNEL) throw new InvalidError('different address family is allowed only for tunnels');
+      afNotSupported();
+    }
+    if (a.addr6 !== null ? !isUnicast6(a.addr6) : !isUnicast(a.addr)) {
+      throw new InvalidError('real server address is not unicast');
+    }
     if (spec.weight < 0 || spec.weight > 65535) throw new LvsError('ERANGE', 'Numerical result out of range');
     if (spec.uThreshold < 0 || spec.lThreshold < 0 || spec.lThreshold > spec.uThreshold) {
       throw new LvsError('ERANGE', 'Numerical result out of range');
@@ -283,14 +342,18 @@ export class Balancer {
     if (spec.fwd === FWD_TUNNEL && spec.tunType !== TUN_TYPE_IPIP) {
       throw new InvalidError('only the ipip tunnel type is supported');
     }
-    return addr;
+    // IPv6 real servers are reached by NAT only so far.
+    if (a.af === AF_INET6 && spec.fwd !== FWD_MASQ) afNotSupported();
+    return a;
   }
 
   async addDest(key: ServiceKey, spec: DestSpec): Promise<void> {
     const svc = this.mustFindService(key);
-    const addr = this.checkDestSpec(spec);
+    const a = this.checkDestSpec(svc, spec);
     if (this.findDest(svc, spec) !== undefined) throw new ExistsError('Destination already exists');
-    const dest = newDest(svc, addr, spec.port);
+    const dest = newDest(svc, a.addr, spec.port);
+    dest.af = a.af;
+    dest.addr6 = a.addr6;
     dest.fwd = spec.fwd as FwdMethod;
     dest.weight = spec.weight;
     dest.uThreshold = spec.uThreshold;
@@ -309,7 +372,7 @@ export class Balancer {
 
   async editDest(key: ServiceKey, spec: DestSpec): Promise<void> {
     const svc = this.mustFindService(key);
-    this.checkDestSpec(spec);
+    this.checkDestSpec(svc, spec);
     const dest = this.findDest(svc, spec);
     if (dest === undefined) throw new NotFoundError('No such destination');
     if (dest.fwd !== spec.fwd) {
@@ -415,13 +478,14 @@ export class Balancer {
   private serviceSnapshot(svc: Service): ServiceSnapshot {
     return {
       protocol: svc.protocol,
-      addr: u32ToIp(svc.addr),
+      addr: svc.fwmark ? u32ToIp(0) : addrText(svc),
       port: svc.port,
       fwmark: svc.fwmark,
+      ...(svc.af === AF_INET6 ? { af: AF_INET6 } : {}),
       sched: svc.schedName,
       flags: svc.flags,
       timeout: svc.timeout,
-      netmask: u32ToIp(svc.netmask),
+      netmask: svc.af === AF_INET6 ? String(svc.netmask) : u32ToIp(svc.netmask),
       pe: svc.peName,
       dests: svc.dests.map((d) => this.destSnapshot(d)),
       stats: copyStats(svc.stats),
@@ -431,7 +495,7 @@ export class Balancer {
 
   private destSnapshot(d: Dest): DestSnapshot {
     return {
-      addr: u32ToIp(d.addr),
+      addr: addrText(d),
       port: d.port,
       fwd: d.fwd,
       weight: d.weight,
@@ -457,14 +521,18 @@ export class Balancer {
 /** Connection rows as `-L -c` lists them. */
 export function connSnapshots(r: ConnRows): ConnSnapshot[] {
   const out: ConnSnapshot[] = [];
+  let w = 0;
   for (let i = 0; i < r.n; i++) {
+    const v6 = r.v6[i] !== 0;
+    const a6 = r.addr6;
+    if (v6) w += ADDR6_WORDS;
     out.push({
       protocol: r.protocol[i],
-      caddr: u32ToIp(r.caddr[i]),
+      caddr: v6 ? formatIpv6Words(a6, w - ADDR6_WORDS + A6_CLIENT) : u32ToIp(r.caddr[i]),
       cport: r.cport[i],
-      vaddr: u32ToIp(r.vaddr[i]),
+      vaddr: v6 ? formatIpv6Words(a6, w - ADDR6_WORDS + A6_VIRTUAL) : u32ToIp(r.vaddr[i]),
       vport: r.vport[i],
-      daddr: u32ToIp(r.daddr[i]),
+      daddr: v6 ? formatIpv6Words(a6, w - ADDR6_WORDS + A6_DEST) : u32ToIp(r.daddr[i]),
       dport: r.dport[i],
       state: r.stateNames[r.protocol[i]]?.[r.state[i]] ?? 'NONE',
       expires: Math.max(r.expires[i], 0),

@@ -18,9 +18,8 @@
 
 import type { DataPlane } from '../core/data-plane';
 import { type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../ip-vs';
-import { u32ToIp } from '../wire/addr';
 import { ETH, ETH_ALEN, ethernetHeader } from '../wire/ethernet';
-import type { DestPath, HostNet } from './host-net';
+import { type DestPath, type HostAddr, type HostNet, hostAddr, hostAddrText } from './host-net';
 
 /** A new DR server's MAC is polled this many times, this often, before its first packets. */
 const NEIGH_WAIT_TRIES = 20;
@@ -35,7 +34,7 @@ const PMTU_AGE_MS = 600_000;
 export type PathPlane = Pick<DataPlane, 'services' | 'openFrameDev'>;
 
 /** Add `delta` to a per-address count; returns the new count (entries at 0 are removed). */
-function refCount(counts: Map<number, number>, addr: number, delta: number): number {
+function refCount(counts: Map<HostAddr, number>, addr: HostAddr, delta: number): number {
   const n = (counts.get(addr) ?? 0) + delta;
   if (n > 0) counts.set(addr, n);
   else counts.delete(addr);
@@ -52,15 +51,15 @@ function framedMethod(dest: Dest): boolean {
 
 export class DestPaths {
   /** NAT real-server address → number of NAT dests using it (one reply rule each). */
-  private readonly natServers = new Map<number, number>();
+  private readonly natServers = new Map<HostAddr, number>();
   /** NAT real-server address → the interface its replies are steered from (absent: no route yet). */
-  private readonly natSteered = new Map<number, string>();
+  private readonly natSteered = new Map<HostAddr, string>();
   /** DR real-server address → number of DR dests using it (one managed neighbour entry each). */
-  private readonly drServers = new Map<number, number>();
+  private readonly drServers = new Map<HostAddr, number>();
   /** DR server address → the interface the host keeps its neighbour entry resolved on. */
   private readonly drNeighbours = new Map<number, string>();
-  /** How each DR/TUN server address was last fully resolved (interface, our MAC there, when). */
-  private readonly resolved = new Map<number, { dev: string; devMac: Buffer; nextHop: number; at: number }>();
+  /** How each server address was last fully resolved (interface, our MAC there, when). */
+  private readonly resolved = new Map<HostAddr, { dev: string; devMac: Buffer; nextHop: number; at: number }>();
   /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
   private readonly learntMtu = new Map<number, { mtu: number; until: number }>();
   private refreshing = false;
@@ -88,17 +87,17 @@ export class DestPaths {
    * method needs is installed once a route appears (refresh).
    */
   private async methodRef(dest: Dest, delta: number): Promise<void> {
-    const addr = dest.addr;
+    const addr = hostAddr(dest);
     const users = dest.fwd === FWD_MASQ ? this.natServers : dest.fwd === FWD_DROUTE ? this.drServers : undefined;
     const n = users === undefined ? 0 : refCount(users, addr, delta);
     if (delta > 0) {
       await this.resolvePath(dest);
       if (dest.noRoute && n === 1) {
         this.log(
-          `${u32ToIp(addr)}: no route to this real server yet; its packets are dropped (no_route) until one appears`,
+          `${hostAddrText(addr)}: no route to this real server yet; its packets are dropped (no_route) until one appears`,
         );
       }
-      if (dest.fwd === FWD_DROUTE && n === 1 && this.drNeighbours.has(addr)) {
+      if (dest.fwd === FWD_DROUTE && n === 1 && this.drNeighbours.has(dest.addr)) {
         // The kernel resolves the MAC within milliseconds on a LAN; wait briefly so the first
         // packets of the first connection find it.
         for (let i = 0; i < NEIGH_WAIT_TRIES && dest.l2Header === null; i++) {
@@ -110,21 +109,21 @@ export class DestPaths {
     }
     if (n !== 0) return;
     if (dest.fwd === FWD_MASQ && this.natSteered.delete(addr)) await this.host.delNatServer(addr);
-    if (dest.fwd === FWD_DROUTE && this.drNeighbours.delete(addr)) await this.host.delDrServer(addr);
+    if (dest.fwd === FWD_DROUTE && this.drNeighbours.delete(dest.addr)) await this.host.delDrServer(dest.addr);
   }
 
   /**
    * NAT real server `addr` is reached through `dev` now: steer its replies from there (moving the
    * rule when the route moved). Nothing to do for an address no NAT dest uses.
    */
-  private async steerNat(addr: number, dev: string): Promise<void> {
+  private async steerNat(addr: HostAddr, dev: string): Promise<void> {
     if (!this.natServers.has(addr)) return;
     const was = this.natSteered.get(addr);
     if (was === dev) return;
     if (was !== undefined) await this.host.delNatServer(addr);
     this.natSteered.set(addr, dev);
     await this.host.addNatServer(addr, dev);
-    if (was !== undefined) this.log(`${u32ToIp(addr)}: the route moved from ${was} to ${dev}; its replies follow`);
+    if (was !== undefined) this.log(`${hostAddrText(addr)}: the route moved from ${was} to ${dev}; its replies follow`);
   }
 
   /**
@@ -136,12 +135,13 @@ export class DestPaths {
     const dr = dest.fwd === FWD_DROUTE;
     const framed = framedMethod(dest);
     // One lookup per address (and kind) in a refresh pass, however many dests share it.
-    const key = `${dest.addr}/${framed}`;
+    const addr = hostAddr(dest);
+    const key = `${addr}/${framed}`;
     let path: DestPath | undefined;
     if (pass?.has(key)) {
       path = pass.get(key);
     } else {
-      path = await this.host.destPath(dest.addr, framed);
+      path = await this.host.destPath(addr, framed);
       pass?.set(key, path);
     }
     dest.pathWanted = false;
@@ -150,11 +150,11 @@ export class DestPaths {
       dest.l2Header = null;
       return;
     }
-    this.resolved.set(dest.addr, { dev: path.dev, devMac: path.devMac, nextHop: path.nextHop ?? dest.addr, at: now });
-    const learnt = this.learntMtu.get(dest.addr);
+    this.resolved.set(addr, { dev: path.dev, devMac: path.devMac, nextHop: path.nextHop ?? dest.addr, at: now });
+    const learnt = dest.addr6 === null ? this.learntMtu.get(dest.addr) : undefined;
     dest.mtu = learnt !== undefined && learnt.until > now ? Math.min(path.mtu, learnt.mtu) : path.mtu;
     dest.tunSrc = path.src;
-    if (dest.fwd === FWD_MASQ) await this.steerNat(dest.addr, path.dev);
+    if (dest.fwd === FWD_MASQ) await this.steerNat(addr, path.dev);
     if (!framed) return;
     dest.l2Dev = this.plane.openFrameDev(path.dev);
     this.applyMac(dest, path.mac, path.devMac);
@@ -172,7 +172,7 @@ export class DestPaths {
     this.drNeighbours.set(addr, dev);
     await this.host.addDrServer(addr, dev);
     if (was !== undefined)
-      this.log(`${u32ToIp(addr)}: the route moved from ${was} to ${dev}; its neighbour entry follows`);
+      this.log(`${hostAddrText(addr)}: the route moved from ${was} to ${dev}; its neighbour entry follows`);
   }
 
   /** Point a DR dest's frames at `mac` (or hold them while it is unknown). */
@@ -207,9 +207,10 @@ export class DestPaths {
       const pass = new Map<string, DestPath | undefined>();
       for (const svc of [...this.plane.services.list]) {
         for (const dest of [...svc.dests]) {
-          const known = this.resolved.get(dest.addr);
+          const addr = hostAddr(dest);
+          const known = this.resolved.get(addr);
           // A dest whose address this pass already looked up takes that path too, at no cost.
-          const looked = pass.has(`${dest.addr}/${framedMethod(dest)}`);
+          const looked = pass.has(`${addr}/${framedMethod(dest)}`);
           if (known === undefined || looked || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
             await this.resolvePath(dest, now, pass);
           } else if (framedMethod(dest)) {

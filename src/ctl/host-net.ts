@@ -1,6 +1,23 @@
 // What the control plane needs from the host's network configuration, as one narrow interface:
 // steer a virtual address into the TUN (and answer ARP for it), and steer a NAT real server's
 // replies into the TUN. lvsd uses IpRouteNet (routing.ts); tests and --no-routes use NoHostNet.
+// Addresses are HostAddr: an IPv4 address as its host-order number, an IPv6 one as its text.
+
+import { u32ToIp } from '../wire/addr';
+import { formatIpv6Words } from '../wire/addr6';
+
+/** An address the host is told about: IPv4 as a host-order number, IPv6 as text. */
+export type HostAddr = number | string;
+
+/** The HostAddr of a service or dest. */
+export function hostAddr(a: { addr: number; addr6: Uint32Array | null }): HostAddr {
+  return a.addr6 === null ? a.addr : formatIpv6Words(a.addr6);
+}
+
+/** The text of a HostAddr (for logs and commands). */
+export function hostAddrText(a: HostAddr): string {
+  return typeof a === 'string' ? a : u32ToIp(a);
+}
 
 /** How the director reaches a DR or TUN real server right now. */
 export interface DestPath {
@@ -28,22 +45,22 @@ export interface HostNet {
    */
   readonly resolves: boolean;
   /** The first service on a virtual address was added. */
-  addVip(addr: number): Promise<void>;
+  addVip(addr: HostAddr): Promise<void>;
   /** The last service on a virtual address was deleted. */
-  delVip(addr: number): Promise<void>;
+  delVip(addr: HostAddr): Promise<void>;
   /**
    * Take the packets of service <protocol, addr, port> (port 0: any port) into the TUN even
    * when `addr` is a local address of the director (intercept.ts).
    */
-  addService(protocol: number, addr: number, port: number): Promise<void>;
-  delService(protocol: number, addr: number, port: number): Promise<void>;
+  addService(protocol: number, addr: HostAddr, port: number): Promise<void>;
+  delService(protocol: number, addr: HostAddr, port: number): Promise<void>;
   /** announce() has somewhere to announce (lvsd --announce-table): worth calling. */
   readonly announces: boolean;
   /**
    * Virtual address `addr` got its first usable real server (`on`), or lost its last: a route a
    * routing daemon announces (--announce-table) comes or goes.
    */
-  announce(addr: number, on: boolean): Promise<void>;
+  announce(addr: HostAddr, on: boolean): Promise<void>;
   /** The director's own IPv4 addresses, now. */
   localAddrs(): ReadonlySet<number>;
   /**
@@ -57,20 +74,20 @@ export interface HostNet {
    * about packets to it. Called once its first NAT dest has a route, and again with the new
    * interface when the route moves.
    */
-  addNatServer(addr: number, dev: string): Promise<void>;
+  addNatServer(addr: HostAddr, dev: string): Promise<void>;
   /** Stop steering NAT real server `addr` (its last NAT dest went away, or its route moved). */
-  delNatServer(addr: number): Promise<void>;
+  delNatServer(addr: HostAddr): Promise<void>;
   /** The route, MTU and (with `neighbour`) MAC towards `addr`; undefined without a route. */
-  destPath(addr: number, neighbour: boolean): Promise<DestPath | undefined>;
+  destPath(addr: HostAddr, neighbour: boolean): Promise<DestPath | undefined>;
   /**
    * The kernel's resolved neighbours (address → MAC and interface), read without spawning a
    * process: the cheap per-second check of DR servers' MACs.
    */
   neighbourMacs(): Promise<Map<number, { mac: Buffer; dev: string }>>;
   /** The first DR dest with this address was added: keep its MAC resolved on `dev`. */
-  addDrServer(addr: number, dev: string): Promise<void>;
+  addDrServer(addr: HostAddr, dev: string): Promise<void>;
   /** The last DR dest with this address went away. */
-  delDrServer(addr: number): Promise<void>;
+  delDrServer(addr: HostAddr): Promise<void>;
   /** A firewall-mark service was added: route packets with `mark` into input device `dev`. */
   addFwmark(mark: number, dev: string): Promise<void>;
   /** The firewall-mark service of `mark` was deleted. */
@@ -81,25 +98,25 @@ export interface HostNet {
 export class NoHostNet implements HostNet {
   readonly resolves: boolean = false;
   readonly announces: boolean = false;
-  async addVip(_addr: number): Promise<void> {}
-  async delVip(_addr: number): Promise<void> {}
-  async addService(_protocol: number, _addr: number, _port: number): Promise<void> {}
-  async delService(_protocol: number, _addr: number, _port: number): Promise<void> {}
+  async addVip(_addr: HostAddr): Promise<void> {}
+  async delVip(_addr: HostAddr): Promise<void> {}
+  async addService(_protocol: number, _addr: HostAddr, _port: number): Promise<void> {}
+  async delService(_protocol: number, _addr: HostAddr, _port: number): Promise<void> {}
   localAddrs(): ReadonlySet<number> {
     return new Set();
   }
-  async announce(_addr: number, _on: boolean): Promise<void> {}
+  async announce(_addr: HostAddr, _on: boolean): Promise<void> {}
   async updateVips(_local: ReadonlySet<number>): Promise<void> {}
-  async addNatServer(_addr: number, _dev: string): Promise<void> {}
-  async delNatServer(_addr: number): Promise<void> {}
-  async destPath(_addr: number, _neighbour: boolean): Promise<DestPath | undefined> {
+  async addNatServer(_addr: HostAddr, _dev: string): Promise<void> {}
+  async delNatServer(_addr: HostAddr): Promise<void> {}
+  async destPath(_addr: HostAddr, _neighbour: boolean): Promise<DestPath | undefined> {
     return undefined;
   }
   async neighbourMacs(): Promise<Map<number, { mac: Buffer; dev: string }>> {
     return new Map();
   }
-  async addDrServer(_addr: number, _dev: string): Promise<void> {}
-  async delDrServer(_addr: number): Promise<void> {}
+  async addDrServer(_addr: HostAddr, _dev: string): Promise<void> {}
+  async delDrServer(_addr: HostAddr): Promise<void> {}
   async addFwmark(_mark: number, _dev: string): Promise<void> {}
   async delFwmark(_mark: number): Promise<void> {}
 }

@@ -19,6 +19,17 @@
 //                                                          also a local address (intercept.ts)
 //   net.ipv4.ip_forward=1, net.ipv4.neigh.<lan>.proxy_delay=0
 //
+// IPv6, from the first IPv6 virtual address or real server on (ensureIpv6):
+//   net.ipv6.conf.<tun>.addr_gen_mode=1, disable_ipv6=0      IPv6 on the TUN, no link-local address
+//   net.ipv6.conf.all.forwarding=1
+//   ip -6 route add default dev <tun> table <T> (+ blackhole) as for IPv4
+//   ip -6 rule add from <RIP>/128 iif <dev> lookup <T>        NAT replies
+//   ip -6 rule add iif <dev> ipproto 58 lookup <T>            routers' ICMPv6 errors from beyond it
+//   ip -6 route add <VIP>/128 dev <tun>
+//   ip -6 neigh add proxy <VIP> dev <lan>, net.ipv6.conf.<lan>.proxy_ndp=1, neigh proxy_delay=0
+//                                                          the director answers neighbour
+//                                                          solicitations for the VIP
+//
 // Everything added is recorded in a state file (written atomically) so that `teardown` removes
 // exactly that, and a later lvsd can remove the leftovers of one that was killed. Routes via the
 // TUN vanish with the device; rules, proxy entries and sysctls do not.
@@ -28,7 +39,8 @@ import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { type NetnsId, recordOrigin } from '../run-dir';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
-import type { DestPath, HostNet } from './host-net';
+import { isIpv6Text, parseIpv6 } from '../wire/addr6';
+import { type DestPath, type HostAddr, type HostNet, hostAddrText } from './host-net';
 import {
   addRuleBeforeLocal,
   delRule,
@@ -97,14 +109,12 @@ function readState(file: string): HostState | undefined {
 
 /** Undo what a state file records (rules, proxy entries, sysctls, the reply table). */
 async function undo(state: HostState): Promise<void> {
-  for (const r of state.rules) {
-    await ipQuiet('rule', 'del', 'from', `${r.addr}/32`, 'iif', r.dev, 'lookup', String(state.table));
-  }
-  for (const dev of new Set(state.rules.map((r) => r.dev))) {
-    await ipQuiet('rule', 'del', 'iif', dev, 'ipproto', 'icmp', 'lookup', String(state.table));
-  }
+  for (const r of state.rules) await ipQuiet(...natRule(r.addr, r.dev, state.table, 'del'));
+  for (const r of state.rules) await ipQuiet(...icmpRule(isIpv6Text(r.addr), r.dev, state.table, 'del'));
   // Rules of ours that the state file missed (killed between adding and recording).
-  while (await ipQuiet('rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
+  for (const family of ['-4', '-6']) {
+    while (await ipQuiet(family, 'rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
+  }
   for (const m of state.marks ?? []) {
     await delRule(['fwmark', String(m.mark), 'lookup', String(m.table)]);
     await ipQuiet('route', 'flush', 'table', String(m.table));
@@ -117,6 +127,7 @@ async function undo(state: HostState): Promise<void> {
   for (const p of state.proxies) await ipQuiet('neigh', 'del', 'proxy', p.addr, 'dev', p.dev);
   for (const n of state.neighbours ?? []) await ipQuiet('neigh', 'del', n.addr, 'dev', n.dev);
   await ipQuiet('route', 'flush', 'table', String(state.table));
+  await ipQuiet('-6', 'route', 'flush', 'table', String(state.table));
   for (const [path, value] of Object.entries(state.sysctls)) {
     try {
       writeSysctl(path, value);
@@ -124,6 +135,40 @@ async function undo(state: HostState): Promise<void> {
       // the interface may be gone
     }
   }
+}
+
+/** `ip rule` arguments of a NAT server's reply rule (IPv4 or IPv6 by the address's text). */
+function natRule(addr: string, dev: string, table: number, verb: 'add' | 'del', pref?: number): string[] {
+  const v6 = isIpv6Text(addr);
+  const args = [
+    v6 ? '-6' : '-4',
+    'rule',
+    verb,
+    'from',
+    `${addr}/${v6 ? 128 : 32}`,
+    'iif',
+    dev,
+    'lookup',
+    String(table),
+  ];
+  return pref === undefined ? args : [...args, 'pref', String(pref)];
+}
+
+/** `ip rule` arguments of the rule for routers' ICMP (or ICMPv6) errors forwarded from `dev`. */
+function icmpRule(v6: boolean, dev: string, table: number, verb: 'add' | 'del', pref?: number): string[] {
+  const args = [v6 ? '-6' : '-4', 'rule', verb, 'iif', dev, 'ipproto', v6 ? '58' : 'icmp', 'lookup', String(table)];
+  return pref === undefined ? args : [...args, 'pref', String(pref)];
+}
+
+/** `addr` lies in `prefix`/`plen` (IPv6 bytes). */
+function inPrefix6(addr: Uint8Array, prefix: Uint8Array, plen: number): boolean {
+  for (let i = 0; i < 16; i++) {
+    const keep = plen - 8 * i;
+    if (keep <= 0) return true;
+    const mask = keep >= 8 ? 0xff : (0xff00 >>> keep) & 0xff;
+    if ((addr[i] & mask) !== (prefix[i] & mask)) return false;
+  }
+  return true;
 }
 
 export class IpRouteNet implements HostNet {
@@ -240,21 +285,43 @@ export class IpRouteNet implements HostNet {
     }
   }
 
-  /** The interface whose IPv4 subnet contains `addr` (not the TUN, not loopback). */
-  private async lanDevFor(addr: number): Promise<string | undefined> {
+  /** The interface whose IPv4 or IPv6 subnet contains `addr` (not the TUN, not loopback). */
+  private async lanDevFor(addr: HostAddr): Promise<string | undefined> {
     if (this.opts.vipDev) return this.opts.vipDev;
-    const links = JSON.parse(await ip('-j', '-4', 'addr', 'show')) as {
+    const v6 = typeof addr === 'string' ? parseIpv6(addr) : null;
+    const links = JSON.parse(await ip('-j', v6 !== null ? '-6' : '-4', 'addr', 'show')) as {
       ifname: string;
-      addr_info?: { local: string; prefixlen: number }[];
+      addr_info?: { local: string; prefixlen: number; scope?: string }[];
     }[];
     for (const link of links) {
       if (link.ifname === this.opts.tun || link.ifname === 'lo') continue;
       for (const a of link.addr_info ?? []) {
+        if (v6 !== null) {
+          const local = parseIpv6(a.local);
+          if (a.scope !== 'link' && local !== null && inPrefix6(v6, local, a.prefixlen)) return link.ifname;
+          continue;
+        }
         const mask = a.prefixlen === 0 ? 0 : (0xffffffff << (32 - a.prefixlen)) >>> 0;
-        if ((ipToU32(a.local) & mask) >>> 0 === (addr & mask) >>> 0) return link.ifname;
+        if ((ipToU32(a.local) & mask) >>> 0 === ((addr as number) & mask) >>> 0) return link.ifname;
       }
     }
     return undefined;
+  }
+
+  /** IPv6 through the TUN: on from the first IPv6 virtual address or real server. */
+  private ipv6 = false;
+
+  private async ensureIpv6(): Promise<void> {
+    if (this.ipv6) return;
+    this.ipv6 = true;
+    const { tun, table } = this.opts;
+    // No link-local address: the kernel then sends nothing of its own into the TUN but the odd
+    // MLD report (the engine drops those), and answers no neighbour discovery on it.
+    this.setSysctl(`/proc/sys/net/ipv6/conf/${tun}/addr_gen_mode`, '1');
+    this.setSysctl(`/proc/sys/net/ipv6/conf/${tun}/disable_ipv6`, '0');
+    this.setSysctl('/proc/sys/net/ipv6/conf/all/forwarding', '1');
+    await ip('-6', 'route', 'replace', 'default', 'dev', tun, 'table', String(table));
+    await ip('-6', 'route', 'replace', 'blackhole', 'default', 'table', String(table), 'metric', '4294967295');
   }
 
   /** Addresses keepalived's VRRP places: lvsd serves them only where they are local. */
@@ -262,7 +329,13 @@ export class IpRouteNet implements HostNet {
     this.managed = addrs;
   }
 
-  async addVip(addr: number): Promise<void> {
+  async addVip(addr: HostAddr): Promise<void> {
+    if (typeof addr === 'string') {
+      await this.ensureIpv6();
+      await ip('-6', 'route', 'replace', `${addr}/128`, 'dev', this.opts.tun);
+      await this.addProxy(addr);
+      return;
+    }
     const vip = u32ToIp(addr);
     if (this.managed.has(addr)) {
       // Only for its fragments and ICMP errors (intercept.ts); no route, no proxy ARP.
@@ -277,21 +350,37 @@ export class IpRouteNet implements HostNet {
     if (!local) await this.addProxy(addr);
   }
 
-  /** Answer ARP for VIP `addr` on the interface whose subnet holds it, if one does. */
-  private async addProxy(addr: number): Promise<void> {
-    const vip = u32ToIp(addr);
+  /**
+   * Answer ARP (IPv6: neighbour solicitations) for VIP `addr` on the interface whose subnet
+   * holds it, if one does.
+   */
+  private async addProxy(addr: HostAddr): Promise<void> {
+    const vip = hostAddrText(addr);
+    const v6 = typeof addr === 'string';
     const dev = await this.lanDevFor(addr);
     if (dev === undefined) {
-      this.opts.log(`${vip}: no local subnet holds it; not answering ARP for it (route it to this host)`);
+      this.opts.log(
+        `${vip}: no local subnet holds it; not answering ${v6 ? 'neighbour solicitations' : 'ARP'} for it (route it to this host)`,
+      );
       return;
     }
-    this.setSysctl(`/proc/sys/net/ipv4/neigh/${dev}/proxy_delay`, '0');
+    if (v6) {
+      this.setSysctl(`/proc/sys/net/ipv6/conf/${dev}/proxy_ndp`, '1');
+      this.setSysctl(`/proc/sys/net/ipv6/neigh/${dev}/proxy_delay`, '0');
+    } else {
+      this.setSysctl(`/proc/sys/net/ipv4/neigh/${dev}/proxy_delay`, '0');
+    }
     this.state.proxies.push({ addr: vip, dev });
     this.save();
     await ip('neigh', 'replace', 'proxy', vip, 'dev', dev);
   }
 
-  async delVip(addr: number): Promise<void> {
+  async delVip(addr: HostAddr): Promise<void> {
+    if (typeof addr === 'string') {
+      await ipQuiet('-6', 'route', 'del', `${addr}/128`, 'dev', this.opts.tun);
+      await this.delProxy(addr);
+      return;
+    }
     const vip = u32ToIp(addr);
     this.vips.delete(addr);
     await ipQuiet('route', 'del', `${vip}/32`, 'dev', this.opts.tun);
@@ -301,8 +390,8 @@ export class IpRouteNet implements HostNet {
     await this.delProxy(addr);
   }
 
-  private async delProxy(addr: number): Promise<void> {
-    const vip = u32ToIp(addr);
+  private async delProxy(addr: HostAddr): Promise<void> {
+    const vip = hostAddrText(addr);
     const i = this.state.proxies.findIndex((p) => p.addr === vip);
     if (i < 0) return;
     const [p] = this.state.proxies.splice(i, 1);
@@ -318,48 +407,56 @@ export class IpRouteNet implements HostNet {
    * it as IPVS does (ip_vs_out_icmp); the rest of that ICMP passes the engine unchanged.
    * ICMP to the director itself stays local: the local table is looked up first.
    */
-  async addNatServer(addr: number, dev: string): Promise<void> {
-    const rip = u32ToIp(addr);
+  async addNatServer(addr: HostAddr, dev: string): Promise<void> {
+    const rip = hostAddrText(addr);
     if (dev === this.opts.tun) return;
-    const table = String(this.opts.table);
-    const pref = String(this.opts.rulePref);
-    const firstOnDev = !this.state.rules.some((r) => r.dev === dev);
+    const v6 = typeof addr === 'string';
+    if (v6) await this.ensureIpv6();
+    const { table, rulePref } = this.opts;
+    // One ICMP rule per interface and family.
+    const firstOnDev = !this.state.rules.some((r) => r.dev === dev && isIpv6Text(r.addr) === v6);
     this.state.rules.push({ addr: rip, dev });
     this.save();
-    await ip('rule', 'add', 'from', `${rip}/32`, 'iif', dev, 'lookup', table, 'pref', pref);
-    if (firstOnDev) await ip('rule', 'add', 'iif', dev, 'ipproto', 'icmp', 'lookup', table, 'pref', pref);
+    await ip(...natRule(rip, dev, table, 'add', rulePref));
+    if (firstOnDev) await ip(...icmpRule(v6, dev, table, 'add', rulePref));
   }
 
-  async delNatServer(addr: number): Promise<void> {
-    const rip = u32ToIp(addr);
+  async delNatServer(addr: HostAddr): Promise<void> {
+    const rip = hostAddrText(addr);
     const i = this.state.rules.findIndex((r) => r.addr === rip);
     if (i < 0) return;
     const [r] = this.state.rules.splice(i, 1);
-    const table = String(this.opts.table);
-    await ipQuiet('rule', 'del', 'from', `${rip}/32`, 'iif', r.dev, 'lookup', table);
-    if (!this.state.rules.some((o) => o.dev === r.dev)) {
-      await ipQuiet('rule', 'del', 'iif', r.dev, 'ipproto', 'icmp', 'lookup', table);
+    const v6 = typeof addr === 'string';
+    const table = this.opts.table;
+    await ipQuiet(...natRule(rip, r.dev, table, 'del'));
+    if (!this.state.rules.some((o) => o.dev === r.dev && isIpv6Text(o.addr) === v6)) {
+      await ipQuiet(...icmpRule(v6, r.dev, table, 'del'));
     }
     this.save();
   }
 
-  async announce(addr: number, on: boolean): Promise<void> {
+  async announce(addr: HostAddr, on: boolean): Promise<void> {
     const table = this.opts.announceTable;
     if (table === undefined) return;
+    const text = hostAddrText(addr);
+    const route = typeof addr === 'string' ? ['-6', 'route'] : ['route'];
+    const prefix = `${text}/${typeof addr === 'string' ? 128 : 32}`;
     // Through the TUN: the route vanishes with it when lvsd dies, and the daemon withdraws it.
-    if (on) await ip('route', 'replace', `${u32ToIp(addr)}/32`, 'dev', this.opts.tun, 'table', String(table));
-    else await ipQuiet('route', 'del', `${u32ToIp(addr)}/32`, 'dev', this.opts.tun, 'table', String(table));
-    this.opts.log(`${u32ToIp(addr)}: ${on ? 'announced' : 'withdrawn'} (table ${table})`);
+    if (on) await ip(...route, 'replace', prefix, 'dev', this.opts.tun, 'table', String(table));
+    else await ipQuiet(...route, 'del', prefix, 'dev', this.opts.tun, 'table', String(table));
+    this.opts.log(`${text}: ${on ? 'announced' : 'withdrawn'} (table ${table})`);
   }
 
-  async addService(protocol: number, addr: number, port: number): Promise<void> {
-    if (!this.state.intercept) return;
+  // A VIP that is also a local address is IPv4's case only (intercept.ts): IPv6 VIPs are never
+  // the director's own addresses yet.
+  async addService(protocol: number, addr: HostAddr, port: number): Promise<void> {
+    if (!this.state.intercept || typeof addr === 'string') return;
     const elements = serviceElements(this.opts.table, protocol, addr, port);
     await nft(elements.map((e) => `add element ${e}\n`).join(''));
   }
 
-  async delService(protocol: number, addr: number, port: number): Promise<void> {
-    if (!this.state.intercept) return;
+  async delService(protocol: number, addr: HostAddr, port: number): Promise<void> {
+    if (!this.state.intercept || typeof addr === 'string') return;
     for (const e of serviceElements(this.opts.table, protocol, addr, port)) {
       await nft(`delete element ${e}\n`).catch(() => {});
     }
@@ -425,16 +522,27 @@ export class IpRouteNet implements HostNet {
     return info;
   }
 
-  async destPath(addr: number, neighbour: boolean): Promise<DestPath | undefined> {
-    const rip = u32ToIp(addr);
+  async destPath(addr: HostAddr, neighbour: boolean): Promise<DestPath | undefined> {
+    const rip = hostAddrText(addr);
+    const v6 = typeof addr === 'string';
     let route: RouteGet | undefined;
     try {
-      [route] = JSON.parse(await ip('-j', 'route', 'get', rip)) as RouteGet[];
+      [route] = JSON.parse(await ip('-j', v6 ? '-6' : '-4', 'route', 'get', rip)) as RouteGet[];
     } catch {
       return undefined;
     }
     if (route?.dev === undefined || route.dev === this.opts.tun || route.prefsrc === undefined) return undefined;
     const link = await this.link(route.dev);
+    if (v6) {
+      // What a NAT dest needs (the interface its replies come from, the path MTU); no tunnel
+      // source or next hop for IPv6 yet.
+      return {
+        dev: route.dev,
+        src: 0,
+        mtu: route.metrics?.find((m) => m.mtu !== undefined)?.mtu ?? link.mtu,
+        devMac: link.mac,
+      };
+    }
     const path: DestPath = {
       dev: route.dev,
       src: ipToU32(route.prefsrc),
@@ -463,8 +571,8 @@ export class IpRouteNet implements HostNet {
     return out;
   }
 
-  async addDrServer(addr: number, dev: string): Promise<void> {
-    const rip = u32ToIp(addr);
+  async addDrServer(addr: HostAddr, dev: string): Promise<void> {
+    const rip = hostAddrText(addr);
     const entries = JSON.parse(await ip('-j', 'neigh', 'show', 'to', rip, 'dev', dev)) as NeighShow[];
     // An entry the operator made permanent stays as it is.
     if (entries.some((e) => (e.state ?? []).includes('PERMANENT'))) return;
@@ -473,8 +581,8 @@ export class IpRouteNet implements HostNet {
     await ip('neigh', 'replace', rip, 'dev', dev, 'managed');
   }
 
-  async delDrServer(addr: number): Promise<void> {
-    const rip = u32ToIp(addr);
+  async delDrServer(addr: HostAddr): Promise<void> {
+    const rip = hostAddrText(addr);
     const i = this.state.neighbours.findIndex((n) => n.addr === rip);
     if (i < 0) return;
     const [n] = this.state.neighbours.splice(i, 1);

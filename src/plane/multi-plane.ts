@@ -33,7 +33,7 @@ import {
 } from '../core/data-plane';
 import { Engine } from '../core/engine';
 import type { SyncSink } from '../core/sync-conn';
-import { type Dest, destSharedInts, IPPROTO_TCP, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
+import { AF_INET, type Dest, destSharedInts, IPPROTO_TCP, type Service, type Stats, SVC_F_PERSISTENT } from '../ip-vs';
 import { loadNative } from '../native/addon';
 import { MemoryIo } from '../native/memory-io';
 import { MARK_DEV_PREFIX, MAX_FRAME_DEVS } from '../native/native-io';
@@ -289,7 +289,8 @@ export class MultiPlane implements DataPlane {
     setImmediate(() => {
       this.imageQueued = false;
       const list = this.table.services.list;
-      this.steering.setVips(list.filter((s) => s.fwmark === 0).map((s) => s.addr));
+      // IPv4 VIPs only: IPv6 is steered to one queue (steer.c), and an IPv6 service's addr is a fold.
+      this.steering.setVips(list.filter((s) => s.fwmark === 0 && s.af === AF_INET).map((s) => s.addr));
       const mask = this.addrMask(list);
       this.steering.setAddrOnly(mask);
       const image = tableImage(list, this.uidOf, this.cursorOf, this.version + 1, mask);
@@ -313,6 +314,7 @@ export class MultiPlane implements DataPlane {
     const ftpPorts = this.table.engine.ftp.ports;
     let mask: number | null = null;
     for (const s of list) {
+      if (s.af !== AF_INET) continue;
       if ((s.flags & SVC_F_PERSISTENT) !== 0) mask = ((mask ?? 0xffffffff) & s.netmask) >>> 0;
       else if (s.protocol === IPPROTO_TCP && ftpPorts.has(s.port)) mask ??= 0xffffffff;
     }

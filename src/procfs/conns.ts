@@ -4,13 +4,14 @@
 // table of hundreds of thousands of connections costs the data path a copy, and the worker no
 // garbage (the text of 28k connections as strings grew lvsd by 70-140 MB RSS, a heap it kept).
 
-import type { ConnRows } from '../conn/conn-rows';
+import { A6_CLIENT, A6_DEST, A6_VIRTUAL, ADDR6_WORDS, type ConnRows } from '../conn/conn-rows';
 import { CONN_F_SYNC, ipVsProtoName } from '../ip-vs';
 import { CONN_HEADER, CONN_SYNC_HEADER, connOrigin } from './format';
 
-/** The longest row either file can have, in bytes (a 10-digit expiry, an 11-letter state). */
-const ROW_MAX = 96;
+/** The longest row either file can have, in bytes (IPv6, a 10-digit expiry, an 11-letter state). */
+const ROW_MAX = 192;
 const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+const HEX_LOWER = Buffer.from('0123456789abcdef', 'latin1');
 const ORIGIN_LOCAL = Buffer.from(`${connOrigin(0).padEnd(6)} `, 'latin1');
 const ORIGIN_SYNC = Buffer.from(`${connOrigin(CONN_F_SYNC).padEnd(6)} `, 'latin1');
 
@@ -21,6 +22,21 @@ function putHex(buf: Buffer, off: number, v: number, digits: number): number {
     v >>>= 4;
   }
   return off + digits;
+}
+
+/** The kernel's %pI6 (8 groups of 4 lower-case hex digits) of the four words at w[at]. */
+function putIpv6(buf: Buffer, off: number, w: Uint32Array, at: number): number {
+  for (let i = 0; i < 4; i++) {
+    let v = w[at + i];
+    for (let d = 8; d > 0; d--) {
+      buf[off + d + (d > 4 ? 1 : 0) - 1] = HEX_LOWER[v & 15];
+      v >>>= 4;
+    }
+    buf[off + 4] = 0x3a;
+    buf[off + 9] = 0x3a;
+    off += 10;
+  }
+  return off - 1;
 }
 
 /** `%7u` of max(0, floor(seconds)) at buf[off]; returns the offset after it. */
@@ -48,6 +64,8 @@ export function emitConnFile(r: ConnRows, sync: boolean, buf: Buffer, flush: (le
   const stateText = new Map<number, Buffer[]>();
   const none = Buffer.from(`${'NONE'.padEnd(11)} `, 'latin1');
   let off = buf.write(sync ? CONN_SYNC_HEADER : CONN_HEADER, 0, 'latin1');
+  /** The end of the current row's addresses in r.addr6 (IPv6 rows only). */
+  let w = 0;
   for (let i = 0; i < r.n; i++) {
     if (off + ROW_MAX > buf.length) {
       flush(off);
@@ -65,15 +83,18 @@ export function emitConnFile(r: ConnRows, sync: boolean, buf: Buffer, flush: (le
       stateText.set(p, states);
     }
     off += proto.copy(buf, off);
-    off = putHex(buf, off, r.caddr[i], 8);
+    const v6 = r.v6[i] !== 0;
+    if (v6) w += ADDR6_WORDS;
+    const a6 = w - ADDR6_WORDS;
+    off = v6 ? putIpv6(buf, off, r.addr6, a6 + A6_CLIENT) : putHex(buf, off, r.caddr[i], 8);
     buf[off++] = 0x20;
     off = putHex(buf, off, r.cport[i], 4);
     buf[off++] = 0x20;
-    off = putHex(buf, off, r.vaddr[i], 8);
+    off = v6 ? putIpv6(buf, off, r.addr6, a6 + A6_VIRTUAL) : putHex(buf, off, r.vaddr[i], 8);
     buf[off++] = 0x20;
     off = putHex(buf, off, r.vport[i], 4);
     buf[off++] = 0x20;
-    off = putHex(buf, off, r.daddr[i], 8);
+    off = v6 ? putIpv6(buf, off, r.addr6, a6 + A6_DEST) : putHex(buf, off, r.daddr[i], 8);
     buf[off++] = 0x20;
     off = putHex(buf, off, r.dport[i], 4);
     buf[off++] = 0x20;

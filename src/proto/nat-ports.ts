@@ -42,3 +42,10 @@ export function snatPorts(view: NatPortsView, oldAddr: number, newAddr: number, 
   if (view.srcPort !== port) view.setSrcPortWithChecksumUpdate(port);
   view.updateChecksumForAddr(oldAddr, newAddr);
 }
+
+/** One more word of a pseudo-header address changed (IPv6's other three): the checksum follows. */
+export function natAddrWord(view: NatPortsView, oldWord: number, newWord: number, partial: boolean): void {
+  if (oldWord === newWord) return;
+  if (partial) view.updatePartialChecksumForAddr(oldWord, newWord);
+  else view.updateChecksumForAddr(oldWord, newWord);
+}

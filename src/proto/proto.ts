@@ -5,7 +5,6 @@
 
 import type { ConnTable } from '../conn/conn-table';
 import type { PktInfo } from '../ip-vs';
-import type { Ipv4View } from '../wire/ipv4';
 
 /** The parsed fields of the current packet (one reused object). */
 export interface PacketMeta extends PktInfo {
@@ -27,8 +26,11 @@ export interface ProtoHandler {
   readonly activeState: number;
   /** The state a new connection starts in. */
   readonly initialState: number;
-  /** Point the view at the L4 header behind `ip`, fill ports and flags. Returns a wire verdict. */
-  parse(ip: Ipv4View, pkt: PacketMeta): number;
+  /**
+   * Point the view at the L4 header at buf[off, off + len) (behind an IPv4 or IPv6 header), fill
+   * ports and flags. Returns a wire verdict.
+   */
+  parse(buf: Buffer, off: number, len: number, pkt: PacketMeta): number;
   /** May this packet create a new connection? (`sloppy`: the protocol's sloppy_* setting is on.) */
   canSchedule(pkt: PacketMeta, sloppy: boolean): boolean;
   /** Is this packet the start of a new connection (a TCP SYN), for conn_reuse_mode? */
@@ -50,4 +52,9 @@ export interface ProtoHandler {
   dnat(oldAddr: number, newAddr: number, port: number, partial: boolean): void;
   /** Source port → `port`, and fix the checksum for the source address change (`partial`: as dnat). */
   snat(oldAddr: number, newAddr: number, port: number, partial: boolean): void;
+  /**
+   * Fix the checksum for one more 32-bit word of a pseudo-header address changing (IPv6 NAT
+   * rewrites four: dnat/snat take the first, this the other three).
+   */
+  natAddr(oldWord: number, newWord: number, partial: boolean): void;
 }

@@ -3,10 +3,9 @@
 // (nat-ports.ts, shared with UDP).
 
 import { CONN_F_NOOUTPUT, IPPROTO_TCP } from '../ip-vs';
-import type { Ipv4View } from '../wire/ipv4';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView } from '../wire/tcp';
 import { V_OK } from '../wire/verdict';
-import { dnatPorts, snatPorts } from './nat-ports';
+import { dnatPorts, natAddrWord, snatPorts } from './nat-ports';
 import { DIR_OUT, type PacketMeta, type ProtoHandler } from './proto';
 import {
   DEFAULT_TCP_TIMEOUTS,
@@ -32,8 +31,8 @@ export const tcp: ProtoHandler = {
   activeState: TCP_S_ESTABLISHED,
   initialState: TCP_S_NONE,
 
-  parse(ip: Ipv4View, pkt: PacketMeta): number {
-    view.reset(ip.buf, ip.payloadOffset, ip.payloadLen);
+  parse(buf: Buffer, off: number, len: number, pkt: PacketMeta): number {
+    view.reset(buf, off, len);
     const v = view.checkLen();
     if (v !== V_OK) return v;
     pkt.sport = view.srcPort;
@@ -83,5 +82,9 @@ export const tcp: ProtoHandler = {
 
   snat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
     snatPorts(view, oldAddr, newAddr, port, partial);
+  },
+
+  natAddr(oldWord: number, newWord: number, partial: boolean): void {
+    natAddrWord(view, oldWord, newWord, partial);
   },
 };

@@ -2,10 +2,9 @@
 // the UDP header view (nat-ports.ts, shared with TCP; a zero checksum means "none" and stays zero).
 
 import { IPPROTO_UDP } from '../ip-vs';
-import type { Ipv4View } from '../wire/ipv4';
 import { UdpView } from '../wire/udp';
 import { V_OK } from '../wire/verdict';
-import { dnatPorts, snatPorts } from './nat-ports';
+import { dnatPorts, natAddrWord, snatPorts } from './nat-ports';
 import type { PacketMeta, ProtoHandler } from './proto';
 import { DEFAULT_UDP_TIMEOUT, UDP_S_NORMAL, UDP_STATE_NAMES } from './udp-states';
 
@@ -19,8 +18,8 @@ export const udp: ProtoHandler = {
   activeState: -1,
   initialState: UDP_S_NORMAL,
 
-  parse(ip: Ipv4View, pkt: PacketMeta): number {
-    view.reset(ip.buf, ip.payloadOffset, ip.payloadLen);
+  parse(buf: Buffer, off: number, len: number, pkt: PacketMeta): number {
+    view.reset(buf, off, len);
     const v = view.checkLen();
     if (v !== V_OK) return v;
     pkt.sport = view.srcPort;
@@ -51,5 +50,9 @@ export const udp: ProtoHandler = {
 
   snat(oldAddr: number, newAddr: number, port: number, partial: boolean): void {
     snatPorts(view, oldAddr, newAddr, port, partial);
+  },
+
+  natAddr(oldWord: number, newWord: number, partial: boolean): void {
+    natAddrWord(view, oldWord, newWord, partial);
   },
 };

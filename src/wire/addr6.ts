@@ -152,3 +152,31 @@ export function ipv6Prefix(b: Uint8Array, off: number, plen: number, out: Uint8A
     out[outOff + i] = keep >= 8 ? b[off + i] : keep <= 0 ? 0 : b[off + i] & ((0xff00 >>> keep) & 0xff);
   }
 }
+
+const wordBytes = new Uint8Array(16);
+
+/** The 16 bytes of the four host-order words at w[off]. */
+function wordsToBytes(w: Uint32Array, off: number): Uint8Array {
+  for (let i = 0; i < 4; i++) {
+    const v = w[off + i];
+    wordBytes[4 * i] = v >>> 24;
+    wordBytes[4 * i + 1] = (v >>> 16) & 0xff;
+    wordBytes[4 * i + 2] = (v >>> 8) & 0xff;
+    wordBytes[4 * i + 3] = v & 0xff;
+  }
+  return wordBytes;
+}
+
+/** formatIpv6 of the address held as four host-order words at w[off] (the tables' form). */
+export function formatIpv6Words(w: Uint32Array, off = 0): string {
+  return formatIpv6(wordsToBytes(w, off));
+}
+
+/** The four host-order words of IPv6 text (the tables' form); null when it is not IPv6. */
+export function ipv6Words(s: string): Uint32Array | null {
+  const b = parseIpv6(s);
+  if (b === null) return null;
+  const w = new Uint32Array(4);
+  for (let i = 0; i < 4; i++) w[i] = ipv6Word(b, 0, i);
+  return w;
+}

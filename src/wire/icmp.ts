@@ -251,3 +251,17 @@ export class IcmpRepr {
     buf.writeUInt16BE(checksum(buf, off, ICMP.HEADER + payloadLen), off + ICMP.CHECKSUM);
   }
 }
+
+/** ICMPv6 (RFC 4443): types below 128 are errors, the rest informational. */
+export const ICMPV6_DEST_UNREACH = 1;
+export const ICMPV6_PKT_TOOBIG = 2;
+export const ICMPV6_TIME_EXCEED = 3;
+export const ICMPV6_PARAMPROB = 4;
+export const ICMPV6_ECHO_REQUEST = 128;
+export const ICMPV6_ECHO_REPLY = 129;
+/** Codes of ICMPV6_DEST_UNREACH. */
+export const ICMPV6_NOROUTE = 0;
+export const ICMPV6_ADM_PROHIBITED = 1;
+export const ICMPV6_PORT_UNREACH = 4;
+/** The smallest MTU an IPv6 link has (RFC 8200): an ICMPv6 error fits in it whole. */
+export const IPV6_MIN_MTU = 1280;

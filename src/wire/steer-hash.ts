@@ -8,7 +8,7 @@
 // packets without ports, hash the address alone; so does everything, masked, while `addrMask` is
 // set (lvsd sets it while a persistent service exists: the connections of a client's network
 // must all reach the engine that holds their persistence template). A read past the packet's end ends the kernel's
-// program with 0, and so here.
+// program with 0, and so here. IPv6 is steered to queue 0 (hash 0): one engine forwards it so far.
 
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 
@@ -53,6 +53,8 @@ export function steerHash(
   clientIsSource: boolean,
   addrMask: number | null = null,
 ): number {
+  // IPv6: queue 0, whose engine alone forwards IPv6 so far.
+  if (len > 0 && b[off]! >>> 4 === 6) return 0;
   const h = steerKey(b, off, len, isVip, clientIsSource);
   if (h < 0) return 0;
   return steerKeyHash(keyAddr, keyPort, addrMask);

@@ -15,10 +15,11 @@
 // of the headers each segment repeats (a hint). Offsets count from the first byte after this
 // header: the IPv4 header on a TUN, the Ethernet header on a packet socket.
 
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 import { checksum } from './checksum';
 import { ICMP } from './icmp';
 import type { Ipv4View } from './ipv4';
+import type { Ipv6View } from './ipv6';
 import { TCP } from './tcp';
 import { UDP } from './udp';
 
@@ -127,6 +128,44 @@ export function readVnetHdr(
     }
     out.gsoSize = size;
     counts.gso++;
+  }
+  return true;
+}
+
+/**
+ * readVnetHdr for an IPv6 packet (checkLen passed): the same rules, the L4 header at the end of
+ * the extension headers. The TUN is opened without TSO6, so no IPv6 GSO packet is honoured.
+ */
+export function readVnetHdr6(
+  buf: Buffer,
+  h: number,
+  ip: Ipv6View,
+  out: VnetState,
+  counts: { partial: number; gso: number },
+): boolean {
+  out.gsoSize = 0;
+  out.csumStart = 0;
+  if (buf[h + VNET.GSO_TYPE] !== VNET_GSO_NONE) return false;
+  if ((buf[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) === 0) return true;
+  const start = buf.readUInt16LE(h + VNET.CSUM_START);
+  const offset = buf.readUInt16LE(h + VNET.CSUM_OFFSET);
+  const p = ip.protocol;
+  const l4 = ip.l4Offset;
+  if (ip.isFragment) return false;
+  if (p === IPPROTO_TCP || p === IPPROTO_UDP) {
+    if (start !== l4 || offset !== (p === IPPROTO_TCP ? TCP.CHECKSUM : UDP.CHECKSUM)) return false;
+  } else if (start < l4 || (p === IPPROTO_ICMPV6 && (start !== l4 || offset !== ICMP.CHECKSUM))) {
+    return false;
+  }
+  const total = ip.totalLen;
+  if (start + offset + 2 > total) return false;
+  counts.partial++;
+  if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) {
+    const at = ip.off + start;
+    buf.writeUInt16BE(checksum(buf, at, total - start), at + offset);
+  } else {
+    out.csumStart = start;
+    out.csumOffset = offset;
   }
   return true;
 }

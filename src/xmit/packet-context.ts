@@ -9,11 +9,14 @@ import type { ConnTable } from '../conn/conn-table';
 import type { Dest } from '../ip-vs';
 import type { PacketMeta, ProtoHandler } from '../proto/proto';
 import { Ipv4View } from '../wire/ipv4';
+import { Ipv6View } from '../wire/ipv6';
 import type { TxBatch } from './tx-batch';
 
 export class PacketContext {
   /** The packet's IPv4 header, re-pointed at each packet (checkLen passed). */
   readonly ip = new Ipv4View();
+  /** An IPv6 packet's header (core/path6.ts), re-pointed at each such packet. */
+  readonly ip6 = new Ipv6View();
   /** Its flow: protocol, addresses, ports and TCP flags (what schedulers and state tables read). */
   readonly meta: PacketMeta = { protocol: 0, saddr: 0, daddr: 0, sport: 0, dport: 0, tcpFlags: 0 };
   /** Its protocol handler, the handler's view pointed at the L4 header. */
@@ -53,6 +56,8 @@ export class PacketContext {
   constructor(
     /** The connection table (transmitters read the connection's addresses and ports). */
     readonly conns: ConnTable,
+    /** The IPv6 connection table (the IPv6 transmitters read its full addresses). */
+    readonly conns6: ConnTable,
     /** The batch's output. */
     readonly tx: TxBatch,
     /** Bytes of virtio_net_hdr before each received packet: 10 with TUN offloads, else 0. */

@@ -47,6 +47,11 @@ export const D_FRAG_NO_MEMORY = next++;
 export const D_DEFENSE = next++;
 /** The dest has no route from the director (yet); the control plane looks for one every second. */
 export const D_NO_ROUTE = next++;
+/**
+ * IPv6 multicast or link-local traffic in the TUN: the kernel's own (MLD reports for the groups
+ * a forwarding interface joins); nothing to forward.
+ */
+export const D_LINK_LOCAL = next++;
 export const VERDICT_COUNT = next;
 
 export const DROP_NAMES: readonly string[] = [
@@ -69,4 +74,5 @@ export const DROP_NAMES: readonly string[] = [
   'frag_no_memory',
   'defense',
   'no_route',
+  'link_local',
 ];

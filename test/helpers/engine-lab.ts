@@ -4,12 +4,12 @@
 import { EnginePlane } from '../../src/core/data-plane';
 import { Engine } from '../../src/core/engine';
 import { Balancer, connSnapshots } from '../../src/ctl/balancer';
-import { type DestPath, NoHostNet } from '../../src/ctl/host-net';
+import { type DestPath, type HostAddr, hostAddrText, NoHostNet } from '../../src/ctl/host-net';
 import type { ConnSnapshot, DestSpec, ServiceSpec } from '../../src/ctl/protocol';
 import { FWD_MASQ, IPPROTO_TCP } from '../../src/ip-vs';
 import { MemoryIo } from '../../src/native/memory-io';
 import { Slab } from '../../src/native/packet-io';
-import { ipToU32, u32ToIp } from '../../src/wire/addr';
+import { ipToU32 } from '../../src/wire/addr';
 import { DROP_NAMES } from '../../src/xmit/verdict';
 
 /**
@@ -31,28 +31,28 @@ export class FakeHost extends NoHostNet {
   /** announce() calls, as "ADDR on|off" (apart from `calls`, which the path tests compare whole). */
   readonly announcements: string[] = [];
 
-  override async announce(a: number, on: boolean): Promise<void> {
-    this.announcements.push(`${u32ToIp(a)} ${on ? 'on' : 'off'}`);
+  override async announce(a: HostAddr, on: boolean): Promise<void> {
+    this.announcements.push(`${hostAddrText(a)} ${on ? 'on' : 'off'}`);
   }
 
-  override async addVip(a: number): Promise<void> {
-    this.calls.push(`addVip ${u32ToIp(a)}`);
+  override async addVip(a: HostAddr): Promise<void> {
+    this.calls.push(`addVip ${hostAddrText(a)}`);
   }
-  override async delVip(a: number): Promise<void> {
-    this.calls.push(`delVip ${u32ToIp(a)}`);
+  override async delVip(a: HostAddr): Promise<void> {
+    this.calls.push(`delVip ${hostAddrText(a)}`);
   }
-  override async addNatServer(a: number, dev: string): Promise<void> {
-    this.calls.push(`addNat ${u32ToIp(a)} ${dev}`);
+  override async addNatServer(a: HostAddr, dev: string): Promise<void> {
+    this.calls.push(`addNat ${hostAddrText(a)} ${dev}`);
   }
-  override async delNatServer(a: number): Promise<void> {
-    this.calls.push(`delNat ${u32ToIp(a)}`);
+  override async delNatServer(a: HostAddr): Promise<void> {
+    this.calls.push(`delNat ${hostAddrText(a)}`);
   }
   /** destPath() calls (each an `ip route get` in lvsd). */
   destPathCalls = 0;
 
-  override async destPath(a: number, neighbour: boolean): Promise<DestPath | undefined> {
+  override async destPath(a: HostAddr, neighbour: boolean): Promise<DestPath | undefined> {
     this.destPathCalls++;
-    const p = this.paths.get(u32ToIp(a));
+    const p = this.paths.get(hostAddrText(a));
     if (p === undefined) return undefined;
     return neighbour ? p : { ...p, mac: undefined };
   }
@@ -61,11 +61,11 @@ export class FakeHost extends NoHostNet {
     for (const [addr, p] of this.paths) if (p.mac !== undefined) out.set(ipToU32(addr), { mac: p.mac, dev: p.dev });
     return out;
   }
-  override async addDrServer(a: number, dev: string): Promise<void> {
-    this.calls.push(`addDr ${u32ToIp(a)} ${dev}`);
+  override async addDrServer(a: HostAddr, dev: string): Promise<void> {
+    this.calls.push(`addDr ${hostAddrText(a)} ${dev}`);
   }
-  override async delDrServer(a: number): Promise<void> {
-    this.calls.push(`delDr ${u32ToIp(a)}`);
+  override async delDrServer(a: HostAddr): Promise<void> {
+    this.calls.push(`delDr ${hostAddrText(a)}`);
   }
   override async addFwmark(mark: number, dev: string): Promise<void> {
     this.calls.push(`addFwmark ${mark} ${dev}`);

@@ -43,22 +43,32 @@ async function errnoOf(p: Promise<unknown>): Promise<string> {
 const SVC = svcSpec('192.168.0.1', 80);
 
 describe('Balancer', () => {
-  it('answers IPv6 as a kernel without CONFIG_IP_VS_IPV6 does, keeping what is configured', async () => {
+  it('takes IPv6 NAT services and real servers, and refuses what is not forwarded yet as EAFNOSUPPORT', async () => {
     const { b } = setup();
     await b.addService(SVC);
     await b.addDest(SVC, destSpec('172.16.0.1', 80));
-    const before = JSON.stringify(b.snapshot());
     const v6 = svcSpec('2001:db8::1', 80, { netmask: '128', af: 10 });
+    await b.addService(v6);
+    await b.addDest(v6, destSpec('2001:db8:1::10', 8080, { fwd: FWD_MASQ }));
+    expect(await errnoOf(b.addService(v6))).toBe('EEXIST');
+    const svc = b.snapshot().services.find((s) => s.af === 10)!;
+    expect(svc).toMatchObject({ addr: '2001:db8::1', port: 80, netmask: '128' });
+    expect(svc.dests.map((d) => `${d.addr} ${d.port}`)).toEqual(['2001:db8:1::10 8080']);
+    const before = JSON.stringify(b.snapshot());
+    // Not forwarded yet: IPv6 firewall-mark services, DR and tunnels to IPv6 servers, mixed families.
     const mark6 = svcSpec('0.0.0.0', 0, { protocol: 0, fwmark: 1, netmask: '128', af: 10 });
-    expect(await errnoOf(b.addService(v6))).toBe('EAFNOSUPPORT');
     expect(await errnoOf(b.addService(mark6))).toBe('EAFNOSUPPORT');
-    // Not ESRCH: the family is refused before the service is looked for.
-    expect(await errnoOf(b.deleteService(v6))).toBe('EAFNOSUPPORT');
-    expect(await errnoOf(b.editService(mark6))).toBe('EAFNOSUPPORT');
-    // An IPv6 tunnel endpoint of an IPv4 service, and an IPv6 real server to delete.
+    expect(await errnoOf(b.addDest(v6, destSpec('2001:db8:1::11', 80, { fwd: FWD_DROUTE })))).toBe('EAFNOSUPPORT');
     expect(await errnoOf(b.addDest(SVC, destSpec('2001:db8::10', 80, { fwd: FWD_TUNNEL })))).toBe('EAFNOSUPPORT');
-    expect(await errnoOf(b.deleteDest(SVC, destSpec('2001:db8::10', 80)))).toBe('EAFNOSUPPORT');
+    // Other mixes of families the kernel refuses for every method but tunnels.
+    expect(await errnoOf(b.addDest(v6, destSpec('172.16.0.2', 80, { fwd: FWD_MASQ })))).toBe('EINVAL');
+    expect(await errnoOf(b.addDest(v6, destSpec('fe80::1', 80, { fwd: FWD_MASQ })))).toBe('EINVAL');
+    expect(await errnoOf(b.addDest(v6, destSpec('ff02::1', 80, { fwd: FWD_MASQ })))).toBe('EINVAL');
+    expect(await errnoOf(b.addService(svcSpec('2001:db8::2', 80, { netmask: '129', af: 10 })))).toBe('EINVAL');
+    expect(await errnoOf(b.deleteDest(SVC, destSpec('2001:db8::10', 80)))).toBe('ENOENT');
     expect(JSON.stringify(b.snapshot())).toBe(before);
+    await b.deleteService(v6);
+    expect(b.snapshot().services).toHaveLength(1);
   });
 
   it('returns the errno the kernel returns for each refused command', async () => {

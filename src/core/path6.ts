@@ -1,0 +1,302 @@
+// The engine's IPv6 path: what Engine.process does for IPv4, for a packet whose version nibble
+// is 6. It has its own connection table (a wide ConnTable: folds in the address columns, the
+// full addresses beside them) and its own ConnLife over it, and shares everything else with the
+// IPv4 path: the services and dests, the schedulers (which hash the folds, as the kernel's fold
+// an IPv6 address), the timeouts, the stats and the settings.
+//
+//   | the packet                                   | result                                   |
+//   |----------------------------------------------|------------------------------------------|
+//   | malformed IPv6 / TCP / UDP header            | drop, counted by wire verdict            |
+//   | to a multicast or link-local address         | drop link_local (the kernel's own MLD)   |
+//   | a fragment to a virtual address              | drop, unsupported (not reassembled yet)  |
+//   | ICMPv6 echo request to a virtual address     | answered                                 |
+//   | other ICMPv6 to a virtual address            | drop no_service                          |
+//   | matches a connection's client tuple          | its transmitter, in                      |
+//   | matches a connection's real-server tuple     | its transmitter, out (NAT)               |
+//   | to a service, may schedule                   | scheduler (or template) → new conn → in  |
+//   | to a service, may not schedule               | drop no_conn                             |
+//   | to a virtual address, no service             | drop no_service                          |
+//   | anything else                                | forwarded unchanged                      |
+//
+// Not yet for IPv6 (ARCHITECTURE.md lists them): DR and tunnel transmitters, fragments, the ICMPv6
+// relay, the FTP helper, SYN cookies, sync, the drop_entry defense's sweep.
+
+import {
+  A6_CLIENT,
+  A6_DEST,
+  A6_VIRTUAL,
+  ADDR6_WORDS,
+  type ConnInit,
+  type ConnTable,
+  NIL,
+  newConnInit,
+} from '../conn/conn-table';
+import {
+  AF_INET6,
+  CONN_F_TEMPLATE,
+  DEST_F_AVAILABLE,
+  type Dest,
+  destBind,
+  FTP_PORT,
+  FWD_MASQ,
+  IPPROTO_ICMPV6,
+  IPPROTO_IP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  ipv6FoldWords,
+  type Service,
+  type Stats,
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+} from '../ip-vs';
+import { DIR_IN, DIR_OUT, type ProtoHandler } from '../proto/proto';
+import { ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH } from '../wire/icmp';
+import { V_OK, V_UNSUPPORTED } from '../wire/verdict';
+import { readVnetHdr6, VNET_HDR_LEN } from '../wire/vnet';
+import { answerEcho6, bypass6, mayAnswer6, sendIcmp6Error, TRANSMITTERS6 } from '../xmit/ipv6';
+import type { PacketContext } from '../xmit/packet-context';
+import {
+  D_BAD_OFFLOAD,
+  D_DEFENSE,
+  D_DEST_UNAVAILABLE,
+  D_LINK_LOCAL,
+  D_NO_CONN,
+  D_NO_DEST,
+  D_NO_SERVICE,
+  D_TABLE_FULL,
+} from '../xmit/verdict';
+import { ConnLife } from './conn-life';
+import type { Engine } from './engine';
+
+/** Count one packet of `bytes` in, or out, on a stats block. */
+function count(s: Stats, out: boolean, bytes: number): void {
+  if (out) {
+    s.outPkts++;
+    s.outBytes += bytes;
+  } else {
+    s.inPkts++;
+    s.inBytes += bytes;
+  }
+}
+
+/** Word `i` of the mask of an IPv6 prefix of `plen` bits. */
+function prefixWord(plen: number, i: number): number {
+  const bits = Math.max(0, Math.min(32, plen - 32 * i));
+  return bits === 0 ? 0 : bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
+}
+
+export class Path6 {
+  /** The IPv6 connections and persistence templates. */
+  readonly conns: ConnTable;
+  readonly life: ConnLife;
+  /** The current packet's addresses as the table takes them (A6_CLIENT, A6_VIRTUAL, A6_DEST). */
+  private readonly key = new Uint32Array(ADDR6_WORDS);
+  /** A persistence template's key: the client's masked address, the virtual one, the dest's. */
+  private readonly tkey = new Uint32Array(ADDR6_WORDS);
+  private readonly templateInit: ConnInit = newConnInit();
+
+  constructor(
+    private readonly e: Engine,
+    private readonly x: PacketContext,
+  ) {
+    this.conns = x.conns6;
+    this.life = new ConnLife(e, this.conns, this.key);
+  }
+
+  /** Decide one IPv6 packet (Engine.process's contract). */
+  process(buf: Buffer, off: number, len: number): number {
+    const e = this.e;
+    const x = this.x;
+    const ip = x.ip6;
+    ip.reset(buf, off, len);
+    const v = ip.checkLen();
+    if (v !== V_OK) return v;
+    if (x.vnetHdr !== 0 && !readVnetHdr6(buf, off - VNET_HDR_LEN, ip, x, e.offload)) return D_BAD_OFFLOAD;
+    x.gsoSize = 0;
+    const dst0 = ip.dstWord(0);
+    if (dst0 >>> 24 === 0xff || dst0 >>> 22 === 0x3fa) return D_LINK_LOCAL;
+    const key = this.key;
+    for (let i = 0; i < 4; i++) {
+      key[A6_CLIENT + i] = ip.srcWord(i);
+      key[A6_VIRTUAL + i] = ip.dstWord(i);
+    }
+    const services = e.services;
+    const protocol = ip.protocol;
+    if (ip.isFragment) return services.isVip6(key, A6_VIRTUAL) ? V_UNSUPPORTED : bypass6(x);
+    const h = e.protos[protocol];
+    if (h === undefined) {
+      if (!services.isVip6(key, A6_VIRTUAL)) return bypass6(x);
+      return protocol === IPPROTO_ICMPV6 ? answerEcho6(x) : D_NO_SERVICE;
+    }
+    const pkt = x.meta;
+    const pv = h.parse(buf, off + ip.l4Offset, ip.l4Len, pkt);
+    if (pv !== V_OK) return pv;
+    pkt.protocol = protocol;
+    pkt.saddr = ipv6FoldWords(key, A6_CLIENT);
+    pkt.daddr = ipv6FoldWords(key, A6_VIRTUAL);
+    x.l4 = h;
+    const conns = this.conns;
+
+    let c = conns.lookupIn6(protocol, key, pkt.sport, pkt.dport);
+    if (c !== NIL) {
+      if (!((e.expireNodestConn !== 0 || h.opensConn(pkt)) && this.life.retires(c, h, pkt))) return this.inHook(c, h);
+      this.life.retire(c);
+    } else {
+      // A reply: from the real server (the source, in the dest's place) to the client.
+      for (let i = 0; i < 4; i++) {
+        key[A6_DEST + i] = key[A6_CLIENT + i];
+        key[A6_CLIENT + i] = key[A6_VIRTUAL + i];
+      }
+      c = conns.lookupOut6(protocol, key, pkt.sport, pkt.dport);
+      if (c !== NIL) return this.outHook(c, h);
+      for (let i = 0; i < 4; i++) {
+        key[A6_VIRTUAL + i] = key[A6_CLIENT + i];
+        key[A6_CLIENT + i] = key[A6_DEST + i];
+      }
+    }
+
+    const svc =
+      (x.mark !== 0 ? services.findMark(x.mark, AF_INET6) : undefined) ??
+      services.find6(protocol, key, A6_VIRTUAL, pkt.dport);
+    if (svc !== undefined) return this.schedule(svc, h);
+    if (!services.isVip6(key, A6_VIRTUAL)) return bypass6(x);
+    return D_NO_SERVICE;
+  }
+
+  /** Engine.schedule for IPv6 (no SYN cookies yet). */
+  private schedule(svc: Service, h: ProtoHandler): number {
+    const e = this.e;
+    const pkt = this.x.meta;
+    if (!h.canSchedule(pkt, pkt.protocol === IPPROTO_TCP && e.sloppyTcp !== 0)) return D_NO_CONN;
+    if (e.defense.dropNew()) return D_DEFENSE;
+    const conns = this.conns;
+    let t = NIL;
+    let dest: Dest | null;
+    if ((svc.flags & SVC_F_PERSISTENT) !== 0) {
+      t = this.template(svc);
+      if (t < 0) return t === NIL ? this.noDest() : D_TABLE_FULL;
+      dest = e.dests.get(conns.dest[t])!;
+    } else {
+      dest = svc.sched.schedule(svc, pkt, e.now);
+      if (dest === null) return this.noDest();
+    }
+    const c = this.life.create(svc, dest, h, pkt);
+    if (c === NIL) return D_TABLE_FULL;
+    if (t !== NIL) {
+      conns.control[c] = t;
+      conns.nControl[t]++;
+    }
+    if ((svc.flags & SVC_F_ONEPACKET) !== 0 && pkt.protocol === IPPROTO_UDP) {
+      const v = this.inHook(c, h);
+      this.life.remove(c);
+      return v;
+    }
+    return this.inHook(c, h);
+  }
+
+  /**
+   * The persistence template of the current packet (PersistTemplates.find for IPv6): the client's
+   * address cut to the service's prefix length (its netmask field), found and still valid, or
+   * made for a newly scheduled dest. The template, NIL (no dest) or -2 (table full).
+   */
+  private template(svc: Service): number {
+    const e = this.e;
+    const pkt = this.x.meta;
+    const conns = this.conns;
+    const key = this.key;
+    const tkey = this.tkey;
+    const byMark = svc.fwmark !== 0;
+    const plen = svc.netmask;
+    for (let i = 0; i < 4; i++) {
+      tkey[A6_CLIENT + i] = (key[A6_CLIENT + i] & prefixWord(plen, i)) >>> 0;
+      // A firewall-mark service's templates carry the mark as their virtual address's first word.
+      tkey[A6_VIRTUAL + i] = byMark ? (i === 0 ? svc.fwmark : 0) : key[A6_VIRTUAL + i];
+    }
+    const protocol = byMark ? IPPROTO_IP : pkt.protocol;
+    const anyPort = byMark || svc.port === 0 || svc.port === FTP_PORT;
+    const vport = anyPort ? 0 : pkt.dport;
+    let t = conns.lookupTemplate6(protocol, tkey, vport);
+    if (t !== NIL) {
+      const dest = e.dests.get(conns.dest[t]);
+      if (
+        dest !== undefined &&
+        (dest.flags & DEST_F_AVAILABLE) !== 0 &&
+        !(e.expireQuiescentTemplate !== 0 && dest.weight === 0)
+      ) {
+        conns.touch(t, e.now);
+        return t;
+      }
+      conns.invalidateTemplate(t);
+    }
+    const dest = svc.sched.schedule(svc, pkt, e.now);
+    if (dest === null) return NIL;
+    tkey.set(dest.addr6!, A6_DEST);
+    const n = this.templateInit;
+    n.protocol = protocol;
+    n.cport = 0;
+    n.vport = vport;
+    n.dport = anyPort ? 0 : dest.port;
+    n.dest = dest.id;
+    n.xmit = dest.fwd;
+    n.flags = CONN_F_TEMPLATE | dest.fwd;
+    n.state = 0;
+    n.timeout = svc.timeout;
+    t = conns.insert6(n, tkey, e.now);
+    if (t === NIL) return -2;
+    destBind(dest, CONN_F_TEMPLATE);
+    return t;
+  }
+
+  /** No dest for a new connection (ip_vs_leave): ICMPv6 port unreachable to the client. */
+  private noDest(): number {
+    const x = this.x;
+    const ip = x.ip6;
+    if (
+      mayAnswer6(ip, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH) &&
+      this.e.icmpRate.allow(ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, this.x.meta.saddr)
+    ) {
+      sendIcmp6Error(x, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
+    }
+    return D_NO_DEST;
+  }
+
+  /** A client's packet of connection c. */
+  private inHook(c: number, h: ProtoHandler): number {
+    const e = this.e;
+    const conns = this.conns;
+    const dest = e.dests.get(conns.dest[c]);
+    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    const x = this.x;
+    x.dest = dest;
+    this.countPacket(dest, false);
+    this.life.setState(c, h, dest, h.transition(conns, c, DIR_IN, x.meta, e.defense.secureTcpOn));
+    conns.inPkts[c]++;
+    return TRANSMITTERS6[conns.xmit[c]].in(x, c);
+  }
+
+  /** A real server's reply of connection c (only NAT connections have replies to handle). */
+  private outHook(c: number, h: ProtoHandler): number {
+    const e = this.e;
+    const conns = this.conns;
+    const x = this.x;
+    if (conns.xmit[c] !== FWD_MASQ) return bypass6(x);
+    const dest = e.dests.get(conns.dest[c]);
+    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
+    x.dest = dest;
+    this.countPacket(dest, true);
+    this.life.setState(c, h, dest, h.transition(conns, c, DIR_OUT, x.meta, e.defense.secureTcpOn));
+    return TRANSMITTERS6[conns.xmit[c]].out(x, c);
+  }
+
+  private countPacket(dest: Dest, out: boolean): void {
+    const bytes = this.x.ip6.totalLen;
+    count(dest.stats, out, bytes);
+    count(dest.svc.stats, out, bytes);
+    count(this.e.stats, out, bytes);
+  }
+
+  /** Expire what is due (Engine.tick). */
+  tick(now: number): number {
+    return this.conns.tick(now, this.life.expire);
+  }
+}

@@ -1,0 +1,211 @@
+// The IPv6 transmitters (core/path6.ts decides; these rewrite and queue), and the ICMPv6 the
+// director originates.
+//
+// Who changes which field:
+//   nat6 in:  destination address → RIP, L4 dport → RS port; the L4 checksum updated
+//             incrementally for the port and the four address words (IPv6 has no header checksum)
+//        out: source address → VIP, L4 sport → virtual port; likewise
+//   bypass6:  nothing
+// Every routed IPv6 packet is written back into the TUN (TX_DEV_TUN), and the director's kernel
+// forwards it: routes, neighbour discovery and the hop limit are its (a forwarded NAT packet's
+// hop limit is raised by one first, as for IPv4's TTL, since that forward decrements it
+// again). An offload's partial checksum stays partial (the kernel completes it, or the next
+// device does): the TUN's virtio_net_hdr in front of the packet is written back with it.
+//
+// MTU: routers never fragment IPv6. A client's packet over the path MTU towards its real server
+// (dest.mtu) is answered here with ICMPv6 packet too big quoting the packet as the client sent it
+// (to the VIP), as ip_vs_nat_xmit_v6 does; a forward over the MTU of the client's link is
+// answered by the kernel itself.
+
+import { A6_DEST, A6_VIRTUAL, ADDR6_WORDS } from '../conn/conn-table';
+import { FWD_MASQ, IPPROTO_ICMPV6 } from '../ip-vs';
+import { TX_DEV_TUN } from '../native/packet-io';
+import { checksum, update16 } from '../wire/checksum';
+import {
+  ICMP,
+  ICMPV6_ECHO_REPLY,
+  ICMPV6_ECHO_REQUEST,
+  ICMPV6_PARAMPROB,
+  ICMPV6_PKT_TOOBIG,
+  IPV6_MIN_MTU,
+} from '../wire/icmp';
+import { IPV6, Ipv6View } from '../wire/ipv6';
+import { V_BAD_CHECKSUM } from '../wire/verdict';
+import { VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
+import type { Transmitter } from './common';
+import type { PacketContext } from './packet-context';
+import { unsupported } from './unsupported';
+import { D_FRAG_NEEDED, D_NO_ROUTE, D_NO_SERVICE, TX } from './verdict';
+
+/** The hop limit of what the director originates, as the kernel's default (64). */
+const HOP_LIMIT = 64;
+/** Unknown option (code 2 of ICMPV6_PARAMPROB): may be answered to a multicast destination. */
+const PARAMPROB_OPTION = 2;
+
+/**
+ * Queue the current IPv6 packet, as it now is, for the kernel to route: written back into the TUN
+ * (with its virtio_net_hdr, partial checksum kept), with hop limit + 1 when `restoreHop`.
+ */
+export function sendRouted6(x: PacketContext, restoreHop: boolean): number {
+  const ip = x.ip6;
+  if (restoreHop && ip.hopLimit < 255) ip.hopLimit = ip.hopLimit + 1;
+  if (x.vnetHdr !== 0 && x.csumStart === 0) writeVnetHdr(ip.buf, ip.off - x.vnetHdr, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+  x.outOff = ip.off - x.vnetHdr;
+  x.outLen = ip.totalLen + x.vnetHdr;
+  x.outDev = TX_DEV_TUN;
+  return TX;
+}
+
+/** An IPv6 packet of no service and no connection: forwarded unchanged. */
+export function bypass6(x: PacketContext): number {
+  return sendRouted6(x, false);
+}
+
+/** Queue a packet the director built in a generated slot at `off` (IPv6, `len` bytes) for the kernel to route. */
+function queueBuilt6(x: PacketContext, off: number, len: number): boolean {
+  const buf = x.ip6.buf;
+  if (x.vnetHdr !== 0) writeVnetHdr(buf, off - x.vnetHdr, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+  return x.queue(off - x.vnetHdr, len + x.vnetHdr, TX_DEV_TUN);
+}
+
+/** Write a 40-byte IPv6 header at buf[off]. `src`/`dst` are 16-byte addresses at buf offsets. */
+function writeIpv6Header(
+  buf: Buffer,
+  off: number,
+  payloadLen: number,
+  nextHeader: number,
+  hopLimit: number,
+  srcOff: number,
+  dstOff: number,
+): void {
+  buf.writeUInt32BE(0x60000000, off + IPV6.VER_TC_FL);
+  buf.writeUInt16BE(payloadLen, off + IPV6.PAYLOAD_LEN);
+  buf[off + IPV6.NEXT_HEADER] = nextHeader;
+  buf[off + IPV6.HOP_LIMIT] = hopLimit;
+  buf.copy(buf, off + IPV6.SRC, srcOff, srcOff + 16);
+  buf.copy(buf, off + IPV6.DST, dstOff, dstOff + 16);
+}
+
+/** A view over packets built here (their checksums need the pseudo-header). */
+const built = new Ipv6View();
+
+/**
+ * icmp6_send's rules (RFC 4443 2.4 e): never about an ICMPv6 error (or a packet whose ICMPv6
+ * header cannot be read), never from an unspecified or multicast source, and to a multicast
+ * destination only packet too big and an unknown option's parameter problem.
+ */
+export function mayAnswer6(ip: Ipv6View, type: number, code: number): boolean {
+  const buf = ip.buf;
+  const src = ip.off + IPV6.SRC;
+  if (buf[src] === 0xff) return false;
+  if (ip.srcWord(0) === 0 && ip.srcWord(1) === 0 && ip.srcWord(2) === 0 && ip.srcWord(3) === 0) return false;
+  if (
+    buf[ip.off + IPV6.DST] === 0xff &&
+    type !== ICMPV6_PKT_TOOBIG &&
+    !(type === ICMPV6_PARAMPROB && code === PARAMPROB_OPTION)
+  ) {
+    return false;
+  }
+  if (ip.protocol !== IPPROTO_ICMPV6) return true;
+  if (ip.fragOffsetBytes !== 0 || ip.l4Len < 1) return false;
+  return buf[ip.off + ip.l4Offset] >= 128;
+}
+
+/**
+ * Queue an ICMPv6 error of `type`/`code` with the 32-bit `info` field about the current IPv6
+ * packet: from its destination to its source, quoting as much of it as fits in 1280 bytes.
+ * False when it may not be answered or there is no slot left; the caller still drops the packet.
+ */
+export function sendIcmp6Error(x: PacketContext, type: number, code: number, info: number): boolean {
+  const ip = x.ip6;
+  if (!mayAnswer6(ip, type, code)) return false;
+  const off = x.genSlot();
+  if (off < 0) return false;
+  const head = IPV6.HEADER + ICMP.HEADER;
+  const quoted = Math.min(ip.totalLen, IPV6_MIN_MTU - head, x.slotCapacity - head);
+  const buf = ip.buf;
+  const icmp = off + IPV6.HEADER;
+  // Addresses first: the quote may not overlap them (different slots), the header writes them.
+  writeIpv6Header(buf, off, ICMP.HEADER + quoted, IPPROTO_ICMPV6, HOP_LIMIT + 1, ip.off + IPV6.DST, ip.off + IPV6.SRC);
+  buf[icmp + ICMP.TYPE] = type;
+  buf[icmp + ICMP.CODE] = code;
+  buf.writeUInt16BE(0, icmp + ICMP.CHECKSUM);
+  buf.writeUInt32BE(info >>> 0, icmp + ICMP.REST);
+  buf.copy(buf, icmp + ICMP.HEADER, ip.off, ip.off + quoted);
+  const len = ICMP.HEADER + quoted;
+  built.reset(buf, off, IPV6.HEADER + len);
+  buf.writeUInt16BE(checksum(buf, icmp, len, built.pseudoHeaderSum(IPPROTO_ICMPV6, len)), icmp + ICMP.CHECKSUM);
+  return queueBuilt6(x, off, IPV6.HEADER + len);
+}
+
+/**
+ * An echo request to a virtual address, answered as the director's kernel (which owns the VIP)
+ * would: turned round in place, type 129, hop limit 64. D_NO_SERVICE for any other ICMPv6.
+ */
+export function answerEcho6(x: PacketContext): number {
+  const ip = x.ip6;
+  const buf = ip.buf;
+  const icmp = ip.off + ip.l4Offset;
+  const len = ip.l4Len;
+  if (ip.protocol !== IPPROTO_ICMPV6 || ip.isFragment || len < ICMP.HEADER) return D_NO_SERVICE;
+  if (buf[icmp + ICMP.TYPE] !== ICMPV6_ECHO_REQUEST || buf[icmp + ICMP.CODE] !== 0) return D_NO_SERVICE;
+  if (checksum(buf, icmp, len, ip.pseudoHeaderSum(IPPROTO_ICMPV6, len)) !== 0) return V_BAD_CHECKSUM;
+  // Swapping the addresses leaves the pseudo-header's sum as it was: only the type changes.
+  buf[icmp + ICMP.TYPE] = ICMPV6_ECHO_REPLY;
+  const csum = buf.readUInt16BE(icmp + ICMP.CHECKSUM);
+  buf.writeUInt16BE(update16(csum, ICMPV6_ECHO_REQUEST << 8, ICMPV6_ECHO_REPLY << 8), icmp + ICMP.CHECKSUM);
+  for (let i = 0; i < 4; i++) {
+    const s = ip.srcWord(i);
+    ip.setSrcWord(i, ip.dstWord(i));
+    ip.setDstWord(i, s);
+  }
+  ip.hopLimit = HOP_LIMIT + 1;
+  return sendRouted6(x, false);
+}
+
+/** Masquerading over IPv6 (ip_vs_nat_xmit_v6 and handle_response's IPv6 half). */
+export const nat6: Transmitter = {
+  in(x: PacketContext, c: number): number {
+    if (x.dest.noRoute) return D_NO_ROUTE;
+    const ip = x.ip6;
+    // Before the rewrite: the client's packet too big must quote what it sent (to the VIP).
+    const mtu = x.dest.mtu;
+    if (ip.totalLen > mtu) {
+      sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, mtu);
+      return D_FRAG_NEEDED;
+    }
+    const a = x.conns6.addr6;
+    const at = c * ADDR6_WORDS + A6_DEST;
+    const partial = x.csumStart !== 0;
+    const l4 = x.l4;
+    l4.dnat(ip.dstWord(0), a[at], x.conns6.dport[c], partial);
+    ip.setDstWord(0, a[at]);
+    for (let i = 1; i < 4; i++) {
+      l4.natAddr(ip.dstWord(i), a[at + i], partial);
+      ip.setDstWord(i, a[at + i]);
+    }
+    return sendRouted6(x, true);
+  },
+
+  out(x: PacketContext, c: number): number {
+    const ip = x.ip6;
+    const a = x.conns6.addr6;
+    const at = c * ADDR6_WORDS + A6_VIRTUAL;
+    const partial = x.csumStart !== 0;
+    const l4 = x.l4;
+    l4.snat(ip.srcWord(0), a[at], x.conns6.vport[c], partial);
+    ip.setSrcWord(0, a[at]);
+    for (let i = 1; i < 4; i++) {
+      l4.natAddr(ip.srcWord(i), a[at + i], partial);
+      ip.setSrcWord(i, a[at + i]);
+    }
+    return sendRouted6(x, true);
+  },
+};
+
+/** IPv6 transmitters by forwarding method: NAT so far; the others drop as fwd_unsupported. */
+export const TRANSMITTERS6: readonly Transmitter[] = (() => {
+  const t: Transmitter[] = [unsupported, unsupported, unsupported, unsupported, unsupported];
+  t[FWD_MASQ] = nat6;
+  return t;
+})();

@@ -1,0 +1,177 @@
+// The engine's IPv6 path (core/path6.ts, xmit/ipv6.ts) driven through the real Balancer: NAT
+// both ways with full checksum verification, extension headers, persistence by prefix, ICMPv6
+// it originates (echo replies, packet too big, port unreachable), and what it never forwards.
+
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LIST_FORMAT, type ListFormat } from '../../src/cli/lvsadm-args';
+import { formatConnections } from '../../src/cli/lvsadm-format';
+import { FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import { formatConnFiles } from '../../src/procfs/conns';
+import { Ipv6View } from '../../src/wire/ipv6';
+import { V_OK } from '../../src/wire/verdict';
+import { mayAnswer6 } from '../../src/xmit/ipv6';
+import { DROP_NAMES } from '../../src/xmit/verdict';
+import { DEV_MAC, destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { fromHex } from '../helpers/packet-builder';
+import { decode6, icmp6, tcp6, udp6 } from '../helpers/packet6';
+
+const CLIENT6 = '2001:db8::2';
+const VIP6 = '2001:db8:1::1';
+const RS6A = '2001:db8:2::10';
+const RS6B = '2001:db8:2::11';
+
+const numeric: ListFormat = { ...DEFAULT_LIST_FORMAT, numeric: true };
+
+async function natDirector(over: Parameters<typeof svcSpec>[2] = {}, dests = [RS6A]): Promise<TestDirector> {
+  const d = director();
+  const svc = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10, ...over });
+  await d.balancer.addService(svc);
+  for (const rs of dests) await d.balancer.addDest(svc, destSpec(rs, 8080, { fwd: FWD_MASQ }));
+  return d;
+}
+
+describe('engine: IPv6 NAT', () => {
+  it('rewrites both directions with valid checksums and lists the connection in both formats', async () => {
+    const d = await natDirector();
+    const data = Buffer.from('GET / HTTP/1.0\r\n\r\n');
+    const [syn] = d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, hopLimit: 63 }));
+    const s = decode6(syn);
+    expect(s).toMatchObject({ src: CLIENT6, dst: RS6A, sport: 40000, dport: 8080, checksumOk: true });
+    // Written back into the TUN, where the kernel's forward takes one off again.
+    expect(s.hopLimit).toBe(64);
+    const [synAck] = d.send(tcp6({ src: RS6A, dst: CLIENT6, sport: 8080, dport: 40000, flags: 'SA', hopLimit: 64 }));
+    expect(decode6(synAck)).toMatchObject({ src: VIP6, dst: CLIENT6, sport: 80, dport: 40000, checksumOk: true });
+    const [req] = d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, flags: 'PA', payload: data }));
+    const r = decode6(req);
+    expect(r.checksumOk).toBe(true);
+    expect(r.payload.subarray(20).toString()).toBe(data.toString());
+    expect(drops(d)).toEqual({});
+
+    const conns = d.connections();
+    expect(conns).toHaveLength(1);
+    expect(conns[0]).toMatchObject({ caddr: CLIENT6, vaddr: VIP6, daddr: RS6A, state: 'ESTABLISHED' });
+    expect(formatConnections(conns, numeric)).toContain(
+      '\nTCP 15:00  ESTABLISHED [2001:db8::2]:40000 [2001:db8:1::1]:80 [2001:db8:2::10]:8080\n',
+    );
+    // /proc/net/ip_vs_conn's IPv6 row: %pI6, no brackets.
+    const { conn } = formatConnFiles(d.plane.connRowsNow());
+    expect(conn).toContain(
+      '\nTCP 2001:0db8:0000:0000:0000:0000:0000:0002 9C40 2001:0db8:0001:0000:0000:0000:0000:0001 0050 ' +
+        '2001:0db8:0002:0000:0000:0000:0000:0010 1F90 ESTABLISHED     900\n',
+    );
+    const dest = d.balancer.snapshot().services[0].dests[0];
+    expect(dest.stats).toMatchObject({ conns: 1, inPkts: 2, outPkts: 1 });
+  });
+
+  it('walks hop-by-hop, routing and destination options headers to the TCP header', async () => {
+    // Built by scapy (see wire-ipv6.test.ts): 2001:db8::2 -> 2001:db8:1::1, TCP SYN 40000 -> 80.
+    const ext = fromHex(`
+      62 81 23 45 00 2c 00 3f 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 02
+      20 01 0d b8 00 01 00 00 00 00 00 00 00 00 00 01
+      2b 00 01 04 00 00 00 00   3c 00 00 00 00 00 00 00   06 00 01 04 00 00 00 00
+      9c 40 00 50 00 00 03 e8 00 00 00 00 50 02 fa f0 b9 03 00 00
+    `);
+    const d = await natDirector();
+    const [out] = d.send(ext);
+    const o = decode6(out);
+    expect(o).toMatchObject({ dst: RS6A, sport: 40000, dport: 8080, nextHeader: 6, checksumOk: true });
+    // The extension headers travel unchanged.
+    expect(out.subarray(40, 64)).toEqual(ext.subarray(40, 64));
+  });
+
+  it('keeps a /64 on one real server with a persistent service, and lists its templates', async () => {
+    const d = await natDirector({ protocol: IPPROTO_UDP, flags: SVC_F_PERSISTENT, timeout: 300, netmask: '64' }, [
+      RS6A,
+      RS6B,
+    ]);
+    const to = (src: string, sport: number) => decode6(d.send(udp6({ src, dst: VIP6, sport, dport: 80 }))[0]).dst;
+    const first = to('2001:db8::2', 5000);
+    expect(to('2001:db8::3', 5001)).toBe(first);
+    expect(to('2001:db8::ffff:1', 5002)).toBe(first);
+    // Another /64 is scheduled afresh (round robin: the other server).
+    expect(to('2001:db8:0:1::2', 5003)).not.toBe(first);
+    const templates = d.connections().filter((c) => c.cport === 0);
+    expect(templates.map((t) => t.caddr).sort()).toEqual(['2001:db8:0:1::', '2001:db8::']);
+    expect(d.balancer.snapshot().services[0].netmask).toBe('64');
+  });
+
+  it('answers an echo request to the VIP, and drops other ICMPv6 to it', async () => {
+    const d = await natDirector();
+    const [reply] = d.send(
+      icmp6({ src: CLIENT6, dst: VIP6, type: 128, rest: 0x00070001, payload: Buffer.from('ping') }),
+    );
+    expect(decode6(reply)).toMatchObject({ src: VIP6, dst: CLIENT6, type: 129, rest: 0x00070001, checksumOk: true });
+    expect(d.send(icmp6({ src: CLIENT6, dst: VIP6, type: 200 }))).toHaveLength(0);
+    expect(drops(d)).toEqual({ no_service: 1 });
+  });
+
+  it('answers a packet over the path MTU with packet too big, quoting it as the client sent it', async () => {
+    const d = await natDirector();
+    d.host.paths.set(RS6A, { dev: 'eth1', src: 0, mtu: 1280, devMac: DEV_MAC });
+    await d.balancer.refreshPaths();
+    d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 }));
+    const big = tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, flags: 'A', payload: Buffer.alloc(1300) });
+    const [ptb] = d.send(big);
+    const p = decode6(ptb);
+    expect(p).toMatchObject({ src: VIP6, dst: CLIENT6, type: 2, code: 0, rest: 1280, checksumOk: true });
+    // As much of the packet as fits in 1280 bytes, to the VIP as sent.
+    expect(ptb.length).toBe(1280);
+    expect(p.payload.subarray(8, 48)).toEqual(big.subarray(0, 40));
+    expect(drops(d)).toEqual({ frag_needed: 1 });
+  });
+
+  it('tells the client port unreachable when no real server is left, TCP and UDP alike', async () => {
+    for (const protocol of [IPPROTO_TCP, IPPROTO_UDP]) {
+      const d = await natDirector({ protocol }, []);
+      const o = { src: CLIENT6, dst: VIP6, sport: 5000, dport: 80 };
+      const [unreach] = d.send(protocol === IPPROTO_TCP ? tcp6(o) : udp6(o));
+      const u = decode6(unreach);
+      expect(u).toMatchObject({ src: VIP6, dst: CLIENT6, type: 1, code: 4, checksumOk: true });
+      expect(u.payload.subarray(8, 48)).toEqual((protocol === IPPROTO_TCP ? tcp6(o) : udp6(o)).subarray(0, 40));
+      expect(drops(d)).toEqual({ no_dest: 1 });
+    }
+  });
+
+  it('never answers an ICMPv6 error, a multicast or unspecified source, or to a multicast destination', () => {
+    const view = (b: Buffer) => {
+      const v = new Ipv6View().reset(b, 0, b.length);
+      expect(v.checkLen()).toBe(V_OK);
+      return v;
+    };
+    const o = { src: CLIENT6, dst: VIP6, sport: 1, dport: 2 };
+    expect(mayAnswer6(view(udp6(o)), 1, 4)).toBe(true);
+    expect(mayAnswer6(view(icmp6({ src: CLIENT6, dst: VIP6, type: 1 })), 1, 4)).toBe(false);
+    expect(mayAnswer6(view(icmp6({ src: CLIENT6, dst: VIP6, type: 128 })), 1, 4)).toBe(true);
+    expect(mayAnswer6(view(udp6({ ...o, src: 'ff02::1' })), 1, 4)).toBe(false);
+    expect(mayAnswer6(view(udp6({ ...o, src: '::' })), 1, 4)).toBe(false);
+    expect(mayAnswer6(view(udp6({ ...o, dst: 'ff02::1' })), 1, 4)).toBe(false);
+    // Packet too big may go to a multicast destination's sender (RFC 4443 2.4 e.3).
+    expect(mayAnswer6(view(udp6({ ...o, dst: 'ff02::1' })), 2, 0)).toBe(true);
+  });
+
+  it('forwards what is not for a service unchanged, and drops the TUN’s own multicast', async () => {
+    const d = await natDirector();
+    const other = udp6({ src: '2001:db8:9::1', dst: '2001:db8:8::1', sport: 1, dport: 2 });
+    expect(d.send(other)).toEqual([other]);
+    // An MLD report the kernel sends on the TUN (from ::, to ff02::16).
+    const mld = icmp6({ src: '::', dst: 'ff02::16', type: 143 });
+    expect(d.send(mld)).toHaveLength(0);
+    // A TCP packet to the VIP on a port without a service.
+    expect(d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 1, dport: 81 }))).toHaveLength(0);
+    expect(drops(d)).toEqual({ link_local: 1, no_service: 1 });
+  });
+
+  it('counts malformed IPv6 by reason and goes on forwarding', async () => {
+    const d = await natDirector();
+    const good = tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 });
+    const truncated = good.subarray(0, 30);
+    const longPayload = Buffer.from(good);
+    longPayload.writeUInt16BE(200, 4);
+    const badTcp = Buffer.from(good);
+    badTcp[40 + 12] = 0x40;
+    const out = d.send(truncated, longPayload, badTcp, good);
+    expect(out).toHaveLength(1);
+    expect(drops(d)).toEqual({ truncated: 1, bad_total_len: 1, bad_data_offset: 1 });
+    expect(DROP_NAMES).toContain('link_local');
+  });
+});
