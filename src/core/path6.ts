@@ -9,8 +9,9 @@
 //   | malformed IPv6 / TCP / UDP header            | drop, counted by wire verdict            |
 //   | to a multicast or link-local address         | drop link_local (the kernel's own MLD)   |
 //   | a fragment to a virtual address              | drop, unsupported (not reassembled yet)  |
+//   | ICMPv6 error about a connection's packet     | relayed, translated (proto/icmp6.ts)     |
 //   | ICMPv6 echo request to a virtual address     | answered                                 |
-//   | other ICMPv6 to a virtual address            | drop no_service                          |
+//   | other ICMPv6 to a virtual address            | drop no_service (no_conn: an error)      |
 //   | matches a connection's client tuple          | its transmitter, in                      |
 //   | matches a connection's real-server tuple     | its transmitter, out (NAT)               |
 //   | to a service, may schedule                   | scheduler (or template) → new conn → in  |
@@ -18,8 +19,8 @@
 //   | to a virtual address, no service             | drop no_service                          |
 //   | anything else                                | forwarded unchanged                      |
 //
-// Not yet for IPv6 (ARCHITECTURE.md lists them): DR and tunnel transmitters, fragments, the ICMPv6
-// relay, the FTP helper, SYN cookies, sync, the drop_entry defense's sweep.
+// Not yet for IPv6 (ARCHITECTURE.md lists them): DR and tunnel transmitters, fragments, the FTP
+// helper, SYN cookies, sync, the drop_entry defense's sweep.
 
 import {
   A6_CLIENT,
@@ -49,11 +50,12 @@ import {
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
 } from '../ip-vs';
+import { Icmp6Relay } from '../proto/icmp6';
 import { DIR_IN, DIR_OUT, type ProtoHandler } from '../proto/proto';
 import { ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH } from '../wire/icmp';
 import { V_OK, V_UNSUPPORTED } from '../wire/verdict';
 import { readVnetHdr6, VNET_HDR_LEN } from '../wire/vnet';
-import { answerEcho6, bypass6, mayAnswer6, sendIcmp6Error, TRANSMITTERS6 } from '../xmit/ipv6';
+import { bypass6, mayAnswer6, sendIcmp6Error, TRANSMITTERS6 } from '../xmit/ipv6';
 import type { PacketContext } from '../xmit/packet-context';
 import {
   D_BAD_OFFLOAD,
@@ -94,6 +96,7 @@ export class Path6 {
   /** A persistence template's key: the client's masked address, the virtual one, the dest's. */
   private readonly tkey = new Uint32Array(ADDR6_WORDS);
   private readonly templateInit: ConnInit = newConnInit();
+  private readonly icmp: Icmp6Relay;
 
   constructor(
     private readonly e: Engine,
@@ -101,6 +104,7 @@ export class Path6 {
   ) {
     this.conns = x.conns6;
     this.life = new ConnLife(e, this.conns, this.key);
+    this.icmp = new Icmp6Relay(e.dests);
   }
 
   /** Decide one IPv6 packet (Engine.process's contract). */
@@ -125,8 +129,9 @@ export class Path6 {
     if (ip.isFragment) return services.isVip6(key, A6_VIRTUAL) ? V_UNSUPPORTED : bypass6(x);
     const h = e.protos[protocol];
     if (h === undefined) {
-      if (!services.isVip6(key, A6_VIRTUAL)) return bypass6(x);
-      return protocol === IPPROTO_ICMPV6 ? answerEcho6(x) : D_NO_SERVICE;
+      const vip = services.isVip6(key, A6_VIRTUAL);
+      if (protocol === IPPROTO_ICMPV6) return vip ? this.icmp.toVip(x) : this.icmp.fromRealServer(x);
+      return vip ? D_NO_SERVICE : bypass6(x);
     }
     const pkt = x.meta;
     const pv = h.parse(buf, off + ip.l4Offset, ip.l4Len, pkt);

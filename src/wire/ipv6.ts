@@ -82,6 +82,21 @@ export class Ipv6View extends HeaderView {
     if (payloadLen === 0) return V_UNSUPPORTED;
     const end = IPV6.HEADER + payloadLen;
     if (end > this.len) return V_BAD_TOTAL_LEN;
+    return this.walk(end);
+  }
+
+  /**
+   * checkLen for a packet an ICMPv6 error quotes: cut short, so its payload length may exceed
+   * what is there; the extension headers are walked within the bytes there are.
+   */
+  checkQuoted(): number {
+    if (this.len < IPV6.HEADER) return V_TRUNCATED;
+    if (this.u8(IPV6.VER_TC_FL) >>> 4 !== 6) return V_BAD_VERSION;
+    return this.walk(Math.min(this.len, IPV6.HEADER + this.u16(IPV6.PAYLOAD_LEN)));
+  }
+
+  /** The extension header walk of checkLen, within the first `end` bytes. */
+  private walk(end: number): number {
     let next = this.u8(IPV6.NEXT_HEADER);
     let at: number = IPV6.HEADER;
     this.fragOffset = -1;

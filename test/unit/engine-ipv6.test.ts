@@ -120,6 +120,35 @@ describe('engine: IPv6 NAT', () => {
     expect(drops(d)).toEqual({ frag_needed: 1 });
   });
 
+  it('relays packet too big both ways, translated as the connection translates its packets', async () => {
+    const d = await natDirector();
+    const [toRs] = d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 }));
+    // A router beyond the director: the packet we sent (client → RIP:8080) does not fit 1280.
+    const fromRouter = icmp6({ src: '2001:db8:f::1', dst: CLIENT6, type: 2, rest: 1280, payload: toRs });
+    const [relayed] = d.send(fromRouter);
+    const r = decode6(relayed);
+    expect(r).toMatchObject({ src: VIP6, dst: CLIENT6, type: 2, rest: 1280, checksumOk: true });
+    const quoted = decode6(r.payload.subarray(8));
+    expect(quoted).toMatchObject({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 });
+    // The client's side: a reply (VIP:80 → client) too big for a link before the client.
+    const [reply] = d.send(tcp6({ src: RS6A, dst: CLIENT6, sport: 8080, dport: 40000, flags: 'SA' }));
+    const [back] = d.send(icmp6({ src: '2001:db8::fe', dst: VIP6, type: 2, rest: 1300, payload: reply }));
+    const b = decode6(back);
+    expect(b).toMatchObject({ src: '2001:db8::fe', dst: RS6A, type: 2, rest: 1300, checksumOk: true });
+    expect(decode6(b.payload.subarray(8))).toMatchObject({ src: RS6A, dst: CLIENT6, sport: 8080, dport: 40000 });
+    // About no connection: passed on unchanged from beyond, dropped to the VIP.
+    const stray = icmp6({
+      src: '2001:db8:f::1',
+      dst: CLIENT6,
+      type: 1,
+      payload: udp6({ src: CLIENT6, dst: RS6B, sport: 9, dport: 9 }),
+    });
+    expect(d.send(stray)).toEqual([stray]);
+    const noConn = udp6({ src: VIP6, dst: CLIENT6, sport: 80, dport: 1 });
+    expect(d.send(icmp6({ src: CLIENT6, dst: VIP6, type: 3, payload: noConn }))).toHaveLength(0);
+    expect(drops(d)).toEqual({ no_conn: 1 });
+  });
+
   it('tells the client port unreachable when no real server is left, TCP and UDP alike', async () => {
     for (const protocol of [IPPROTO_TCP, IPPROTO_UDP]) {
       const d = await natDirector({ protocol }, []);
