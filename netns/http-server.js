@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // A tiny HTTP server for lab real servers: answers every request with its own name, and serves
 // /bytes/N (N bytes of a fixed pseudo-random pattern) for transfer tests.
-//   node netns/http-server.js NAME [PORT]
+//   node netns/http-server.js NAME [PORT [ADDRESS]]   (ADDRESS :: for IPv6 and IPv4; default 0.0.0.0)
 'use strict';
 const http = require('node:http');
 const { pattern } = require('./pattern.js');
 
 const name = process.argv[2] || 'server';
 const port = Number(process.argv[3] || 80);
+const address = process.argv[4] || '0.0.0.0';
 
 const server = http.createServer((req, res) => {
   const m = /^\/bytes\/(\d+)$/.exec(req.url || '');
@@ -28,5 +29,5 @@ const server = http.createServer((req, res) => {
   res.setHeader('content-type', 'text/plain');
   res.end(`${name}\n`);
 });
-server.listen(port, '0.0.0.0', () => process.stdout.write(`${name} listening on ${port}\n`));
+server.listen(port, address, () => process.stdout.write(`${name} listening on ${port}\n`));
 process.on('SIGTERM', () => process.exit(0));

@@ -52,6 +52,11 @@
 #        172.16.0.2/24, veth20 10.0.0.3/24 (on the client's bridge). No routes, no VIP: the
 #        test adds them as the selftest does.
 #
+#   IPV6=1 (nat and routed labs): IPv6 beside IPv4, the VIP 2001:db8::1 on the client's LAN: client
+#        2001:db8::2/64, director cli0 2001:db8::fe/64; the real servers' LAN 2001:db8:10::/64
+#        (gateway ::fe, rs1 ::1, rs2 ::2); routed: director up0 2001:db8:f1::1/64, rtr ::2 there,
+#        the narrow link 2001:db8:f2::/64 (rtr ::1, rtr2 ::2). Addresses skip DAD (nodad).
+#
 #   netns/lab.sh up PREFIX [nat|dr|tun|sync|ha|hanat|ecmp|routed|mixed|selftest]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
 set -Eeuo pipefail
@@ -112,21 +117,36 @@ rs_lan() {
   shift
   ip -n "$ns" link add br0 type bridge
   ip -n "$ns" addr add 172.16.0.254/24 dev br0
+  [ "${IPV6:-0}" = 1 ] && ip -n "$ns" addr add 2001:db8:10::fe/64 dev br0 nodad
   ip -n "$ns" link set br0 up
   for spec in "$@"; do
     IFS=: read -r rs addr portname <<<"$spec"
     port "$rs" eth0 "$addr/24" "$ns" br0 "$portname"
     ip -n "$rs" route add default via 172.16.0.254
+    if [ "${IPV6:-0}" = 1 ]; then
+      ip -n "$rs" addr add "2001:db8:10::${addr##*.}/64" dev eth0 nodad
+      ip -n "$rs" -6 route add default via 2001:db8:10::fe
+    fi
   done
 }
 
-up_nat() {
-  ns_add "$C" "$D" "$R1" "$R2"
+# client_link: the nat and routed labs' client 192.168.0.2 on the director's cli0 192.168.0.254
+# (and with IPV6=1 2001:db8::2 and 2001:db8::fe).
+client_link() {
   ip -n "$C" link add eth0 type veth peer name cli0 netns "$D"
   ip -n "$C" addr add 192.168.0.2/24 dev eth0
   ip -n "$C" link set eth0 up
   ip -n "$D" addr add 192.168.0.254/24 dev cli0
   ip -n "$D" link set cli0 up mtu "${DIR_CLIENT_MTU:-1500}"
+  if [ "${IPV6:-0}" = 1 ]; then
+    ip -n "$C" addr add 2001:db8::2/64 dev eth0 nodad
+    ip -n "$D" addr add 2001:db8::fe/64 dev cli0 nodad
+  fi
+}
+
+up_nat() {
+  ns_add "$C" "$D" "$R1" "$R2"
+  client_link
   rs_lan "$D" "$R1:172.16.0.1:rs1p" "$R2:172.16.0.2:rs2p"
   if [ "$RS_MTU" != 1500 ]; then
     for dev in rs1p rs2p br0; do ip -n "$D" link set "$dev" mtu "$RS_MTU"; done
@@ -258,11 +278,7 @@ up_tun() {
 up_routed() {
   local mtu=${LINK_MTU:-1280}
   ns_add "$C" "$D" "$RT" "$RT2" "$R1" "$R2"
-  ip -n "$C" link add eth0 type veth peer name cli0 netns "$D"
-  ip -n "$C" addr add 192.168.0.2/24 dev eth0
-  ip -n "$C" link set eth0 up
-  ip -n "$D" addr add 192.168.0.254/24 dev cli0
-  ip -n "$D" link set cli0 up
+  client_link
   ip -n "$D" link add up0 type veth peer name down0 netns "$RT"
   ip -n "$D" addr add 10.1.0.1/30 dev up0
   ip -n "$D" link set up0 up
@@ -280,6 +296,18 @@ up_routed() {
   ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1
   ip netns exec "$RT2" sysctl -qw net.ipv4.ip_forward=1
   [ "${NO_RS_ROUTE:-0}" = 1 ] || ip -n "$D" route add 172.16.0.0/24 via 10.1.0.2
+  if [ "${IPV6:-0}" = 1 ]; then
+    ip -n "$D" addr add 2001:db8:f1::1/64 dev up0 nodad
+    ip -n "$RT" addr add 2001:db8:f1::2/64 dev down0 nodad
+    ip -n "$RT" addr add 2001:db8:f2::1/64 dev narrow0 nodad
+    ip -n "$RT2" addr add 2001:db8:f2::2/64 dev narrow0 nodad
+    ip -n "$RT" -6 route add 2001:db8:10::/64 via 2001:db8:f2::2
+    ip -n "$RT" -6 route add default via 2001:db8:f1::1
+    ip -n "$RT2" -6 route add default via 2001:db8:f2::1
+    ip netns exec "$RT" sysctl -qw net.ipv6.conf.all.forwarding=1
+    ip netns exec "$RT2" sysctl -qw net.ipv6.conf.all.forwarding=1
+    [ "${NO_RS_ROUTE:-0}" = 1 ] || ip -n "$D" -6 route add 2001:db8:10::/64 via 2001:db8:f1::2
+  fi
 }
 
 up_mixed() {

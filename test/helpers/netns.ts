@@ -4,7 +4,7 @@
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -173,11 +173,15 @@ export class Lab {
     return p;
   }
 
-  /** Start HTTP servers answering "rs1" / "rs2" on port 80 of each real server. */
-  async startHttpServers(port = 80): Promise<void> {
+  /** Start HTTP servers answering "rs1" / "rs2" on port 80 of each real server (`address` '::': IPv6 too). */
+  async startHttpServers(port = 80, address = '0.0.0.0'): Promise<void> {
     await Promise.all(
       this.rs.map((ns, i) =>
-        this.spawn(ns, [process.execPath, join(ROOT, 'netns/http-server.js'), `rs${i + 1}`, String(port)], 'listening'),
+        this.spawn(
+          ns,
+          [process.execPath, join(ROOT, 'netns/http-server.js'), `rs${i + 1}`, String(port), address],
+          'listening',
+        ),
       ),
     );
   }
@@ -202,7 +206,7 @@ export class Lab {
   async udpQueries(addr: string, port: number, n: number): Promise<string[]> {
     const script =
       'const dgram=require("dgram");const [addr,port,n]=[process.argv[1],+process.argv[2],+process.argv[3]];' +
-      'const out=[];for(let i=0;i<n;i++){const c=dgram.createSocket("udp4");' +
+      'const out=[];for(let i=0;i<n;i++){const c=dgram.createSocket(addr.includes(":")?"udp6":"udp4");' +
       'c.on("message",(m,r)=>{out.push(r.address+":"+r.port+" "+m);c.close();' +
       'if(out.length===n){console.log(JSON.stringify(out));process.exit(0)}});c.send("q"+i,port,addr);}' +
       'setTimeout(()=>{console.log(JSON.stringify(out));process.exit(1)},4000);';
@@ -334,6 +338,14 @@ export class Lab {
   lvsadm(...args: string[]): Promise<ExecResult> {
     const env = this.explicitSocket === undefined ? ['-u', 'LVS_SOCKET'] : [`LVS_SOCKET=${this.explicitSocket}`];
     return this.exec(this.dir, ['env', ...env, process.execPath, LVSADM, ...args]);
+  }
+
+  /** `lvsadm -R` in the director with `rules` on its standard input (what `-S` printed). */
+  lvsadmRestore(rules: string): Promise<ExecResult> {
+    const file = join(this.tmp, 'restore.rules');
+    writeFileSync(file, rules);
+    const env = this.explicitSocket === undefined ? ['-u', 'LVS_SOCKET'] : [`LVS_SOCKET=${this.explicitSocket}`];
+    return this.exec(this.dir, ['env', ...env, 'sh', '-c', '"$0" "$1" -R < "$2"', process.execPath, LVSADM, file]);
   }
 
   async lvsadmOk(...args: string[]): Promise<string> {

@@ -1,0 +1,128 @@
+// IPv6 through lvsd in network namespaces (netns/lab.sh with IPV6=1): real curl, ping and
+// HTTP/UDP servers, lvsd started with its default flags (one engine per CPU), configured with
+// lvsadm in ipvsadm's IPv6 syntax. The NAT lab puts the VIP on the client's LAN (lvsd answers
+// neighbour solicitations for it); the routed lab puts the real servers two routers away behind
+// a 1280-byte link, IPv6's minimum MTU, where only path MTU discovery through the director can
+// make a transfer work (routers never fragment IPv6).
+
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, netnsUnavailable } from '../helpers/netns';
+
+const why = netnsUnavailable();
+if (why) console.warn(`skipping netns IPv6 tests: ${why}`);
+
+const VIP = '2001:db8::1';
+const URL_VIP = `[${VIP}]`;
+const RS1 = '2001:db8:10::1';
+const RS2 = '2001:db8:10::2';
+const MIB = 1 << 20;
+
+describe.skipIf(why !== undefined)('IPv6 NAT through lvsd', () => {
+  const lab = new Lab('v6');
+
+  beforeAll(async () => {
+    await lab.up('nat', { IPV6: '1' });
+    await lab.startHttpServers(80, '::');
+    await lab.startUdpEchoServers(53, '::');
+    await lab.startLvsd();
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('alternates rr over curl -6 requests and lists the service in ipvsadm’s IPv6 format', async () => {
+    await lab.lvsadmOk('-A', '-t', `${URL_VIP}:80`, '-s', 'rr');
+    await lab.lvsadmOk('-a', '-t', `${URL_VIP}:80`, '-r', `[${RS1}]:80`, '-m');
+    await lab.lvsadmOk('-a', '-t', `${URL_VIP}:80`, '-r', `[${RS2}]:80`, '-m');
+    expect(await lab.lvsadmOk('-L', '-n')).toBe(
+      [
+        'IP Virtual Server version 1.2.1 (size=4096)',
+        'Prot LocalAddress:Port Scheduler Flags',
+        '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+        `TCP  ${URL_VIP}:80 rr`,
+        `  -> [${RS1}]:80          Masq    1      0          0         `,
+        `  -> [${RS2}]:80          Masq    1      0          0         `,
+        '',
+      ].join('\n'),
+    );
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await lab.curl(`http://${URL_VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      answers.push(r.stdout.trim());
+    }
+    expect(answers).toEqual(['rs2', 'rs1', 'rs2', 'rs1', 'rs2', 'rs1']);
+    // The connections, in -c's and the kernel's /proc formats.
+    const listed = await lab.lvsadmOk('-L', '-n', '-c');
+    expect(listed).toMatch(
+      new RegExp(`\\nTCP [0-9:]+ +TIME_WAIT +\\[2001:db8::2\\]:\\d+ +\\[${VIP}\\]:80 +\\[${RS1}\\]:80\\n`),
+    );
+    let proc = '';
+    for (let i = 0; i < 30 && !proc.includes('TIME_WAIT'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      proc = readFileSync(`${lab.socket}.proc/net/ip_vs_conn`, 'utf8');
+    }
+    expect(proc).toMatch(
+      /\nTCP 2001:0db8:0000:0000:0000:0000:0000:0002 [0-9A-F]{4} 2001:0db8:0000:0000:0000:0000:0000:0001 0050 2001:0db8:0010:0000:0000:0000:0000:000[12] 0050 TIME_WAIT +\d+\n/,
+    );
+  });
+
+  it('carries 1 MiB down and 1 MiB up, identical', async () => {
+    const t = await lab.transfer(URL_VIP, MIB, 20);
+    expect(t.got).toBe(t.want);
+    expect(t.upload).toMatch(new RegExp(`^rs[12] got ${MIB}\\n$`));
+  });
+
+  it('answers UDP through a persistent service with a /64 prefix, and ping of the VIP', async () => {
+    await lab.lvsadmOk('-A', '-u', `${URL_VIP}:53`, '-s', 'rr', '-p', '60', '-M', '64');
+    await lab.lvsadmOk('-a', '-u', `${URL_VIP}:53`, '-r', `[${RS1}]:53`, '-m');
+    await lab.lvsadmOk('-a', '-u', `${URL_VIP}:53`, '-r', `[${RS2}]:53`, '-m');
+    const replies = await lab.udpQueries(VIP, 53, 6);
+    expect(replies).toHaveLength(6);
+    // Every reply from the VIP, all from one real server (the client's /64 persists).
+    expect(new Set(replies.map((r) => r.split(' ')[0].replace(/:\d+$/, '')))).toEqual(new Set([VIP]));
+    expect(new Set(replies.map((r) => r.split(' ')[1]))).toHaveProperty('size', 1);
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(`UDP  ${URL_VIP}:53 rr persistent 60 mask 64`);
+    const ping = await lab.exec(lab.client, ['ping', '-6', '-c', '2', '-W', '2', VIP]);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+  });
+
+  it('saves the IPv6 table with -S and restores it with -R, unchanged', async () => {
+    const saved = await lab.lvsadmOk('-S', '-n');
+    expect(saved).toContain(`-A -u ${URL_VIP}:53 -s rr -p 60 -M 64\n`);
+    expect(saved).toContain(`-a -t ${URL_VIP}:80 -r [${RS1}]:80 -m -w 1\n`);
+    await lab.lvsadmOk('-C');
+    const restored = await lab.lvsadmRestore(saved);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await lab.lvsadmOk('-S', '-n')).toBe(saved);
+    const r = await lab.curl(`http://${URL_VIP}/`);
+    expect(r.code, r.stderr).toBe(0);
+  });
+});
+
+describe.skipIf(why !== undefined)('IPv6 NAT real servers behind a 1280-byte link', () => {
+  const lab = new Lab('v6r');
+
+  beforeAll(async () => {
+    await lab.up('routed', { IPV6: '1' });
+    await lab.startHttpServers(80, '::');
+    await lab.startLvsd();
+    await lab.addVirtualService(['-t', `${URL_VIP}:80`], [`[${RS1}]:80`, `[${RS2}]:80`], '-m');
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('relays the routers’ packet too big both ways: 1 MiB up and down, identical', async () => {
+    const t = await lab.transfer(URL_VIP, MIB, 20);
+    expect(t.got).toBe(t.want);
+    expect(t.upload).toMatch(new RegExp(`^rs[12] got ${MIB}\\n$`));
+    // The client learnt the path MTU from a packet too big that came from the VIP (the router's,
+    // translated), quoting its own packet to the VIP.
+    const route = await lab.exec(lab.client, ['ip', '-6', 'route', 'get', VIP]);
+    expect(route.stdout).toMatch(/mtu 1280/);
+  });
+});
