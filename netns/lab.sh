@@ -52,10 +52,11 @@
 #        172.16.0.2/24, veth20 10.0.0.3/24 (on the client's bridge). No routes, no VIP: the
 #        test adds them as the selftest does.
 #
-#   IPV6=1 (nat and routed labs): IPv6 beside IPv4, the VIP 2001:db8::1 on the client's LAN: client
-#        2001:db8::2/64, director cli0 2001:db8::fe/64; the real servers' LAN 2001:db8:10::/64
-#        (gateway ::fe, rs1 ::1, rs2 ::2); routed: director up0 2001:db8:f1::1/64, rtr ::2 there,
-#        the narrow link 2001:db8:f2::/64 (rtr ::1, rtr2 ::2). Addresses skip DAD (nodad).
+#   IPV6=1 (nat, routed and dr labs): IPv6 beside IPv4, the VIP 2001:db8::1 on the client's LAN:
+#        client 2001:db8::2/64, director 2001:db8::fe/64; nat and routed: the real servers' LAN
+#        2001:db8:10::/64 (gateway ::fe, rs1 ::1, rs2 ::2); routed: director up0
+#        2001:db8:f1::1/64, rtr ::2 there, the narrow link 2001:db8:f2::/64 (rtr ::1, rtr2 ::2);
+#        dr: rs1 2001:db8::11, rs2 2001:db8::12 on the one LAN. Addresses skip DAD (nodad).
 #
 #   netns/lab.sh up PREFIX [nat|dr|tun|sync|ha|hanat|ecmp|routed|mixed|selftest]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
@@ -185,6 +186,12 @@ up_dr() {
   port "$D" eth0 192.168.0.254/24 "$SW" br0 dir
   port "$R1" eth0 192.168.0.11/24 "$SW" br0 rs1
   port "$R2" eth0 192.168.0.12/24 "$SW" br0 rs2
+  if [ "${IPV6:-0}" = 1 ]; then
+    ip -n "$C" addr add 2001:db8::2/64 dev eth0 nodad
+    ip -n "$D" addr add 2001:db8::fe/64 dev eth0 nodad
+    ip -n "$R1" addr add 2001:db8::11/64 dev eth0 nodad
+    ip -n "$R2" addr add 2001:db8::12/64 dev eth0 nodad
+  fi
 }
 
 up_ha() {

@@ -26,16 +26,18 @@ import { ipToU32 } from '../wire/addr';
 
 const VERSION = '0.1.0';
 
-const HELP = `Usage: lvs-realserver dr  --vip A.B.C.D[,...] [--state FILE]
+const HELP = `Usage: lvs-realserver dr  --vip A.B.C.D|IPV6[,...] [--state FILE]
        lvs-realserver tun --vip A.B.C.D[,...] [--dev NAME] [--state FILE]
        lvs-realserver dr|tun --down [--state FILE]
 
 lvs-realserver prepares this host to be a real server behind an lvs-ts (or kernel IPVS)
 director, for the forwarding methods in which the real server owns the virtual IP itself:
 
-  dr    direct routing (lvsadm -g): puts each VIP as /32 on lo and sets
+  dr    direct routing (lvsadm -g): puts each VIP as /32 (IPv6: /128) on lo and sets
         net.ipv4.conf.all.arp_ignore=1 and net.ipv4.conf.all.arp_announce=2, so this host
-        accepts packets for the VIP but never answers ARP for it (the director does).
+        accepts packets for the VIP but never answers ARP for it (the director does); the
+        kernel never answers neighbour discovery for an IPv6 address on lo from another
+        interface, so an IPv6 VIP needs nothing more.
   tun   IP-in-IP tunnelling (lvsadm -i), without the kernel's ipip module: creates a TUN
         device that owns the VIPs, turns rp_filter off on it and on all, and decapsulates
         each IP-in-IP datagram whose inner destination is a VIP: in the kernel, by an eBPF
@@ -48,7 +50,7 @@ SIGTERM or SIGHUP. The changes are recorded in a state file, so that --down (or 
 start) undoes what a killed run left behind.
 
 Options:
-  --vip A.B.C.D[,...]  the virtual IP addresses (repeatable)
+  --vip A.B.C.D[,...]  the virtual IP addresses (repeatable; dr: IPv6 too)
   --dev NAME           tun: the TUN device to create (default: lvsrs0)
   --user-space         tun: decapsulate in user space only, loading no eBPF program
   --state FILE         where the changes are recorded (default: realserver-<mode>.state in

@@ -342,8 +342,8 @@ export class Balancer {
     if (spec.fwd === FWD_TUNNEL && spec.tunType !== TUN_TYPE_IPIP) {
       throw new InvalidError('only the ipip tunnel type is supported');
     }
-    // IPv6 real servers are reached by NAT only so far.
-    if (a.af === AF_INET6 && spec.fwd !== FWD_MASQ) afNotSupported();
+    // IPv6 real servers are reached by NAT and DR so far.
+    if (a.af === AF_INET6 && spec.fwd === FWD_TUNNEL) afNotSupported();
     return a;
   }
 

@@ -17,8 +17,8 @@
 // every FULL_REFRESH_MS, or at once when it has no path or the data path asked for one.
 
 import type { DataPlane } from '../core/data-plane';
-import { type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../ip-vs';
-import { ETH, ETH_ALEN, ethernetHeader } from '../wire/ethernet';
+import { AF_INET6, type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../ip-vs';
+import { ETH, ETH_ALEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ethernetHeader } from '../wire/ethernet';
 import { type DestPath, type HostAddr, type HostNet, hostAddr, hostAddrText } from './host-net';
 
 /** A new DR server's MAC is polled this many times, this often, before its first packets. */
@@ -26,6 +26,8 @@ const NEIGH_WAIT_TRIES = 20;
 const NEIGH_WAIT_MS = 25;
 /** A DR/TUN dest's route, interface and MTU are looked up again this often. */
 const FULL_REFRESH_MS = 30_000;
+/** An IPv6 DR dest's path and MAC are looked up again this often. */
+const NEIGH6_REFRESH_MS = 5_000;
 /** How long a path MTU learnt from a router's error holds (the kernel's default, 10 minutes). */
 const PMTU_AGE_MS = 600_000;
 
@@ -57,7 +59,7 @@ export class DestPaths {
   /** DR real-server address → number of DR dests using it (one managed neighbour entry each). */
   private readonly drServers = new Map<HostAddr, number>();
   /** DR server address → the interface the host keeps its neighbour entry resolved on. */
-  private readonly drNeighbours = new Map<number, string>();
+  private readonly drNeighbours = new Map<HostAddr, string>();
   /** How each server address was last fully resolved (interface, our MAC there, when). */
   private readonly resolved = new Map<HostAddr, { dev: string; devMac: Buffer; nextHop: number; at: number }>();
   /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
@@ -97,7 +99,7 @@ export class DestPaths {
           `${hostAddrText(addr)}: no route to this real server yet; its packets are dropped (no_route) until one appears`,
         );
       }
-      if (dest.fwd === FWD_DROUTE && n === 1 && this.drNeighbours.has(dest.addr)) {
+      if (dest.fwd === FWD_DROUTE && n === 1 && this.drNeighbours.has(addr)) {
         // The kernel resolves the MAC within milliseconds on a LAN; wait briefly so the first
         // packets of the first connection find it.
         for (let i = 0; i < NEIGH_WAIT_TRIES && dest.l2Header === null; i++) {
@@ -109,7 +111,7 @@ export class DestPaths {
     }
     if (n !== 0) return;
     if (dest.fwd === FWD_MASQ && this.natSteered.delete(addr)) await this.host.delNatServer(addr);
-    if (dest.fwd === FWD_DROUTE && this.drNeighbours.delete(dest.addr)) await this.host.delDrServer(dest.addr);
+    if (dest.fwd === FWD_DROUTE && this.drNeighbours.delete(addr)) await this.host.delDrServer(addr);
   }
 
   /**
@@ -158,14 +160,14 @@ export class DestPaths {
     if (!framed) return;
     dest.l2Dev = this.plane.openFrameDev(path.dev);
     this.applyMac(dest, path.mac, path.devMac);
-    if (dr && this.drServers.has(dest.addr)) await this.keepNeighbour(dest.addr, path.dev);
+    if (dr && this.drServers.has(addr)) await this.keepNeighbour(addr, path.dev);
   }
 
   /**
    * DR real server `addr` is reached through `dev` now: have the kernel keep its MAC resolved
    * there (moving the managed entry when the route moved to another interface).
    */
-  private async keepNeighbour(addr: number, dev: string): Promise<void> {
+  private async keepNeighbour(addr: HostAddr, dev: string): Promise<void> {
     const was = this.drNeighbours.get(addr);
     if (was === dev) return;
     if (was !== undefined) await this.host.delDrServer(addr);
@@ -189,7 +191,7 @@ export class DestPaths {
     ) {
       return;
     }
-    dest.l2Header = ethernetHeader(mac, devMac);
+    dest.l2Header = ethernetHeader(mac, devMac, dest.af === AF_INET6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4);
   }
 
   /**
@@ -211,9 +213,12 @@ export class DestPaths {
           const known = this.resolved.get(addr);
           // A dest whose address this pass already looked up takes that path too, at no cost.
           const looked = pass.has(`${addr}/${framedMethod(dest)}`);
-          if (known === undefined || looked || dest.pathWanted || dest.noRoute || now - known.at >= FULL_REFRESH_MS) {
+          // IPv6 neighbours are not in a /proc file: an IPv6 DR dest's MAC is checked with its
+          // path (an `ip` process) every NEIGH6_REFRESH_MS instead of every second.
+          const age = dest.addr6 !== null && framedMethod(dest) ? NEIGH6_REFRESH_MS : FULL_REFRESH_MS;
+          if (known === undefined || looked || dest.pathWanted || dest.noRoute || now - known.at >= age) {
             await this.resolvePath(dest, now, pass);
-          } else if (framedMethod(dest)) {
+          } else if (framedMethod(dest) && dest.addr6 === null) {
             macs ??= await this.host.neighbourMacs();
             const n = macs.get(known.nextHop);
             this.applyMac(dest, n !== undefined && n.dev === known.dev ? n.mac : undefined, known.devMac);

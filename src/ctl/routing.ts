@@ -533,26 +533,20 @@ export class IpRouteNet implements HostNet {
     }
     if (route?.dev === undefined || route.dev === this.opts.tun || route.prefsrc === undefined) return undefined;
     const link = await this.link(route.dev);
-    if (v6) {
-      // What a NAT dest needs (the interface its replies come from, the path MTU); no tunnel
-      // source or next hop for IPv6 yet.
-      return {
-        dev: route.dev,
-        src: 0,
-        mtu: route.metrics?.find((m) => m.mtu !== undefined)?.mtu ?? link.mtu,
-        devMac: link.mac,
-      };
-    }
     const path: DestPath = {
       dev: route.dev,
-      src: ipToU32(route.prefsrc),
+      // No tunnel source or next hop for IPv6 yet (its DR MACs are looked up with the path).
+      src: v6 ? 0 : ipToU32(route.prefsrc),
       mtu: route.metrics?.find((m) => m.mtu !== undefined)?.mtu ?? link.mtu,
       devMac: link.mac,
-      nextHop: route.gateway !== undefined && isValidIpv4(route.gateway) ? ipToU32(route.gateway) : addr,
     };
+    if (typeof addr === 'number') {
+      path.nextHop = route.gateway !== undefined && isValidIpv4(route.gateway) ? ipToU32(route.gateway) : addr;
+    }
     if (neighbour) {
       const hop = route.gateway ?? rip;
-      const entries = JSON.parse(await ip('-j', 'neigh', 'show', 'to', hop, 'dev', route.dev)) as NeighShow[];
+      const family = v6 ? '-6' : '-4';
+      const entries = JSON.parse(await ip('-j', family, 'neigh', 'show', 'to', hop, 'dev', route.dev)) as NeighShow[];
       const n = entries.find((e) => e.lladdr !== undefined && (e.state ?? []).some((st) => USABLE.has(st)));
       if (n?.lladdr !== undefined) path.mac = macBytes(n.lladdr);
     }

@@ -1,6 +1,6 @@
 // lvs-realserver's command line, parsed into a typed command (the CLI acts on nothing else).
 //
-//   lvs-realserver dr  --vip A.B.C.D[,...] [--state FILE]
+//   lvs-realserver dr  --vip A.B.C.D|IPV6[,...] [--state FILE]
 //   lvs-realserver tun --vip A.B.C.D[,...] [--dev NAME] [--state FILE]
 //   lvs-realserver dr|tun --down [--state FILE]
 
@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors';
 import { runDir } from '../run-dir';
 import { ipToU32, isValidIpv4 } from '../wire/addr';
+import { formatIpv6, parseIpv6 } from '../wire/addr6';
 
 export type RealserverMode = 'dr' | 'tun';
 
@@ -49,14 +50,35 @@ function vipProblem(a: number): string | undefined {
   return undefined;
 }
 
-/** "a,b" and repeated --vip options -> distinct validated dotted quads, in order. */
-function parseVips(values: readonly string[]): string[] {
+/** Why an IPv6 VIP cannot be a unicast address of this host, or undefined when it can. */
+function vip6Problem(b: Uint8Array): string | undefined {
+  if (b.every((x, i) => x === 0 || (i === 15 && x === 1))) return 'is the unspecified or loopback address';
+  if (b[0] === 0xff) return 'is not a unicast address';
+  if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return 'is a link-local address';
+  return undefined;
+}
+
+/**
+ * "a,b" and repeated --vip options -> distinct validated addresses, in order: dotted quads, and
+ * in dr mode (`v6`) IPv6 addresses too, in their canonical text.
+ */
+function parseVips(values: readonly string[], v6: boolean): string[] {
   const out: string[] = [];
   for (const v of values) {
     for (const part of v.split(',')) {
-      const vip = part.trim();
+      let vip = part.trim();
       if (vip === '') continue;
-      if (!isValidIpv4(vip)) throw new UsageError(`invalid VIP ${JSON.stringify(vip)}: expected A.B.C.D`);
+      const b = v6 ? parseIpv6(vip) : null;
+      if (b !== null) {
+        const problem = vip6Problem(b);
+        if (problem !== undefined) throw new UsageError(`invalid VIP ${vip}: it ${problem}`);
+        vip = formatIpv6(b);
+        if (!out.includes(vip)) out.push(vip);
+        continue;
+      }
+      if (!isValidIpv4(vip)) {
+        throw new UsageError(`invalid VIP ${JSON.stringify(vip)}: expected A.B.C.D${v6 ? ' or an IPv6 address' : ''}`);
+      }
       const problem = vipProblem(ipToU32(vip));
       if (problem !== undefined) throw new UsageError(`invalid VIP ${vip}: it ${problem}`);
       if (!out.includes(vip)) out.push(vip);
@@ -93,7 +115,8 @@ export function parseRealserverArgs(argv: readonly string[]): RealserverCommand 
     return { kind: 'down', mode, stateFile };
   }
 
-  const vips = parseVips(values.vip ?? []);
+  // IPv6 VIPs: DR only so far (tunnels carry IPv4 in IPv4).
+  const vips = parseVips(values.vip ?? [], mode === 'dr');
   if (vips.length === 0) throw new UsageError('missing --vip A.B.C.D[,...]');
   const dev = values.dev ?? DEFAULT_TUN_DEV;
   if (!IFNAME.test(dev)) throw new UsageError(`invalid device name ${JSON.stringify(dev)}: 1..15 of A-Z a-z 0-9 _ . -`);

@@ -9,7 +9,9 @@ export const DR_VIP_DEV = 'lo';
 
 export async function setupDr(changes: HostChanges, vips: readonly string[]): Promise<void> {
   hideVipsFromArp(changes);
-  for (const vip of vips) await changes.addAddress(`${vip}/32`, DR_VIP_DEV);
+  // An IPv6 VIP on lo needs nothing more: the kernel answers a neighbour solicitation only for an
+  // address of the interface it came in on, and never picks one on lo as the source of its own.
+  for (const vip of vips) await changes.addAddress(`${vip}/${vip.includes(':') ? 128 : 32}`, DR_VIP_DEV);
 }
 
 /**

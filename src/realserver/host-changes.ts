@@ -105,7 +105,7 @@ function removeState(file: string): void {
 async function hasAddress(ops: HostOps, cidr: string, dev: string): Promise<boolean> {
   let links: { addr_info?: { local?: string; prefixlen?: number }[] }[];
   try {
-    links = JSON.parse(await ops.ip(['-j', '-4', 'addr', 'show', 'dev', dev]));
+    links = JSON.parse(await ops.ip(['-j', cidr.includes(':') ? '-6' : '-4', 'addr', 'show', 'dev', dev]));
   } catch {
     return false;
   }

@@ -5,6 +5,7 @@
 //   nat6 in:  destination address → RIP, L4 dport → RS port; the L4 checksum updated
 //             incrementally for the port and the four address words (IPv6 has no header checksum)
 //        out: source address → VIP, L4 sport → virtual port; likewise
+//   dr6:      nothing at L3/L4; a 14-byte Ethernet header (RS MAC, EtherType 0x86DD) prepended
 //   bypass6:  nothing
 // Every routed IPv6 packet is written back into the TUN (TX_DEV_TUN), and the director's kernel
 // forwards it: routes, neighbour discovery and the hop limit are its (a forwarded NAT packet's
@@ -18,9 +19,10 @@
 // answered by the kernel itself.
 
 import { A6_DEST, A6_VIRTUAL, ADDR6_WORDS } from '../conn/conn-table';
-import { FWD_MASQ, IPPROTO_ICMPV6 } from '../ip-vs';
+import { FWD_DROUTE, FWD_MASQ, IPPROTO_ICMPV6 } from '../ip-vs';
 import { TX_DEV_TUN } from '../native/packet-io';
 import { checksum, update16 } from '../wire/checksum';
+import { ETH } from '../wire/ethernet';
 import {
   ICMP,
   ICMPV6_ECHO_REPLY,
@@ -31,11 +33,11 @@ import {
 } from '../wire/icmp';
 import { IPV6, Ipv6View } from '../wire/ipv6';
 import { V_BAD_CHECKSUM } from '../wire/verdict';
-import { VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
 import type { Transmitter } from './common';
 import type { PacketContext } from './packet-context';
 import { unsupported } from './unsupported';
-import { D_FRAG_NEEDED, D_NO_ROUTE, D_NO_SERVICE, TX } from './verdict';
+import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_NO_SERVICE, TX } from './verdict';
 
 /** The hop limit of what the director originates, as the kernel's default (64). */
 const HOP_LIMIT = 64;
@@ -203,9 +205,49 @@ export const nat6: Transmitter = {
   },
 };
 
-/** IPv6 transmitters by forwarding method: NAT so far; the others drop as fwd_unsupported. */
+/**
+ * Direct routing over IPv6 (ip_vs_dr_xmit_v6): the packet unchanged, framed for the real
+ * server's MAC (dest.l2Header, EtherType 0x86DD) on the interface towards it. Over the path MTU
+ * it is answered with packet too big (IPv6 is never fragmented on the way).
+ */
+export const dr6: Transmitter = {
+  in(x: PacketContext, _c: number): number {
+    const dest = x.dest;
+    const header = dest.l2Header;
+    if (header === null) {
+      dest.pathWanted = true;
+      return dest.noRoute ? D_NO_ROUTE : D_NEIGH_MISS;
+    }
+    const ip = x.ip6;
+    const len = ip.totalLen;
+    if (len > dest.mtu) {
+      sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, dest.mtu);
+      return D_FRAG_NEEDED;
+    }
+    const vnet = x.vnetHdr;
+    const off = ip.off - ETH.HEADER - vnet;
+    if (vnet !== 0) {
+      // A partial checksum stays partial; its offsets now count from the Ethernet header.
+      if (x.csumStart !== 0) {
+        writeVnetHdr(ip.buf, off, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, ETH.HEADER + x.csumStart, x.csumOffset);
+      } else {
+        writeVnetHdr(ip.buf, off, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+      }
+    }
+    header.copy(ip.buf, ip.off - ETH.HEADER, 0, ETH.HEADER);
+    x.outOff = off;
+    x.outLen = vnet + ETH.HEADER + len;
+    x.outDev = dest.l2Dev;
+    return TX;
+  },
+  // A packet from the real server's own address is not a reply IPVS handles: forward it as is.
+  out: bypass6,
+};
+
+/** IPv6 transmitters by forwarding method: NAT and DR so far; the others drop as fwd_unsupported. */
 export const TRANSMITTERS6: readonly Transmitter[] = (() => {
   const t: Transmitter[] = [unsupported, unsupported, unsupported, unsupported, unsupported];
   t[FWD_MASQ] = nat6;
+  t[FWD_DROUTE] = dr6;
   return t;
 })();

@@ -126,3 +126,43 @@ describe.skipIf(why !== undefined)('IPv6 NAT real servers behind a 1280-byte lin
     expect(route.stdout).toMatch(/mtu 1280/);
   });
 });
+
+describe.skipIf(why !== undefined)('IPv6 direct routing through lvsd', () => {
+  const lab = new Lab('v6d');
+  const DR1 = '2001:db8::11';
+  const DR2 = '2001:db8::12';
+
+  beforeAll(async () => {
+    await lab.up('dr', { IPV6: '1' });
+    await lab.startRealservers('dr', VIP);
+    await lab.startHttpServers(80, '::');
+    await lab.startLvsd();
+    await lab.addVirtualService(['-t', `${URL_VIP}:80`], [`[${DR1}]:80`, `[${DR2}]:80`], '-g');
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('reaches both real servers, which answer the client from the VIP themselves', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const r = await lab.curl(`http://${URL_VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      seen.add(r.stdout.trim());
+    }
+    expect([...seen].sort()).toEqual(['rs1', 'rs2']);
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(`  -> ${`[${DR1}]:80`.padEnd(28)} Route   1      `);
+    // The client's neighbour entry for the VIP is the director's MAC: no real server answered
+    // a neighbour solicitation for it.
+    const dirMac = await lab.mac(lab.dir, 'eth0');
+    const neigh = await lab.exec(lab.client, ['ip', '-6', 'neigh', 'show', VIP]);
+    expect(neigh.stdout).toContain(`lladdr ${dirMac}`);
+  });
+
+  it('carries 1 MiB down and 1 MiB up, identical', async () => {
+    const t = await lab.transfer(URL_VIP, MIB, 20);
+    expect(t.got).toBe(t.want);
+    expect(t.upload).toMatch(new RegExp(`^rs[12] got ${MIB}\\n$`));
+  });
+});

@@ -5,13 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LIST_FORMAT, type ListFormat } from '../../src/cli/lvsadm-args';
 import { formatConnections } from '../../src/cli/lvsadm-format';
-import { FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import { FWD_DROUTE, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
 import { formatConnFiles } from '../../src/procfs/conns';
 import { Ipv6View } from '../../src/wire/ipv6';
 import { V_OK } from '../../src/wire/verdict';
 import { mayAnswer6 } from '../../src/xmit/ipv6';
 import { DROP_NAMES } from '../../src/xmit/verdict';
-import { DEV_MAC, destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
+import { DEV_MAC, destSpec, director, drops, RS_MAC, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { fromHex } from '../helpers/packet-builder';
 import { decode6, icmp6, tcp6, udp6 } from '../helpers/packet6';
 
@@ -202,5 +202,40 @@ describe('engine: IPv6 NAT', () => {
     expect(out).toHaveLength(1);
     expect(drops(d)).toEqual({ truncated: 1, bad_total_len: 1, bad_data_offset: 1 });
     expect(DROP_NAMES).toContain('link_local');
+  });
+});
+
+describe('engine: IPv6 direct routing', () => {
+  it('frames the packet unchanged for the real server’s MAC with EtherType 0x86DD', async () => {
+    const d = director();
+    d.host.paths.set(RS6A, { dev: 'eth1', src: 0, mtu: 1500, devMac: DEV_MAC, mac: RS_MAC });
+    const svc = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 80, { fwd: FWD_DROUTE }));
+    const syn = tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 });
+    const [frame] = d.send(syn);
+    expect(frame.subarray(0, 6)).toEqual(RS_MAC);
+    expect(frame.subarray(6, 12)).toEqual(DEV_MAC);
+    expect(frame.readUInt16BE(12)).toBe(0x86dd);
+    expect(frame.subarray(14)).toEqual(syn);
+    const [ack] = d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, flags: 'A' }));
+    expect(ack.subarray(14, 54)).toEqual(syn.subarray(0, 40));
+    expect(d.connections()[0]).toMatchObject({ caddr: CLIENT6, daddr: RS6A, state: 'ESTABLISHED' });
+    // Over the path MTU: packet too big to the client (IPv6 is not fragmented on the way).
+    const [ptb] = d.send(
+      tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, flags: 'A', payload: Buffer.alloc(1500) }),
+    );
+    expect(decode6(ptb)).toMatchObject({ src: VIP6, dst: CLIENT6, type: 2, rest: 1500, checksumOk: true });
+    expect(drops(d)).toEqual({ frag_needed: 1 });
+  });
+
+  it('holds the packets until the real server’s MAC is known', async () => {
+    const d = director();
+    d.host.paths.set(RS6A, { dev: 'eth1', src: 0, mtu: 1500, devMac: DEV_MAC });
+    const svc = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 80, { fwd: FWD_DROUTE }));
+    expect(d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 }))).toHaveLength(0);
+    expect(drops(d)).toEqual({ neigh_miss: 1 });
   });
 });
