@@ -56,7 +56,9 @@
 #        client 2001:db8::2/64, director 2001:db8::fe/64; nat and routed: the real servers' LAN
 #        2001:db8:10::/64 (gateway ::fe, rs1 ::1, rs2 ::2); routed: director up0
 #        2001:db8:f1::1/64, rtr ::2 there, the narrow link 2001:db8:f2::/64 (rtr ::1, rtr2 ::2);
-#        dr: rs1 2001:db8::11, rs2 2001:db8::12 on the one LAN. Addresses skip DAD (nodad).
+#        dr: rs1 2001:db8::11, rs2 2001:db8::12 on the one LAN; tun: router 2001:db8::fd on the
+#        client LAN, the real servers' LAN 2001:db8:10::/64 behind it (router ::fe, rs1 ::1,
+#        rs2 ::2). Addresses skip DAD (nodad).
 #
 #   netns/lab.sh up PREFIX [nat|dr|tun|sync|ha|hanat|ecmp|routed|mixed|selftest]    build the lab (default nat)
 #   netns/lab.sh down PREFIX               kill everything running in it and delete it
@@ -280,6 +282,19 @@ up_tun() {
   for ns in "$R1" "$R2"; do ip -n "$ns" link set eth0 mtu "$RS_MTU"; done
   ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1
   ip -n "$D" route add 172.16.0.0/24 via 192.168.0.253
+  if [ "${IPV6:-0}" = 1 ]; then
+    ip -n "$C" addr add 2001:db8::2/64 dev eth0 nodad
+    ip -n "$D" addr add 2001:db8::fe/64 dev eth0 nodad
+    ip -n "$RT" addr add 2001:db8::fd/64 dev eth0 nodad
+    local rsdev=eth1
+    [ "${TUN_RS_LAN:-switch}" = router ] && rsdev=br0
+    ip -n "$RT" addr add 2001:db8:10::fe/64 dev "$rsdev" nodad
+    ip -n "$R1" addr add 2001:db8:10::1/64 dev eth0 nodad
+    ip -n "$R2" addr add 2001:db8:10::2/64 dev eth0 nodad
+    for ns in "$R1" "$R2"; do ip -n "$ns" -6 route add default via 2001:db8:10::fe; done
+    ip netns exec "$RT" sysctl -qw net.ipv6.conf.all.forwarding=1
+    ip -n "$D" -6 route add 2001:db8:10::/64 via 2001:db8::fd
+  fi
 }
 
 up_routed() {

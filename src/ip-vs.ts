@@ -185,6 +185,8 @@ export class Dest {
   l2Dev = 0;
   l2Header: Buffer | null = null;
   tunSrc = 0;
+  /** An IPv6 TUN dest's `tunSrc`: four host-order words; null until its route is known. */
+  tunSrc6: Uint32Array | null = null;
   mtu = 1500;
   /**
    * The host has no route to the dest (yet): the kernel accepts such a dest, and drops what it

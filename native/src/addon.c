@@ -604,17 +604,19 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   return call_batch_sender(env, info, "sendBatch", lvs_raw_send_batch, "sendmmsg", "sendmmsg on raw socket");
 }
 
-/* rawOpenProto(protocol) -> fd */
+/* rawOpenProto(protocol, ipv6) -> fd */
 static napi_value raw_open_proto(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
   double protocol;
   if (!get_integer(env, argv[0], "protocol", 0, 255, &protocol)) return NULL;
+  bool ipv6;
+  if (!get_bool(env, argv[1], "ipv6", &ipv6)) return NULL;
 
-  int fd = lvs_raw_open_proto((int)protocol);
+  int fd = lvs_raw_open_proto((int)protocol, ipv6 ? 1 : 0);
   if (fd < 0) {
     char what[64];
-    snprintf(what, sizeof(what), "socket AF_INET SOCK_RAW protocol %d", (int)protocol);
+    snprintf(what, sizeof(what), "socket %s SOCK_RAW protocol %d", ipv6 ? "AF_INET6" : "AF_INET", (int)protocol);
     return throw_errno(env, -fd, "socket", what);
   }
   return make_u32(env, (uint32_t)fd);

@@ -126,8 +126,8 @@ int lvs_raw_open(void) {
   return fd;
 }
 
-int lvs_raw_open_proto(int protocol) {
-  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+int lvs_raw_open_proto(int protocol, int ipv6) {
+  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   if (fd < 0) return -errno;
   raise_sock_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF);
   return fd;

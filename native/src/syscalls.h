@@ -110,12 +110,14 @@ int lvs_packet_send_batch(int fd, const uint8_t *base, const uint32_t *offs, con
                           uint32_t min_len);
 
 /*
- * Open a raw IPv4 socket that receives IP protocol `protocol` (e.g. 4 for IP-in-IP): AF_INET,
- * SOCK_RAW, non-blocking, close-on-exec. Each datagram read from it starts with its IPv4 header.
- * Tries to raise the receive buffer to 4 MiB (SO_RCVBUFFORCE, then SO_RCVBUF; failure is
- * ignored). Returns the fd or -errno.
+ * Open a raw socket that receives IP protocol `protocol` (e.g. 4 for IP-in-IP): AF_INET (or with
+ * `ipv6` AF_INET6), SOCK_RAW, non-blocking, close-on-exec. Each datagram read from an IPv4 one
+ * starts with its IPv4 header; one read from an IPv6 one starts after the IPv6 header and its
+ * extension headers (the kernel strips them: for protocol 41, the inner packet). Tries to raise
+ * the receive buffer to 4 MiB (SO_RCVBUFFORCE, then SO_RCVBUF; failure is ignored). Returns the
+ * fd or -errno.
  */
-int lvs_raw_open_proto(int protocol);
+int lvs_raw_open_proto(int protocol, int ipv6);
 
 /*
  * Receive up to `max_count` datagrams from a non-blocking socket with recvmmsg(MSG_DONTWAIT).

@@ -23,11 +23,12 @@ import { decapInterfaces, KernelDecap } from '../realserver/kernel-decap';
 import { setupTun } from '../realserver/tun-setup';
 import { currentNetns, type NetnsId, recordOrigin, removeRunDirIfEmpty } from '../run-dir';
 import { ipToU32 } from '../wire/addr';
+import { ipv6Words } from '../wire/addr6';
 
 const VERSION = '0.1.0';
 
 const HELP = `Usage: lvs-realserver dr  --vip A.B.C.D|IPV6[,...] [--state FILE]
-       lvs-realserver tun --vip A.B.C.D[,...] [--dev NAME] [--state FILE]
+       lvs-realserver tun --vip A.B.C.D|IPV6[,...] [--dev NAME] [--state FILE]
        lvs-realserver dr|tun --down [--state FILE]
 
 lvs-realserver prepares this host to be a real server behind an lvs-ts (or kernel IPVS)
@@ -42,15 +43,16 @@ director, for the forwarding methods in which the real server owns the virtual I
         device that owns the VIPs, turns rp_filter off on it and on all, and decapsulates
         each IP-in-IP datagram whose inner destination is a VIP: in the kernel, by an eBPF
         program at the ingress of every interface (what it cannot take: fragments, outer
-        options, ECN CE), else in user space, writing the inner packet into the TUN. This
-        host answers the client directly, from the VIP. Prints its packet counters on exit.
+        options, ECN CE), else in user space, writing the inner packet into the TUN; an IPv6
+        VIP's IPv6-in-IPv6 datagrams in user space. This host answers the client directly,
+        from the VIP. Prints its packet counters on exit.
 
 It stays in the foreground, prints each change it makes, and undoes all of them on SIGINT,
 SIGTERM or SIGHUP. The changes are recorded in a state file, so that --down (or the next
 start) undoes what a killed run left behind.
 
 Options:
-  --vip A.B.C.D[,...]  the virtual IP addresses (repeatable; dr: IPv6 too)
+  --vip A.B.C.D[,...]  the virtual IP addresses, IPv4 or IPv6 (repeatable)
   --dev NAME           tun: the TUN device to create (default: lvsrs0)
   --user-space         tun: decapsulate in user space only, loading no eBPF program
   --state FILE         where the changes are recorded (default: realserver-<mode>.state in
@@ -152,7 +154,7 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
   const stop = stopSignal();
   const keepAlive = setInterval(() => {}, 1 << 30);
   let code = 0;
-  let loop: DecapLoop | undefined;
+  const loops: DecapLoop[] = [];
   let kernel: KernelDecap | null = null;
   let changes: HostChanges | undefined;
   let lock: InstanceLock | undefined;
@@ -167,11 +169,16 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
     } else {
       const native = loadNative();
       const tunFd = await setupTun(changes, ops, log, { openTun, closeFd }, cmd.dev, cmd.vips);
-      loop = DecapLoop.open(native, tunFd, cmd.vips.map(ipToU32));
-      loop.start((err) => log.warn(`decapsulation: ${(err as Error)?.message ?? String(err)}`));
-      if (!cmd.userSpace) {
+      const vips4 = cmd.vips.filter((v) => !v.includes(':')).map(ipToU32);
+      const vips6 = cmd.vips.flatMap((v) => ipv6Words(v) ?? []);
+      const onError = (err: unknown) => log.warn(`decapsulation: ${(err as Error)?.message ?? String(err)}`);
+      if (vips4.length > 0) loops.push(DecapLoop.open(native, tunFd, vips4));
+      // IPv6-in-IPv6, in user space (the eBPF decapsulator takes IPv4 outer headers only).
+      if (vips6.length > 0) loops.push(DecapLoop.open6(native, tunFd, vips6));
+      for (const loop of loops) loop.start(onError);
+      if (!cmd.userSpace && vips4.length > 0) {
         const ifnames = decapInterfaces(await ops.ip(['-j', 'link', 'show']), cmd.dev);
-        kernel = KernelDecap.open(native, cmd.vips.map(ipToU32), ifnames, (msg) => log.warn(msg));
+        kernel = KernelDecap.open(native, vips4, ifnames, (msg) => log.warn(msg));
         if (kernel !== null) log.info(`decapsulating in the kernel on ${kernel.links.map((l) => l.ifname).join(', ')}`);
       }
     }
@@ -186,12 +193,12 @@ async function up(cmd: Extract<RealserverCommand, { kind: 'up' }>, ops: HostOps)
         log.info(`decapsulated ${kernel.count} IP-in-IP datagrams in the kernel`);
         kernel.close();
       }
-      loop?.close();
+      for (const loop of loops) loop.close();
       await changes?.undoAll();
     } catch (err) {
       code = fail(`undo failed: ${(err as Error).message}`);
     }
-    if (loop !== undefined) for (const line of loop.summary()) log.info(line);
+    for (const loop of loops) for (const line of loop.summary()) log.info(line);
     if (lock !== undefined) {
       lock.release();
       removeRunDirIfEmpty(dirname(cmd.stateFile));

@@ -342,8 +342,6 @@ export class Balancer {
     if (spec.fwd === FWD_TUNNEL && spec.tunType !== TUN_TYPE_IPIP) {
       throw new InvalidError('only the ipip tunnel type is supported');
     }
-    // IPv6 real servers are reached by NAT and DR so far.
-    if (a.af === AF_INET6 && spec.fwd === FWD_TUNNEL) afNotSupported();
     return a;
   }
 
@@ -424,6 +422,12 @@ export class Balancer {
   /** A router's frag-needed error about a tunnel packet from `src` to `dst` (DestPaths.notePathMtu). */
   notePathMtu(dst: number, src: number, mtu: number, now = Date.now()): void {
     this.paths.notePathMtu(dst, src, mtu, now);
+    this.plane.tableChanged();
+  }
+
+  /** A router's packet too big about an IPv6 tunnel packet (DestPaths.notePathMtu6). */
+  notePathMtu6(dst: Uint32Array, src: Uint32Array, mtu: number, now = Date.now()): void {
+    this.paths.notePathMtu6(dst, src, mtu, now);
     this.plane.tableChanged();
   }
 

@@ -18,6 +18,7 @@
 
 import type { DataPlane } from '../core/data-plane';
 import { AF_INET6, type Dest, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL } from '../ip-vs';
+import { formatIpv6Words } from '../wire/addr6';
 import { ETH, ETH_ALEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ethernetHeader } from '../wire/ethernet';
 import { type DestPath, type HostAddr, type HostNet, hostAddr, hostAddrText } from './host-net';
 
@@ -48,7 +49,8 @@ function refCount(counts: Map<HostAddr, number>, addr: HostAddr, delta: number):
  * encapsulated packet to the next hop's MAC, sparing the kernel's IP output per segment).
  */
 function framedMethod(dest: Dest): boolean {
-  return dest.fwd === FWD_DROUTE || dest.fwd === FWD_TUNNEL;
+  // IPv6 tunnel packets go through the kernel's forward (xmit/ipv6.ts): no MAC needed.
+  return dest.fwd === FWD_DROUTE || (dest.fwd === FWD_TUNNEL && dest.addr6 === null);
 }
 
 export class DestPaths {
@@ -63,7 +65,7 @@ export class DestPaths {
   /** How each server address was last fully resolved (interface, our MAC there, when). */
   private readonly resolved = new Map<HostAddr, { dev: string; devMac: Buffer; nextHop: number; at: number }>();
   /** Path MTUs learnt from routers' frag-needed errors, by tunnel destination, until they age out. */
-  private readonly learntMtu = new Map<number, { mtu: number; until: number }>();
+  private readonly learntMtu = new Map<HostAddr, { mtu: number; until: number }>();
   private refreshing = false;
 
   constructor(
@@ -153,9 +155,10 @@ export class DestPaths {
       return;
     }
     this.resolved.set(addr, { dev: path.dev, devMac: path.devMac, nextHop: path.nextHop ?? dest.addr, at: now });
-    const learnt = dest.addr6 === null ? this.learntMtu.get(dest.addr) : undefined;
+    const learnt = dest.fwd === FWD_TUNNEL ? this.learntMtu.get(addr) : undefined;
     dest.mtu = learnt !== undefined && learnt.until > now ? Math.min(path.mtu, learnt.mtu) : path.mtu;
     dest.tunSrc = path.src;
+    dest.tunSrc6 = path.src6 ?? null;
     if (dest.fwd === FWD_MASQ) await this.steerNat(addr, path.dev);
     if (!framed) return;
     dest.l2Dev = this.plane.openFrameDev(path.dev);
@@ -236,14 +239,26 @@ export class DestPaths {
    * frag-needed), and remember it for PMTU_AGE_MS, as the kernel remembers learnt PMTUs.
    */
   notePathMtu(dst: number, src: number, mtu: number, now = Date.now()): void {
+    this.lowerTunnelMtu((d) => d.addr6 === null && d.addr === dst && d.tunSrc === src, dst, mtu, now);
+  }
+
+  /** notePathMtu for IPv6-in-IPv6 packets from `src` to `dst` (four host-order words each). */
+  notePathMtu6(dst: Uint32Array, src: Uint32Array, mtu: number, now = Date.now()): void {
+    const same = (a: Uint32Array | null, b: Uint32Array) =>
+      a !== null && a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
+    this.lowerTunnelMtu((d) => same(d.addr6, dst) && same(d.tunSrc6, src), formatIpv6Words(dst), mtu, now);
+  }
+
+  /** Lower the path MTU of the TUN dests `match` picks to `mtu`, and remember it for `addr`. */
+  private lowerTunnelMtu(match: (d: Dest) => boolean, addr: HostAddr, mtu: number, now: number): void {
     let matched = false;
     for (const svc of this.plane.services.list) {
       for (const dest of svc.dests) {
-        if (dest.fwd !== FWD_TUNNEL || dest.addr !== dst || dest.tunSrc !== src) continue;
+        if (dest.fwd !== FWD_TUNNEL || !match(dest)) continue;
         matched = true;
         if (mtu < dest.mtu) dest.mtu = mtu;
       }
     }
-    if (matched) this.learntMtu.set(dst, { mtu, until: now + PMTU_AGE_MS });
+    if (matched) this.learntMtu.set(addr, { mtu, until: now + PMTU_AGE_MS });
   }
 }

@@ -25,6 +25,8 @@ export interface DestPath {
   dev: string;
   /** The director's source address towards it (the outer source of tunnelled packets). */
   src: number;
+  /** The same for an IPv6 server: four host-order words. */
+  src6?: Uint32Array;
   /** Path MTU towards it: the route's (a learnt PMTU or a configured one), else the interface's. */
   mtu: number;
   /** The interface's own MAC address (6 bytes). */

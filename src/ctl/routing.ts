@@ -39,7 +39,7 @@ import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { type NetnsId, recordOrigin } from '../run-dir';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
-import { isIpv6Text, parseIpv6 } from '../wire/addr6';
+import { ipv6Words, isIpv6Text, parseIpv6 } from '../wire/addr6';
 import { type DestPath, type HostAddr, type HostNet, hostAddrText } from './host-net';
 import {
   addRuleBeforeLocal,
@@ -540,6 +540,7 @@ export class IpRouteNet implements HostNet {
       mtu: route.metrics?.find((m) => m.mtu !== undefined)?.mtu ?? link.mtu,
       devMac: link.mac,
     };
+    if (v6) path.src6 = ipv6Words(route.prefsrc) ?? undefined;
     if (typeof addr === 'number') {
       path.nextHop = route.gateway !== undefined && isValidIpv4(route.gateway) ? ipToU32(route.gateway) : addr;
     }

@@ -22,7 +22,7 @@ import { EST_INTERVAL_MS } from '../ctl/estimator';
 import { type HostNet, NoHostNet } from '../ctl/host-net';
 import { type InstanceLock, lockInstance } from '../ctl/instance-lock';
 import { findProgram } from '../ctl/ip-cmd';
-import { parseTunnelFragNeeded, smallestLinkMtu } from '../ctl/pmtu';
+import { parseTunnelFragNeeded, parseTunnelPacketTooBig, smallestLinkMtu } from '../ctl/pmtu';
 import { defaultSocket, type ServiceKey, socketPath } from '../ctl/protocol';
 import { IpRouteNet } from '../ctl/routing';
 import { ControlServer, socketAlive } from '../ctl/server';
@@ -30,7 +30,7 @@ import type { SysctlDef } from '../ctl/sysctl';
 import { type KeepalivedConf, keepalivedConfOf, readKeepalivedTree } from '../health/keepalived-conf';
 import { HealthMonitor, type HealthTarget } from '../health/monitor';
 import { ProbeThread } from '../health/probe-thread';
-import { IPPROTO_ICMP } from '../ip-vs';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6 } from '../ip-vs';
 import { startMetricsServer } from '../metrics/server';
 import { attachIpipGso, closeFd, MARK_DEV_PREFIX, NativeIo } from '../native/native-io';
 import { Slab } from '../native/packet-io';
@@ -127,6 +127,7 @@ export class Daemon {
   private readonly probes: ProbeThread;
   private readonly health: HealthMonitor | undefined;
   private readonly icmpIn: RawReceiver;
+  private readonly icmp6In: RawReceiver;
   private readonly estTicker: NodeJS.Timeout;
   private readonly ticker: NodeJS.Timeout;
   private metrics: Server | undefined;
@@ -282,6 +283,14 @@ export class Daemon {
         parseTunnelFragNeeded(buf, off, len, (dst, src, mtu) => balancer.notePathMtu(dst, src, mtu));
       },
       (err) => log(`ICMP receiver: ${(err as Error).message}`),
+    );
+    this.icmp6In = new RawReceiver(
+      IPPROTO_ICMPV6,
+      (buf, off, len) => {
+        parseTunnelPacketTooBig(buf, off, len, (dst, src, mtu) => balancer.notePathMtu6(dst, src, mtu));
+      },
+      (err) => log(`ICMPv6 receiver: ${(err as Error).message}`),
+      true,
     );
     // The rate estimators run every 2 s, as the kernel's (ip_vs_est).
     this.estTicker = setInterval(() => balancer.estimators.tickAll(), EST_INTERVAL_MS);
@@ -479,6 +488,7 @@ export class Daemon {
     this.io?.close();
     await this.multi?.close().catch((err: Error) => log(`engines: ${err.message}`));
     this.icmpIn.close();
+    this.icmp6In.close();
     if (this.routing) await this.routing.teardown().catch((err: Error) => log(`teardown: ${err.message}`));
     this.lock.release();
     removeRunDirIfEmpty(dirname(this.sock));

@@ -140,10 +140,11 @@ export interface LvsNative {
    */
   sendFrames(fd: number, slab: Buffer, offs: Uint32Array, lens: Uint32Array, count: number, vnetLen: number): number;
   /**
-   * Raw IPv4 socket that receives IP protocol `protocol` (e.g. 4, IP-in-IP), non-blocking, receive
-   * buffer raised to 4 MiB if allowed. Each datagram read from it starts with its IPv4 header.
+   * Raw socket that receives IP protocol `protocol` (e.g. 4, IP-in-IP), non-blocking, receive
+   * buffer raised to 4 MiB if allowed: IPv4, each datagram read starting with its IPv4 header; or
+   * with `ipv6` IPv6, each starting after the IPv6 headers (protocol 41: the inner packet).
    */
-  rawOpenProto(protocol: number): number;
+  rawOpenProto(protocol: number, ipv6: boolean): number;
   /**
    * recvmmsg datagrams until EAGAIN or `maxCount`: datagram i at `i * slotSize + headroom`, length
    * in `lens[i]`; a datagram longer than `slotSize - headroom` is reported with length 0 (drop it).

@@ -1,6 +1,7 @@
-// A receive-only raw IPv4 socket for one IP protocol, read in batches whenever it is readable;
-// each datagram (IPv4 header included) is handed to `onPacket` as a view into a reused slab.
-// lvsd uses one for ICMP, to learn path MTUs towards TUN real servers from routers' errors.
+// A receive-only raw socket for one IP protocol, read in batches whenever it is readable; each
+// datagram (an IPv4 one with its IPv4 header; an IPv6 one without its IPv6 headers, as IPv6 raw
+// sockets hand them over) is handed to `onPacket` as a view into a reused slab. lvsd uses one for
+// ICMP and one for ICMPv6, to learn path MTUs towards TUN real servers from routers' errors.
 
 import { loadNative, type WatchHandle } from './addon';
 
@@ -18,9 +19,10 @@ export class RawReceiver {
     protocol: number,
     onPacketShared: (buf: Buffer, off: number, len: number) => void,
     onError: (err: unknown) => void,
+    ipv6 = false,
   ) {
     const native = loadNative();
-    const fd = native.rawOpenProto(protocol);
+    const fd = native.rawOpenProto(protocol, ipv6);
     this.fd = fd;
     this.watcher = native.watch(
       fd,

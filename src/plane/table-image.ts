@@ -32,6 +32,7 @@ export interface DestImage {
   l2Dev: number;
   l2Header: Uint8Array | null;
   tunSrc: number;
+  tunSrc6: Uint32Array | null;
   mtu: number;
   noRoute: boolean;
   /** Dest.shared (a SharedArrayBuffer view): the same counts and flags in every engine. */
@@ -111,6 +112,7 @@ export function tableImage(
         l2Dev: d.l2Dev,
         l2Header: d.l2Header,
         tunSrc: d.tunSrc,
+        tunSrc6: d.tunSrc6,
         mtu: d.mtu,
         noRoute: d.noRoute,
         shared: d.shared,
@@ -156,6 +158,7 @@ function copyDest(d: Dest, i: DestImage): void {
   d.l2Dev = i.l2Dev;
   d.l2Header = i.l2Header === null ? null : Buffer.from(i.l2Header.buffer, i.l2Header.byteOffset, i.l2Header.length);
   d.tunSrc = i.tunSrc;
+  d.tunSrc6 = i.tunSrc6;
   d.mtu = i.mtu;
   d.noRoute = i.noRoute;
 }

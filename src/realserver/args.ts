@@ -1,7 +1,7 @@
 // lvs-realserver's command line, parsed into a typed command (the CLI acts on nothing else).
 //
 //   lvs-realserver dr  --vip A.B.C.D|IPV6[,...] [--state FILE]
-//   lvs-realserver tun --vip A.B.C.D[,...] [--dev NAME] [--state FILE]
+//   lvs-realserver tun --vip A.B.C.D|IPV6[,...] [--dev NAME] [--state FILE]
 //   lvs-realserver dr|tun --down [--state FILE]
 
 import { join, resolve } from 'node:path';
@@ -58,17 +58,14 @@ function vip6Problem(b: Uint8Array): string | undefined {
   return undefined;
 }
 
-/**
- * "a,b" and repeated --vip options -> distinct validated addresses, in order: dotted quads, and
- * in dr mode (`v6`) IPv6 addresses too, in their canonical text.
- */
-function parseVips(values: readonly string[], v6: boolean): string[] {
+/** "a,b" and repeated --vip options -> distinct validated addresses (IPv6 in its canonical text), in order. */
+function parseVips(values: readonly string[]): string[] {
   const out: string[] = [];
   for (const v of values) {
     for (const part of v.split(',')) {
       let vip = part.trim();
       if (vip === '') continue;
-      const b = v6 ? parseIpv6(vip) : null;
+      const b = parseIpv6(vip);
       if (b !== null) {
         const problem = vip6Problem(b);
         if (problem !== undefined) throw new UsageError(`invalid VIP ${vip}: it ${problem}`);
@@ -77,7 +74,7 @@ function parseVips(values: readonly string[], v6: boolean): string[] {
         continue;
       }
       if (!isValidIpv4(vip)) {
-        throw new UsageError(`invalid VIP ${JSON.stringify(vip)}: expected A.B.C.D${v6 ? ' or an IPv6 address' : ''}`);
+        throw new UsageError(`invalid VIP ${JSON.stringify(vip)}: expected A.B.C.D or an IPv6 address`);
       }
       const problem = vipProblem(ipToU32(vip));
       if (problem !== undefined) throw new UsageError(`invalid VIP ${vip}: it ${problem}`);
@@ -115,8 +112,7 @@ export function parseRealserverArgs(argv: readonly string[]): RealserverCommand 
     return { kind: 'down', mode, stateFile };
   }
 
-  // IPv6 VIPs: DR only so far (tunnels carry IPv4 in IPv4).
-  const vips = parseVips(values.vip ?? [], mode === 'dr');
+  const vips = parseVips(values.vip ?? []);
   if (vips.length === 0) throw new UsageError('missing --vip A.B.C.D[,...]');
   const dev = values.dev ?? DEFAULT_TUN_DEV;
   if (!IFNAME.test(dev)) throw new UsageError(`invalid device name ${JSON.stringify(dev)}: 1..15 of A-Z a-z 0-9 _ . -`);

@@ -78,7 +78,21 @@ const ECN_MASK = 0x03;
 const ECN_NOT_ECT = 0x00;
 const ECN_CE = 0x03;
 
-export class Decapsulator {
+/** What the decapsulation loop needs of a decapsulator (this IPv4 one, or decap6.ts's). */
+export interface InnerDecider {
+  /** Count and return the verdict on buf[off, off + len); on DECAP_OK the fields below are set. */
+  decide(buf: Buffer, off: number, len: number): DecapVerdict;
+  innerOff: number;
+  innerLen: number;
+  /** Where the inner packet's L4 header starts, from innerOff. */
+  innerHeaderLen: number;
+  /** The inner TCP checksum is partial (decap.ts's file comment). */
+  partial: boolean;
+  readonly partials: number;
+  readonly counters: Float64Array;
+}
+
+export class Decapsulator implements InnerDecider {
   private readonly vips: Uint32Array;
   private readonly outer = new Ipv4View();
   private readonly inner = new Ipv4View();

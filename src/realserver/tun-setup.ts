@@ -49,8 +49,9 @@ export async function setupTun(
   // on a LAN where the VIP is asked for (the director's own), this host would take the clients'
   // packets from the director, as a DR real server would without the same settings.
   hideVipsFromArp(changes);
-  // The VIPs as /32 on the TUN: the local stack owns them (delivers what we write in) and replies
-  // from them; a /32 adds no subnet route, so nothing is routed into the TUN.
-  for (const vip of vips) await changes.addAddress(`${vip}/32`, tun.name);
+  // The VIPs as /32 (IPv6: /128, without duplicate address detection, which would hold them
+  // back) on the TUN: the local stack owns them (delivers what we write in) and replies from
+  // them; a host prefix adds no subnet route, so nothing is routed into the TUN.
+  for (const vip of vips) await changes.addAddress(`${vip}/${vip.includes(':') ? 128 : 32}`, tun.name);
   return tun.fd;
 }

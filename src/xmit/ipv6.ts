@@ -6,6 +6,7 @@
 //             incrementally for the port and the four address words (IPv6 has no header checksum)
 //        out: source address → VIP, L4 sport → virtual port; likewise
 //   dr6:      nothing at L3/L4; a 14-byte Ethernet header (RS MAC, EtherType 0x86DD) prepended
+//   tunnel6:  nothing in the inner packet; a 40-byte outer IPv6 header (next header 41) prepended
 //   bypass6:  nothing
 // Every routed IPv6 packet is written back into the TUN (TX_DEV_TUN), and the director's kernel
 // forwards it: routes, neighbour discovery and the hop limit are its (a forwarded NAT packet's
@@ -19,7 +20,7 @@
 // answered by the kernel itself.
 
 import { A6_DEST, A6_VIRTUAL, ADDR6_WORDS } from '../conn/conn-table';
-import { FWD_DROUTE, FWD_MASQ, IPPROTO_ICMPV6 } from '../ip-vs';
+import { FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, IPPROTO_ICMPV6, IPPROTO_UDP } from '../ip-vs';
 import { TX_DEV_TUN } from '../native/packet-io';
 import { checksum, update16 } from '../wire/checksum';
 import { ETH } from '../wire/ethernet';
@@ -37,7 +38,7 @@ import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
 import type { Transmitter } from './common';
 import type { PacketContext } from './packet-context';
 import { unsupported } from './unsupported';
-import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_NO_SERVICE, TX } from './verdict';
+import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_NO_SERVICE, D_TOO_BIG, TX } from './verdict';
 
 /** The hop limit of what the director originates, as the kernel's default (64). */
 const HOP_LIMIT = 64;
@@ -244,10 +245,71 @@ export const dr6: Transmitter = {
   out: bypass6,
 };
 
-/** IPv6 transmitters by forwarding method: NAT and DR so far; the others drop as fwd_unsupported. */
+/** Finish the current IPv6 packet's partial L4 checksum (what a NIC does for CHECKSUM_PARTIAL). */
+function completeChecksum6(x: PacketContext): void {
+  const ip = x.ip6;
+  const start = ip.off + x.csumStart;
+  let c = checksum(ip.buf, start, ip.off + ip.totalLen - start);
+  if (c === 0 && ip.protocol === IPPROTO_UDP) c = 0xffff;
+  ip.buf.writeUInt16BE(c, start + x.csumOffset);
+  x.csumStart = 0;
+}
+
+/** The outer header of IPv6-in-IPv6. */
+const OUTER6 = IPV6.HEADER;
+/** IPv6 encapsulated in IPv6: the outer next header. */
+const IPPROTO_IPV6 = 41;
+
+/**
+ * IPv6-in-IPv6 tunnelling (ip_vs_tunnel_xmit_v6): a new outer IPv6 header (next header 41, from
+ * the director's address towards the real server, dest.tunSrc6, to the real server; the inner
+ * traffic class and hop limit) in front of the unchanged packet, written back into the TUN for
+ * the kernel to forward. An inner packet over the path MTU less the outer header is answered
+ * with packet too big; where that leaves less than IPv6's minimum MTU for the inner packet, the
+ * kernel's route lookup fails (IPv6 tunnels do not fragment), and so does this: too_big.
+ */
+export const tunnel6: Transmitter = {
+  in(x: PacketContext, _c: number): number {
+    const dest = x.dest;
+    const src = dest.tunSrc6;
+    if (dest.noRoute || src === null) return D_NO_ROUTE;
+    const ip = x.ip6;
+    const len = ip.totalLen;
+    const mtu = dest.mtu - OUTER6;
+    if (len > mtu) {
+      if (mtu < IPV6_MIN_MTU) return D_TOO_BIG;
+      sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, mtu);
+      return D_FRAG_NEEDED;
+    }
+    if (x.csumStart !== 0) completeChecksum6(x);
+    const buf = ip.buf;
+    const off = ip.off - OUTER6;
+    buf.writeUInt32BE((0x60000000 | (ip.trafficClass << 20)) >>> 0, off + IPV6.VER_TC_FL);
+    buf.writeUInt16BE(len, off + IPV6.PAYLOAD_LEN);
+    buf[off + IPV6.NEXT_HEADER] = IPPROTO_IPV6;
+    // The kernel's forward takes one off: the outer hop limit arrives as the inner one.
+    buf[off + IPV6.HOP_LIMIT] = Math.min(255, ip.hopLimit + 1);
+    const a6 = dest.addr6!;
+    for (let i = 0; i < 4; i++) {
+      buf.writeUInt32BE(src[i], off + IPV6.SRC + 4 * i);
+      buf.writeUInt32BE(a6[i], off + IPV6.DST + 4 * i);
+    }
+    const vnet = x.vnetHdr;
+    if (vnet !== 0) writeVnetHdr(buf, off - vnet, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+    x.outOff = off - vnet;
+    x.outLen = vnet + OUTER6 + len;
+    x.outDev = TX_DEV_TUN;
+    return TX;
+  },
+  // Only NAT handles replies; anything else from the real server is forwarded as is.
+  out: bypass6,
+};
+
+/** IPv6 transmitters by forwarding method (LOCALNODE and BYPASS drop as fwd_unsupported). */
 export const TRANSMITTERS6: readonly Transmitter[] = (() => {
   const t: Transmitter[] = [unsupported, unsupported, unsupported, unsupported, unsupported];
   t[FWD_MASQ] = nat6;
   t[FWD_DROUTE] = dr6;
+  t[FWD_TUNNEL] = tunnel6;
   return t;
 })();

@@ -166,3 +166,43 @@ describe.skipIf(why !== undefined)('IPv6 direct routing through lvsd', () => {
     expect(t.upload).toMatch(new RegExp(`^rs[12] got ${MIB}\\n$`));
   });
 });
+
+describe.skipIf(why !== undefined)('IPv6-in-IPv6 tunnelling through lvsd', () => {
+  const lab = new Lab('v6t');
+  const TUN1 = '2001:db8:10::1';
+  const TUN2 = '2001:db8:10::2';
+
+  beforeAll(async () => {
+    // The real servers' LAN has an MTU of 1400, which only the router before it knows.
+    await lab.up('tun', { IPV6: '1', RS_MTU: '1400' });
+    await lab.startRealservers('tun', VIP);
+    await lab.startHttpServers(80, '::');
+    await lab.startLvsd();
+    await lab.addVirtualService(['-t', `${URL_VIP}:80`], [`[${TUN1}]:80`, `[${TUN2}]:80`], '-i');
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('reaches both real servers through IPv6-in-IPv6, decapsulated by lvs-realserver', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const r = await lab.curl(`http://${URL_VIP}/`);
+      expect(r.code, r.stderr).toBe(0);
+      seen.add(r.stdout.trim());
+    }
+    expect([...seen].sort()).toEqual(['rs1', 'rs2']);
+    expect(await lab.lvsadmOk('-L', '-n')).toContain(`  -> ${`[${TUN1}]:80`.padEnd(28)} Tunnel  1      `);
+  });
+
+  it('learns the tunnel path MTU from the router and tells the client: 1 MiB both ways, identical', async () => {
+    const t = await lab.transfer(URL_VIP, MIB, 20);
+    expect(t.got).toBe(t.want);
+    expect(t.upload).toMatch(new RegExp(`^rs[12] got ${MIB}\\n$`));
+    // The router's packet too big (1400, about the tunnel packets) became one to the client:
+    // 1400 less the outer header.
+    const route = await lab.exec(lab.client, ['ip', '-6', 'route', 'get', VIP]);
+    expect(route.stdout).toMatch(/mtu 1360/);
+  });
+});

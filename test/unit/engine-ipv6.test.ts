@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LIST_FORMAT, type ListFormat } from '../../src/cli/lvsadm-args';
 import { formatConnections } from '../../src/cli/lvsadm-format';
-import { FWD_DROUTE, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
+import { FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, IPPROTO_TCP, IPPROTO_UDP, SVC_F_PERSISTENT } from '../../src/ip-vs';
 import { formatConnFiles } from '../../src/procfs/conns';
+import { ipv6Words } from '../../src/wire/addr6';
 import { Ipv6View } from '../../src/wire/ipv6';
 import { V_OK } from '../../src/wire/verdict';
 import { mayAnswer6 } from '../../src/xmit/ipv6';
@@ -237,5 +238,43 @@ describe('engine: IPv6 direct routing', () => {
     await d.balancer.addDest(svc, destSpec(RS6A, 80, { fwd: FWD_DROUTE }));
     expect(d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 }))).toHaveLength(0);
     expect(drops(d)).toEqual({ neigh_miss: 1 });
+  });
+});
+
+describe('engine: IPv6-in-IPv6 tunnelling', () => {
+  async function tunDirector(mtu: number): Promise<TestDirector> {
+    const d = director();
+    d.host.paths.set(RS6A, { dev: 'eth1', src: 0, src6: ipv6Words('2001:db8::fe')!, mtu, devMac: DEV_MAC });
+    const svc = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 80, { fwd: FWD_TUNNEL }));
+    return d;
+  }
+
+  it('puts an outer IPv6 header (next header 41, director → real server) in front of the unchanged packet', async () => {
+    const d = await tunDirector(1500);
+    const syn = tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, hopLimit: 63 });
+    const [out] = d.send(syn);
+    const o = decode6(out);
+    expect(o).toMatchObject({ src: '2001:db8::fe', dst: RS6A, nextHeader: 41, hopLimit: 64 });
+    expect(out.subarray(40)).toEqual(syn);
+    expect(d.connections()[0]).toMatchObject({ daddr: RS6A, state: 'SYN_RECV' });
+  });
+
+  it('answers packet too big with the path MTU less the outer header, and learns it from a router', async () => {
+    const d = await tunDirector(1500);
+    d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 }));
+    const big = () =>
+      tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, flags: 'A', payload: Buffer.alloc(1400) });
+    expect(decode6(d.send(big())[0]).nextHeader).toBe(41);
+    // A router beyond reports 1400 for the tunnel packets: the next big one gets 1360.
+    d.balancer.notePathMtu6(ipv6Words(RS6A)!, ipv6Words('2001:db8::fe')!, 1400);
+    const [ptb] = d.send(big());
+    expect(decode6(ptb)).toMatchObject({ src: VIP6, dst: CLIENT6, type: 2, rest: 1360, checksumOk: true });
+    // A path that leaves less than IPv6's minimum MTU inside the tunnel: dropped, as the kernel's.
+    const n = await tunDirector(1300);
+    n.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 }));
+    expect(n.send(big())).toHaveLength(0);
+    expect(drops(n)).toEqual({ too_big: 1 });
   });
 });

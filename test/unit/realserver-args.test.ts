@@ -94,7 +94,6 @@ describe('parseRealserverArgs: refused command lines', () => {
     [['dr', '--vip', 'fe80::1'], /invalid VIP fe80::1: it is a link-local address/],
     [['dr', '--vip', 'ff02::1'], /invalid VIP ff02::1: it is not a unicast address/],
     [['dr', '--vip', '::1'], /invalid VIP ::1: it is the unspecified or loopback address/],
-    [['tun', '--vip', '2001:db8::1'], /invalid VIP "2001:db8::1": expected A.B.C.D$/],
     [['dr', '--vip', '1.2.3'], /invalid VIP "1.2.3"/],
     [['dr', '--vip', '1.2.3.4,010.0.0.1'], /invalid VIP "010.0.0.1"/],
     [['dr', '--vip', '127.0.0.2'], /loopback/],

@@ -505,7 +505,7 @@ async function frameDevices(io) {
  * reported with length 0.
  */
 async function ipipReceive() {
-  const fd = addon.rawOpenProto(IPPROTO_IPIP);
+  const fd = addon.rawOpenProto(IPPROTO_IPIP, false);
   const slotSize = 2048;
   const headroom = 64;
   const slab = Buffer.alloc(8 * slotSize);
@@ -560,7 +560,7 @@ async function ipipReceive() {
     innerDst: received.map((b) => dotted(b, 20 + 16)),
     extra,
     truncated: { count: truncatedCount, len: smallLens[0] },
-    badProtocol: describeError(() => addon.rawOpenProto(256)),
+    badProtocol: describeError(() => addon.rawOpenProto(256, false)),
   };
 }
 
