@@ -16,6 +16,13 @@ export const IPPROTO_ICMPV6 = 58;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
+/** Words per IPv6 connection (ConnTable's wide `addr6`): the client, virtual and dest addresses. */
+export const ADDR6_WORDS = 12;
+/** Where each address starts within a connection's ADDR6_WORDS (and within an insert6 key). */
+export const A6_CLIENT = 0;
+export const A6_VIRTUAL = 4;
+export const A6_DEST = 8;
+
 /**
  * The fold of an IPv6 address held as four host-order words at w[off]: the words XORed, what
  * the kernel's sh, dh, lblc, lblcr and mh hash, and what lvs-ts's numeric keys of IPv6

@@ -11,6 +11,7 @@
 //                           (a length change is recorded for the sequence fix-ups: seq-adjust.ts)
 //                           and "229 ...(|||p|)" kept; either makes the client's data connection
 //                           expected: <client:any, VIP:p -> RIP:p> (no client port yet).
+//   over IPv6 (in6, out6):  EPSV and EPRT |2|...| only, as ip_vs_ftp takes them; no rewrite.
 //
 // Expected data connections are controlled by the control connection (it lives while they do)
 // and are listed by -L -c like any other. Only ESTABLISHED control connections are inspected.
@@ -19,13 +20,24 @@
 // acks of the packet are fixed for the resizes afterwards, by the engine (seq-adjust.ts
 // shiftSeqIn/shiftSeqOut), as for any connection with fix-ups.
 
-import { CONN_F_OUT_SEQ } from '../ip-vs';
+import { A6_CLIENT, A6_DEST, ADDR6_WORDS, CONN_F_OUT_SEQ } from '../ip-vs';
 import { TCP_S_ESTABLISHED } from '../proto/tcp-states';
 import { IPV4 } from '../wire/ipv4';
 import { TcpView } from '../wire/tcp';
 import { completeChecksum } from '../xmit/common';
+import { completeChecksum6 } from '../xmit/ipv6';
 import type { PacketContext } from '../xmit/packet-context';
-import { FTP_NOT_PASSIVE, FtpMatch, find227, find229, findEprt, findPort, isPasv, rewriteAddrPort } from './ftp';
+import {
+  FTP_NOT_PASSIVE,
+  FtpMatch,
+  find227,
+  find229,
+  findEprt,
+  findEprt6,
+  findPort,
+  isPasv,
+  rewriteAddrPort,
+} from './ftp';
 import { SEQ_OUT, SeqAdjust } from './seq-adjust';
 
 export const DEFAULT_FTP_PORTS: readonly number[] = [21];
@@ -40,9 +52,27 @@ export interface FtpExpect {
   expectConn(c: number, caddr: number, cport: number, vport: number, daddr: number, dport: number): void;
 }
 
+/** Where the helper's expected data connections of IPv6 control connections are made. */
+export interface FtpExpect6 {
+  /** FtpExpect's expectConn with IPv6 addresses: four words each at caddr[cOff], daddr[dOff]. */
+  expectConn(
+    c: number,
+    caddr: Uint32Array,
+    cOff: number,
+    cport: number,
+    vport: number,
+    daddr: Uint32Array,
+    dOff: number,
+    dport: number,
+  ): void;
+}
+
 export class FtpHelper {
-  /** Virtual ports whose NAT connections the helper is bound to. */
-  readonly ports = new Set<number>(DEFAULT_FTP_PORTS);
+  constructor(
+    /** Virtual ports whose NAT connections the helper is bound to (an IPv6 helper shares the IPv4 one's). */
+    readonly ports = new Set<number>(DEFAULT_FTP_PORTS),
+  ) {}
+
   readonly seq = new SeqAdjust();
   /** Per connection: a PASV/EPSV command was seen and its reply is awaited. */
   private passive = new Uint8Array(1024);
@@ -115,6 +145,55 @@ export class FtpHelper {
       this.counts.epsv++;
       expect.expectConn(c, conns.caddr[c], 0, m.port, conns.daddr[c], m.port);
     }
+  }
+
+  /**
+   * A client's packet of IPv6 FTP control connection c (ip_vs_ftp_in for AF_INET6): `EPSV`
+   * marks it passive; `EPRT |2|addr|port|` expects the real server's data connection from its
+   * port 20 to the client. Nothing is rewritten.
+   */
+  in6(x: PacketContext, c: number, expect: FtpExpect6): void {
+    const conns = x.conns6;
+    const tcp = this.pointAt6(x);
+    const len = tcp.payloadLen;
+    if (len === 0 || conns.state[c] !== TCP_S_ESTABLISHED) return;
+    const buf = x.ip6.buf;
+    const off = tcp.payloadOffset;
+    const pasv = isPasv(buf, off, len, true) !== FTP_NOT_PASSIVE;
+    this.setPassive(c, pasv ? 1 : 0);
+    if (pasv) return;
+    const m = this.match;
+    if (!findEprt6(buf, off, len, m)) return;
+    this.counts.eprt++;
+    const at = c * ADDR6_WORDS;
+    expect.expectConn(c, m.addr6, 0, m.port, conns.vport[c] - 1, conns.addr6, at + A6_DEST, conns.dport[c] - 1);
+  }
+
+  /**
+   * A real server's packet of IPv6 FTP control connection c (ip_vs_ftp_out for AF_INET6): on a
+   * passive connection, "229 ...(|||port|)" expects the client's data connection to that port.
+   * The reply names no address, so it is left as it is.
+   */
+  out6(x: PacketContext, c: number, expect: FtpExpect6): void {
+    const conns = x.conns6;
+    const tcp = this.pointAt6(x);
+    const len = tcp.payloadLen;
+    if (len === 0 || conns.state[c] !== TCP_S_ESTABLISHED || c >= this.passive.length || this.passive[c] === 0) {
+      return;
+    }
+    const m = this.match;
+    if (!find229(x.ip6.buf, tcp.payloadOffset, len, m)) return;
+    this.counts.epsv++;
+    const at = c * ADDR6_WORDS;
+    expect.expectConn(c, conns.addr6, at + A6_CLIENT, 0, m.port, conns.addr6, at + A6_DEST, m.port);
+  }
+
+  /** The TCP view on the current IPv6 packet, its checksum complete. */
+  private pointAt6(x: PacketContext): TcpView {
+    if (x.csumStart !== 0) completeChecksum6(x);
+    const ip = x.ip6;
+    this.tcp.reset(ip.buf, ip.off + ip.l4Offset, ip.l4Len);
+    return this.tcp;
   }
 
   /** The TCP view on the current packet, its checksum complete. */

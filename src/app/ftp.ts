@@ -1,13 +1,15 @@
 // FTP control-channel parsing and rewriting for the FTP application helper (ip_vs_ftp): pure
 // functions over a payload region buf[off, off + len) of a TCP segment, with no string
-// conversion, no allocation and no throw on the packet path. Numbers are parsed by hand from
-// ASCII digits.
+// conversion, no allocation and no throw on the packet path (findEprt6 makes one string of the
+// address text of an IPv6 EPRT command it finds). Numbers are parsed by hand from ASCII digits.
 //
 // What the helper needs to see (RFC 959, RFC 2428):
 //
 //   client -> server   PORT h1,h2,h3,h4,p1,p2<CR><LF>      active mode: the client listens
-//                      EPRT |1|a.b.c.d|port|<CR><LF>       the same, extended (IPv4 only here)
-//                      PASV<CR><LF>, EPSV[ 1]<CR><LF>      passive mode requested
+//                      EPRT |1|a.b.c.d|port|<CR><LF>       the same, extended
+//                      EPRT |2|ipv6-address|port|<CR><LF>  over IPv6 (findEprt6)
+//                      PASV<CR><LF>, EPSV[ 1]<CR><LF>      passive mode requested (over IPv6:
+//                                                          EPSV[ 2] only, isPasv's `v6`)
 //   server -> client   227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)
 //                      229 Entering Extended Passive Mode (|||port|)
 //
@@ -33,6 +35,8 @@
 // Results go into a caller-owned FtpMatch that is reused from packet to packet. `start`/`end` are
 // buffer offsets (not payload-relative) of the address text, ready for spliceText().
 
+import { ipv6Word, parseIpv6 } from '../wire/addr6';
+
 /** The result of a find*() call; one instance is reused for every packet. */
 export class FtpMatch {
   /** IPv4 address, host order uint32 (h1 is the top byte). 0 for a 229 reply. */
@@ -44,6 +48,8 @@ export class FtpMatch {
   end = 0;
   /** EPRT/229: the delimiter character code; 0 for PORT/227. */
   delim = 0;
+  /** findEprt6: the IPv6 address, four host-order words. */
+  readonly addr6 = new Uint32Array(4);
 }
 
 /** isPasv() results. */
@@ -63,8 +69,10 @@ const CH_LPAREN = 0x28;
 const CH_RPAREN = 0x29;
 const CH_COMMA = 0x2c;
 const CH_DOT = 0x2e;
+const CH_COLON = 0x3a;
 const CH_0 = 0x30;
 const CH_1 = 0x31;
+const CH_2 = 0x32;
 const CH_9 = 0x39;
 const CH_LOWER_A = 0x61;
 const CH_LOWER_Z = 0x7a;
@@ -258,6 +266,46 @@ export function findEprt(buf: Uint8Array, off: number, len: number, out: FtpMatc
   return false;
 }
 
+/** The longest IPv6 address text (an IPv4-mapped one written out in full). */
+const IPV6_TEXT_MAX = 45;
+
+/** One line at p: "EPRT" spaces d "2" d ipv6 d port d CR. */
+function eprt6At(buf: Uint8Array, p: number, end: number, out: FtpMatch): boolean {
+  if (!matchKeyword(buf, p, end, KW_EPRT)) return false;
+  let q = skipSpaces(buf, p + KW_EPRT.length, end);
+  if (q < 0) return false;
+  const d = buf[q];
+  if (!isDelim(d) || d === CH_COLON) return false;
+  if (end - q < 3 || buf[q + 1] !== CH_2 || buf[q + 2] !== d) return false;
+  const start = q + 3;
+  q = start;
+  while (q < end && buf[q] !== d && q - start <= IPV6_TEXT_MAX) q++;
+  if (q >= end || buf[q] !== d) return false;
+  // One string per EPRT command (not per packet): the address text through inet_pton's rules.
+  let text = '';
+  for (let i = start; i < q; i++) text += String.fromCharCode(buf[i]);
+  const b = parseIpv6(text);
+  if (b === null) return false;
+  q = readPort(buf, q + 1, end);
+  if (q < 0) return false;
+  const portEnd = q;
+  if (buf[q] !== d || q + 1 >= end || buf[q + 1] !== CH_CR) return false;
+  for (let i = 0; i < 4; i++) out.addr6[i] = ipv6Word(b, 0, i);
+  setMatch(out, 0, numValue, start, portEnd, d);
+  return true;
+}
+
+/**
+ * Finds a client `EPRT <d>2<d>ipv6-address<d>port<d><CR>` command (RFC 2428, IPv6) at a line
+ * start. On a match fills `out` (addr6, port, delim, start/end of the address and port text)
+ * and returns true.
+ */
+export function findEprt6(buf: Uint8Array, off: number, len: number, out: FtpMatch): boolean {
+  const end = regionEnd(buf, off, len);
+  for (let p = off; p < end; p = nextLine(buf, p, end)) if (eprt6At(buf, p, end, out)) return true;
+  return false;
+}
+
 /** One line at p: "227 " text with the first run of six comma-separated numbers. */
 function reply227At(buf: Uint8Array, p: number, end: number, out: FtpMatch): boolean {
   if (!matchKeyword(buf, p, end, KW_227)) return false;
@@ -318,29 +366,32 @@ export function find229(buf: Uint8Array, off: number, len: number, out: FtpMatch
   return false;
 }
 
-/** One line at p: FTP_PASV, FTP_EPSV or FTP_NOT_PASSIVE. */
-function passiveAt(buf: Uint8Array, p: number, end: number): number {
+/** One line at p: FTP_PASV, FTP_EPSV or FTP_NOT_PASSIVE (`v6`: of an IPv6 control connection). */
+function passiveAt(buf: Uint8Array, p: number, end: number, v6: boolean): number {
   if (matchKeyword(buf, p, end, KW_PASV)) {
+    // PASV answers with an IPv4 address: ip_vs_ftp takes it on IPv4 connections only.
     const q = p + KW_PASV.length;
-    return q < end && buf[q] === CH_CR ? FTP_PASV : FTP_NOT_PASSIVE;
+    return !v6 && q < end && buf[q] === CH_CR ? FTP_PASV : FTP_NOT_PASSIVE;
   }
   if (!matchKeyword(buf, p, end, KW_EPSV)) return FTP_NOT_PASSIVE;
   let q = p + KW_EPSV.length;
   if (q < end && buf[q] === CH_CR) return FTP_EPSV;
-  // "EPSV 1": IPv4 explicitly. "EPSV 2" (IPv6) and "EPSV ALL" (no 229 follows) are not passive.
+  // "EPSV 1" (IPv4) or "EPSV 2" (IPv6): the connection's own family only. "EPSV ALL" (no 229
+  // follows) is not passive.
   q = skipSpaces(buf, q, end);
-  if (q < 0 || q + 1 >= end || buf[q] !== CH_1 || buf[q + 1] !== CH_CR) return FTP_NOT_PASSIVE;
+  if (q < 0 || q + 1 >= end || buf[q] !== (v6 ? CH_2 : CH_1) || buf[q + 1] !== CH_CR) return FTP_NOT_PASSIVE;
   return FTP_EPSV;
 }
 
 /**
  * Whether buf[off, off + len) holds a passive-mode request at a line start: `PASV<CR>` gives
- * FTP_PASV; `EPSV<CR>` or `EPSV 1<CR>` gives FTP_EPSV; otherwise FTP_NOT_PASSIVE.
+ * FTP_PASV; `EPSV<CR>` or `EPSV 1<CR>` gives FTP_EPSV; otherwise FTP_NOT_PASSIVE. On an IPv6
+ * control connection (`v6`): `EPSV<CR>` or `EPSV 2<CR>` only.
  */
-export function isPasv(buf: Uint8Array, off: number, len: number): number {
+export function isPasv(buf: Uint8Array, off: number, len: number, v6 = false): number {
   const end = regionEnd(buf, off, len);
   for (let p = off; p < end; p = nextLine(buf, p, end)) {
-    const kind = passiveAt(buf, p, end);
+    const kind = passiveAt(buf, p, end, v6);
     if (kind !== FTP_NOT_PASSIVE) return kind;
   }
   return FTP_NOT_PASSIVE;

@@ -22,7 +22,7 @@
 //
 // Nothing here allocates per packet: lookups hash numbers and walk Int32Array chains.
 
-import { CONN_F_TEMPLATE, ipv6FoldWords } from '../ip-vs';
+import { A6_CLIENT, A6_DEST, A6_VIRTUAL, ADDR6_WORDS, CONN_F_TEMPLATE, ipv6FoldWords } from '../ip-vs';
 
 export const NIL = -1;
 const WHEEL_SLOTS = 1024;
@@ -33,12 +33,8 @@ const INITIAL_CAPACITY = 1024;
 const FREE = 0;
 const LIVE = 1;
 
-/** Words per connection of a wide table's `addr6`: the client, virtual and dest addresses. */
-export const ADDR6_WORDS = 12;
-/** Where each address starts within a connection's ADDR6_WORDS (and within an insert6 key). */
-export const A6_CLIENT = 0;
-export const A6_VIRTUAL = 4;
-export const A6_DEST = 8;
+/** A wide table's address layout (ip-vs.ts): ADDR6_WORDS per connection, A6_* within them. */
+export { A6_CLIENT, A6_DEST, A6_VIRTUAL, ADDR6_WORDS } from '../ip-vs';
 
 function same4(a: Uint32Array, aOff: number, b: Uint32Array, bOff: number): boolean {
   return (

@@ -5,6 +5,7 @@
 // One per connection table: the engine's IPv4 table, and its IPv6 one (path6.ts), whose new
 // connections are inserted with their full addresses.
 
+import type { FtpHelper } from '../app/ftp-helper';
 import { A6_DEST, type ConnInit, type ConnTable, NIL, newConnInit } from '../conn/conn-table';
 import {
   CONN_F_APP,
@@ -36,6 +37,9 @@ export class ConnLife {
   constructor(
     private readonly e: Engine,
     private readonly conns: ConnTable,
+    /** The FTP helper of this table's connections, and the expectations of its data connections. */
+    private readonly ftp: FtpHelper,
+    private readonly expect: { gone(c: number): void },
     private readonly key6: Uint32Array | null = null,
   ) {}
 
@@ -43,11 +47,8 @@ export class ConnLife {
   create(svc: Service, dest: Dest, h: ProtoHandler, pkt: PacketMeta): number {
     const e = this.e;
     const key6 = this.key6;
-    // The FTP helper binds to NAT TCP connections of a service on one of its ports (IPv4 only yet).
-    const app =
-      key6 === null && dest.fwd === FWD_MASQ && pkt.protocol === IPPROTO_TCP && e.ftp.ports.has(svc.port)
-        ? CONN_F_APP
-        : 0;
+    // The FTP helper binds to NAT TCP connections of a service on one of its ports.
+    const app = dest.fwd === FWD_MASQ && pkt.protocol === IPPROTO_TCP && this.ftp.ports.has(svc.port) ? CONN_F_APP : 0;
     const flags = dest.fwd | CONN_F_INACTIVE | (dest.fwd !== FWD_MASQ ? CONN_F_NOOUTPUT : 0) | app;
     const n = this.init;
     n.protocol = pkt.protocol;
@@ -72,7 +73,7 @@ export class ConnLife {
       c = this.conns.insert6(n, key6, e.now);
     }
     if (c === NIL) return NIL;
-    if (app !== 0) e.ftp.reset(c);
+    if (app !== 0) this.ftp.reset(c);
     destBind(dest, flags);
     dest.stats.conns++;
     svc.stats.conns++;
@@ -160,7 +161,7 @@ export class ConnLife {
     const conns = this.conns;
     const t = conns.control[c];
     if (t !== NIL) conns.nControl[t]--;
-    if (this.key6 === null) e.expect.gone(c);
+    this.expect.gone(c);
     if (conns.protocol[c] === IPPROTO_TCP && (conns.flags[c] & CONN_F_TEMPLATE) === 0) {
       countHalfOpen(e.proxy, conns.state[c], -1);
       if ((conns.flags[c] & CONN_F_PROXY_WAIT) !== 0) e.proxy.gone(c);

@@ -84,7 +84,7 @@ import {
 import { ConnLife } from './conn-life';
 import { Defense } from './defense';
 import { Defrag } from './defrag';
-import { FtpExpectations } from './ftp-expect';
+import { FtpExpectations, FtpExpectations6 } from './ftp-expect';
 import { IcmpRateLimit } from './icmp-rate';
 import { Path6 } from './path6';
 import { DestRegistry, ServiceTable } from './services';
@@ -192,6 +192,9 @@ export class Engine {
   private readonly icmp: IcmpRelay;
   /** The FTP helper's expected data connections. */
   readonly expect = new FtpExpectations(this);
+  /** The FTP helper of IPv6 control connections (the same ports), and their expected data connections. */
+  readonly ftp6 = new FtpHelper(this.ftp.ports);
+  readonly expect6 = new FtpExpectations6(this);
   /** Connections made, moved between states, retired and ended (conn-life.ts). */
   readonly life: ConnLife;
   /** The IPv6 path, with its own connection table (path6.ts). */
@@ -210,7 +213,7 @@ export class Engine {
     this.now = Math.floor(this.clock());
     this.conns = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? DEFAULT_MAX_CONNS);
     const conns6 = new ConnTable(this.now, 1024, undefined, opts.maxConns ?? DEFAULT_MAX_CONNS, true);
-    this.life = new ConnLife(this, this.conns);
+    this.life = new ConnLife(this, this.conns, this.ftp, this.expect);
     this.tx = new TxBatch(io, this.drops);
     const slab = io.slab;
     this.x = new PacketContext(

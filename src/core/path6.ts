@@ -19,8 +19,10 @@
 //   | to a virtual address, no service             | drop no_service                          |
 //   | anything else                                | forwarded unchanged                      |
 //
-// Not yet for IPv6 (ARCHITECTURE.md lists them): DR and tunnel transmitters, fragments, the FTP
-// helper, SYN cookies, sync, the drop_entry defense's sweep.
+// FTP control connections of NAT services get the FTP helper (EPSV, EPRT: app/ftp-helper.ts in6,
+// out6), their expected data connections core/ftp-expect.ts FtpExpectations6.
+// Not yet for IPv6 (ARCHITECTURE.md lists them): fragments, SYN cookies, sync, the drop_entry
+// defense's sweep, DR/TUN FTP data connections found through the FTP service.
 
 import {
   A6_CLIENT,
@@ -34,6 +36,7 @@ import {
 } from '../conn/conn-table';
 import {
   AF_INET6,
+  CONN_F_APP,
   CONN_F_TEMPLATE,
   DEST_F_AVAILABLE,
   type Dest,
@@ -103,7 +106,7 @@ export class Path6 {
     private readonly x: PacketContext,
   ) {
     this.conns = x.conns6;
-    this.life = new ConnLife(e, this.conns, this.key);
+    this.life = new ConnLife(e, this.conns, e.ftp6, e.expect6, this.key);
     this.icmp = new Icmp6Relay(e.dests);
   }
 
@@ -143,6 +146,7 @@ export class Path6 {
     const conns = this.conns;
 
     let c = conns.lookupIn6(protocol, key, pkt.sport, pkt.dport);
+    if (c === NIL && e.expect6.waitingForPort !== 0) c = e.expect6.fillCport(protocol, key, pkt.sport, pkt.dport);
     if (c !== NIL) {
       if (!((e.expireNodestConn !== 0 || h.opensConn(pkt)) && this.life.retires(c, h, pkt))) return this.inHook(c, h);
       this.life.retire(c);
@@ -276,6 +280,7 @@ export class Path6 {
     this.countPacket(dest, false);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_IN, x.meta, e.defense.secureTcpOn));
     conns.inPkts[c]++;
+    if ((conns.flags[c] & CONN_F_APP) !== 0) e.ftp6.in6(x, c, e.expect6);
     return TRANSMITTERS6[conns.xmit[c]].in(x, c);
   }
 
@@ -290,6 +295,7 @@ export class Path6 {
     x.dest = dest;
     this.countPacket(dest, true);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_OUT, x.meta, e.defense.secureTcpOn));
+    if ((conns.flags[c] & CONN_F_APP) !== 0) e.ftp6.out6(x, c, e.expect6);
     return TRANSMITTERS6[conns.xmit[c]].out(x, c);
   }
 

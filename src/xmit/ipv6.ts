@@ -246,7 +246,7 @@ export const dr6: Transmitter = {
 };
 
 /** Finish the current IPv6 packet's partial L4 checksum (what a NIC does for CHECKSUM_PARTIAL). */
-function completeChecksum6(x: PacketContext): void {
+export function completeChecksum6(x: PacketContext): void {
   const ip = x.ip6;
   const start = ip.off + x.csumStart;
   let c = checksum(ip.buf, start, ip.off + ip.totalLen - start);

@@ -1,8 +1,8 @@
 // FTP through lvsd with real programs (REFERENCE.md §1.8): vsftpd on two real servers, curl as
 // the client, a 1 MiB file downloaded and uploaded byte-identical in passive (EPSV and PASV) and
 // active (EPRT and PORT) mode, through NAT (the FTP helper rewrites the 227 reply and expects the
-// data connections) and through DR with a persistent service (data connections follow the
-// control connection's real server).
+// data connections), through NAT over IPv6 (EPSV and EPRT) and through DR with a persistent
+// service (data connections follow the control connection's real server).
 
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -35,8 +35,11 @@ const MODES: [string, string[]][] = [
   ['PORT', ['--ftp-port', '-', '--disable-eprt']],
 ];
 
-/** Start vsftpd in each real server, serving <tmp>/<ns>/file.bin, uploads into upload/. */
-async function startVsftpd(lab: Lab): Promise<string[]> {
+/**
+ * Start vsftpd in each real server, serving <tmp>/<ns>/file.bin, uploads into upload/; `ipv6`:
+ * listening on IPv6 (and IPv4) instead of IPv4.
+ */
+async function startVsftpd(lab: Lab, ipv6 = false): Promise<string[]> {
   const empty = join(lab.tmp, 'empty');
   mkdirSync(empty, { recursive: true, mode: 0o755 });
   const roots: string[] = [];
@@ -49,8 +52,8 @@ async function startVsftpd(lab: Lab): Promise<string[]> {
     writeFileSync(
       conf,
       [
-        'listen=YES',
-        'listen_ipv6=NO',
+        `listen=${ipv6 ? 'NO' : 'YES'}`,
+        `listen_ipv6=${ipv6 ? 'YES' : 'NO'}`,
         'background=NO',
         'anonymous_enable=YES',
         'local_enable=NO',
@@ -85,21 +88,21 @@ async function startVsftpd(lab: Lab): Promise<string[]> {
   return roots;
 }
 
-async function download(lab: Lab, opts: string[]): Promise<string> {
+async function download(lab: Lab, opts: string[], vip = VIP): Promise<string> {
   const r = await lab.exec(
     lab.client,
-    ['sh', '-c', `curl -sS --max-time 20 ${opts.join(' ')} ftp://${VIP}/file.bin | sha256sum`],
+    ['sh', '-c', `curl -sS --max-time 20 ${opts.join(' ')} ftp://${vip}/file.bin | sha256sum`],
     30_000,
   );
   return r.stdout.split(' ')[0] + r.stderr;
 }
 
-async function upload(lab: Lab, opts: string[], name: string, roots: string[]): Promise<string> {
+async function upload(lab: Lab, opts: string[], name: string, roots: string[], vip = VIP): Promise<string> {
   const src = join(lab.tmp, 'upload-src.bin');
   writeFileSync(src, FILE);
   const r = await lab.exec(
     lab.client,
-    ['curl', '-sS', '--max-time', '20', ...opts, '-T', src, `ftp://${VIP}/upload/${name}`],
+    ['curl', '-sS', '--max-time', '20', ...opts, '-T', src, `ftp://${vip}/upload/${name}`],
     30_000,
   );
   if (r.code !== 0) return `curl failed: ${r.stderr}`;
@@ -143,6 +146,38 @@ describe.skipIf(why !== undefined)('FTP through NAT (the FTP helper)', () => {
     // Nothing refused for FTP's sake (no_conn: late segments of closed connections).
     const drops = (await lab.engineStats()).drops;
     expect(Object.keys(drops).filter((k) => k !== 'no_conn')).toEqual([]);
+  });
+});
+
+describe.skipIf(why !== undefined)('FTP over IPv6 through NAT (EPSV and EPRT, as ip_vs_ftp)', () => {
+  const lab = new Lab('p6');
+  const VIP6 = '[2001:db8::1]';
+  let roots: string[] = [];
+
+  beforeAll(async () => {
+    await lab.up('nat', { IPV6: '1' });
+    roots = await startVsftpd(lab, true);
+    await lab.startLvsd();
+    await lab.addVirtualService(['-t', `${VIP6}:21`], ['2001:db8:10::1', '2001:db8:10::2'], '-m');
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  // Over IPv6 curl (as any client) uses the extended commands: PASV and PORT carry IPv4 only.
+  it.each(MODES.filter(([m]) => m === 'EPSV' || m === 'EPRT'))(
+    'downloads and uploads 1 MiB byte-identical in %s mode',
+    async (mode, opts) => {
+      expect(await download(lab, opts, VIP6)).toBe(SHA);
+      expect(await upload(lab, opts, `nat6-${mode}.bin`, roots, VIP6)).toBe(SHA);
+    },
+  );
+
+  it('lists the IPv6 data connections beside the control ones', async () => {
+    const conns = await lab.lvsadmOk('-L', '-c', '-n');
+    expect(conns).toMatch(/TCP .* \[2001:db8::2\]:\d+ +\[2001:db8::1\]:300\d\d +\[2001:db8:10::[12]\]:300\d\d/);
+    expect(conns).toMatch(/TCP .* \[2001:db8::2\]:\d+ +\[2001:db8::1\]:20 +\[2001:db8:10::[12]\]:20/);
   });
 });
 

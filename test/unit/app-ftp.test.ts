@@ -8,6 +8,7 @@ import {
   find227,
   find229,
   findEprt,
+  findEprt6,
   findPort,
   isPasv,
   rewriteAddrPort,
@@ -15,6 +16,7 @@ import {
   writeAddrPort,
 } from '../../src/app/ftp';
 import { ipToU32, u32ToIp } from '../../src/wire/addr';
+import { formatIpv6Words } from '../../src/wire/addr6';
 import { mulberry32 } from '../helpers/prng';
 
 type Finder = (buf: Uint8Array, off: number, len: number, out: FtpMatch) => boolean;
@@ -224,6 +226,37 @@ describe('findEprt: client EPRT command (RFC 2428)', () => {
   });
 });
 
+describe('findEprt6: client EPRT command over IPv6 (RFC 2428 net-prt 2)', () => {
+  const eprt6 = (text: string) => {
+    const b = Buffer.from(text, 'latin1');
+    const m = new FtpMatch();
+    if (!findEprt6(b, 0, b.length, m)) return null;
+    return { addr: formatIpv6Words(m.addr6), port: m.port, text: b.toString('latin1', m.start, m.end), delim: m.delim };
+  };
+
+  it('parses the RFC 2428 example', () => {
+    expect(eprt6('EPRT |2|1080::8:800:200C:417A|5282|\r\n')).toEqual({
+      addr: '1080::8:800:200c:417a',
+      port: 5282,
+      text: '1080::8:800:200C:417A|5282',
+      delim: 0x7c,
+    });
+    expect(eprt6('NOOP\r\neprt !2!::ffff:10.0.0.1!21!\r\n')).toMatchObject({ addr: '::ffff:10.0.0.1', port: 21 });
+  });
+
+  it.each([
+    ['IPv4 (net-prt 1)', 'EPRT |1|132.235.1.2|6275|\r\n'],
+    ['a colon delimiter', 'EPRT :2:1080::1:21:\r\n'],
+    ['a bad address', 'EPRT |2|1080:::1|21|\r\n'],
+    ['an address too long', `EPRT |2|${'1'.repeat(60)}|21|\r\n`],
+    ['port 0', 'EPRT |2|2001:db8::1|0|\r\n'],
+    ['no CR', 'EPRT |2|2001:db8::1|21|'],
+    ['an unterminated address', 'EPRT |2|2001:db8::1'],
+  ])('refuses %s', (_what, text) => {
+    expect(eprt6(text)).toBeNull();
+  });
+});
+
 describe('find227: server reply to PASV', () => {
   it('parses the usual form: address, port and the range of the six numbers', () => {
     expect(r227('227 Entering Passive Mode (192,168,1,2,19,137).\r\n')).toEqual({
@@ -347,6 +380,17 @@ describe('isPasv: passive-mode requests', () => {
     ['\x00\x01\xfe\xff', FTP_NOT_PASSIVE],
   ])('%j -> %i', (text, kind) => {
     expect(pasv(text)).toBe(kind);
+  });
+
+  it.each([
+    ['EPSV\r\n', FTP_EPSV],
+    ['EPSV 2\r\n', FTP_EPSV],
+    ['EPSV 1\r\n', FTP_NOT_PASSIVE],
+    ['PASV\r\n', FTP_NOT_PASSIVE],
+    ['EPSV ALL\r\n', FTP_NOT_PASSIVE],
+  ])('on an IPv6 connection %j -> %i', (text, kind) => {
+    const b = Buffer.from(text, 'latin1');
+    expect(isPasv(b, 0, b.length, true)).toBe(kind);
   });
 });
 

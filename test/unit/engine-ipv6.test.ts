@@ -278,3 +278,47 @@ describe('engine: IPv6-in-IPv6 tunnelling', () => {
     expect(drops(n)).toEqual({ too_big: 1 });
   });
 });
+
+describe('engine: FTP over IPv6 through NAT', () => {
+  async function ftpDirector(): Promise<TestDirector> {
+    const d = director();
+    const svc = svcSpec(VIP6, 21, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 21, { fwd: FWD_MASQ }));
+    // The control connection, established.
+    d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 21, flags: 'S' }));
+    d.send(tcp6({ src: RS6A, dst: CLIENT6, sport: 21, dport: 40000, flags: 'SA' }));
+    d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 21, flags: 'A' }));
+    return d;
+  }
+  const cmd = (text: string) =>
+    tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 21, flags: 'PA', payload: Buffer.from(text) });
+  const reply = (text: string) =>
+    tcp6({ src: RS6A, dst: CLIENT6, sport: 21, dport: 40000, flags: 'PA', payload: Buffer.from(text) });
+
+  it('EPSV: the 229 reply makes the client’s data connection expected, to the real server’s port', async () => {
+    const d = await ftpDirector();
+    d.send(cmd('EPSV\r\n'));
+    const [r] = d.send(reply('229 Entering Extended Passive Mode (|||50000|)\r\n'));
+    // Unchanged but for the NAT: it names no address.
+    expect(decode6(r).payload.subarray(20).toString()).toBe('229 Entering Extended Passive Mode (|||50000|)\r\n');
+    const [data] = d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40010, dport: 50000, flags: 'S' }));
+    expect(decode6(data)).toMatchObject({ src: CLIENT6, dst: RS6A, sport: 40010, dport: 50000, checksumOk: true });
+    const conns = d.connections();
+    expect(conns.map((c) => `${c.cport}>${c.vport}>${c.dport} ${c.state}`).sort()).toEqual([
+      '40000>21>21 ESTABLISHED',
+      '40010>50000>50000 SYN_RECV',
+    ]);
+  });
+
+  it('EPRT |2|: the real server’s data connection from port 20 leaves from the VIP', async () => {
+    const d = await ftpDirector();
+    d.send(cmd('EPRT |2|2001:db8::2|40020|\r\n'));
+    const [data] = d.send(tcp6({ src: RS6A, dst: CLIENT6, sport: 20, dport: 40020, flags: 'S' }));
+    expect(decode6(data)).toMatchObject({ src: VIP6, dst: CLIENT6, sport: 20, dport: 40020, checksumOk: true });
+    // PASV and PORT are IPv4's: nothing is expected from them on an IPv6 connection.
+    d.send(cmd('PASV\r\n'));
+    d.send(reply('227 Entering Passive Mode (10,0,0,1,195,80)\r\n'));
+    expect(d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40030, dport: 50000, flags: 'S' }))).toHaveLength(0);
+  });
+});
