@@ -20,6 +20,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { DestSpec, ServiceSpec } from '../ctl/protocol';
 import {
+  AF_INET6,
   DEFAULT_PERSISTENT_TIMEOUT,
   DEFAULT_SCHEDULER,
   DEFAULT_WEIGHT,
@@ -41,6 +42,7 @@ import {
 } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
+import { isValidIpv6 } from '../wire/addr6';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults
@@ -580,7 +582,7 @@ class Interp {
   ip(s: Stmt, i = 0): string | null {
     const a = this.arg(s, i);
     if (a === null) return null;
-    if (!isValidIpv4(a)) {
+    if (!isValidIpv4(a) && !isValidIpv6(a)) {
       this.warn(s.kw, `'${s.kw.text}' address '${a}' is invalid; ignored`);
       return null;
     }
@@ -636,7 +638,7 @@ function addrPort(ip: Interp, s: Stmt, from: number, what: string): { addr: stri
     ip.error(s.kw, `${what} without an address; block rejected`);
     return null;
   }
-  if (!isValidIpv4(a.text)) {
+  if (!isValidIpv4(a.text) && !isValidIpv6(a.text)) {
     ip.error(a, `${what} has an invalid address '${a.text}'; block rejected`);
     return null;
   }
@@ -1114,6 +1116,12 @@ function parseVirtualServer(ip: Interp, s: Stmt): VirtualServer | null {
         vs.persistenceTimeout = k.args.length === 0 ? DEFAULT_PERSISTENCE_TIMEOUT : (ip.int(k, 1, 86400 * 31) ?? 0);
         break;
       case 'persistence_granularity': {
+        // An IPv6 virtual server's granularity is a prefix length (keepalived's pgr_handler).
+        if (vs.target.kind === 'addr' && isValidIpv6(vs.target.addr)) {
+          const plen = ip.int(k, 1, 128);
+          if (plen !== null) vs.persistenceGranularity = String(plen);
+          break;
+        }
         const m = ip.ip(k);
         if (m !== null) vs.persistenceGranularity = m;
         break;
@@ -1424,8 +1432,16 @@ export function toIpvsServices(vs: VirtualServer, groups: ReadonlyMap<string, Vi
     pe: vs.persistenceEngine ?? '',
   };
   const proto = IP_VS_PROTOCOLS[vs.protocol];
-  const keys: { protocol: number; addr: string; port: number; fwmark: number }[] = [];
+  const keys: { protocol: number; addr: string; port: number; fwmark: number; af?: number }[] = [];
   const t = vs.target;
+  if (t.kind === 'addr' && isValidIpv6(t.addr)) {
+    // An IPv6 service: its netmask is a prefix length, 128 unless persistence_granularity says.
+    keys.push({ protocol: proto, addr: t.addr, port: t.port, fwmark: 0, af: AF_INET6 });
+    return keys.map((k) => ({
+      svc: { ...k, ...base, netmask: vs.persistenceGranularity ?? '128' },
+      dests: destSpecs(vs),
+    }));
+  }
   if (t.kind === 'addr') keys.push({ protocol: proto, addr: t.addr, port: t.port, fwmark: 0 });
   else if (t.kind === 'fwmark') keys.push({ protocol: 0, addr: '0.0.0.0', port: 0, fwmark: t.fwmark });
   else {

@@ -5,10 +5,13 @@
 // a 1280-byte link, IPv6's minimum MTU, where only path MTU discovery through the director can
 // make a transfer work (routers never fragment IPv6).
 
-import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, netnsUnavailable } from '../helpers/netns';
 
+const ROOT = join(__dirname, '../..');
 const why = netnsUnavailable();
 if (why) console.warn(`skipping netns IPv6 tests: ${why}`);
 
@@ -204,5 +207,74 @@ describe.skipIf(why !== undefined)('IPv6-in-IPv6 tunnelling through lvsd', () =>
     // 1400 less the outer header.
     const route = await lab.exec(lab.client, ['ip', '-6', 'route', 'get', VIP]);
     expect(route.stdout).toMatch(/mtu 1360/);
+  });
+});
+
+describe.skipIf(why !== undefined)('IPv6 virtual servers from keepalived.conf, checked over IPv6', () => {
+  const lab = new Lab('v6k');
+  let rs1: ChildProcess | undefined;
+
+  /** The real servers of the IPv6 service in `lvsadm -L -n`. */
+  async function servers(): Promise<string[]> {
+    const out = await lab.lvsadmOk('-L', '-n');
+    return [...out.matchAll(/-> (\[[0-9a-f:]+\]:\d+) +Masq/g)].map((m) => m[1]!).sort();
+  }
+
+  async function until(want: string[]): Promise<string[]> {
+    let got: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      got = await servers();
+      if (JSON.stringify(got) === JSON.stringify(want)) break;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    return got;
+  }
+
+  beforeAll(async () => {
+    await lab.up('nat', { IPV6: '1' });
+    const server = (ns: string, name: string) =>
+      lab.spawn(ns, [process.execPath, join(ROOT, 'netns/http-server.js'), name, '80', '::'], 'listening');
+    rs1 = await server(lab.rs[0]!, 'rs1');
+    await server(lab.rs[1]!, 'rs2');
+    const conf = join(lab.tmp, 'keepalived.conf');
+    writeFileSync(
+      conf,
+      `virtual_server ${VIP} 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server ${RS1} 80 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server ${RS2} 80 {
+        HTTP_GET {
+            url {
+                path /
+                status_code 200
+            }
+            connect_timeout 1
+        }
+    }
+}
+`,
+    );
+    await lab.startLvsd(['--keepalived-conf', conf]);
+  });
+
+  afterAll(async () => {
+    await lab.down();
+  });
+
+  it('installs the service, takes a dead real server out and forwards to the other', async () => {
+    expect(await until([`[${RS1}]:80`, `[${RS2}]:80`])).toEqual([`[${RS1}]:80`, `[${RS2}]:80`]);
+    rs1!.kill('SIGKILL');
+    expect(await until([`[${RS2}]:80`])).toEqual([`[${RS2}]:80`]);
+    for (let i = 0; i < 3; i++) {
+      const r = await lab.curl(`http://${URL_VIP}/`);
+      expect(r.stdout.trim(), r.stderr).toBe('rs2');
+    }
   });
 });

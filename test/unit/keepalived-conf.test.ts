@@ -1039,3 +1039,53 @@ describe('hostile input', () => {
     }
   });
 });
+
+describe('keepalived.conf: IPv6 virtual servers', () => {
+  it('reads an IPv6 virtual_server, its real servers, checkers and prefix granularity', () => {
+    const conf = parseOne(`virtual_server 2001:db8::1 80 {
+    delay_loop 5
+    lb_algo rr
+    lb_kind NAT
+    persistence_timeout 60
+    persistence_granularity 64
+    protocol TCP
+    real_server 2001:db8:10::1 8080 {
+        TCP_CHECK {
+            connect_ip 2001:db8:10::1
+            connect_timeout 2
+        }
+    }
+    real_server 2001:db8:10::2 8080 {
+        HTTP_GET {
+            url {
+                path /health
+                status_code 200
+            }
+        }
+    }
+}
+`);
+    expect(conf.errors).toEqual([]);
+    expect(conf.warnings).toEqual([]);
+    const [vs] = conf.virtualServers;
+    const [svc] = toIpvsServices(vs!, conf.groups);
+    expect(svc!.svc).toMatchObject({ protocol: IPPROTO_TCP, addr: '2001:db8::1', port: 80, af: 10, netmask: '64' });
+    expect(svc!.dests.map((d) => `${d.addr} ${d.port} ${d.fwd}`)).toEqual([
+      `2001:db8:10::1 8080 ${FWD_MASQ}`,
+      `2001:db8:10::2 8080 ${FWD_MASQ}`,
+    ]);
+    expect(vs!.realServers[0]!.checkers[0]).toMatchObject({ type: 'TCP_CHECK', connectIp: '2001:db8:10::1' });
+  });
+
+  it('takes an IPv6 virtual server without granularity as a /128 one, and refuses a bad prefix', () => {
+    const conf = parseOne(`virtual_server 2001:db8::1 53 {
+    protocol UDP
+    persistence_granularity 129
+    real_server 2001:db8:10::1 53 { }
+}
+`);
+    const [svc] = toIpvsServices(conf.virtualServers[0]!, conf.groups);
+    expect(svc!.svc).toMatchObject({ protocol: IPPROTO_UDP, af: 10, netmask: '128' });
+    expect(conf.warnings.join('\n')).toMatch(/persistence_granularity/);
+  });
+});
