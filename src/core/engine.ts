@@ -463,7 +463,7 @@ export class Engine {
   /** A client's packet of connection c. */
   private inHook(c: number, h: ProtoHandler): number {
     const conns = this.conns;
-    const dest = this.dests.get(conns.dest[c]) ?? bindSyncedDest(this, c);
+    const dest = this.dests.get(conns.dest[c]) ?? bindSyncedDest(this, conns, c);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     const x = this.x;
     x.dest = dest;
@@ -471,7 +471,7 @@ export class Engine {
     if ((conns.flags[c] & CONN_F_PROXY_WAIT) !== 0) return this.proxy.clientWhileWaiting(x, c);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_IN, x.meta, this.defense.secureTcpOn));
     const pkts = ++conns.inPkts[c];
-    if (this.syncSink !== null) syncConn(this, this.syncSink, c, pkts);
+    if (this.syncSink !== null) syncConn(this, conns, this.syncSink, c, pkts);
     if ((conns.flags[c] & CONN_F_APP) !== 0) this.ftp.in(x, c, this.expect);
     if ((conns.flags[c] & CONN_F_SEQ_MASK) !== 0) shiftSeqIn(x, c, this.ftp.seq);
     return TRANSMITTERS[conns.xmit[c]].in(x, c);
@@ -482,7 +482,7 @@ export class Engine {
     const conns = this.conns;
     const x = this.x;
     if (conns.xmit[c] !== FWD_MASQ) return bypass(x);
-    const dest = this.dests.get(conns.dest[c]) ?? bindSyncedDest(this, c);
+    const dest = this.dests.get(conns.dest[c]) ?? bindSyncedDest(this, conns, c);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     x.dest = dest;
     this.countPacket(dest, true);

@@ -21,7 +21,9 @@
 //
 // FTP control connections of NAT services get the FTP helper (EPSV, EPRT: app/ftp-helper.ts in6,
 // out6), their expected data connections core/ftp-expect.ts FtpExpectations6.
-// Not yet for IPv6 (ARCHITECTURE.md lists them): fragments, SYN cookies, sync, the drop_entry
+// Connections are offered to a master sync daemon and bound to their dest when synced as the
+// IPv4 path's are (sync-conn.ts, sync-apply.ts, over this table).
+// Not yet for IPv6 (ARCHITECTURE.md lists them): fragments, SYN cookies, the drop_entry
 // defense's sweep, DR/TUN FTP data connections found through the FTP service.
 
 import {
@@ -72,6 +74,7 @@ import {
 } from '../xmit/verdict';
 import { ConnLife } from './conn-life';
 import type { Engine } from './engine';
+import { bindSyncedDest, syncConn } from './sync-conn';
 
 /** Count one packet of `bytes` in, or out, on a stats block. */
 function count(s: Stats, out: boolean, bytes: number): void {
@@ -273,13 +276,14 @@ export class Path6 {
   private inHook(c: number, h: ProtoHandler): number {
     const e = this.e;
     const conns = this.conns;
-    const dest = e.dests.get(conns.dest[c]);
+    const dest = e.dests.get(conns.dest[c]) ?? bindSyncedDest(e, conns, c);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     const x = this.x;
     x.dest = dest;
     this.countPacket(dest, false);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_IN, x.meta, e.defense.secureTcpOn));
-    conns.inPkts[c]++;
+    const pkts = ++conns.inPkts[c];
+    if (e.syncSink !== null) syncConn(e, conns, e.syncSink, c, pkts);
     if ((conns.flags[c] & CONN_F_APP) !== 0) e.ftp6.in6(x, c, e.expect6);
     return TRANSMITTERS6[conns.xmit[c]].in(x, c);
   }
@@ -290,7 +294,7 @@ export class Path6 {
     const conns = this.conns;
     const x = this.x;
     if (conns.xmit[c] !== FWD_MASQ) return bypass6(x);
-    const dest = e.dests.get(conns.dest[c]);
+    const dest = e.dests.get(conns.dest[c]) ?? bindSyncedDest(e, conns, c);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     x.dest = dest;
     this.countPacket(dest, true);

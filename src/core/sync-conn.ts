@@ -4,8 +4,13 @@
 // ip_vs_bind_dest). Applying a received message is sync-apply.ts.
 
 import { SEQ_IN, SEQ_OUT, type SeqAdjust } from '../app/seq-adjust';
-import { NIL } from '../conn/conn-table';
+import { type ConnTable, NIL } from '../conn/conn-table';
 import {
+  A6_DEST,
+  A6_VIRTUAL,
+  ADDR6_WORDS,
+  AF_INET,
+  AF_INET6,
   CONN_F_APP,
   CONN_F_FWD_MASK,
   CONN_F_NOOUTPUT,
@@ -43,6 +48,11 @@ export interface SyncSink {
   add(e: SyncConn): void;
 }
 
+/** Four words at `w[off]` are the address `a` (an IPv6 dest's). */
+function sameWords(a: Uint32Array | null, w: Uint32Array, off: number): boolean {
+  return a !== null && a[0] === w[off] && a[1] === w[off + 1] && a[2] === w[off + 2] && a[3] === w[off + 3];
+}
+
 /** The record every offered connection is described in. */
 const entry = newSyncConn();
 
@@ -52,9 +62,11 @@ const entry = newSyncConn();
  * proxy's) when it has them, and the firewall
  * mark (a mark service's template carries it as its address, its connections by their service).
  */
-export function describeConn(e: Engine, c: number, out: SyncConn): SyncConn {
-  const t = e.conns;
+export function describeConn(e: Engine, t: ConnTable, c: number, out: SyncConn): SyncConn {
   const flags = t.flags[c] & ~(CONN_F_APP | CONN_F_PROXY_WAIT);
+  // An IPv6 connection (of the wide table): its full addresses beside the folds.
+  out.af = t.wide ? AF_INET6 : AF_INET;
+  if (t.wide) out.addr6.set(t.addr6.subarray(c * ADDR6_WORDS, (c + 1) * ADDR6_WORDS));
   out.protocol = t.protocol[c];
   out.flags = flags;
   if ((flags & CONN_F_SEQ_MASK) !== 0) {
@@ -87,10 +99,11 @@ function copySeq(s: SeqAdjust, i: number, q: SyncConn['inSeq']): void {
  * SYNC_PERIOD-th packet from the SYNC_THRESHOLD-th on; a template each time a connection it
  * controls is offered. One-packet connections are never sent.
  */
-export function syncConn(e: Engine, sink: SyncSink, c: number, pkts: number): void {
-  const conns = e.conns;
+export function syncConn(e: Engine, conns: ConnTable, sink: SyncSink, c: number, pkts: number): void {
   for (;;) {
-    if ((conns.flags[c] & CONN_F_ONE_PACKET) === 0 && syncNeeded(e, c, pkts)) sink.add(describeConn(e, c, entry));
+    if ((conns.flags[c] & CONN_F_ONE_PACKET) === 0 && syncNeeded(conns, c, pkts)) {
+      sink.add(describeConn(e, conns, c, entry));
+    }
     const t = conns.control[c];
     if (t === NIL) return;
     c = t;
@@ -98,8 +111,7 @@ export function syncConn(e: Engine, sink: SyncSink, c: number, pkts: number): vo
   }
 }
 
-function syncNeeded(e: Engine, c: number, pkts: number): boolean {
-  const conns = e.conns;
+function syncNeeded(conns: ConnTable, c: number, pkts: number): boolean {
   const state = conns.state[c];
   if ((conns.flags[c] & CONN_F_TEMPLATE) === 0) {
     if (conns.protocol[c] === IPPROTO_TCP) {
@@ -121,18 +133,30 @@ function syncNeeded(e: Engine, c: number, pkts: number): boolean {
  * as its vaddr), then the dest by address and port (port 0 matching any). Undefined while
  * this director has no such service or dest (the connection forwards nothing until then).
  */
-export function bindSyncedDest(e: Engine, c: number, fwmark = 0): Dest | undefined {
-  const conns = e.conns;
+export function bindSyncedDest(e: Engine, conns: ConnTable, c: number, fwmark = 0): Dest | undefined {
   if (!conns.isLive(c) || conns.dest[c] !== NIL) return undefined;
   const protocol = conns.protocol[c];
-  const mark = fwmark !== 0 ? fwmark : protocol === IPPROTO_IP ? conns.vaddr[c] : 0;
-  const svc = mark !== 0 ? e.services.findMark(mark) : e.services.find(protocol, conns.vaddr[c], conns.vport[c]);
+  const v6 = conns.wide;
+  const a = c * ADDR6_WORDS;
+  const mark =
+    fwmark !== 0 ? fwmark : protocol === IPPROTO_IP ? (v6 ? conns.addr6[a + A6_VIRTUAL] : conns.vaddr[c]) : 0;
+  const services = e.services;
+  const svc =
+    mark !== 0
+      ? services.findMark(mark, v6 ? AF_INET6 : AF_INET)
+      : v6
+        ? services.find6(protocol, conns.addr6, a + A6_VIRTUAL, conns.vport[c])
+        : services.find(protocol, conns.vaddr[c], conns.vport[c]);
   if (svc === undefined) return undefined;
   const daddr = conns.daddr[c];
   const dport = conns.dport[c];
   let dest: Dest | undefined;
   for (const d of svc.dests) {
-    if (d.addr === daddr && (d.port === dport || dport === 0 || d.port === 0)) {
+    if (
+      d.addr === daddr &&
+      (!v6 || sameWords(d.addr6, conns.addr6, a + A6_DEST)) &&
+      (d.port === dport || dport === 0 || d.port === 0)
+    ) {
       dest = d;
       if (d.port === dport) break;
     }

@@ -415,7 +415,8 @@ export class MultiPlane implements DataPlane {
 
   /** A received connection goes to the engine its packets will reach (the steering hash). */
   applySync(e: SyncConn): void {
-    const k = steerKeyHash(e.caddr, e.cport, this.steering.addrMask) % this.n;
+    // IPv6 is steered to the first queue's engine (steer.c): its connections live there.
+    const k = e.af === AF_INET ? steerKeyHash(e.caddr, e.cport, this.steering.addrMask) % this.n : 0;
     if (this.applyQueue.length === 0) this.applyQueue = Array.from({ length: this.n }, () => []);
     this.applyQueue[k]!.push({ ...e, addr6: e.addr6.slice(), inSeq: { ...e.inSeq }, outSeq: { ...e.outSeq } });
     if (this.applyQueued) return;

@@ -164,7 +164,7 @@ describe('the SYN proxy in the engine (NAT VIP:80 → RS1:8080)', () => {
     d.send(tcp(CLIENT, 40000, VIP, 80, 'A', 1001, cookie + 1));
     d.send(tcp(RS1, 8080, CLIENT, 40000, 'SA', 7000, 1001));
     const c = d.engine.conns.lookupIn(6, 0xc0a80002, 40000, 0xc0a80001, 80);
-    const e = describeConn(d.engine, c, newSyncConn());
+    const e = describeConn(d.engine, d.engine.conns, c, newSyncConn());
     expect(e.flags & CONN_F_OUT_SEQ).toBe(CONN_F_OUT_SEQ);
     expect(e.state).toBe(TCP_S_ESTABLISHED);
     const delta = (cookie - 7000) >>> 0;

@@ -8,10 +8,12 @@ import { applySyncConn } from '../../src/core/sync-apply';
 import type { DaemonSpec } from '../../src/ctl/protocol';
 import { CONN_F_SYNC, CONN_F_TEMPLATE, FWD_DROUTE, FWD_MASQ, SVC_F_PERSISTENT } from '../../src/ip-vs';
 import { SyncBackup, SyncMaster } from '../../src/sync/daemon';
+import { formatIpv6Words } from '../../src/wire/addr6';
 import { decodeMessage, newSyncConn, type SyncConn } from '../../src/wire/sync';
 import { destSpec, director, drops, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { decodePacket } from '../helpers/packet-assert';
 import { packet } from '../helpers/packet-builder';
+import { decode6, tcp6 } from '../helpers/packet6';
 
 const VIP = '192.168.0.1';
 const CLIENT = '192.168.0.2';
@@ -269,7 +271,7 @@ describe('sync backup', () => {
     expect(backup.engine.synced).toEqual({ created: 2, updated: 0, ignored: 1 });
   });
 
-  it('ignores entries with an unknown protocol or state or of IPv6, and a DR copy takes the DR method', async () => {
+  it('ignores entries with an unknown protocol, state or family, and a DR copy takes the DR method', async () => {
     const key = svcSpec(VIP, 80, { sched: 'rr' });
     await backup.balancer.addService(key);
     await backup.balancer.addDest(key, destSpec(RS1, 80, { fwd: FWD_DROUTE }));
@@ -277,10 +279,51 @@ describe('sync backup', () => {
     applySyncConn(backup.engine, { ...e, protocol: 132 });
     applySyncConn(backup.engine, { ...e, state: 11 });
     applySyncConn(backup.engine, { ...e, flags: CONN_F_TEMPLATE, state: 2, cport: 0 });
-    // An IPv6 connection (a kernel master may send them): no IPv6 path yet, counted, no copy.
-    applySyncConn(backup.engine, { ...e, af: 10 });
+    // An address family that is neither IPv4 nor IPv6.
+    applySyncConn(backup.engine, { ...e, af: 3 });
     expect(backup.engine.synced).toEqual({ created: 0, updated: 0, ignored: 4 });
     applySyncConn(backup.engine, e);
     expect(backup.connections().map((c) => c.flags)).toEqual([FWD_DROUTE | 0x0080 | CONN_F_SYNC]);
+  });
+});
+
+describe('sync of IPv6 connections', () => {
+  const VIP6 = '2001:db8:1::1';
+  const CLIENT6 = '2001:db8::2';
+  const RS6A = '2001:db8:2::10';
+  const RS6B = '2001:db8:2::11';
+
+  async function v6Service(d: TestDirector): Promise<void> {
+    const key = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(key);
+    await d.balancer.addDest(key, destSpec(RS6A, 80, { fwd: FWD_MASQ }));
+    await d.balancer.addDest(key, destSpec(RS6B, 80, { fwd: FWD_MASQ }));
+  }
+  const seg = (flags: string) => tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, flags, hopLimit: 63 });
+
+  it('a master sends them as IPv6 entries, and a backup takes them over to the same real server', async () => {
+    const a = director();
+    await v6Service(a);
+    const { m, sent } = master(a);
+    const first = decode6(a.send(seg('S'))[0]!).dst;
+    a.send(tcp6({ src: first, dst: CLIENT6, sport: 80, dport: 40000, flags: 'SA' }));
+    a.send(seg('A'), seg('PA'));
+    m.send();
+    const got = entries(sent);
+    expect(got.length).toBeGreaterThan(0);
+    const e = got[got.length - 1]!;
+    expect(e.af).toBe(10);
+    expect([0, 4, 8].map((at) => formatIpv6Words(e.addr6, at))).toEqual([CLIENT6, VIP6, first]);
+
+    // The backup takes the copy; the client's next segment (no SYN: without the copy, no_conn)
+    // goes where the master sent the connection.
+    const b = director();
+    await v6Service(b);
+    for (const x of got) applySyncConn(b.engine, x);
+    expect(b.connections()).toEqual([expect.objectContaining({ caddr: CLIENT6, vaddr: VIP6, daddr: first })]);
+    expect(b.engine.synced.created).toBe(1);
+    const [mid] = b.send(seg('PA'));
+    expect(decode6(mid!)).toMatchObject({ dst: first, dport: 80, checksumOk: true });
+    expect(drops(b)).toEqual({});
   });
 });
