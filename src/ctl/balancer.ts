@@ -175,10 +175,7 @@ export class Balancer {
 
   private findService(key: ServiceKey): Service | undefined {
     const services = this.plane.services;
-    if (key.fwmark) {
-      if (key.af === AF_INET6) afNotSupported();
-      return services.findMark(key.fwmark);
-    }
+    if (key.fwmark) return services.findMark(key.fwmark, key.af ?? AF_INET);
     const a = parseAnyAddr(key.addr, 'virtual');
     if (a.addr6 !== null) return services.get6(key.protocol, a.addr6, 0, key.port);
     return services.get(key.protocol, a.addr, key.port);
@@ -191,8 +188,6 @@ export class Balancer {
   }
 
   private checkServiceSpec(spec: ServiceSpec): void {
-    // IPv6 firewall-mark services are not routed into the engine yet.
-    if (spec.fwmark && spec.af === AF_INET6) afNotSupported();
     if (!spec.fwmark && spec.protocol !== IPPROTO_TCP && spec.protocol !== IPPROTO_UDP) afNotSupported();
     if (getScheduler(spec.sched) === undefined) {
       throw new NotFoundError('Scheduler or persistence engine not found');
@@ -204,7 +199,7 @@ export class Balancer {
 
   /** The service's netmask field: a host-order IPv4 mask, or an IPv6 service's prefix length. */
   private netmaskOf(spec: ServiceSpec): number {
-    if (!spec.fwmark && isIpv6Text(spec.addr)) return prefixLen(spec.netmask);
+    if (spec.fwmark ? spec.af === AF_INET6 : isIpv6Text(spec.addr)) return prefixLen(spec.netmask);
     return parseAddr(spec.netmask || '255.255.255.255', 'netmask');
   }
 
@@ -237,7 +232,7 @@ export class Balancer {
     if (svc.fwmark) {
       // Marked packets need a way in: an input device of their own, which the host routes them to.
       const dev = plane.openMarkDev(svc.fwmark);
-      await this.host.addFwmark(svc.fwmark, dev);
+      await this.host.addFwmark(svc.fwmark, dev, svc.af === AF_INET6);
     }
   }
 
@@ -304,8 +299,11 @@ export class Balancer {
     const plane = this.plane;
     if (svc.fwmark) {
       plane.removeService(svc);
-      await this.host.delFwmark(svc.fwmark);
-      plane.closeMarkDev(svc.fwmark);
+      await this.host.delFwmark(svc.fwmark, svc.af === AF_INET6);
+      // `-f N` and `-f N -6` share the mark's input device: it goes with the last of them.
+      if (plane.services.findMark(svc.fwmark, svc.af === AF_INET6 ? AF_INET : AF_INET6) === undefined) {
+        plane.closeMarkDev(svc.fwmark);
+      }
     } else {
       await this.host.delService(svc.protocol, hostAddr(svc), svc.port);
       if (plane.removeService(svc)) await this.host.delVip(hostAddr(svc));

@@ -90,10 +90,13 @@ export interface HostNet {
   addDrServer(addr: HostAddr, dev: string): Promise<void>;
   /** The last DR dest with this address went away. */
   delDrServer(addr: HostAddr): Promise<void>;
-  /** A firewall-mark service was added: route packets with `mark` into input device `dev`. */
-  addFwmark(mark: number, dev: string): Promise<void>;
-  /** The firewall-mark service of `mark` was deleted. */
-  delFwmark(mark: number): Promise<void>;
+  /**
+   * A firewall-mark service was added: route packets with `mark` into input device `dev`
+   * (`v6`: IPv6 packets, for `-f N -6`).
+   */
+  addFwmark(mark: number, dev: string, v6?: boolean): Promise<void>;
+  /** The firewall-mark service of `mark` (of IPv6 with `v6`) was deleted. */
+  delFwmark(mark: number, v6?: boolean): Promise<void>;
 }
 
 /** Leaves the host alone (routing is the operator's job, or there is no host: tests). */
@@ -119,6 +122,6 @@ export class NoHostNet implements HostNet {
   }
   async addDrServer(_addr: HostAddr, _dev: string): Promise<void> {}
   async delDrServer(_addr: HostAddr): Promise<void> {}
-  async addFwmark(_mark: number, _dev: string): Promise<void> {}
-  async delFwmark(_mark: number): Promise<void> {}
+  async addFwmark(_mark: number, _dev: string, _v6?: boolean): Promise<void> {}
+  async delFwmark(_mark: number, _v6?: boolean): Promise<void> {}
 }

@@ -108,46 +108,49 @@ interface RuleShow {
 }
 
 /** The priority of the rule that looks up the `local` table (0 unless someone moved it). */
-async function localPref(): Promise<number | undefined> {
-  return (JSON.parse(await ip('-j', 'rule', 'show')) as RuleShow[]).find((r) => r.table === 'local')?.priority;
+/** An address family's rules: IPv4's unless told. */
+export type RuleFamily = '-4' | '-6';
+
+async function localPref(family: RuleFamily): Promise<number | undefined> {
+  return (JSON.parse(await ip('-j', family, 'rule', 'show')) as RuleShow[]).find((r) => r.table === 'local')?.priority;
 }
 
-/** Add rule `args` (selectors and action, no priority) just before the `local` rule. */
-export async function addRuleBeforeLocal(args: string[]): Promise<void> {
-  const pref = await localPref();
+/** Add rule `args` (selectors and action, no priority) just before the `local` rule of `family`. */
+export async function addRuleBeforeLocal(args: string[], family: RuleFamily = '-4'): Promise<void> {
+  const pref = await localPref(family);
   if (pref === undefined) {
     // No local rule at all (an unusual host): first is before everything else.
-    await ip('rule', 'add', 'pref', '0', ...args);
+    await ip(family, 'rule', 'add', 'pref', '0', ...args);
     return;
   }
   const at = String(pref);
   const spare = String(pref + 1);
-  await ipQuiet('rule', 'add', 'pref', spare, 'lookup', 'local');
-  await ip('rule', 'del', 'pref', at, 'lookup', 'local');
+  await ipQuiet(family, 'rule', 'add', 'pref', spare, 'lookup', 'local');
+  await ip(family, 'rule', 'del', 'pref', at, 'lookup', 'local');
   try {
-    await ip('rule', 'add', 'pref', at, ...args);
+    await ip(family, 'rule', 'add', 'pref', at, ...args);
   } finally {
-    await ip('rule', 'add', 'pref', at, 'lookup', 'local');
-    await ipQuiet('rule', 'del', 'pref', spare, 'lookup', 'local');
+    await ip(family, 'rule', 'add', 'pref', at, 'lookup', 'local');
+    await ipQuiet(family, 'rule', 'del', 'pref', spare, 'lookup', 'local');
   }
 }
 
 /** Remove every rule `args` selects (wherever it is). */
-export async function delRule(args: string[]): Promise<void> {
-  while (await ipQuiet('rule', 'del', ...args)) {}
+export async function delRule(args: string[], family: RuleFamily = '-4'): Promise<void> {
+  while (await ipQuiet(family, 'rule', 'del', ...args)) {}
 }
 
 /**
  * After a killed run: if it died while the local rule was re-placed, leave exactly one `local`
  * rule (the spare one below it goes; a missing one comes back).
  */
-export async function repairLocalRule(): Promise<void> {
-  const locals = (JSON.parse(await ip('-j', 'rule', 'show')) as RuleShow[])
+export async function repairLocalRule(family: RuleFamily = '-4'): Promise<void> {
+  const locals = (JSON.parse(await ip('-j', family, 'rule', 'show')) as RuleShow[])
     .filter((r) => r.table === 'local')
     .map((r) => r.priority);
-  if (locals.length === 0) await ip('rule', 'add', 'pref', '0', 'lookup', 'local');
+  if (locals.length === 0) await ip(family, 'rule', 'add', 'pref', '0', 'lookup', 'local');
   for (const p of locals.slice(1)) {
-    if (p === locals[0] + 1) await ipQuiet('rule', 'del', 'pref', String(p), 'lookup', 'local');
+    if (p === locals[0] + 1) await ipQuiet(family, 'rule', 'del', 'pref', String(p), 'lookup', 'local');
   }
 }
 

@@ -14,6 +14,7 @@
 //     (only while the VIP is not a local address: the kernel answers ARP for a local one)
 //   ip rule add fwmark <N> lookup <T+k> (before local)     marked packets (fwmark services) ...
 //   ip route add default dev <lvsm..> table <T+k>          ... into the mark's own input TUN
+//                                                          (-f N -6: ip -6 rule and route)
 //   nft table ip lvs<T>, ip rule add fwmark <M> lookup <T> (before local)
 //                                                          services' packets to a VIP that is
 //                                                          also a local address (intercept.ts)
@@ -85,8 +86,8 @@ interface HostState {
   neighbours: { addr: string; dev: string }[];
   /** sysctl path → value before lvsd changed it. */
   sysctls: Record<string, string>;
-  /** Firewall marks routed into their input devices, each through its own table. */
-  marks?: { mark: number; table: number }[];
+  /** Firewall marks routed into their input devices, each through its own table (`v6`: IPv6's). */
+  marks?: { mark: number; table: number; v6?: boolean }[];
   /** The nftables table and the rule before `local` that take services' packets (intercept.ts). */
   intercept?: boolean;
 }
@@ -116,8 +117,10 @@ async function undo(state: HostState): Promise<void> {
     while (await ipQuiet(family, 'rule', 'del', 'lookup', String(state.table), 'pref', String(state.rulePref))) {}
   }
   for (const m of state.marks ?? []) {
-    await delRule(['fwmark', String(m.mark), 'lookup', String(m.table)]);
-    await ipQuiet('route', 'flush', 'table', String(m.table));
+    const family = m.v6 ? '-6' : '-4';
+    await delRule(['fwmark', String(m.mark), 'lookup', String(m.table)], family);
+    await ipQuiet(family, 'route', 'flush', 'table', String(m.table));
+    if (m.v6) await repairLocalRule('-6');
   }
   if (state.intercept) {
     await delRule(interceptRule(state.table));
@@ -481,31 +484,40 @@ export class IpRouteNet implements HostNet {
     }
   }
 
-  async addFwmark(mark: number, dev: string): Promise<void> {
+  async addFwmark(mark: number, dev: string, v6 = false): Promise<void> {
     this.state.marks ??= [];
     const marks = this.state.marks;
     let table = this.opts.table + 1;
     while (marks.some((m) => m.table === table)) table++;
-    marks.push({ mark, table });
+    marks.push(v6 ? { mark, table, v6 } : { mark, table });
     this.save();
+    const family = v6 ? '-6' : '-4';
     // The device goes away with lvsd's fd, and its sysctls with it: nothing to restore. IPv6
-    // off before the link is up (see setup()).
+    // off before the link is up (see setup()), unless the mark is an IPv6 service's: then on,
+    // without a link-local address.
     writeSysctl(`/proc/sys/net/ipv4/conf/${dev}/rp_filter`, '2');
-    writeSysctl(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+    if (v6) {
+      await this.ensureIpv6();
+      writeSysctl(`/proc/sys/net/ipv6/conf/${dev}/addr_gen_mode`, '1');
+      writeSysctl(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '0');
+    } else if (!marks.some((m) => m.mark === mark && m.v6)) {
+      writeSysctl(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+    }
     await ip('link', 'set', 'dev', dev, 'up', 'mtu', '1500', 'txqueuelen', '10000');
-    await ip('route', 'replace', 'default', 'dev', dev, 'table', String(table));
+    await ip(family, 'route', 'replace', 'default', 'dev', dev, 'table', String(table));
     // Before the local table: a marked packet to a local address is a service's too, as with IPVS.
-    await addRuleBeforeLocal(['fwmark', String(mark), 'lookup', String(table)]);
-    this.opts.log(`fwmark ${mark}: marked packets go into ${dev} (table ${table})`);
+    await addRuleBeforeLocal(['fwmark', String(mark), 'lookup', String(table)], family);
+    this.opts.log(`fwmark ${mark}${v6 ? ' (IPv6)' : ''}: marked packets go into ${dev} (table ${table})`);
   }
 
-  async delFwmark(mark: number): Promise<void> {
+  async delFwmark(mark: number, v6 = false): Promise<void> {
     const marks = this.state.marks ?? [];
-    const i = marks.findIndex((m) => m.mark === mark);
+    const i = marks.findIndex((m) => m.mark === mark && (m.v6 ?? false) === v6);
     if (i < 0) return;
     const [m] = marks.splice(i, 1);
-    await delRule(['fwmark', String(m!.mark), 'lookup', String(m!.table)]);
-    await ipQuiet('route', 'flush', 'table', String(m!.table));
+    const family = v6 ? '-6' : '-4';
+    await delRule(['fwmark', String(m!.mark), 'lookup', String(m!.table)], family);
+    await ipQuiet(family, 'route', 'flush', 'table', String(m!.table));
     this.save();
   }
 

@@ -24,7 +24,7 @@ import type {
   StatsSnapshot,
   VirtualServerSnapshot,
 } from '../ctl/protocol';
-import { FWD_NAMES, serviceProtoName } from '../ip-vs';
+import { AF_INET6, FWD_NAMES, serviceProtoName } from '../ip-vs';
 
 /** Everything one scrape shows: the control socket's `list` and `engine-stats` answers. */
 export interface MetricsInput {
@@ -535,7 +535,8 @@ function formatValue(n: number): string {
 }
 
 function protocolLabel(svc: ServiceSnapshot): string {
-  if (svc.fwmark !== 0) return 'fwm';
+  // `-f N` and `-f N -6` are two services: fwm and fwm6, so their series never collide.
+  if (svc.fwmark !== 0) return svc.af === AF_INET6 ? 'fwm6' : 'fwm';
   return serviceProtoName(svc.protocol)?.toLowerCase() ?? String(svc.protocol);
 }
 

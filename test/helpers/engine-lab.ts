@@ -67,11 +67,11 @@ export class FakeHost extends NoHostNet {
   override async delDrServer(a: HostAddr): Promise<void> {
     this.calls.push(`delDr ${hostAddrText(a)}`);
   }
-  override async addFwmark(mark: number, dev: string): Promise<void> {
-    this.calls.push(`addFwmark ${mark} ${dev}`);
+  override async addFwmark(mark: number, dev: string, v6 = false): Promise<void> {
+    this.calls.push(`addFwmark ${mark} ${dev}${v6 ? ' -6' : ''}`);
   }
-  override async delFwmark(mark: number): Promise<void> {
-    this.calls.push(`delFwmark ${mark}`);
+  override async delFwmark(mark: number, v6 = false): Promise<void> {
+    this.calls.push(`delFwmark ${mark}${v6 ? ' -6' : ''}`);
   }
 }
 

@@ -371,16 +371,18 @@ export class Lab {
    * removes it.
    */
   async markTcp(name: string, addr: string, port: number, mark: number): Promise<void> {
+    // An IPv6 address: an ip6 table (`nft delete table ip6 NAME`).
+    const family = addr.includes(':') ? 'ip6' : 'ip';
     const nft = (...args: string[]) => this.exec(this.dir, ['nft', ...args]);
-    await nft('add', 'table', 'ip', name);
-    await nft('add', 'chain', 'ip', name, 'pre', '{ type filter hook prerouting priority mangle; }');
+    await nft('add', 'table', family, name);
+    await nft('add', 'chain', family, name, 'pre', '{ type filter hook prerouting priority mangle; }');
     await nft(
       'add',
       'rule',
-      'ip',
+      family,
       name,
       'pre',
-      'ip',
+      family,
       'daddr',
       addr,
       'tcp',

@@ -92,6 +92,27 @@ describe.skipIf(why !== undefined)('IPv6 NAT through lvsd', () => {
     expect(ping.code, ping.stdout + ping.stderr).toBe(0);
   });
 
+  it('balances marked IPv6 packets through a -f N -6 service', async () => {
+    const MARKED = '2001:db8::50';
+    // The operator's side: mark TCP to the address, and have the director receive it.
+    await lab.markTcp('lvsmark6', MARKED, 80, 7);
+    await lab.exec(lab.dir, ['sysctl', '-qw', 'net.ipv6.conf.cli0.proxy_ndp=1']);
+    await lab.exec(lab.dir, ['ip', '-6', 'neigh', 'add', 'proxy', MARKED, 'dev', 'cli0']);
+    await lab.lvsadmOk('-A', '-f', '7', '-6', '-s', 'rr');
+    await lab.lvsadmOk('-a', '-f', '7', '-6', '-r', RS1, '-m');
+    await lab.lvsadmOk('-a', '-f', '7', '-6', '-r', RS2, '-m');
+    expect(await lab.lvsadmOk('-L', '-n')).toContain('FWM  7 IPv6 rr\n');
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const r = await lab.curl(`http://[${MARKED}]/`);
+      expect(r.code, r.stderr).toBe(0);
+      seen.add(r.stdout.trim());
+    }
+    expect([...seen].sort()).toEqual(['rs1', 'rs2']);
+    await lab.lvsadmOk('-D', '-f', '7', '-6');
+    await lab.exec(lab.dir, ['nft', 'delete', 'table', 'ip6', 'lvsmark6']);
+  });
+
   it('saves the IPv6 table with -S and restores it with -R, unchanged', async () => {
     const saved = await lab.lvsadmOk('-S', '-n');
     expect(saved).toContain(`-A -u ${URL_VIP}:53 -s rr -p 60 -M 64\n`);

@@ -55,9 +55,7 @@ describe('Balancer', () => {
     expect(svc).toMatchObject({ addr: '2001:db8::1', port: 80, netmask: '128' });
     expect(svc.dests.map((d) => `${d.addr} ${d.port}`)).toEqual(['2001:db8:1::10 8080']);
     const before = JSON.stringify(b.snapshot());
-    // Not forwarded yet: IPv6 firewall-mark services, tunnels across families.
-    const mark6 = svcSpec('0.0.0.0', 0, { protocol: 0, fwmark: 1, netmask: '128', af: 10 });
-    expect(await errnoOf(b.addService(mark6))).toBe('EAFNOSUPPORT');
+    // Not forwarded yet: tunnels across families.
     expect(await errnoOf(b.addDest(SVC, destSpec('2001:db8::10', 80, { fwd: FWD_TUNNEL })))).toBe('EAFNOSUPPORT');
     // Other mixes of families the kernel refuses for every method but tunnels.
     expect(await errnoOf(b.addDest(v6, destSpec('172.16.0.2', 80, { fwd: FWD_MASQ })))).toBe('EINVAL');

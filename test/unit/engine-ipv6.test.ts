@@ -21,6 +21,16 @@ const VIP6 = '2001:db8:1::1';
 const RS6A = '2001:db8:2::10';
 const RS6B = '2001:db8:2::11';
 
+/** The errno name a refused control-plane call fails with. */
+async function errnoOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as { errno?: string }).errno;
+  }
+  return undefined;
+}
+
 const numeric: ListFormat = { ...DEFAULT_LIST_FORMAT, numeric: true };
 
 async function natDirector(over: Parameters<typeof svcSpec>[2] = {}, dests = [RS6A]): Promise<TestDirector> {
@@ -320,5 +330,33 @@ describe('engine: FTP over IPv6 through NAT', () => {
     d.send(cmd('PASV\r\n'));
     d.send(reply('227 Entering Passive Mode (10,0,0,1,195,80)\r\n'));
     expect(d.send(tcp6({ src: CLIENT6, dst: VIP6, sport: 40030, dport: 50000, flags: 'S' }))).toHaveLength(0);
+  });
+});
+
+describe('engine: IPv6 firewall-mark services (-f N -6)', () => {
+  it('takes marked IPv6 packets to the -6 service, IPv4 ones to -f N, one input device for both', async () => {
+    const d = director();
+    const mark4 = svcSpec('0.0.0.0', 0, { fwmark: 7, protocol: 0, sched: 'rr' });
+    const mark6 = svcSpec('0.0.0.0', 0, { fwmark: 7, protocol: 0, sched: 'rr', netmask: '64', af: 10 });
+    await d.balancer.addService(mark4);
+    await d.balancer.addService(mark6);
+    await d.balancer.addDest(mark4, destSpec('172.16.0.1', 0, { fwd: FWD_MASQ }));
+    await d.balancer.addDest(mark6, destSpec(RS6A, 0, { fwd: FWD_MASQ }));
+    expect(await errnoOf(d.balancer.addDest(mark6, destSpec('172.16.0.2', 0, { fwd: FWD_MASQ })))).toBe('EINVAL');
+    expect(d.host.calls.filter((c) => c.startsWith('addFwmark'))).toEqual([
+      'addFwmark 7 mark7',
+      'addFwmark 7 mark7 -6',
+    ]);
+    d.io.pushMarked(7, tcp6({ src: CLIENT6, dst: '2001:db8:5::1', sport: 40000, dport: 443 }));
+    const [out] = d.io.takeSent();
+    expect(decode6(out!)).toMatchObject({ src: CLIENT6, dst: RS6A, dport: 443, checksumOk: true });
+    const s = d.balancer.snapshot().services.find((x) => x.af === 10)!;
+    expect(s).toMatchObject({ fwmark: 7, netmask: '64' });
+    // Deleting one family's service keeps the device for the other.
+    await d.balancer.deleteService(mark6);
+    expect(d.host.calls.slice(-1)).toEqual(['delFwmark 7 -6']);
+    expect(d.io.markDevs.has(7)).toBe(true);
+    await d.balancer.deleteService(mark4);
+    expect(d.io.markDevs.has(7)).toBe(false);
   });
 });

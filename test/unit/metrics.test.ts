@@ -670,3 +670,15 @@ describe('README', () => {
     for (const m of METRICS_DOC) expect(readme, m.name).toMatch(new RegExp(`\\| \`${m.name}\` +\\| ${m.type} +\\|`));
   });
 });
+
+describe('metrics of IPv6 services', () => {
+  it('labels an IPv6 service by its address, and -f N -6 apart from -f N', () => {
+    const v6 = service(IPPROTO_TCP, '2001:db8::1', 80, [dest('2001:db8:10::1', 8080)], { af: 10, netmask: '128' });
+    const text = formatMetrics(input([v6, fwm(7, {}), fwm(7, { af: 10, netmask: '128' })]));
+    expect(text).toContain(
+      'lvs_backend_connections_total{protocol="tcp",address="2001:db8::1",port="80",scheduler="wlc",real_address="2001:db8:10::1",real_port="8080",forward="masq"} 0',
+    );
+    const series = samplesOf(parseExposition(text), 'lvs_service_connections_total').map((s) => s.labels.protocol);
+    expect(series).toEqual(['tcp', 'fwm', 'fwm6']);
+  });
+});
