@@ -239,6 +239,7 @@ export class EnginePlane implements DataPlane {
   countersNow(): PlaneCounters {
     const e = this.engine;
     const f = e.frags;
+    const f6 = e.v6.frags;
     return {
       conns: e.conns.count + e.v6.conns.count,
       rxPackets: e.rxPackets,
@@ -246,7 +247,12 @@ export class EnginePlane implements DataPlane {
       txPackets: e.txPackets,
       drops: e.drops.slice(),
       offload: { ...e.offload },
-      reassembly: { datagrams: f.queues, bytes: f.heldBytes, completed: f.counts[FRAG_COMPLETE], expired: f.expired },
+      reassembly: {
+        datagrams: f.queues + f6.queues,
+        bytes: f.heldBytes + f6.heldBytes,
+        completed: f.counts[FRAG_COMPLETE] + f6.counts[FRAG_COMPLETE],
+        expired: f.expired + f6.expired,
+      },
       synced: { ...e.synced },
       handed: e.handed.out,
       synProxy: { ...e.proxy.counts, halfOpen: e.proxy.halfOpen, waiting: e.proxy.waitingCount },

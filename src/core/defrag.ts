@@ -27,7 +27,7 @@ import {
 import type { Engine } from './engine';
 
 /** Drop reason by reassembly outcome (FRAG_DUPLICATE.. in wire/reassembly.ts). */
-const FRAG_DROPS: readonly number[] = [
+export const FRAG_DROPS: readonly number[] = [
   0,
   0,
   D_FRAG_DUPLICATE,

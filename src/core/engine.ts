@@ -507,6 +507,7 @@ export class Engine {
     this.now = Math.floor(this.clock());
     this.tx.begin();
     this.frags.expire(this.now);
+    this.v6.expireFragments(this.now);
     this.tx.flush();
     if (this.defense.dropEntryOn) this.defense.sweep(this.conns, this.now, this.life.remove);
     return this.conns.tick(this.now, this.life.expire) + this.v6.tick(this.now);

@@ -8,7 +8,8 @@
 //   |----------------------------------------------|------------------------------------------|
 //   | malformed IPv6 / TCP / UDP header            | drop, counted by wire verdict            |
 //   | to a multicast or link-local address         | drop link_local (the kernel's own MLD)   |
-//   | a fragment to a virtual address              | drop, unsupported (not reassembled yet)  |
+//   | a fragment                                   | held; the whole datagram is then decided |
+//   |                                              | as one packet, and leaves in fragments   |
 //   | ICMPv6 error about a connection's packet     | relayed, translated (proto/icmp6.ts)     |
 //   | ICMPv6 echo request to a virtual address     | answered                                 |
 //   | other ICMPv6 to a virtual address            | drop no_service (no_conn: an error)      |
@@ -23,7 +24,7 @@
 // out6), their expected data connections core/ftp-expect.ts FtpExpectations6.
 // Connections are offered to a master sync daemon and bound to their dest when synced as the
 // IPv4 path's are (sync-conn.ts, sync-apply.ts, over this table).
-// Not yet for IPv6 (ARCHITECTURE.md lists them): fragments, SYN cookies, the drop_entry
+// Not yet for IPv6 (ARCHITECTURE.md lists them): SYN cookies, the drop_entry
 // defense's sweep, DR/TUN FTP data connections found through the FTP service.
 
 import {
@@ -57,8 +58,10 @@ import {
 } from '../ip-vs';
 import { Icmp6Relay } from '../proto/icmp6';
 import { DIR_IN, DIR_OUT, type ProtoHandler } from '../proto/proto';
-import { ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH } from '../wire/icmp';
-import { V_OK, V_UNSUPPORTED } from '../wire/verdict';
+import { ICMPV6_DEST_UNREACH, ICMPV6_EXC_FRAGTIME, ICMPV6_PORT_UNREACH, ICMPV6_TIME_EXCEED } from '../wire/icmp';
+import { FRAG_COMPLETE, FRAG_HELD } from '../wire/reassembly';
+import { Reassembler6 } from '../wire/reassembly6';
+import { V_OK } from '../wire/verdict';
 import { readVnetHdr6, VNET_HDR_LEN } from '../wire/vnet';
 import { bypass6, mayAnswer6, sendIcmp6Error, TRANSMITTERS6 } from '../xmit/ipv6';
 import type { PacketContext } from '../xmit/packet-context';
@@ -66,13 +69,18 @@ import {
   D_BAD_OFFLOAD,
   D_DEFENSE,
   D_DEST_UNAVAILABLE,
+  D_FRAG_BAD,
   D_LINK_LOCAL,
   D_NO_CONN,
   D_NO_DEST,
   D_NO_SERVICE,
   D_TABLE_FULL,
+  TX,
+  TX_HELD,
+  TX_QUEUED,
 } from '../xmit/verdict';
 import { ConnLife } from './conn-life';
+import { FRAG_DROPS } from './defrag';
 import type { Engine } from './engine';
 import { bindSyncedDest, syncConn } from './sync-conn';
 
@@ -103,6 +111,8 @@ export class Path6 {
   private readonly tkey = new Uint32Array(ADDR6_WORDS);
   private readonly templateInit: ConnInit = newConnInit();
   private readonly icmp: Icmp6Relay;
+  /** Fragments waiting for the rest of their datagram (wire/reassembly6.ts). */
+  readonly frags = new Reassembler6({ onExpire: (buf, off, len) => this.timedOut(buf, off, len) });
 
   constructor(
     private readonly e: Engine,
@@ -132,7 +142,7 @@ export class Path6 {
     }
     const services = e.services;
     const protocol = ip.protocol;
-    if (ip.isFragment) return services.isVip6(key, A6_VIRTUAL) ? V_UNSUPPORTED : bypass6(x);
+    if (ip.isFragment) return this.fragment(buf, off, ip.totalLen);
     const h = e.protos[protocol];
     if (h === undefined) {
       const vip = services.isVip6(key, A6_VIRTUAL);
@@ -173,6 +183,65 @@ export class Path6 {
     if (svc !== undefined) return this.schedule(svc, h);
     if (!services.isVip6(key, A6_VIRTUAL)) return bypass6(x);
     return D_NO_SERVICE;
+  }
+
+  /**
+   * A fragment (nf_defrag_ipv6 before IPVS): held until its datagram is whole, which is then
+   * decided as one packet from the slab's big slot and leaves in fragments again no larger than
+   * it came in (x.fragSize6; xmit/ipv6.ts sendFragments6).
+   */
+  private fragment(buf: Buffer, off: number, len: number): number {
+    const e = this.e;
+    const x = this.x;
+    // A fragment inside a reassembled datagram: nothing a sender makes.
+    if (x.reassembled) return D_FRAG_BAD;
+    const r = this.frags;
+    const status = r.add(buf, off, len, x.ip6.fragOffset, e.now);
+    if (status === FRAG_HELD) return TX_HELD;
+    if (status !== FRAG_COMPLETE) return FRAG_DROPS[status];
+    const slab = e.io.slab;
+    const tx = x.tx;
+    // The big slot may still be queued from this batch: send that first.
+    if (tx.bigQueued) tx.flush();
+    const big = slab.bigOffset;
+    const fragSize = r.completeFragSize;
+    const n = r.copyComplete(slab.buf, big);
+    if (x.vnetHdr !== 0) slab.buf.fill(0, big - VNET_HDR_LEN, big);
+    x.reassembled = true;
+    x.fragSize6 = fragSize;
+    const v = this.process(slab.buf, big, n);
+    x.reassembled = false;
+    x.fragSize6 = 0;
+    if (v === TX) {
+      // Queued here, so the big slot's use is known to flush() before it is reused.
+      tx.queue(x.outOff, x.outLen, x.outDev);
+      tx.bigQueued = true;
+      return TX_HELD;
+    }
+    if (v === TX_QUEUED) tx.bigQueued = true;
+    return v;
+  }
+
+  /**
+   * A datagram timed out incomplete (its first fragment, or its first bytes, at buf[off]): when
+   * it was to a virtual address, its sender gets time exceeded (fragment reassembly), within
+   * icmp_send's rate limits, as the director's own stack would answer.
+   */
+  private timedOut(buf: Buffer, off: number, len: number): void {
+    const e = this.e;
+    const x = this.x;
+    const slab = e.io.slab;
+    const big = slab.bigOffset;
+    buf.copy(slab.buf, big, off, off + len);
+    const ip = x.ip6;
+    ip.reset(slab.buf, big, len);
+    if (ip.checkQuoted() !== V_OK) return;
+    for (let i = 0; i < 4; i++) this.key[A6_VIRTUAL + i] = ip.dstWord(i);
+    if (!e.services.isVip6(this.key, A6_VIRTUAL) || !mayAnswer6(ip, ICMPV6_TIME_EXCEED, ICMPV6_EXC_FRAGTIME)) return;
+    const src = ip.srcWord(0) ^ ip.srcWord(1) ^ ip.srcWord(2) ^ ip.srcWord(3);
+    if (e.icmpRate.allow(ICMPV6_TIME_EXCEED, ICMPV6_EXC_FRAGTIME, src >>> 0)) {
+      sendIcmp6Error(x, ICMPV6_TIME_EXCEED, ICMPV6_EXC_FRAGTIME, 0);
+    }
   }
 
   /** Engine.schedule for IPv6 (no SYN cookies yet). */
@@ -308,6 +377,11 @@ export class Path6 {
     count(dest.stats, out, bytes);
     count(dest.svc.stats, out, bytes);
     count(this.e.stats, out, bytes);
+  }
+
+  /** Expire fragments (in the engine's tick, inside a batch: time exceeded may be sent). */
+  expireFragments(now: number): void {
+    this.frags.expire(now);
   }
 
   /** Expire what is due (Engine.tick). */

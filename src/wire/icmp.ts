@@ -259,6 +259,8 @@ export const ICMPV6_TIME_EXCEED = 3;
 export const ICMPV6_PARAMPROB = 4;
 export const ICMPV6_ECHO_REQUEST = 128;
 export const ICMPV6_ECHO_REPLY = 129;
+/** Code of ICMPV6_TIME_EXCEED: fragment reassembly time exceeded. */
+export const ICMPV6_EXC_FRAGTIME = 1;
 /** Codes of ICMPV6_DEST_UNREACH. */
 export const ICMPV6_NOROUTE = 0;
 export const ICMPV6_ADM_PROHIBITED = 1;

@@ -35,10 +35,10 @@ import {
 import { IPV6, Ipv6View } from '../wire/ipv6';
 import { V_BAD_CHECKSUM } from '../wire/verdict';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
-import type { Transmitter } from './common';
+import { framePlain, type Transmitter } from './common';
 import type { PacketContext } from './packet-context';
 import { unsupported } from './unsupported';
-import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_NO_SERVICE, D_TOO_BIG, TX } from './verdict';
+import { D_FRAG_NEEDED, D_NEIGH_MISS, D_NO_ROUTE, D_NO_SERVICE, D_TOO_BIG, TX, TX_QUEUED } from './verdict';
 
 /** The hop limit of what the director originates, as the kernel's default (64). */
 const HOP_LIMIT = 64;
@@ -52,6 +52,9 @@ const PARAMPROB_OPTION = 2;
 export function sendRouted6(x: PacketContext, restoreHop: boolean): number {
   const ip = x.ip6;
   if (restoreHop && ip.hopLimit < 255) ip.hopLimit = ip.hopLimit + 1;
+  if (x.reassembled && x.fragSize6 !== 0 && ip.totalLen > x.fragSize6) {
+    return sendFragments6(x, x.fragSize6, (off, len) => queueBuilt6(x, off, len));
+  }
   if (x.vnetHdr !== 0 && x.csumStart === 0) writeVnetHdr(ip.buf, ip.off - x.vnetHdr, 0, VNET_GSO_NONE, 0, 0, 0, 0);
   x.outOff = ip.off - x.vnetHdr;
   x.outLen = ip.totalLen + x.vnetHdr;
@@ -70,6 +73,65 @@ function queueBuilt6(x: PacketContext, off: number, len: number): boolean {
   if (x.vnetHdr !== 0) writeVnetHdr(buf, off - x.vnetHdr, 0, VNET_GSO_NONE, 0, 0, 0, 0);
   return x.queue(off - x.vnetHdr, len + x.vnetHdr, TX_DEV_TUN);
 }
+
+/**
+ * The largest packet the current IPv6 one leaves as: itself, or for a datagram reassembled here
+ * the fragments it will be cut into again (x.fragSize6).
+ */
+function wireLen6(x: PacketContext): number {
+  const len = x.ip6.totalLen;
+  return x.reassembled && x.fragSize6 !== 0 ? Math.min(len, x.fragSize6) : len;
+}
+
+/** The identification of the fragments the director cuts (one per datagram). */
+let fragId = 0x6c76;
+
+/**
+ * The current IPv6 packet (a reassembled datagram, checksum complete) cut into fragments of at
+ * most `size` bytes, each built in a generated slot and handed to `emit(off, len)` (false: no
+ * room, the rest is dropped). The unfragmentable part is the IPv6 header and the hop-by-hop and
+ * routing headers right after it (RFC 8200 section 4.5); every fragment repeats it.
+ */
+export function sendFragments6(x: PacketContext, size: number, emit: (off: number, len: number) => boolean): number {
+  const ip = x.ip6;
+  if (x.csumStart !== 0) completeChecksum6(x);
+  const buf = ip.buf;
+  const total = ip.totalLen;
+  // The unfragmentable part, and where the next-header field that will name the fragment header is.
+  let field: number = IPV6.NEXT_HEADER;
+  let type = buf[ip.off + IPV6.NEXT_HEADER];
+  let unfrag: number = IPV6.HEADER;
+  while ((type === 0 || type === 43) && unfrag + 8 <= ip.l4Offset) {
+    field = unfrag;
+    const next = buf[ip.off + unfrag];
+    unfrag += (buf[ip.off + unfrag + 1] + 1) * 8;
+    type = next;
+  }
+  const chunk = (size - unfrag - FRAG_HEADER) & ~7;
+  if (chunk <= 0 || unfrag + FRAG_HEADER + chunk > x.slotCapacity) return D_TOO_BIG;
+  fragId = (fragId + 1) >>> 0;
+  for (let done = unfrag; done < total; done += chunk) {
+    const part = Math.min(chunk, total - done);
+    const g = x.genSlot();
+    if (g < 0) return D_TOO_BIG;
+    buf.copy(buf, g, ip.off, ip.off + unfrag);
+    buf[g + field] = IPPROTO_FRAGMENT;
+    buf.writeUInt16BE(unfrag + FRAG_HEADER + part - IPV6.HEADER, g + IPV6.PAYLOAD_LEN);
+    const fh = g + unfrag;
+    buf[fh] = type;
+    buf[fh + 1] = 0;
+    buf.writeUInt16BE((done - unfrag) | (done + part < total ? 1 : 0), fh + 2);
+    buf.writeUInt32BE(fragId, fh + 4);
+    buf.copy(buf, fh + FRAG_HEADER, ip.off + done, ip.off + done + part);
+    if (!emit(g, unfrag + FRAG_HEADER + part)) return D_TOO_BIG;
+  }
+  return TX_QUEUED;
+}
+
+/** The IPv6 fragment header's size. */
+const FRAG_HEADER = 8;
+/** The fragment header's next-header value. */
+const IPPROTO_FRAGMENT = 44;
 
 /** Write a 40-byte IPv6 header at buf[off]. `src`/`dst` are 16-byte addresses at buf offsets. */
 function writeIpv6Header(
@@ -173,7 +235,7 @@ export const nat6: Transmitter = {
     const ip = x.ip6;
     // Before the rewrite: the client's packet too big must quote what it sent (to the VIP).
     const mtu = x.dest.mtu;
-    if (ip.totalLen > mtu) {
+    if (wireLen6(x) > mtu) {
       sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, mtu);
       return D_FRAG_NEEDED;
     }
@@ -221,6 +283,14 @@ export const dr6: Transmitter = {
     }
     const ip = x.ip6;
     const len = ip.totalLen;
+    // A datagram reassembled here leaves in fragments again, no larger than it came in and
+    // than the path allows.
+    if (x.reassembled && x.fragSize6 !== 0 && len > Math.min(x.fragSize6, dest.mtu)) {
+      return sendFragments6(x, Math.min(x.fragSize6, dest.mtu), (off, n) => {
+        framePlain(x, off, n, header, dest.l2Dev);
+        return x.queue(x.outOff, x.outLen, x.outDev);
+      });
+    }
     if (len > dest.mtu) {
       sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, dest.mtu);
       return D_FRAG_NEEDED;

@@ -42,6 +42,11 @@ export class PacketContext {
    */
   reassembled = false;
   /**
+   * An IPv6 datagram reassembled here: the largest fragment it came in, the size it leaves in
+   * again when it is larger (the kernel's netfilter defragmentation does the same).
+   */
+  fragSize6 = 0;
+  /**
    * The smallest MTU of the director's own links: a NAT reply above it may not fit the link
    * towards its client, so it goes through the kernel's forward path (which fragments it or
    * answers frag-needed) instead of the raw socket (which would refuse it).

@@ -127,3 +127,38 @@ export function decode6(b: Buffer): Decoded6 {
   }
   return d;
 }
+
+/**
+ * Cut IPv6 packet `p` (no extension headers) into fragments of at most `size` bytes each, as a
+ * sender would: each repeats the 40-byte header, with a fragment header (identification `id`).
+ */
+export function fragment6(p: Buffer, size: number, id: number): Buffer[] {
+  const next = p[6];
+  const data = p.subarray(40);
+  const chunk = (size - 48) & ~7;
+  const out: Buffer[] = [];
+  for (let at = 0; at < data.length; at += chunk) {
+    const part = data.subarray(at, Math.min(at + chunk, data.length));
+    const f = Buffer.alloc(48 + part.length);
+    p.copy(f, 0, 0, 40);
+    f[6] = 44;
+    f.writeUInt16BE(8 + part.length, 4);
+    f[40] = next;
+    f.writeUInt16BE(at | (at + chunk < data.length ? 1 : 0), 42);
+    f.writeUInt32BE(id, 44);
+    part.copy(f, 48);
+    out.push(f);
+  }
+  return out;
+}
+
+/** Reassemble fragments made as fragment6 makes them (no other extension headers), in any order. */
+export function reassemble6(frags: Buffer[]): Buffer {
+  const parts = frags.map((f) => ({ at: f.readUInt16BE(42) & 0xfff8, data: f.subarray(48, 40 + f.readUInt16BE(4)) }));
+  parts.sort((a, b) => a.at - b.at);
+  const data = Buffer.concat(parts.map((p) => p.data));
+  const h = Buffer.from(frags[0]!.subarray(0, 40));
+  h[6] = frags[0]![40]!;
+  h.writeUInt16BE(data.length, 4);
+  return Buffer.concat([h, data]);
+}

@@ -92,6 +92,18 @@ describe.skipIf(why !== undefined)('IPv6 NAT through lvsd', () => {
     expect(ping.code, ping.stdout + ping.stderr).toBe(0);
   });
 
+  it('carries UDP datagrams larger than the link both ways, in fragments', async () => {
+    // 3000 bytes each way: the client's stack and the real server's cut them into fragments,
+    // which lvsd reassembles, translates and cuts again.
+    const script =
+      'const s=require("dgram").createSocket("udp6");' +
+      's.on("message",(m)=>{console.log(m.length+" "+m.subarray(0,4).toString());process.exit(0)});' +
+      's.send(Buffer.alloc(3000,120),53,process.argv[1]);setTimeout(()=>process.exit(1),4000);';
+    const r = await lab.exec(lab.client, [process.execPath, '-e', script, VIP]);
+    // The answer came from the VIP (the socket takes no other), whole.
+    expect(r.stdout.trim(), r.stderr).toMatch(/^3004 rs[12]$/);
+  });
+
   it('balances marked IPv6 packets through a -f N -6 service', async () => {
     const MARKED = '2001:db8::50';
     // The operator's side: mark TCP to the address, and have the director receive it.

@@ -18,7 +18,7 @@ import { checksum, sum16 } from '../../src/wire/checksum';
 import { VNET_F_NEEDS_CSUM } from '../../src/wire/vnet';
 import { DEV_MAC, destSpec, director, drops, RS_MAC, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { Rng } from '../helpers/fuzz-gen';
-import { icmp6, tcp6, udp6 } from '../helpers/packet6';
+import { fragment6, icmp6, tcp6, udp6 } from '../helpers/packet6';
 
 const PACKETS = Number(process.env.FUZZ6_PACKETS ?? 12_000);
 const SEED = Number(process.env.FUZZ6_SEED ?? 0x1ab5_0020);
@@ -80,8 +80,27 @@ function withExtension(r: Rng, p: Buffer, type: number): Buffer {
   return out;
 }
 
+/** Fragments of a datagram cut earlier, still to be sent (in a shuffled order). */
+const pending: Buffer[] = [];
+
 /** A golden packet: valid, from the traffic a real director sees. `sent`: what the engine sent lately. */
 function golden(r: Rng, sent: Buffer[]): Buffer {
+  if (pending.length > 0 && r.chance(0.8)) return pending.shift()!;
+  if (r.chance(0.03)) {
+    // A big datagram in fragments, both directions, sometimes with one lost.
+    const toVip = r.chance(0.6);
+    const big = udp6({
+      src: toVip ? r.pick(CLIENTS) : NAT_A,
+      dst: toVip ? VIP : r.pick(CLIENTS),
+      sport: toVip ? 40000 + r.int(6) : 53,
+      dport: toVip ? 53 : 40000 + r.int(6),
+      payload: r.bytes(r.range(1300, 5000)),
+    });
+    const frags = r.shuffle(fragment6(big, r.pick([1280, 1400, 1500]), r.u32()));
+    if (frags.length > 1 && r.chance(0.2)) frags.pop();
+    pending.push(...frags);
+    return pending.shift()!;
+  }
   const client = r.pick(CLIENTS);
   const sport = 40000 + r.int(6);
   const flags = r.pick(['S', 'S', 'A', 'PA', 'FA', 'R', 'SA']);
@@ -175,10 +194,13 @@ function l4ChecksumOk(b: Buffer): boolean | null {
   if (end > b.length) return null;
   let next = b[6];
   let at = 40;
-  while (next === 0 || next === 43 || next === 60) {
+  while (next === 0 || next === 43 || next === 60 || next === 44) {
     if (at + 8 > end) return null;
+    // An atomic fragment (offset 0, no more) is a whole packet; any other is not checkable alone.
+    if (next === 44 && (b.readUInt16BE(at + 2) & 0xfff9) !== 0) return null;
+    const len = next === 44 ? 8 : (b[at + 1] + 1) * 8;
     next = b[at];
-    at += (b[at + 1] + 1) * 8;
+    at += len;
   }
   if (at > end || (next !== 6 && next !== 17 && next !== 58)) return null;
   const len = end - at;
@@ -224,6 +246,7 @@ describe('engine fuzz: hostile IPv6', () => {
     it(`${offload ? 'offload' : 'plain'} TUN: legal output, checksums never broken, tables empty at the end`, async () => {
       const d = await lab(offload);
       const r = new Rng(SEED + (offload ? 1 : 0));
+      pending.length = 0;
       const sent: Buffer[] = [];
       const findings: string[] = [];
       for (let n = 0; n < PACKETS; n++) {
@@ -275,6 +298,7 @@ describe('engine fuzz: hostile IPv6', () => {
       // Everything expires: no connection, no count left behind.
       for (let t = 0; t < 40; t++) d.advance(60);
       expect(d.engine.v6.conns.count).toBe(0);
+      expect([d.engine.v6.frags.queues, d.engine.v6.frags.heldBytes]).toEqual([0, 0]);
       for (const s of d.balancer.snapshot().services) {
         for (const dest of s.dests)
           expect([dest.addr, dest.activeConns, dest.inactConns, dest.persistConns]).toEqual([dest.addr, 0, 0, 0]);

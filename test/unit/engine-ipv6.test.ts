@@ -14,7 +14,7 @@ import { mayAnswer6 } from '../../src/xmit/ipv6';
 import { DROP_NAMES } from '../../src/xmit/verdict';
 import { DEV_MAC, destSpec, director, drops, RS_MAC, svcSpec, type TestDirector } from '../helpers/engine-lab';
 import { fromHex } from '../helpers/packet-builder';
-import { decode6, icmp6, tcp6, udp6 } from '../helpers/packet6';
+import { decode6, fragment6, icmp6, reassemble6, tcp6, udp6 } from '../helpers/packet6';
 
 const CLIENT6 = '2001:db8::2';
 const VIP6 = '2001:db8:1::1';
@@ -358,5 +358,56 @@ describe('engine: IPv6 firewall-mark services (-f N -6)', () => {
     expect(d.io.markDevs.has(7)).toBe(true);
     await d.balancer.deleteService(mark4);
     expect(d.io.markDevs.has(7)).toBe(false);
+  });
+});
+
+describe('engine: IPv6 fragments', () => {
+  it('reassembles a datagram to the VIP, NATs it, and sends it on in fragments no larger than it came', async () => {
+    const d = await natDirector({ protocol: IPPROTO_UDP });
+    const dgram = udp6({ src: CLIENT6, dst: VIP6, sport: 5000, dport: 80, payload: Buffer.alloc(3000, 7) });
+    const frags = fragment6(dgram, 1280, 0xabcd);
+    expect(frags).toHaveLength(3);
+    // Out of order: held until the last one comes.
+    expect(d.send(frags[2]!, frags[0]!)).toHaveLength(0);
+    const out = d.send(frags[1]!);
+    expect(out.length).toBe(3);
+    for (const f of out) {
+      expect(f.length).toBeLessThanOrEqual(1280);
+      expect(f[6]).toBe(44);
+    }
+    const whole = decode6(reassemble6(out));
+    expect(whole).toMatchObject({ src: CLIENT6, dst: RS6A, dport: 8080, checksumOk: true });
+    expect(whole.payload.length).toBe(8 + 3000);
+    // The real server's reply in fragments comes back from the VIP, in fragments.
+    const reply = udp6({ src: RS6A, dst: CLIENT6, sport: 8080, dport: 5000, payload: Buffer.alloc(2000, 9) });
+    const back = d.send(...fragment6(reply, 1400, 0x1234));
+    expect(decode6(reassemble6(back))).toMatchObject({ src: VIP6, sport: 80, checksumOk: true });
+    expect(drops(d)).toEqual({});
+  });
+
+  it('answers a datagram that never completes with time exceeded after 60 s, and drops overlaps', async () => {
+    const d = await natDirector({ protocol: IPPROTO_UDP });
+    const frags = fragment6(
+      udp6({ src: CLIENT6, dst: VIP6, sport: 5000, dport: 80, payload: Buffer.alloc(2000) }),
+      1280,
+      9,
+    );
+    d.send(frags[0]!);
+    d.advance(30);
+    expect(d.io.takeSent()).toHaveLength(0);
+    d.advance(31);
+    const [te] = d.io.takeSent();
+    expect(decode6(te!)).toMatchObject({ src: VIP6, dst: CLIENT6, type: 3, code: 1, checksumOk: true });
+    // A fragment overlapping one held discards the datagram.
+    const again = fragment6(
+      udp6({ src: CLIENT6, dst: VIP6, sport: 5001, dport: 80, payload: Buffer.alloc(2000) }),
+      1280,
+      10,
+    );
+    const overlap = Buffer.from(again[1]!);
+    overlap.writeUInt16BE((overlap.readUInt16BE(42) - 8) | (overlap.readUInt16BE(42) & 1), 42);
+    d.send(again[0]!, overlap);
+    expect(drops(d)).toMatchObject({ frag_overlap: 1 });
+    expect(d.engine.v6.frags.queues).toBe(0);
   });
 });
