@@ -10,5 +10,5 @@ const server = createServer((sock) => {
   sock.on('data', (d) => sock.write(d));
   sock.on('error', () => sock.destroy());
 });
-server.listen(port, '0.0.0.0', () => process.stdout.write(`echo listening on ${port}\n`));
+server.listen(port, '::', () => process.stdout.write(`echo listening on ${port}\n`));
 process.on('SIGTERM', () => process.exit(0));

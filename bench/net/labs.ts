@@ -4,7 +4,9 @@
 //
 //   nat lab  client 192.168.0.2 ── director cli0 .254 / br0 172.16.0.254 ── rs1 172.16.0.1
 //            paths fwd (to 172.16.0.1), nat (VIP 10.1.0.1, nftables dnat), haproxy (listens on
-//            192.168.0.254), lvs-nat (VIP 192.168.0.1)
+//            192.168.0.254), lvs-nat (VIP 192.168.0.1); over IPv6 (lab.sh IPV6=1: client
+//            2001:db8::2, director 2001:db8::fe, rs1 2001:db8:10::1) nat6 (VIP 2001:db8:f0::1,
+//            nftables ip6 dnat) and lvs-nat6 (VIP 2001:db8::1)
 //   dr lab   one LAN: client .2, director .254, rs1 192.168.0.11 (VIP on lo)       path lvs-dr
 //   tun lab  client LAN, director .254, router .253 ── rs1 172.16.0.1 (VIP on a TUN) path lvs-tun
 //
@@ -21,6 +23,11 @@ export type LabKind = 'nat' | 'dr' | 'tun';
 export const VIP = '192.168.0.1';
 export const KNAT_VIP = '10.1.0.1';
 export const DIR_ADDR = '192.168.0.254';
+/** The nat lab's IPv6 side (netns/lab.sh IPV6=1): lvs-nat6's VIP, nat6's, the director, rs1. */
+export const VIP6 = '2001:db8::1';
+export const KNAT_VIP6 = '2001:db8:f0::1';
+export const DIR_ADDR6 = '2001:db8::fe';
+export const RS6_ADDR = '2001:db8:10::1';
 /** The lab's client address; each path run sends from a fresh one (freshClientSource). */
 export const CLIENT_ADDR = '192.168.0.2';
 export const PORT = { iperf: 5201, http: 80, echo: 7007, udp: 9000 } as const;
@@ -94,7 +101,8 @@ export class Lab {
 
   /** Build the lab and start its servers. Throws (after removing what it built) on failure. */
   async up(udpNeeded: boolean): Promise<void> {
-    const r = await exec('bash', [this.env.labScript, 'up', this.prefix, this.kind], 30_000);
+    // The nat lab carries IPv6 too, for nat6 and lvs-nat6.
+    const r = await exec('env', ['IPV6=1', 'bash', this.env.labScript, 'up', this.prefix, this.kind], 30_000);
     if (r.code !== 0) throw new Error(`lab.sh up ${this.kind} failed: ${firstLines(r.stderr)}`);
     this.isUp = true;
     const sysctl = (ns: string, kv: string) => nsRun(ns, ['sysctl', '-qw', kv]);
@@ -108,6 +116,9 @@ export class Lab {
       // fwd reaches the real server's own address, nat its VIP, both routed by the director.
       await nsRun(this.client, ['ip', 'route', 'add', '172.16.0.0/24', 'via', DIR_ADDR]);
       await nsRun(this.client, ['ip', 'route', 'add', `${KNAT_VIP}/32`, 'via', DIR_ADDR]);
+      // nat6 likewise over IPv6 (lvs-nat6's VIP is on the client's LAN: lvsd answers for it).
+      await nsRun(this.client, ['ip', '-6', 'route', 'add', `${KNAT_VIP6}/128`, 'via', DIR_ADDR6]);
+      await sysctl(this.dir, 'net.ipv6.conf.all.forwarding=1');
     }
     if (this.env.steer) await this.steerDirector();
     await this.startServers(udpNeeded);
@@ -142,6 +153,11 @@ export class Lab {
     if (this.kind === 'nat') {
       await nsRun(c, ['ip', 'route', 'replace', '172.16.0.0/24', 'via', DIR_ADDR, 'src', addr]);
       await nsRun(c, ['ip', 'route', 'replace', `${KNAT_VIP}/32`, 'via', DIR_ADDR, 'src', addr]);
+      // And an IPv6 source of its own (2001:db8::64 ...), for the IPv6 paths.
+      const addr6 = `2001:db8::${(100 + this.sources - 1).toString(16)}`;
+      await nsRun(c, ['ip', '-6', 'addr', 'add', `${addr6}/128`, 'dev', 'eth0', 'nodad']);
+      await nsRun(c, ['ip', '-6', 'route', 'replace', '2001:db8::/64', 'dev', 'eth0', 'src', addr6]);
+      await nsRun(c, ['ip', '-6', 'route', 'replace', `${KNAT_VIP6}/128`, 'via', DIR_ADDR6, 'src', addr6]);
     }
     this.clientAddr = addr;
     return addr;
@@ -224,6 +240,7 @@ http {
   scgi_temp_path ${dir}/scgi;
   server {
     listen ${PORT.http} backlog=4096;
+    listen [::]:${PORT.http} backlog=4096;
     location / { return 200 "ok\\n"; }
   }
 }

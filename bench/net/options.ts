@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 
-export const PATH_IDS = ['fwd', 'nat', 'haproxy', 'lvs-nat', 'lvs-dr', 'lvs-tun'] as const;
+export const PATH_IDS = ['fwd', 'nat', 'haproxy', 'lvs-nat', 'lvs-dr', 'lvs-tun', 'nat6', 'lvs-nat6'] as const;
 export type PathId = (typeof PATH_IDS)[number];
 
 export const TEST_IDS = ['tcp', 'udp-lossfree', 'udp-blast', 'conn', 'latency'] as const;
@@ -82,6 +82,8 @@ path, round 2: every path, ...):
   lvs-nat   lvsd, masquerading (-m)
   lvs-dr    lvsd, direct routing (-g); lvs-realserver dr on the real server
   lvs-tun   lvsd, IP-in-IP (-i); lvs-realserver tun on the real server
+  nat6      kernel NAT over IPv6: nftables ip6 dnat with conntrack (TCP tests only)
+  lvs-nat6  lvsd, masquerading over IPv6 (TCP tests only); its ratio is to nat6
 
 Tests: tcp (iperf3, one stream, Gbit/s), udp-lossfree (paced 64-byte UDP sweep: highest
 offered rate with < 0.5 % loss), udp-blast (delivered pps at full speed), conn (wrk -t1

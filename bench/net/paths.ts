@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from '../../src/ctl/client';
 import type { EngineStats } from '../../src/ctl/protocol';
-import { DIR_ADDR, KNAT_VIP, type Lab, type LabKind, PORT, VIP } from './labs';
+import { DIR_ADDR, KNAT_VIP, KNAT_VIP6, type Lab, type LabKind, PORT, RS6_ADDR, VIP, VIP6 } from './labs';
 import type { PathId } from './options';
 import { firstLines, nsExec, nsRun, type Proc, type ProcRegistry, waitListening } from './proc';
 
@@ -19,6 +19,8 @@ export interface PathDef {
   udp: boolean;
   /** lvsadm forwarding flag, for lvs-ts paths. */
   lvsFlag?: '-m' | '-g' | '-i';
+  /** Over IPv6 (the nat lab's IPv6 addresses); the kernel path it is compared with. */
+  v6?: boolean;
 }
 
 export const PATHS: Record<PathId, PathDef> = {
@@ -28,6 +30,9 @@ export const PATHS: Record<PathId, PathDef> = {
   'lvs-nat': { id: 'lvs-nat', label: 'lvs-ts NAT (-m)', lab: 'nat', udp: true, lvsFlag: '-m' },
   'lvs-dr': { id: 'lvs-dr', label: 'lvs-ts DR (-g)', lab: 'dr', udp: true, lvsFlag: '-g' },
   'lvs-tun': { id: 'lvs-tun', label: 'lvs-ts TUN (-i)', lab: 'tun', udp: true, lvsFlag: '-i' },
+  // The UDP generator (scripts/bench/udp-load.c) speaks IPv4 only.
+  nat6: { id: 'nat6', label: 'kernel NAT IPv6 (nftables)', lab: 'nat', udp: false, v6: true },
+  'lvs-nat6': { id: 'lvs-nat6', label: 'lvs-ts NAT IPv6 (-m)', lab: 'nat', udp: false, lvsFlag: '-m', v6: true },
 };
 
 /** Counters of the director process (lvs-ts paths) at one instant. */
@@ -147,6 +152,8 @@ export async function setupPath(def: PathDef, lab: Lab, env: PathEnv): Promise<A
       return simple(def, lab, lab.rsAddr, async () => {});
     case 'nat':
       return setupKernelNat(def, lab);
+    case 'nat6':
+      return setupKernelNat6(def, lab);
     case 'haproxy':
       return setupHaproxy(def, lab, env);
     default:
@@ -171,6 +178,20 @@ async function setupKernelNat(def: PathDef, lab: Lab): Promise<ActivePath> {
   await nsRun(lab.dir, ['nft', '-f', '-'], 10_000, rules);
   return simple(def, lab, KNAT_VIP, async () => {
     await nsExec(lab.dir, ['nft', 'delete', 'table', 'ip', NFT_TABLE], 10_000);
+  });
+}
+
+async function setupKernelNat6(def: PathDef, lab: Lab): Promise<ActivePath> {
+  const rules = `table ip6 ${NFT_TABLE} {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip6 daddr ${KNAT_VIP6} dnat to ${RS6_ADDR}
+  }
+}
+`;
+  await nsRun(lab.dir, ['nft', '-f', '-'], 10_000, rules);
+  return simple(def, lab, KNAT_VIP6, async () => {
+    await nsExec(lab.dir, ['nft', 'delete', 'table', 'ip6', NFT_TABLE], 10_000);
   });
 }
 
@@ -229,12 +250,14 @@ async function setupLvs(def: PathDef, lab: Lab, env: PathEnv): Promise<ActivePat
       ['-t', PORT.echo],
       ['-u', PORT.udp],
     ];
-    await Promise.all(services.map(([proto, port]) => lvsadm(['-A', proto, `${VIP}:${port}`, '-s', 'rr'])));
+    const vip = def.v6 ? `[${VIP6}]` : VIP;
+    const rsAddr = def.v6 ? `[${RS6_ADDR}]` : lab.rsAddr;
+    await Promise.all(services.map(([proto, port]) => lvsadm(['-A', proto, `${vip}:${port}`, '-s', 'rr'])));
     await Promise.all(
       services.map(([proto, port]) => {
         // NAT names the real server's port; DR and TUN keep the virtual port.
-        const rs = def.lvsFlag === '-m' ? `${lab.rsAddr}:${port}` : lab.rsAddr;
-        return lvsadm(['-a', proto, `${VIP}:${port}`, '-r', rs, def.lvsFlag!]);
+        const rs = def.lvsFlag === '-m' ? `${rsAddr}:${port}` : lab.rsAddr;
+        return lvsadm(['-a', proto, `${vip}:${port}`, '-r', rs, def.lvsFlag!]);
       }),
     );
   } catch (err) {
@@ -247,7 +270,7 @@ async function setupLvs(def: PathDef, lab: Lab, env: PathEnv): Promise<ActivePat
   return {
     def,
     lab,
-    target: VIP,
+    target: def.v6 ? VIP6 : VIP,
     lvsd: handle,
     check: () => {
       if (p.exited) throw new Error(p.death);
@@ -260,13 +283,18 @@ async function setupLvs(def: PathDef, lab: Lab, env: PathEnv): Promise<ActivePat
 }
 
 /** One HTTP request through the path: a path that cannot carry it is not worth timing. */
+/** An address as a URL's host: an IPv6 one in brackets. */
+export function urlHost(addr: string): string {
+  return addr.includes(':') ? `[${addr}]` : addr;
+}
+
 export async function probe(active: ActivePath): Promise<void> {
   const r = await nsExec(active.lab.client, [
     'curl',
     '-sS',
     '--max-time',
     '3',
-    `http://${active.target}:${PORT.http}/`,
+    `http://${urlHost(active.target)}:${PORT.http}/`,
   ]);
   if (r.code !== 0 || r.stdout.trim() !== 'ok') {
     throw new Error(

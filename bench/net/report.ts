@@ -37,12 +37,13 @@ export function tableRows(cells: Cell[], paths: PathId[], labels: Record<PathId,
   for (const m of METRICS) {
     const mine = cells.filter((c) => c.metric === m.id);
     if (mine.length === 0) continue;
-    const knat = mine.find((c) => c.path === 'nat');
     const hap = mine.find((c) => c.path === 'haproxy');
     const rows: string[][] = [];
     for (const p of paths) {
       const c = mine.find((x) => x.path === p);
       if (!c) continue;
+      // An IPv6 path is compared with the kernel's NAT over IPv6.
+      const knat = mine.find((x) => x.path === (p.endsWith('6') ? 'nat6' : 'nat'));
       const lvs = p.startsWith('lvs-');
       rows.push([
         `${m.label} (${m.unit})`,

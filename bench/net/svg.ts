@@ -11,6 +11,8 @@ const COLORS: Record<PathId, string> = {
   'lvs-nat': '#2563eb',
   'lvs-dr': '#0891b2',
   'lvs-tun': '#7c3aed',
+  nat6: '#4b5563',
+  'lvs-nat6': '#1d4ed8',
 };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { PORT } from './labs';
 import type { MetricId } from './metrics';
 import type { Profile, TestId } from './options';
-import { type ActivePath, type DirectorDelta, LvsdHandle } from './paths';
+import { type ActivePath, type DirectorDelta, LvsdHandle, urlHost } from './paths';
 import { firstLines, nsExec, type ProcRegistry, sleep, waitListening } from './proc';
 
 export interface TestCtx {
@@ -304,7 +304,7 @@ async function conn(ctx: TestCtx): Promise<TestOutcome> {
         '2s',
         '-H',
         'Connection: close',
-        `http://${target}:${PORT.http}/`,
+        `http://${urlHost(target)}:${PORT.http}/`,
       ]),
       (seconds + 15) * 1000,
     ),

@@ -45,7 +45,7 @@ int lvs_tun_open(const char *name, int offload, int multi_queue, char out_name[L
   if (offload) {
     int hdr_len = LVS_VNET_HDR;
     if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) goto fail;
-    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) < 0) goto fail;
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0) goto fail;
   }
 
   memcpy(out_name, ifr.ifr_name, LVS_IFNAMSIZ);

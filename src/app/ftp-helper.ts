@@ -153,6 +153,7 @@ export class FtpHelper {
    * port 20 to the client. Nothing is rewritten.
    */
   in6(x: PacketContext, c: number, expect: FtpExpect6): void {
+    if (x.gsoSize !== 0) return;
     const conns = x.conns6;
     const tcp = this.pointAt6(x);
     const len = tcp.payloadLen;
@@ -175,6 +176,7 @@ export class FtpHelper {
    * The reply names no address, so it is left as it is.
    */
   out6(x: PacketContext, c: number, expect: FtpExpect6): void {
+    if (x.gsoSize !== 0) return;
     const conns = x.conns6;
     const tcp = this.pointAt6(x);
     const len = tcp.payloadLen;

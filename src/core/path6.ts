@@ -131,8 +131,8 @@ export class Path6 {
     ip.reset(buf, off, len);
     const v = ip.checkLen();
     if (v !== V_OK) return v;
-    if (x.vnetHdr !== 0 && !readVnetHdr6(buf, off - VNET_HDR_LEN, ip, x, e.offload)) return D_BAD_OFFLOAD;
-    x.gsoSize = 0;
+    if (x.vnetHdr === 0) x.gsoSize = 0;
+    else if (!readVnetHdr6(buf, off - VNET_HDR_LEN, ip, x, e.offload)) return D_BAD_OFFLOAD;
     const dst0 = ip.dstWord(0);
     if (dst0 >>> 24 === 0xff || dst0 >>> 22 === 0x3fa) return D_LINK_LOCAL;
     const key = this.key;

@@ -47,6 +47,7 @@ export const VNET_F_NEEDS_CSUM = 1;
 export const VNET_GSO_NONE = 0;
 export const VNET_GSO_TCPV4 = 1;
 export const VNET_GSO_UDP = 3;
+export const VNET_GSO_TCPV6 = 4;
 
 /** Write a virtio_net_hdr at buf[off]. */
 export function writeVnetHdr(
@@ -134,7 +135,7 @@ export function readVnetHdr(
 
 /**
  * readVnetHdr for an IPv6 packet (checkLen passed): the same rules, the L4 header at the end of
- * the extension headers. The TUN is opened without TSO6, so no IPv6 GSO packet is honoured.
+ * the extension headers; a GSO packet must be TCPv6 with a partial checksum.
  */
 export function readVnetHdr6(
   buf: Buffer,
@@ -145,7 +146,14 @@ export function readVnetHdr6(
 ): boolean {
   out.gsoSize = 0;
   out.csumStart = 0;
-  if (buf[h + VNET.GSO_TYPE] !== VNET_GSO_NONE) return false;
+  const gsoType = buf[h + VNET.GSO_TYPE];
+  if (gsoType !== VNET_GSO_NONE) {
+    const size = buf.readUInt16LE(h + VNET.GSO_SIZE);
+    if (gsoType !== VNET_GSO_TCPV6 || size === 0 || ip.protocol !== IPPROTO_TCP || ip.isFragment) return false;
+    if ((buf[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) === 0) return false;
+    out.gsoSize = size;
+    counts.gso++;
+  }
   if ((buf[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) === 0) return true;
   const start = buf.readUInt16LE(h + VNET.CSUM_START);
   const offset = buf.readUInt16LE(h + VNET.CSUM_OFFSET);

@@ -12,7 +12,9 @@
 // forwards it: routes, neighbour discovery and the hop limit are its (a forwarded NAT packet's
 // hop limit is raised by one first, as for IPv4's TTL, since that forward decrements it
 // again). An offload's partial checksum stays partial (the kernel completes it, or the next
-// device does): the TUN's virtio_net_hdr in front of the packet is written back with it.
+// device does), and a TCPv6 GSO packet (the TUN takes TSO6) stays whole for the kernel to
+// segment: the TUN's virtio_net_hdr in front of the packet is written back with it. DR frames
+// carry theirs to the packet socket; a tunnel's GSO packet is segmented here (segmentTcp6).
 //
 // MTU: routers never fragment IPv6. A client's packet over the path MTU towards its real server
 // (dest.mtu) is answered here with ICMPv6 packet too big quoting the packet as the client sent it
@@ -20,7 +22,7 @@
 // answered by the kernel itself.
 
 import { A6_DEST, A6_VIRTUAL, ADDR6_WORDS } from '../conn/conn-table';
-import { FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, IPPROTO_ICMPV6, IPPROTO_UDP } from '../ip-vs';
+import { FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../ip-vs';
 import { TX_DEV_TUN } from '../native/packet-io';
 import { checksum, update16 } from '../wire/checksum';
 import { ETH } from '../wire/ethernet';
@@ -33,8 +35,9 @@ import {
   IPV6_MIN_MTU,
 } from '../wire/icmp';
 import { IPV6, Ipv6View } from '../wire/ipv6';
+import { TCP, TCP_CWR, TCP_FIN, TCP_PSH } from '../wire/tcp';
 import { V_BAD_CHECKSUM } from '../wire/verdict';
-import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, writeVnetHdr } from '../wire/vnet';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV6, writeVnetHdr } from '../wire/vnet';
 import { framePlain, type Transmitter } from './common';
 import type { PacketContext } from './packet-context';
 import { unsupported } from './unsupported';
@@ -79,8 +82,58 @@ function queueBuilt6(x: PacketContext, off: number, len: number): boolean {
  * the fragments it will be cut into again (x.fragSize6).
  */
 function wireLen6(x: PacketContext): number {
-  const len = x.ip6.totalLen;
+  const ip = x.ip6;
+  const len = ip.totalLen;
+  if (x.gsoSize !== 0) return Math.min(len, ip.l4Offset + tcpHeaderLen6(x) + x.gsoSize);
   return x.reassembled && x.fragSize6 !== 0 ? Math.min(len, x.fragSize6) : len;
+}
+
+/** Bytes of the TCP header of the current IPv6 packet (its data offset; parsed and checked before). */
+function tcpHeaderLen6(x: PacketContext): number {
+  const ip = x.ip6;
+  return (ip.buf[ip.off + ip.l4Offset + TCP.DATA_OFF] >> 4) << 2;
+}
+
+/**
+ * Software TCP segmentation of the current IPv6 GSO packet (gso.ts's segmentTcp for IPv6): each
+ * segment a complete packet in a generated slot, the headers repeated, at most x.gsoSize payload
+ * bytes, payload length and sequence number set, FIN and PSH on the last, CWR on the first only,
+ * the TCP checksum computed in full. `sink(off, len)` takes each; returns TX_QUEUED or its drop.
+ */
+function segmentTcp6(x: PacketContext, sink: (off: number, len: number) => number): number {
+  const ip = x.ip6;
+  const buf = ip.buf;
+  const thl = tcpHeaderLen6(x);
+  const hdrs = ip.l4Offset + thl;
+  const payload = ip.totalLen - hdrs;
+  const mss = x.gsoSize;
+  if (hdrs + Math.min(mss, payload) > x.slotCapacity) return D_TOO_BIG;
+  const tcpAt = ip.off + ip.l4Offset;
+  const seq0 = buf.readUInt32BE(tcpAt + TCP.SEQ);
+  const flags0 = buf[tcpAt + TCP.FLAGS];
+  let done = 0;
+  do {
+    const chunk = Math.min(mss, payload - done);
+    const g = x.genSlot();
+    if (g < 0) return D_TOO_BIG;
+    buf.copy(buf, g, ip.off, ip.off + hdrs);
+    buf.copy(buf, g + hdrs, ip.off + hdrs + done, ip.off + hdrs + done + chunk);
+    const len = hdrs + chunk;
+    buf.writeUInt16BE(len - IPV6.HEADER, g + IPV6.PAYLOAD_LEN);
+    const t = g + ip.l4Offset;
+    buf.writeUInt32BE((seq0 + done) >>> 0, t + TCP.SEQ);
+    let flags = flags0;
+    if (done !== 0) flags &= ~TCP_CWR;
+    if (done + chunk < payload) flags &= ~(TCP_FIN | TCP_PSH);
+    buf[t + TCP.FLAGS] = flags;
+    buf.writeUInt16BE(0, t + TCP.CHECKSUM);
+    built.reset(buf, g, len);
+    buf.writeUInt16BE(checksum(buf, t, thl + chunk, built.pseudoHeaderSum(IPPROTO_TCP, thl + chunk)), t + TCP.CHECKSUM);
+    const v = sink(g, len);
+    if (v !== TX_QUEUED) return v;
+    done += chunk;
+  } while (done < payload);
+  return TX_QUEUED;
 }
 
 /** The identification of the fragments the director cuts (one per datagram). */
@@ -283,6 +336,10 @@ export const dr6: Transmitter = {
     }
     const ip = x.ip6;
     const len = ip.totalLen;
+    if (wireLen6(x) > dest.mtu) {
+      sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, dest.mtu);
+      return D_FRAG_NEEDED;
+    }
     // A datagram reassembled here leaves in fragments again, no larger than it came in and
     // than the path allows.
     if (x.reassembled && x.fragSize6 !== 0 && len > Math.min(x.fragSize6, dest.mtu)) {
@@ -291,15 +348,24 @@ export const dr6: Transmitter = {
         return x.queue(x.outOff, x.outLen, x.outDev);
       });
     }
-    if (len > dest.mtu) {
-      sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, dest.mtu);
-      return D_FRAG_NEEDED;
-    }
     const vnet = x.vnetHdr;
     const off = ip.off - ETH.HEADER - vnet;
     if (vnet !== 0) {
-      // A partial checksum stays partial; its offsets now count from the Ethernet header.
-      if (x.csumStart !== 0) {
+      // A partial checksum stays partial, a GSO packet is segmented by the kernel on the way out;
+      // their offsets now count from the Ethernet header.
+      if (x.gsoSize !== 0) {
+        const hdrs = ETH.HEADER + ip.l4Offset + tcpHeaderLen6(x);
+        writeVnetHdr(
+          ip.buf,
+          off,
+          VNET_F_NEEDS_CSUM,
+          VNET_GSO_TCPV6,
+          hdrs,
+          x.gsoSize,
+          ETH.HEADER + x.csumStart,
+          x.csumOffset,
+        );
+      } else if (x.csumStart !== 0) {
         writeVnetHdr(ip.buf, off, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, ETH.HEADER + x.csumStart, x.csumOffset);
       } else {
         writeVnetHdr(ip.buf, off, 0, VNET_GSO_NONE, 0, 0, 0, 0);
@@ -344,28 +410,21 @@ export const tunnel6: Transmitter = {
     const src = dest.tunSrc6;
     if (dest.noRoute || src === null) return D_NO_ROUTE;
     const ip = x.ip6;
-    const len = ip.totalLen;
     const mtu = dest.mtu - OUTER6;
-    if (len > mtu) {
+    if (wireLen6(x) > mtu) {
       if (mtu < IPV6_MIN_MTU) return D_TOO_BIG;
       sendIcmp6Error(x, ICMPV6_PKT_TOOBIG, 0, mtu);
       return D_FRAG_NEEDED;
     }
-    if (x.csumStart !== 0) completeChecksum6(x);
-    const buf = ip.buf;
-    const off = ip.off - OUTER6;
-    buf.writeUInt32BE((0x60000000 | (ip.trafficClass << 20)) >>> 0, off + IPV6.VER_TC_FL);
-    buf.writeUInt16BE(len, off + IPV6.PAYLOAD_LEN);
-    buf[off + IPV6.NEXT_HEADER] = IPPROTO_IPV6;
-    // The kernel's forward takes one off: the outer hop limit arrives as the inner one.
-    buf[off + IPV6.HOP_LIMIT] = Math.min(255, ip.hopLimit + 1);
-    const a6 = dest.addr6!;
-    for (let i = 0; i < 4; i++) {
-      buf.writeUInt32BE(src[i], off + IPV6.SRC + 4 * i);
-      buf.writeUInt32BE(a6[i], off + IPV6.DST + 4 * i);
+    // The kernel cannot segment inside IPv6-in-IPv6 written from user space: cut here first.
+    if (x.gsoSize !== 0) {
+      return segmentTcp6(x, (g, n) => (queueBuilt6(x, encap6(x, src, g, n), n + OUTER6) ? TX_QUEUED : D_TOO_BIG));
     }
+    if (x.csumStart !== 0) completeChecksum6(x);
+    const len = ip.totalLen;
+    const off = encap6(x, src, ip.off, len);
     const vnet = x.vnetHdr;
-    if (vnet !== 0) writeVnetHdr(buf, off - vnet, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+    if (vnet !== 0) writeVnetHdr(ip.buf, off - vnet, 0, VNET_GSO_NONE, 0, 0, 0, 0);
     x.outOff = off - vnet;
     x.outLen = vnet + OUTER6 + len;
     x.outDev = TX_DEV_TUN;
@@ -374,6 +433,27 @@ export const tunnel6: Transmitter = {
   // Only NAT handles replies; anything else from the real server is forwarded as is.
   out: bypass6,
 };
+
+/**
+ * Write the outer IPv6 header (next header 41, from `src` to the dest) in front of the inner
+ * packet at buf[off, off + len); returns where it starts.
+ */
+function encap6(x: PacketContext, src: Uint32Array, off: number, len: number): number {
+  const buf = x.ip6.buf;
+  const at = off - OUTER6;
+  const tc = ((buf.readUInt16BE(off) >>> 4) & 0xff) << 20;
+  buf.writeUInt32BE((0x60000000 | tc) >>> 0, at + IPV6.VER_TC_FL);
+  buf.writeUInt16BE(len, at + IPV6.PAYLOAD_LEN);
+  buf[at + IPV6.NEXT_HEADER] = IPPROTO_IPV6;
+  // The kernel's forward takes one off: the outer hop limit arrives as the inner one.
+  buf[at + IPV6.HOP_LIMIT] = Math.min(255, buf[off + IPV6.HOP_LIMIT] + 1);
+  const a6 = x.dest.addr6!;
+  for (let i = 0; i < 4; i++) {
+    buf.writeUInt32BE(src[i], at + IPV6.SRC + 4 * i);
+    buf.writeUInt32BE(a6[i], at + IPV6.DST + 4 * i);
+  }
+  return at;
+}
 
 /** IPv6 transmitters by forwarding method (LOCALNODE and BYPASS drop as fwd_unsupported). */
 export const TRANSMITTERS6: readonly Transmitter[] = (() => {

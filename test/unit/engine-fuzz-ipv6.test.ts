@@ -234,8 +234,10 @@ function judge(o: Buffer, i: Buffer, partial: boolean): string | null {
     ip = inner;
   }
   const ok = l4ChecksumOk(ip);
-  // Checksums are inherited (a rewrite keeps a wrong one wrong), never introduced.
-  if (!partial && ok === false && l4ChecksumOk(i) !== false && ip[6] !== 58) {
+  // Checksums are inherited (a rewrite keeps a wrong one wrong), never introduced. Output made
+  // from a reassembled datagram (the input a fragment) inherits from fragments not at hand.
+  const fromFragments = i.length >= 48 && i[6] === 44 && (i.readUInt16BE(42) & 0xfff9) !== 0;
+  if (!partial && !fromFragments && ok === false && l4ChecksumOk(i) !== false && ip[6] !== 58) {
     return 'an L4 checksum the input did not have wrong';
   }
   return null;

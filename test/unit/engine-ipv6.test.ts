@@ -10,6 +10,7 @@ import { formatConnFiles } from '../../src/procfs/conns';
 import { ipv6Words } from '../../src/wire/addr6';
 import { Ipv6View } from '../../src/wire/ipv6';
 import { V_OK } from '../../src/wire/verdict';
+import { VNET_F_NEEDS_CSUM } from '../../src/wire/vnet';
 import { mayAnswer6 } from '../../src/xmit/ipv6';
 import { DROP_NAMES } from '../../src/xmit/verdict';
 import { DEV_MAC, destSpec, director, drops, RS_MAC, svcSpec, type TestDirector } from '../helpers/engine-lab';
@@ -385,6 +386,19 @@ describe('engine: IPv6 fragments', () => {
     expect(drops(d)).toEqual({});
   });
 
+  it('tunnels a reassembled datagram whole when it fits the path', async () => {
+    const d = director();
+    d.host.paths.set(RS6A, { dev: 'eth1', src: 0, src6: ipv6Words('2001:db8::fe')!, mtu: 9000, devMac: DEV_MAC });
+    const svc = svcSpec(VIP6, 53, { protocol: IPPROTO_UDP, sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 53, { fwd: FWD_TUNNEL }));
+    const dgram = udp6({ src: CLIENT6, dst: VIP6, sport: 5000, dport: 53, payload: Buffer.alloc(3000, 1) });
+    const out = d.send(...fragment6(dgram, 1280, 77));
+    expect(out).toHaveLength(1);
+    expect(decode6(out[0]!.subarray(40))).toMatchObject({ dst: VIP6, checksumOk: true });
+    expect(out[0]!.subarray(40)).toEqual(dgram);
+  });
+
   it('answers a datagram that never completes with time exceeded after 60 s, and drops overlaps', async () => {
     const d = await natDirector({ protocol: IPPROTO_UDP });
     const frags = fragment6(
@@ -409,5 +423,80 @@ describe('engine: IPv6 fragments', () => {
     d.send(again[0]!, overlap);
     expect(drops(d)).toMatchObject({ frag_overlap: 1 });
     expect(d.engine.v6.frags.queues).toBe(0);
+  });
+});
+
+describe('engine: IPv6 with TUN offloads (partial checksums, TCPv6 GSO)', () => {
+  /** The folded pseudo-header sum a GSO packet's partial TCP checksum holds (length 0, as Linux's). */
+  function partialSum(p: Buffer): number {
+    const ph = Buffer.alloc(40);
+    p.copy(ph, 0, 8, 40);
+    ph[39] = 6;
+    let s = 0;
+    for (let i = 0; i < 40; i += 2) s += ph.readUInt16BE(i);
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    return s;
+  }
+  /** A 4000-byte TCPv6 GSO packet (1400-byte segments) as the TUN hands it over, vnet header first. */
+  function gso(): Buffer {
+    const p = tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80, flags: 'PA', payload: Buffer.alloc(4000, 3) });
+    p.writeUInt16BE(partialSum(p), 40 + 16);
+    const h = Buffer.alloc(10);
+    h[0] = VNET_F_NEEDS_CSUM;
+    h[1] = 4; // TCPV6
+    h.writeUInt16LE(60, 2);
+    h.writeUInt16LE(1400, 4);
+    h.writeUInt16LE(40, 6);
+    h.writeUInt16LE(16, 8);
+    return Buffer.concat([h, p]);
+  }
+  const syn = () => Buffer.concat([Buffer.alloc(10), tcp6({ src: CLIENT6, dst: VIP6, sport: 40000, dport: 80 })]);
+
+  it('NAT keeps a GSO packet whole for the kernel, its partial checksum following the addresses', async () => {
+    const d = director({ offload: true });
+    const svc = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 8080, { fwd: FWD_MASQ }));
+    d.send(syn());
+    const [out] = d.send(gso());
+    expect(out!.subarray(0, 10)).toEqual(gso().subarray(0, 10));
+    const p = out!.subarray(10);
+    expect(decode6(p)).toMatchObject({ dst: RS6A, dport: 8080 });
+    expect(p.length).toBe(40 + 20 + 4000);
+    expect(p.readUInt16BE(56)).toBe(partialSum(p));
+    expect(d.engine.offload.gso).toBe(1);
+  });
+
+  it('a tunnel cuts a GSO packet into whole segments, each in its own outer header', async () => {
+    const d = director({ offload: true });
+    d.host.paths.set(RS6A, { dev: 'eth1', src: 0, src6: ipv6Words('2001:db8::fe')!, mtu: 1500, devMac: DEV_MAC });
+    const svc = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 80, { fwd: FWD_TUNNEL }));
+    d.send(syn());
+    const out = d.send(gso());
+    expect(out).toHaveLength(3);
+    const seqs = out.map((o) => {
+      const inner = o.subarray(10 + 40);
+      const dec = decode6(inner);
+      expect(dec).toMatchObject({ dst: VIP6, checksumOk: true });
+      expect(dec.payload.length - 20).toBeLessThanOrEqual(1400);
+      return inner.readUInt32BE(44);
+    });
+    expect(seqs).toEqual([1000, 2400, 3800]);
+  });
+
+  it('DR hands the packet socket the GSO packet with offsets counted from the Ethernet header', async () => {
+    const d = director({ offload: true });
+    d.host.paths.set(RS6A, { dev: 'eth1', src: 0, mtu: 1500, devMac: DEV_MAC, mac: RS_MAC });
+    const svc = svcSpec(VIP6, 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec(RS6A, 80, { fwd: FWD_DROUTE }));
+    d.send(syn());
+    const [frame] = d.send(gso());
+    expect([frame![1], frame!.readUInt16LE(2), frame!.readUInt16LE(4), frame!.readUInt16LE(6)]).toEqual([
+      4, 74, 1400, 54,
+    ]);
+    expect(frame!.readUInt16BE(10 + 12)).toBe(0x86dd);
   });
 });
