@@ -494,12 +494,22 @@ export class Engine {
     return TRANSMITTERS[conns.xmit[c]].out(x, c);
   }
 
-  /** The current packet, in (client → service) or out (real server → client), on every counter it moves. */
-  private countPacket(dest: Dest, out: boolean): void {
-    const bytes = this.x.ip.totalLen;
+  /**
+   * The current packet, in (client → service) or out (real server → client), on every counter it
+   * moves; `bytes`: its length (the IPv4 one's unless told: path6.ts gives the IPv6 one's).
+   */
+  countPacket(dest: Dest, out: boolean, bytes = this.x.ip.totalLen): void {
     count(dest.stats, out, bytes);
     count(dest.svc.stats, out, bytes);
     count(this.stats, out, bytes);
+  }
+
+  /**
+   * Decide a datagram reassembled into the slab's big slot (`len` bytes) as one packet (Defrag's
+   * decideWhole; path6.ts's IPv6 datagrams too, which process() sends back there).
+   */
+  decideReassembled(len: number): number {
+    return this.defrag.decideWhole(len);
   }
 
   /** Expire what is due; call once a second. Returns the number of connections expired. */

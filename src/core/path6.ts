@@ -52,7 +52,6 @@ import {
   IPPROTO_UDP,
   ipv6FoldWords,
   type Service,
-  type Stats,
   SVC_F_ONEPACKET,
   SVC_F_PERSISTENT,
 } from '../ip-vs';
@@ -75,25 +74,12 @@ import {
   D_NO_DEST,
   D_NO_SERVICE,
   D_TABLE_FULL,
-  TX,
   TX_HELD,
-  TX_QUEUED,
 } from '../xmit/verdict';
 import { ConnLife } from './conn-life';
 import { FRAG_DROPS } from './defrag';
 import type { Engine } from './engine';
 import { bindSyncedDest, syncConn } from './sync-conn';
-
-/** Count one packet of `bytes` in, or out, on a stats block. */
-function count(s: Stats, out: boolean, bytes: number): void {
-  if (out) {
-    s.outPkts++;
-    s.outBytes += bytes;
-  } else {
-    s.inPkts++;
-    s.inBytes += bytes;
-  }
-}
 
 /** Word `i` of the mask of an IPv6 prefix of `plen` bits. */
 function prefixWord(plen: number, i: number): number {
@@ -200,25 +186,12 @@ export class Path6 {
     if (status === FRAG_HELD) return TX_HELD;
     if (status !== FRAG_COMPLETE) return FRAG_DROPS[status];
     const slab = e.io.slab;
-    const tx = x.tx;
     // The big slot may still be queued from this batch: send that first.
-    if (tx.bigQueued) tx.flush();
-    const big = slab.bigOffset;
-    const fragSize = r.completeFragSize;
-    const n = r.copyComplete(slab.buf, big);
-    if (x.vnetHdr !== 0) slab.buf.fill(0, big - VNET_HDR_LEN, big);
-    x.reassembled = true;
-    x.fragSize6 = fragSize;
-    const v = this.process(slab.buf, big, n);
-    x.reassembled = false;
+    if (x.tx.bigQueued) x.tx.flush();
+    x.fragSize6 = r.completeFragSize;
+    const n = r.copyComplete(slab.buf, slab.bigOffset);
+    const v = e.decideReassembled(n);
     x.fragSize6 = 0;
-    if (v === TX) {
-      // Queued here, so the big slot's use is known to flush() before it is reused.
-      tx.queue(x.outOff, x.outLen, x.outDev);
-      tx.bigQueued = true;
-      return TX_HELD;
-    }
-    if (v === TX_QUEUED) tx.bigQueued = true;
     return v;
   }
 
@@ -349,7 +322,7 @@ export class Path6 {
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     const x = this.x;
     x.dest = dest;
-    this.countPacket(dest, false);
+    e.countPacket(dest, false, x.ip6.totalLen);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_IN, x.meta, e.defense.secureTcpOn));
     const pkts = ++conns.inPkts[c];
     if (e.syncSink !== null) syncConn(e, conns, e.syncSink, c, pkts);
@@ -366,17 +339,10 @@ export class Path6 {
     const dest = e.dests.get(conns.dest[c]) ?? bindSyncedDest(e, conns, c);
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return D_DEST_UNAVAILABLE;
     x.dest = dest;
-    this.countPacket(dest, true);
+    e.countPacket(dest, true, x.ip6.totalLen);
     this.life.setState(c, h, dest, h.transition(conns, c, DIR_OUT, x.meta, e.defense.secureTcpOn));
     if ((conns.flags[c] & CONN_F_APP) !== 0) e.ftp6.out6(x, c, e.expect6);
     return TRANSMITTERS6[conns.xmit[c]].out(x, c);
-  }
-
-  private countPacket(dest: Dest, out: boolean): void {
-    const bytes = this.x.ip6.totalLen;
-    count(dest.stats, out, bytes);
-    count(dest.svc.stats, out, bytes);
-    count(this.e.stats, out, bytes);
   }
 
   /** Expire fragments (in the engine's tick, inside a batch: time exceeded may be sent). */

@@ -128,7 +128,8 @@ export interface ReassemblerOptions {
   hashSeed?: number;
 }
 
-function positiveInt(name: string, v: number | undefined, dflt: number): number {
+/** A positive integer option, or `dflt` when it is not given. */
+export function positiveInt(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!Number.isInteger(v) || v <= 0) throw new InvalidError(`invalid reassembly ${name}: ${v}`);
   return v;

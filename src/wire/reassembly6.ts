@@ -21,7 +21,6 @@
 //
 // Outcomes are reassembly.ts's FRAG_* numbers; the complete datagram is read with copyComplete().
 
-import { InvalidError } from '../errors';
 import { ipv6FoldWords } from '../ip-vs';
 import { IPPROTO_AH, IPV6, IPV6_FRAG_HEADER } from './ipv6';
 import {
@@ -38,6 +37,7 @@ import {
   FRAG_STATUS_COUNT,
   FRAG_TOO_BIG,
   type FragStatus,
+  positiveInt,
 } from './reassembly';
 
 /** Linux's ip6frag_time. */
@@ -64,12 +64,6 @@ export interface Reassembler6Options {
    * quotes. Valid only during the call.
    */
   onExpire?: (bufShared: Buffer, off: number, len: number) => void;
-}
-
-function positiveInt(name: string, v: number | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new InvalidError(`invalid reassembly ${name}: ${v}`);
-  return v;
 }
 
 export class Reassembler6 {
