@@ -59,9 +59,9 @@ import type {
 const MAX_TIMEOUT = 2678400;
 
 /**
- * What the kernel answers for what it was built without: lvsd forwards IPv4 only so far, and
- * answers an IPv6 service or real server as a kernel without CONFIG_IP_VS_IPV6 does (before
- * anything else is checked); the same for a protocol it has no handler for (SCTP).
+ * What the kernel answers for what it was built without: a protocol lvsd has no handler for
+ * (SCTP), and a tunnel across address families (an IPv4 service's IPv6 tunnel endpoint and the
+ * reverse), which lvsd does not transmit yet.
  */
 function afNotSupported(): never {
   throw new LvsError('EAFNOSUPPORT', 'Operation not supported with specified address family');
