@@ -519,7 +519,10 @@ export class Engine {
     this.frags.expire(this.now);
     this.v6.expireFragments(this.now);
     this.tx.flush();
-    if (this.defense.dropEntryOn) this.defense.sweep(this.conns, this.now, this.life.remove);
+    if (this.defense.dropEntryOn) {
+      this.defense.sweep(this.conns, this.now, this.life.remove);
+      this.defense.sweep(this.v6.conns, this.now, this.v6.life.remove);
+    }
     return this.conns.tick(this.now, this.life.expire) + this.v6.tick(this.now);
   }
 }

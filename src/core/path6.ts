@@ -24,8 +24,8 @@
 // out6), their expected data connections core/ftp-expect.ts FtpExpectations6.
 // Connections are offered to a master sync daemon and bound to their dest when synced as the
 // IPv4 path's are (sync-conn.ts, sync-apply.ts, over this table).
-// Not yet for IPv6 (ARCHITECTURE.md lists them): SYN cookies, the drop_entry
-// defense's sweep, DR/TUN FTP data connections found through the FTP service.
+// Not yet for IPv6 (ARCHITECTURE.md lists them): SYN cookies, DR/TUN FTP data connections
+// found through the FTP service.
 
 import {
   A6_CLIENT,

@@ -20,6 +20,7 @@ import {
   VIP,
 } from '../helpers/engine-lab';
 import { packet } from '../helpers/packet-builder';
+import { tcp6 } from '../helpers/packet6';
 
 function fromClient(flags: string, sport = 40000, src = CLIENT): Buffer {
   return packet().ipv4({ src, dst: VIP }).tcp({ sport, dport: 80, flags, seq: 1, ack: 1 }).build();
@@ -133,5 +134,22 @@ describe('drop_entry', () => {
     expect(d.engine.defense.counts.entriesDropped).toBe(300 - halfOpen);
     const dest = d.engine.services.list[0].dests[0];
     expect([dest.activeConns, dest.inactConns]).toEqual([1, halfOpen]);
+  });
+
+  it('sweeps the IPv6 table too', async () => {
+    const d = director();
+    const svc = svcSpec('2001:db8:1::1', 80, { sched: 'rr', netmask: '128', af: 10 });
+    await d.balancer.addService(svc);
+    await d.balancer.addDest(svc, destSpec('2001:db8:2::10', 80, { fwd: FWD_MASQ }));
+    for (let i = 0; i < 300; i++) {
+      d.send(tcp6({ src: `2001:db8:9::${(i + 1).toString(16)}`, dst: '2001:db8:1::1', sport: 1000 + i, dport: 80 }));
+    }
+    expect(d.engine.v6.conns.count).toBe(300);
+    writeSysctl(d.plane, 'drop_entry', '3');
+    for (let s = 0; s < 40; s++) d.advance(1);
+    const left = d.engine.v6.conns.count;
+    expect(left).toBeLessThan(150);
+    expect(d.engine.defense.counts.entriesDropped).toBe(300 - left);
+    expect(d.engine.services.list[0].dests[0].inactConns).toBe(left);
   });
 });
