@@ -42,7 +42,7 @@ import {
 } from '../ip-vs';
 import { getScheduler } from '../sched/registry';
 import { ipToU32, isValidIpv4, u32ToIp } from '../wire/addr';
-import { isValidIpv6 } from '../wire/addr6';
+import { formatIpv6, isValidIpv6, parseIpv6 } from '../wire/addr6';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults
@@ -1215,8 +1215,50 @@ function parseVirtualServer(ip: Interp, s: Stmt): VirtualServer | null {
 
 // ---- virtual_server_group ----
 
-/** `a.b.c.d`, `a.b.c.d-e`, `a.b.c.d-A.B.C.D` or `a.b.c.d/N` as [first, last]; null if invalid. */
+/**
+ * An IPv6 address or range, `2001:db8::1-a`: the last group runs from the address's to the
+ * hex number after the dash (keepalived's reading). [first, last] in canonical text, or null.
+ */
+function parseAddrRange6(s: string): [string, string] | null {
+  const dash = s.indexOf('-');
+  const lo = parseIpv6(dash < 0 ? s : s.slice(0, dash));
+  if (lo === null) return null;
+  const first = formatIpv6(lo);
+  if (dash < 0) return [first, first];
+  const text = s.slice(dash + 1);
+  if (!/^[0-9a-fA-F]{1,4}$/.test(text)) return null;
+  const last = Number.parseInt(text, 16);
+  if (last < ((lo[14] << 8) | lo[15])) return null;
+  const hi = Uint8Array.from(lo);
+  hi[14] = last >> 8;
+  hi[15] = last & 0xff;
+  return [first, formatIpv6(hi)];
+}
+
+/** The addresses from `first` to `last` (a range parseAddrRange made), in order. */
+export function rangeAddrs(first: string, last: string): string[] {
+  if (!first.includes(':')) {
+    const out: string[] = [];
+    for (let a = ipToU32(first); a <= ipToU32(last); a++) out.push(u32ToIp(a));
+    return out;
+  }
+  const b = parseIpv6(first)!;
+  const end = parseIpv6(last)!;
+  const out: string[] = [];
+  for (let g = (b[14] << 8) | b[15]; g <= ((end[14] << 8) | end[15]); g++) {
+    b[14] = g >> 8;
+    b[15] = g & 0xff;
+    out.push(formatIpv6(b));
+  }
+  return out;
+}
+
+/**
+ * `a.b.c.d`, `a.b.c.d-e`, `a.b.c.d-A.B.C.D` or `a.b.c.d/N` (and IPv6 `addr` or `addr-x`) as
+ * [first, last]; null if invalid.
+ */
 export function parseAddrRange(s: string): [string, string] | null {
+  if (s.includes(':')) return parseAddrRange6(s);
   const slash = s.indexOf('/');
   if (slash >= 0) {
     const base = s.slice(0, slash);
@@ -1261,7 +1303,7 @@ function parseGroup(ip: Interp, s: Stmt): VirtualServerGroup | null {
       ip.error(k.kw, `virtual_server_group ${g.name}: invalid address or range '${k.kw.text}'; entry rejected`);
       continue;
     }
-    const size = ipToU32(range[1]) - ipToU32(range[0]) + 1;
+    const size = rangeAddrs(range[0], range[1]).length;
     if (size > MAX_GROUP_RANGE) {
       ip.error(k.kw, `virtual_server_group ${g.name}: range '${k.kw.text}' has ${size} addresses; entry rejected`);
       continue;
@@ -1432,7 +1474,7 @@ export function toIpvsServices(vs: VirtualServer, groups: ReadonlyMap<string, Vi
     pe: vs.persistenceEngine ?? '',
   };
   const proto = IP_VS_PROTOCOLS[vs.protocol];
-  const keys: { protocol: number; addr: string; port: number; fwmark: number; af?: number }[] = [];
+  const keys: { protocol: number; addr: string; port: number; fwmark: number; af?: number; netmask?: string }[] = [];
   const t = vs.target;
   if (t.kind === 'addr' && isValidIpv6(t.addr)) {
     // An IPv6 service: its netmask is a prefix length, 128 unless persistence_granularity says.
@@ -1450,9 +1492,11 @@ export function toIpvsServices(vs: VirtualServer, groups: ReadonlyMap<string, Vi
         keys.push({ protocol: 0, addr: '0.0.0.0', port: 0, fwmark: e.fwmark });
         continue;
       }
-      for (let a = ipToU32(e.first); a <= ipToU32(e.last); a++)
-        keys.push({ protocol: proto, addr: u32ToIp(a), port: e.port, fwmark: 0 });
+      // An IPv6 entry's services are IPv6 ones, their netmask a prefix length.
+      const af = e.first.includes(':') ? { af: AF_INET6, netmask: '128' } : {};
+      for (const addr of rangeAddrs(e.first, e.last))
+        keys.push({ protocol: proto, addr, port: e.port, fwmark: 0, ...af });
     }
   }
-  return keys.map((k) => ({ svc: { ...k, ...base }, dests: destSpecs(vs) }));
+  return keys.map((k) => ({ svc: { ...base, ...k }, dests: destSpecs(vs) }));
 }

@@ -1089,3 +1089,28 @@ describe('keepalived.conf: IPv6 virtual servers', () => {
     expect(conf.warnings.join('\n')).toMatch(/persistence_granularity/);
   });
 });
+
+describe('keepalived.conf: IPv6 ranges in virtual_server_group', () => {
+  it('expands the last group of an IPv6 range (hex), and refuses a range running backwards', () => {
+    const conf = parseOne(`virtual_server_group web6 {
+    2001:db8::9-b 80
+    2001:db8::ff 8080
+    2001:db8::5-3 80
+}
+virtual_server group web6 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 2001:db8:10::1 80 { }
+}
+`);
+    expect(conf.errors.join('\\n')).toMatch(/invalid address or range '2001:db8::5-3'/);
+    const services = toIpvsServices(conf.virtualServers[0]!, conf.groups);
+    expect(services.map((s) => `${s.svc.addr} ${s.svc.port} ${s.svc.af} ${s.svc.netmask}`)).toEqual([
+      '2001:db8::9 80 10 128',
+      '2001:db8::a 80 10 128',
+      '2001:db8::b 80 10 128',
+      '2001:db8::ff 8080 10 128',
+    ]);
+  });
+});
